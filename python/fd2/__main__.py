@@ -1,0 +1,3 @@
+from fd2.cli import main
+
+main()

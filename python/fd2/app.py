@@ -1,0 +1,242 @@
+"""The raw ASGI application: route each request to its module, render every error one way.
+
+This is the hot path. Per request: one pass over the headers, a dict lookup for the route, the
+module's handler. Anything that can be decided earlier (handlers, auth mode, environments) was
+decided when the route table was compiled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fd2.config import Settings, settings_from_environment
+from fd2.environments import canonical_environment, is_valid_environment_name
+from fd2.errors import (
+    INTERNAL_ERROR_BODY,
+    BadRequest,
+    Fd2Error,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    UnknownEnvironment,
+)
+from fd2.logs import configure_logging
+from fd2.module import Handler
+from fd2.request import ClientDisconnected, Request
+from fd2.request_ids import request_id_from
+from fd2.responses import send_bytes, send_error
+from fd2.route_table import Route
+from fd2.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
+from fd2.runtime import Runtime
+from fd2.types import Message, Receive, Scope, Send
+
+_log = logging.getLogger("fd2.app")
+_HEALTH_OK = b'{"status":"ok"}'
+_HEALTH_DRAINING = b'{"status":"draining"}'
+
+
+class Fd2App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self._base_domain = settings.base_domain.encode() if settings.base_domain else None
+        self._default_environment = canonical_environment(settings.default_env)
+        self._draining = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client_id = project_module = environment = host = length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                client_id = value
+            elif name == b"x-project-module":
+                project_module = value
+            elif name == b"x-environment":
+                environment = value
+            elif name == b"host":
+                host = value
+            elif name == b"content-length":
+                length = value
+        request_id = request_id_from(client_id)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            await send(message)
+
+        self._in_flight += 1
+        try:
+            if scope["path"] == "/healthz":
+                await send_bytes(
+                    send_with_id,
+                    503 if self._draining else 200,
+                    _HEALTH_DRAINING if self._draining else _HEALTH_OK,
+                )
+                return
+            raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+            key = await self._route_key(raw_path, project_module, host)
+            route = await self._route(key, environment)
+            handler = _handler(route, key, scope["method"])
+            request = Request(
+                scope,
+                receive,
+                request_id=request_id.decode("ascii"),
+                project=key.project,
+                module=key.module,
+                environment=route.environment,
+                path=key.path,
+                content_length=_content_length(length),
+                max_body=self.settings.max_body_bytes,
+            )
+            loaded = route.loaded
+            assert loaded is not None
+            loaded.acquire()
+            try:
+                await handler(request, send_with_id)
+            finally:
+                loaded.release()
+        except Fd2Error as exc:
+            if not started:
+                await send_error(send_with_id, exc)
+        except ClientDisconnected:
+            pass
+        except Exception as exc:
+            _log.error("request %s failed: %s", request_id.decode("ascii"), type(exc).__name__)
+            if not started:
+                await send_bytes(send_with_id, 500, INTERNAL_ERROR_BODY)
+        finally:
+            self._in_flight -= 1
+            if self._draining and not self._in_flight:
+                self._idle.set()
+
+    async def _route_key(
+        self, raw_path: bytes, project_module: bytes | None, host: bytes | None
+    ) -> RouteKey:
+        if project_module is not None:
+            return key_from_header(project_module, raw_path)
+        if self._base_domain is not None and host is not None:
+            candidates = subdomain_candidates(host, self._base_domain)
+            if candidates:
+                return await self._pick_subdomain(candidates, raw_path)
+        return key_from_path(raw_path)
+
+    async def _pick_subdomain(self, candidates: list[tuple[str, str]], raw_path: bytes) -> RouteKey:
+        path = raw_path.decode("latin-1")
+        runtime = self._runtime()
+        for project, module in candidates:
+            if (project, module) in runtime.builder.table.groups:
+                return RouteKey(project, module, path)
+        if runtime.control_tower is not None:
+            for project, module in candidates:
+                try:
+                    await runtime.control_tower.ensure(project)
+                except NotFound:
+                    continue
+                if (project, module) in runtime.builder.table.groups:
+                    return RouteKey(project, module, path)
+        project, module = candidates[0]
+        return RouteKey(project, module, path)
+
+    async def _route(self, key: RouteKey, environment: bytes | None) -> Route:
+        runtime = self._runtime()
+        group = runtime.builder.table.groups.get((key.project, key.module))
+        if group is None:
+            if key.project not in runtime.builder.table.projects and runtime.control_tower:
+                await runtime.control_tower.ensure(key.project)
+                group = runtime.builder.table.groups.get((key.project, key.module))
+            if group is None:
+                if key.project in runtime.builder.table.projects:
+                    raise NotFound(f"Unknown module {key.module!r} in project {key.project!r}.")
+                raise NotFound(f"Unknown project {key.project!r}.")
+        if environment is not None:
+            name = environment.decode("latin-1")
+            if not is_valid_environment_name(name):
+                raise BadRequest("Invalid X-Environment header.", param="X-Environment")
+            env = canonical_environment(name)
+        elif group.default_environment is not None:
+            env = group.default_environment
+        elif len(group.by_environment) == 1:
+            env = next(iter(group.by_environment))
+        else:
+            env = self._default_environment
+        route = group.by_environment.get(env)
+        if route is None:
+            raise UnknownEnvironment(
+                f"Environment {env!r} is not configured for {key.project}/{key.module}; "
+                f"valid environments: {group.environment_list}.",
+                param="X-Environment",
+            )
+        if route.unavailable is not None:
+            raise route.unavailable
+        return route
+
+    def _runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise ServiceUnavailable("The gateway is starting; try again shortly.")
+        return self.runtime
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    configure_logging(self.settings.log_level)
+                    self.runtime = await Runtime.start(self.settings)
+                except Fd2Error as exc:
+                    _log.error("start-up failed: %s", exc.message)
+                    await send({"type": "lifespan.startup.failed", "message": exc.message})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._drain()
+                if self.runtime is not None:
+                    await self.runtime.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _drain(self) -> None:
+        """Let in-flight requests and streams finish, for at most the shutdown timeout."""
+        self._draining = True
+        if not self._in_flight:
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_timeout)
+        except TimeoutError:
+            _log.warning("shutdown: %d requests still running at the deadline", self._in_flight)
+
+
+def _handler(route: Route, key: RouteKey, method: str) -> Handler:
+    methods = route.handlers.get(key.path)
+    if methods is None:
+        raise NotFound(f"Unknown endpoint {key.path} for module {key.project}/{key.module}.")
+    handler = methods.get(method)
+    if handler is None:
+        raise MethodNotAllowed(
+            f"Method {method} is not allowed for {key.path}.", allowed=tuple(methods)
+        )
+    return handler
+
+
+def _content_length(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest("Invalid Content-Length header.")
+    return int(value)
+
+
+def create_app() -> Fd2App:
+    """Granian's factory target: settings come from the environment `fd2 serve` prepared."""
+    return Fd2App(settings_from_environment())

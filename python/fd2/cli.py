@@ -1,0 +1,116 @@
+"""`fd2 serve`: parse flags (each with an FD2_* variable), then run the ASGI app under Granian."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from fd2.config import SETTINGS_ENV, Settings, env_name
+
+_HELP = {
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "workers": "worker processes (one event loop each)",
+    "manifests": "directory of manifest files: the embedded default",
+    "control_tower": "Control Tower base URL (GET /manifests/{project_id})",
+    "control_tower_secret_ref": "secret reference for the X-DSPAI-Client-Secret header",
+    "default_env": "environment when neither X-Environment nor the module names one",
+    "base_domain": "enable {project}-{module}.<base domain> routing",
+    "max_body_bytes": "largest request body accepted (413 above)",
+    "shutdown_timeout": "seconds in-flight requests get to finish at shutdown",
+    "manifest_ttl": "seconds a Control Tower manifest is used before it is refetched",
+    "manifest_poll": "seconds between checks of the manifest directory for changes",
+    "module_packages": "comma-separated extra packages runtime.implementation may name",
+    "secrets_file": "JSON file read by config: secret references",
+    "upstream_max_connections": "upstream connection pool size per worker",
+    "upstream_max_keepalive": "idle upstream connections kept per worker",
+    "connect_timeout": "default upstream connect timeout (s)",
+    "read_timeout": "default upstream read timeout (s)",
+    "total_timeout": "default limit for a whole upstream call (s)",
+    "log_level": "debug, info, warning or error",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fd2", description="fd2: the AI platform's front door")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve requests (Granian, raw ASGI, uvloop)")
+    for field in msgspec.structs.fields(Settings):
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        serve.add_argument(
+            flag,
+            dest=field.name,
+            default=None,
+            metavar=field.name.upper(),
+            help=f"{_HELP.get(field.name, '')} [env {env_name(field.name)}; default {shown}]",
+        )
+    return parser
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
+    """Flags win over FD2_* variables, which win over the defaults."""
+    values: dict[str, object] = {}
+    for field in msgspec.structs.fields(Settings):
+        raw = getattr(args, field.name)
+        if raw is None:
+            raw = environ.get(env_name(field.name))
+        if raw is None:
+            continue
+        values[field.name] = (
+            tuple(part.strip() for part in raw.split(",") if part.strip())
+            if field.name == "module_packages"
+            else raw
+        )
+    return msgspec.convert(values, Settings, strict=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args, dict(os.environ))
+    except msgspec.ValidationError as exc:
+        parser.error(str(exc))
+    if settings.manifests and not Path(settings.manifests).is_dir():
+        parser.error(f"--manifests {settings.manifests}: not a directory")
+    if not settings.manifests and not settings.control_tower:
+        parser.error("give --manifests DIR and/or --control-tower URL (or FD2_MANIFESTS)")
+    serve(settings)
+
+
+def serve(settings: Settings) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.log import LogLevels
+
+    # Workers are separate processes: they read the parsed settings back from the environment.
+    os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    # Granian reports every write to a vanished client at info level: keep its log to warnings.
+    granian_level = LogLevels.debug if settings.log_level == "debug" else LogLevels.warning
+    Granian(
+        target="fd2.app:create_app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.auto,
+        websockets=False,
+        backlog=2048,
+        log_level=granian_level,
+        log_access=False,
+        workers_kill_timeout=math.ceil(settings.shutdown_timeout) + 1,
+    ).serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

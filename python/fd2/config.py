@@ -1,0 +1,81 @@
+"""fd2's own settings, typed with msgspec. Every field has a `--flag` and an `FD2_*` variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+SETTINGS_ENV = "FD2_SETTINGS_JSON"
+"""How `fd2 serve` hands its parsed settings to Granian's worker processes."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    manifests: str | None = None
+    """A directory of manifest files (the embedded default)."""
+    control_tower: str | None = None
+    control_tower_secret_ref: str | None = None
+    default_env: str = "development"
+    base_domain: str | None = None
+    """Enables `{project}-{module}.<base domain>` routing."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    shutdown_timeout: float = 30.0
+    manifest_ttl: float = 60.0
+    manifest_poll: float = 1.0
+    """How often the manifest directory is checked for changes (seconds)."""
+    module_packages: tuple[str, ...] = ()
+    """Extra packages a manifest's runtime.implementation may name classes in."""
+    secrets_file: str | None = None
+    """A JSON file that `config:` secret references read from."""
+    upstream_max_connections: int = 1024
+    upstream_max_keepalive: int = 256
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0
+    total_timeout: float = 600.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be 0..65535")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
+        for name in (
+            "shutdown_timeout",
+            "manifest_ttl",
+            "manifest_poll",
+            "connect_timeout",
+            "read_timeout",
+            "total_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be debug, info, warning or error")
+
+
+def env_name(field: str) -> str:
+    return "FD2_" + field.upper()
+
+
+def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `FD2_SETTINGS_JSON` (set by `fd2 serve`), else from `FD2_*` variables."""
+    environ = os.environ if environ is None else environ
+    packed = environ.get(SETTINGS_ENV)
+    if packed:
+        return msgspec.json.decode(packed, type=Settings)
+    values: dict[str, object] = {}
+    for field in msgspec.structs.fields(Settings):
+        raw = environ.get(env_name(field.name))
+        if raw is not None:
+            values[field.name] = (
+                tuple(part for part in raw.split(",") if part)
+                if field.name == "module_packages"
+                else raw
+            )
+    return msgspec.convert(values, Settings, strict=False)

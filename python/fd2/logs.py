@@ -1,0 +1,50 @@
+"""Logging set-up: one line per record, and a redactor so no secret value reaches a log line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+_MIN_SECRET_LENGTH = 4
+_secret_values: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret_value(value: str) -> None:
+    """Remember a revealed secret so the redactor masks it wherever it would be logged."""
+    if len(value) >= _MIN_SECRET_LENGTH:
+        with _lock:
+            _secret_values.add(value)
+
+
+def redact(text: str) -> str:
+    for value in _secret_values:
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        # Tracebacks stay out of log lines: keep the exception's type, drop the stack.
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} [{type(exc).__name__}]"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return redact(super().format(record))
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _RedactingFormatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s")
+    )
+    root = logging.getLogger("fd2")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+    modules_root = logging.getLogger("fd2.module")
+    modules_root.setLevel(level.upper())

@@ -1,0 +1,1 @@
+"""Manifests in both formats (Control Tower project, single module), decoded with msgspec."""

@@ -1,0 +1,209 @@
+"""Turn decoded manifests into module declarations, and resolve one for an environment.
+
+A declaration is what a manifest says of one (project, module) across its environments; resolving
+it for an environment substitutes placeholders and secret references, which gives the typed
+inputs a module instance is set up from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+import orjson
+
+from fd2.environments import canonical_environment
+from fd2.errors import ConfigError
+from fd2.manifests.models import (
+    ManifestTimeouts,
+    ModuleManifest,
+    ProjectManifest,
+    ProjectModule,
+)
+from fd2.manifests.placeholders import PlaceholderContext, resolve_value
+from fd2.module import Timeouts, UpstreamEndpoints
+from fd2.secrets import Secret, SecretResolver, is_secret_reference
+
+AnyManifest = ProjectManifest | ModuleManifest
+_COMMON = "common"
+# Fields the Control Tower rewrites on every answer: never evidence of a change.
+_VOLATILE_FIELDS = frozenset({"created_at", "updated_at"})
+
+
+class ModuleDeclaration(msgspec.Struct, frozen=True, kw_only=True):
+    """One (project, module) as its manifest declares it, before any environment is chosen."""
+
+    project: str
+    module: str
+    module_type: str
+    status: str
+    implementation: str | None
+    default_environment: str | None
+    environments: tuple[str, ...]
+    """Canonical names of the environments this module can be served in."""
+    origin: str
+    entry: ProjectModule | ModuleManifest
+    environment_maps: dict[str, dict[str, Any]]
+
+
+class ResolvedModule(msgspec.Struct, frozen=True, kw_only=True):
+    """A declaration resolved for one environment: what a module instance is set up from."""
+
+    config: dict[str, Any]
+    references: dict[str, Secret | None]
+    endpoints: UpstreamEndpoints | None
+    timeouts: Timeouts
+
+
+def manifest_project(manifest: AnyManifest) -> str:
+    return manifest.project_id if isinstance(manifest, ProjectManifest) else manifest.project
+
+
+def content_digest(raw: Mapping[str, Any]) -> str:
+    """A hash of a manifest's content that ignores key order and the volatile timestamps."""
+    stable = {key: value for key, value in raw.items() if key not in _VOLATILE_FIELDS}
+    return hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def declarations(
+    manifest: AnyManifest, *, origin: str, default_env: str
+) -> list[ModuleDeclaration]:
+    if isinstance(manifest, ProjectManifest):
+        return _project_declarations(manifest, origin, default_env)
+    return [_module_declaration(manifest, origin, default_env)]
+
+
+def _project_declarations(
+    manifest: ProjectManifest, origin: str, default_env: str
+) -> list[ModuleDeclaration]:
+    names = [name for name in manifest.environments if name != _COMMON]
+    if not names:
+        names = [manifest.environment or default_env]
+    environments = _canonical_unique(names)
+    default = canonical_environment(manifest.environment) if manifest.environment else None
+    return [
+        ModuleDeclaration(
+            project=manifest.project_id,
+            module=entry.name,
+            module_type=entry.module_type,
+            status=entry.status,
+            implementation=entry.runtime.implementation if entry.runtime else None,
+            default_environment=default,
+            environments=environments,
+            origin=origin,
+            entry=entry,
+            environment_maps=manifest.environments,
+        )
+        for entry in manifest.modules
+    ]
+
+
+def _module_declaration(
+    manifest: ModuleManifest, origin: str, default_env: str
+) -> ModuleDeclaration:
+    names = list(manifest.endpoints) or [manifest.default_environment or default_env]
+    default = manifest.default_environment
+    return ModuleDeclaration(
+        project=manifest.project,
+        module=manifest.module,
+        module_type=manifest.module_type,
+        status=manifest.status,
+        implementation=manifest.runtime.implementation,
+        default_environment=canonical_environment(default) if default else None,
+        environments=_canonical_unique(names),
+        origin=origin,
+        entry=manifest,
+        environment_maps={},
+    )
+
+
+def _canonical_unique(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(canonical_environment(name) for name in names))
+
+
+def resolve_declaration(
+    declaration: ModuleDeclaration,
+    environment: str,
+    *,
+    secrets: SecretResolver,
+    secret_fields: frozenset[str],
+    environ: Mapping[str, str],
+    base_timeouts: Timeouts,
+) -> ResolvedModule:
+    """Resolve placeholders and secret references of a declaration for one environment."""
+
+    def reached(value: str) -> Any:
+        # A value reached through a placeholder may itself be a secret reference.
+        return secrets.resolve(value) if is_secret_reference(value) else value
+
+    context = PlaceholderContext(
+        environments=declaration.environment_maps,
+        environment=environment,
+        environ=environ,
+        on_reached_string=reached,
+    )
+    entry = declaration.entry
+    config = resolve_value(dict(entry.config), context, "config")
+    if not isinstance(config, dict):
+        raise ConfigError("config must be an object")
+    for field in secret_fields:
+        value = config.get(field)
+        if isinstance(value, str):
+            config[field] = secrets.resolve(value) if is_secret_reference(value) else Secret(value)
+    if isinstance(entry, ProjectModule):
+        return ResolvedModule(
+            config=config, references={}, endpoints=None, timeouts=_timeouts(config, base_timeouts)
+        )
+    return ResolvedModule(
+        config=config,
+        references=_references(entry, secrets),
+        endpoints=_endpoints(entry, environment, context),
+        timeouts=_merge_timeouts(base_timeouts, entry.timeouts),
+    )
+
+
+def _references(manifest: ModuleManifest, secrets: SecretResolver) -> dict[str, Secret | None]:
+    resolved: dict[str, Secret | None] = {}
+    for reference in manifest.configuration_references:
+        try:
+            resolved[reference.name] = secrets.resolve(reference.source)
+        except ConfigError as exc:
+            if reference.required:
+                raise ConfigError(f"required reference {reference.name!r}: {exc.message}") from None
+            resolved[reference.name] = None
+    return resolved
+
+
+def _endpoints(
+    manifest: ModuleManifest, environment: str, context: PlaceholderContext
+) -> UpstreamEndpoints | None:
+    for name, endpoint_set in manifest.endpoints.items():
+        if canonical_environment(name) == environment:
+            primary = resolve_value(endpoint_set.primary, context, f"endpoints.{name}.primary")
+            fallback = endpoint_set.fallback
+            if fallback is not None:
+                fallback = resolve_value(fallback, context, f"endpoints.{name}.fallback")
+            return UpstreamEndpoints(primary=str(primary), fallback=fallback)
+    return None
+
+
+def _timeouts(config: Mapping[str, Any], base: Timeouts) -> Timeouts:
+    raw = config.get("timeouts")
+    if raw is None:
+        return base
+    try:
+        return _merge_timeouts(base, msgspec.convert(raw, ManifestTimeouts))
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"config.timeouts: {exc}") from None
+
+
+def _merge_timeouts(base: Timeouts, override: ManifestTimeouts | None) -> Timeouts:
+    if override is None:
+        return base
+    return Timeouts(
+        connect_s=override.connect_s or base.connect_s,
+        read_s=override.read_s or base.read_s,
+        total_s=override.total_s or base.total_s,
+    )

@@ -1,0 +1,117 @@
+"""msgspec types of both manifest formats, as the Control Tower and operators write them.
+
+These types are tolerant of unknown fields (the Control Tower may add some); cross-field checks live
+in `__post_init__`. They are the raw, validated form: `compile.py` turns them into runtime specs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+ModuleStatus = Literal["enabled", "disabled", "deprecated", "development"]
+
+
+def _check_name(kind: str, value: str) -> None:
+    if not NAME_PATTERN.match(value):
+        raise ValueError(f"{kind} {value!r} must match {NAME_PATTERN.pattern}")
+
+
+class ProjectModule(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of a project manifest's `modules` list."""
+
+    module_type: str
+    name: str
+    version: str = ""
+    status: ModuleStatus = "enabled"
+    description: str = ""
+    dependencies: list[str] = msgspec.field(default_factory=list)
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    runtime: Runtime | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("module name", self.name)
+
+
+class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """The Control Tower's project manifest (`GET /manifests/{project_id}`)."""
+
+    project_id: str
+    project_name: str = ""
+    version: str = ""
+    owner: str = ""
+    environment: str | None = None
+    environments: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    modules: list[ProjectModule] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("project_id", self.project_id)
+        seen: set[str] = set()
+        for module in self.modules:
+            if module.name in seen:
+                raise ValueError(f"module name {module.name!r} appears twice")
+            seen.add(module.name)
+
+
+class Runtime(msgspec.Struct, frozen=True, kw_only=True):
+    type: str = "python"
+    implementation: str | None = None
+
+
+class EndpointSet(msgspec.Struct, frozen=True, kw_only=True):
+    primary: str
+    fallback: str | None = None
+
+
+class ConfigurationReference(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    source: str
+    required: bool = True
+
+
+class ApiSchema(msgspec.Struct, frozen=True, kw_only=True):
+    openapi_ref: str | None = None
+    endpoints: list[str] = msgspec.field(default_factory=list)
+
+
+class ManifestTimeouts(msgspec.Struct, frozen=True, kw_only=True):
+    connect_s: float | None = None
+    read_s: float | None = None
+    total_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect_s", "read_s", "total_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"timeouts.{name} must be positive")
+
+
+class ModuleManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """The single-module manifest of the front-door design (one module of one project)."""
+
+    project: str
+    module: str
+    module_type: str
+    version: str = ""
+    status: ModuleStatus = "enabled"
+    runtime: Runtime = msgspec.field(default_factory=Runtime)
+    endpoints: dict[str, EndpointSet] = msgspec.field(default_factory=dict)
+    configuration_references: list[ConfigurationReference] = msgspec.field(default_factory=list)
+    api_schema: ApiSchema | None = None
+    timeouts: ManifestTimeouts | None = None
+    default_environment: str | None = None
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("project", self.project)
+        _check_name("module", self.module)
+        names = [ref.name for ref in self.configuration_references]
+        if len(names) != len(set(names)):
+            raise ValueError("configuration_references names must be unique")

@@ -1,0 +1,179 @@
+"""`${...}` placeholders in manifest strings (map keys included), resolved for one environment.
+
+Forms: `${environments.${environment}.a.b}`, `${environments.<name>.a.b}`, `${environment}` and
+`${NAME}` (an upper-case process environment variable). Placeholders nest, and a value reached
+through one may hold placeholders of its own (resolved in turn, to a bounded depth). A string that
+is one whole placeholder keeps the type of the value it reaches (a map stays a map).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fd2.environments import canonical_environment
+from fd2.errors import ConfigError
+
+_UPPER_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_MAX_DEPTH = 8
+_COMMON = "common"
+
+
+class PlaceholderError(ConfigError):
+    """A placeholder that cannot be resolved; the message names it and where it stands."""
+
+
+class PlaceholderContext:
+    """What placeholders resolve against: the manifest's environments, the environment served."""
+
+    def __init__(
+        self,
+        *,
+        environments: Mapping[str, Any],
+        environment: str,
+        environ: Mapping[str, str],
+        on_reached_string: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.environments = environments
+        self.environ = environ
+        self._by_canonical = {canonical_environment(name): name for name in environments}
+        # Spell the served environment as the manifest does, where it names it.
+        self.environment = self._by_canonical.get(canonical_environment(environment), environment)
+        self.on_reached_string = on_reached_string
+
+    def environment_entry(self, name: str) -> Any:
+        key = (
+            name
+            if name in self.environments
+            else self._by_canonical.get(canonical_environment(name))
+        )
+        if key is None:
+            return _MISSING
+        return self.environments[key]
+
+
+_MISSING: Any = object()
+
+
+def resolve_value(value: Any, ctx: PlaceholderContext, path: str = "$") -> Any:
+    """Resolve placeholders everywhere inside `value` (dicts, lists, strings, keys)."""
+    return _resolve(value, ctx, path, 0)
+
+
+def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    if isinstance(value, str):
+        return _resolve_string(value, ctx, path, depth) if "${" in value else value
+    if isinstance(value, dict):
+        resolved: dict[str, Any] = {}
+        for key, item in value.items():
+            new_key = (
+                _resolve_string(key, ctx, f"{path}.<key {key}>", depth) if "${" in key else key
+            )
+            if not isinstance(new_key, str):
+                raise PlaceholderError(f"placeholder in map key at {path} must resolve to a string")
+            resolved[new_key] = _resolve(item, ctx, f"{path}.{new_key}", depth)
+        return resolved
+    if isinstance(value, list):
+        return [_resolve(item, ctx, f"{path}[{i}]", depth) for i, item in enumerate(value)]
+    return value
+
+
+def _resolve_string(text: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        raise PlaceholderError(f"placeholders nest too deeply (a cycle?) at {path}")
+    pieces: list[Any] = []
+    position = 0
+    while True:
+        start = text.find("${", position)
+        if start < 0:
+            pieces.append(text[position:])
+            break
+        pieces.append(text[position:start])
+        end = _matching_brace(text, start)
+        if end < 0:
+            raise PlaceholderError(f"unterminated placeholder {text[start:]!r} at {path}")
+        inner = text[start + 2 : end]
+        expression = _resolve_string(inner, ctx, path, depth + 1) if "${" in inner else inner
+        pieces.append(_evaluate(str(expression), ctx, path, depth))
+        position = end + 1
+    non_empty = [piece for piece in pieces if not (isinstance(piece, str) and piece == "")]
+    if len(non_empty) == 1 and not isinstance(non_empty[0], str):
+        return non_empty[0]
+    return "".join(_as_text(piece, path) for piece in pieces)
+
+
+def _matching_brace(text: str, start: int) -> int:
+    depth = 0
+    i = start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    expression = expression.strip()
+    if expression == "environment":
+        return ctx.environment
+    if expression.startswith("environments."):
+        parts = expression.split(".")[1:]
+        if not parts or not parts[0]:
+            raise PlaceholderError(f"placeholder ${{{expression}}} at {path} names no environment")
+        node = _lookup(ctx.environment_entry(parts[0]), parts[1:])
+        if node is _MISSING and parts[0] != _COMMON:
+            # `common` holds what every environment shares: an entry falls back to it.
+            node = _lookup(ctx.environment_entry(_COMMON), parts[1:])
+        if node is _MISSING:
+            raise PlaceholderError(
+                f"placeholder ${{{expression}}} at {path}: {expression} does not exist"
+            )
+        return _reached(node, ctx, path, depth)
+    if _UPPER_NAME.match(expression):
+        value = ctx.environ.get(expression)
+        if value is None:
+            raise PlaceholderError(
+                f"placeholder ${{{expression}}} at {path}: environment variable is not set"
+            )
+        return value
+    raise PlaceholderError(f"unknown placeholder ${{{expression}}} at {path}")
+
+
+def _lookup(node: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if node is _MISSING:
+            break
+        node = _step(node, part)
+    return node
+
+
+def _step(node: Any, part: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(part, _MISSING)
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return node[int(part)]
+    return _MISSING
+
+
+def _reached(node: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    value = _resolve(node, ctx, path, depth + 1)
+    if isinstance(value, str) and ctx.on_reached_string is not None:
+        return ctx.on_reached_string(value)
+    return value
+
+
+def _as_text(piece: Any, path: str) -> str:
+    if isinstance(piece, str):
+        return piece
+    if isinstance(piece, bool | int | float):
+        return str(piece).lower() if isinstance(piece, bool) else str(piece)
+    raise PlaceholderError(
+        f"placeholder at {path} reaches a {type(piece).__name__} inside a longer string"
+    )

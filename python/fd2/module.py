@@ -1,0 +1,86 @@
+"""The contract every fd2 module implements, and the context it is set up from.
+
+A module is a Python class. fd2 creates one instance per (project, module, environment), calls
+`setup(context)` once with everything already resolved (config, secrets, upstream URLs, a shared
+HTTP client, a logger), then routes requests to the handlers `endpoints()` returns. Modules never
+fetch their own secrets and never read global configuration.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+
+from fd2.request import Request
+from fd2.secrets import Secret
+from fd2.types import Send
+
+Handler = Callable[[Request, Send], Awaitable[None]]
+"""Answers one request by writing a complete response to `send` (or raising an Fd2Error)."""
+
+
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
+    """Upstream time limits in seconds: to connect, between bytes read, and for the whole call."""
+
+    connect_s: float = 5.0
+    read_s: float = 120.0
+    total_s: float = 600.0
+
+
+class UpstreamEndpoints(msgspec.Struct, frozen=True, kw_only=True):
+    """Base URLs of the upstream service for the environment being served."""
+
+    primary: str
+    fallback: str | None = None
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    detail: str = ""
+
+
+class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a module instance may use: resolved for one (project, module, environment)."""
+
+    project: str
+    module: str
+    environment: str
+    module_type: str
+    config: Mapping[str, Any]
+    """The module's config with placeholders resolved; secret fields are `Secret` values."""
+    references: Mapping[str, Secret | None]
+    """Named references (single-module manifests); None for optional ones that are absent."""
+    endpoints: UpstreamEndpoints | None
+    timeouts: Timeouts
+    http: httpx.AsyncClient
+    """The shared, pooled upstream client. Do not close it."""
+    logger: logging.Logger
+
+
+class Module(abc.ABC):
+    """Base class of fd2 modules."""
+
+    module_types: ClassVar[tuple[str, ...]] = ()
+    """The manifest `module_type` values this class serves (used by the registry)."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    """Config keys whose values are secret references, resolved to `Secret` before set-up."""
+
+    @abc.abstractmethod
+    async def setup(self, context: ModuleContext) -> None:
+        """Prepare to serve. Raise `fd2.errors.ConfigError` if the config cannot be served."""
+
+    @abc.abstractmethod
+    def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
+        """Handlers by endpoint path (e.g. `/v1/chat/completions`), then by HTTP method."""
+
+    async def health(self) -> Health:
+        return Health(ok=True)
+
+    async def close(self) -> None:  # noqa: B027  # optional hook: modules without resources skip it
+        """Release what `setup` acquired. Called once, after the last request has finished."""

@@ -1,0 +1,135 @@
+"""The request object handed to module handlers: route identity, headers and a bounded body."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from fd2.errors import BadRequest, PayloadTooLarge
+from fd2.types import Receive, Scope
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was read."""
+
+
+class Request:
+    """One incoming HTTP request, already routed to (project, module, environment)."""
+
+    __slots__ = (
+        "_body",
+        "_receive",
+        "content_length",
+        "environment",
+        "max_body",
+        "method",
+        "module",
+        "path",
+        "project",
+        "request_id",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        *,
+        request_id: str,
+        project: str,
+        module: str,
+        environment: str,
+        path: str,
+        content_length: int | None,
+        max_body: int,
+    ) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.request_id = request_id
+        self.project = project
+        self.module = module
+        self.environment = environment
+        self.path = path
+        self.method: str = scope["method"]
+        self.content_length = content_length
+        self.max_body = max_body
+        self._body: bytes | None = None
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a header (name in lower case), or None."""
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return value  # type: ignore[no-any-return]
+        return None
+
+    async def body(self) -> bytes:
+        """The whole body, refused with 413 past `max_body` without reading the rest."""
+        if self._body is not None:
+            return self._body
+        if self.content_length is not None and self.content_length > self.max_body:
+            raise PayloadTooLarge(_too_large(self.max_body))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body:
+                    raise PayloadTooLarge(_too_large(self.max_body))
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._body
+
+    async def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; 400 for invalid UTF-8, malformed JSON or a non-object."""
+        body = await self.body()
+        if not body:
+            raise BadRequest("The request body is empty; a JSON object is expected.")
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if _is_invalid_utf8(body):
+                raise BadRequest("The request body is not valid UTF-8.") from None
+            raise BadRequest(f"The request body is not valid JSON: {exc.msg}.") from None
+        if not isinstance(value, dict):
+            raise BadRequest(f"The request body must be a JSON object, not {_json_kind(value)}.")
+        return value
+
+    async def wait_for_disconnect(self) -> None:
+        """Returns once the client has gone away (call only after the body has been read)."""
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                return
+            await asyncio.sleep(0)
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than this gateway accepts ({limit} bytes)."
+
+
+def _is_invalid_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"

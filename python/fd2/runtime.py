@@ -1,0 +1,110 @@
+"""The control plane of one worker: secrets, the shared upstream client, manifest sources and the
+route builder, started at ASGI lifespan start-up and stopped at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import httpx
+
+from fd2.config import Settings
+from fd2.environments import canonical_environment
+from fd2.errors import ConfigError
+from fd2.module import Timeouts
+from fd2.registry import ModuleRegistry
+from fd2.route_builder import RouteBuilder
+from fd2.secrets import SecretResolver
+from fd2.sources.control_tower import ControlTowerCache, ControlTowerClient
+from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
+
+_log = logging.getLogger("fd2.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        builder: RouteBuilder,
+        control_tower: ControlTowerCache | None,
+        control_tower_client: ControlTowerClient | None,
+        tasks: list[asyncio.Task[None]],
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.builder = builder
+        self.control_tower = control_tower
+        self._control_tower_client = control_tower_client
+        self._tasks = tasks
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        if not settings.manifests and not settings.control_tower:
+            raise ConfigError(
+                "No manifest source: give --manifests DIR and/or --control-tower URL."
+            )
+        secrets = SecretResolver(
+            config_file=Path(settings.secrets_file) if settings.secrets_file else None
+        )
+        http = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=settings.upstream_max_connections,
+                max_keepalive_connections=settings.upstream_max_keepalive,
+                keepalive_expiry=30.0,
+            ),
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            follow_redirects=False,
+        )
+        builder = RouteBuilder(
+            registry=ModuleRegistry(allowed_packages=settings.module_packages),
+            secrets=secrets,
+            http=http,
+            default_environment=canonical_environment(settings.default_env),
+            base_timeouts=Timeouts(
+                connect_s=settings.connect_timeout,
+                read_s=settings.read_timeout,
+                total_s=settings.total_timeout,
+            ),
+            environ=os.environ,
+        )
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+        if settings.manifests:
+            directory = Path(settings.manifests)
+            if not await asyncio.to_thread(directory.is_dir):
+                raise ConfigError(f"--manifests {directory} is not a directory")
+            watcher = LocalDirectoryWatcher(LocalDirectorySource(directory), builder)
+            await watcher.sync()
+            tasks.append(loop.create_task(watcher.run(settings.manifest_poll)))
+        cache = client = None
+        if settings.control_tower:
+            secret = (
+                secrets.resolve(settings.control_tower_secret_ref)
+                if settings.control_tower_secret_ref
+                else None
+            )
+            client = ControlTowerClient(settings.control_tower, secret=secret)
+            cache = ControlTowerCache(client, builder, ttl_s=settings.manifest_ttl)
+            tasks.append(loop.create_task(cache.run()))
+        _log.info("ready: %d routes from the manifest directory", len(builder.table))
+        return cls(
+            settings=settings,
+            http=http,
+            builder=builder,
+            control_tower=cache,
+            control_tower_client=client,
+            tasks=tasks,
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.builder.close()
+        if self._control_tower_client is not None:
+            await self._control_tower_client.aclose()
+        await self.http.aclose()
