@@ -1,0 +1,53 @@
+# fd2 — one entry point for every habit. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo run test test-python test-rust lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "fd2 needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml Cargo.toml rust/Cargo.toml modules/pyproject.toml $(shell find rust/src -name '*.rs')
+	@command -v cargo >/dev/null || { echo "fd2 needs a Rust toolchain (cargo) to build fd2._native"; exit 1; }
+	$(BIN)/pip install -q -e '.[dev]' -e ./modules
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install fd2 (building fd2._native), its modules and dev tools
+
+demo: install ## start fd2 on the bundled manifests in front of a local stand-in, and show requests
+	$(BIN)/python scripts/demo.py
+
+run: install ## serve the bundled manifests on 127.0.0.1:8080 (no stand-in)
+	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} $(BIN)/fd2 serve --manifests examples/manifests
+
+lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
+	$(BIN)/ruff check python modules tests scripts
+	$(BIN)/ruff format --check python modules tests scripts
+	$(BIN)/mypy
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	$(BIN)/python -m mypy.stubtest fd2._native
+
+test-rust: ## cargo test for the native crate
+	cargo test --quiet
+
+test-python: install ## the pytest suite (unit, module, end-to-end)
+	$(BIN)/pytest
+
+test: install lint test-rust test-python ## everything CI runs
+
+format: install ## apply ruff and cargo formatting
+	$(BIN)/ruff format python modules tests scripts
+	$(BIN)/ruff check --fix python modules tests scripts
+	cargo fmt --all
+
+clean: ## remove build output and the venv
+	rm -rf $(VENV) target .pytest_cache .mypy_cache .ruff_cache

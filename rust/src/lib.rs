@@ -1,0 +1,19 @@
+//! fd2._native: the gateway's Rust extension; declares the modules and registers each area on import.
+
+pub mod errors;
+pub mod sse;
+mod sse_py;
+
+use pyo3::prelude::*;
+
+/// Native hot paths of fd2.
+#[pymodule]
+mod _native {
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::errors::init_pymodule(m)?;
+        crate::sse_py::init_pymodule(m)
+    }
+}

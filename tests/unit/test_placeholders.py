@@ -1,0 +1,112 @@
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fd2.manifests.placeholders import PlaceholderContext, PlaceholderError, resolve_value
+
+ENVIRONMENTS = {
+    "common": {"secrets": {"key": "env:SHARED"}, "region": "eu"},
+    "development": {"urls": {"llm": "http://dev:9100/v1"}, "limits": {"rps": 20}},
+    "production": {"urls": {"llm": "http://prod/v1"}, "region": "us"},
+}
+
+
+def ctx(environment="dev", environ=None, reached=None):
+    return PlaceholderContext(
+        environments=ENVIRONMENTS,
+        environment=environment,
+        environ=environ or {"HOME_REGION": "north"},
+        on_reached_string=reached,
+    )
+
+
+def test_nested_environment_placeholder_uses_the_served_environment():
+    value = "${environments.${environment}.urls.llm}/chat/completions"
+    assert resolve_value(value, ctx("dev")) == "http://dev:9100/v1/chat/completions"
+    assert resolve_value(value, ctx("prod")) == "http://prod/v1/chat/completions"
+
+
+def test_environment_placeholder_spells_the_name_as_the_manifest_does():
+    assert resolve_value("${environment}", ctx("dev")) == "development"
+    assert resolve_value("${environment}", ctx("qa")) == "qa"
+
+
+def test_named_environment_and_common_fallback():
+    assert resolve_value("${environments.common.region}", ctx()) == "eu"
+    # development has no region: common's applies; production overrides it.
+    assert resolve_value("${environments.${environment}.region}", ctx("dev")) == "eu"
+    assert resolve_value("${environments.${environment}.region}", ctx("prod")) == "us"
+
+
+def test_whole_placeholder_keeps_the_type_of_what_it_reaches():
+    assert resolve_value("${environments.development.limits}", ctx()) == {"rps": 20}
+    assert resolve_value("${environments.development.limits.rps}", ctx()) == 20
+
+
+def test_numbers_inside_longer_strings_become_text():
+    assert resolve_value("rps=${environments.development.limits.rps}", ctx()) == "rps=20"
+
+
+def test_upper_case_names_read_the_process_environment():
+    assert resolve_value("r-${HOME_REGION}", ctx()) == "r-north"
+
+
+def test_keys_of_maps_are_resolved_too():
+    assert resolve_value({"${environment}-url": 1}, ctx("prod")) == {"production-url": 1}
+
+
+def test_reached_strings_go_through_the_hook():
+    seen = []
+
+    def hook(value):
+        seen.append(value)
+        return f"<{value}>"
+
+    assert resolve_value("${environments.common.secrets.key}", ctx(reached=hook)) == "<env:SHARED>"
+    assert seen == ["env:SHARED"]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("${environments.development.urls.missing}", "environments.development.urls.missing"),
+        ("${environments.nowhere.x}", "environments.nowhere.x"),
+        ("${NOT_SET_ANYWHERE}", "NOT_SET_ANYWHERE"),
+        ("${lowercase}", "unknown placeholder"),
+        ("${environments.development.urls", "unterminated"),
+        ("x${environments.development.limits}y", "inside a longer string"),
+    ],
+)
+def test_unresolvable_placeholders_name_themselves_and_their_path(value, fragment):
+    with pytest.raises(PlaceholderError) as info:
+        resolve_value({"outer": [value]}, ctx())
+    assert fragment in info.value.message
+    assert "$.outer[0]" in info.value.message
+
+
+def test_cycles_are_bounded():
+    looping = {"development": {"a": "${environments.development.a}"}}
+    context = PlaceholderContext(environments=looping, environment="dev", environ={})
+    with pytest.raises(PlaceholderError, match="too deeply"):
+        resolve_value("${environments.development.a}", context)
+
+
+TEXT = st.text(alphabet=string.ascii_letters + string.digits + " :/.-_{}", max_size=40)
+
+
+@given(TEXT)
+def test_strings_without_placeholders_are_untouched(text):
+    assert resolve_value(text.replace("${", ""), ctx()) == text.replace("${", "")
+
+
+@given(st.lists(st.sampled_from(["dev", "prod", "production", "development"]), min_size=1), TEXT)
+def test_resolution_is_deterministic_and_literal_text_survives(envs, text):
+    literal = text.replace("${", "")
+    for environment in envs:
+        value = f"{literal}${{environments.${{environment}}.urls.llm}}{literal}"
+        first = resolve_value(value, ctx(environment))
+        assert first == resolve_value(value, ctx(environment))
+        assert first.startswith(literal)
+        assert first.endswith(literal)

@@ -1,0 +1,163 @@
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fd2.errors import ConfigError, NotFound
+from fd2.manifests.decode import decode_manifest
+from fd2.module import Module, ModuleContext, Timeouts
+from fd2.registry import ModuleRegistry
+from fd2.route_builder import RouteBuilder
+from fd2.secrets import Secret, SecretResolver
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
+ENV = {"ACME_UPSTREAM_API_KEY": "acme-key-value", "BILLING_UPSTREAM_API_KEY": "billing-key"}
+
+
+class RecordingModule(Module):
+    """A real, minimal module: remembers its context and whether it was closed."""
+
+    module_types = ("inference_endpoint", "inference_openai")
+    secret_fields = frozenset({"api_key"})
+
+    def __init__(self) -> None:
+        self.context: ModuleContext | None = None
+        self.closed = False
+
+    async def setup(self, context: ModuleContext) -> None:
+        if context.config.get("fail_setup"):
+            raise RuntimeError("boom")
+        if context.config.get("refuse"):
+            raise ConfigError("refused by module")
+        self.context = context
+
+    def endpoints(self):
+        async def handler(request, send):  # pragma: no cover - never called here
+            return None
+
+        return {"/v1/models": {"GET": handler}}
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def acme(**changes):
+    raw = json.loads((EXAMPLES / "acme.json").read_text())
+    for module in raw["modules"]:
+        if module["name"] == "chat":
+            module["config"].update(changes)
+    return decode_manifest(json.dumps(raw).encode(), origin="acme.json")
+
+
+@pytest.fixture
+async def builder():
+    async with httpx.AsyncClient() as http:
+        yield RouteBuilder(
+            registry=ModuleRegistry(classes={"inference_endpoint": RecordingModule}),
+            secrets=SecretResolver(environ=ENV),
+            http=http,
+            default_environment="development",
+            base_timeouts=Timeouts(),
+            environ=ENV,
+        )
+
+
+async def test_project_compiles_to_routes_per_environment(builder):
+    assert await builder.apply_project("acme", [("acme.json", acme())], "d1")
+    chat = builder.table.groups[("acme", "chat")]
+    assert set(chat.by_environment) == {"development", "staging", "production"}
+    dev = chat.by_environment["development"]
+    assert dev.unavailable is None and dev.loaded is not None
+    context = dev.loaded.instance.context
+    assert context.config["endpoint_url"] == "http://127.0.0.1:9100/v1/chat/completions"
+    assert isinstance(context.config["api_key"], Secret)
+    assert context.config["api_key"].reveal() == "acme-key-value"
+    assert "acme-key-value" not in repr(context.config)
+    assert context.http is not None and context.environment == "development"
+    # production's upstream key lives in Vault, which this gateway has no backend for.
+    prod = chat.by_environment["production"]
+    assert isinstance(prod.unavailable, ConfigError)
+    assert "vault" in prod.unavailable.message and "production" in prod.unavailable.message
+
+
+async def test_disabled_and_unserved_modules_answer_404(builder):
+    await builder.apply_project("acme", [("acme.json", acme())], "d1")
+    for name in ("legacy", "observability", "auth", "vault-manager"):
+        route = builder.table.groups[("acme", name)].by_environment["development"]
+        assert isinstance(route.unavailable, NotFound), name
+
+
+async def test_unchanged_digest_does_not_rebuild(builder):
+    assert await builder.apply_project("acme", [("acme.json", acme())], "same")
+    table = builder.table
+    assert not await builder.apply_project("acme", [("acme.json", acme())], "same")
+    assert builder.table is table
+
+
+async def test_swap_closes_replaced_instances_once_idle(builder):
+    await builder.apply_project("acme", [("acme.json", acme())], "v1")
+    old = builder.table.groups[("acme", "chat")].by_environment["development"].loaded
+    idle = builder.table.groups[("acme", "embed")].by_environment["development"].loaded
+    old.acquire()  # a request still running on the old instance
+    await builder.apply_project("acme", [("acme.json", acme(temperature=0.5))], "v2")
+    new = builder.table.groups[("acme", "chat")].by_environment["development"].loaded
+    assert new is not old
+    assert new.instance.context.config["temperature"] == 0.5
+    await asyncio.sleep(0)
+    await idle.wait_closed()
+    assert idle.instance.closed
+    assert not old.instance.closed  # still in use
+    old.release()
+    await old.wait_closed()
+    assert old.instance.closed and not new.instance.closed
+
+
+async def test_failing_modules_do_not_break_the_project(builder):
+    await builder.apply_project("acme", [("acme.json", acme(fail_setup=True))], "v1")
+    chat = builder.table.groups[("acme", "chat")].by_environment["development"]
+    assert isinstance(chat.unavailable, ConfigError)
+    assert "failed to start" in chat.unavailable.message
+    embed = builder.table.groups[("acme", "embed")].by_environment["development"]
+    assert embed.unavailable is None
+    await builder.apply_project("acme", [("acme.json", acme(refuse=True))], "v2")
+    chat = builder.table.groups[("acme", "chat")].by_environment["development"]
+    assert "refused by module" in chat.unavailable.message
+
+
+async def test_implementation_outside_allowed_packages_is_refused(builder):
+    raw = json.loads((EXAMPLES / "billing-assistant.module.json").read_text())
+    raw["runtime"]["implementation"] = "os.system"
+    manifest = decode_manifest(json.dumps(raw).encode(), origin="b.json")
+    await builder.apply_project("billing", [("b.json", manifest)], "v1")
+    route = builder.table.groups[("billing", "assistant")].by_environment["development"]
+    assert isinstance(route.unavailable, ConfigError)
+    assert "outside the allowed packages" in route.unavailable.message
+
+
+async def test_removing_a_project_retires_its_routes(builder):
+    await builder.apply_project("acme", [("acme.json", acme())], "v1")
+    loaded = builder.table.groups[("acme", "chat")].by_environment["development"].loaded
+    await builder.apply_project("acme", None, "")
+    assert "acme" not in builder.table.projects
+    assert ("acme", "chat") not in builder.table.groups
+    await loaded.wait_closed()
+    assert loaded.instance.closed
+
+
+async def test_single_module_manifest_gets_endpoints_references_and_timeouts(builder):
+    raw = json.loads((EXAMPLES / "billing-assistant.module.json").read_text())
+    raw["runtime"]["implementation"] = f"{__name__}.RecordingModule"
+    manifest = decode_manifest(json.dumps(raw).encode(), origin="billing.json")
+    builder._registry = ModuleRegistry(classes={}, allowed_packages=[__name__.split(".")[0]])
+    await builder.apply_project("billing", [("billing.json", manifest)], "v1")
+    group = builder.table.groups[("billing", "assistant")]
+    context = group.by_environment["staging"].loaded.instance.context
+    assert context.endpoints.primary == "http://127.0.0.1:9101/v1"
+    assert context.endpoints.fallback == "http://127.0.0.1:9103/v1"
+    assert context.references["api_key"].reveal() == "billing-key"
+    # optional references that cannot be resolved are None, not failures
+    assert context.references["jwt_signing_key"] is None
+    assert context.references["org_header"] is None
+    assert context.timeouts == Timeouts(connect_s=2, read_s=60, total_s=300)
