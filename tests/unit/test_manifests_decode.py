@@ -20,7 +20,12 @@ def test_reference_project_manifest_decodes():
     assert isinstance(manifest, ProjectManifest)
     assert manifest.project_id == "acme"
     assert [m.name for m in manifest.modules] == [
-        "vault-manager", "auth", "chat", "embed", "observability", "legacy",
+        "vault-manager",
+        "auth",
+        "chat",
+        "embed",
+        "observability",
+        "legacy",
     ]
     assert manifest.modules[5].status == "disabled"
     assert manifest.modules[2].dependencies == ["auth"]
@@ -36,12 +41,16 @@ def test_reference_module_manifest_decodes():
 
 
 def test_declarations_cover_every_environment_in_canonical_form():
-    acme = declarations(decode_manifest(load("acme.json"), origin="a"), origin="a", default_env="development")
+    acme = declarations(
+        decode_manifest(load("acme.json"), origin="a"), origin="a", default_env="development"
+    )
     chat = next(d for d in acme if d.module == "chat")
     assert chat.environments == ("development", "staging", "production")
     assert chat.default_environment == "development"
     billing = declarations(
-        decode_manifest(load("billing-assistant.module.json"), origin="b"), origin="b", default_env="development"
+        decode_manifest(load("billing-assistant.module.json"), origin="b"),
+        origin="b",
+        default_env="development",
     )
     assert billing[0].environments == ("development", "staging", "production")
     assert billing[0].default_environment == "development"
@@ -79,7 +88,10 @@ def test_invalid_project_manifests_name_the_field(mutate, fragment):
         (b"[1, 2]", "not a JSON object"),
         (b"{not json", "not a JSON object"),
         (b'{"name": "x"}', "neither a project manifest"),
-        (b'{"module_type": "x", "project": "p", "module": "m", "timeouts": {"read_s": -1}}', "read_s"),
+        (
+            b'{"module_type": "x", "project": "p", "module": "m", "timeouts": {"read_s": -1}}',
+            "read_s",
+        ),
     ],
 )
 def test_garbage_is_rejected_clearly(data, fragment):

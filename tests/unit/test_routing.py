@@ -83,11 +83,18 @@ def test_subdomain_candidates_try_every_dash():
 
 @pytest.mark.parametrize(
     "host",
-    [b"acme-chat.other.com", b"a.acme-chat.ai.example.com", b"ai.example.com", b"acmechat.ai.example.com"],
+    [
+        b"acme-chat.other.com",
+        b"a.acme-chat.ai.example.com",
+        b"ai.example.com",
+        b"acmechat.ai.example.com",
+    ],
 )
 def test_subdomain_outside_the_base_or_without_dash_gives_nothing(host):
     assert subdomain_candidates(host, b"ai.example.com") == []
 
 
 def test_subdomain_matching_is_case_insensitive_and_ignores_trailing_dot():
-    assert subdomain_candidates(b"Acme-Chat.AI.example.com.", b"ai.example.com") == [("acme", "chat")]
+    assert subdomain_candidates(b"Acme-Chat.AI.example.com.", b"ai.example.com") == [
+        ("acme", "chat")
+    ]

@@ -1,0 +1,107 @@
+"""Pure decisions about upstream answers: what to relay, what becomes a gateway error.
+
+Upstream bodies and URLs never reach a gateway error message: the upstream may echo request
+content or credentials, and a client should see either the upstream's own OpenAI-shaped error
+(relayed as is) or a gateway message that names only the HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import httpx
+import msgspec
+import orjson
+
+from fd2.errors import Fd2Error, UpstreamError, UpstreamTimeout, render_error
+
+Headers = list[tuple[bytes, bytes]]
+
+ERROR_BODY_LIMIT: Final = 1 << 20
+"""Most bytes read of an answer that is not a success (error bodies are small)."""
+
+_RELAYED_PREFIX: Final = b"x-ratelimit-"
+_RELAYED_NAMES: Final = frozenset({b"openai-processing-ms"})
+# Checks "is a JSON object" without building Python objects for the values: success bodies can
+# be megabytes of embeddings, and only their outer shape matters here.
+_OBJECT_SHAPE: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def relayed_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """The upstream response headers a client should see (rate limits, processing time)."""
+    relayed: Headers = []
+    for name, value in raw:
+        lower = name.lower()
+        if lower.startswith(_RELAYED_PREFIX) or lower in _RELAYED_NAMES:
+            relayed.append((lower, value))
+    return relayed
+
+
+def settle(status: int, body: bytes | None) -> tuple[int, bytes]:
+    """The (status, JSON body) to answer a non-streaming call with; raises UpstreamError otherwise.
+
+    `body` is None when an answer was too large to read in full.
+    """
+    if 200 <= status < 300:
+        if body is None or not is_json_object(body):
+            raise UpstreamError(
+                f"The upstream answered HTTP {status} with a body that is not a JSON object."
+            )
+        return status, body
+    if body is not None and is_openai_error(body):
+        return status, body
+    raise UpstreamError(f"The upstream answered HTTP {status}.")
+
+
+def is_json_object(body: bytes) -> bool:
+    try:
+        _OBJECT_SHAPE.decode(body)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+def is_openai_error(body: bytes) -> bool:
+    """Whether `body` is an OpenAI error: a JSON object whose "error" is an object."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and isinstance(value.get("error"), dict)
+
+
+def is_event_stream(status: int, content_type: str | None) -> bool:
+    if status != 200 or content_type is None:
+        return False
+    return content_type.partition(";")[0].strip().lower() == "text/event-stream"
+
+
+def gateway_error(exc: BaseException, total_s: float) -> Fd2Error | None:
+    """The gateway error for a failed upstream exchange, or None when `exc` is not one."""
+    if isinstance(exc, Fd2Error):
+        return exc
+    if isinstance(exc, TimeoutError):
+        # Raised by asyncio.timeout: the whole-call limit, not one of httpx's phase limits.
+        return UpstreamTimeout(f"The upstream call exceeded its time limit of {total_s:g} s.")
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(_TIMEOUT_MESSAGES.get(type(exc), "The upstream timed out."))
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamError("The upstream could not be reached (connection failed).")
+    if isinstance(exc, httpx.HTTPError):
+        # The exception's text can name hosts or paths; its type is enough to act on.
+        return UpstreamError(f"The upstream connection failed ({type(exc).__name__}).")
+    return None
+
+
+def sse_error_event(error: Fd2Error) -> bytes:
+    """One SSE event carrying an OpenAI error; the OpenAI SDKs raise when a stream yields it."""
+    return b"data: " + render_error(error) + b"\n\n"
+
+
+_TIMEOUT_MESSAGES: Final[dict[type[Exception], str]] = {
+    httpx.ConnectTimeout: "Timed out connecting to the upstream.",
+    httpx.ReadTimeout: "The upstream stopped sending data (read timeout).",
+    httpx.WriteTimeout: "Timed out sending the request to the upstream.",
+    httpx.PoolTimeout: "No upstream connection became free in time.",
+}

@@ -1,0 +1,161 @@
+"""One streaming upstream exchange, relayed to the client event by event as it arrives.
+
+Until the response has started, failures are raised as Fd2Errors and rendered by the core like
+any other error. Once it has started the status line is gone, so a failure is reported in-band
+as one OpenAI-shaped SSE error event and the stream is ended cleanly: nothing is raised out of
+the handler after that point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+import httpx
+
+from fd2.errors import Fd2Error, UpstreamError
+from fd2.responses import send_bytes
+from fd2.sse import SseFramer
+from fd2.types import Send
+from inference_openai.answers import (
+    ERROR_BODY_LIMIT,
+    gateway_error,
+    is_event_stream,
+    relayed_headers,
+    settle,
+    sse_error_event,
+)
+from inference_openai.upstream import Upstream, read_answer
+
+_SSE_HEADERS: Final = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    # Tells nginx-style proxies in front of the gateway not to hold events back.
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class _Relay:
+    """State of one relay: whether the client has been sent the response start."""
+
+    __slots__ = ("framer", "logger", "request_id", "send", "started")
+
+    def __init__(self, send: Send, framer: SseFramer, logger: logging.Logger, request_id: str):
+        self.send = send
+        self.framer = framer
+        self.logger = logger
+        self.request_id = request_id
+        self.started = False
+
+    async def start(self, response: httpx.Response) -> None:
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_SSE_HEADERS, *relayed_headers(response.headers.raw)],
+            }
+        )
+        self.started = True
+
+    async def pump(self, response: httpx.Response) -> None:
+        framer, send = self.framer, self.send
+        async for chunk in response.aiter_bytes():
+            try:
+                out = framer.feed(chunk)
+            except Exception as exc:  # the native framer's errors (e.g. an oversized event)
+                raise _FramingError(str(exc)) from exc
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        try:
+            tail = framer.finish()
+        except Exception as exc:
+            raise _FramingError(str(exc)) from exc
+        if tail:
+            await send({"type": "http.response.body", "body": tail, "more_body": True})
+        if not framer.done:
+            # Not an error: some OpenAI-compatible servers end streams without [DONE].
+            self.logger.debug("request %s: upstream stream ended without [DONE]", self.request_id)
+
+
+class _FramingError(Exception):
+    """The upstream's event stream could not be cut into events."""
+
+
+async def relay_stream(
+    upstream: Upstream,
+    request: httpx.Request,
+    send: Send,
+    logger: logging.Logger,
+    request_id: str,
+) -> None:
+    """Send a `stream: true` request upstream and relay its events (or its error answer)."""
+    relay = _Relay(send, SseFramer(), logger, request_id)
+    plain: tuple[int, bytes | None, httpx.Headers] | None = None
+    try:
+        async with asyncio.timeout(upstream.total_s):
+            response = await upstream.open(request)
+            try:
+                content_type = response.headers.get("content-type")
+                if is_event_stream(response.status_code, content_type):
+                    await relay.start(response)
+                    await relay.pump(response)
+                else:
+                    body = await read_answer(response, ERROR_BODY_LIMIT)
+                    plain = (response.status_code, body, response.headers)
+            finally:
+                await response.aclose()
+    except Exception as exc:
+        error = _as_error(exc, upstream.total_s)
+        if error is None:
+            if relay.started:
+                logger.error("request %s: stream relay failed", request_id, exc_info=exc)
+                error = UpstreamError("The gateway failed while relaying the upstream stream.")
+            else:
+                raise
+        if not relay.started:
+            logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)
+            raise error from None
+        logger.warning("request %s: upstream stream broke: %s", request_id, error.message)
+        await _end(send, logger, request_id, sse_error_event(error))
+        return
+    if relay.started:
+        await _end(send, logger, request_id, b"")
+        return
+    assert plain is not None
+    await _answer_plain(send, logger, request_id, *plain)
+
+
+async def _end(send: Send, logger: logging.Logger, request_id: str, last: bytes) -> None:
+    try:
+        if last:
+            await send({"type": "http.response.body", "body": last, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except Exception as exc:
+        # A server that does raise once the client has gone; there is no one left to tell.
+        logger.debug("request %s: could not end the stream (%s)", request_id, type(exc).__name__)
+
+
+async def _answer_plain(
+    send: Send,
+    logger: logging.Logger,
+    request_id: str,
+    status: int,
+    body: bytes | None,
+    headers: httpx.Headers,
+) -> None:
+    # The upstream did not stream (an error, or a server ignoring `stream`): answer as a
+    # non-streaming call would.
+    logger.info("request %s: upstream answered HTTP %d without a stream", request_id, status)
+    try:
+        status, payload = settle(status, body)
+    except UpstreamError as error:
+        logger.warning("request %s: %s", request_id, error.message)
+        raise
+    await send_bytes(send, status, payload, headers=relayed_headers(headers.raw))
+
+
+def _as_error(exc: Exception, total_s: float) -> Fd2Error | None:
+    if isinstance(exc, _FramingError):
+        return UpstreamError(f"The upstream's event stream could not be relayed: {exc}")
+    return gateway_error(exc, total_s)

@@ -1,0 +1,128 @@
+"""Pure decisions on upstream answers: relay, pass an error through, or answer 502/504."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+
+from fd2.errors import BadRequest, UpstreamError, UpstreamTimeout
+from inference_openai.answers import (
+    gateway_error,
+    is_event_stream,
+    is_json_object,
+    relayed_headers,
+    settle,
+    sse_error_event,
+)
+
+OPENAI_ERROR = b'{"error": {"message": "Rate limit", "type": "rate_limit", "code": null}}'
+
+
+def test_success_bodies_are_relayed_unchanged() -> None:
+    body = b'{"id": "x",  "data": [[0.1, 0.2]]}'
+    status, relayed = settle(201, body)
+    assert (status, relayed) == (201, body)
+    assert relayed is body
+
+
+@pytest.mark.parametrize("body", [b"[1]", b"not json", b"", b'{"a": 1', b'"s"', None])
+def test_success_status_without_a_json_object_is_502(body: bytes | None) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        settle(200, body)
+    assert caught.value.status == 502
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 503])
+def test_openai_errors_pass_through(status: int) -> None:
+    assert settle(status, OPENAI_ERROR) == (status, OPENAI_ERROR)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>Bad Gateway</html>", b'{"error": "oops"}', b'{"detail": "x"}', b"[]", b"", None],
+)
+def test_other_failures_are_502_naming_only_the_status(body: bytes | None) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        settle(500, body)
+    assert caught.value.message == "The upstream answered HTTP 500."
+
+
+def test_json_object_check() -> None:
+    assert is_json_object(b' {"a": [1, {"b": null}]} ')
+    assert not is_json_object(b'{"a": [1, }')
+    assert not is_json_object(b'{"a": 1} trailing')
+
+
+def test_relayed_headers_keep_rate_limits_and_processing_time() -> None:
+    raw = [
+        (b"Content-Type", b"application/json"),
+        (b"X-RateLimit-Remaining-Requests", b"99"),
+        (b"x-ratelimit-reset-tokens", b"6ms"),
+        (b"openai-processing-ms", b"42"),
+        (b"set-cookie", b"a=b"),
+        (b"x-request-id", b"upstream-id"),
+    ]
+    assert relayed_headers(raw) == [
+        (b"x-ratelimit-remaining-requests", b"99"),
+        (b"x-ratelimit-reset-tokens", b"6ms"),
+        (b"openai-processing-ms", b"42"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "expected"),
+    [
+        (200, "text/event-stream", True),
+        (200, "text/event-stream; charset=utf-8", True),
+        (200, "Text/Event-Stream", True),
+        (200, "application/json", False),
+        (200, None, False),
+        (201, "text/event-stream", False),
+        (429, "text/event-stream", False),
+    ],
+)
+def test_is_event_stream(status: int, content_type: str | None, expected: bool) -> None:
+    assert is_event_stream(status, content_type) is expected
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (httpx.ConnectTimeout("t"), UpstreamTimeout),
+        (httpx.ReadTimeout("t"), UpstreamTimeout),
+        (httpx.WriteTimeout("t"), UpstreamTimeout),
+        (httpx.PoolTimeout("t"), UpstreamTimeout),
+        (TimeoutError(), UpstreamTimeout),
+        (httpx.ConnectError("refused http://user:pw@h"), UpstreamError),
+        (httpx.RemoteProtocolError("peer closed"), UpstreamError),
+        (httpx.DecodingError("bad gzip"), UpstreamError),
+    ],
+)
+def test_gateway_errors(exc: Exception, kind: type[Exception]) -> None:
+    error = gateway_error(exc, 300)
+    assert type(error) is kind
+    assert error is not None
+    assert "pw" not in error.message
+
+
+def test_gateway_error_leaves_other_exceptions_alone() -> None:
+    assert gateway_error(ValueError("bug"), 1) is None
+    bad = BadRequest("x")
+    assert gateway_error(bad, 1) is bad
+    assert "2.5 s" in (gateway_error(TimeoutError(), 2.5) or BadRequest("")).message
+
+
+def test_sse_error_event_is_one_openai_error_event() -> None:
+    event = sse_error_event(UpstreamTimeout("slow"))
+    assert event.startswith(b"data: ")
+    assert event.endswith(b"\n\n")
+    assert event.count(b"\n") == 2
+    assert orjson.loads(event[6:]) == {
+        "error": {
+            "message": "slow",
+            "type": "upstream_error",
+            "code": "gateway_timeout",
+            "param": None,
+        }
+    }
