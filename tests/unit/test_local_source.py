@@ -3,7 +3,7 @@ import os
 import shutil
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 from fd2.module import Timeouts
@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 async def watched(tmp_path):
     for name in ("acme.json", "billing-assistant.module.json"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:
         builder = RouteBuilder(
             registry=ModuleRegistry(classes={"unused": object}),  # serves nothing: structure only
             secrets=SecretResolver(environ={}),

@@ -2,7 +2,7 @@ import asyncio
 import json
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 from fd2.errors import ConfigError, NotFound
@@ -53,7 +53,7 @@ def acme(**changes):
 
 @pytest.fixture
 async def builder():
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:
         yield RouteBuilder(
             registry=ModuleRegistry(classes={"inference_endpoint": RecordingModule}),
             secrets=SecretResolver(environ=ENV),

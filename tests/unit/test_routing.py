@@ -53,15 +53,18 @@ def test_any_valid_names_round_trip(project, module, rest):
     assert key.path == (rest or "/")
 
 
-@given(st.binary(max_size=80))
-def test_arbitrary_bytes_never_escape_the_name_rule(segment):
-    raw = b"/" + segment + b"/chat/v1/models"
+@given(st.binary(max_size=80), st.binary(max_size=20))
+def test_arbitrary_bytes_never_escape_the_name_rule(first, second):
+    raw = b"/" + first + b"/" + second + b"/v1/models"
     try:
         key = key_from_path(raw)
     except (InvalidRoute, NotFound):
         return
-    assert key.project.encode() == segment
-    assert all(c.isalnum() or c in "_-" for c in key.project)
+    for name in (key.project, key.module):
+        assert 1 <= len(name) <= 64
+        assert all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+    # Nothing is lost or re-interpreted: the three parts put back together are the raw path.
+    assert f"/{key.project}/{key.module}{key.path}".encode("latin-1") == raw
 
 
 def test_header_route_uses_the_plain_path():

@@ -1,0 +1,332 @@
+"""Real processes on loopback: the OpenAI upstream stand-in and fd2 itself.
+
+Session-scoped where a test only sends requests; function-scoped (`private_fd2`) where a test
+rewrites manifests or stops the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from .support import REPO
+
+STANDIN_SCRIPT = REPO / "tests" / "standins" / "openai_upstream.py"
+EXAMPLE_MANIFESTS = REPO / "examples" / "manifests"
+# The reference manifests the tests are written against (other examples may need other settings).
+REFERENCE_MANIFESTS = ("acme.json", "billing-assistant.module.json")
+EXAMPLE_UPSTREAM = "127.0.0.1:9100"
+STARTUP_DEADLINE_S = 30.0
+STOP_GRACE_S = 10.0
+FD2_ENV = {
+    "ACME_UPSTREAM_API_KEY": "test-acme-key",
+    "BILLING_UPSTREAM_API_KEY": "test-billing-key",
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A server process we started, in its own process group, with its output in files."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    stdout_path: Path
+    stderr_path: Path
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def output(self, tail: int = 20000) -> str:
+        parts = []
+        for label, path in (("stderr", self.stderr_path), ("stdout", self.stdout_path)):
+            text = path.read_text(errors="replace") if path.exists() else ""
+            parts.append(f"--- {self.name} {label} ---\n{text[-tail:]}")
+        return "\n".join(parts)
+
+    def signal(self, signum: int) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """SIGTERM, then SIGKILL to the whole group after `grace` seconds."""
+        self.signal(signal.SIGTERM)
+        if self.wait_exit(grace) is None:
+            self._kill_group()
+            self.proc.wait(5)
+        # Workers outliving their parent would hold the port; the group is ours alone.
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def start_service(
+    name: str,
+    argv: list[str],
+    *,
+    port: int,
+    ready_path: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    deadline_s: float = STARTUP_DEADLINE_S,
+) -> Service:
+    """Starts `argv` and waits until GET `ready_path` answers 200; fails showing its output."""
+    stdout_path = log_dir / f"{name}.stdout.log"
+    stderr_path = log_dir / f"{name}.stderr.log"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=err, env=env, cwd=REPO, start_new_session=True
+        )
+    service = Service(name, proc, port, stdout_path, stderr_path)
+    deadline = time.monotonic() + deadline_s
+    last_error = "no answer yet"
+    with httpx.Client(timeout=1.0) as client:
+        while True:
+            code = proc.poll()
+            if code is not None:
+                service.stop()
+                pytest.fail(
+                    f"{name} exited with code {code} before it was ready "
+                    f"(command: {' '.join(argv)})\n{service.output()}",
+                    pytrace=False,
+                )
+            try:
+                response = client.get(service.url + ready_path)
+                if response.status_code == 200:
+                    return service
+                last_error = f"GET {ready_path} -> {response.status_code}: {response.text[:300]}"
+            except httpx.HTTPError as exc:
+                last_error = repr(exc)
+            if time.monotonic() > deadline:
+                service.stop()
+                pytest.fail(
+                    f"{name} not ready after {deadline_s}s ({last_error}; "
+                    f"command: {' '.join(argv)})\n{service.output()}",
+                    pytrace=False,
+                )
+            time.sleep(0.05)
+
+
+def fd2_argv(*args: str) -> list[str]:
+    script = Path(sys.executable).parent / "fd2"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "fd2", *args]
+
+
+def fd2_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FD2_")}
+    env.update(FD2_ENV)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def quick_manifest(upstream: str) -> dict[str, Any]:
+    """A single-module manifest whose upstream time limits are shorter than `slow-3000`."""
+    return {
+        "project": "quick",
+        "module": "chat",
+        "module_type": "inference_openai",
+        "version": "1.0.0",
+        "runtime": {
+            "type": "python:3.11",
+            "implementation": "inference_openai.InferenceOpenAIModule",
+        },
+        "endpoints": {"dev": {"primary": f"http://{upstream}/v1"}},
+        "configuration_references": [
+            {"name": "api_key", "source": "env:BILLING_UPSTREAM_API_KEY", "required": True}
+        ],
+        "api_schema": {
+            "openapi_ref": "openai:v1",
+            "endpoints": ["/v1/chat/completions", "/v1/embeddings", "/v1/models"],
+        },
+        "timeouts": {"connect_s": 1, "read_s": 0.5, "total_s": 1},
+        "default_environment": "dev",
+    }
+
+
+def build_manifest_dir(directory: Path, upstream: str) -> Path:
+    """The example manifests pointed at the stand-in (dev only), plus the quick-timeout module."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in REFERENCE_MANIFESTS:
+        text = (EXAMPLE_MANIFESTS / name).read_text().replace(EXAMPLE_UPSTREAM, upstream)
+        (directory / name).write_text(text)
+    (directory / "quick-chat.module.json").write_text(
+        json.dumps(quick_manifest(upstream), indent=2)
+    )
+    return directory
+
+
+def start_fd2(manifests: Path, log_dir: Path, name: str = "fd2") -> Service:
+    port = free_port()
+    argv = fd2_argv(
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--manifests",
+        str(manifests),
+        "--default-env",
+        "development",
+        "--workers",
+        "1",
+    )
+    return start_service(
+        name, argv, port=port, ready_path="/healthz", log_dir=log_dir, env=fd2_env()
+    )
+
+
+class StandinStats:
+    """Reads and resets the stand-in's counters."""
+
+    def __init__(self, url: str) -> None:
+        self._client = httpx.Client(base_url=url, timeout=5.0)
+
+    def get(self) -> dict[str, int]:
+        response = self._client.get("/_standin/stats")
+        response.raise_for_status()
+        return dict(response.json())
+
+    def reset(self) -> None:
+        self._client.post("/_standin/reset").raise_for_status()
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Waits for streams left over by earlier tests to end, then zeroes the counters."""
+        deadline = time.monotonic() + timeout
+        while self.get()["open_streams"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.reset()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def standin(logs_dir: Path) -> Iterator[Service]:
+    port = free_port()
+    argv = [sys.executable, str(STANDIN_SCRIPT), "--host", "127.0.0.1", "--port", str(port)]
+    service = start_service(
+        "standin", argv, port=port, ready_path="/_standin/stats", log_dir=logs_dir, deadline_s=15
+    )
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def standin_stats(standin: Service) -> Iterator[StandinStats]:
+    stats = StandinStats(standin.url)
+    yield stats
+    stats.close()
+
+
+@pytest.fixture(scope="session")
+def session_manifests(tmp_path_factory: pytest.TempPathFactory, standin: Service) -> Path:
+    return build_manifest_dir(tmp_path_factory.mktemp("manifests"), standin.address)
+
+
+@pytest.fixture(scope="session")
+def fd2(session_manifests: Path, logs_dir: Path) -> Iterator[Service]:
+    service = start_fd2(session_manifests, logs_dir)
+    yield service
+    service.stop()
+
+
+@dataclass
+class PrivateFd2:
+    service: Service
+    manifests: Path
+
+
+@pytest.fixture
+def private_fd2(tmp_path: Path, standin: Service) -> Iterator[PrivateFd2]:
+    """An fd2 of this test's own, on its own copy of the manifests (free to rewrite or stop)."""
+    manifests = build_manifest_dir(tmp_path / "manifests", standin.address)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    service = start_fd2(manifests, logs, name="fd2-private")
+    yield PrivateFd2(service, manifests)
+    service.stop()
+
+
+@pytest.fixture
+def make_client(fd2: Service) -> Iterator[Callable[..., openai.OpenAI]]:
+    """Builds SDK clients for a `project/module` on the session fd2; closes them afterwards."""
+    clients: list[openai.OpenAI] = []
+
+    def make(
+        project_module: str = "acme/chat", *, server: Service | None = None, **kwargs: Any
+    ) -> openai.OpenAI:
+        target = server or fd2
+        base_url = f"{target.url}/{project_module}/v1" if project_module else f"{target.url}/v1"
+        kwargs.setdefault("timeout", 30.0)
+        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., openai.OpenAI]) -> openai.OpenAI:
+    """The SDK pointed at acme/chat."""
+    return make_client("acme/chat")
+
+
+@pytest.fixture
+def http(fd2: Service) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fd2.url, timeout=30.0) as client:
+        yield client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report ends with the tail of what the servers it used have logged."""
+    report = yield
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            service = value.service if isinstance(value, PrivateFd2) else value
+            if isinstance(service, Service):
+                report.sections.append((f"{service.name} output (tail)", service.output(4000)))
+    return report
