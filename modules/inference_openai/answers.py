@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-import httpx
+import aiohttp
 import msgspec
 import orjson
 
@@ -81,15 +81,16 @@ def gateway_error(exc: BaseException, total_s: float) -> Fd2Error | None:
     """The gateway error for a failed upstream exchange, or None when `exc` is not one."""
     if isinstance(exc, Fd2Error):
         return exc
-    if isinstance(exc, TimeoutError):
-        # Raised by asyncio.timeout: the whole-call limit, not one of httpx's phase limits.
-        return UpstreamTimeout(f"The upstream call exceeded its time limit of {total_s:g} s.")
-    if isinstance(exc, httpx.TimeoutException):
+    # aiohttp's phase timeouts subclass TimeoutError, so they are told apart from the whole-call
+    # limit (asyncio.timeout's bare TimeoutError) first.
+    if isinstance(exc, aiohttp.ServerTimeoutError):
         return UpstreamTimeout(_TIMEOUT_MESSAGES.get(type(exc), "The upstream timed out."))
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"The upstream call exceeded its time limit of {total_s:g} s.")
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamError("The upstream could not be reached (connection failed).")
-    if isinstance(exc, httpx.HTTPError):
-        # The exception's text can name hosts or paths; its type is enough to act on.
+    if isinstance(exc, aiohttp.ClientError):
+        # The exception's text can name hosts, paths or body fragments; its type is enough.
         return UpstreamError(f"The upstream connection failed ({type(exc).__name__}).")
     return None
 
@@ -100,8 +101,8 @@ def sse_error_event(error: Fd2Error) -> bytes:
 
 
 _TIMEOUT_MESSAGES: Final[dict[type[Exception], str]] = {
-    httpx.ConnectTimeout: "Timed out connecting to the upstream.",
-    httpx.ReadTimeout: "The upstream stopped sending data (read timeout).",
-    httpx.WriteTimeout: "Timed out sending the request to the upstream.",
-    httpx.PoolTimeout: "No upstream connection became free in time.",
+    aiohttp.ConnectionTimeoutError: (
+        "Timed out connecting to the upstream (or waiting for a free connection)."
+    ),
+    aiohttp.SocketTimeoutError: "The upstream stopped sending data (read timeout).",
 }

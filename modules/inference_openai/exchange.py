@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
+import aiohttp
 
 from fd2.errors import UpstreamError
 from fd2.responses import send_bytes
@@ -16,30 +16,34 @@ from inference_openai.answers import (
     relayed_headers,
     settle,
 )
-from inference_openai.upstream import Upstream, read_answer
+from inference_openai.upstream import Upstream, UpstreamCall, read_answer
 
 
 async def relay_json(
-    upstream: Upstream, request: httpx.Request, send: Send, logger: logging.Logger, request_id: str
+    upstream: Upstream, call: UpstreamCall, send: Send, logger: logging.Logger, request_id: str
 ) -> None:
-    """Send `request` upstream and answer with its JSON result, or raise an Fd2Error."""
+    """Send `call` upstream and answer with its JSON result, or raise an Fd2Error."""
     try:
         async with asyncio.timeout(upstream.total_s):
-            response = await upstream.open(request)
+            response = await upstream.open(call)
             try:
                 body = await read_answer(response, ERROR_BODY_LIMIT)
             finally:
-                await response.aclose()
-    except (TimeoutError, httpx.HTTPError) as exc:
+                # A body read to its end has already given its connection back to the pool, and
+                # then this only marks the response done. One cut short (a failure, a timeout, a
+                # cancellation, an oversized error body) has its connection closed, not pooled.
+                response.close()
+    except (TimeoutError, aiohttp.ClientError) as exc:
         error = gateway_error(exc, upstream.total_s)
         assert error is not None
         logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)
         raise error from None
-    if not 200 <= response.status_code < 300:
-        logger.info("request %s: upstream answered HTTP %d", request_id, response.status_code)
+    status = response.status
+    if not 200 <= status < 300:
+        logger.info("request %s: upstream answered HTTP %d", request_id, status)
     try:
-        status, payload = settle(response.status_code, body)
+        status, payload = settle(status, body)
     except UpstreamError as error:
         logger.warning("request %s: %s", request_id, error.message)
         raise
-    await send_bytes(send, status, payload, headers=relayed_headers(response.headers.raw))
+    await send_bytes(send, status, payload, headers=relayed_headers(response.raw_headers))

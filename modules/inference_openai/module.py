@@ -47,19 +47,22 @@ class InferenceOpenAIModule(Module):
         config = load_config(context.config)
         primary = context.endpoints.primary if context.endpoints is not None else None
         base_url = upstream_base_url(primary, config.endpoint_url)
+        fallback = context.endpoints.fallback if context.endpoints is not None else None
+        fallback_url = upstream_base_url(fallback, None) if fallback else None
         api_key = config.api_key or context.references.get("api_key")
         timeouts = effective_timeouts(context.timeouts, config.timeouts)
         self._upstream = Upstream(
-            context.http, base_url, api_key.reveal() if api_key else None, timeouts
+            context.http, base_url, api_key.reveal() if api_key else None, timeouts, fallback_url
         )
         self._defaults = defaults_from(config)
         self._logger = context.logger
         self._logger.info(
-            "inference module %s/%s (%s): upstream %s, %s, default model %s",
+            "inference module %s/%s (%s): upstream %s%s, %s, default model %s",
             context.project,
             context.module,
             context.environment,
             display_url(base_url),
+            f" (fallback {display_url(fallback_url)})" if fallback_url else "",
             "with an API key" if self._upstream.authenticated else "without an API key",
             self._defaults.model or "none",
         )
@@ -84,12 +87,10 @@ class InferenceOpenAIModule(Module):
     async def _models(self, request: Request, send: Send) -> None:
         try:
             await request.body()  # read first: from here on the disconnect watcher owns `receive`
-            upstream_request = self._upstream.build(
+            call = self._upstream.build(
                 "GET", "/models", None, request_id=request.request_id, stream=False
             )
-            work = relay_json(
-                self._upstream, upstream_request, send, self._logger, request.request_id
-            )
+            work = relay_json(self._upstream, call, send, self._logger, request.request_id)
             await cancel_on_disconnect(request, work)
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)
@@ -98,7 +99,7 @@ class InferenceOpenAIModule(Module):
         try:
             original = await request.body()
             prepared = prepare(await request.json_object(), self._defaults)
-            upstream_request = self._upstream.build(
+            call = self._upstream.build(
                 "POST",
                 path,
                 upstream_body(original, prepared),
@@ -115,9 +116,9 @@ class InferenceOpenAIModule(Module):
             )
             rid, logger = request.request_id, self._logger
             work = (
-                relay_stream(self._upstream, upstream_request, send, logger, rid)
+                relay_stream(self._upstream, call, send, logger, rid)
                 if prepared.stream
-                else relay_json(self._upstream, upstream_request, send, logger, rid)
+                else relay_json(self._upstream, call, send, logger, rid)
             )
             # Only now that the body has been read: the watcher takes over `receive`, and a client
             # that leaves cancels the upstream call, an open stream included.

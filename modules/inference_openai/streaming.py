@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Final
 
-import httpx
+import aiohttp
 
 from fd2.errors import Fd2Error, UpstreamError
 from fd2.responses import send_bytes
@@ -26,7 +26,9 @@ from inference_openai.answers import (
     settle,
     sse_error_event,
 )
-from inference_openai.upstream import Upstream, read_answer
+from inference_openai.upstream import Upstream, UpstreamCall, read_answer
+
+_RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -48,19 +50,20 @@ class _Relay:
         self.request_id = request_id
         self.started = False
 
-    async def start(self, response: httpx.Response) -> None:
+    async def start(self, response: aiohttp.ClientResponse) -> None:
         await self.send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*_SSE_HEADERS, *relayed_headers(response.headers.raw)],
+                "headers": [*_SSE_HEADERS, *relayed_headers(response.raw_headers)],
             }
         )
         self.started = True
 
-    async def pump(self, response: httpx.Response) -> None:
+    async def pump(self, response: aiohttp.ClientResponse) -> None:
         framer, send = self.framer, self.send
-        async for chunk in response.aiter_bytes():
+        # Each read is relayed at once: whatever has arrived, not a fixed-size block.
+        async for chunk in response.content.iter_any():
             try:
                 out = framer.feed(chunk)
             except Exception as exc:  # the native framer's errors (e.g. an oversized event)
@@ -84,27 +87,29 @@ class _FramingError(Exception):
 
 async def relay_stream(
     upstream: Upstream,
-    request: httpx.Request,
+    call: UpstreamCall,
     send: Send,
     logger: logging.Logger,
     request_id: str,
 ) -> None:
     """Send a `stream: true` request upstream and relay its events (or its error answer)."""
     relay = _Relay(send, SseFramer(), logger, request_id)
-    plain: tuple[int, bytes | None, httpx.Headers] | None = None
+    plain: tuple[int, bytes | None, _RawHeaders] | None = None
     try:
         async with asyncio.timeout(upstream.total_s):
-            response = await upstream.open(request)
+            response = await upstream.open(call)
             try:
                 content_type = response.headers.get("content-type")
-                if is_event_stream(response.status_code, content_type):
+                if is_event_stream(response.status, content_type):
                     await relay.start(response)
                     await relay.pump(response)
                 else:
                     body = await read_answer(response, ERROR_BODY_LIMIT)
-                    plain = (response.status_code, body, response.headers)
+                    plain = (response.status, body, response.raw_headers)
             finally:
-                await response.aclose()
+                # Read to its end, the connection is already back in the pool; cut short (a
+                # broken stream, the time limit, a client that left) it is closed, not pooled.
+                response.close()
     except Exception as exc:
         error = _as_error(exc, upstream.total_s)
         if error is None:
@@ -142,7 +147,7 @@ async def _answer_plain(
     request_id: str,
     status: int,
     body: bytes | None,
-    headers: httpx.Headers,
+    headers: _RawHeaders,
 ) -> None:
     # The upstream did not stream (an error, or a server ignoring `stream`): answer as a
     # non-streaming call would.
@@ -152,7 +157,7 @@ async def _answer_plain(
     except UpstreamError as error:
         logger.warning("request %s: %s", request_id, error.message)
         raise
-    await send_bytes(send, status, payload, headers=relayed_headers(headers.raw))
+    await send_bytes(send, status, payload, headers=relayed_headers(headers))
 
 
 def _as_error(exc: Exception, total_s: float) -> Fd2Error | None:

@@ -1,66 +1,123 @@
 """The upstream service as this module sees it: base URL, credentials, time limits, reads.
 
-Built once at set-up. Requests go through the gateway's shared pooled client; nothing here creates
-or closes clients.
+Built once at set-up. Requests go through the gateway's shared pooled aiohttp session; nothing
+here creates or closes sessions. Headers and timeouts are built here once, not per request.
 """
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import Awaitable, Mapping
+from typing import Final
+
+import aiohttp
 
 from fd2.module import Timeouts
 
-_JSON = "application/json"
-_EVENT_STREAM = "text/event-stream"
+_JSON: Final = "application/json"
+_EVENT_STREAM: Final = "text/event-stream"
+# Failures that mean the request never reached the upstream, so another one may be tried.
+# ClientConnectorError covers refused connections, DNS and TLS failures; ConnectionTimeoutError
+# also covers waiting for a free connection in the pool.
+_NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+class UpstreamCall:
+    """One request as it goes upstream: method, path below the base URL, body and headers."""
+
+    __slots__ = ("body", "headers", "method", "path")
+
+    def __init__(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.body = body
+        self.headers = headers
 
 
 class Upstream:
-    __slots__ = ("_authorization", "_base", "_client", "_timeout", "total_s")
+    __slots__ = ("_base", "_fallback", "_headers", "_session", "_timeout", "total_s")
 
     def __init__(
-        self, client: httpx.AsyncClient, base_url: str, api_key: str | None, timeouts: Timeouts
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str | None,
+        timeouts: Timeouts,
+        fallback_url: str | None = None,
     ) -> None:
-        self._client = client
+        self._session = session
         self._base = base_url
-        self._authorization = f"Bearer {api_key}" if api_key else None
-        # httpx has no whole-call limit; total_s is enforced around the call with asyncio.timeout.
-        self._timeout = httpx.Timeout(
+        self._fallback = fallback_url
+        # Only these headers go upstream, never the client's own: its Authorization authenticated
+        # it to the gateway, not to the upstream. Keyed by (stream, has a body).
+        common = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = {
+            (stream, has_body): {
+                **common,
+                "accept": _EVENT_STREAM if stream else _JSON,
+                **({"content-type": _JSON} if has_body else {}),
+            }
+            for stream in (False, True)
+            for has_body in (False, True)
+        }
+        # aiohttp's own whole-call limit stays off: total_s is enforced around the call, reading
+        # of the body included, with asyncio.timeout. `connect` bounds the wait for a pooled
+        # connection plus connecting; `sock_connect` connecting alone.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
             connect=timeouts.connect_s,
-            read=timeouts.read_s,
-            write=timeouts.read_s,
-            pool=timeouts.connect_s,
+            sock_connect=timeouts.connect_s,
+            sock_read=timeouts.read_s,
         )
         self.total_s = timeouts.total_s
 
     @property
     def authenticated(self) -> bool:
-        return self._authorization is not None
+        return "authorization" in self._headers[False, False]
+
+    @property
+    def has_fallback(self) -> bool:
+        return self._fallback is not None
 
     def build(
         self, method: str, path: str, body: bytes | None, *, request_id: str, stream: bool
-    ) -> httpx.Request:
-        """A request to `base + path`. Only these headers go upstream: never the client's own
-        Authorization (it authenticated the client to the gateway, not to the upstream)."""
-        headers = {"accept": _EVENT_STREAM if stream else _JSON, "x-request-id": request_id}
-        if body is not None:
-            headers["content-type"] = _JSON
-        if self._authorization is not None:
-            headers["authorization"] = self._authorization
-        return self._client.build_request(
-            method, self._base + path, content=body, headers=headers, timeout=self._timeout
+    ) -> UpstreamCall:
+        """A request to `base + path` carrying only the module's own headers."""
+        headers = {**self._headers[stream, body is not None], "x-request-id": request_id}
+        return UpstreamCall(method, path, body, headers)
+
+    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+        """Send `call` and return once the status and headers are in; the caller reads the body
+        and must release the response (or close it, to drop a half-read connection).
+
+        When the primary cannot be connected to and a fallback is configured, the request goes to
+        the fallback instead: a failed connection means the primary never saw the request, so
+        sending it elsewhere cannot run it twice.
+        """
+        try:
+            return await self._send(self._base, call)
+        except _NOT_SENT:
+            if self._fallback is None:
+                raise
+        return await self._send(self._fallback, call)
+
+    def _send(self, base: str, call: UpstreamCall) -> Awaitable[aiohttp.ClientResponse]:
+        return self._session.request(
+            call.method,
+            base + call.path,
+            data=call.body,
+            headers=call.headers,
+            timeout=self._timeout,
+            allow_redirects=False,
         )
 
-    async def open(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` and return once the status and headers are in; the caller reads the
-        body and must close the response."""
-        return await self._client.send(request, stream=True)
 
-
-async def read_bounded(response: httpx.Response, limit: int) -> bytes | None:
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
     """The whole (decoded) body, or None as soon as it grows past `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > limit:
             return None
@@ -68,9 +125,9 @@ async def read_bounded(response: httpx.Response, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def read_answer(response: httpx.Response, error_limit: int) -> bytes | None:
+async def read_answer(response: aiohttp.ClientResponse, error_limit: int) -> bytes | None:
     """A non-streamed answer's body: whole when it is a success (embeddings can be large), at most
     `error_limit` bytes otherwise (None past that)."""
-    if 200 <= response.status_code < 300:
-        return await response.aread()
+    if 200 <= response.status < 300:
+        return await response.read()
     return await read_bounded(response, error_limit)

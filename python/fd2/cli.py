@@ -29,7 +29,6 @@ _HELP = {
     "module_packages": "comma-separated extra packages runtime.implementation may name",
     "secrets_file": "JSON file read by config: secret references",
     "upstream_max_connections": "upstream connection pool size per worker",
-    "upstream_max_keepalive": "idle upstream connections kept per worker",
     "connect_timeout": "default upstream connect timeout (s)",
     "read_timeout": "default upstream read timeout (s)",
     "total_timeout": "default limit for a whole upstream call (s)",

@@ -32,7 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     secrets_file: str | None = None
     """A JSON file that `config:` secret references read from."""
     upstream_max_connections: int = 1024
-    upstream_max_keepalive: int = 256
+    """Upstream connections per worker (idle ones are kept alive for reuse)."""
     connect_timeout: float = 5.0
     read_timeout: float = 120.0
     total_timeout: float = 600.0

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 import msgspec
 
 from fd2.request import Request
@@ -57,8 +57,8 @@ class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):
     """Named references (single-module manifests); None for optional ones that are absent."""
     endpoints: UpstreamEndpoints | None
     timeouts: Timeouts
-    http: httpx.AsyncClient
-    """The shared, pooled upstream client. Do not close it."""
+    http: aiohttp.ClientSession
+    """The shared, pooled upstream client (keep-alive connections). Do not close it."""
     logger: logging.Logger
 
 

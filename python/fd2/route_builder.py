@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
-import httpx
+import aiohttp
 
 from fd2.errors import ConfigError, Fd2Error, NotFound
 from fd2.manifests.compile import (
@@ -35,7 +35,7 @@ class RouteBuilder:
         *,
         registry: ModuleRegistry,
         secrets: SecretResolver,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         default_environment: str,
         base_timeouts: Timeouts,
         environ: Mapping[str, str],

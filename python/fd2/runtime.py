@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 from fd2.config import Settings
 from fd2.environments import canonical_environment
@@ -28,7 +28,7 @@ class Runtime:
         self,
         *,
         settings: Settings,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         builder: RouteBuilder,
         control_tower: ControlTowerCache | None,
         control_tower_client: ControlTowerClient | None,
@@ -50,14 +50,25 @@ class Runtime:
         secrets = SecretResolver(
             config_file=Path(settings.secrets_file) if settings.secrets_file else None
         )
-        http = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=settings.upstream_max_connections,
-                max_keepalive_connections=settings.upstream_max_keepalive,
-                keepalive_expiry=30.0,
+        # aiohttp, not httpx, carries upstream traffic: measured here, httpx's connection pool
+        # gave ~800 requests/s at 32 concurrent requests where aiohttp gave ~8,000 (docs/).
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=settings.upstream_max_connections,
+                limit_per_host=0,
+                # Below the idle timeouts upstream load balancers commonly use (60 s and up), so
+                # fd2 closes an idle connection before the upstream does under it.
+                keepalive_timeout=15.0,
             ),
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            follow_redirects=False,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=settings.connect_timeout,
+                sock_read=settings.read_timeout,
+            ),
+            # No per-request netrc/proxy-variable lookups (two thread hops per request in
+            # aiohttp), and no cookies carried from one client's answer into another's request.
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         builder = RouteBuilder(
             registry=ModuleRegistry(allowed_packages=settings.module_packages),
@@ -107,4 +118,4 @@ class Runtime:
         await self.builder.close()
         if self._control_tower_client is not None:
             await self._control_tower_client.aclose()
-        await self.http.aclose()
+        await self.http.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import orjson
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
 from fd2.errors import BadRequest, UpstreamError, UpstreamTimeout
 from inference_openai.answers import (
@@ -86,17 +87,25 @@ def test_is_event_stream(status: int, content_type: str | None, expected: bool) 
     assert is_event_stream(status, content_type) is expected
 
 
+_KEY = ConnectionKey("user:pw@h", 443, True, True, None, None, None)
+
+
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (httpx.ConnectTimeout("t"), UpstreamTimeout),
-        (httpx.ReadTimeout("t"), UpstreamTimeout),
-        (httpx.WriteTimeout("t"), UpstreamTimeout),
-        (httpx.PoolTimeout("t"), UpstreamTimeout),
+        (
+            aiohttp.ConnectionTimeoutError("Connection timeout to host http://user:pw@h"),
+            UpstreamTimeout,
+        ),
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), UpstreamTimeout),
+        (aiohttp.ServerTimeoutError("t"), UpstreamTimeout),
         (TimeoutError(), UpstreamTimeout),
-        (httpx.ConnectError("refused http://user:pw@h"), UpstreamError),
-        (httpx.RemoteProtocolError("peer closed"), UpstreamError),
-        (httpx.DecodingError("bad gzip"), UpstreamError),
+        (aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused")), UpstreamError),
+        (aiohttp.ClientConnectorDNSError(_KEY, OSError(-2, "no such host")), UpstreamError),
+        (aiohttp.ServerDisconnectedError("peer closed http://user:pw@h"), UpstreamError),
+        (aiohttp.ClientPayloadError("Response payload is not completed: pw"), UpstreamError),
+        (aiohttp.ClientOSError(104, "reset by http://user:pw@h"), UpstreamError),
+        (aiohttp.InvalidURL("http://user:pw@h"), UpstreamError),
     ],
 )
 def test_gateway_errors(exc: Exception, kind: type[Exception]) -> None:
@@ -111,6 +120,21 @@ def test_gateway_error_leaves_other_exceptions_alone() -> None:
     bad = BadRequest("x")
     assert gateway_error(bad, 1) is bad
     assert "2.5 s" in (gateway_error(TimeoutError(), 2.5) or BadRequest("")).message
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (aiohttp.ConnectionTimeoutError(), "connecting"),
+        (aiohttp.SocketTimeoutError(), "read timeout"),
+        (TimeoutError(), "time limit of 300 s"),
+    ],
+)
+def test_timeouts_are_told_apart(exc: Exception, words: str) -> None:
+    # aiohttp's timeouts are TimeoutErrors too; only a bare one is the whole-call limit.
+    error = gateway_error(exc, 300)
+    assert error is not None
+    assert words in error.message
 
 
 def test_sse_error_event_is_one_openai_error_event() -> None:

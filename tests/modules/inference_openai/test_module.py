@@ -1,29 +1,100 @@
-"""The module's handlers against a mocked upstream (httpx.MockTransport) and a recording `send`.
+"""The module's handlers against a real in-process HTTP upstream and a recording `send`.
 
-Real sockets, Granian and the official SDK are exercised by the end-to-end suite; this checks
-what each handler sends upstream and answers, error mapping, streaming and disconnects.
+The upstream is an aiohttp.web application on 127.0.0.1 (an ephemeral port) whose handler each
+test chooses; the module talks to it through a real pooled aiohttp session, as it does under the
+gateway. Granian and the official SDK are exercised by the end-to-end suite; this checks what each
+handler sends upstream and answers, error mapping, failover, streaming and disconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
-import httpx
+import aiohttp
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from fd2.errors import BadRequest, ConfigError, UpstreamError, UpstreamTimeout
 from fd2.module import ModuleContext, Timeouts, UpstreamEndpoints
 from fd2.request import Request
 from fd2.secrets import Secret
+from fd2.sse import SseFramer
 from inference_openai import InferenceOpenAIModule
 
-UpstreamHandler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+UpstreamHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHAT_OK = b'{"id":"chatcmpl-1","object":"chat.completion","choices":[]}'
 USER = {"role": "user", "content": "hi"}
+CHAT = {"model": "m", "messages": [USER]}
+
+
+class Seen(NamedTuple):
+    """One request as the upstream received it."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    client_port: int
+
+
+class FakeUpstream:
+    """An HTTP server on loopback that records each request and answers it with `handler`."""
+
+    def __init__(self) -> None:
+        self.handler: UpstreamHandler = answer(200)
+        self.seen: list[Seen] = []
+        self.requested = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # TestServer cancels a handler when its client goes away, as production servers do.
+        self._server = TestServer(app, host="127.0.0.1")
+
+    async def start(self) -> None:
+        await self._server.start_server()
+
+    async def close(self) -> None:
+        await self._server.close()
+
+    def url(self, path: str) -> str:
+        return str(self._server.make_url(path))
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.seen.append(
+            Seen(request.method, request.path, request.headers, body, peer[1] if peer else 0)
+        )
+        self.requested.set()
+        return await self.handler(request)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+def gateway_session(limit: int = 16) -> aiohttp.ClientSession:
+    """A pooled session built as the core builds its shared one."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=30),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=30),
+    )
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with gateway_session() as shared:
+        yield shared
 
 
 class Exchange:
@@ -31,25 +102,26 @@ class Exchange:
 
     def __init__(
         self,
-        upstream: UpstreamHandler,
+        upstream: FakeUpstream,
+        session: aiohttp.ClientSession,
         *,
         config: Mapping[str, Any] | None = None,
         references: Mapping[str, Secret | None] | None = None,
         endpoints: UpstreamEndpoints | None = None,
     ) -> None:
         self.upstream = upstream
-        self.config = {"endpoint_url": "http://up.test/v1/chat/completions", **(config or {})}
+        self.session = session
+        self.config = {"endpoint_url": upstream.url("/v1/chat/completions"), **(config or {})}
         self.references = references or {}
         self.endpoints = endpoints
-        self.seen: list[httpx.Request] = []
         self.sent: list[dict[str, Any]] = []
         self.disconnect = asyncio.Event()
 
-    async def _transport(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        return await self.upstream(request)
+    @property
+    def seen(self) -> list[Seen]:
+        return self.upstream.seen
 
-    def context(self, client: httpx.AsyncClient) -> ModuleContext:
+    def context(self) -> ModuleContext:
         return ModuleContext(
             project="acme",
             module="chat",
@@ -59,17 +131,18 @@ class Exchange:
             references=self.references,
             endpoints=self.endpoints,
             timeouts=Timeouts(connect_s=1, read_s=5, total_s=5),
-            http=client,
+            http=self.session,
             logger=logging.getLogger("fd2.module.test"),
         )
 
     async def run(
         self,
         path: str,
-        body: bytes = b"",
+        body: Any = None,
         method: str = "POST",
         on_send: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
+    ) -> Exchange:
+        raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body)
         module = InferenceOpenAIModule()
         delivered = False
 
@@ -77,20 +150,20 @@ class Exchange:
             nonlocal delivered
             if not delivered:
                 delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
+                return {"type": "http.request", "body": raw, "more_body": False}
             await self.disconnect.wait()
             return {"type": "http.disconnect"}
 
         async def send(message: Any) -> None:
-            self.sent.append(message)
             if on_send is not None:
                 on_send(message)
+            self.sent.append(message)
 
         scope = {
             "type": "http",
             "method": method,
             "path": f"/acme/chat{path}",
-            "headers": [(b"authorization", b"Bearer client-token")],
+            "headers": [(b"authorization", b"Bearer client-token"), (b"cookie", b"c=1")],
         }
         request = Request(
             scope,
@@ -100,12 +173,12 @@ class Exchange:
             module="chat",
             environment="development",
             path=path,
-            content_length=len(body),
+            content_length=len(raw),
             max_body=1 << 20,
         )
-        async with httpx.AsyncClient(transport=httpx.MockTransport(self._transport)) as client:
-            await module.setup(self.context(client))
-            await module.endpoints()[path][method](request, send)
+        await module.setup(self.context())
+        await module.endpoints()[path][method](request, send)
+        return self
 
     @property
     def status(self) -> int:
@@ -120,63 +193,101 @@ class Exchange:
         return b"".join(m.get("body", b"") for m in self.sent[1:])
 
 
-def run(exchange: Exchange, path: str, body: Any = None, **kwargs: Any) -> Exchange:
-    raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body)
-    asyncio.run(exchange.run(path, raw, **kwargs))
-    return exchange
+Make = Callable[..., Exchange]
+
+
+@pytest.fixture
+def make(upstream: FakeUpstream, session: aiohttp.ClientSession) -> Make:
+    """`make(handler, **options)`: an Exchange with the upstream answering through `handler`."""
+
+    def factory(handler: UpstreamHandler, **options: Any) -> Exchange:
+        upstream.handler = handler
+        return Exchange(upstream, session, **options)
+
+    return factory
 
 
 def answer(status: int, content: bytes = CHAT_OK, **headers: str) -> UpstreamHandler:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=content, headers=headers)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, body=content, headers=headers)
 
     return handler
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def unresponsive() -> Iterator[str]:
+    """A base URL whose connections never complete: a listener with a full accept queue."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield f"http://127.0.0.1:{port}/v1"
+    for filler in fillers:
+        filler.close()
+    listener.close()
 
 
 # --- set-up -----------------------------------------------------------------------------------
 
 
-def test_setup_needs_an_upstream() -> None:
-    exchange = Exchange(answer(200), config={"endpoint_url": None})
+async def test_setup_needs_an_upstream(make: Make) -> None:
+    exchange = make(answer(200), config={"endpoint_url": None})
     with pytest.raises(ConfigError):
-        run(exchange, "/v1/models", method="GET")
+        await exchange.run("/v1/models", method="GET")
 
 
-def test_primary_endpoint_and_reference_key_are_used() -> None:
-    exchange = Exchange(
+async def test_primary_endpoint_and_reference_key_are_used(
+    make: Make, upstream: FakeUpstream
+) -> None:
+    exchange = make(
         answer(200, b'{"object":"list","data":[]}'),
-        endpoints=UpstreamEndpoints(primary="http://primary.test/v1"),
+        endpoints=UpstreamEndpoints(primary=upstream.url("/primary/v1")),
         references={"api_key": Secret("ref-key-1", "env:X")},
     )
-    run(exchange, "/v1/models", method="GET")
+    await exchange.run("/v1/models", method="GET")
     sent = exchange.seen[0]
-    assert str(sent.url) == "http://primary.test/v1/models"
+    assert sent.path == "/primary/v1/models"
     assert sent.method == "GET"
     assert sent.headers["authorization"] == "Bearer ref-key-1"
+    assert sent.body == b""
+    assert "content-type" not in sent.headers
     assert exchange.status == 200
     assert exchange.body == b'{"object":"list","data":[]}'
 
 
-def test_no_key_means_no_authorization_header() -> None:
-    exchange = run(
-        Exchange(answer(200)), "/v1/chat/completions", {"model": "m", "messages": [USER]}
-    )
+async def test_no_key_means_no_authorization_header(make: Make) -> None:
+    exchange = await make(answer(200)).run("/v1/chat/completions", CHAT)
     assert "authorization" not in exchange.seen[0].headers
+    assert "cookie" not in exchange.seen[0].headers
 
 
 # --- non-streaming ----------------------------------------------------------------------------
 
 
-def test_chat_forwards_original_bytes_and_relays_the_answer() -> None:
+async def test_chat_forwards_original_bytes_and_relays_the_answer(make: Make) -> None:
     original = b'{"model": "m",   "messages": [{"role": "user", "content": "hi"}]}'
-    exchange = Exchange(
+    exchange = make(
         answer(200, CHAT_OK, **{"x-ratelimit-remaining-tokens": "9", "openai-processing-ms": "7"}),
         config={"api_key": Secret("sk-upstream-1")},
     )
-    run(exchange, "/v1/chat/completions", original)
+    await exchange.run("/v1/chat/completions", original)
     sent = exchange.seen[0]
-    assert str(sent.url) == "http://up.test/v1/chat/completions"
-    assert sent.content == original
+    assert sent.method == "POST"
+    assert sent.path == "/v1/chat/completions"
+    assert sent.body == original
     assert sent.headers["authorization"] == "Bearer sk-upstream-1"
     assert sent.headers["x-request-id"] == "req-123"
     assert sent.headers["content-type"] == "application/json"
@@ -188,13 +299,13 @@ def test_chat_forwards_original_bytes_and_relays_the_answer() -> None:
     assert exchange.headers[b"openai-processing-ms"] == b"7"
 
 
-def test_manifest_defaults_are_sent_upstream() -> None:
-    exchange = Exchange(
+async def test_manifest_defaults_are_sent_upstream(make: Make) -> None:
+    exchange = make(
         answer(200),
         config={"model_name": "gpt-4o-mini", "system_prompt": "Be nice.", "max_tokens": 64},
     )
-    run(exchange, "/v1/chat/completions", {"messages": [USER], "temperature": 1})
-    assert orjson.loads(exchange.seen[0].content) == {
+    await exchange.run("/v1/chat/completions", {"messages": [USER], "temperature": 1})
+    assert orjson.loads(exchange.seen[0].body) == {
         "messages": [{"role": "system", "content": "Be nice."}, USER],
         "temperature": 1,
         "model": "gpt-4o-mini",
@@ -209,29 +320,35 @@ def test_manifest_defaults_are_sent_upstream() -> None:
         ("/v1/embeddings", {"model": "e", "input": ["a"]}, "/v1/embeddings"),
     ],
 )
-def test_other_endpoints_are_proxied(path: str, body: dict[str, Any], upstream_path: str) -> None:
-    exchange = run(Exchange(answer(200, b'{"object":"list"}')), path, body)
-    assert exchange.seen[0].url.path == upstream_path
+async def test_other_endpoints_are_proxied(
+    make: Make, path: str, body: dict[str, Any], upstream_path: str
+) -> None:
+    exchange = await make(answer(200, b'{"object":"list"}')).run(path, body)
+    assert exchange.seen[0].path == upstream_path
     assert exchange.body == b'{"object":"list"}'
 
 
-def test_invalid_requests_never_reach_the_upstream() -> None:
-    exchange = Exchange(answer(200))
+async def test_large_success_bodies_are_relayed_whole(make: Make) -> None:
+    vectors = orjson.dumps({"object": "list", "data": [{"embedding": [0.5] * 400_000}]})
+    assert len(vectors) > 1 << 20
+    exchange = await make(answer(200, vectors)).run("/v1/embeddings", {"model": "e", "input": "a"})
+    assert exchange.body == vectors
+
+
+async def test_invalid_requests_never_reach_the_upstream(make: Make) -> None:
+    exchange = make(answer(200))
     with pytest.raises(BadRequest) as caught:
-        run(exchange, "/v1/chat/completions", {"model": "m"})
+        await exchange.run("/v1/chat/completions", {"model": "m"})
     assert caught.value.param == "messages"
     with pytest.raises(BadRequest):
-        run(exchange, "/v1/chat/completions", b"[1, 2]")
+        await exchange.run("/v1/chat/completions", b"[1, 2]")
     assert exchange.seen == []
 
 
-def test_openai_shaped_upstream_errors_pass_through() -> None:
+async def test_openai_shaped_upstream_errors_pass_through(make: Make) -> None:
     error = b'{"error":{"message":"slow down","type":"rate_limit_exceeded","code":null}}'
-    exchange = run(
-        Exchange(answer(429, error, **{"x-ratelimit-reset-requests": "1s"})),
-        "/v1/chat/completions",
-        {"model": "m", "messages": [USER]},
-    )
+    exchange = make(answer(429, error, **{"x-ratelimit-reset-requests": "1s"}))
+    await exchange.run("/v1/chat/completions", CHAT)
     assert exchange.status == 429
     assert exchange.body == error
     assert exchange.headers[b"x-ratelimit-reset-requests"] == b"1s"
@@ -240,95 +357,221 @@ def test_openai_shaped_upstream_errors_pass_through() -> None:
 @pytest.mark.parametrize(
     ("status", "content"), [(500, b"<html>oops http://u:p@h</html>"), (200, b"not json")]
 )
-def test_unusable_answers_are_502(status: int, content: bytes) -> None:
-    exchange = Exchange(answer(status, content))
+async def test_unusable_answers_are_502(make: Make, status: int, content: bytes) -> None:
+    exchange = make(answer(status, content))
     with pytest.raises(UpstreamError) as caught:
-        run(exchange, "/v1/chat/completions", {"model": "m", "messages": [USER]})
+        await exchange.run("/v1/chat/completions", CHAT)
     assert "u:p" not in caught.value.message
     assert exchange.sent == []
 
 
-def failing(exc: Exception) -> UpstreamHandler:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        raise exc
-
-    return handler
-
-
-@pytest.mark.parametrize(
-    ("exc", "kind"),
-    [
-        (httpx.ConnectError("refused"), UpstreamError),
-        (httpx.RemoteProtocolError("broken"), UpstreamError),
-        (httpx.ConnectTimeout("slow"), UpstreamTimeout),
-        (httpx.ReadTimeout("slow"), UpstreamTimeout),
-        (httpx.PoolTimeout("busy"), UpstreamTimeout),
-    ],
-)
-def test_transport_failures(exc: Exception, kind: type[Exception]) -> None:
-    with pytest.raises(kind):
-        run(Exchange(failing(exc)), "/v1/chat/completions", {"model": "m", "messages": [USER]})
+async def test_oversized_error_body_is_a_502_and_its_connection_is_not_reused(
+    make: Make,
+) -> None:
+    huge = b'{"error":{"message":"' + b"x" * (2 << 20) + b'"}}'
+    exchange = make(answer(500, huge))
+    with pytest.raises(UpstreamError):
+        await exchange.run("/v1/chat/completions", CHAT)
+    exchange.upstream.handler = answer(200)
+    await exchange.run("/v1/chat/completions", CHAT)
+    first, second = exchange.seen
+    assert first.client_port != second.client_port
 
 
-def test_total_time_limit_is_a_504() -> None:
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(10)
-        return httpx.Response(200, content=CHAT_OK)
-
-    exchange = Exchange(slow, config={"timeouts": {"total_s": 0.05}})
-    with pytest.raises(UpstreamTimeout):
-        run(exchange, "/v1/chat/completions", {"model": "m", "messages": [USER]})
+async def test_connections_are_reused(make: Make) -> None:
+    exchange = make(answer(200))
+    for _ in range(3):
+        await exchange.run("/v1/chat/completions", CHAT)
+    assert len({seen.client_port for seen in exchange.seen}) == 1
 
 
-def test_client_disconnect_cancels_the_upstream_call() -> None:
-    cancelled = False
+async def hang_up(request: web.Request) -> web.StreamResponse:
+    assert request.transport is not None
+    request.transport.close()
+    return web.Response(body=CHAT_OK)
+
+
+async def slow_answer(request: web.Request) -> web.StreamResponse:
+    await asyncio.sleep(10)
+    return web.Response(body=CHAT_OK)
+
+
+async def test_refused_connection_is_a_502(make: Make) -> None:
+    exchange = make(answer(200), config={"endpoint_url": f"http://127.0.0.1:{closed_port()}/v1"})
+    with pytest.raises(UpstreamError) as caught:
+        await exchange.run("/v1/chat/completions", CHAT)
+    assert caught.value.code == "bad_gateway"
+    assert "127.0.0.1" not in caught.value.message
+
+
+async def test_connection_dropped_before_an_answer_is_a_502(make: Make) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        await make(hang_up).run("/v1/chat/completions", CHAT)
+    assert "ServerDisconnectedError" in caught.value.message
+
+
+async def test_connect_timeout_is_a_504(make: Make, unresponsive: str) -> None:
+    exchange = make(
+        answer(200), config={"endpoint_url": unresponsive, "timeouts": {"connect_s": 0.2}}
+    )
+    with pytest.raises(UpstreamTimeout) as caught:
+        await exchange.run("/v1/chat/completions", CHAT)
+    assert "connecting" in caught.value.message
+
+
+async def test_read_timeout_is_a_504(make: Make) -> None:
+    exchange = make(slow_answer, config={"timeouts": {"read_s": 0.1}})
+    with pytest.raises(UpstreamTimeout) as caught:
+        await exchange.run("/v1/chat/completions", CHAT)
+    assert "read timeout" in caught.value.message
+
+
+async def test_waiting_too_long_for_a_pooled_connection_is_a_504(upstream: FakeUpstream) -> None:
+    async with gateway_session(limit=1) as one_connection:
+        upstream.handler = slow_answer
+        busy = asyncio.create_task(
+            Exchange(upstream, one_connection).run("/v1/models", None, "GET")
+        )
+        await upstream.requested.wait()
+        waiting = Exchange(upstream, one_connection, config={"timeouts": {"connect_s": 0.1}})
+        with pytest.raises(UpstreamTimeout):
+            await waiting.run("/v1/chat/completions", CHAT)
+        busy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await busy
+    assert len(upstream.seen) == 1
+
+
+async def test_total_time_limit_is_a_504(make: Make) -> None:
+    exchange = make(slow_answer, config={"timeouts": {"total_s": 0.05}})
+    with pytest.raises(UpstreamTimeout) as caught:
+        await exchange.run("/v1/chat/completions", CHAT)
+    assert "0.05 s" in caught.value.message
+
+
+async def test_client_disconnect_cancels_the_upstream_call(make: Make) -> None:
+    cancelled = asyncio.Event()
     exchange: Exchange
 
-    async def hanging(request: httpx.Request) -> httpx.Response:
-        nonlocal cancelled
+    async def hanging(request: web.Request) -> web.StreamResponse:
         exchange.disconnect.set()
         try:
             await asyncio.sleep(10)
         except asyncio.CancelledError:
-            cancelled = True
+            cancelled.set()
             raise
-        return httpx.Response(200, content=CHAT_OK)
+        return web.Response(body=CHAT_OK)
 
-    exchange = Exchange(hanging)
-    run(exchange, "/v1/chat/completions", {"model": "m", "messages": [USER]})
-    assert cancelled
+    exchange = make(hanging)
+    await exchange.run("/v1/chat/completions", CHAT)
+    # The upstream learns of it when its connection closes.
+    await asyncio.wait_for(cancelled.wait(), 5)
     assert exchange.sent == []
+
+
+# --- failover ---------------------------------------------------------------------------------
+
+
+async def test_refused_primary_fails_over_to_the_fallback(
+    make: Make, upstream: FakeUpstream
+) -> None:
+    exchange = make(
+        answer(200),
+        endpoints=UpstreamEndpoints(
+            primary=f"http://127.0.0.1:{closed_port()}/v1", fallback=upstream.url("/fb/v1")
+        ),
+        config={"api_key": Secret("sk-1")},
+    )
+    await exchange.run("/v1/chat/completions", CHAT)
+    [sent] = exchange.seen
+    assert sent.path == "/fb/v1/chat/completions"
+    assert sent.body == orjson.dumps(CHAT)
+    assert sent.headers["authorization"] == "Bearer sk-1"
+    assert sent.headers["x-request-id"] == "req-123"
+    assert exchange.status == 200
+    assert exchange.body == CHAT_OK
+
+
+async def test_unresponsive_primary_fails_over_to_the_fallback(
+    make: Make, upstream: FakeUpstream, unresponsive: str
+) -> None:
+    exchange = make(
+        answer(200),
+        endpoints=UpstreamEndpoints(primary=unresponsive, fallback=upstream.url("/fb/v1")),
+        config={"timeouts": {"connect_s": 0.2}},
+    )
+    await exchange.run("/v1/chat/completions", {**CHAT, "stream": True})
+    assert [seen.path for seen in exchange.seen] == ["/fb/v1/chat/completions"]
+    assert exchange.status == 200
+
+
+@pytest.mark.parametrize("handler", [answer(503, b"busy"), hang_up], ids=["503", "hang-up"])
+async def test_a_primary_that_saw_the_request_is_not_retried(
+    make: Make, upstream: FakeUpstream, handler: UpstreamHandler
+) -> None:
+    exchange = make(
+        handler,
+        endpoints=UpstreamEndpoints(
+            primary=upstream.url("/primary/v1"), fallback=upstream.url("/fb/v1")
+        ),
+    )
+    with pytest.raises(UpstreamError):
+        await exchange.run("/v1/chat/completions", CHAT)
+    assert [seen.path for seen in exchange.seen] == ["/primary/v1/chat/completions"]
 
 
 # --- streaming --------------------------------------------------------------------------------
 
 EVENTS = [
-    b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
-    b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n',
+    b'data: {"choices":[{"delta":{"content":"H\xc3\xa9l"}}]}\n\n',
+    b'data: {"choices":[{"delta":{"content":"lo \xe2\x9c\x93"}}]}\n\n',
     b'data: {"choices":[],"usage":{"total_tokens":3}}\n\n',
     b"data: [DONE]\n\n",
 ]
+PARTIAL = b'data: {"partial'
 
 
-def streaming(chunks: Callable[[], AsyncIterator[bytes]], status: int = 200) -> UpstreamHandler:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            status,
-            content=chunks(),
-            headers={"content-type": "text/event-stream", "x-ratelimit-limit-requests": "5"},
+class Pause(float):
+    """A streaming step: wait this many seconds."""
+
+
+class Break:
+    """A streaming step: drop the connection mid-body."""
+
+
+Step = bytes | Pause | Break
+
+
+def streaming(
+    *steps: Step, status: int = 200, content_type: str = "text/event-stream"
+) -> UpstreamHandler:
+    """Answer with a chunked body written step by step, each write flushed to the socket."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=status,
+            headers={"content-type": content_type, "x-ratelimit-limit-requests": "5"},
         )
+        await response.prepare(request)
+        for step in steps:
+            if isinstance(step, Break):
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            if isinstance(step, Pause):
+                await asyncio.sleep(step)
+                continue
+            await response.write(step)  # waits for the transport to drain
+            await asyncio.sleep(0.002)  # lets each write arrive as its own read
+        await response.write_eof()
+        return response
 
     return handler
 
 
-def split_events() -> AsyncIterator[bytes]:
-    async def chunks() -> AsyncIterator[bytes]:
-        data = b"".join(EVENTS)
-        # Arbitrary cuts, including mid-event, as a network would deliver them.
-        for start in range(0, len(data), 7):
-            yield data[start : start + 7]
-
-    return chunks()
+def split(data: bytes, size: int = 7) -> list[bytes]:
+    # Arbitrary cuts, inside events and inside UTF-8 sequences, as a network would deliver them.
+    return [data[start : start + size] for start in range(0, len(data), size)]
 
 
 STREAM_BODY = {
@@ -343,11 +586,19 @@ def body_messages(exchange: Exchange) -> list[dict[str, Any]]:
     return [m for m in exchange.sent if m["type"] == "http.response.body"]
 
 
-def test_stream_is_relayed_event_by_event() -> None:
-    exchange = run(Exchange(streaming(split_events)), "/v1/chat/completions", STREAM_BODY)
+def assert_ended(exchange: Exchange) -> None:
+    bodies = body_messages(exchange)
+    assert all(m["more_body"] is True for m in bodies[:-1])
+    assert bodies[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_stream_is_relayed_event_by_event(make: Make) -> None:
+    exchange = await make(streaming(*split(b"".join(EVENTS)))).run(
+        "/v1/chat/completions", STREAM_BODY
+    )
     sent = exchange.seen[0]
     assert sent.headers["accept"] == "text/event-stream"
-    assert orjson.loads(sent.content)["stream_options"] == {"include_usage": True}
+    assert orjson.loads(sent.body)["stream_options"] == {"include_usage": True}
     assert exchange.status == 200
     assert exchange.headers[b"content-type"] == b"text/event-stream; charset=utf-8"
     assert exchange.headers[b"cache-control"] == b"no-cache"
@@ -356,37 +607,81 @@ def test_stream_is_relayed_event_by_event() -> None:
     assert b"content-length" not in exchange.headers
     bodies = body_messages(exchange)
     assert exchange.body == b"".join(EVENTS)
+    assert len(bodies) > 2, "events are relayed as they arrive, not at the end"
     for message in bodies[:-1]:
         assert message["more_body"] is True
         assert message["body"].endswith(b"\n\n"), "only whole events are sent"
-    assert bodies[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert_ended(exchange)
 
 
-def test_stream_tail_without_blank_line_is_terminated() -> None:
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield EVENTS[0]
-        yield b"data: [DONE]"
-
-    exchange = run(Exchange(streaming(chunks)), "/v1/chat/completions", STREAM_BODY)
+async def test_stream_tail_without_blank_line_is_terminated(make: Make) -> None:
+    exchange = make(streaming(EVENTS[0], b"data: [DONE]"))
+    await exchange.run("/v1/chat/completions", STREAM_BODY)
     assert exchange.body == EVENTS[0] + b"data: [DONE]\n\n"
+    assert_ended(exchange)
+
+
+async def test_stream_without_done_ends_cleanly(make: Make) -> None:
+    exchange = await make(streaming(*EVENTS[:3])).run("/v1/chat/completions", STREAM_BODY)
+    assert exchange.body == b"".join(EVENTS[:3])
+    assert b"error" not in exchange.body
+    assert_ended(exchange)
+
+
+async def test_completed_stream_leaves_its_connection_for_reuse(make: Make) -> None:
+    exchange = make(streaming(*EVENTS))
+    await exchange.run("/v1/chat/completions", STREAM_BODY)
+    exchange.upstream.handler = answer(200)
+    await exchange.run("/v1/chat/completions", CHAT)
+    first, second = exchange.seen
+    assert first.client_port == second.client_port
+
+
+def framer_limited_to(size: int) -> Callable[[], SseFramer]:
+    return functools.partial(SseFramer, max_event_bytes=size)
+
+
+class _SendFails:
+    """A `send` hook raising once, on the second body part: a failure that is nobody's error."""
+
+    def __init__(self) -> None:
+        self.bodies = 0
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        if message.get("body"):
+            self.bodies += 1
+            if self.bodies == 2:
+                raise RuntimeError("bug")
 
 
 @pytest.mark.parametrize(
-    ("failure", "code"),
+    ("failure", "options", "code"),
     [
-        (httpx.ReadTimeout("slow"), "gateway_timeout"),
-        (httpx.RemoteProtocolError("peer closed"), "bad_gateway"),
-        (RuntimeError("bug"), "bad_gateway"),
+        ("break", {}, "bad_gateway"),
+        ("read timeout", {"config": {"timeouts": {"read_s": 0.1}}}, "gateway_timeout"),
+        ("oversized event", {}, "bad_gateway"),
+        ("bug", {}, "bad_gateway"),
     ],
 )
-def test_failure_mid_stream_becomes_an_error_event(failure: Exception, code: str) -> None:
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield EVENTS[0] + b'data: {"partial'
-        raise failure
-
-    exchange = run(Exchange(streaming(chunks)), "/v1/chat/completions", STREAM_BODY)
+async def test_failure_mid_stream_becomes_an_error_event(
+    make: Make,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+    options: dict[str, Any],
+    code: str,
+) -> None:
+    last: Step = Break() if failure == "break" else Pause(10)
+    on_send = None
+    if failure == "oversized event":
+        monkeypatch.setattr(
+            "inference_openai.streaming.SseFramer", framer_limited_to(len(EVENTS[0]) + 4)
+        )
+        last = b"x" * 64
+    if failure == "bug":
+        on_send = _SendFails()
+        last = EVENTS[1]
+    exchange = make(streaming(EVENTS[0] + PARTIAL, last, EVENTS[-1]), **options)
+    await exchange.run("/v1/chat/completions", STREAM_BODY, on_send=on_send)
     assert exchange.status == 200
     events = exchange.body.split(b"\n\n")
     assert exchange.body.startswith(EVENTS[0])
@@ -394,60 +689,77 @@ def test_failure_mid_stream_becomes_an_error_event(failure: Exception, code: str
     error = orjson.loads(events[1].removeprefix(b"data: "))
     assert error["error"]["code"] == code
     assert set(error["error"]) == {"message", "type", "code", "param"}
-    assert body_messages(exchange)[-1]["more_body"] is False
+    assert events[2:] == [b""]
+    assert_ended(exchange)
 
 
-def test_total_limit_mid_stream_becomes_an_error_event() -> None:
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield EVENTS[0]
-        await asyncio.sleep(10)
-        yield EVENTS[-1]
-
-    exchange = Exchange(streaming(chunks), config={"timeouts": {"total_s": 0.1}})
-    run(exchange, "/v1/chat/completions", STREAM_BODY)
+async def test_total_limit_mid_stream_becomes_an_error_event(make: Make) -> None:
+    exchange = make(
+        streaming(EVENTS[0], Pause(10), EVENTS[-1]), config={"timeouts": {"total_s": 0.2}}
+    )
+    await exchange.run("/v1/chat/completions", STREAM_BODY)
     assert exchange.body.startswith(EVENTS[0])
     assert b'"gateway_timeout"' in exchange.body
-    assert body_messages(exchange)[-1]["more_body"] is False
+    assert_ended(exchange)
 
 
-def test_stream_request_answered_with_an_error_is_passed_through() -> None:
+async def test_stream_request_answered_with_an_error_is_passed_through(make: Make) -> None:
     error = b'{"error":{"message":"bad model","type":"invalid_request_error","code":null}}'
-    exchange = run(
-        Exchange(answer(404, error, **{"content-type": "application/json"})),
-        "/v1/chat/completions",
-        STREAM_BODY,
-    )
+    exchange = make(answer(404, error, **{"content-type": "application/json"}))
+    await exchange.run("/v1/chat/completions", STREAM_BODY)
     assert exchange.status == 404
     assert exchange.body == error
 
 
-def test_stream_request_answered_without_a_stream_or_error_is_502() -> None:
-    exchange = Exchange(answer(503, b"Service Unavailable", **{"content-type": "text/plain"}))
-    with pytest.raises(UpstreamError):
-        run(exchange, "/v1/chat/completions", STREAM_BODY)
+async def test_event_stream_with_an_error_status_is_answered_as_an_error(make: Make) -> None:
+    error = b'{"error":{"message":"slow down","type":"rate_limit_exceeded","code":null}}'
+    exchange = make(streaming(error, status=429))
+    await exchange.run("/v1/chat/completions", STREAM_BODY)
+    assert exchange.status == 429
+    assert exchange.headers[b"content-type"] == b"application/json"
+    assert exchange.headers[b"x-ratelimit-limit-requests"] == b"5"
+    assert exchange.body == error
+
+
+async def test_event_stream_of_events_with_an_error_status_is_502(make: Make) -> None:
+    exchange = make(streaming(*EVENTS, status=500))
+    with pytest.raises(UpstreamError) as caught:
+        await exchange.run("/v1/chat/completions", STREAM_BODY)
+    assert "HTTP 500" in caught.value.message
     assert exchange.sent == []
 
 
-def test_client_disconnect_mid_stream_closes_the_upstream_stream() -> None:
-    closed = False
+async def test_stream_request_answered_without_a_stream_or_error_is_502(make: Make) -> None:
+    exchange = make(answer(503, b"Service Unavailable", **{"content-type": "text/plain"}))
+    with pytest.raises(UpstreamError):
+        await exchange.run("/v1/chat/completions", STREAM_BODY)
+    assert exchange.sent == []
+
+
+async def test_client_disconnect_mid_stream_closes_the_upstream_stream(make: Make) -> None:
+    cancelled = asyncio.Event()
     exchange: Exchange
 
-    async def chunks() -> AsyncIterator[bytes]:
-        nonlocal closed
+    async def chunks(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(EVENTS[0])
         try:
-            yield EVENTS[0]
             await asyncio.sleep(10)
-            yield EVENTS[-1]
-        finally:
-            closed = True
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        await response.write(EVENTS[-1])
+        return response
 
     def on_send(message: dict[str, Any]) -> None:
         if message.get("body"):
             exchange.disconnect.set()
 
-    exchange = Exchange(streaming(chunks))
-    run(exchange, "/v1/chat/completions", STREAM_BODY, on_send=on_send)
-    assert closed
+    exchange = make(chunks)
+    await exchange.run("/v1/chat/completions", STREAM_BODY, on_send=on_send)
+    # Cancelling the relay closed the upstream connection (a half-read one is never pooled),
+    # which is how the upstream learns that nobody is listening any more.
+    await asyncio.wait_for(cancelled.wait(), 5)
     assert exchange.body == EVENTS[0]
     assert all(m.get("more_body", True) for m in body_messages(exchange))
