@@ -19,6 +19,7 @@ from fd2.manifests.compile import (
     declarations,
     resolve_declaration,
 )
+from fd2.manifests.models import SERVED_STATUSES
 from fd2.module import Module, ModuleContext, Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
@@ -116,7 +117,7 @@ class RouteBuilder:
         for declaration in by_module.values():
             missing = [
                 name
-                for name in getattr(declaration.entry, "dependencies", [])
+                for name in getattr(declaration.entry, "dependencies", None) or []
                 if name not in by_module
             ]
             if missing:
@@ -135,8 +136,8 @@ class RouteBuilder:
         label = f"{declaration.project}/{declaration.module}"
         problem: Fd2Error | None = None
         cls: type[Module] | None = None
-        if declaration.status == "disabled":
-            problem = NotFound(f"Module {label} is disabled.")
+        if declaration.status not in SERVED_STATUSES:
+            problem = NotFound(f"Module {label} is {declaration.status}.")
         else:
             try:
                 cls = self._registry.resolve(declaration.module_type, declaration.implementation)

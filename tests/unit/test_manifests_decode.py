@@ -56,6 +56,17 @@ def test_declarations_cover_every_environment_in_canonical_form():
     assert billing[0].default_environment == "development"
 
 
+def test_values_the_control_tower_may_leave_null_are_tolerated():
+    raw = json.loads(load("acme.json"))
+    raw.update(project_name=None, owner=None, metadata=None, version=1.3)
+    raw["environments"]["qa"] = None  # an entry that is not an object names no environment
+    raw["modules"][0].update(dependencies=None, config=None, description=None, status="archived")
+    manifest = decode_manifest(json.dumps(raw).encode(), origin="x")
+    decls = declarations(manifest, origin="x", default_env="development")
+    assert decls[0].status == "archived"
+    assert "qa" not in decls[0].environments
+
+
 def test_unknown_fields_are_tolerated():
     raw = json.loads(load("acme.json"))
     raw["something_new"] = {"x": 1}
@@ -67,7 +78,8 @@ def test_unknown_fields_are_tolerated():
     ("mutate", "fragment"),
     [
         (lambda m: m.update(project_id="../etc"), "project_id"),
-        (lambda m: m["modules"][0].update(status="sleeping"), "$.modules[0].status"),
+        (lambda m: m["modules"][0].update(config=["not", "a", "map"]), "$.modules[0].config"),
+        (lambda m: m["modules"][0].update(status=3), "$.modules[0].status"),
         (lambda m: m["modules"].append(dict(m["modules"][0])), "appears twice"),
         (lambda m: m["modules"][1].pop("name"), "name"),
         (lambda m: m.update(environments=[]), "$.environments"),

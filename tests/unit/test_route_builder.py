@@ -83,7 +83,15 @@ async def test_project_compiles_to_routes_per_environment(builder):
 
 
 async def test_disabled_and_unserved_modules_answer_404(builder):
-    await builder.apply_project("acme", [("acme.json", acme())], "d1")
+    raw = json.loads((EXAMPLES / "acme.json").read_text())
+    raw["modules"].append(
+        {"module_type": "inference_endpoint", "name": "old", "status": "archived"}
+    )
+    await builder.apply_project(
+        "acme", [("acme.json", decode_manifest(json.dumps(raw).encode(), origin="a"))], "d1"
+    )
+    archived = builder.table.groups[("acme", "old")].by_environment["development"]
+    assert isinstance(archived.unavailable, NotFound) and "archived" in archived.unavailable.message
     for name in ("legacy", "observability", "auth", "vault-manager"):
         route = builder.table.groups[("acme", name)].by_environment["development"]
         assert isinstance(route.unavailable, NotFound), name

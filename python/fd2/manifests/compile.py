@@ -78,7 +78,12 @@ def declarations(
 def _project_declarations(
     manifest: ProjectManifest, origin: str, default_env: str
 ) -> list[ModuleDeclaration]:
-    names = [name for name in manifest.environments if name != _COMMON]
+    environment_maps = {
+        name: entry
+        for name, entry in (manifest.environments or {}).items()
+        if isinstance(entry, dict)
+    }
+    names = [name for name in environment_maps if name != _COMMON]
     if not names:
         names = [manifest.environment or default_env]
     environments = _canonical_unique(names)
@@ -94,7 +99,7 @@ def _project_declarations(
             environments=environments,
             origin=origin,
             entry=entry,
-            environment_maps=manifest.environments,
+            environment_maps=environment_maps,
         )
         for entry in manifest.modules
     ]
@@ -145,7 +150,7 @@ def resolve_declaration(
         on_reached_string=reached,
     )
     entry = declaration.entry
-    config = resolve_value(dict(entry.config), context, "config")
+    config = resolve_value(dict(entry.config or {}), context, "config")
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
     for field in secret_fields:

@@ -7,13 +7,15 @@ in `__post_init__`. They are the raw, validated form: `compile.py` turns them in
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-ModuleStatus = Literal["enabled", "disabled", "deprecated", "development"]
+# Statuses the Control Tower knows; any other value is kept (and not served), so that a status
+# added there later never makes a whole project manifest undecodable here.
+SERVED_STATUSES = frozenset({"enabled", "deprecated", "development"})
 
 
 def _check_name(kind: str, value: str) -> None:
@@ -26,11 +28,11 @@ class ProjectModule(msgspec.Struct, frozen=True, kw_only=True):
 
     module_type: str
     name: str
-    version: str = ""
-    status: ModuleStatus = "enabled"
-    description: str = ""
-    dependencies: list[str] = msgspec.field(default_factory=list)
-    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    version: str | float | None = None
+    status: str = "enabled"
+    description: str | None = None
+    dependencies: list[str] | None = None
+    config: dict[str, Any] | None = None
     runtime: Runtime | None = None
 
     def __post_init__(self) -> None:
@@ -41,13 +43,14 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
     """The Control Tower's project manifest (`GET /manifests/{project_id}`)."""
 
     project_id: str
-    project_name: str = ""
-    version: str = ""
-    owner: str = ""
+    project_name: str | None = None
+    version: str | float | None = None
+    owner: str | None = None
     environment: str | None = None
-    environments: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    environments: dict[str, Any] | None = None
+    """`common` plus one entry per environment; entries that are not objects are ignored."""
     modules: list[ProjectModule] = msgspec.field(default_factory=list)
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -99,8 +102,8 @@ class ModuleManifest(msgspec.Struct, frozen=True, kw_only=True):
     project: str
     module: str
     module_type: str
-    version: str = ""
-    status: ModuleStatus = "enabled"
+    version: str | float | None = None
+    status: str = "enabled"
     runtime: Runtime = msgspec.field(default_factory=Runtime)
     endpoints: dict[str, EndpointSet] = msgspec.field(default_factory=dict)
     configuration_references: list[ConfigurationReference] = msgspec.field(default_factory=list)
