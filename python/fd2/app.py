@@ -21,6 +21,7 @@ from fd2.errors import (
     ServiceUnavailable,
     UnknownEnvironment,
 )
+from fd2.gc_tuning import tune_gc_for_serving
 from fd2.logs import configure_logging
 from fd2.module import Handler
 from fd2.request import ClientDisconnected, Request
@@ -194,6 +195,7 @@ class Fd2App:
                 try:
                     configure_logging(self.settings.log_level)
                     self.runtime = await Runtime.start(self.settings)
+                    tune_gc_for_serving()
                 except Fd2Error as exc:
                     _log.error("start-up failed: %s", exc.message)
                     await send({"type": "lifespan.startup.failed", "message": exc.message})
