@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from fd2.config import Settings, settings_from_environment
 from fd2.environments import canonical_environment, is_valid_environment_name
@@ -33,6 +34,7 @@ from fd2.runtime import Runtime
 from fd2.types import Message, Receive, Scope, Send
 
 _log = logging.getLogger("fd2.app")
+_access = logging.getLogger("fd2.access")
 _HEALTH_OK = b'{"status":"ok"}'
 _HEALTH_DRAINING = b'{"status":"draining"}'
 
@@ -43,6 +45,7 @@ class Fd2App:
         self.runtime: Runtime | None = None
         self._base_domain = settings.base_domain.encode() if settings.base_domain else None
         self._default_environment = canonical_environment(settings.default_env)
+        self._access_log = settings.access_log
         self._draining = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -69,11 +72,14 @@ class Fd2App:
                 length = value
         request_id = request_id_from(client_id)
         started = False
+        status = 0
+        began = time.perf_counter() if self._access_log else 0.0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
@@ -100,6 +106,7 @@ class Fd2App:
                 path=key.path,
                 content_length=_content_length(length),
                 max_body=self.settings.max_body_bytes,
+                body_timeout=self.settings.body_timeout,
             )
             loaded = route.loaded
             assert loaded is not None
@@ -121,6 +128,15 @@ class Fd2App:
             self._in_flight -= 1
             if self._draining and not self._in_flight:
                 self._idle.set()
+            if self._access_log:
+                _access.info(
+                    "%s %s %s %d %.1fms",
+                    request_id.decode("ascii"),
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - began) * 1000,
+                )
 
     async def _route_key(
         self, raw_path: bytes, project_module: bytes | None, host: bytes | None

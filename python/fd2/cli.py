@@ -23,6 +23,8 @@ _HELP = {
     "default_env": "environment when neither X-Environment nor the module names one",
     "base_domain": "enable {project}-{module}.<base domain> routing",
     "max_body_bytes": "largest request body accepted (413 above)",
+    "body_timeout": "seconds a request body may take to arrive (408 after)",
+    "access_log": "log one line per request (true/false)",
     "shutdown_timeout": "seconds in-flight requests get to finish at shutdown",
     "manifest_ttl": "seconds a Control Tower manifest is used before it is refetched",
     "manifest_poll": "seconds between checks of the manifest directory for changes",

@@ -23,6 +23,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     base_domain: str | None = None
     """Enables `{project}-{module}.<base domain>` routing."""
     max_body_bytes: int = 10 * 1024 * 1024
+    body_timeout: float = 60.0
+    """Seconds a request body may take to arrive once it has started (408 after)."""
+    access_log: bool = False
+    """One log line per request: id, method, path, status, duration."""
     shutdown_timeout: float = 30.0
     manifest_ttl: float = 60.0
     manifest_poll: float = 1.0
@@ -46,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
         for name in (
+            "body_timeout",
             "shutdown_timeout",
             "manifest_ttl",
             "manifest_poll",

@@ -63,6 +63,12 @@ class MethodNotAllowed(Fd2Error):
         return [(b"allow", ", ".join(self.allowed).encode())]
 
 
+class RequestTimeout(Fd2Error):
+    status = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class PayloadTooLarge(Fd2Error):
     status = 413
     error_type = "invalid_request_error"

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from fd2.errors import BadRequest, PayloadTooLarge
+from fd2.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from fd2.types import Receive, Scope
 
 
@@ -21,6 +21,7 @@ class Request:
     __slots__ = (
         "_body",
         "_receive",
+        "body_timeout",
         "content_length",
         "environment",
         "max_body",
@@ -44,6 +45,7 @@ class Request:
         path: str,
         content_length: int | None,
         max_body: int,
+        body_timeout: float = 60.0,
     ) -> None:
         self.scope = scope
         self._receive = receive
@@ -55,6 +57,7 @@ class Request:
         self.method: str = scope["method"]
         self.content_length = content_length
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self._body: bytes | None = None
 
     def header(self, name: bytes) -> bytes | None:
@@ -70,8 +73,29 @@ class Request:
             return self._body
         if self.content_length is not None and self.content_length > self.max_body:
             raise PayloadTooLarge(_too_large(self.max_body))
-        chunks: list[bytes] = []
-        size = 0
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        first: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(first) > self.max_body:
+                raise PayloadTooLarge(_too_large(self.max_body))
+            self._body = first
+            return first
+        # The body comes in pieces: a client that stalls gets a 408 instead of holding the
+        # request open for ever.
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                self._body = await self._rest_of_body(first)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.body_timeout:g} seconds."
+            ) from None
+        return self._body
+
+    async def _rest_of_body(self, first: bytes) -> bytes:
+        chunks = [first] if first else []
+        size = len(first)
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
@@ -83,9 +107,7 @@ class Request:
                     raise PayloadTooLarge(_too_large(self.max_body))
                 chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return self._body
+                return b"".join(chunks)
 
     async def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; 400 for invalid UTF-8, malformed JSON or a non-object."""
