@@ -44,7 +44,11 @@ def settle(status: int, body: bytes | None) -> tuple[int, bytes]:
     `body` is None when an answer was too large to read in full.
     """
     if 200 <= status < 300:
-        if body is None or not is_json_object(body):
+        if body is None:
+            raise UpstreamError(
+                f"The upstream answered HTTP {status} with a body too large to relay."
+            )
+        if not is_json_object(body):
             raise UpstreamError(
                 f"The upstream answered HTTP {status} with a body that is not a JSON object."
             )

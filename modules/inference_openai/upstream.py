@@ -125,9 +125,18 @@ async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | 
     return b"".join(chunks)
 
 
-async def read_answer(response: aiohttp.ClientResponse, error_limit: int) -> bytes | None:
-    """A non-streamed answer's body: whole when it is a success (embeddings can be large), at most
-    `error_limit` bytes otherwise (None past that)."""
+# Far above any real answer (2,048 embeddings of 3,072 dimensions are ~130 MB of JSON), but a
+# bound: an upstream that never stops sending cannot exhaust the gateway's memory.
+SUCCESS_BODY_LIMIT = 256 * 1024 * 1024
+
+
+async def read_answer(
+    response: aiohttp.ClientResponse, error_limit: int, success_limit: int = SUCCESS_BODY_LIMIT
+) -> bytes | None:
+    """A non-streamed answer's body: up to `success_limit` bytes when it is a success (embeddings
+    can be large), `error_limit` otherwise; None past the limit."""
     if 200 <= response.status < 300:
-        return await response.read()
+        if response.content_length is not None and response.content_length <= success_limit:
+            return await response.read()
+        return await read_bounded(response, success_limit)
     return await read_bounded(response, error_limit)

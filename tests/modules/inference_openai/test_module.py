@@ -27,6 +27,8 @@ from fd2.request import Request
 from fd2.secrets import Secret
 from fd2.sse import SseFramer
 from inference_openai import InferenceOpenAIModule
+from inference_openai.answers import settle
+from inference_openai.upstream import read_answer
 
 UpstreamHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHAT_OK = b'{"id":"chatcmpl-1","object":"chat.completion","choices":[]}'
@@ -763,3 +765,29 @@ async def test_client_disconnect_mid_stream_closes_the_upstream_stream(make: Mak
     await asyncio.wait_for(cancelled.wait(), 5)
     assert exchange.body == EVENTS[0]
     assert all(m.get("more_body", True) for m in body_messages(exchange))
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_success_bodies_past_the_limit_are_not_read_whole(
+    upstream: FakeUpstream, session: aiohttp.ClientSession, chunked: bool
+) -> None:
+    big = orjson.dumps({"data": "x" * 5000})
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not chunked:
+            return web.Response(status=200, body=big)
+        response = web.StreamResponse(status=200)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(big), 1000):
+            await response.write(big[start : start + 1000])
+        await response.write_eof()
+        return response
+
+    upstream.handler = handler
+    async with session.get(upstream.url("/v1/models")) as response:
+        assert await read_answer(response, 100, success_limit=4096) is None
+    async with session.get(upstream.url("/v1/models")) as response:
+        assert await read_answer(response, 100, success_limit=len(big)) == big
+    with pytest.raises(UpstreamError, match="too large"):
+        settle(200, None)
