@@ -12,18 +12,7 @@ from typing import Annotated, Any
 import msgspec
 
 from fd2.errors import ConfigError
-from fd2.module import Timeouts
 from fd2.secrets import Secret
-
-_Seconds = Annotated[float, msgspec.Meta(gt=0)]
-
-
-class TimeoutOverrides(msgspec.Struct, frozen=True, kw_only=True):
-    """Per-module upstream time limits; each one given replaces the gateway's value."""
-
-    connect_s: _Seconds | None = None
-    read_s: _Seconds | None = None
-    total_s: _Seconds | None = None
 
 
 class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,7 +27,7 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
     api_key: Secret | None = None
     """Resolved by the core (a secret field); never a plain string."""
-    timeouts: TimeoutOverrides | None = None
+    # `timeouts` in the config is read by the core, which merges it into the context's Timeouts.
 
 
 def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
@@ -48,13 +37,3 @@ def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
     except msgspec.ValidationError as exc:
         # msgspec's messages name the field and the expected type, never a string's value.
         raise ConfigError(f"inference module config is invalid: {exc}") from None
-
-
-def effective_timeouts(base: Timeouts, overrides: TimeoutOverrides | None) -> Timeouts:
-    if overrides is None:
-        return base
-    return Timeouts(
-        connect_s=overrides.connect_s if overrides.connect_s is not None else base.connect_s,
-        read_s=overrides.read_s if overrides.read_s is not None else base.read_s,
-        total_s=overrides.total_s if overrides.total_s is not None else base.total_s,
-    )

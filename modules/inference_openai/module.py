@@ -14,7 +14,7 @@ from fd2.disconnect import cancel_on_disconnect
 from fd2.module import Handler, Module, ModuleContext
 from fd2.request import ClientDisconnected, Request
 from fd2.types import Send
-from inference_openai.config import effective_timeouts, load_config
+from inference_openai.config import load_config
 from inference_openai.exchange import relay_json
 from inference_openai.streaming import relay_stream
 from inference_openai.transforms import (
@@ -50,7 +50,7 @@ class InferenceOpenAIModule(Module):
         fallback = context.endpoints.fallback if context.endpoints is not None else None
         fallback_url = upstream_base_url(fallback, None) if fallback else None
         api_key = config.api_key or context.references.get("api_key")
-        timeouts = effective_timeouts(context.timeouts, config.timeouts)
+        timeouts = context.timeouts
         self._upstream = Upstream(
             context.http, base_url, api_key.reveal() if api_key else None, timeouts, fallback_url
         )

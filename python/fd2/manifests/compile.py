@@ -199,7 +199,7 @@ def _timeouts(config: Mapping[str, Any], base: Timeouts) -> Timeouts:
     if raw is None:
         return base
     try:
-        return _merge_timeouts(base, msgspec.convert(raw, ManifestTimeouts))
+        return _merge_timeouts(base, msgspec.convert(raw, ManifestTimeouts, strict=False))
     except msgspec.ValidationError as exc:
         raise ConfigError(f"config.timeouts: {exc}") from None
 

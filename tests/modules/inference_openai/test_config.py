@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 
 from fd2.errors import ConfigError
-from fd2.module import Timeouts
 from fd2.secrets import Secret
-from inference_openai.config import TimeoutOverrides, effective_timeouts, load_config
+from inference_openai.config import load_config
 
 
 def test_manifest_config_decodes_with_unknown_fields() -> None:
@@ -29,14 +28,12 @@ def test_manifest_config_decodes_with_unknown_fields() -> None:
     assert config.model_name == "gpt-4o-mini"
     assert config.api_key is key
     assert config.max_tokens == 1024
-    assert config.timeouts is None
 
 
 def test_placeholder_strings_are_converted() -> None:
-    config = load_config({"max_tokens": "256", "temperature": "0.5", "timeouts": {"read_s": "30"}})
+    config = load_config({"max_tokens": "256", "temperature": "0.5"})
     assert config.max_tokens == 256
     assert config.temperature == 0.5
-    assert config.timeouts == TimeoutOverrides(read_s=30.0)
 
 
 @pytest.mark.parametrize(
@@ -48,22 +45,9 @@ def test_placeholder_strings_are_converted() -> None:
         {"batch_size": 0},
         {"max_tokens": "many"},
         {"api_key": "sk-plain-literal-key"},
-        {"timeouts": {"total_s": 0}},
-        {"timeouts": "fast"},
     ],
 )
 def test_invalid_values_are_config_errors(raw: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(raw)
     assert "sk-plain-literal-key" not in caught.value.message
-
-
-def test_timeout_overrides_replace_only_what_they_set() -> None:
-    base = Timeouts(connect_s=2, read_s=60, total_s=300)
-    assert effective_timeouts(base, None) is base
-    assert effective_timeouts(base, TimeoutOverrides(read_s=5)) == Timeouts(
-        connect_s=2, read_s=5, total_s=300
-    )
-    assert effective_timeouts(base, TimeoutOverrides(connect_s=1, read_s=2, total_s=3)) == Timeouts(
-        connect_s=1, read_s=2, total_s=3
-    )

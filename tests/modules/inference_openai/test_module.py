@@ -113,7 +113,11 @@ class Exchange:
     ) -> None:
         self.upstream = upstream
         self.session = session
-        self.config = {"endpoint_url": upstream.url("/v1/chat/completions"), **(config or {})}
+        config = {"endpoint_url": upstream.url("/v1/chat/completions"), **(config or {})}
+        # As the core does: a config's `timeouts` become the context's time limits.
+        limits = {"connect_s": 1.0, "read_s": 5.0, "total_s": 5.0, **config.pop("timeouts", {})}
+        self.timeouts = Timeouts(**limits)
+        self.config = config
         self.references = references or {}
         self.endpoints = endpoints
         self.sent: list[dict[str, Any]] = []
@@ -132,7 +136,7 @@ class Exchange:
             config=self.config,
             references=self.references,
             endpoints=self.endpoints,
-            timeouts=Timeouts(connect_s=1, read_s=5, total_s=5),
+            timeouts=self.timeouts,
             http=self.session,
             logger=logging.getLogger("fd2.module.test"),
         )
