@@ -18,6 +18,8 @@ from inference_openai.answers import (
 )
 from inference_openai.upstream import Upstream, UpstreamCall, read_answer
 
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
 
 async def relay_json(
     upstream: Upstream, call: UpstreamCall, send: Send, logger: logging.Logger, request_id: str
@@ -41,9 +43,21 @@ async def relay_json(
     status = response.status
     if not 200 <= status < 300:
         logger.info("request %s: upstream answered HTTP %d", request_id, status)
+    await send_settled(send, logger, request_id, status, body, response.raw_headers)
+
+
+async def send_settled(
+    send: Send,
+    logger: logging.Logger,
+    request_id: str,
+    status: int,
+    body: bytes | None,
+    raw_headers: RawHeaders,
+) -> None:
+    """Answer with what `settle` makes of an upstream answer read in full (or raise its error)."""
     try:
         status, payload = settle(status, body)
     except UpstreamError as error:
         logger.warning("request %s: %s", request_id, error.message)
         raise
-    await send_bytes(send, status, payload, headers=relayed_headers(response.raw_headers))
+    await send_bytes(send, status, payload, headers=relayed_headers(raw_headers))

@@ -15,7 +15,6 @@ from typing import Final
 import aiohttp
 
 from fd2.errors import Fd2Error, UpstreamError
-from fd2.responses import send_bytes
 from fd2.sse import SseFramer
 from fd2.types import Send
 from inference_openai.answers import (
@@ -23,12 +22,10 @@ from inference_openai.answers import (
     gateway_error,
     is_event_stream,
     relayed_headers,
-    settle,
     sse_error_event,
 )
+from inference_openai.exchange import RawHeaders, send_settled
 from inference_openai.upstream import Upstream, UpstreamCall, read_answer
-
-_RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -94,7 +91,7 @@ async def relay_stream(
 ) -> None:
     """Send a `stream: true` request upstream and relay its events (or its error answer)."""
     relay = _Relay(send, SseFramer(), logger, request_id)
-    plain: tuple[int, bytes | None, _RawHeaders] | None = None
+    plain: tuple[int, bytes | None, RawHeaders] | None = None
     try:
         async with asyncio.timeout(upstream.total_s):
             response = await upstream.open(call)
@@ -147,17 +144,12 @@ async def _answer_plain(
     request_id: str,
     status: int,
     body: bytes | None,
-    headers: _RawHeaders,
+    headers: RawHeaders,
 ) -> None:
     # The upstream did not stream (an error, or a server ignoring `stream`): answer as a
     # non-streaming call would.
     logger.info("request %s: upstream answered HTTP %d without a stream", request_id, status)
-    try:
-        status, payload = settle(status, body)
-    except UpstreamError as error:
-        logger.warning("request %s: %s", request_id, error.message)
-        raise
-    await send_bytes(send, status, payload, headers=relayed_headers(headers))
+    await send_settled(send, logger, request_id, status, body, headers)
 
 
 def _as_error(exc: Exception, total_s: float) -> Fd2Error | None:
