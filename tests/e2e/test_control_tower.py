@@ -76,6 +76,24 @@ def start_tower(manifests: Path, logs: Path, port: int | None = None) -> Service
     return start_service("control-tower", argv, port=port, ready_path="/_ct/stats", log_dir=logs)
 
 
+def start_fd2_on(tower: Service, secret: str, logs: Path, *flags: str) -> Service:
+    """fd2 with the Control Tower as its only manifest source, sending `secret` to it."""
+    port = free_port()
+    env = fd2_env()
+    env["CT_SECRET"] = secret
+    argv = fd2_argv(
+        "serve",
+        "--port",
+        str(port),
+        "--control-tower",
+        tower.url,
+        "--control-tower-secret-ref",
+        "env:CT_SECRET",
+        *flags,
+    )
+    return start_service("fd2-ct", argv, port=port, ready_path="/healthz", log_dir=logs, env=env)
+
+
 @pytest.fixture
 def tower_setup(tmp_path: Path, standin: Service) -> Iterator[ControlTowerSetup]:
     manifests = tmp_path / "ct-manifests"
@@ -87,27 +105,7 @@ def tower_setup(tmp_path: Path, standin: Service) -> Iterator[ControlTowerSetup]
             json.dumps(acme_manifest(standin.address, project))
         )
     tower = start_tower(manifests, logs)
-    port = free_port()
-    env = fd2_env()
-    env["CT_SECRET"] = CT_SECRET
-    service = start_service(
-        "fd2-ct",
-        fd2_argv(
-            "serve",
-            "--port",
-            str(port),
-            "--control-tower",
-            tower.url,
-            "--control-tower-secret-ref",
-            "env:CT_SECRET",
-            "--manifest-ttl",
-            "1",
-        ),
-        port=port,
-        ready_path="/healthz",
-        log_dir=logs,
-        env=env,
-    )
+    service = start_fd2_on(tower, CT_SECRET, logs, "--manifest-ttl", "1")
     setup = ControlTowerSetup(tower, service, manifests, logs)
     yield setup
     service.stop()
@@ -187,25 +185,7 @@ def test_a_wrong_client_secret_is_a_clear_503(tmp_path: Path, standin: Service) 
     manifests.mkdir()
     (manifests / "acme.json").write_text(json.dumps(acme_manifest(standin.address)))
     tower = start_tower(manifests, tmp_path)
-    port = free_port()
-    env = fd2_env()
-    env["CT_SECRET"] = "wrong-secret"
-    service = start_service(
-        "fd2-ct-wrong",
-        fd2_argv(
-            "serve",
-            "--port",
-            str(port),
-            "--control-tower",
-            tower.url,
-            "--control-tower-secret-ref",
-            "env:CT_SECRET",
-        ),
-        port=port,
-        ready_path="/healthz",
-        log_dir=tmp_path,
-        env=env,
-    )
+    service = start_fd2_on(tower, "wrong-secret", tmp_path)
     try:
         response = httpx.get(f"{service.url}/acme/chat/v1/models", timeout=10)
         assert response.status_code == 503

@@ -119,9 +119,7 @@ def create_app() -> ControlTower:
 
 
 def main() -> None:
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.log import LogLevels
+    from serving import serve  # beside this script, which Python puts first on sys.path
 
     parser = argparse.ArgumentParser(description="Control Tower stand-in")
     parser.add_argument("--host", default="127.0.0.1")
@@ -132,19 +130,7 @@ def main() -> None:
     os.environ["CT_STANDIN_MANIFESTS"] = str(args.manifests.resolve())
     if args.secret:
         os.environ["CT_STANDIN_SECRET"] = args.secret
-    Granian(
-        f"{__file__}:create_app",
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGI,
-        workers=1,
-        loop=Loops.uvloop,
-        http=HTTPModes.http1,
-        websockets=False,
-        log_level=LogLevels.warning,
-        log_access=False,
-    ).serve()
+    serve(f"{__file__}:create_app", host=args.host, port=args.port, factory=True)
 
 
 if __name__ == "__main__":

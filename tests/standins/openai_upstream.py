@@ -547,27 +547,14 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.log import LogLevels
+    from serving import serve  # beside this script, which Python puts first on sys.path
 
     parser = argparse.ArgumentParser(description="OpenAI-compatible upstream stand-in")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    Granian(
-        f"{__file__}:app",
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGINL,
-        workers=args.workers,
-        loop=Loops.uvloop,
-        http=HTTPModes.http1,
-        websockets=False,
-        log_level=LogLevels.warning,
-        log_access=False,
-    ).serve()
+    serve(f"{__file__}:app", host=args.host, port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

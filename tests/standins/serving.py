@@ -1,0 +1,24 @@
+"""Runs a stand-in's ASGI app under Granian (uvloop, HTTP/1.1, quiet logs) on loopback."""
+
+from __future__ import annotations
+
+
+def serve(target: str, *, host: str, port: int, workers: int = 1, factory: bool = False) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.log import LogLevels
+
+    Granian(
+        target,
+        factory=factory,
+        address=host,
+        port=port,
+        # ASGINL: no lifespan protocol; a factory target gets the full ASGI interface.
+        interface=Interfaces.ASGI if factory else Interfaces.ASGINL,
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_level=LogLevels.warning,
+        log_access=False,
+    ).serve()
