@@ -86,7 +86,7 @@ class ControlTowerCache:
         self._ttl = ttl_s
         self._negative_ttl = negative_ttl_s
         self._entries: dict[str, _Entry] = {}
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}
 
     async def ensure(self, project: str) -> None:
         """Make `project` known to the route table, fetching it once however many ask at once.
@@ -101,22 +101,19 @@ class ControlTowerCache:
             and time.monotonic() - entry.fetched_at < self._negative_ttl
         ):
             raise NotFound(f"Unknown project {project!r}.")
-        pending = self._inflight.get(project)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._inflight[project] = pending
-            try:
-                await self._refresh(project)
-                pending.set_result(None)
-            except BaseException as exc:
-                pending.set_exception(exc)
-                # Mark the exception retrieved for waiters that never came.
-                pending.exception()
-                raise
-            finally:
-                del self._inflight[project]
-        else:
-            await asyncio.shield(pending)
+        fetch = self._inflight.get(project)
+        if fetch is None:
+            # The fetch runs in a task of its own: a requester that goes away (and is cancelled)
+            # does not cancel the fetch the other requesters are waiting for.
+            fetch = asyncio.get_running_loop().create_task(self._refresh(project))
+            self._inflight[project] = fetch
+            fetch.add_done_callback(lambda done: self._fetch_done(project, done))
+        await asyncio.shield(fetch)
+
+    def _fetch_done(self, project: str, fetch: asyncio.Task[None]) -> None:
+        self._inflight.pop(project, None)
+        if not fetch.cancelled():
+            fetch.exception()  # retrieved here, so a fetch nobody waits for any more is quiet
 
     async def _refresh(self, project: str) -> None:
         if not NAME_PATTERN.match(project):
