@@ -118,6 +118,12 @@ class Fd2App:
         except Fd2Error as exc:
             if not started:
                 await send_error(send_with_id, exc)
+            else:  # too late for an error response: the module should have ended the body itself
+                _log.warning(
+                    "request %s: %s after the response started",
+                    request_id.decode("ascii"),
+                    exc.code,
+                )
         except ClientDisconnected:
             pass
         except Exception as exc:
