@@ -25,8 +25,12 @@ install: $(STAMP) ## create .venv and install fd2 (building fd2._native), its mo
 demo: install ## start fd2 on the bundled manifests in front of a local stand-in, and show requests
 	$(BIN)/python scripts/demo.py
 
-run: install ## serve the bundled manifests on 127.0.0.1:8080 (no stand-in)
-	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} $(BIN)/fd2 serve --manifests examples/manifests
+run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the manifests say)
+	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} \
+	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
+	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
+	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
+	$(BIN)/fd2 serve --manifests examples/manifests
 
 lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
 	$(BIN)/ruff check python modules tests scripts
