@@ -89,7 +89,7 @@ class Request:
                 self._body = await self._rest_of_body(first)
         except TimeoutError:
             raise RequestTimeout(
-                f"The request body did not arrive within {self.body_timeout:g} seconds."
+                f"The request body did not arrive in time (limit: {self.body_timeout:g} s)."
             ) from None
         return self._body
 
