@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo run test test-python test-rust lint format clean
+.PHONY: help install demo run test test-python test-rust bench-smoke lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,8 +33,8 @@ run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the 
 	$(BIN)/fd2 serve --manifests examples/manifests
 
 lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
-	$(BIN)/ruff check python modules tests scripts
-	$(BIN)/ruff format --check python modules tests scripts
+	$(BIN)/ruff check python modules tests scripts bench
+	$(BIN)/ruff format --check python modules tests scripts bench
 	$(BIN)/mypy
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
@@ -46,11 +46,14 @@ test-rust: ## cargo test for the native crate
 test-python: install ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest
 
-test: install lint test-rust test-python ## everything CI runs
+bench-smoke: install ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
+	$(BIN)/python bench/micro_sse.py --quick
+
+test: install lint test-rust test-python bench-smoke ## everything CI runs
 
 format: install ## apply ruff and cargo formatting
-	$(BIN)/ruff format python modules tests scripts
-	$(BIN)/ruff check --fix python modules tests scripts
+	$(BIN)/ruff format python modules tests scripts bench
+	$(BIN)/ruff check --fix python modules tests scripts bench
 	cargo fmt --all
 
 clean: ## remove build output and the venv

@@ -56,6 +56,18 @@ def measure(make, chunks: list[bytes], repeat: int, number: int) -> float:
     return statistics.median(times) / number / len(chunks) * 1e9
 
 
+def check_same_output(chunks: list[bytes]) -> None:
+    """Both framers must relay exactly the input (the figures mean nothing otherwise)."""
+    native, python = SseFramer(), PythonFramer()
+    relayed_native = b"".join(native.feed(chunk) for chunk in chunks) + native.finish()
+    relayed_python = b"".join(python.feed(chunk) for chunk in chunks)
+    expected = b"".join(chunks)
+    if relayed_native != expected or relayed_python != expected:
+        raise SystemExit("framers disagree with the input: the benchmark is broken")
+    if native.events != expected.count(b"\n\n"):
+        raise SystemExit(f"native framer counted {native.events} events")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds only (CI smoke)")
@@ -65,6 +77,7 @@ def main() -> None:
     stream = EVENT * 64
     split = [stream[i : i + 97] for i in range(0, len(stream), 97)]
     for name, chunks in (("whole events per chunk", whole), ("events split every 97 bytes", split)):
+        check_same_output(chunks)
         native = measure(SseFramer, chunks, repeat, number)
         python = measure(PythonFramer, chunks, repeat, number)
         print(
