@@ -51,9 +51,6 @@ class ModuleRegistry:
         builtin = {cls.__module__.split(".")[0] for cls in self._by_type().values()}
         return tuple(sorted(builtin | set(self._explicit_allowed)))
 
-    def served_types(self) -> frozenset[str]:
-        return frozenset(self._by_type())
-
     def resolve(self, module_type: str, implementation: str | None) -> type[Module] | None:
         """The class for a module; None when fd2 does not serve this module type."""
         if implementation:

@@ -130,7 +130,6 @@ class Request:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 return
-            await asyncio.sleep(0)
 
 
 def _too_large(limit: int) -> str:

@@ -51,9 +51,6 @@ class RouteBuilder:
         self._digests: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
-    def digest_of(self, project: str) -> str | None:
-        return self._digests.get(project)
-
     async def apply_project(
         self, project: str, manifests: Sequence[tuple[str, AnyManifest]] | None, digest: str
     ) -> bool:
