@@ -5,6 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# pip trusts its own CA bundle; where the system store exists (and holds, e.g., a site's
+# TLS-inspecting proxy CA), let pip use it unless the caller chose otherwise.
+SYSTEM_CA := /etc/ssl/certs/ca-certificates.crt
+ifeq ($(origin PIP_CERT), undefined)
+ifneq ($(wildcard $(SYSTEM_CA)),)
+export PIP_CERT := $(SYSTEM_CA)
+endif
+endif
+
 .PHONY: help install demo run test test-python test-rust bench-smoke lint format clean
 
 help: ## list the targets
