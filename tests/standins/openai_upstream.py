@@ -481,10 +481,7 @@ _ALLOWED = {path: b"POST" for path in _POST_HANDLERS} | {
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The ASGI entry point."""
-    if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
-        return
+    """The ASGI entry point (served without the lifespan protocol: nothing to set up)."""
     if scope["type"] != "http":
         return
     path: str = scope["path"]
@@ -534,16 +531,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _POST_HANDLERS[path](ex, payload, send, n)
     finally:
         ex.close()
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def main(argv: list[str] | None = None) -> None:

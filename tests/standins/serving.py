@@ -13,8 +13,8 @@ def serve(target: str, *, host: str, port: int, workers: int = 1, factory: bool 
         factory=factory,
         address=host,
         port=port,
-        # ASGINL: no lifespan protocol; a factory target gets the full ASGI interface.
-        interface=Interfaces.ASGI if factory else Interfaces.ASGINL,
+        # No lifespan protocol: the stand-ins have nothing to set up or tear down.
+        interface=Interfaces.ASGINL,
         workers=workers,
         loop=Loops.uvloop,
         http=HTTPModes.http1,
