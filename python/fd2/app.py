@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from fd2.admin.ops import ADMIN_PREFIX, OPS_PATHS, OpsEndpoints
 from fd2.config import Settings, settings_from_environment
 from fd2.environments import canonical_environment, is_valid_environment_name
 from fd2.errors import (
@@ -43,6 +44,7 @@ class Fd2App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.runtime: Runtime | None = None
+        self._ops: OpsEndpoints | None = None
         self._base_domain = settings.base_domain.encode() if settings.base_domain else None
         self._default_environment = canonical_environment(settings.default_env)
         self._access_log = settings.access_log
@@ -85,12 +87,18 @@ class Fd2App:
 
         self._in_flight += 1
         try:
-            if scope["path"] == "/healthz":
+            path = scope["path"]
+            if path == "/healthz":
                 await send_bytes(
                     send_with_id,
                     503 if self._draining else 200,
                     _HEALTH_DRAINING if self._draining else _HEALTH_OK,
                 )
+                return
+            if path in OPS_PATHS or path.startswith(ADMIN_PREFIX):
+                if self._ops is None:
+                    raise ServiceUnavailable("The gateway is starting; try again shortly.")
+                await self._ops.handle(scope, send_with_id)
                 return
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
             key = await self._route_key(raw_path, project_module, host)
@@ -217,6 +225,7 @@ class Fd2App:
                 try:
                     configure_logging(self.settings.log_level)
                     self.runtime = await Runtime.start(self.settings)
+                    self._ops = OpsEndpoints(self.runtime)
                     tune_gc_for_serving()
                 except Fd2Error as exc:
                     _log.error("start-up failed: %s", exc.message)

@@ -35,6 +35,16 @@ _HELP = {
     "read_timeout": "default upstream read timeout (s)",
     "total_timeout": "default limit for a whole upstream call (s)",
     "log_level": "debug, info, warning or error",
+    # Control Tower client, manifest cache, operator view, Redis sharing (issue 5)
+    "control_tower_ca": "PEM CA bundle to verify the Control Tower's TLS certificate",
+    "control_tower_connect_timeout": "seconds to connect to the Control Tower",
+    "control_tower_read_timeout": "seconds to wait for a Control Tower answer",
+    "control_tower_retries": "extra attempts for a failed Control Tower GET",
+    "manifest_max_stale": "seconds a manifest may serve past its TTL while the Control Tower fails",
+    "manifest_negative_ttl": "seconds an unknown project is remembered before asking again",
+    "unknown_project_rate": "Control Tower lookups per second for projects not cached",
+    "admin_token_ref": "secret reference of the /admin bearer token (admin is off without it)",
+    "redis_url": "Redis URL: share manifest copies and change notices between replicas",
 }
 
 

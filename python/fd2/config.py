@@ -42,6 +42,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     total_timeout: float = 600.0
     log_level: str = "info"
 
+    # --- Control Tower client, manifest cache, operator view, Redis sharing (issue 5) ---
+    control_tower_ca: str | None = None
+    """A PEM CA bundle for the Control Tower's TLS certificate (system store otherwise)."""
+    control_tower_connect_timeout: float = 2.0
+    control_tower_read_timeout: float = 5.0
+    control_tower_retries: int = 2
+    """Extra attempts for a failed Control Tower GET (jittered exponential backoff)."""
+    manifest_max_stale: float = 3600.0
+    """Seconds past the TTL a cached manifest keeps serving while the Control Tower fails."""
+    manifest_negative_ttl: float = 5.0
+    """Seconds an unknown project (or a failed first fetch) is remembered before asking again."""
+    unknown_project_rate: float = 20.0
+    """Control Tower lookups per second allowed for projects not cached (floods of random names)."""
+    admin_token_ref: str | None = None
+    """Secret reference of the bearer token for /admin/*; without it /admin/* answers 404."""
+    redis_url: str | None = None
+    """Shares manifest copies and change notices between replicas (redis://host:port/db)."""
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535")
@@ -57,9 +75,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             "connect_timeout",
             "read_timeout",
             "total_timeout",
+            "control_tower_connect_timeout",
+            "control_tower_read_timeout",
+            "manifest_negative_ttl",
+            "unknown_project_rate",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.control_tower_retries < 0 or self.manifest_max_stale < 0:
+            raise ValueError("control_tower_retries and manifest_max_stale must not be negative")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 
 import aiohttp
@@ -50,6 +51,24 @@ class RouteBuilder:
         self._environ = environ
         self._digests: dict[str, str] = {}
         self._lock = asyncio.Lock()
+        # Read by /metrics and /admin/routes; written here only, off the hot path.
+        self.rebuilds = 0
+        self.rebuild_seconds = 0.0
+        self.last_rebuild_seconds = 0.0
+        self._retired: list[LoadedModule] = []
+        self._versions: dict[str, str | None] = {}
+
+    def digest(self, project: str) -> str | None:
+        return self._digests.get(project)
+
+    def version_of(self, project: str) -> str | None:
+        """The `version` field(s) of the manifests a project was compiled from."""
+        return self._versions.get(project)
+
+    def retired_open(self) -> int:
+        """Replaced module instances still serving requests that started on them."""
+        self._retired = [module for module in self._retired if not module.closed]
+        return len(self._retired)
 
     async def apply_project(
         self, project: str, manifests: Sequence[tuple[str, AnyManifest]] | None, digest: str
@@ -58,6 +77,7 @@ class RouteBuilder:
         async with self._lock:
             if manifests is not None and self._digests.get(project) == digest:
                 return False
+            began = time.perf_counter()
             groups = await self._build_project(project, manifests) if manifests is not None else {}
             old = self.table
             merged = {key: group for key, group in old.groups.items() if key[0] != project}
@@ -66,15 +86,22 @@ class RouteBuilder:
             if manifests is None:
                 projects.discard(project)
                 self._digests.pop(project, None)
+                self._versions.pop(project, None)
             else:
                 projects.add(project)
                 self._digests[project] = digest
+                versions = sorted({str(m.version) for _, m in manifests if m.version})
+                self._versions[project] = ", ".join(versions) or None
             self.table = RouteTable(merged, frozenset(projects), old.version + 1)
             for key, group in old.groups.items():
                 if key[0] == project:
                     for route in group.by_environment.values():
                         if route.loaded is not None:
                             route.loaded.retire()
+                            self._retired.append(route.loaded)
+            self.last_rebuild_seconds = time.perf_counter() - began
+            self.rebuilds += 1
+            self.rebuild_seconds += self.last_rebuild_seconds
             _log.info(
                 "route table v%d: project %s %s (%d routes in all)",
                 self.table.version,

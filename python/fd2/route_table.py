@@ -21,13 +21,14 @@ _log = logging.getLogger("fd2.routes")
 class LoadedModule:
     """A set-up module instance and the count of requests currently using it."""
 
-    __slots__ = ("_close_task", "in_flight", "instance", "label", "retired")
+    __slots__ = ("_close_task", "closed", "in_flight", "instance", "label", "retired")
 
     def __init__(self, instance: Module, label: str) -> None:
         self.instance = instance
         self.label = label
         self.in_flight = 0
         self.retired = False
+        self.closed = False
         self._close_task: asyncio.Task[None] | None = None
 
     def acquire(self) -> None:
@@ -55,6 +56,8 @@ class LoadedModule:
             _log.warning("closing %s failed: %s", self.label, type(exc).__name__)
         else:
             _log.debug("closed %s", self.label)
+        finally:
+            self.closed = True
 
     async def wait_closed(self) -> None:
         if self._close_task is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -16,9 +18,11 @@ from fd2.errors import ConfigError
 from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
-from fd2.secrets import SecretResolver
-from fd2.sources.control_tower import ControlTowerCache, ControlTowerClient
+from fd2.secrets import Secret, SecretResolver
+from fd2.sources.control_tower import ControlTowerClient
 from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
+from fd2.sources.manifest_cache import ControlTowerCache
+from fd2.sources.redis_sync import RedisManifestShare
 
 _log = logging.getLogger("fd2.runtime")
 
@@ -33,6 +37,9 @@ class Runtime:
         control_tower: ControlTowerCache | None,
         control_tower_client: ControlTowerClient | None,
         tasks: list[asyncio.Task[None]],
+        local: LocalDirectoryWatcher | None = None,
+        redis: RedisManifestShare | None = None,
+        admin_token: Secret | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
@@ -40,6 +47,19 @@ class Runtime:
         self.control_tower = control_tower
         self._control_tower_client = control_tower_client
         self._tasks = tasks
+        self.local = local
+        self.redis = redis
+        self.admin_token = admin_token
+
+    def ready(self) -> bool:
+        """At least one manifest source is usable: the directory, the Control Tower, or
+        projects still within their allowed staleness."""
+        if self.local is not None and self.local.usable:
+            return True
+        cache = self.control_tower
+        if cache is None:
+            return False
+        return bool(cache.reachable) or bool(self.builder.table.projects)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -91,16 +111,40 @@ class Runtime:
             watcher = LocalDirectoryWatcher(LocalDirectorySource(directory), builder)
             await watcher.sync()
             tasks.append(loop.create_task(watcher.run(settings.manifest_poll)))
-        cache = client = None
+        else:
+            watcher = None
+        cache = client = share = None
         if settings.control_tower:
             secret = (
                 secrets.resolve(settings.control_tower_secret_ref)
                 if settings.control_tower_secret_ref
                 else None
             )
-            client = ControlTowerClient(settings.control_tower, secret=secret)
-            cache = ControlTowerCache(client, builder, ttl_s=settings.manifest_ttl)
+            client = ControlTowerClient(
+                settings.control_tower,
+                secret=secret,
+                connect_timeout_s=settings.control_tower_connect_timeout,
+                read_timeout_s=settings.control_tower_read_timeout,
+                retries=settings.control_tower_retries,
+                ca_bundle=settings.control_tower_ca,
+            )
+            cache = ControlTowerCache(
+                client,
+                builder,
+                ttl_s=settings.manifest_ttl,
+                max_stale_s=settings.manifest_max_stale,
+                negative_ttl_s=settings.manifest_negative_ttl,
+                lookup_rate=settings.unknown_project_rate,
+                replica_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            )
             tasks.append(loop.create_task(cache.run()))
+            if settings.redis_url:
+                share = RedisManifestShare(settings.redis_url, cache)
+                cache.share = share
+                tasks.append(loop.create_task(share.run()))
+        admin_token = (
+            secrets.resolve(settings.admin_token_ref) if settings.admin_token_ref else None
+        )
         _log.info("ready: %d routes from the manifest directory", len(builder.table))
         return cls(
             settings=settings,
@@ -109,6 +153,9 @@ class Runtime:
             control_tower=cache,
             control_tower_client=client,
             tasks=tasks,
+            local=watcher,
+            redis=share,
+            admin_token=admin_token,
         )
 
     async def close(self) -> None:
@@ -118,4 +165,6 @@ class Runtime:
         await self.builder.close()
         if self._control_tower_client is not None:
             await self._control_tower_client.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.http.close()

@@ -14,7 +14,8 @@ from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
-from fd2.sources.control_tower import ControlTowerCache, ControlTowerClient
+from fd2.sources.control_tower import ControlTowerClient
+from fd2.sources.manifest_cache import ControlTowerCache
 
 ACME = json.loads((Path(__file__).parents[2] / "examples" / "manifests" / "acme.json").read_text())
 
@@ -62,7 +63,10 @@ async def cache(tower):
             environ={},
         )
         client = ControlTowerClient(
-            str(tower.server.make_url("/")), secret=Secret("tower-secret-1"), timeout_s=2
+            str(tower.server.make_url("/")),
+            secret=Secret("tower-secret-1"),
+            read_timeout_s=2,
+            retries=0,
         )
         yield ControlTowerCache(client, builder, ttl_s=60, negative_ttl_s=30), builder
         await client.aclose()
@@ -110,5 +114,6 @@ async def test_an_invalid_manifest_never_replaces_a_good_one(tower, cache):
     await ctc.ensure("acme")
     table = builder.table
     tower.body = json.dumps({"project_id": "acme", "modules": "not a list"}).encode()
-    await ctc._refresh("acme")  # what the background refresher does when the TTL has passed
+    assert await ctc.refresh_now("acme") is False
     assert builder.table is table
+    assert "modules" in (ctc.states["acme"].last_error or "")

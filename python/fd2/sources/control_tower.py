@@ -1,171 +1,113 @@
-"""The Control Tower as a manifest source: fetch on a miss, cache with a TTL, refresh in the
-background, and keep serving what is cached while the Control Tower is unreachable.
+"""The Control Tower's HTTP API: `GET /manifests/{project_id}`, done carefully.
 
-This is the foundation's version: single-flight fetches, a short negative cache, and
-stale-if-error. ETags, bounded staleness, Redis sharing and admin pushes build on it later.
+Pooled connections, TLS verified by default (optionally against a CA bundle), connect/read
+timeouts, bounded retries with jittered exponential backoff for what may pass (transport errors,
+5xx, 429), and `If-None-Match` when the Control Tower gave an ETag. The client secret comes from a
+secret reference and is sent as `X-DSPAI-Client-Secret`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
+import random
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
-from fd2.errors import ConfigError, NotFound, ServiceUnavailable
-from fd2.manifests.compile import content_digest
-from fd2.manifests.decode import convert_manifest
-from fd2.manifests.models import NAME_PATTERN
-from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret
 
-_log = logging.getLogger("fd2.manifests.control_tower")
 _json_object = msgspec.json.Decoder(dict[str, Any])
+_BACKOFF_BASE_S = 0.1
+_BACKOFF_CAP_S = 2.0
+PROBE_PROJECT = "fd2-readiness-probe"
 
 
 class ControlTowerUnavailable(Exception):
-    """The Control Tower could not give an answer (unreachable, timeout, 5xx, garbage)."""
+    """The Control Tower gave no usable answer (unreachable, timeout, 5xx, 401, garbage)."""
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """One manifest answer: `raw` is None for 404; `not_modified` for a 304."""
+
+    raw: dict[str, Any] | None
+    etag: str | None = None
+    not_modified: bool = False
 
 
 class ControlTowerClient:
-    def __init__(self, base_url: str, *, secret: Secret | None, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secret: Secret | None,
+        connect_timeout_s: float = 2.0,
+        read_timeout_s: float = 5.0,
+        retries: int = 2,
+        ca_bundle: str | None = None,
+    ) -> None:
         headers = {"accept": "application/json", "user-agent": "fd2"}
         if secret is not None:
             headers["x-dspai-client-secret"] = secret.reveal()
+        self.base_url = base_url.rstrip("/")
+        self._retries = retries
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=self.base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout_s),
+            # verify=True uses certifi's bundle; a CA bundle path replaces it (httpx verifies
+            # host names either way). Plain http:// URLs are for loopback tests and sidecars.
+            verify=ca_bundle if ca_bundle else True,
+            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+            trust_env=False,
         )
 
-    async def fetch(self, project: str) -> dict[str, Any] | None:
-        """The project's manifest as a JSON object, or None when the Control Tower has none."""
+    async def fetch(self, project: str, *, etag: str | None = None) -> Answer:
+        """The project's manifest as a JSON object (None when the Control Tower has none)."""
+        headers = {"if-none-match": etag} if etag else None
+        url = f"/manifests/{quote(project, safe='')}"
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.get(url, headers=headers)
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+                retryable = True
+            else:
+                if response.status_code == 200:
+                    return _manifest_answer(response)
+                if response.status_code == 304 and etag:
+                    return Answer(None, etag=etag, not_modified=True)
+                if response.status_code == 404:
+                    return Answer(None)
+                problem = f"HTTP {response.status_code}"
+                retryable = response.status_code >= 500 or response.status_code == 429
+            if not retryable or attempt >= self._retries:
+                raise ControlTowerUnavailable(problem)
+            # Full jitter: replicas that failed together do not retry together.
+            ceiling = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)
+            await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 (jitter, not crypto)
+            attempt += 1
+
+    async def probe(self) -> bool:
+        """One cheap question, for readiness: does the Control Tower answer and accept us?
+
+        A project id that no one uses: 404 is as good an answer as 200.
+        """
         try:
-            response = await self._http.get(f"/manifests/{quote(project, safe='')}")
-        except httpx.HTTPError as exc:
-            raise ControlTowerUnavailable(type(exc).__name__) from None
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise ControlTowerUnavailable(f"HTTP {response.status_code}")
-        try:
-            return _json_object.decode(response.content)
-        except msgspec.DecodeError:
-            raise ControlTowerUnavailable("answer is not a JSON object") from None
+            response = await self._http.get(f"/manifests/{PROBE_PROJECT}")
+        except httpx.HTTPError:
+            return False
+        return response.status_code in (200, 404)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
-class _Entry:
-    __slots__ = ("fetched_at", "known")
-
-    def __init__(self, fetched_at: float, known: bool) -> None:
-        self.fetched_at = fetched_at
-        self.known = known
-
-
-class ControlTowerCache:
-    """Projects fetched from the Control Tower, compiled into the route table."""
-
-    def __init__(
-        self,
-        client: ControlTowerClient,
-        builder: RouteBuilder,
-        *,
-        ttl_s: float,
-        negative_ttl_s: float = 5.0,
-    ) -> None:
-        self._client = client
-        self._builder = builder
-        self._ttl = ttl_s
-        self._negative_ttl = negative_ttl_s
-        self._entries: dict[str, _Entry] = {}
-        self._inflight: dict[str, asyncio.Task[None]] = {}
-
-    async def ensure(self, project: str) -> None:
-        """Make `project` known to the route table, fetching it once however many ask at once.
-
-        Raises NotFound for a project the Control Tower does not have and ServiceUnavailable when
-        it cannot be asked and nothing is cached.
-        """
-        entry = self._entries.get(project)
-        if (
-            entry is not None
-            and not entry.known
-            and time.monotonic() - entry.fetched_at < self._negative_ttl
-        ):
-            raise NotFound(f"Unknown project {project!r}.")
-        fetch = self._inflight.get(project)
-        if fetch is None:
-            # The fetch runs in a task of its own: a requester that goes away (and is cancelled)
-            # does not cancel the fetch the other requesters are waiting for.
-            fetch = asyncio.get_running_loop().create_task(self._refresh(project))
-            self._inflight[project] = fetch
-            fetch.add_done_callback(lambda done: self._fetch_done(project, done))
-        await asyncio.shield(fetch)
-
-    def _fetch_done(self, project: str, fetch: asyncio.Task[None]) -> None:
-        self._inflight.pop(project, None)
-        if not fetch.cancelled():
-            fetch.exception()  # retrieved here, so a fetch nobody waits for any more is quiet
-
-    async def _refresh(self, project: str) -> None:
-        if not NAME_PATTERN.match(project):
-            raise NotFound(f"Unknown project {project!r}.")
-        try:
-            raw = await self._client.fetch(project)
-        except ControlTowerUnavailable as exc:
-            if project in self._builder.table.projects:
-                _log.warning("control tower unreachable (%s); serving cached %s", exc, project)
-                entry = self._entries.get(project)
-                if entry is not None:
-                    entry.fetched_at = time.monotonic()  # try again after another TTL
-                return
-            raise ServiceUnavailable(
-                f"No manifest is available for project {project!r}: "
-                "the Control Tower cannot be reached."
-            ) from None
-        now = time.monotonic()
-        if raw is None:
-            self._entries[project] = _Entry(now, known=False)
-            if project in self._builder.table.projects:
-                await self._builder.apply_project(project, None, "")
-            raise NotFound(f"Unknown project {project!r}.")
-        try:
-            manifest = convert_manifest(raw, origin=f"control-tower:{project}")
-        except ConfigError as exc:
-            _log.error("control tower manifest rejected: %s", exc.message)
-            if project in self._builder.table.projects:
-                self._entries[project] = _Entry(now, known=True)
-                return  # the previous good version keeps serving
-            raise ServiceUnavailable(
-                f"The manifest of project {project!r} is invalid; see the gateway logs."
-            ) from None
-        self._entries[project] = _Entry(now, known=True)
-        await self._builder.apply_project(
-            project, [(f"control-tower:{project}", manifest)], content_digest(raw)
-        )
-
-    async def run(self, interval: float = 1.0) -> None:
-        """Refresh known projects whose TTL has passed, in the background."""
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            due = [
-                project
-                for project, entry in self._entries.items()
-                if entry.known and now - entry.fetched_at >= self._ttl
-            ]
-            for project in due:
-                try:
-                    await self.ensure(project)
-                except (NotFound, ServiceUnavailable):
-                    pass  # already recorded by ensure (negative entry or kept copy)
-                except Exception as exc:  # keep refreshing the others
-                    _log.error("refreshing %s failed: %s", project, type(exc).__name__)
+def _manifest_answer(response: httpx.Response) -> Answer:
+    try:
+        raw = _json_object.decode(response.content)
+    except msgspec.DecodeError:
+        raise ControlTowerUnavailable("the answer is not a JSON object") from None
+    return Answer(raw, etag=response.headers.get("etag"))

@@ -92,12 +92,15 @@ class LocalDirectoryWatcher:
         self._builder = builder
         self._last: Snapshot | None = None
         self._projects: set[str] = set()
+        self.usable = False
+        """The directory could be read at the last check (readiness)."""
 
     @property
     def projects(self) -> frozenset[str]:
         return frozenset(self._projects)
 
     async def sync(self) -> None:
+        self.usable = await asyncio.to_thread(self._source.directory.is_dir)
         snapshot = await asyncio.to_thread(self._source.snapshot)
         if snapshot == self._last:
             return

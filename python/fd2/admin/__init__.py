@@ -1,0 +1,1 @@
+"""The operator's side of fd2: readiness, metrics and the authenticated /admin endpoints."""

@@ -1,0 +1,347 @@
+"""Control Tower manifests, cached: what keeps fd2 serving whatever the Control Tower does.
+
+- Steady state never waits on the Control Tower: a background task revalidates each entry before
+  its TTL ends (with `If-None-Match` where an ETag was given), and a project is recompiled only
+  when its content digest (timestamps excluded) changed.
+- A miss is fetched once however many requests ask at once (single-flight), within a global rate
+  of lookups for uncached projects; unknown projects are remembered for a short time.
+- Stale-if-error: while the Control Tower fails, cached projects keep serving up to
+  `max_stale` seconds past their TTL, then they are dropped (503 until it answers again).
+- An invalid answer never replaces a good version; its validation report is kept as last error.
+- With a shared store (Redis), copies and change notices travel between replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+import msgspec
+
+from fd2.errors import ConfigError, Fd2Error, NotFound, ServiceUnavailable
+from fd2.manifests.compile import content_digest
+from fd2.manifests.decode import convert_manifest
+from fd2.manifests.models import NAME_PATTERN
+from fd2.route_builder import RouteBuilder
+from fd2.sources.control_tower import ControlTowerClient, ControlTowerUnavailable
+from fd2.sources.lookup_limit import LookupLimiter
+
+_log = logging.getLogger("fd2.manifests.control_tower")
+REFRESH_AHEAD = 0.75
+"""Entries are revalidated at this fraction of their TTL, so they never expire in use."""
+_RETRY_AFTER_FAILURE_S = 1.0
+_PROBE_EVERY_S = 2.0
+
+
+class SharedCopy(msgspec.Struct, frozen=True, kw_only=True):
+    """A manifest as one replica fetched it; `raw` None means the project is gone."""
+
+    project: str
+    digest: str
+    raw: dict[str, Any] | None
+    fetched_at: float
+    """Wall-clock time of the fetch (replicas share no monotonic clock)."""
+    sender: str
+
+
+class ManifestShare(Protocol):
+    """Where replicas share copies and change notices (Redis; see redis_sync.py)."""
+
+    async def get(self, project: str) -> SharedCopy | None: ...
+
+    async def publish(self, copy: SharedCopy) -> None: ...
+
+
+class ProjectState:
+    """What fd2 knows of one project's manifest: shown by /admin/routes and /metrics."""
+
+    __slots__ = (
+        "changed_at",
+        "digest",
+        "etag",
+        "failure",
+        "fetched_at",
+        "known",
+        "last_error",
+        "last_error_at",
+        "next_refresh",
+        "source",
+        "version",
+    )
+
+    def __init__(self) -> None:
+        self.known = False
+        self.digest = ""
+        self.etag: str | None = None
+        self.version: str | None = None
+        self.source = "control-tower"
+        self.fetched_at = 0.0  # monotonic: last answer that confirmed the copy
+        self.changed_at = 0.0  # wall clock: when the served content last changed
+        self.next_refresh = 0.0
+        self.failure: Fd2Error | None = None  # negative cache: what a request is told
+        self.last_error: str | None = None
+        self.last_error_at = 0.0
+
+
+class CacheStats:
+    """Counters updated on the control plane only (read by /metrics)."""
+
+    def __init__(self) -> None:
+        self.fetches: dict[str, int] = {}
+        """Control Tower answers by outcome: changed, unchanged, not_modified, not_found,
+        rejected, error."""
+        self.shared_copies_used = 0
+
+    def count(self, outcome: str) -> None:
+        self.fetches[outcome] = self.fetches.get(outcome, 0) + 1
+
+
+class ControlTowerCache:
+    def __init__(
+        self,
+        client: ControlTowerClient,
+        builder: RouteBuilder,
+        *,
+        ttl_s: float,
+        max_stale_s: float = 3600.0,
+        negative_ttl_s: float = 5.0,
+        lookup_rate: float = 20.0,
+        replica_id: str = "",
+    ) -> None:
+        self.client = client
+        self._builder = builder
+        self.ttl = ttl_s
+        self.max_stale = max_stale_s
+        self._negative_ttl = negative_ttl_s
+        self.limiter = LookupLimiter(lookup_rate)
+        self.replica_id = replica_id
+        self.share: ManifestShare | None = None
+        self.states: dict[str, ProjectState] = {}
+        self.stats = CacheStats()
+        self.reachable: bool | None = None  # None until the Control Tower was first asked
+        self._inflight: dict[str, asyncio.Task[bool]] = {}
+        self._probed_at = -_PROBE_EVERY_S
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def ensure(self, project: str) -> None:
+        """Make an uncached `project` known to the route table, or raise why it cannot be.
+
+        NotFound for a project the Control Tower does not have; ServiceUnavailable when it cannot
+        be asked (down, erroring, or the lookup rate for uncached projects is spent).
+        """
+        state = self.states.get(project)
+        if (
+            state is not None
+            and state.failure is not None
+            and time.monotonic() - state.fetched_at < self._negative_ttl
+        ):
+            raise state.failure
+        fetch = self._inflight.get(project)
+        if fetch is None:
+            if not NAME_PATTERN.match(project):
+                raise NotFound(f"Unknown project {project!r}.")
+            if not self.limiter.try_acquire():
+                raise ServiceUnavailable(
+                    "Too many lookups of projects not yet known to this gateway; "
+                    "try again in a moment.",
+                    code="lookup_throttled",
+                )
+            fetch = self._start(project, forced=False)
+        await asyncio.shield(fetch)
+
+    async def refresh_now(self, project: str) -> bool:
+        """The admin push: refetch `project` now. True when its routes changed."""
+        fetch = self._inflight.get(project) or self._start(project, forced=True)
+        return await asyncio.shield(fetch)
+
+    def _start(self, project: str, *, forced: bool) -> asyncio.Task[bool]:
+        # The fetch runs in a task of its own: a requester that goes away (and is cancelled)
+        # does not cancel the fetch the other requesters are waiting for.
+        fetch = asyncio.get_running_loop().create_task(self._refresh(project, forced=forced))
+        self._inflight[project] = fetch
+        fetch.add_done_callback(lambda done: self._fetch_done(project, done))
+        return fetch
+
+    def _fetch_done(self, project: str, fetch: asyncio.Task[bool]) -> None:
+        self._inflight.pop(project, None)
+        if not fetch.cancelled():
+            fetch.exception()  # retrieved here, so a fetch nobody waits for any more is quiet
+
+    # -- fetching ---------------------------------------------------------------------------
+
+    def _serving(self, project: str) -> bool:
+        return project in self._builder.table.projects
+
+    async def _refresh(self, project: str, *, forced: bool) -> bool:
+        state = self.states.setdefault(project, ProjectState())
+        if not forced and self.share is not None and await self._adopt_shared(project, state):
+            return True
+        serving = self._serving(project)
+        try:
+            answer = await self.client.fetch(project, etag=state.etag if serving else None)
+        except ControlTowerUnavailable as exc:
+            self.reachable = False
+            self.stats.count("error")
+            return self._failed(project, state, f"Control Tower: {exc}")
+        self.reachable = True
+        now = time.monotonic()
+        if answer.not_modified:
+            self.stats.count("not_modified")
+            self._confirmed(state, now)
+            return False
+        if answer.raw is None:
+            self.stats.count("not_found")
+            state.known, state.fetched_at = False, now
+            state.failure = NotFound(f"Unknown project {project!r}.")
+            if serving:
+                await self._apply(project, None, "", now)
+                await self._publish(project, None, "")
+            raise state.failure
+        try:
+            convert_manifest(answer.raw, origin=f"control-tower:{project}")
+        except ConfigError as exc:
+            self.stats.count("rejected")
+            _log.error("control tower manifest for %s rejected: %s", project, exc.message)
+            return self._failed(project, state, exc.message, rejected=True)
+        state.etag = answer.etag
+        self._confirmed(state, now)
+        digest = content_digest(answer.raw)
+        changed = await self._apply(project, answer.raw, digest, now)
+        self.stats.count("changed" if changed else "unchanged")
+        if changed:
+            await self._publish(project, answer.raw, digest)
+        return changed
+
+    async def _publish(self, project: str, raw: dict[str, Any] | None, digest: str) -> None:
+        if self.share is not None:
+            await self.share.publish(
+                SharedCopy(
+                    project=project,
+                    digest=digest,
+                    raw=raw,
+                    fetched_at=time.time(),
+                    sender=self.replica_id,
+                )
+            )
+
+    def _confirmed(self, state: ProjectState, now: float) -> None:
+        state.known = True
+        state.failure = None
+        state.fetched_at = now
+        state.next_refresh = now + self.ttl * REFRESH_AHEAD
+        state.last_error = None
+
+    def _failed(
+        self, project: str, state: ProjectState, problem: str, *, rejected: bool = False
+    ) -> bool:
+        now = time.monotonic()
+        state.last_error, state.last_error_at = problem, time.time()
+        if self._serving(project):
+            state.next_refresh = now + min(_RETRY_AFTER_FAILURE_S * 5, self.ttl * REFRESH_AHEAD)
+            _log.warning("%s; serving the cached %s (age %.0fs)", problem, project, self.age(state))
+            return False
+        state.known, state.fetched_at = False, now
+        state.failure = ServiceUnavailable(
+            f"The manifest of project {project!r} is invalid; see the gateway logs."
+            if rejected
+            else f"No manifest is available for project {project!r}: "
+            "the Control Tower cannot be reached."
+        )
+        raise state.failure
+
+    async def _apply(
+        self, project: str, raw: dict[str, Any] | None, digest: str, now: float
+    ) -> bool:
+        manifests = None
+        if raw is not None:
+            manifests = [(f"control-tower:{project}", convert_manifest(raw, origin=project))]
+        changed = await self._builder.apply_project(project, manifests, digest)
+        state = self.states.setdefault(project, ProjectState())
+        if changed:
+            state.changed_at = time.time()
+        state.digest = digest
+        state.version = str(raw.get("version")) if raw and raw.get("version") else None
+        return changed
+
+    # -- replicas ---------------------------------------------------------------------------
+
+    async def _adopt_shared(self, project: str, state: ProjectState) -> bool:
+        """Use a copy another replica fetched recently instead of asking the Control Tower."""
+        assert self.share is not None
+        copy = await self.share.get(project)
+        if copy is None or copy.raw is None or copy.sender == self.replica_id:
+            return False
+        age = time.time() - copy.fetched_at
+        if age > self.ttl * REFRESH_AHEAD / 2 or age < 0:
+            return False
+        await self.accept_notice(copy)
+        self.stats.shared_copies_used += 1
+        return True
+
+    async def accept_notice(self, copy: SharedCopy) -> None:
+        """A change another replica noticed (or a fresh copy): apply it here."""
+        state = self.states.get(copy.project)
+        if copy.sender == self.replica_id or state is None:
+            return  # a project this replica never served is fetched (or adopted) on its first use
+        now = time.monotonic()
+        if copy.raw is None:
+            state.known, state.fetched_at = False, now
+            state.failure = NotFound(f"Unknown project {copy.project!r}.")
+            if self._serving(copy.project):
+                await self._apply(copy.project, None, "", now)
+            return
+        try:
+            await self._apply(copy.project, copy.raw, copy.digest, now)
+        except ConfigError as exc:  # the sender validated it; a newer fd2 may differ
+            state.last_error = exc.message
+            return
+        state.source = "redis"
+        state.etag = None  # the ETag belonged to the other replica's conversation
+        self._confirmed(state, now - max(0.0, time.time() - copy.fetched_at))
+
+    # -- background -------------------------------------------------------------------------
+
+    def age(self, state: ProjectState) -> float:
+        return time.monotonic() - state.fetched_at
+
+    def staleness(self, state: ProjectState) -> float:
+        """Seconds past the TTL the served copy is (0 while fresh)."""
+        return max(0.0, self.age(state) - self.ttl) if state.known else 0.0
+
+    async def run(self, interval: float = 0.25) -> None:
+        """Revalidate entries before they expire; drop those stale past `max_stale`."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.tick()
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        if not self.reachable and now - self._probed_at >= _PROBE_EVERY_S:
+            # Readiness must not wait for traffic: ask while the Control Tower is unproven.
+            self._probed_at = now
+            self.reachable = await self.client.probe()
+        for project, state in list(self.states.items()):
+            if not state.known or project in self._inflight:
+                continue
+            if now - state.fetched_at > self.ttl + self.max_stale and self._serving(project):
+                _log.error(
+                    "manifest of %s is stale past --manifest-max-stale; no longer served", project
+                )
+                state.known, state.fetched_at = False, now
+                state.failure = ServiceUnavailable(
+                    f"The manifest of project {project!r} is too old to serve and the "
+                    "Control Tower cannot be reached."
+                )
+                await self._apply(project, None, "", now)
+                continue
+            if now >= state.next_refresh:
+                fetch = self._start(project, forced=False)
+                try:
+                    await asyncio.shield(fetch)
+                except (NotFound, ServiceUnavailable):
+                    pass  # recorded in the state (negative entry, or the kept copy)
+                except Exception as exc:  # keep refreshing the others
+                    _log.error("refreshing %s failed: %s", project, type(exc).__name__)
