@@ -123,6 +123,7 @@ class ControlTowerCache:
         self.reachable: bool | None = None  # None until the Control Tower was first asked
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self._probed_at = -_PROBE_EVERY_S
+        self._contact_at = -_PROBE_EVERY_S
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -183,11 +184,12 @@ class ControlTowerCache:
         try:
             answer = await self.client.fetch(project, etag=state.etag if serving else None)
         except ControlTowerUnavailable as exc:
+            self._contact_at = time.monotonic()
             self.reachable = False
             self.stats.count("error")
             return self._failed(project, state, f"Control Tower: {exc}")
         self.reachable = True
-        now = time.monotonic()
+        now = self._contact_at = time.monotonic()
         if answer.not_modified:
             self.stats.count("not_modified")
             self._confirmed(state, now)
@@ -319,8 +321,10 @@ class ControlTowerCache:
 
     async def tick(self) -> None:
         now = time.monotonic()
-        if not self.reachable and now - self._probed_at >= _PROBE_EVERY_S:
-            # Readiness must not wait for traffic: ask while the Control Tower is unproven.
+        # Readiness must not wait for traffic: while the Control Tower is unproven, and when no
+        # fetch has told anything for a while, ask it one cheap question.
+        quiet_for = now - max(self._probed_at, self._contact_at)
+        if quiet_for >= (_PROBE_EVERY_S if not self.reachable else min(max(self.ttl, 1.0), 30.0)):
             self._probed_at = now
             self.reachable = await self.client.probe()
         for project, state in list(self.states.items()):

@@ -57,8 +57,9 @@ def start_fd2_on(
     secret: str = CT_SECRET,
     name: str = "fd2-ct",
     env: dict[str, str] | None = None,
+    admin: bool = True,
 ) -> Service:
-    """fd2 with the Control Tower as its only manifest source and the admin API on."""
+    """fd2 with the Control Tower as its only manifest source (and the admin API on)."""
     port = free_port()
     environ = fd2_env()
     environ["CT_SECRET"] = secret
@@ -72,8 +73,7 @@ def start_fd2_on(
         tower_url,
         "--control-tower-secret-ref",
         "env:CT_SECRET",
-        "--admin-token-ref",
-        "env:FD2_TEST_ADMIN_TOKEN",
+        *(["--admin-token-ref", "env:FD2_TEST_ADMIN_TOKEN"] if admin else []),
         *flags,
     )
     return start_service(name, argv, port=port, ready_path="/healthz", log_dir=logs, env=environ)
@@ -120,6 +120,15 @@ class Gateway:
         for entry in self.routes()["projects"]:
             if entry["project"] == name:
                 return dict(entry)
+        return None
+
+    def metric(self, name: str, labels: str = "") -> float | None:
+        """One sample of GET /metrics, e.g. metric("fd2_routes") or with labels 'project="acme"'."""
+        wanted = f"{name}{{{labels}}}" if labels else name
+        for line in httpx.get(f"{self.url}/metrics", timeout=10).text.splitlines():
+            key, _, value = line.rpartition(" ")
+            if key == wanted:
+                return float(value)
         return None
 
     def stop(self) -> None:
