@@ -14,7 +14,7 @@ export PIP_CERT := $(SYSTEM_CA)
 endif
 endif
 
-.PHONY: help install demo run test test-python test-rust bench-smoke lint format clean
+.PHONY: help install redis-server demo run test test-python test-rust bench-smoke lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,7 +52,10 @@ lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
 test-rust: ## cargo test for the native crate
 	cargo test --quiet
 
-test-python: install ## the pytest suite (unit, module, end-to-end)
+redis-server: ## the tests start real Redis servers: install redis-server when it is missing
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+
+test-python: install redis-server ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest
 
 bench-smoke: install ## a few seconds of every benchmark, so the harness never rots (no speed asserts)

@@ -15,6 +15,7 @@ import logging
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from fd2.sources.manifest_cache import ControlTowerCache, SharedCopy
@@ -70,10 +71,14 @@ class RedisManifestShare:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
+                await self._redis.ping()  # a subscription can look made with no server behind it
                 self._up()
                 failures = 0
                 await self._catch_up()
                 while True:
+                    if not pubsub.subscribed or self.up is False:
+                        # get_message() idles quietly on a dead subscription: reconnect instead.
+                        raise RedisConnectionError("the subscription was lost")
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
                         await self._accept(message["data"])

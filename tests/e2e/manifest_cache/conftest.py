@@ -9,6 +9,7 @@ import pytest
 
 from ..conftest import Service
 from .ct_support import Gateway, Tower, acme_manifest, start_fd2_on, start_tower
+from .redis_server import RedisServer
 
 MakeGateway = Callable[..., Gateway]
 
@@ -54,3 +55,11 @@ def make_gateway(logs: Path) -> Iterator[MakeGateway]:
     yield make
     for gateway in started:
         gateway.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
