@@ -85,6 +85,7 @@ class Gateway:
 
     service: Service
     clients: list[openai.OpenAI] = field(default_factory=list)
+    _by_route: dict[str, openai.OpenAI] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -102,7 +103,10 @@ class Gateway:
 
     def prompt(self, project_module: str = "acme/chat") -> str:
         """The system prompt the upstream saw: tells which manifest version served."""
-        reply = self.client(project_module).chat.completions.create(
+        client = self._by_route.get(project_module)
+        if client is None:
+            client = self._by_route[project_module] = self.client(project_module)
+        reply = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "which prompt?"}]
         )
         return str(json.loads(reply.choices[0].message.content or "{}")["messages"][0]["content"])
