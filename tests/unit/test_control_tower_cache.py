@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +15,9 @@ from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
+from fd2.sources.cache_state import SharedCopy
 from fd2.sources.control_tower import ControlTowerClient
+from fd2.sources.lookup_limit import LookupLimiter
 from fd2.sources.manifest_cache import ControlTowerCache
 
 ACME = json.loads((Path(__file__).parents[2] / "examples" / "manifests" / "acme.json").read_text())
@@ -68,7 +71,10 @@ async def cache(tower):
             read_timeout_s=2,
             retries=0,
         )
-        yield ControlTowerCache(client, builder, ttl_s=60, negative_ttl_s=30), builder
+        yield (
+            ControlTowerCache(client, builder, ttl_s=60, negative_ttl_s=30, replica_id="replica-a"),
+            builder,
+        )
         await client.aclose()
 
 
@@ -117,3 +123,69 @@ async def test_an_invalid_manifest_never_replaces_a_good_one(tower, cache):
     assert await ctc.refresh_now("acme") is False
     assert builder.table is table
     assert "modules" in (ctc.states["acme"].last_error or "")
+
+
+async def test_the_background_tick_revalidates_without_rebuilding(tower, cache):
+    ctc, builder = cache
+    await ctc.ensure("acme")
+    table = builder.table
+    ctc.states["acme"].next_refresh = 0  # due now
+    await ctc.tick()
+    assert tower.calls == ["acme", "acme"]
+    assert builder.table is table  # same content: no recompilation
+    assert ctc.stats.fetches == {"changed": 1, "unchanged": 1}
+
+
+async def test_a_copy_stale_past_max_stale_stops_serving(tower, cache):
+    ctc, builder = cache
+    await ctc.ensure("acme")
+    tower.status, tower.body = 500, b"down"
+    state = ctc.states["acme"]
+    state.fetched_at -= ctc.ttl + ctc.max_stale + 1  # as if the Control Tower failed that long
+    await ctc.tick()
+    assert "acme" not in builder.table.projects
+    with pytest.raises(ServiceUnavailable, match="too old"):
+        await ctc.ensure("acme")
+
+
+async def test_a_failed_refresh_keeps_serving_and_records_the_error(tower, cache):
+    ctc, builder = cache
+    await ctc.ensure("acme")
+    tower.status, tower.body = 503, b"busy"
+    assert await ctc.refresh_now("acme") is False
+    assert "acme" in builder.table.projects
+    assert ctc.states["acme"].last_error == "Control Tower: HTTP 503"
+    assert ctc.reachable is False
+
+
+async def test_lookups_of_uncached_projects_are_rate_limited(tower, cache):
+    ctc, _ = cache
+    ctc.limiter = LookupLimiter(rate_per_s=0.001, burst=2)
+    for name in ("one", "two"):
+        with pytest.raises(NotFound):
+            await ctc.ensure(name)
+    with pytest.raises(ServiceUnavailable) as refused:
+        await ctc.ensure("three")
+    assert refused.value.code == "lookup_throttled"
+    assert tower.calls == ["one", "two"]
+
+
+async def test_notices_from_other_replicas_apply_only_to_projects_served_here(tower, cache):
+    ctc, builder = cache
+    await ctc.ensure("acme")
+    changed = json.loads(json.dumps(ACME))
+    changed["modules"] = [m for m in changed["modules"] if m["name"] != "embed"]
+
+    def notice(project, sender):
+        return SharedCopy(
+            project=project, digest="d2", raw=changed, fetched_at=time.time(), sender=sender
+        )
+
+    await ctc.accept_notice(notice("acme", ctc.replica_id))  # our own: ignored
+    assert ("acme", "embed") in builder.table.groups
+    await ctc.accept_notice(notice("other", "replica-b"))  # never served here: ignored
+    assert "other" not in builder.table.projects
+    await ctc.accept_notice(notice("acme", "replica-b"))
+    assert ("acme", "embed") not in builder.table.groups
+    assert ctc.states["acme"].source == "redis"
+    assert tower.calls == ["acme"]

@@ -1,6 +1,5 @@
 """ControlTowerClient against a real HTTP server on loopback: retries, ETags, what is final."""
 
-
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -120,5 +119,3 @@ def test_the_lookup_limiter_spends_its_burst_then_refuses():
     granted = [limiter.try_acquire() for _ in range(10)]
     assert granted == [True] * 3 + [False] * 7
     assert limiter.refused == 7
-
-

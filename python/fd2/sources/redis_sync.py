@@ -18,7 +18,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from fd2.sources.manifest_cache import ControlTowerCache, SharedCopy
+from fd2.sources.cache_state import SharedCopy
+from fd2.sources.manifest_cache import ControlTowerCache
 
 _log = logging.getLogger("fd2.manifests.redis")
 CHANNEL = "fd2:manifest-changes"
