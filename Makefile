@@ -60,6 +60,7 @@ test-python: install redis-server ## the pytest suite (unit, module, end-to-end)
 
 bench-smoke: install ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
 	$(BIN)/python bench/micro_sse.py --quick
+	$(BIN)/python bench/route_rebuild.py --quick
 
 test: install lint test-rust test-python bench-smoke ## everything CI runs
 
