@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
+from fd2.errors import ConfigError
 from fd2.secrets import Secret
 
 _json_object = msgspec.json.Decoder(dict[str, Any])
@@ -55,9 +57,9 @@ class ControlTowerClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
-            # verify=True uses certifi's bundle; a CA bundle path replaces it (httpx verifies
-            # host names either way). Plain http:// URLs are for loopback tests and sidecars.
-            verify=ca_bundle if ca_bundle else True,
+            # verify=True uses certifi's bundle; a CA bundle replaces it (host names are checked
+            # either way). Plain http:// URLs are for loopback tests and sidecars.
+            verify=_tls_context(ca_bundle) if ca_bundle else True,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
             trust_env=False,
@@ -103,6 +105,15 @@ class ControlTowerClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _tls_context(ca_bundle: str) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"--control-tower-ca {ca_bundle}: cannot be loaded ({type(exc).__name__})"
+        ) from None
 
 
 def _manifest_answer(response: httpx.Response) -> Answer:

@@ -32,6 +32,7 @@ REFRESH_AHEAD = 0.75
 """Entries are revalidated at this fraction of their TTL, so they never expire in use."""
 _RETRY_AFTER_FAILURE_S = 1.0
 _PROBE_EVERY_S = 2.0
+_REFRESH_CONCURRENCY = 8
 
 
 class ControlTowerCache:
@@ -257,6 +258,7 @@ class ControlTowerCache:
 
     async def tick(self) -> None:
         now = time.monotonic()
+        due: list[str] = []
         # Readiness must not wait for traffic: while the Control Tower is unproven, and when no
         # fetch has told anything for a while, ask it one cheap question.
         quiet_for = now - max(self._probed_at, self._contact_at)
@@ -278,10 +280,16 @@ class ControlTowerCache:
                 await self._apply(project, None, "", now)
                 continue
             if now >= state.next_refresh:
-                fetch = self._start(project, forced=False)
-                try:
-                    await asyncio.shield(fetch)
-                except (NotFound, ServiceUnavailable):
-                    pass  # recorded in the state (negative entry, or the kept copy)
-                except Exception as exc:  # keep refreshing the others
-                    _log.error("refreshing %s failed: %s", project, type(exc).__name__)
+                due.append(project)
+        # A few at a time: a slow Control Tower must not serialise every project's refresh.
+        for first in range(0, len(due), _REFRESH_CONCURRENCY):
+            batch = due[first : first + _REFRESH_CONCURRENCY]
+            await asyncio.gather(*(self._background_refresh(project) for project in batch))
+
+    async def _background_refresh(self, project: str) -> None:
+        try:
+            await asyncio.shield(self._inflight.get(project) or self._start(project, forced=False))
+        except (NotFound, ServiceUnavailable):
+            pass  # recorded in the state (negative entry, or the kept copy)
+        except Exception as exc:  # keep refreshing the others
+            _log.error("refreshing %s failed: %s", project, type(exc).__name__)
