@@ -61,3 +61,36 @@ def test_workers_read_back_what_serve_packed():
 def test_workers_fall_back_to_fd2_variables():
     settings = settings_from_environment({"FD2_PORT": "9300", "FD2_MODULE_PACKAGES": "a,b"})
     assert settings.port == 9300 and settings.module_packages == ("a", "b")
+
+
+def test_manifest_cache_and_admin_settings_come_from_flags_and_variables():
+    environ = {
+        "FD2_MANIFEST_TTL": "30",
+        "FD2_MANIFEST_MAX_STALE": "600",
+        "FD2_MANIFEST_NEGATIVE_TTL": "2.5",
+        "FD2_UNKNOWN_PROJECT_RATE": "7",
+        "FD2_ADMIN_TOKEN_REF": "env:ADMIN_TOKEN",
+        "FD2_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "FD2_CONTROL_TOWER_CA": "/etc/ct-ca.pem",
+    }
+    settings = parse(["--manifest-max-stale", "900", "--control-tower-retries", "0"], environ)
+    assert settings.manifest_ttl == 30 and settings.manifest_max_stale == 900
+    assert settings.manifest_negative_ttl == 2.5 and settings.unknown_project_rate == 7
+    assert settings.admin_token_ref == "env:ADMIN_TOKEN"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.control_tower_ca == "/etc/ct-ca.pem"
+    assert settings.control_tower_retries == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--manifest-max-stale", "-1"],
+        ["--control-tower-retries", "-1"],
+        ["--unknown-project-rate", "0"],
+        ["--manifest-negative-ttl", "0"],
+    ],
+)
+def test_bad_cache_settings_are_refused(argv):
+    with pytest.raises(msgspec.ValidationError):
+        parse(argv)
