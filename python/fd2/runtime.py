@@ -142,6 +142,8 @@ class Runtime:
                 share = RedisManifestShare(settings.redis_url, cache)
                 cache.share = share
                 tasks.append(loop.create_task(share.run()))
+        if settings.redis_url and cache is None:
+            _log.warning("--redis-url shares Control Tower manifests; without one it is unused")
         admin_token = (
             secrets.resolve(settings.admin_token_ref) if settings.admin_token_ref else None
         )

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from fd2.errors import ConfigError
 from fd2.sources.cache_state import SharedCopy
 from fd2.sources.manifest_cache import ControlTowerCache
 
@@ -31,9 +32,12 @@ _decode_copy = msgspec.json.Decoder(SharedCopy)
 class RedisManifestShare:
     def __init__(self, url: str, cache: ControlTowerCache) -> None:
         # Short socket timeouts: a Redis that hangs must not hold a cache miss for long.
-        self._redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=1.0, socket_timeout=1.0, retry_on_timeout=False
-        )
+        try:
+            self._redis = aioredis.Redis.from_url(
+                url, socket_connect_timeout=1.0, socket_timeout=1.0, retry_on_timeout=False
+            )
+        except ValueError as exc:
+            raise ConfigError(f"--redis-url is not a Redis URL ({exc})") from None
         self._cache = cache
         self._key_ttl_s = max(60, int(cache.ttl + cache.max_stale))
         self.up: bool | None = None  # None until the first connection attempt ended
