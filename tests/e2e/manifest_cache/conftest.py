@@ -48,7 +48,7 @@ def make_gateway(logs: Path) -> Iterator[MakeGateway]:
     started: list[Gateway] = []
 
     def make(tower_url: str, *flags: str, **kwargs: object) -> Gateway:
-        gateway = Gateway(start_fd2_on(tower_url, logs, *flags, **kwargs))  # type: ignore[arg-type]
+        gateway = Gateway(start_fd2_on(tower_url, logs, *flags, **kwargs))
         started.append(gateway)
         return gateway
 

@@ -3,6 +3,8 @@ bounded staleness, invalid answers. Each test runs its own stand-in and fd2 (und
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -57,7 +59,7 @@ def test_steady_state_never_waits_on_a_slow_control_tower(
     for _ in range(30):
         client.models.list()
         httpx.get(f"{gateway.url}/healthz", timeout=2.0)
-        wait_until(lambda: True, timeout=0.1)
+        time.sleep(0.1)
     assert tower.calls()["acme"] > before  # revalidation did run meanwhile, in the background
 
 
