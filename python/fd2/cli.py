@@ -35,6 +35,9 @@ _HELP = {
     "read_timeout": "default upstream read timeout (s)",
     "total_timeout": "default limit for a whole upstream call (s)",
     "log_level": "debug, info, warning or error",
+    "redis_url": "Redis URL for rate limits shared across replicas (redis://host:port/db)",
+    "limits_on_redis_failure": "open (per-process limits) or closed (503) while Redis is down",
+    "api_key_pepper_ref": "secret reference of the HMAC key for API-key hashes",
 }
 
 

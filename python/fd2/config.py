@@ -41,6 +41,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     read_timeout: float = 120.0
     total_timeout: float = 600.0
     log_level: str = "info"
+    redis_url: str | None = None
+    """Shared rate limits (and Redis-stored API keys) across replicas; per process without it."""
+    limits_on_redis_failure: str = "open"
+    """`open`: decide with per-process limits while Redis is unreachable; `closed`: refuse (503)."""
+    api_key_pepper_ref: str | None = None
+    """Secret reference of the HMAC key API-key hashes are made with (`fd2 keys new` uses it)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -60,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.limits_on_redis_failure not in ("open", "closed"):
+            raise ValueError("limits_on_redis_failure must be open or closed")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
 

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import aiohttp
 
+from fd2.auth.api_keys import KeyHasher
+from fd2.auth.compiler import GateCompiler
 from fd2.config import Settings
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
+from fd2.limits.factory import make_limiter
+from fd2.limits.shared import SharedLimiter
 from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
@@ -33,7 +37,9 @@ class Runtime:
         control_tower: ControlTowerCache | None,
         control_tower_client: ControlTowerClient | None,
         tasks: list[asyncio.Task[None]],
+        limiter: object = None,
     ) -> None:
+        self._limiter = limiter
         self.settings = settings
         self.http = http
         self.builder = builder
@@ -70,6 +76,19 @@ class Runtime:
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        pepper = (
+            secrets.resolve(settings.api_key_pepper_ref).reveal().encode()
+            if settings.api_key_pepper_ref
+            else b""
+        )
+        limiter = make_limiter(settings.redis_url, settings.limits_on_redis_failure)
+        gates = GateCompiler(
+            secrets=secrets,
+            environ=os.environ,
+            http=http,
+            limiter=limiter,
+            hasher=KeyHasher(pepper),
+        )
         builder = RouteBuilder(
             registry=ModuleRegistry(allowed_packages=settings.module_packages),
             secrets=secrets,
@@ -81,6 +100,7 @@ class Runtime:
                 total_s=settings.total_timeout,
             ),
             environ=os.environ,
+            gates=gates,
         )
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task[None]] = []
@@ -109,6 +129,7 @@ class Runtime:
             control_tower=cache,
             control_tower_client=client,
             tasks=tasks,
+            limiter=limiter,
         )
 
     async def close(self) -> None:
@@ -119,3 +140,5 @@ class Runtime:
         if self._control_tower_client is not None:
             await self._control_tower_client.aclose()
         await self.http.close()
+        if isinstance(self._limiter, SharedLimiter):
+            await self._limiter.aclose()

@@ -1,0 +1,115 @@
+"""The one hook at dispatch: authenticate, authorise, take the rate limits, then run the handler.
+
+Token limits reserve the prompt estimate plus the completion bound before the upstream call and
+settle with the real usage once the answer (stream included) has ended, so concurrent streams
+cannot overshoot a tokens-per-minute limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fd2.auth.errors import Forbidden, RateLimited
+from fd2.auth.identity import Identity
+from fd2.auth.policy import AuthPolicy
+from fd2.limits.headers import ratelimit_headers, retry_after
+from fd2.limits.plan import LimitPlan
+from fd2.limits.specs import LimitSpec
+from fd2.limits.token_estimate import estimate_prompt_tokens
+from fd2.limits.usage import UsageMeter
+from fd2.module import Handler
+from fd2.request import Request
+from fd2.types import Message, Send
+
+_log = logging.getLogger("fd2.limits")
+_EMPTY: dict[str, Any] = {}
+
+
+class Gate:
+    __slots__ = ("_completion_bound", "_default_model", "limits", "policy")
+
+    def __init__(
+        self,
+        *,
+        policy: AuthPolicy,
+        limits: LimitPlan,
+        default_model: str | None,
+        completion_bound: int,
+    ) -> None:
+        self.policy = policy
+        self.limits = limits
+        self._default_model = default_model
+        self._completion_bound = completion_bound
+
+    async def run(self, request: Request, send: Send, handler: Handler) -> None:
+        identity = await self.policy.authenticate(request)
+        payload = _EMPTY
+        plan = self.limits
+        specs: tuple[LimitSpec, ...] = plan.static_specs
+        if identity is not None:
+            specs = specs + identity.limit_specs if identity.limit_specs else specs
+            payload = await self._authorise(request, identity)
+        if not specs:
+            await handler(request, send)
+            return
+        limiter = plan.limiter
+        tokens = [spec for spec in specs if spec.kind == "tokens"]
+        reserved = prompt = 0
+        if tokens:
+            if payload is _EMPTY and request.method == "POST":
+                payload = await request.json_object()
+            prompt = estimate_prompt_tokens(payload)
+            reserved = prompt + self._completion_reserve(request.path, payload)
+        costs = [reserved if spec.kind == "tokens" else 1 for spec in specs]
+        decision = await limiter.acquire(specs, costs)
+        headers = ratelimit_headers(specs, decision)
+        if not decision.allowed:
+            refused = [s.kind for s, ok in zip(specs, decision.remaining, strict=True) if ok == 0]
+            what = "tokens" if "tokens" in refused and "requests" not in refused else "requests"
+            raise RateLimited(
+                f"Rate limit reached for {what}; retry after the time in Retry-After.",
+                kind=what,
+                headers=headers + retry_after(decision),
+            )
+        if not tokens:
+            await handler(request, _with_headers(send, headers))
+            return
+        meter = UsageMeter(send, headers)
+        token_specs = tuple(tokens)
+        try:
+            await handler(request, meter)
+        finally:
+            delta = meter.tokens(prompt) - reserved
+            if delta:
+                await limiter.adjust(token_specs, [delta] * len(token_specs))
+
+    async def _authorise(self, request: Request, identity: Identity) -> dict[str, Any]:
+        if not identity.allows_endpoint(request.path):
+            _log.info("request %s: endpoint not permitted", request.request_id)
+            raise Forbidden()
+        if identity.models is None or request.method != "POST":
+            return _EMPTY
+        payload = await request.json_object()
+        model = payload.get("model") or self._default_model
+        if model not in identity.models:
+            _log.info("request %s: model not permitted", request.request_id)
+            raise Forbidden()
+        return payload
+
+    def _completion_reserve(self, path: str, payload: dict[str, Any]) -> int:
+        if path.endswith("/embeddings"):
+            return 0
+        bound = payload.get("max_completion_tokens", payload.get("max_tokens"))
+        if isinstance(bound, int) and not isinstance(bound, bool) and bound >= 0:
+            return bound
+        return self._completion_bound
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *headers]
+        await send(message)
+
+    return send_with_headers

@@ -1,0 +1,97 @@
+"""A route's auth policy, compiled once: which credentials it accepts and how they are checked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Final
+
+from fd2.auth.api_keys import KeyHasher, KeyTable
+from fd2.auth.credentials import looks_like_jwt, presented_credential
+from fd2.auth.errors import Forbidden, Unauthorized
+from fd2.auth.identity import Identity, identity_from_claims
+from fd2.auth.jwt_verifier import JwtVerifier, TokenRejected
+from fd2.request import Request
+
+MODES: Final = ("none", "api_key", "jwt", "either")
+_log = logging.getLogger("fd2.auth")
+
+
+class AuthPolicy:
+    """`authenticate` answers who is calling, or raises 401/403."""
+
+    __slots__ = (
+        "_hasher",
+        "_identities",
+        "_keys",
+        "_verifier",
+        "environment",
+        "mode",
+        "project",
+        "require_route_claims",
+    )
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        project: str,
+        environment: str,
+        verifier: JwtVerifier | None = None,
+        keys: KeyTable | None = None,
+        hasher: KeyHasher | None = None,
+        identities: Mapping[bytes, Identity | None] | None = None,
+        require_route_claims: bool = True,
+    ) -> None:
+        self.mode = mode
+        self.project = project
+        self.environment = environment
+        self._verifier = verifier
+        self._keys = keys
+        self._hasher = hasher
+        self._identities = identities or {}
+        """Per key digest: its identity on this route, or None when it may not use the route."""
+        self.require_route_claims = require_route_claims
+
+    async def authenticate(self, request: Request) -> Identity | None:
+        if self.mode == "none":
+            return None
+        credential = presented_credential(request.scope)
+        if credential is None:
+            raise Unauthorized(missing=True)
+        if self._verifier is not None and (self._keys is None or looks_like_jwt(credential)):
+            return await self._from_token(request, credential)
+        if self._keys is not None and self._hasher is not None:
+            return self._from_key(request, credential)
+        raise Unauthorized()
+
+    def _from_key(self, request: Request, credential: str) -> Identity:
+        assert self._keys is not None and self._hasher is not None
+        digest = self._hasher.digest(credential)
+        key = self._keys.find(digest)
+        if key is None:
+            _log.info("request %s: unknown API key", request.request_id)
+            raise Unauthorized()
+        identity = self._identities.get(key.digest)
+        if identity is None:
+            _log.info("request %s: API key %s not allowed here", request.request_id, key.id)
+            raise Forbidden()
+        return identity
+
+    async def _from_token(self, request: Request, token: str) -> Identity:
+        assert self._verifier is not None
+        try:
+            claims = await self._verifier.verify(token)
+        except TokenRejected as exc:
+            _log.info("request %s: token refused (%s)", request.request_id, exc)
+            raise Unauthorized() from None
+        identity = identity_from_claims(
+            claims,
+            project=self.project,
+            environment=self.environment,
+            require_route_claims=self.require_route_claims,
+        )
+        if identity is None:
+            _log.info("request %s: token not valid for this route", request.request_id)
+            raise Forbidden()
+        return identity
