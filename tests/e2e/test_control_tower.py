@@ -22,6 +22,7 @@ from .conftest import (
     fd2_env,
     free_port,
     start_service,
+    without_auth_and_limits,
 )
 from .support import REPO, assert_openai_error, wait_until
 
@@ -56,7 +57,7 @@ class ControlTowerSetup:
 
 def acme_manifest(upstream: str, project_id: str = "acme") -> dict:
     text = (EXAMPLE_MANIFESTS / "acme.json").read_text().replace(EXAMPLE_UPSTREAM, upstream)
-    manifest = json.loads(text)
+    manifest = json.loads(without_auth_and_limits(text))
     manifest["project_id"] = project_id
     return manifest
 
