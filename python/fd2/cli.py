@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from fd2.auth import keys_cli
 from fd2.config import SETTINGS_ENV, Settings, env_name
 
 _HELP = {
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar=field.name.upper(),
             help=f"{_HELP.get(field.name, '')} [env {env_name(field.name)}; default {shown}]",
         )
+    keys_cli.add_parser(commands)
     return parser
 
 
@@ -79,6 +81,9 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Settings
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        keys_cli.run(args)
+        return
     try:
         settings = settings_from(args, dict(os.environ))
     except msgspec.ValidationError as exc:

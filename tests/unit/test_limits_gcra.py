@@ -24,9 +24,10 @@ def test_a_bucket_admits_its_limit_at_once_then_refills_one_per_interval():
 
 
 def test_a_refused_check_charges_no_bucket():
-    loose, tight = specs_for("a", {"requests_per_minute": 100})[0], specs_for(
-        "b", {"requests_per_second": 1}
-    )[0]
+    loose, tight = (
+        specs_for("a", {"requests_per_minute": 100})[0],
+        specs_for("b", {"requests_per_second": 1})[0],
+    )
     limiter = LocalLimiter()
     assert limiter.acquire_now((loose, tight), [1, 1]).allowed
     refused = limiter.acquire_now((loose, tight), [1, 1])
@@ -92,6 +93,9 @@ def test_durations_read_like_openais():
     assert duration(20_000) == b"20ms"
     assert duration(1_500_000) == b"1.5s"
     assert duration(360 * SECOND) == b"6m0s"
-    assert dict(retry_after(decide([10 * SECOND], [LimitSpec("k", "requests", 1, SECOND)], [1], 0)[0]))[
-        b"retry-after"
-    ] == b"10"
+    assert (
+        dict(
+            retry_after(decide([10 * SECOND], [LimitSpec("k", "requests", 1, SECOND)], [1], 0)[0])
+        )[b"retry-after"]
+        == b"10"
+    )

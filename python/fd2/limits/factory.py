@@ -10,11 +10,20 @@ def make_limiter(redis_url: str | None, on_failure: str) -> LocalLimiter | Share
     if not redis_url:
         return LocalLimiter()
     import redis.asyncio  # imported only where Redis is configured
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
-    client = redis.asyncio.Redis.from_url(
+    # A blocking pool: a burst beyond the pool waits its turn for a connection (bounded by
+    # `timeout`) instead of failing over to the per-process limits.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
         redis_url,
+        max_connections=64,
+        timeout=1.0,
         socket_connect_timeout=0.5,
         socket_timeout=0.5,
         health_check_interval=30,
+        # No retries with back-off inside a request: the limiter's own breaker decides what a
+        # failure means (fail open or closed) at once.
+        retry=Retry(NoBackoff(), 0),
     )
-    return SharedLimiter(client, on_failure=on_failure)
+    return SharedLimiter(redis.asyncio.Redis.from_pool(pool), on_failure=on_failure)

@@ -8,6 +8,7 @@ when it starts and once when Redis answers again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Final
@@ -18,6 +19,9 @@ from fd2.limits.specs import LimitSpec
 
 _log = logging.getLogger("fd2.limits")
 FAILURE_POLICIES: Final = ("open", "closed")
+RETRY_AFTER_FAILURE_S: Final = 1.0
+"""After a failure Redis is left alone this long: a request never waits on a server that is
+known to be down (at most one request per second probes it)."""
 
 
 def _script_text() -> str:
@@ -53,7 +57,17 @@ class SharedLimiter:
         values = [int(value) for value in out]
         return Decision(bool(values[0]), values[1], values[2::2], values[3::2])
 
+    def _without_redis(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
+        if not self._fail_open:
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; try again shortly.", code="rate_limiter_down"
+            )
+        return self._fallback.acquire_now(specs, costs)
+
     async def adjust(self, specs: Sequence[LimitSpec], deltas: Sequence[int]) -> None:
+        if self._degraded and time.monotonic() < self._retry_at:
+            self._fallback.adjust_now(specs, deltas)
+            return
         try:
             await self._script(keys=self._keys(specs), args=self._args("adjust", specs, deltas))
         except Exception as exc:
@@ -74,6 +88,7 @@ class SharedLimiter:
         return args
 
     def _went_down(self, exc: Exception) -> None:
+        self._retry_at = time.monotonic() + RETRY_AFTER_FAILURE_S
         if not self._degraded:
             self._degraded = True
             _log.error(
