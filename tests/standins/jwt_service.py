@@ -2,7 +2,8 @@
 
 Run it with ``python tests/standins/jwt_service.py --port N --config FILE``; FILE is JSON:
 ``{"secret": "...", "users": {"alice": {"password": "...", "name": ..., "groups": [...]}},
-"api_keys": {"<key>": {<static claims>}}, "expiration_minutes": 30, "jwe_key_hex": null}``.
+"api_keys": {"<key>": {<static claims>}}, "expiration_minutes": 30, "jwe_key_hex": null,
+"extra_claims": {"iss": ..., "aud": ...}}``.
 
 ``POST /token`` with a JSON (or form) body ``username``, ``password`` and optional ``api_key``
 answers 200 ``{"access_token", "refresh_token", "token_type": "bearer", "expires_in"}``: HS256
@@ -52,6 +53,7 @@ class JwtService:
         self.users: dict[str, dict[str, Any]] = config.get("users", {})
         self.api_keys: dict[str, dict[str, Any]] = config.get("api_keys", {})
         self.minutes: float = config.get("expiration_minutes", 30)
+        self.extra_claims: dict[str, Any] = config.get("extra_claims", {})
         jwe = config.get("jwe_key_hex")
         self.jwe_key = bytes.fromhex(jwe) if jwe else None
 
@@ -111,6 +113,7 @@ class JwtService:
             "jti": str(uuid.uuid4()),
             "type": kind,
             "fresh": kind == "access",
+            **self.extra_claims,
             **claims,
         }
         return jwt.encode(payload, self.secret, algorithm="HS256")

@@ -49,10 +49,10 @@ class UsageMeter:
 
     def _scan_events(self, chunk: bytes) -> None:
         self._events += chunk.count(b"data: {")
-        if b'"usage"' not in chunk:
+        if not _reports_usage(chunk):
             return
         for line in chunk.split(b"\n"):
-            if line.startswith(b"data: {") and b'"usage"' in line:
+            if line.startswith(b"data: {") and _reports_usage(line):
                 found = _usage_total(line[6:])
                 if found is not None:
                     self._usage = found
@@ -67,6 +67,17 @@ class UsageMeter:
             return prompt_estimate + self._events
         found = _usage_total(b"".join(self._body)) if self._body else None
         return found if found is not None else prompt_estimate
+
+
+def _reports_usage(data: bytes) -> bool:
+    """Whether `"usage":` is followed by an object somewhere (streams often send `null`)."""
+    start = data.find(b'"usage":')
+    while start >= 0:
+        rest = data[start + 8 : start + 16].lstrip()
+        if rest.startswith(b"{"):
+            return True
+        start = data.find(b'"usage":', start + 8)
+    return False
 
 
 def _usage_total(raw: bytes) -> int | None:
