@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .conftest import (
+from ..conftest import (
     EXAMPLE_MANIFESTS,
     EXAMPLE_UPSTREAM,
     Service,
@@ -27,7 +27,7 @@ from .conftest import (
     free_port,
     start_service,
 )
-from .support import REPO
+from ..support import REPO
 
 JWT_SCRIPT = REPO / "tests" / "standins" / "jwt_service.py"
 JWT_SECRET = "acme-dev-jwt-secret-for-tests-only-0123456789"

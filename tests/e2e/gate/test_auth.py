@@ -13,15 +13,14 @@ import httpx
 import openai
 import pytest
 
-from .auth_setup import (
+from ..support import assert_openai_error, chat_body, raw_request
+from .conftest import (
     JWT_SECRET,
     KEYS,
     PEPPER,
     SERVICE_KEY,
     AuthGateway,
-    auth_gateway,  # noqa: F401  # the module-scoped fixture
 )
-from .support import assert_openai_error, chat_body, raw_request
 
 CHAT = "/acme/chat/v1/chat/completions"
 INVALID = "Invalid credentials."

@@ -15,7 +15,7 @@ from fd2.limits.factory import make_limiter
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import specs_for
 
-from .conftest import free_port
+from ..conftest import free_port
 from .redis_server import running_redis
 
 
