@@ -12,10 +12,12 @@ import aiohttp
 
 from fd2.auth.api_keys import KeyHasher
 from fd2.auth.compiler import GateCompiler
+from fd2.auth.key_store import RedisKeyStore
 from fd2.config import Settings
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
-from fd2.limits.factory import make_limiter
+from fd2.limits.gcra import LocalLimiter
+from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
@@ -81,13 +83,19 @@ class Runtime:
             if settings.api_key_pepper_ref
             else b""
         )
-        limiter = make_limiter(settings.redis_url, settings.limits_on_redis_failure)
+        redis = make_redis(settings.redis_url) if settings.redis_url else None
+        limiter = (
+            SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
+            if redis is not None
+            else LocalLimiter()
+        )
         gates = GateCompiler(
             secrets=secrets,
             environ=os.environ,
             http=http,
             limiter=limiter,
             hasher=KeyHasher(pepper),
+            key_store=RedisKeyStore(redis) if redis is not None else None,
         )
         builder = RouteBuilder(
             registry=ModuleRegistry(allowed_packages=settings.module_packages),

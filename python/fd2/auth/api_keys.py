@@ -11,13 +11,16 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
 from fd2.limits.specs import parse_limits
+
+if TYPE_CHECKING:
+    from fd2.auth.identity import Identity
 
 KEY_PREFIX: Final = "fd2_"
 _HASH_LENGTH: Final = 64
@@ -40,7 +43,16 @@ class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 class ApiKey:
     """A usable key record: its scope as sets, its limits checked."""
 
-    __slots__ = ("digest", "environments", "id", "limits", "models", "modules", "project")
+    __slots__ = (
+        "digest",
+        "environments",
+        "id",
+        "limits",
+        "models",
+        "modules",
+        "project",
+        "route_identities",
+    )
 
     def __init__(self, record: ApiKeyRecord, default_project: str) -> None:
         digest = record.hash.lower().removeprefix("hmac-sha256:")
@@ -57,6 +69,8 @@ class ApiKey:
         )
         self.models = frozenset(record.models) if record.models is not None else None
         self.limits = parse_limits(record.limits, f"api key {record.id!r} limits")
+        self.route_identities: dict[tuple[str, str], Identity | None] = {}
+        """What this key is on each (module, environment) it was checked on (Redis-stored keys)."""
 
     def allows_route(self, project: str, module: str, environment: str) -> bool:
         return (

@@ -19,6 +19,7 @@ from fd2.auth.identity import Identity
 from fd2.auth.jwe import JweDecrypter, content_key
 from fd2.auth.jwks import JwksKeys
 from fd2.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, JwtVerifier
+from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.policy import MODES, AuthPolicy
 from fd2.errors import ConfigError
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
@@ -43,7 +44,9 @@ class GateCompiler:
         http: aiohttp.ClientSession,
         limiter: Limiter,
         hasher: KeyHasher,
+        key_store: RedisKeyStore | None = None,
     ) -> None:
+        self._key_store = key_store
         self._secrets = secrets
         self._environ = environ
         self._http = http
@@ -79,11 +82,13 @@ class GateCompiler:
         policy = AuthPolicy(
             mode=mode,
             project=declaration.project,
+            module=declaration.module,
             environment=environment,
             verifier=verifier,
             keys=keys,
             hasher=self._hasher,
             identities=identities,
+            store=self._key_store,
             require_route_claims=bool(auth.get("require_route_claims", True)),
         )
         environment_entry = context.environment_entry(environment)

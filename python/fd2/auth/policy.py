@@ -6,11 +6,13 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
-from fd2.auth.api_keys import KeyHasher, KeyTable
+from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable
 from fd2.auth.credentials import looks_like_jwt, presented_credential
 from fd2.auth.errors import Forbidden, Unauthorized
 from fd2.auth.identity import Identity, identity_from_claims
 from fd2.auth.jwt_verifier import JwtVerifier, TokenRejected
+from fd2.auth.key_store import RedisKeyStore
+from fd2.limits.plan import credential_specs
 from fd2.request import Request
 
 MODES: Final = ("none", "api_key", "jwt", "either")
@@ -24,9 +26,11 @@ class AuthPolicy:
         "_hasher",
         "_identities",
         "_keys",
+        "_store",
         "_verifier",
         "environment",
         "mode",
+        "module",
         "project",
         "require_route_claims",
     )
@@ -36,15 +40,20 @@ class AuthPolicy:
         *,
         mode: str,
         project: str,
+        module: str,
         environment: str,
         verifier: JwtVerifier | None = None,
         keys: KeyTable | None = None,
         hasher: KeyHasher | None = None,
         identities: Mapping[bytes, Identity | None] | None = None,
+        store: RedisKeyStore | None = None,
         require_route_claims: bool = True,
     ) -> None:
         self.mode = mode
         self.project = project
+        self.module = module
+        self._store = store
+
         self.environment = environment
         self._verifier = verifier
         self._keys = keys
@@ -62,20 +71,39 @@ class AuthPolicy:
         if self._verifier is not None and (self._keys is None or looks_like_jwt(credential)):
             return await self._from_token(request, credential)
         if self._keys is not None and self._hasher is not None:
-            return self._from_key(request, credential)
+            return await self._from_key(request, credential)
         raise Unauthorized()
 
-    def _from_key(self, request: Request, credential: str) -> Identity:
+    async def _from_key(self, request: Request, credential: str) -> Identity:
         assert self._keys is not None and self._hasher is not None
         digest = self._hasher.digest(credential)
         key = self._keys.find(digest)
-        if key is None:
+        if key is not None:
+            identity = self._identities.get(key.digest)
+        elif self._store is not None and (key := await self._store.find(digest)) is not None:
+            identity = self._remote_identity(key)
+        if key is None or key.project != self.project:
+            # A key of another project is no credential here at all.
             _log.info("request %s: unknown API key", request.request_id)
             raise Unauthorized()
-        identity = self._identities.get(key.digest)
         if identity is None:
             _log.info("request %s: API key %s not allowed here", request.request_id, key.id)
             raise Forbidden()
+        return identity
+
+    def _remote_identity(self, key: ApiKey) -> Identity | None:
+        route = (self.module, self.environment)
+        if route in key.route_identities:
+            return key.route_identities[route]
+        identity = None
+        if key.allows_route(self.project, self.module, self.environment):
+            credential = f"key:{key.id}"
+            identity = Identity(
+                credential,
+                models=key.models,
+                limit_specs=credential_specs(key.project, credential, key.limits),
+            )
+        key.route_identities[route] = identity
         return identity
 
     async def _from_token(self, request: Request, token: str) -> Identity:

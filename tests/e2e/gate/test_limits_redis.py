@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fd2.errors import ServiceUnavailable
-from fd2.limits.factory import make_limiter
+from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import specs_for
 
@@ -22,8 +22,7 @@ from .redis_server import running_redis
 @pytest.fixture
 async def shared(tmp_path: Path) -> AsyncIterator[SharedLimiter]:
     with running_redis(tmp_path) as url:
-        limiter = make_limiter(url, "open")
-        assert isinstance(limiter, SharedLimiter)
+        limiter = SharedLimiter(make_redis(url), on_failure="open")
         yield limiter
         await limiter.aclose()
 
@@ -62,19 +61,17 @@ async def test_tokens_reserve_and_reconcile(shared: SharedLimiter) -> None:
 async def test_fail_open_uses_local_limits_and_logs_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limiter = make_limiter(f"redis://127.0.0.1:{free_port()}/0", "open")
+    limiter = SharedLimiter(make_redis(f"redis://127.0.0.1:{free_port()}/0"), on_failure="open")
     specs = specs_for("down", {"requests_per_minute": 3})
     with caplog.at_level(logging.ERROR, logger="fd2.limits"):
         results = [(await limiter.acquire(specs, [1])).allowed for _ in range(5)]
     assert results == [True, True, True, False, False]
     assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
-    assert isinstance(limiter, SharedLimiter)
     await limiter.aclose()
 
 
 async def test_fail_closed_refuses() -> None:
-    limiter = make_limiter(f"redis://127.0.0.1:{free_port()}/0", "closed")
-    assert isinstance(limiter, SharedLimiter)
+    limiter = SharedLimiter(make_redis(f"redis://127.0.0.1:{free_port()}/0"), on_failure="closed")
     with pytest.raises(ServiceUnavailable):
         await limiter.acquire(specs_for("down", {"requests_per_second": 5}), [1])
     await limiter.aclose()

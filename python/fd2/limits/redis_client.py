@@ -1,14 +1,12 @@
-"""The worker's limiter: shared through Redis when a URL is configured, in process otherwise."""
+"""The Redis client shared limits and Redis-stored API keys use."""
 
 from __future__ import annotations
 
-from fd2.limits.gcra import LocalLimiter
-from fd2.limits.shared import SharedLimiter
+from typing import Any
 
 
-def make_limiter(redis_url: str | None, on_failure: str) -> LocalLimiter | SharedLimiter:
-    if not redis_url:
-        return LocalLimiter()
+def make_redis(redis_url: str) -> Any:
+    """A Redis client for the hot path: short timeouts, no retries, a bounded blocking pool."""
     import redis.asyncio  # imported only where Redis is configured
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -26,4 +24,4 @@ def make_limiter(redis_url: str | None, on_failure: str) -> LocalLimiter | Share
         # failure means (fail open or closed) at once.
         retry=Retry(NoBackoff(), 0),
     )
-    return SharedLimiter(redis.asyncio.Redis.from_pool(pool), on_failure=on_failure)
+    return redis.asyncio.Redis.from_pool(pool)
