@@ -12,6 +12,7 @@ from fd2.auth.errors import Forbidden, Unauthorized
 from fd2.auth.identity import Identity, identity_from_claims
 from fd2.auth.jwt_verifier import JwtVerifier, TokenRejected
 from fd2.auth.key_store import RedisKeyStore
+from fd2.auth.token_cache import VerifiedTokens
 from fd2.limits.plan import credential_specs
 from fd2.request import Request
 
@@ -27,6 +28,7 @@ class AuthPolicy:
         "_identities",
         "_keys",
         "_store",
+        "_verified",
         "_verifier",
         "environment",
         "mode",
@@ -53,6 +55,7 @@ class AuthPolicy:
         self.project = project
         self.module = module
         self._store = store
+        self._verified = VerifiedTokens()
 
         self.environment = environment
         self._verifier = verifier
@@ -108,6 +111,9 @@ class AuthPolicy:
 
     async def _from_token(self, request: Request, token: str) -> Identity:
         assert self._verifier is not None
+        known = self._verified.get(token)
+        if known is not None:
+            return known
         try:
             claims = await self._verifier.verify(token)
         except TokenRejected as exc:
@@ -122,4 +128,5 @@ class AuthPolicy:
         if identity is None:
             _log.info("request %s: token not valid for this route", request.request_id)
             raise Forbidden()
+        self._verified.put(token, identity, claims)
         return identity
