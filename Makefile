@@ -14,7 +14,7 @@ export PIP_CERT := $(SYSTEM_CA)
 endif
 endif
 
-.PHONY: help install demo run test test-python test-rust bench-smoke lint format clean
+.PHONY: help install install-redis demo run test test-python test-rust bench-smoke lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,11 +31,17 @@ $(STAMP): $(BIN)/python pyproject.toml Cargo.toml rust/Cargo.toml modules/pyproj
 
 install: $(STAMP) ## create .venv and install fd2 (building fd2._native), its modules and dev tools
 
+# The rate-limit and API-key tests (and bench/auth_cost.py) start redis-servers of their own.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+install-redis: ## install redis-server when it is missing (apt)
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+
 demo: install ## start fd2 on the bundled manifests in front of a local stand-in, and show requests
 	$(BIN)/python scripts/demo.py
 
 run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the manifests say)
 	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} \
+	ACME_DEV_JWT_SECRET=$${ACME_DEV_JWT_SECRET:-demo-only-jwt-secret-change-me-0123456789} \
 	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
 	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
 	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
@@ -52,7 +58,7 @@ lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
 test-rust: ## cargo test for the native crate
 	cargo test --quiet
 
-test-python: install ## the pytest suite (unit, module, end-to-end)
+test-python: install install-redis ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest
 
 bench-smoke: install ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
