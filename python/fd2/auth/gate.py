@@ -54,10 +54,14 @@ class Gate:
             await handler(request, send)
             return
         limiter = plan.limiter
-        tokens = [spec for spec in specs if spec.kind == "tokens"]
+        tokens = (
+            plan.static_token_specs
+            if specs is plan.static_specs
+            else tuple(spec for spec in specs if spec.kind == "tokens")
+        )
         reserved = prompt = 0
-        if tokens:
-            if payload is _EMPTY and request.method == "POST":
+        if tokens and request.method == "POST":  # a GET (the model list) costs no tokens
+            if payload is _EMPTY:
                 payload = await request.json_object()
             prompt = estimate_prompt_tokens(payload)
             reserved = prompt + self._completion_reserve(request.path, payload)
@@ -65,8 +69,12 @@ class Gate:
         decision = await limiter.acquire(specs, costs)
         headers = ratelimit_headers(specs, decision)
         if not decision.allowed:
-            refused = [s.kind for s, ok in zip(specs, decision.remaining, strict=True) if ok == 0]
-            what = "tokens" if "tokens" in refused and "requests" not in refused else "requests"
+            full = [
+                spec.kind
+                for spec, left, cost in zip(specs, decision.remaining, costs, strict=True)
+                if left < cost
+            ]
+            what = "tokens" if "tokens" in full and "requests" not in full else "requests"
             raise RateLimited(
                 f"Rate limit reached for {what}; retry after the time in Retry-After.",
                 kind=what,
@@ -76,13 +84,12 @@ class Gate:
             await handler(request, _with_headers(send, headers))
             return
         meter = UsageMeter(send, headers)
-        token_specs = tuple(tokens)
         try:
             await handler(request, meter)
         finally:
             delta = meter.tokens(prompt) - reserved
             if delta:
-                await limiter.adjust(token_specs, [delta] * len(token_specs))
+                await limiter.adjust(tokens, [delta] * len(tokens))
 
     async def _authorise(self, request: Request, identity: Identity) -> dict[str, Any]:
         if not identity.allows_endpoint(request.path):

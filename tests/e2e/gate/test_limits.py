@@ -87,3 +87,18 @@ def test_stream_tokens_are_reserved_then_settled_with_the_usage(auth_gateway: Au
     expected = limit - usage.total_tokens - reserved
     assert expected <= remaining <= expected + int(10 * elapsed) + 1
     assert json.loads(second.http_response.content)["usage"]["total_tokens"] > 0
+
+
+def test_a_request_bigger_than_the_token_limit_is_refused_as_tokens(auth_gateway: AuthGateway):
+    body = chat_body("gpt-4o-mini", max_tokens=5000)  # the module allows 600 tokens a minute
+    answer = chat(auth_gateway, "tokened", KEYS["all"], body)
+    assert answer.status_code == 429
+    assert assert_openai_error(answer.content)["type"] == "tokens"
+    assert int(answer.headers["retry-after"]) >= 1
+    listing = httpx.get(
+        f"{auth_gateway.fd2.url}/acme/tokened/v1/models",
+        headers={"api-key": KEYS["all"]},
+        timeout=10,
+    )
+    assert listing.status_code == 200
+    assert "x-ratelimit-limit-tokens" in listing.headers
