@@ -11,30 +11,25 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import aiohttp
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
 from fd2.auth.gate import Gate
 from fd2.auth.identity import Identity
-from fd2.auth.jwe import JweDecrypter, content_key
-from fd2.auth.jwks import JwksKeys
-from fd2.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, JwtVerifier
+from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.policy import MODES, AuthPolicy
 from fd2.errors import ConfigError
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
-from fd2.manifests.compile import ModuleDeclaration, resolve_declaration
+from fd2.manifests.compile import ModuleDeclaration
 from fd2.manifests.placeholders import PlaceholderContext, resolve_value
-from fd2.module import Timeouts
-from fd2.secrets import Secret, SecretResolver, is_secret_reference
+from fd2.secrets import SecretResolver
 
 JWT_MODULE_TYPE: Final = "jwt_config"
 DEFAULT_COMPLETION_BOUND: Final = 1024
-_JWT_SECRET_FIELDS: Final = frozenset({"secret_key", "public_key"})
 
 
 class GateCompiler:
-    """Shared by every route of a worker: the limiter, the key hasher, the JWKS caches."""
+    """Shared by every route of a worker: the limiter, the key hasher, the JWT verifiers."""
 
     def __init__(
         self,
@@ -49,10 +44,9 @@ class GateCompiler:
         self._key_store = key_store
         self._secrets = secrets
         self._environ = environ
-        self._http = http
         self._limiter = limiter
         self._hasher = hasher
-        self._jwks: dict[str, JwksKeys] = {}
+        self._verifiers = JwtVerifiers(secrets=secrets, environ=environ, http=http)
 
     def compile(
         self,
@@ -76,7 +70,7 @@ class GateCompiler:
                 raise ConfigError(
                     f"auth needs a {JWT_MODULE_TYPE} module; {jwt_module!r} is not one"
                 )
-            verifier = self._verifier(peer, environment)
+            verifier = self._verifiers.build(peer, environment)
         if mode in ("api_key", "either"):
             keys, identities = self._keys(declaration, environment)
         policy = AuthPolicy(
@@ -118,15 +112,7 @@ class GateCompiler:
         )
 
     def _context(self, declaration: ModuleDeclaration, environment: str) -> PlaceholderContext:
-        def reached(value: str) -> Any:
-            return self._secrets.resolve(value) if is_secret_reference(value) else value
-
-        return PlaceholderContext(
-            environments=declaration.environment_maps,
-            environment=environment,
-            environ=self._environ,
-            on_reached_string=reached,
-        )
+        return placeholder_context(declaration, environment, self._secrets, self._environ)
 
     def _keys(
         self, declaration: ModuleDeclaration, environment: str
@@ -145,83 +131,6 @@ class GateCompiler:
             else:
                 identities[key.digest] = None
         return KeyTable(keys), identities
-
-    def _verifier(self, peer: ModuleDeclaration, environment: str) -> JwtVerifier:
-        resolved = resolve_declaration(
-            peer,
-            environment,
-            secrets=self._secrets,
-            secret_fields=_JWT_SECRET_FIELDS,
-            environ=self._environ,
-            base_timeouts=Timeouts(),
-        )
-        config = resolved.config
-        algorithm = str(config.get("algorithm") or "HS256")
-        key: Any = None
-        jwks = None
-        if algorithm in HMAC_ALGORITHMS:
-            secret = config.get("secret_key") or self._environment_secret(peer, environment)
-            if not isinstance(secret, Secret) or not secret.reveal():
-                raise ConfigError(f"jwt module {peer.module!r} has no secret_key for {algorithm}")
-            key = secret.reveal().encode()
-        elif algorithm in ASYMMETRIC_ALGORITHMS:
-            pem = config.get("public_key")
-            url = config.get("jwks_url")
-            if isinstance(pem, Secret):
-                try:
-                    key = load_pem_public_key(pem.reveal().encode())
-                except ValueError:
-                    raise ConfigError(
-                        f"jwt module {peer.module!r}: public_key is not a PEM key"
-                    ) from None
-            elif isinstance(url, str) and url:
-                jwks = self._jwks.get(url)
-                if jwks is None:
-                    jwks = self._jwks[url] = JwksKeys(url, self._http)
-            else:
-                raise ConfigError(
-                    f"jwt module {peer.module!r} needs public_key or jwks_url for {algorithm}"
-                )
-        else:
-            raise ConfigError(
-                f"jwt module {peer.module!r}: algorithm {algorithm!r} is not supported"
-            )
-        return JwtVerifier(
-            algorithm=algorithm,
-            key=key,
-            jwks=jwks,
-            issuer=config.get("issuer") or None,
-            audience=config.get("audience") or None,
-            leeway_s=float(config.get("leeway_seconds", 10)),
-            jwe=self._jwe(config.get("jwe_config")),
-        )
-
-    def _environment_secret(self, peer: ModuleDeclaration, environment: str) -> Secret | None:
-        # APISIX-style manifests keep the secret where the gateway's jwt-auth consumer reads it.
-        context = self._context(peer, environment)
-        entry = context.environment_entry(environment)
-        secrets = entry.get("secrets") if isinstance(entry, dict) else None
-        value = secrets.get("jwt_secret_key") if isinstance(secrets, dict) else None
-        return self._as_secret(resolve_value(value, context, "secrets.jwt_secret_key"))
-
-    def _jwe(self, raw: Any) -> JweDecrypter | None:
-        if not isinstance(raw, dict) or not raw.get("enabled"):
-            return None
-        if raw.get("algorithm", "dir") != "dir" or raw.get("encryption", "A256GCM") != "A256GCM":
-            raise ConfigError(
-                "jwe_config: only algorithm 'dir' with encryption 'A256GCM' is supported"
-            )
-        secret = self._as_secret(raw.get("encryption_key"))
-        if secret is None:
-            raise ConfigError("jwe_config.encryption_key is missing")
-        return JweDecrypter(content_key(secret.reveal()))
-
-    def _as_secret(self, value: Any) -> Secret | None:
-        if isinstance(value, Secret):
-            return value
-        if isinstance(value, str) and value:
-            return self._secrets.resolve(value) if is_secret_reference(value) else Secret(value)
-        return None
 
 
 def _jwt_dependency(entry: Any, peers: Mapping[str, ModuleDeclaration]) -> str | None:
