@@ -34,6 +34,7 @@ from fd2.auth.gate import Gate
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
+from fd2.limits.specs import specs_for
 from fd2.manifests.compile import declarations
 from fd2.manifests.decode import decode_manifest
 from fd2.request import Request
@@ -209,6 +210,16 @@ async def redis_round_trip(url: str, n: int) -> float:
         await client.aclose()
 
 
+async def limiter_round_trip(limiter: SharedLimiter, n: int) -> float:
+    specs = specs_for("bench-alone", LIMITS)
+    samples = []
+    for _ in range(n):
+        began = time.perf_counter_ns()
+        await limiter.acquire(specs, [1, 1])
+        samples.append((time.perf_counter_ns() - began) / 1000)
+    return statistics.median(samples)
+
+
 async def main(quick: bool) -> None:
     n = 2_000 if quick else 20_000
     await run_suite(LocalLimiter(), "in-process limiter", n)
@@ -230,8 +241,10 @@ async def main(quick: bool) -> None:
             except Exception:
                 await asyncio.sleep(0.02)
         ping = await redis_round_trip(url, n // 4)
-        print(f"\nRedis PING round trip (redis-py, loopback): p50 {ping:.1f} µs")
         limiter = SharedLimiter(make_redis(url), on_failure="closed")
+        check = await limiter_round_trip(limiter, n // 4)
+        print(f"\nRedis round trips (redis-py, loopback): PING p50 {ping:.1f} µs, ", end="")
+        print(f"one limiter check (EVALSHA, 2 buckets) p50 {check:.1f} µs")
         try:
             await run_suite(limiter, "shared limiter (Redis, one EVALSHA per request)", n // 4)
         finally:

@@ -87,15 +87,22 @@ async def burst(url: str, servers: list[Service], path: str, body: dict, total: 
                 results.append((response.status, _usage(text) if response.status == 200 else 0))
 
     try:
+        await clock.config_resetstat()
         start = await clock.time()
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CONCURRENCY)
         ) as session:
             await asyncio.gather(*(worker(session) for _ in range(CONCURRENCY)))
         end = await clock.time()
+        stats = await clock.info("commandstats")
     finally:
         await clock.aclose()
     elapsed = (end[0] - start[0]) + (end[1] - start[1]) / 1e6
+    # One EVALSHA per request, admitted or refused (plus, once per replica, the call that
+    # finds the script not loaded yet); a second only for a token settlement that changes
+    # something, which an exact estimate never needs.
+    calls = stats.get("cmdstat_evalsha", {}).get("calls", 0)
+    assert len(results) <= calls <= len(results) + REPLICAS, (calls, len(results))
     return results, elapsed
 
 
