@@ -70,7 +70,6 @@ def manifest() -> bytes:
             "api_keys": [{"id": "bench", "hash": digest, "models": ["gpt-4o-mini"]}],
             "modules": [
                 {"module_type": "jwt_config", "name": "auth", "config": {"secret_key": SECRET}},
-                module("open", {"mode": "none"}, {}),
                 module("key", {"mode": "api_key"}, LIMITS),
                 module("jwt", {"mode": "jwt"}, LIMITS),
                 module("tokens", {"mode": "api_key"}, {**LIMITS, "tokens_per_minute": 10**12}),
@@ -100,13 +99,13 @@ def fresh_tokens() -> Callable[[], str]:
     return lambda: token(next(counter))
 
 
-def gates(compiler: GateCompiler) -> dict[str, Gate]:
+def gates(compiler: GateCompiler) -> dict[str, Gate | None]:
     found = declarations(decode_manifest(manifest(), origin="bench"), origin="b", default_env="dev")
     peers = {d.module: d for d in found}
     config = {"model_name": "gpt-4o-mini"}
     return {
         name: compiler.compile(peers[name], "development", peers, config)
-        for name in ("open", "key", "jwt", "tokens")
+        for name in ("key", "jwt", "tokens")
     }
 
 

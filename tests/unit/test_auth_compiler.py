@@ -55,7 +55,14 @@ async def test_a_jwt_config_dependency_means_jwt(compiler):
 
 async def test_modules_without_the_dependency_are_open(compiler):
     peers = acme()
-    assert gate_for(compiler, peers, "legacy").policy.mode == "none"
+    assert gate_for(compiler, peers, "legacy").policy.mode == "none"  # still rate-limited
+
+
+async def test_an_open_route_without_limits_has_no_gate_at_all(compiler):
+    def edit(raw):
+        del raw["environments"]["development"]["limits"]
+
+    assert gate_for(compiler, acme(edit), "legacy") is None
 
 
 async def test_an_explicit_auth_block_wins(compiler):

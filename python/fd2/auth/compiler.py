@@ -54,7 +54,8 @@ class GateCompiler:
         environment: str,
         peers: Mapping[str, ModuleDeclaration],
         config: Mapping[str, Any],
-    ) -> Gate:
+    ) -> Gate | None:
+        """The route's gate; None when it has nothing to check (open, no limits)."""
         context = self._context(declaration, environment)
         entry = declaration.entry
         auth = resolve_value(dict(entry.auth or {}), context, "auth")
@@ -100,6 +101,8 @@ class GateCompiler:
             environment_limits=resolve_value(env_limits, context, "limits"),
             module_limits=resolve_value(entry.limits, context, "limits"),
         )
+        if mode == "none" and not plan.static_specs:
+            return None
         model = config.get("model_name")
         bound = config.get("max_tokens")
         return Gate(
