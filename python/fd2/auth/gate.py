@@ -13,6 +13,7 @@ from typing import Any
 from fd2.auth.errors import Forbidden, RateLimited
 from fd2.auth.identity import Identity
 from fd2.auth.policy import AuthPolicy
+from fd2.errors import Fd2Error
 from fd2.limits.headers import ratelimit_headers, retry_after
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import LimitSpec
@@ -20,7 +21,8 @@ from fd2.limits.token_estimate import estimate_prompt_tokens
 from fd2.limits.usage import UsageMeter
 from fd2.module import Handler
 from fd2.request import Request
-from fd2.types import Message, Send
+from fd2.responses import send_error
+from fd2.types import Send
 
 _log = logging.getLogger("fd2.limits")
 _EMPTY: dict[str, Any] = {}
@@ -80,16 +82,19 @@ class Gate:
                 kind=what,
                 headers=headers + retry_after(decision),
             )
-        if not tokens:
-            await handler(request, _with_headers(send, headers))
-            return
-        meter = UsageMeter(send, headers)
+        meter = UsageMeter(send, headers, measure=bool(tokens))
         try:
             await handler(request, meter)
+        except Fd2Error as exc:
+            if meter.started:
+                raise
+            # Rendered here rather than by the core, so the error carries the headers too.
+            await send_error(meter, exc)
         finally:
-            delta = meter.tokens(prompt) - reserved
-            if delta:
-                await limiter.adjust(tokens, [delta] * len(tokens))
+            if tokens:
+                delta = meter.tokens(prompt) - reserved
+                if delta:
+                    await limiter.adjust(tokens, [delta] * len(tokens))
 
     async def _authorise(self, request: Request, identity: Identity) -> dict[str, Any]:
         if not identity.allows_endpoint(request.path):
@@ -111,12 +116,3 @@ class Gate:
         if isinstance(bound, int) and not isinstance(bound, bool) and bound >= 0:
             return bound
         return self._completion_bound
-
-
-def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
-    async def send_with_headers(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *headers]
-        await send(message)
-
-    return send_with_headers

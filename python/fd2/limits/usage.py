@@ -17,13 +17,27 @@ _EVENT_STREAM = b"text/event-stream"
 
 
 class UsageMeter:
-    """Wraps `send`; after the answer, `tokens()` is the best known count of tokens used."""
+    """Wraps `send`; after the answer, `tokens()` is the best known count of tokens used.
 
-    __slots__ = ("_body", "_events", "_extra_headers", "_send", "_status", "_stream", "_usage")
+    With `measure=False` it only adds the headers (routes without token limits)."""
 
-    def __init__(self, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    __slots__ = (
+        "_body",
+        "_events",
+        "_extra_headers",
+        "_measure",
+        "_send",
+        "_status",
+        "_stream",
+        "_usage",
+    )
+
+    def __init__(
+        self, send: Send, extra_headers: list[tuple[bytes, bytes]], *, measure: bool = True
+    ) -> None:
         self._send = send
         self._extra_headers = extra_headers
+        self._measure = measure
         self._status = 0
         self._stream = False
         self._usage: int | None = None
@@ -39,7 +53,7 @@ class UsageMeter:
                 if name == b"content-type":
                     self._stream = value.startswith(_EVENT_STREAM)
             message["headers"] = [*headers, *self._extra_headers]
-        elif kind == "http.response.body":
+        elif kind == "http.response.body" and self._measure:
             chunk: bytes = message.get("body", b"")
             if self._stream:
                 self._scan_events(chunk)
@@ -56,6 +70,10 @@ class UsageMeter:
                 found = _usage_total(line[6:])
                 if found is not None:
                     self._usage = found
+
+    @property
+    def started(self) -> bool:
+        return self._status != 0
 
     def tokens(self, prompt_estimate: int) -> int:
         """Tokens the call used: reported usage, else an estimate; 0 for refused calls."""

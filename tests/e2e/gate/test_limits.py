@@ -102,3 +102,12 @@ def test_a_request_bigger_than_the_token_limit_is_refused_as_tokens(auth_gateway
     )
     assert listing.status_code == 200
     assert "x-ratelimit-limit-tokens" in listing.headers
+
+
+def test_gateway_errors_from_the_module_carry_the_headers_too(auth_gateway: AuthGateway):
+    # the stand-in answers `garbage` with a body that is not JSON: the module raises a 502
+    answer = chat(auth_gateway, "keyed", KEYS["all"], chat_body("garbage"))
+    assert answer.status_code == 502
+    assert_openai_error(answer.content, status=502)
+    assert answer.headers["x-ratelimit-limit-requests"] == "20"
+    assert answer.headers["x-request-id"]
