@@ -48,6 +48,7 @@ async def test_other_hmac_sizes(algorithm):
     [
         pytest.param(claims(exp=int(time.time()) - 60), id="expired"),
         pytest.param(claims(nbf=int(time.time()) + 300), id="not-yet-valid"),
+        pytest.param(claims(iat=int(time.time()) + 300), id="issued-in-the-future"),
         pytest.param(claims(exp=None), id="no-exp"),
         pytest.param(claims(type="refresh"), id="refresh"),
     ],

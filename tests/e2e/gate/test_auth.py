@@ -241,6 +241,21 @@ def test_api_keys_in_each_header(auth_gateway: AuthGateway):
         assert sdk.embeddings.create(model="text-embedding-3-small", input="x").data
 
 
+def test_either_mode_takes_a_token_too(auth_gateway: AuthGateway):
+    sdk = openai.OpenAI(
+        base_url=f"{auth_gateway.fd2.url}/acme/embed/v1", api_key=auth_gateway.token()
+    )
+    with sdk:
+        assert sdk.embeddings.create(model="text-embedding-3-small", input="x").data
+    narrow = openai.OpenAI(
+        base_url=f"{auth_gateway.fd2.url}/acme/embed/v1",
+        api_key=auth_gateway.token(models=["gpt-4o-mini"]),
+        max_retries=0,
+    )
+    with narrow, pytest.raises(openai.PermissionDeniedError):  # its models do not include it
+        narrow.embeddings.create(model="text-embedding-3-small", input="x")
+
+
 def test_two_different_credentials_in_one_request_get_401(auth_gateway: AuthGateway):
     headers = {"api-key": KEYS["keyed-only"]}
     response = post(auth_gateway, "/acme/keyed/v1/chat/completions", KEYS["all"], headers=headers)
