@@ -10,15 +10,10 @@ from pathlib import Path
 
 import aiohttp
 
-from fd2.auth.api_keys import KeyHasher
 from fd2.auth.compiler import GateCompiler
-from fd2.auth.key_store import RedisKeyStore
 from fd2.config import Settings
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
-from fd2.limits.gcra import LocalLimiter
-from fd2.limits.redis_client import make_redis
-from fd2.limits.shared import SharedLimiter
 from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
@@ -39,9 +34,9 @@ class Runtime:
         control_tower: ControlTowerCache | None,
         control_tower_client: ControlTowerClient | None,
         tasks: list[asyncio.Task[None]],
-        limiter: object = None,
+        gates: GateCompiler | None = None,
     ) -> None:
-        self._limiter = limiter
+        self._gates = gates
         self.settings = settings
         self.http = http
         self.builder = builder
@@ -78,25 +73,7 @@ class Runtime:
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        pepper = (
-            secrets.resolve(settings.api_key_pepper_ref).reveal().encode()
-            if settings.api_key_pepper_ref
-            else b""
-        )
-        redis = make_redis(settings.redis_url) if settings.redis_url else None
-        limiter = (
-            SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
-            if redis is not None
-            else LocalLimiter()
-        )
-        gates = GateCompiler(
-            secrets=secrets,
-            environ=os.environ,
-            http=http,
-            limiter=limiter,
-            hasher=KeyHasher(pepper),
-            key_store=RedisKeyStore(redis) if redis is not None else None,
-        )
+        gates = GateCompiler.from_settings(settings, secrets=secrets, http=http)
         builder = RouteBuilder(
             registry=ModuleRegistry(allowed_packages=settings.module_packages),
             secrets=secrets,
@@ -137,7 +114,7 @@ class Runtime:
             control_tower=cache,
             control_tower_client=client,
             tasks=tasks,
-            limiter=limiter,
+            gates=gates,
         )
 
     async def close(self) -> None:
@@ -148,5 +125,5 @@ class Runtime:
         if self._control_tower_client is not None:
             await self._control_tower_client.aclose()
         await self.http.close()
-        if isinstance(self._limiter, SharedLimiter):
-            await self._limiter.aclose()
+        if self._gates is not None:
+            await self._gates.aclose()

@@ -7,6 +7,7 @@ everyone in.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -18,8 +19,12 @@ from fd2.auth.identity import Identity
 from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.policy import MODES, AuthPolicy
+from fd2.config import Settings
 from fd2.errors import ConfigError
+from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
+from fd2.limits.redis_client import make_redis
+from fd2.limits.shared import SharedLimiter
 from fd2.manifests.compile import ModuleDeclaration
 from fd2.manifests.placeholders import PlaceholderContext, resolve_value
 from fd2.secrets import SecretResolver
@@ -47,6 +52,33 @@ class GateCompiler:
         self._limiter = limiter
         self._hasher = hasher
         self._verifiers = JwtVerifiers(secrets=secrets, environ=environ, http=http)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, secrets: SecretResolver, http: aiohttp.ClientSession
+    ) -> GateCompiler:
+        """The worker's compiler: Redis-shared limits and keys when `redis_url` is set."""
+        pepper = b""
+        if settings.api_key_pepper_ref:
+            pepper = secrets.resolve(settings.api_key_pepper_ref).reveal().encode()
+        redis = make_redis(settings.redis_url) if settings.redis_url else None
+        limiter: Limiter = (
+            SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
+            if redis is not None
+            else LocalLimiter()
+        )
+        return cls(
+            secrets=secrets,
+            environ=os.environ,
+            http=http,
+            limiter=limiter,
+            hasher=KeyHasher(pepper),
+            key_store=RedisKeyStore(redis) if redis is not None else None,
+        )
+
+    async def aclose(self) -> None:
+        if isinstance(self._limiter, SharedLimiter):
+            await self._limiter.aclose()  # the Redis client the key store shares
 
     def compile(
         self,
