@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 
 from fd2.errors import ServiceUnavailable
 from fd2.limits.redis_client import make_redis
@@ -21,8 +22,11 @@ from .redis_server import running_redis
 
 @pytest.fixture
 async def shared(tmp_path: Path) -> AsyncIterator[SharedLimiter]:
+    # The script is under test here, not the pool: a connection for every concurrent call, and
+    # `closed`, so that a Redis hiccup fails loudly instead of deciding with local buckets.
     with running_redis(tmp_path) as url:
-        limiter = SharedLimiter(make_redis(url), on_failure="open")
+        client = redis.asyncio.Redis.from_url(url, max_connections=512)
+        limiter = SharedLimiter(client, on_failure="closed")
         yield limiter
         await limiter.aclose()
 
