@@ -4,6 +4,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fd2.auth import api_keys
 from fd2.auth.api_keys import ApiKey, ApiKeyRecord, KeyHasher, KeyTable, new_key
@@ -121,3 +123,21 @@ def test_claims_that_do_not_fit(changes):
 def test_an_empty_models_claim_allows_no_model():
     found = identity(models=[])
     assert found is not None and found.models == frozenset()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"authorization", b"api-key", b"x-api-key", b"other"]),
+            st.binary(max_size=64),
+        ),
+        max_size=4,
+    )
+)
+def test_any_header_bytes_give_a_clean_credential_or_a_401(headers):
+    try:
+        found = presented_credential(scope(*headers))
+    except Unauthorized:
+        return
+    if found is not None:
+        assert found.isascii() and found.isprintable() and " " not in found
