@@ -24,11 +24,13 @@ from fd2.request import Request
 from fd2.responses import send_error
 from fd2.types import Send
 
-_log = logging.getLogger("fd2.limits")
+_log = logging.getLogger("fd2.auth")
 _EMPTY: dict[str, Any] = {}
 
 
 class Gate:
+    """A route's auth policy and limits; `run` wraps the route's handler for one request."""
+
     __slots__ = ("_completion_bound", "_default_model", "limits", "policy")
 
     def __init__(
