@@ -36,6 +36,7 @@ demo: install ## start fd2 on the bundled manifests in front of a local stand-in
 
 run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the manifests say)
 	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} \
+	ACME_DEV_JWT_SECRET=$${ACME_DEV_JWT_SECRET:-demo-only-jwt-secret-change-me-0123456789} \
 	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
 	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
 	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
@@ -52,8 +53,10 @@ lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
 test-rust: ## cargo test for the native crate
 	cargo test --quiet
 
-redis-server: ## the tests start real Redis servers: install redis-server when it is missing
-	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+# Tests (manifest sharing, rate limits, API keys) and bench/auth_cost.py start redis-servers of their own.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+redis-server: ## install redis-server when it is missing (apt)
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
 test-python: install redis-server ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest

@@ -120,7 +120,10 @@ class Fd2App:
             assert loaded is not None
             loaded.acquire()
             try:
-                await handler(request, send_with_id)
+                if route.gate is None:
+                    await handler(request, send_with_id)
+                else:  # auth, then rate limits, then the handler
+                    await route.gate.run(request, send_with_id, handler)
             finally:
                 loaded.release()
         except Fd2Error as exc:

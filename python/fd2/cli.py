@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from fd2.auth import keys_cli
 from fd2.config import SETTINGS_ENV, Settings, env_name
 
 _HELP = {
@@ -44,7 +45,9 @@ _HELP = {
     "manifest_negative_ttl": "seconds an unknown project is remembered before asking again",
     "unknown_project_rate": "Control Tower lookups per second for projects not cached",
     "admin_token_ref": "secret reference of the /admin bearer token (admin is off without it)",
-    "redis_url": "Redis URL: share manifest copies and change notices between replicas",
+    "redis_url": "Redis URL shared by replicas: manifests, change notices, rate limits, API keys",
+    "limits_on_redis_failure": "open (per-process limits) or closed (503) while Redis is down",
+    "api_key_pepper_ref": "secret reference of the HMAC key for API-key hashes",
 }
 
 
@@ -63,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar=field.name.upper(),
             help=f"{_HELP.get(field.name, '')} [env {env_name(field.name)}; default {shown}]",
         )
+    keys_cli.add_parser(commands)
     return parser
 
 
@@ -86,6 +90,9 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Settings
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        keys_cli.run(args)
+        return
     try:
         settings = settings_from(args, dict(os.environ))
     except msgspec.ValidationError as exc:

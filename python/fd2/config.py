@@ -41,6 +41,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     read_timeout: float = 120.0
     total_timeout: float = 600.0
     log_level: str = "info"
+    limits_on_redis_failure: str = "open"
+    """`open`: decide with per-process limits while Redis is unreachable; `closed`: refuse (503)."""
+    api_key_pepper_ref: str | None = None
+    """Secret reference of the HMAC key API-key hashes are made with (`fd2 keys new` uses it)."""
 
     # --- Control Tower client, manifest cache, operator view, Redis sharing (issue 5) ---
     control_tower_ca: str | None = None
@@ -58,7 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     admin_token_ref: str | None = None
     """Secret reference of the bearer token for /admin/*; without it /admin/* answers 404."""
     redis_url: str | None = None
-    """Shares manifest copies and change notices between replicas (redis://host:port/db)."""
+    """Shared by replicas: manifest copies, change notices, rate limits, Redis-stored API keys."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -84,6 +88,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise ValueError(f"{name} must be positive")
         if self.control_tower_retries < 0 or self.manifest_max_stale < 0:
             raise ValueError("control_tower_retries and manifest_max_stale must not be negative")
+        if self.limits_on_redis_failure not in ("open", "closed"):
+            raise ValueError("limits_on_redis_failure must be open or closed")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
 

@@ -20,6 +20,7 @@ class Request:
 
     __slots__ = (
         "_body",
+        "_json",
         "_receive",
         "body_timeout",
         "content_length",
@@ -59,6 +60,7 @@ class Request:
         self.max_body = max_body
         self.body_timeout = body_timeout
         self._body: bytes | None = None
+        self._json: dict[str, Any] | None = None
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a header (name in lower case), or None."""
@@ -110,7 +112,11 @@ class Request:
                 return b"".join(chunks)
 
     async def json_object(self) -> dict[str, Any]:
-        """The body as a JSON object; 400 for invalid UTF-8, malformed JSON or a non-object."""
+        """The body as a JSON object; 400 for invalid UTF-8, malformed JSON or a non-object.
+
+        Decoded once: the gate (auth, limits) and the module share it, and neither mutates it."""
+        if self._json is not None:
+            return self._json
         body = await self.body()
         if not body:
             raise BadRequest("The request body is empty; a JSON object is expected.")
@@ -122,6 +128,7 @@ class Request:
             raise BadRequest(f"The request body is not valid JSON: {exc.msg}.") from None
         if not isinstance(value, dict):
             raise BadRequest(f"The request body must be a JSON object, not {_json_kind(value)}.")
+        self._json = value
         return value
 
     async def wait_for_disconnect(self) -> None:

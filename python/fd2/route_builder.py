@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -26,6 +27,9 @@ from fd2.registry import ModuleRegistry
 from fd2.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
 from fd2.secrets import SecretResolver
 
+if TYPE_CHECKING:
+    from fd2.auth.compiler import GateCompiler
+
 _log = logging.getLogger("fd2.routes")
 
 
@@ -41,8 +45,10 @@ class RouteBuilder:
         default_environment: str,
         base_timeouts: Timeouts,
         environ: Mapping[str, str],
+        gates: GateCompiler | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        self._gates = gates
         self._registry = registry
         self._secrets = secrets
         self._http = http
@@ -152,11 +158,13 @@ class RouteBuilder:
                     ", ".join(missing),
                 )
         return {
-            (project, name): await self._build_group(declaration)
+            (project, name): await self._build_group(declaration, by_module)
             for name, declaration in by_module.items()
         }
 
-    async def _build_group(self, declaration: ModuleDeclaration) -> RouteGroup:
+    async def _build_group(
+        self, declaration: ModuleDeclaration, peers: Mapping[str, ModuleDeclaration]
+    ) -> RouteGroup:
         label = f"{declaration.project}/{declaration.module}"
         problem: Fd2Error | None = None
         cls: type[Module] | None = None
@@ -183,7 +191,7 @@ class RouteBuilder:
             if problem is not None or cls is None:
                 routes[environment] = _unavailable(declaration, environment, problem)
             else:
-                routes[environment] = await self._build_route(declaration, environment, cls)
+                routes[environment] = await self._build_route(declaration, environment, cls, peers)
         return RouteGroup(
             by_environment=routes,
             default_environment=declaration.default_environment,
@@ -191,7 +199,11 @@ class RouteBuilder:
         )
 
     async def _build_route(
-        self, declaration: ModuleDeclaration, environment: str, cls: type[Module]
+        self,
+        declaration: ModuleDeclaration,
+        environment: str,
+        cls: type[Module],
+        peers: Mapping[str, ModuleDeclaration],
     ) -> Route:
         label = f"{declaration.project}/{declaration.module} [{environment}]"
         try:
@@ -202,6 +214,12 @@ class RouteBuilder:
                 secret_fields=cls.secret_fields,
                 environ=self._environ,
                 base_timeouts=self._base_timeouts,
+            )
+            # Compiled before set-up, so a route whose policy cannot be built holds no instance.
+            gate = (
+                self._gates.compile(declaration, environment, peers, resolved.config)
+                if self._gates is not None
+                else None
             )
             instance = cls()
             await instance.setup(
@@ -233,6 +251,7 @@ class RouteBuilder:
             environment=environment,
             loaded=LoadedModule(instance, label),
             handlers=handlers,
+            gate=gate,
         )
 
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from fd2.errors import Fd2Error
 from fd2.module import Handler, Module
+
+if TYPE_CHECKING:
+    from fd2.auth.gate import Gate
 
 _log = logging.getLogger("fd2.routes")
 
@@ -67,7 +71,7 @@ class LoadedModule:
 class Route:
     """Everything the hot path needs for one (project, module, environment)."""
 
-    __slots__ = ("environment", "handlers", "loaded", "module", "project", "unavailable")
+    __slots__ = ("environment", "gate", "handlers", "loaded", "module", "project", "unavailable")
 
     def __init__(
         self,
@@ -78,7 +82,10 @@ class Route:
         loaded: LoadedModule | None,
         handlers: Mapping[str, Mapping[str, Handler]],
         unavailable: Fd2Error | None = None,
+        gate: Gate | None = None,
     ) -> None:
+        self.gate = gate
+        """Auth and rate limits for this route; None when the gateway runs without them."""
         self.project = project
         self.module = module
         self.environment = environment

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
+from fd2.auth.compiler import GateCompiler
 from fd2.config import Settings
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
@@ -40,7 +41,9 @@ class Runtime:
         local: LocalDirectoryWatcher | None = None,
         redis: RedisManifestShare | None = None,
         admin_token: Secret | None = None,
+        gates: GateCompiler | None = None,
     ) -> None:
+        self._gates = gates
         self.settings = settings
         self.http = http
         self.builder = builder
@@ -90,6 +93,7 @@ class Runtime:
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        gates = GateCompiler.from_settings(settings, secrets=secrets, http=http)
         builder = RouteBuilder(
             registry=ModuleRegistry(allowed_packages=settings.module_packages),
             secrets=secrets,
@@ -101,6 +105,7 @@ class Runtime:
                 total_s=settings.total_timeout,
             ),
             environ=os.environ,
+            gates=gates,
         )
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task[None]] = []
@@ -143,7 +148,7 @@ class Runtime:
                 cache.share = share
                 tasks.append(loop.create_task(share.run()))
         if settings.redis_url and cache is None:
-            _log.warning("--redis-url shares Control Tower manifests; without one it is unused")
+            _log.info("--redis-url: no Control Tower, so Redis carries only limits and keys")
         admin_token = (
             secrets.resolve(settings.admin_token_ref) if settings.admin_token_ref else None
         )
@@ -158,6 +163,7 @@ class Runtime:
             local=watcher,
             redis=share,
             admin_token=admin_token,
+            gates=gates,
         )
 
     async def close(self) -> None:
@@ -170,3 +176,5 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.http.close()
+        if self._gates is not None:
+            await self._gates.aclose()

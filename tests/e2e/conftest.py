@@ -33,6 +33,7 @@ EXAMPLE_UPSTREAM = "127.0.0.1:9100"
 STARTUP_DEADLINE_S = 30.0
 STOP_GRACE_S = 10.0
 FD2_ENV = {
+    "ACME_DEV_JWT_SECRET": "acme-dev-jwt-secret-for-tests-only-0123456789",
     "ACME_UPSTREAM_API_KEY": "test-acme-key",
     "BILLING_UPSTREAM_API_KEY": "test-billing-key",
 }
@@ -179,11 +180,26 @@ def quick_manifest(upstream: str) -> dict[str, Any]:
     }
 
 
+def without_auth_and_limits(text: str) -> str:
+    """The acme example with its auth and rate limits off: the foundation's tests exercise
+    routing, streaming and errors with any client; auth and limits have their own tests
+    (test_auth_*.py, test_limits_*.py) on manifests of their own."""
+    raw = json.loads(text)
+    for entry in raw.get("environments", {}).values():
+        entry.pop("limits", None)
+    for module in raw.get("modules", []):
+        if "auth" in (module.get("dependencies") or []):
+            module["auth"] = {"mode": "none"}
+    return json.dumps(raw, indent=2)
+
+
 def build_manifest_dir(directory: Path, upstream: str) -> Path:
     """The example manifests pointed at the stand-in (dev only), plus the quick-timeout module."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in REFERENCE_MANIFESTS:
         text = (EXAMPLE_MANIFESTS / name).read_text().replace(EXAMPLE_UPSTREAM, upstream)
+        if name == "acme.json":
+            text = without_auth_and_limits(text)
         (directory / name).write_text(text)
     (directory / "quick-chat.module.json").write_text(
         json.dumps(quick_manifest(upstream), indent=2)

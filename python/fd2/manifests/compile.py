@@ -46,6 +46,8 @@ class ModuleDeclaration(msgspec.Struct, frozen=True, kw_only=True):
     origin: str
     entry: ProjectModule | ModuleManifest
     environment_maps: dict[str, dict[str, Any]]
+    api_keys: tuple[dict[str, Any], ...] = ()
+    """The API key records of the manifest that declares this module."""
 
 
 class ResolvedModule(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +102,7 @@ def _project_declarations(
             origin=origin,
             entry=entry,
             environment_maps=environment_maps,
+            api_keys=tuple(manifest.api_keys or ()),
         )
         for entry in manifest.modules
     ]
@@ -121,6 +124,7 @@ def _module_declaration(
         origin=origin,
         entry=manifest,
         environment_maps={},
+        api_keys=tuple(manifest.api_keys or ()),
     )
 
 

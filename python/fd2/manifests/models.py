@@ -34,6 +34,11 @@ class ProjectModule(msgspec.Struct, frozen=True, kw_only=True):
     dependencies: list[str] | None = None
     config: dict[str, Any] | None = None
     runtime: Runtime | None = None
+    auth: dict[str, Any] | None = None
+    """Who may call the module (docs/security.md); default: a JWT when it depends on a
+    jwt_config module, else anyone."""
+    limits: dict[str, Any] | None = None
+    """Rate limits of this module, overriding `environments.<env>.limits` field by field."""
 
     def __post_init__(self) -> None:
         _check_name("module name", self.name)
@@ -51,6 +56,8 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
     """`common` plus one entry per environment; entries that are not objects are ignored."""
     modules: list[ProjectModule] = msgspec.field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    api_keys: list[dict[str, Any]] | None = None
+    """The project's API keys, as hashes (docs/security.md)."""
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -111,6 +118,9 @@ class ModuleManifest(msgspec.Struct, frozen=True, kw_only=True):
     timeouts: ManifestTimeouts | None = None
     default_environment: str | None = None
     config: dict[str, Any] = msgspec.field(default_factory=dict)
+    auth: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+    api_keys: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         _check_name("project", self.project)

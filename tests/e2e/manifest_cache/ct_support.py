@@ -19,6 +19,7 @@ from ..conftest import (
     fd2_env,
     free_port,
     start_service,
+    without_auth_and_limits,
 )
 from ..support import REPO
 
@@ -30,7 +31,7 @@ PROMPT = "You are ACME's helpful assistant."
 
 def acme_manifest(upstream: str, project_id: str = "acme", prompt: str | None = None) -> dict:
     text = (EXAMPLE_MANIFESTS / "acme.json").read_text().replace(EXAMPLE_UPSTREAM, upstream)
-    manifest = json.loads(text)
+    manifest = json.loads(without_auth_and_limits(text))
     manifest["project_id"] = project_id
     if prompt is not None:
         set_prompt(manifest, prompt)

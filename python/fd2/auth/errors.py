@@ -1,0 +1,49 @@
+"""401, 403 and 429 in OpenAI's shape. Messages never say which part of a credential failed."""
+
+from __future__ import annotations
+
+from fd2.errors import Fd2Error
+
+_CHALLENGE = b'Bearer realm="fd2"'
+
+
+class Unauthorized(Fd2Error):
+    status = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+    def __init__(self, *, missing: bool = False) -> None:
+        super().__init__(
+            "Missing credentials: send an API key or token as 'Authorization: Bearer <credential>'."
+            if missing
+            else "Invalid credentials."
+        )
+        self._missing = missing
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        if self._missing:
+            return [(b"www-authenticate", _CHALLENGE)]
+        return [(b"www-authenticate", _CHALLENGE + b', error="invalid_token"')]
+
+
+class Forbidden(Fd2Error):
+    status = 403
+    error_type = "invalid_request_error"
+    code = "permission_denied"
+
+    def __init__(self) -> None:
+        super().__init__("These credentials are not allowed to use this resource.")
+
+
+class RateLimited(Fd2Error):
+    status = 429
+    error_type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(message)
+        self.error_type = kind  # type: ignore[misc]  # OpenAI says `requests` or `tokens`
+        self._headers = headers
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._headers

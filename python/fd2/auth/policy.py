@@ -1,0 +1,132 @@
+"""A route's auth policy, compiled once: which credentials it accepts and how they are checked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Final
+
+from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable
+from fd2.auth.credentials import looks_like_jwt, presented_credential
+from fd2.auth.errors import Forbidden, Unauthorized
+from fd2.auth.identity import Identity, identity_from_claims
+from fd2.auth.jwt_verifier import JwtVerifier, TokenRejected
+from fd2.auth.key_store import RedisKeyStore
+from fd2.auth.token_cache import VerifiedTokens
+from fd2.limits.plan import credential_specs
+from fd2.request import Request
+
+MODES: Final = ("none", "api_key", "jwt", "either")
+_log = logging.getLogger("fd2.auth")
+
+
+class AuthPolicy:
+    """`authenticate` answers who is calling, or raises 401/403."""
+
+    __slots__ = (
+        "_hasher",
+        "_identities",
+        "_keys",
+        "_store",
+        "_verified",
+        "_verifier",
+        "environment",
+        "mode",
+        "module",
+        "project",
+        "require_route_claims",
+    )
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        project: str,
+        module: str,
+        environment: str,
+        verifier: JwtVerifier | None = None,
+        keys: KeyTable | None = None,
+        hasher: KeyHasher | None = None,
+        identities: Mapping[bytes, Identity | None] | None = None,
+        store: RedisKeyStore | None = None,
+        require_route_claims: bool = True,
+    ) -> None:
+        self.mode = mode
+        self.project = project
+        self.module = module
+        self._store = store
+        self._verified = VerifiedTokens()
+
+        self.environment = environment
+        self._verifier = verifier
+        self._keys = keys
+        self._hasher = hasher
+        self._identities = identities or {}
+        """Per key digest: its identity on this route, or None when it may not use the route."""
+        self.require_route_claims = require_route_claims
+
+    async def authenticate(self, request: Request) -> Identity | None:
+        if self.mode == "none":
+            return None
+        credential = presented_credential(request.scope)
+        if credential is None:
+            raise Unauthorized(missing=True)
+        if self._verifier is not None and (self._keys is None or looks_like_jwt(credential)):
+            return await self._from_token(request, credential)
+        if self._keys is not None and self._hasher is not None:
+            return await self._from_key(request, credential)
+        raise Unauthorized()
+
+    async def _from_key(self, request: Request, credential: str) -> Identity:
+        assert self._keys is not None and self._hasher is not None
+        digest = self._hasher.digest(credential)
+        key = self._keys.find(digest)
+        if key is not None:
+            identity = self._identities.get(key.digest)
+        elif self._store is not None and (key := await self._store.find(digest)) is not None:
+            identity = self._remote_identity(key)
+        if key is None or key.project != self.project:
+            # A key of another project is no credential here at all.
+            _log.info("request %s: unknown API key", request.request_id)
+            raise Unauthorized()
+        if identity is None:
+            _log.info("request %s: API key %s not allowed here", request.request_id, key.id)
+            raise Forbidden()
+        return identity
+
+    def _remote_identity(self, key: ApiKey) -> Identity | None:
+        route = (self.module, self.environment)
+        if route in key.route_identities:
+            return key.route_identities[route]
+        identity = None
+        if key.allows_route(self.project, self.module, self.environment):
+            credential = f"key:{key.id}"
+            identity = Identity(
+                credential,
+                models=key.models,
+                limit_specs=credential_specs(key.project, credential, key.limits),
+            )
+        key.route_identities[route] = identity
+        return identity
+
+    async def _from_token(self, request: Request, token: str) -> Identity:
+        assert self._verifier is not None
+        known = self._verified.get(token)
+        if known is not None:
+            return known
+        try:
+            claims = await self._verifier.verify(token)
+        except TokenRejected as exc:
+            _log.info("request %s: token refused (%s)", request.request_id, exc)
+            raise Unauthorized() from None
+        identity = identity_from_claims(
+            claims,
+            project=self.project,
+            environment=self.environment,
+            require_route_claims=self.require_route_claims,
+        )
+        if identity is None:
+            _log.info("request %s: token not valid for this route", request.request_id)
+            raise Forbidden()
+        self._verified.put(token, identity, claims)
+        return identity

@@ -1,0 +1,55 @@
+"""A route's limits, compiled once: the route's and the project's buckets, ready to check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from fd2.limits.gcra import Decision
+from fd2.limits.specs import LimitSpec, parse_limits, specs_for
+
+
+class Limiter(Protocol):
+    async def acquire(self, specs: tuple[LimitSpec, ...], costs: list[int]) -> Decision: ...
+
+    async def adjust(self, specs: tuple[LimitSpec, ...], deltas: list[int]) -> None: ...
+
+
+class LimitPlan:
+    """The static buckets of one (project, module, environment) and the limiter that holds them."""
+
+    __slots__ = ("limiter", "static_specs", "static_token_specs")
+
+    def __init__(self, limiter: Limiter, static_specs: tuple[LimitSpec, ...]) -> None:
+        self.limiter = limiter
+        self.static_specs = static_specs
+        self.static_token_specs = tuple(s for s in static_specs if s.kind == "tokens")
+
+
+def compile_plan(
+    limiter: Limiter,
+    *,
+    project: str,
+    module: str,
+    environment: str,
+    environment_limits: Any,
+    module_limits: Any,
+) -> LimitPlan:
+    """Buckets from `environments.<env>.limits` (route defaults, plus `project`) and the module's
+    own `limits`, which override the environment's defaults field by field."""
+    env_raw: Mapping[str, Any] = (
+        environment_limits if isinstance(environment_limits, Mapping) else {}
+    )
+    route = parse_limits(env_raw, f"environments.{environment}.limits")
+    route.update(parse_limits(module_limits, "limits"))
+    shared = parse_limits(env_raw.get("project"), f"environments.{environment}.limits.project")
+    specs = specs_for(f"route:{project}:{module}:{environment}", route) + specs_for(
+        f"project:{project}:{environment}", shared
+    )
+    return LimitPlan(limiter, specs)
+
+
+def credential_specs(
+    project: str, credential: str, limits: Mapping[str, int]
+) -> tuple[LimitSpec, ...]:
+    return specs_for(f"credential:{project}:{credential}", limits)

@@ -1,0 +1,153 @@
+"""The gate a route gets from its manifests, decided at compile time."""
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from fd2.auth.api_keys import KeyHasher
+from fd2.auth.compiler import GateCompiler
+from fd2.errors import ConfigError
+from fd2.limits.gcra import LocalLimiter
+from fd2.manifests.compile import declarations
+from fd2.manifests.decode import decode_manifest
+from fd2.secrets import SecretResolver
+
+REFERENCE = Path(__file__).parents[2] / "examples" / "manifests" / "acme.json"
+ENV = {"ACME_DEV_JWT_SECRET": "s" * 40, "ACME_UPSTREAM_API_KEY": "k"}
+
+
+def acme(edit=None):
+    raw = json.loads(REFERENCE.read_text())
+    if edit:
+        edit(raw)
+    manifest = decode_manifest(json.dumps(raw).encode(), origin="acme.json")
+    return {d.module: d for d in declarations(manifest, origin="x", default_env="development")}
+
+
+@pytest.fixture
+async def compiler():
+    async with aiohttp.ClientSession() as http:
+        yield GateCompiler(
+            secrets=SecretResolver(environ=ENV),
+            environ=ENV,
+            http=http,
+            limiter=LocalLimiter(),
+            hasher=KeyHasher(b"pepper"),
+        )
+
+
+def gate_for(compiler, peers, module, environment="development"):
+    return compiler.compile(peers[module], environment, peers, {"model_name": "gpt-4o-mini"})
+
+
+async def test_a_jwt_config_dependency_means_jwt(compiler):
+    peers = acme()
+    gate = gate_for(compiler, peers, "chat")
+    assert gate.policy.mode == "jwt"
+    assert gate.policy._verifier is not None
+    # the environment's limits became the route's bucket
+    assert [(s.kind, s.limit) for s in gate.limits.static_specs] == [("requests", 20)]
+
+
+async def test_modules_without_the_dependency_are_open(compiler):
+    peers = acme()
+    assert gate_for(compiler, peers, "legacy").policy.mode == "none"  # still rate-limited
+
+
+async def test_an_open_route_without_limits_has_no_gate_at_all(compiler):
+    def edit(raw):
+        del raw["environments"]["development"]["limits"]
+
+    assert gate_for(compiler, acme(edit), "legacy") is None
+
+
+async def test_an_explicit_auth_block_wins(compiler):
+    def edit(raw):
+        chat = next(m for m in raw["modules"] if m["name"] == "chat")
+        chat["auth"] = {"mode": "api_key"}
+        raw["api_keys"] = [{"id": "k1", "hash": "ab" * 32}]
+
+    gate = gate_for(compiler, acme(edit), "chat")
+    assert gate.policy.mode == "api_key"
+    assert gate.policy._verifier is None
+    assert len(gate.policy._keys) == 1
+
+
+async def test_the_secret_falls_back_to_the_environments_jwt_secret_key(compiler):
+    def edit(raw):
+        auth = next(m for m in raw["modules"] if m["name"] == "auth")
+        del auth["config"]["secret_key"]
+
+    assert gate_for(compiler, acme(edit), "chat").policy._verifier is not None
+
+
+async def test_no_secret_makes_the_route_unavailable_rather_than_open(compiler):
+    peers = acme()
+    # staging's secret is a Vault reference, and this gateway has no Vault backend
+    with pytest.raises(ConfigError):
+        gate_for(compiler, peers, "chat", "staging")
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [{"mode": "sometimes"}, {"mode": "jwt", "jwt_module": "observability"}],
+)
+async def test_bad_auth_blocks_are_config_errors(compiler, auth):
+    def edit(raw):
+        next(m for m in raw["modules"] if m["name"] == "legacy")["auth"] = auth
+
+    with pytest.raises(ConfigError):
+        gate_for(compiler, acme(edit), "legacy")
+
+
+async def test_malformed_key_records_are_config_errors(compiler):
+    def edit(raw):
+        next(m for m in raw["modules"] if m["name"] == "legacy")["auth"] = {"mode": "api_key"}
+        raw["api_keys"] = [{"id": "k1", "hash": "not-hex"}]
+
+    with pytest.raises(ConfigError, match="64 hex"):
+        gate_for(compiler, acme(edit), "legacy")
+
+
+async def test_module_limits_override_and_project_limits_are_shared(compiler):
+    def edit(raw):
+        raw["environments"]["development"]["limits"] = {
+            "requests_per_second": 20,
+            "tokens_per_minute": 1000,
+            "project": {"requests_per_minute": 600},
+        }
+        next(m for m in raw["modules"] if m["name"] == "embed")["limits"] = {
+            "requests_per_second": 5
+        }
+
+    peers = acme(edit)
+    embed = gate_for(compiler, peers, "embed").limits.static_specs
+    chat = gate_for(compiler, peers, "chat").limits.static_specs
+    assert {(s.key, s.limit) for s in embed} == {
+        ("route:acme:embed:development:requests_per_second", 5),
+        ("route:acme:embed:development:tokens_per_minute", 1000),
+        ("project:acme:development:requests_per_minute", 600),
+    }
+    shared = {s.key for s in embed} & {s.key for s in chat}
+    assert shared == {"project:acme:development:requests_per_minute"}
+
+
+async def test_keys_outside_a_route_are_known_but_refused_there(compiler):
+    key = "fd2_some-key"
+    digest = hmac.new(b"pepper", key.encode(), hashlib.sha256).hexdigest()
+
+    def edit(raw):
+        for name in ("legacy", "embed"):
+            next(m for m in raw["modules"] if m["name"] == name)["auth"] = {"mode": "api_key"}
+        raw["api_keys"] = [{"id": "k", "hash": f"hmac-sha256:{digest}", "modules": ["embed"]}]
+
+    peers = acme(edit)
+    legacy = gate_for(compiler, peers, "legacy").policy
+    embed = gate_for(compiler, peers, "embed").policy
+    raw = bytes.fromhex(digest)
+    assert legacy._keys.find(raw) is not None and legacy._identities[raw] is None
+    assert embed._identities[raw] is not None

@@ -1,0 +1,101 @@
+"""GCRA decisions (pure), the in-process limiter and the rate-limit headers."""
+
+from fd2.limits.gcra import LocalLimiter, adjusted, decide
+from fd2.limits.headers import duration, ratelimit_headers, retry_after
+from fd2.limits.specs import LimitSpec, parse_limits, specs_for
+
+SECOND = 1_000_000
+
+
+def test_a_bucket_admits_its_limit_at_once_then_refills_one_per_interval():
+    spec = specs_for("k", {"requests_per_second": 10})[0]
+    tat, now, admitted = 0, 1000 * SECOND, 0
+    for _ in range(25):
+        decision, new = decide([tat], [spec], [1], now)
+        if decision.allowed:
+            admitted += 1
+            tat = new[0]
+    assert admitted == 10
+    decision, _ = decide([tat], [spec], [1], now)
+    assert not decision.allowed
+    assert decision.retry_after_us == spec.interval_us  # one refill away
+    later, _ = decide([tat], [spec], [1], now + spec.interval_us)
+    assert later.allowed
+
+
+def test_a_refused_check_charges_no_bucket():
+    loose, tight = (
+        specs_for("a", {"requests_per_minute": 100})[0],
+        specs_for("b", {"requests_per_second": 1})[0],
+    )
+    limiter = LocalLimiter()
+    assert limiter.acquire_now((loose, tight), [1, 1]).allowed
+    refused = limiter.acquire_now((loose, tight), [1, 1])
+    assert not refused.allowed
+    # the loose bucket was not charged for the refused request: still 99 left
+    assert refused.remaining[0] == 99
+    assert limiter.acquire_now((loose,), [1]).remaining == [98]
+
+
+def test_token_costs_and_remaining_count_units():
+    spec = specs_for("t", {"tokens_per_minute": 1000})[0]
+    limiter = LocalLimiter()
+    first = limiter.acquire_now((spec,), [300])
+    assert first.allowed
+    assert first.remaining == [700]
+    assert not limiter.acquire_now((spec,), [701]).allowed
+    assert limiter.acquire_now((spec,), [700]).allowed
+
+
+def test_adjust_gives_back_and_charges_more():
+    spec = specs_for("t", {"tokens_per_minute": 1000})[0]
+    limiter = LocalLimiter()
+    limiter.acquire_now((spec,), [1000])
+    limiter.adjust_now((spec,), [-400])  # the call used 600 of the 1000 reserved
+    assert limiter.acquire_now((spec,), [400]).allowed
+    assert not limiter.acquire_now((spec,), [5]).allowed
+    now = 50 * SECOND
+    assert adjusted(now - 5, spec, -10, now) == now  # a full bucket cannot get fuller
+    assert adjusted(now, spec, 3, now) == now + 3 * spec.interval_us
+
+
+def test_parse_limits_refuses_nonsense():
+    assert parse_limits({"requests_per_second": "20", "other": 1}, "x") == {
+        "requests_per_second": 20
+    }
+    for bad in ({"requests_per_second": 0}, {"tokens_per_minute": "many"}, [1]):
+        try:
+            parse_limits(bad, "x")
+        except Exception as exc:
+            assert type(exc).__name__ == "ConfigError"
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+def test_headers_name_the_bucket_closest_to_empty():
+    specs = (
+        LimitSpec("a", "requests", 100, 10_000),
+        LimitSpec("b", "requests", 10, 100_000),
+        LimitSpec("c", "tokens", 1000, 60_000),
+    )
+    limiter = LocalLimiter()
+    decision = limiter.acquire_now(specs, [1, 1, 250])
+    headers = dict(ratelimit_headers(specs, decision))
+    assert headers[b"x-ratelimit-limit-requests"] == b"10"
+    assert headers[b"x-ratelimit-remaining-requests"] == b"9"
+    assert headers[b"x-ratelimit-limit-tokens"] == b"1000"
+    assert headers[b"x-ratelimit-remaining-tokens"] == b"750"
+    assert headers[b"x-ratelimit-reset-tokens"] == b"15s"
+
+
+def test_durations_read_like_openais():
+    assert duration(0) == b"0s"
+    assert duration(20_000) == b"20ms"
+    assert duration(1_500_000) == b"1.5s"
+    assert duration(360 * SECOND) == b"6m0s"
+    assert (
+        dict(
+            retry_after(decide([10 * SECOND], [LimitSpec("k", "requests", 1, SECOND)], [1], 0)[0])
+        )[b"retry-after"]
+        == b"10"
+    )
