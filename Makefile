@@ -37,6 +37,7 @@ demo: install ## start fd2 on the bundled manifests in front of a local stand-in
 run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the manifests say)
 	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} \
 	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
+	ACME_DEV_JWT_SECRET=$${ACME_DEV_JWT_SECRET:-demo} \
 	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
 	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
 	$(BIN)/fd2 serve --manifests examples/manifests

@@ -60,6 +60,7 @@ def main() -> None:
         upstream = env["FD2_DEMO_UPSTREAM"]
     env.setdefault("ACME_UPSTREAM_API_KEY", "demo-key")
     env.setdefault("BILLING_UPSTREAM_API_KEY", "demo-key")
+    env.setdefault("ACME_DEV_JWT_SECRET", "demo-jwt-secret")  # acme's `auth` dependency
     fd2 = start(
         [
             str(Path(sys.executable).with_name("fd2")),

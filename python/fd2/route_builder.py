@@ -13,17 +13,15 @@ from collections.abc import Mapping, Sequence
 import aiohttp
 
 from fd2.errors import ConfigError, Fd2Error, NotFound
-from fd2.manifests.compile import (
-    AnyManifest,
-    ModuleDeclaration,
-    declarations,
-    resolve_declaration,
-)
+from fd2.manifests.compile import AnyManifest, ModuleDeclaration, declarations
 from fd2.manifests.models import SERVED_STATUSES
 from fd2.module import Module, ModuleContext, Timeouts
 from fd2.registry import ModuleRegistry
+from fd2.route_inputs import ProjectInputs
 from fd2.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
+from fd2.secret_usage import SecretUsage
 from fd2.secrets import SecretResolver
+from fd2.vault.pool import VaultPool
 
 _log = logging.getLogger("fd2.routes")
 
@@ -40,8 +38,12 @@ class RouteBuilder:
         default_environment: str,
         base_timeouts: Timeouts,
         environ: Mapping[str, str],
+        vault: VaultPool | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        self._vault = vault
+        self._manifests: dict[str, Sequence[tuple[str, AnyManifest]]] = {}
+        self._secret_usage: dict[str, SecretUsage] = {}
         self._registry = registry
         self._secrets = secrets
         self._http = http
@@ -58,31 +60,53 @@ class RouteBuilder:
         async with self._lock:
             if manifests is not None and self._digests.get(project) == digest:
                 return False
-            groups = await self._build_project(project, manifests) if manifests is not None else {}
-            old = self.table
-            merged = {key: group for key, group in old.groups.items() if key[0] != project}
-            merged.update(groups)
-            projects = set(old.projects)
-            if manifests is None:
-                projects.discard(project)
-                self._digests.pop(project, None)
-            else:
-                projects.add(project)
-                self._digests[project] = digest
-            self.table = RouteTable(merged, frozenset(projects), old.version + 1)
-            for key, group in old.groups.items():
-                if key[0] == project:
-                    for route in group.by_environment.values():
-                        if route.loaded is not None:
-                            route.loaded.retire()
-            _log.info(
-                "route table v%d: project %s %s (%d routes in all)",
-                self.table.version,
-                project,
-                "removed" if manifests is None else "compiled",
-                len(self.table),
-            )
+            await self._swap(project, manifests, digest)
             return True
+
+    async def refresh_secrets(self, changed_vault_paths: set[str]) -> list[str]:
+        """Rebuilds the projects that read a changed Vault secret or could not read one."""
+        async with self._lock:
+            projects = [
+                project
+                for project, usage in self._secret_usage.items()
+                if usage.vault_failed or usage.vault_paths & changed_vault_paths
+            ]
+            for project in projects:
+                _log.info("project %s: rebuilding for its Vault secrets", project)
+                await self._swap(project, self._manifests[project], self._digests[project])
+            return projects
+
+    async def _swap(
+        self, project: str, manifests: Sequence[tuple[str, AnyManifest]] | None, digest: str
+    ) -> None:
+        """Builds `project` (None: removes it) and swaps it into the table; the lock is held."""
+        groups = await self._build_project(project, manifests) if manifests is not None else {}
+        old = self.table
+        merged = {key: group for key, group in old.groups.items() if key[0] != project}
+        merged.update(groups)
+        projects = set(old.projects)
+        if manifests is None:
+            projects.discard(project)
+            self._digests.pop(project, None)
+            self._manifests.pop(project, None)
+            self._secret_usage.pop(project, None)
+        else:
+            projects.add(project)
+            self._digests[project] = digest
+            self._manifests[project] = manifests
+        self.table = RouteTable(merged, frozenset(projects), old.version + 1)
+        for key, group in old.groups.items():
+            if key[0] == project:
+                for route in group.by_environment.values():
+                    if route.loaded is not None:
+                        route.loaded.retire()
+        _log.info(
+            "route table v%d: project %s %s (%d routes in all)",
+            self.table.version,
+            project,
+            "removed" if manifests is None else "compiled",
+            len(self.table),
+        )
 
     async def close(self) -> None:
         async with self._lock:
@@ -111,25 +135,23 @@ class RouteBuilder:
                         origin,
                     )
                 by_module[declaration.module] = declaration
-        for declaration in by_module.values():
-            missing = [
-                name
-                for name in getattr(declaration.entry, "dependencies", None) or []
-                if name not in by_module
-            ]
-            if missing:
-                _log.warning(
-                    "module %s/%s depends on undeclared modules: %s",
-                    project,
-                    declaration.module,
-                    ", ".join(missing),
-                )
-        return {
-            (project, name): await self._build_group(declaration)
+        inputs = ProjectInputs(
+            by_module,
+            secrets=self._secrets,
+            vault=self._vault,
+            environ=self._environ,
+            base_timeouts=self._base_timeouts,
+        )
+        groups = {
+            (project, name): await self._build_group(declaration, inputs)
             for name, declaration in by_module.items()
         }
+        self._secret_usage[project] = inputs.usage
+        return groups
 
-    async def _build_group(self, declaration: ModuleDeclaration) -> RouteGroup:
+    async def _build_group(
+        self, declaration: ModuleDeclaration, inputs: ProjectInputs
+    ) -> RouteGroup:
         label = f"{declaration.project}/{declaration.module}"
         problem: Fd2Error | None = None
         cls: type[Module] | None = None
@@ -151,12 +173,16 @@ class RouteBuilder:
                     label,
                     declaration.module_type,
                 )
+        dependency_problem = inputs.problems.get(declaration.module)
+        if problem is None and dependency_problem is not None:
+            problem = ConfigError(f"Module {label} is not available: {dependency_problem}")
+            _log.error("%s (%s)", problem.message, declaration.origin)
         routes: dict[str, Route] = {}
         for environment in declaration.environments:
             if problem is not None or cls is None:
                 routes[environment] = _unavailable(declaration, environment, problem)
             else:
-                routes[environment] = await self._build_route(declaration, environment, cls)
+                routes[environment] = await self._build_route(declaration, environment, cls, inputs)
         return RouteGroup(
             by_environment=routes,
             default_environment=declaration.default_environment,
@@ -164,17 +190,17 @@ class RouteBuilder:
         )
 
     async def _build_route(
-        self, declaration: ModuleDeclaration, environment: str, cls: type[Module]
+        self,
+        declaration: ModuleDeclaration,
+        environment: str,
+        cls: type[Module],
+        inputs: ProjectInputs,
     ) -> Route:
         label = f"{declaration.project}/{declaration.module} [{environment}]"
         try:
-            resolved = resolve_declaration(
-                declaration,
-                environment,
-                secrets=self._secrets,
-                secret_fields=cls.secret_fields,
-                environ=self._environ,
-                base_timeouts=self._base_timeouts,
+            # Off the event loop: secret files and Vault (hvac is synchronous) may block.
+            resolved, dependencies = await asyncio.to_thread(
+                inputs.resolve, declaration, environment, cls.secret_fields
             )
             instance = cls()
             await instance.setup(
@@ -189,6 +215,7 @@ class RouteBuilder:
                     timeouts=resolved.timeouts,
                     http=self._http,
                     logger=logging.getLogger(f"fd2.module.{declaration.module_type}"),
+                    dependencies=dependencies,
                 )
             )
             handlers = instance.endpoints()

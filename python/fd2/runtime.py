@@ -19,6 +19,8 @@ from fd2.route_builder import RouteBuilder
 from fd2.secrets import SecretResolver
 from fd2.sources.control_tower import ControlTowerCache, ControlTowerClient
 from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
+from fd2.vault.pool import VaultPool
+from fd2.vault.settings import settings_from_fd2
 
 _log = logging.getLogger("fd2.runtime")
 
@@ -33,7 +35,9 @@ class Runtime:
         control_tower: ControlTowerCache | None,
         control_tower_client: ControlTowerClient | None,
         tasks: list[asyncio.Task[None]],
+        vault: VaultPool | None = None,
     ) -> None:
+        self.vault = vault
         self.settings = settings
         self.http = http
         self.builder = builder
@@ -49,6 +53,9 @@ class Runtime:
             )
         secrets = SecretResolver(
             config_file=Path(settings.secrets_file) if settings.secrets_file else None
+        )
+        vault = VaultPool(
+            secrets, settings_from_fd2(settings), default_ttl_s=settings.vault_secret_ttl
         )
         # aiohttp, not httpx, carries upstream traffic: measured here, httpx's connection pool
         # gave ~800 requests/s at 32 concurrent requests where aiohttp gave ~8,000 (docs/).
@@ -81,9 +88,10 @@ class Runtime:
                 total_s=settings.total_timeout,
             ),
             environ=os.environ,
+            vault=vault,
         )
         loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = [loop.create_task(vault.run(builder.refresh_secrets))]
         if settings.manifests:
             directory = Path(settings.manifests)
             if not await asyncio.to_thread(directory.is_dir):
@@ -109,6 +117,7 @@ class Runtime:
             control_tower=cache,
             control_tower_client=client,
             tasks=tasks,
+            vault=vault,
         )
 
     async def close(self) -> None:
@@ -119,3 +128,5 @@ class Runtime:
         if self._control_tower_client is not None:
             await self._control_tower_client.aclose()
         await self.http.close()
+        if self.vault is not None:
+            await asyncio.to_thread(self.vault.close)

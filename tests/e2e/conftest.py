@@ -35,6 +35,7 @@ STOP_GRACE_S = 10.0
 FD2_ENV = {
     "ACME_UPSTREAM_API_KEY": "test-acme-key",
     "BILLING_UPSTREAM_API_KEY": "test-billing-key",
+    "ACME_DEV_JWT_SECRET": "test-acme-jwt-secret",  # acme/chat's `auth` dependency
 }
 
 

@@ -1,0 +1,120 @@
+"""What building one project's routes needs beyond each module's own entry: its dependency graph,
+the Vault its `vault:` references go to, and a record of the secrets it used.
+
+`resolve` blocks (file reads, Vault calls through hvac): the builder runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fd2.dependencies import dependency_names, dependency_problems
+from fd2.errors import ConfigError, SecretError
+from fd2.manifests.compile import (
+    ModuleDeclaration,
+    ResolvedModule,
+    resolve_declaration,
+    resolve_dependency,
+)
+from fd2.manifests.models import SERVED_STATUSES
+from fd2.manifests.placeholders import PlaceholderContext, resolve_value
+from fd2.module import ModuleDependency, Timeouts
+from fd2.secret_usage import SecretUsage
+from fd2.secrets import SecretBackend, SecretResolver
+from fd2.vault.pool import VaultPool
+from fd2.vault.settings import settings_from_module_config
+
+VAULT_MODULE_TYPE = "vault"
+
+
+class _Unusable:
+    """A `vault` backend that explains why this project's Vault cannot be used."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def resolve(self, reference: str, locator: str) -> str:
+        raise SecretError(f"secret reference {reference!r}: {self._why}")
+
+
+class ProjectInputs:
+    def __init__(
+        self,
+        by_module: Mapping[str, ModuleDeclaration],
+        *,
+        secrets: SecretResolver,
+        vault: VaultPool | None,
+        environ: Mapping[str, str],
+        base_timeouts: Timeouts,
+    ) -> None:
+        self._by_module = by_module
+        self._secrets = secrets
+        self._vault = vault
+        self._environ = environ
+        self._base_timeouts = base_timeouts
+        self.problems = dependency_problems(
+            {name: dependency_names(d.entry) for name, d in by_module.items()},
+            {name: d.status for name, d in by_module.items()},
+        )
+        self._vault_module = next(
+            (
+                d
+                for d in by_module.values()
+                if d.module_type == VAULT_MODULE_TYPE and d.status in SERVED_STATUSES
+            ),
+            None,
+        )
+        self._backends: dict[str, SecretBackend | None] = {}
+        self.usage = SecretUsage(secrets)
+
+    def resolve(
+        self, declaration: ModuleDeclaration, environment: str, secret_fields: frozenset[str]
+    ) -> tuple[ResolvedModule, dict[str, ModuleDependency]]:
+        """A module's inputs for one environment, and its dependencies resolved for the same."""
+        usage = SecretUsage(self._resolver_for(environment))
+        try:
+            resolved = resolve_declaration(
+                declaration,
+                environment,
+                secrets=usage,
+                secret_fields=secret_fields,
+                environ=self._environ,
+                base_timeouts=self._base_timeouts,
+            )
+            dependencies: dict[str, ModuleDependency] = {}
+            for name in dependency_names(declaration.entry):
+                try:
+                    dependencies[name] = resolve_dependency(
+                        self._by_module[name], environment, secrets=usage, environ=self._environ
+                    )
+                except ConfigError as exc:
+                    raise ConfigError(f"dependency {name!r}: {exc.message}") from None
+            return resolved, dependencies
+        finally:
+            self.usage.merge(usage)
+
+    def _resolver_for(self, environment: str) -> SecretResolver:
+        if environment not in self._backends:
+            self._backends[environment] = self._vault_backend(environment)
+        backend = self._backends[environment]
+        return self._secrets.with_backends({"vault": backend}) if backend else self._secrets
+
+    def _vault_backend(self, environment: str) -> SecretBackend | None:
+        module = self._vault_module
+        if module is None:
+            return self._vault.default if self._vault is not None else None
+        if self._vault is None:
+            return _Unusable("this gateway has no Vault support enabled")
+        context = PlaceholderContext(
+            environments=module.environment_maps, environment=environment, environ=self._environ
+        )
+        try:
+            config = resolve_value(dict(module.entry.config or {}), context, "config")
+            if not isinstance(config, dict):
+                raise ConfigError("config must be an object")
+            settings = settings_from_module_config(config, default_ttl=self._vault.default_ttl_s)
+        except ConfigError as exc:
+            return _Unusable(
+                f"the project's vault module {module.module!r} is invalid: {exc.message}"
+            )
+        return self._vault.store_for(settings)

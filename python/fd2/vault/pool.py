@@ -1,0 +1,76 @@
+"""Every Vault fd2 talks to (its own, and those named by projects' `vault` modules), one session
+and one cache each, and the background task that keeps their secrets fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+
+from fd2.secrets import SecretResolver
+from fd2.vault.session import VaultSession
+from fd2.vault.settings import VaultSettings
+from fd2.vault.store import VaultStore
+
+_log = logging.getLogger("fd2.vault")
+_MIN_TICK_S = 0.2
+_MAX_TICK_S = 60.0
+
+OnChange = Callable[[set[str]], Awaitable[object]]
+"""Called after each refresh round with the `<mount>/data/<path>` names that changed."""
+
+
+class VaultPool:
+    def __init__(
+        self,
+        credentials: SecretResolver,
+        default: VaultSettings | None,
+        *,
+        default_ttl_s: float = 300.0,
+    ) -> None:
+        self._credentials = credentials
+        self.default_ttl_s = default_ttl_s
+        self._stores: dict[VaultSettings, VaultStore] = {}
+        self._lock = threading.Lock()
+        self.default = self.store_for(default) if default is not None else None
+
+    def store_for(self, settings: VaultSettings) -> VaultStore:
+        with self._lock:
+            store = self._stores.get(settings)
+            if store is None:
+                store = VaultStore(VaultSession(settings, self._credentials))
+                self._stores[settings] = store
+                _log.info("vault %s: in use", settings.describe())
+            return store
+
+    def tick_s(self) -> float:
+        """Refresh rounds run at half the shortest TTL: no secret outlives its TTL by much."""
+        with self._lock:
+            ttls = [store.ttl_s for store in self._stores.values()]
+        return min(max(min(ttls, default=_MAX_TICK_S) / 2, _MIN_TICK_S), _MAX_TICK_S)
+
+    def refresh(self) -> set[str]:
+        """One blocking round over every store (run it in a worker thread)."""
+        with self._lock:
+            stores = list(self._stores.values())
+        changed: set[str] = set()
+        for store in stores:
+            changed |= store.refresh()
+        return changed
+
+    async def run(self, on_change: OnChange) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s())
+            changed = await asyncio.to_thread(self.refresh)
+            if changed:
+                _log.info(
+                    "vault: %d secret(s) changed: %s", len(changed), ", ".join(sorted(changed))
+                )
+            await on_change(changed)
+
+    def close(self) -> None:
+        with self._lock:
+            stores = list(self._stores.values())
+        for store in stores:
+            store.session.close()
