@@ -63,13 +63,14 @@ class RouteBuilder:
             await self._swap(project, manifests, digest)
             return True
 
-    async def refresh_secrets(self, changed_vault_paths: set[str]) -> list[str]:
-        """Rebuilds the projects that read a changed Vault secret or could not read one."""
+    async def refresh_secrets(self, changed_vault_paths: set[str], retry_failed: bool) -> list[str]:
+        """Rebuilds the projects that read a changed Vault secret (or, with `retry_failed`, could
+        not read one because Vault failed)."""
         async with self._lock:
             projects = [
                 project
                 for project, usage in self._secret_usage.items()
-                if usage.vault_failed or usage.vault_paths & changed_vault_paths
+                if (retry_failed and usage.vault_failed) or usage.vault_paths & changed_vault_paths
             ]
             for project in projects:
                 _log.info("project %s: rebuilding for its Vault secrets", project)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fd2.errors import SecretError
 from fd2.secrets import ResolvesSecrets, Secret
-from fd2.vault.store import parse_vault_locator, secret_path
+from fd2.vault.store import VaultReadError, parse_vault_locator, secret_path
 
 
 class SecretUsage:
-    """Wraps a resolver and records the Vault secrets it read and whether any reference failed."""
+    """Wraps a resolver; records the Vault secrets it read and whether a Vault read failed."""
 
     def __init__(self, resolver: ResolvesSecrets) -> None:
         self._resolver = resolver
@@ -17,15 +17,14 @@ class SecretUsage:
 
     def resolve(self, reference: str) -> Secret:
         path = _vault_path(reference)
-        try:
-            secret = self._resolver.resolve(reference)
-        except SecretError:
-            if path is not None:
-                self.vault_failed = True
-            raise
         if path is not None:
+            # Recorded even when the read fails: a key added later is a change to rebuild for.
             self.vault_paths.add(path)
-        return secret
+        try:
+            return self._resolver.resolve(reference)
+        except VaultReadError:
+            self.vault_failed = True  # Vault failed (not the reference): worth another try
+            raise
 
     def merge(self, other: SecretUsage) -> None:
         self.vault_paths |= other.vault_paths

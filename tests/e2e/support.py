@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .leaks import LEAKS
+
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = (b"test-acme-key", b"test-billing-key")
 LEAK_MARKERS = (b"Traceback", b'File "', *SECRETS)
@@ -131,6 +133,7 @@ def read_response(sock: socket.socket) -> RawResponse:
         key, _, value = line.partition(b":")
         headers.append((key.strip().lower().decode("latin-1"), value.strip().decode("latin-1")))
     response = RawResponse(status, headers, b"", raw_head=head)
+    port = sock.getpeername()[1]
     length = response.header("content-length")
     if response.header("transfer-encoding") == "chunked":
         response.body, response.complete = _read_chunked(sock, rest)
@@ -141,6 +144,7 @@ def read_response(sock: socket.socket) -> RawResponse:
         while data := sock.recv(65536):
             rest += data
         response.body = rest
+    LEAKS.record(port, f"raw {lines[0][:60]!r}", head + b"\r\n\r\n" + response.body)
     return response
 
 

@@ -16,9 +16,12 @@ from fd2.vault.store import VaultStore
 _log = logging.getLogger("fd2.vault")
 _MIN_TICK_S = 0.2
 _MAX_TICK_S = 60.0
+_WAKE_S = 0.25
+# Modules that could not load because Vault failed are retried this often (one read each).
+_RETRY_S = 2.0
 
-OnChange = Callable[[set[str]], Awaitable[object]]
-"""Called after each refresh round with the `<mount>/data/<path>` names that changed."""
+OnChange = Callable[[set[str], bool], Awaitable[object]]
+"""Called with the `<mount>/data/<path>` names that changed, and whether to retry failed loads."""
 
 
 class VaultPool:
@@ -60,14 +63,25 @@ class VaultPool:
         return changed
 
     async def run(self, on_change: OnChange) -> None:
+        """Rereads secrets every `tick_s()`; every `_RETRY_S` lets failed loads be retried."""
+        loop = asyncio.get_running_loop()
+        last_refresh = last_retry = loop.time()
         while True:
-            await asyncio.sleep(self.tick_s())
-            changed = await asyncio.to_thread(self.refresh)
-            if changed:
-                _log.info(
-                    "vault: %d secret(s) changed: %s", len(changed), ", ".join(sorted(changed))
-                )
-            await on_change(changed)
+            await asyncio.sleep(_WAKE_S)
+            now = loop.time()
+            changed: set[str] = set()
+            if now - last_refresh >= self.tick_s():
+                last_refresh = now
+                changed = await asyncio.to_thread(self.refresh)
+                if changed:
+                    _log.info(
+                        "vault: %d secret(s) changed: %s", len(changed), ", ".join(sorted(changed))
+                    )
+            retry = now - last_retry >= _RETRY_S
+            if retry:
+                last_retry = now
+            if changed or retry:
+                await on_change(changed, retry)
 
     def close(self) -> None:
         with self._lock:

@@ -20,6 +20,10 @@ from fd2.vault.session import VaultFailure, VaultSession
 _log = logging.getLogger("fd2.vault")
 
 
+class VaultReadError(SecretError):
+    """Vault could not give a secret now (down, refused, missing): a later load may succeed."""
+
+
 @dataclass
 class _Entry:
     data: dict[str, Any]
@@ -93,7 +97,7 @@ class VaultStore:
             if old is not None and not exc.missing:
                 self._note_failure(mount, path, old, exc)
                 return old  # stale-if-error: the last value read beats no value
-            raise SecretError(f"secret reference {reference!r}: {exc.reason}") from None
+            raise VaultReadError(f"secret reference {reference!r}: {exc.reason}") from None
         entry = _Entry(data, version, self._clock())
         self._entries[(mount, path)] = entry
         return entry
