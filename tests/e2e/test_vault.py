@@ -89,8 +89,8 @@ class VaultProject:
         self.fd2: Service | None = None
         self.clients: list[openai.OpenAI] = []
 
-    def start(self, *, approle_ttl: int = 600, cache_ttl: float = 300) -> Service:
-        self.vault.add_approle(self.role_id, self.secret_id, approle_ttl)
+    def start(self, *, approle_ttl: int = 600, max_ttl: int = 0, cache_ttl: float = 300) -> Service:
+        self.vault.add_approle(self.role_id, self.secret_id, approle_ttl, max_ttl)
         manifests = self.tmp_path / "manifests"
         manifest = project_manifest(
             self.project, self.upstream.address, self.vault.url, self.reference, ttl=cache_ttl
@@ -174,14 +174,16 @@ def test_an_expired_or_revoked_token_leads_to_a_new_login(
 ) -> None:
     key = unique("relogin-key")
     vault.put_secret("secret", vault_project.path, {"api_key": key})
-    vault_project.start(approle_ttl=2, cache_ttl=1)
+    vault_project.start(approle_ttl=2, max_ttl=3, cache_ttl=1)
     logins_at_start = vault.stats().get("login", 0)
-    # Tokens live 2 s and secrets are reread every second: fd2 must keep logging in again.
+    # Tokens live 2 s, renewable up to 3 s; secrets are reread every second: fd2 must renew its
+    # token, and log in again once it cannot be renewed any more.
     wait_until(
         lambda: vault.stats().get("login", 0) >= logins_at_start + 2,
         timeout=15,
         what="fd2 to log in again as its tokens expire",
     )
+    assert vault.stats().get("renew", 0) >= 1
     vault.revoke_all()
     rotated = unique("relogin-key-rotated")
     vault.put_secret("secret", vault_project.path, {"api_key": rotated})
@@ -253,15 +255,15 @@ def module_manifest(
 @pytest.fixture
 def fd2_own_vault(
     vault: VaultControl, standin: Service, tmp_path: Path
-) -> Iterator[Callable[[dict[str, Any]], Service]]:
+) -> Iterator[Callable[..., Service]]:
     """fd2 whose own settings (FD2_VAULT_*) point at the stand-in: token auth, a namespace."""
     started: list[Service] = []
-    token = unique("hvs-static-token")
-    vault.add_token(token)
-    token_file = tmp_path / "vault-token"
-    token_file.write_text(token + "\n")
 
-    def start(manifest: dict[str, Any]) -> Service:
+    def start(manifest: dict[str, Any], token_ttl: int = 0) -> Service:
+        token = unique("hvs-static-token")
+        vault.add_token(token, token_ttl, renewable=token_ttl > 0)
+        token_file = tmp_path / "vault-token"
+        token_file.write_text(token + "\n")
         manifests = tmp_path / "manifests"
         write_manifest(manifests, "own.module.json", manifest)
         logs = tmp_path / "logs"
@@ -274,6 +276,7 @@ def fd2_own_vault(
                 "FD2_VAULT_AUTH": "token",
                 "FD2_VAULT_TOKEN_REF": f"file:{token_file}",
                 "FD2_VAULT_NAMESPACE": "team-a",
+                "FD2_VAULT_SECRET_TTL": "1",
             },
         )
         started.append(service)
@@ -285,7 +288,7 @@ def fd2_own_vault(
 
 
 def test_fd2_own_vault_settings_with_token_auth_and_a_namespace(
-    fd2_own_vault: Callable[[dict[str, Any]], Service], vault: VaultControl, standin: Service
+    fd2_own_vault: Callable[..., Service], vault: VaultControl, standin: Service
 ) -> None:
     project = unique("own")
     path = f"e2e/{project}"
@@ -305,3 +308,36 @@ def test_fd2_own_vault_settings_with_token_auth_and_a_namespace(
     content = answer.choices[0].message.content
     assert content is not None
     assert json.loads(content)["authorization"] == f"Bearer {in_namespace}"
+
+
+def test_a_renewable_token_is_renewed_before_it_expires(
+    fd2_own_vault: Callable[..., Service], vault: VaultControl, standin: Service
+) -> None:
+    project = unique("renew")
+    path = f"e2e/{project}"
+    first, second = unique("renew-key-one"), unique("renew-key-two")
+    vault.put_secret("secret", path, {"api_key": first}, namespace="team-a")
+    references = [{"name": "api_key", "source": f"vault:secret/data/{path}#api_key"}]
+    manifest = module_manifest(project, standin.address, references)
+    fd2 = fd2_own_vault(manifest, token_ttl=3)
+    renewals_at_start = vault.stats().get("renew", 0)
+    logins_at_start = vault.stats().get("lookup", 0)  # a static token's login is a lookup-self
+    # Past the token's first 3 s: only renewals (its file holds no other token) keep it valid.
+    wait_until(
+        lambda: vault.stats().get("renew", 0) >= renewals_at_start + 3,
+        timeout=15,
+        what="fd2 to renew its token",
+    )
+    vault.put_secret("secret", path, {"api_key": second}, namespace="team-a")
+    with openai.OpenAI(
+        base_url=f"{fd2.url}/{project}/assistant/v1", api_key="unused", max_retries=0
+    ) as sdk:
+
+        def upstream_saw_second() -> bool:
+            answer = sdk.chat.completions.create(model="standin-echo", messages=MESSAGES)
+            content = answer.choices[0].message.content
+            assert content is not None
+            return bool(json.loads(content)["authorization"] == f"Bearer {second}")
+
+        wait_until(upstream_saw_second, timeout=15, interval=0.2, what="the rotated key")
+    assert vault.stats().get("lookup", 0) == logins_at_start  # renewed, never refused

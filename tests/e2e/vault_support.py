@@ -33,13 +33,16 @@ class VaultControl:
             LEAKS.add_secret(value)
         self._post("secret", {"namespace": namespace, "mount": mount, "path": path, "data": data})
 
-    def add_approle(self, role_id: str, secret_id: str, ttl: int) -> None:
+    def add_approle(self, role_id: str, secret_id: str, ttl: int, max_ttl: int = 0) -> None:
         LEAKS.add_secret(secret_id)
-        self._post("approle", {"role_id": role_id, "secret_id": secret_id, "ttl": ttl})
+        self._post(
+            "approle",
+            {"role_id": role_id, "secret_id": secret_id, "ttl": ttl, "max_ttl": max_ttl},
+        )
 
-    def add_token(self, token: str, ttl: int = 0) -> None:
+    def add_token(self, token: str, ttl: int = 0, *, renewable: bool = False) -> None:
         LEAKS.add_secret(token)
-        self._post("token", {"token": token, "ttl": ttl})
+        self._post("token", {"token": token, "ttl": ttl, "renewable": renewable})
 
     def revoke_all(self) -> None:
         self._post("revoke", {})

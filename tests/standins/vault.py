@@ -9,11 +9,14 @@ Run it with ``python tests/standins/vault.py --port N``. Vault's API as fd2 uses
 - ``POST /v1/auth/approle/login`` ``{"role_id", "secret_id"}`` → ``{"auth": {"client_token",
   "lease_duration", "renewable", ...}}``; 400 ``{"errors": ["invalid role or secret ID"]}``
 - ``GET /v1/auth/token/lookup-self`` → ``{"data": {"ttl", "renewable", ...}}``, 403 as above
+- ``POST /v1/auth/token/renew-self`` → ``{"auth": {"client_token", "lease_duration", ...}}``
+  (never past the token's maximum TTL), 403 as above
 
 Controls for tests, under ``/_vault/`` (JSON bodies): ``secret`` {namespace?, mount, path, data}
-writes a new version; ``token`` {token, ttl?} registers a static token; ``approle`` {role_id,
-secret_id, ttl} registers an AppRole; ``revoke`` revokes every token issued so far; ``fail``
-{status, errors?} makes every API call answer that status (``{"status": 0}`` stops failing);
+writes a new version; ``token`` {token, ttl?, renewable?} registers a static token; ``approle``
+{role_id, secret_id, ttl, max_ttl?} registers an AppRole; ``revoke`` revokes every token issued
+so far; ``fail`` {status, errors?} makes every API call answer that status (``{"status": 0}``
+stops failing);
 ``GET stats`` counts calls by kind; ``reset`` zeroes the counters. One worker, state in memory.
 """
 
@@ -40,6 +43,7 @@ class _Token:
     expires_at: float | None  # monotonic; None: never
     ttl: int
     renewable: bool
+    max_expires_at: float | None = None  # renewals never go past this
     revoked: bool = False
 
 
@@ -54,7 +58,8 @@ class _Secret:
 class VaultState:
     secrets: dict[tuple[str, str, str], _Secret] = field(default_factory=dict)
     tokens: dict[str, _Token] = field(default_factory=dict)
-    approles: dict[str, tuple[str, int]] = field(default_factory=dict)
+    approles: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    """role_id → (secret_id, ttl, max_ttl)."""
     calls: Counter[str] = field(default_factory=Counter)
     fail_status: int = 0
     fail_errors: list[str] = field(default_factory=list)
@@ -111,6 +116,8 @@ class VaultStandin:
                     "type": "service",
                 }
             )
+        if path == "/v1/auth/token/renew-self" and method in ("POST", "PUT"):
+            return self._renew(token)
         if path.startswith("/v1/") and "/data/" in path and method == "GET":
             state.calls["read"] += 1
             if self._valid(token) is None:
@@ -142,9 +149,12 @@ class VaultStandin:
         if role is None or role[0] != payload.get("secret_id"):
             state.calls["login_refused"] += 1
             return 400, {"errors": ["invalid role or secret ID"]}
-        ttl = role[1]
+        ttl, max_ttl = role[1], role[2]
         token = "hvs." + secrets.token_urlsafe(18)
-        state.tokens[token] = _Token(time.monotonic() + ttl if ttl else None, ttl, True)
+        now = time.monotonic()
+        state.tokens[token] = _Token(
+            now + ttl if ttl else None, ttl, True, now + max_ttl if max_ttl else None
+        )
         return 200, _envelope(
             auth={
                 "client_token": token,
@@ -158,6 +168,22 @@ class VaultStandin:
                 "token_type": "service",
                 "orphan": True,
             }
+        )
+
+    def _renew(self, token: str) -> tuple[int, Any]:
+        self.state.calls["renew"] += 1
+        record = self._valid(token)
+        if record is None:
+            return 403, {"errors": ["permission denied"]}
+        if not record.renewable or record.expires_at is None:
+            return 400, {"errors": ["lease is not renewable"]}
+        now = time.monotonic()
+        record.expires_at = now + record.ttl
+        if record.max_expires_at is not None:
+            record.expires_at = min(record.expires_at, record.max_expires_at)
+        lease = max(int(record.expires_at - now), 0)
+        return 200, _envelope(
+            auth={"client_token": token, "lease_duration": lease, "renewable": True}
         )
 
     def _valid(self, token: str) -> _Token | None:
@@ -185,10 +211,14 @@ class VaultStandin:
         if action == "token":
             ttl = int(payload.get("ttl", 0))
             expires = time.monotonic() + ttl if ttl else None
-            state.tokens[payload["token"]] = _Token(expires, ttl, False)
+            state.tokens[payload["token"]] = _Token(expires, ttl, bool(payload.get("renewable")))
             return 200, {}
         if action == "approle":
-            state.approles[payload["role_id"]] = (payload["secret_id"], int(payload.get("ttl", 0)))
+            state.approles[payload["role_id"]] = (
+                payload["secret_id"],
+                int(payload.get("ttl", 0)),
+                int(payload.get("max_ttl", 0)),
+            )
             return 200, {}
         if action == "revoke":
             for record in state.tokens.values():

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Awaitable, Callable
 
 from fd2.secrets import SecretResolver
-from fd2.vault.session import VaultSession
+from fd2.vault.session import VaultFailure, VaultSession
 from fd2.vault.settings import VaultSettings
 from fd2.vault.store import VaultStore
 
@@ -68,6 +68,7 @@ class VaultPool:
         last_refresh = last_retry = loop.time()
         while True:
             await asyncio.sleep(_WAKE_S)
+            await self._renew_due_tokens()
             now = loop.time()
             changed: set[str] = set()
             if now - last_refresh >= self.tick_s():
@@ -82,6 +83,17 @@ class VaultPool:
                 last_retry = now
             if changed or retry:
                 await on_change(changed, retry)
+
+    async def _renew_due_tokens(self) -> None:
+        with self._lock:
+            due = [s.session for s in self._stores.values() if s.session.renewal_due()]
+        for session in due:
+            try:
+                await asyncio.to_thread(session.keep_alive)
+            except VaultFailure as exc:
+                _log.warning(
+                    "vault %s: cannot renew or log in (%s)", session.settings.describe(), exc.reason
+                )
 
     def close(self) -> None:
         with self._lock:

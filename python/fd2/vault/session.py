@@ -24,6 +24,8 @@ from fd2.vault.settings import VaultSettings
 _log = logging.getLogger("fd2.vault")
 # Log in again once this share of a token's lifetime has passed, before Vault starts refusing it.
 _RENEW_AT = 0.75
+# A renewal granting less than this (the token is near its maximum TTL) is not worth keeping.
+_MIN_RENEWED_S = 1.0
 
 
 class VaultFailure(Exception):
@@ -52,7 +54,9 @@ class VaultSession:
         self._lock = threading.Lock()
         self._client: hvac.Client | None = None
         self._renew_at: float | None = None
+        self._renewable = False
         self.logins = 0
+        self.renewals = 0
 
     def read(self, mount: str, path: str) -> tuple[dict[str, Any], int]:
         """The data and version of KV v2 secret `path` under `mount`."""
@@ -66,6 +70,17 @@ class VaultSession:
                 self._client = None
                 return _read(self._logged_in(), mount, path)
 
+    def renewal_due(self) -> bool:
+        """True once the token should be renewed (cheap: no lock, no call)."""
+        return self._client is not None and (
+            self._renew_at is not None and self._clock() >= self._renew_at
+        )
+
+    def keep_alive(self) -> None:
+        """Renews the token (or logs in again) if it is due, so it never lapses between reads."""
+        with self._lock:
+            self._logged_in()
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
@@ -76,11 +91,15 @@ class VaultSession:
         if self._client is not None and (self._renew_at is None or self._clock() < self._renew_at):
             return self._client
         if self._client is not None:
+            lifetime = self._renew(self._client) if self._renewable else None
+            if lifetime is not None:
+                self._renew_at = self._clock() + lifetime * _RENEW_AT if lifetime > 0 else None
+                return self._client
             self._client.adapter.close()
             self._client = None
         client = self._new_client()
         try:
-            lifetime = self._login(client)
+            lifetime, self._renewable = self._login(client)
         except Exception:
             client.adapter.close()
             raise
@@ -111,8 +130,23 @@ class VaultSession:
             timeout=max(1, math.ceil(settings.timeout_s)),  # hvac types it as whole seconds
         )
 
-    def _login(self, client: hvac.Client) -> float:
-        """Authenticates `client`; returns the token's remaining lifetime in seconds (0: none)."""
+    def _renew(self, client: hvac.Client) -> float | None:
+        """Extends the token's lease (renew-self); None when Vault refuses (log in again then)."""
+        try:
+            answer = client.auth.token.renew_self()
+            lifetime = float(answer["auth"].get("lease_duration") or 0)
+        except (hvac.exceptions.VaultError, requests.RequestException, KeyError, TypeError):
+            _log.info("vault %s: token renewal refused; logging in again", self.settings.describe())
+            return None
+        if 0 < lifetime < _MIN_RENEWED_S:
+            return None  # at its maximum TTL: a fresh login beats renewing every few moments
+        self.renewals += 1
+        _log.debug("vault %s: token renewed for %gs", self.settings.describe(), lifetime)
+        return lifetime
+
+    def _login(self, client: hvac.Client) -> tuple[float, bool]:
+        """Authenticates `client`: the token's remaining lifetime in seconds (0: none), and
+        whether it can be renewed."""
         settings = self.settings
         try:
             if settings.auth_method == "approle":
@@ -122,10 +156,14 @@ class VaultSession:
                     mount_point=settings.approle_mount,
                     use_token=True,
                 )
-                return float(answer["auth"].get("lease_duration") or 0)
+                auth = answer["auth"]
+                return float(auth.get("lease_duration") or 0), bool(auth.get("renewable"))
+            # A static token: lookup-self checks it and tells its remaining lifetime. When it
+            # cannot be renewed any more, logging in again rereads the reference (e.g. a file
+            # that a Vault agent rewrites).
             client.token = self._credential(settings.token_ref, "token")
-            answer = client.auth.token.lookup_self()
-            return float(answer["data"].get("ttl") or 0)
+            data = client.auth.token.lookup_self()["data"]
+            return float(data.get("ttl") or 0), bool(data.get("renewable"))
         except hvac.exceptions.VaultError as exc:
             raise VaultFailure(f"login refused ({_status_of(exc)})") from None
         except requests.RequestException as exc:
