@@ -150,6 +150,11 @@ class SecretResolver:
     def _from_backend(self, reference: str, locator: str) -> str:
         scheme = reference.partition(":")[0]
         backend = self._backends.get(scheme)
+        if backend is None and scheme == "encrypted":
+            raise SecretError(
+                f"secret reference {_describe(reference)!r}: encrypted: values are not supported "
+                "by fd2; keep the secret in Vault, a file, the environment or the secrets file"
+            )
         if backend is None:
             raise SecretError(
                 f"secret reference {reference!r}: no {scheme} backend is configured in this gateway"

@@ -32,7 +32,7 @@ def test_config_references_read_the_secrets_file(tmp_path):
         ("file:/nonexistent/secret", "no such file"),
         ("vault:secret/data/acme#key", "no vault backend"),
         ("vault://secret/data/acme#key", "no vault backend"),
-        ("encrypted:gAAAA", "no encrypted backend"),
+        ("encrypted:gAAAAB1234567890", "encrypted: values are not supported"),
         ("config:a.b", "no secrets file"),
         ("plain-text-value", "is not a secret reference"),
     ],
