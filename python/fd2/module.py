@@ -51,6 +51,9 @@ class ModuleDependency(msgspec.Struct, frozen=True, kw_only=True):
     module_type: str
     config: Mapping[str, Any]
     """Resolved for the same environment: placeholders substituted, secret references `Secret`s."""
+    problem: str | None = None
+    """Why the config could not be resolved (then `config` is empty). A module that cannot work
+    without this dependency raises `ConfigError` in `setup`, which makes it answer 503."""
 
 
 class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):

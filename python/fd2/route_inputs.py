@@ -6,6 +6,7 @@ the Vault its `vault:` references go to, and a record of the secrets it used.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from fd2.dependencies import dependency_names, dependency_problems
@@ -25,6 +26,7 @@ from fd2.vault.pool import VaultPool
 from fd2.vault.settings import settings_from_module_config
 
 VAULT_MODULE_TYPE = "vault"
+_log = logging.getLogger("fd2.routes")
 
 
 class _Unusable:
@@ -81,17 +83,30 @@ class ProjectInputs:
                 environ=self._environ,
                 base_timeouts=self._base_timeouts,
             )
-            dependencies: dict[str, ModuleDependency] = {}
-            for name in dependency_names(declaration.entry):
-                try:
-                    dependencies[name] = resolve_dependency(
-                        self._by_module[name], environment, secrets=usage, environ=self._environ
-                    )
-                except ConfigError as exc:
-                    raise ConfigError(f"dependency {name!r}: {exc.message}") from None
+            dependencies = {
+                name: self._dependency(name, environment, usage)
+                for name in dependency_names(declaration.entry)
+            }
             return resolved, dependencies
         finally:
             self.usage.merge(usage)
+
+    def _dependency(self, name: str, environment: str, usage: SecretUsage) -> ModuleDependency:
+        dependency = self._by_module[name]
+        try:
+            return resolve_dependency(dependency, environment, secrets=usage, environ=self._environ)
+        except ConfigError as exc:
+            # Handed over with its problem: the module decides whether it can serve without it.
+            _log.warning(
+                "dependency %s/%s [%s] cannot be resolved: %s",
+                dependency.project,
+                name,
+                environment,
+                exc.message,
+            )
+            return ModuleDependency(
+                name=name, module_type=dependency.module_type, config={}, problem=exc.message
+            )
 
     def _resolver_for(self, environment: str) -> SecretResolver:
         if environment not in self._backends:

@@ -119,6 +119,7 @@ def raw_request(
 
 
 def read_response(sock: socket.socket) -> RawResponse:
+    port = _peer_port(sock)
     buffer = b""
     while b"\r\n\r\n" not in buffer:
         data = sock.recv(65536)
@@ -133,7 +134,6 @@ def read_response(sock: socket.socket) -> RawResponse:
         key, _, value = line.partition(b":")
         headers.append((key.strip().lower().decode("latin-1"), value.strip().decode("latin-1")))
     response = RawResponse(status, headers, b"", raw_head=head)
-    port = sock.getpeername()[1]
     length = response.header("content-length")
     if response.header("transfer-encoding") == "chunked":
         response.body, response.complete = _read_chunked(sock, rest)
@@ -146,6 +146,14 @@ def read_response(sock: socket.socket) -> RawResponse:
         response.body = rest
     LEAKS.record(port, f"raw {lines[0][:60]!r}", head + b"\r\n\r\n" + response.body)
     return response
+
+
+def _peer_port(sock: socket.socket) -> int | None:
+    """Which server answers (for the leak check); None once the peer has reset the connection."""
+    try:
+        return int(sock.getpeername()[1])
+    except OSError:
+        return None
 
 
 def _read_at_least(sock: socket.socket, buffer: bytes, size: int) -> tuple[bytes, bool]:

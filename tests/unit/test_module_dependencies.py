@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fd2.errors import ConfigError
 from fd2.manifests.decode import decode_manifest
 from fd2.module import Module, ModuleContext, Timeouts
 from fd2.registry import ModuleRegistry
@@ -86,15 +87,42 @@ async def test_a_jwt_config_without_secret_key_uses_the_environments_jwt_secret(
     assert isinstance(secret, Secret) and secret.reveal() == "acme-jwt-dev-1"
 
 
-async def test_an_unresolvable_dependency_makes_the_dependent_503_naming_the_reference(
+async def test_an_unresolvable_dependency_is_handed_over_with_its_problem(
     builder: RouteBuilder,
 ) -> None:
     await build(builder, ACME)
-    staging = builder.table.groups[("acme", "chat")].by_environment["staging"]
-    assert staging.unavailable is not None and staging.unavailable.status == 503
-    message = staging.unavailable.message
-    assert "dependency 'auth'" in message
-    assert "vault:secret/data/acme/staging#jwt_secret_key" in message
+    auth = chat_context(builder, "staging").dependencies["auth"]
+    assert auth.config == {}
+    assert auth.problem is not None
+    assert "vault:secret/data/acme/staging#jwt_secret_key" in auth.problem
+
+
+class NeedsAuth(Capturing):
+    async def setup(self, context: ModuleContext) -> None:
+        auth = context.dependencies["auth"]
+        if auth.problem is not None:
+            raise ConfigError(f"cannot verify tokens: {auth.problem}")
+        await super().setup(context)
+
+
+async def test_a_module_that_needs_its_dependency_refuses_to_serve_without_it() -> None:
+    async with aiohttp.ClientSession() as http:
+        builder = RouteBuilder(
+            registry=ModuleRegistry(classes={"inference_endpoint": NeedsAuth}),
+            secrets=SecretResolver(environ=ENV),
+            http=http,
+            default_environment="development",
+            base_timeouts=Timeouts(),
+            environ=ENV,
+        )
+        await build(builder, ACME)
+        group = builder.table.groups[("acme", "chat")]
+        assert group.by_environment["development"].unavailable is None
+        staging = group.by_environment["staging"].unavailable
+        assert staging is not None and staging.status == 503
+        assert "cannot verify tokens" in staging.message
+        assert "vault:secret/data/acme/staging#jwt_secret_key" in staging.message
+        await builder.close()
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,25 @@ def test_missing_secret_and_missing_key_are_told_apart(
     parts: tuple[VaultStore, ScriptedSession, Clock],
 ) -> None:
     store, _, _ = parts
-    with pytest.raises(VaultReadError, match="no such secret"):
+    with pytest.raises(SecretError, match="no such secret") as info:
         resolve(store, "vault:secret/data/other#api_key")
+    assert not isinstance(info.value, VaultReadError)  # Vault answered: not worth a quick retry
     with pytest.raises(SecretError, match="has no key 'nope'"):
         resolve(store, "vault:secret/data/acme/prod#nope")
+
+
+def test_a_missing_secret_is_asked_again_only_after_the_ttl_and_its_arrival_is_a_change(
+    parts: tuple[VaultStore, ScriptedSession, Clock],
+) -> None:
+    store, session, clock = parts
+    other = "vault:secret/data/other#api_key"
+    for _ in range(3):
+        with pytest.raises(SecretError):
+            resolve(store, other)
+    assert session.reads == 1
+    clock.now += 10
+    assert store.refresh() == set()  # still absent
+    session.secrets[("secret", "other")] = {"api_key": "arrived-value"}
+    clock.now += 10
+    assert store.refresh() == {"secret/data/other"}
+    assert resolve(store, other) == "arrived-value"

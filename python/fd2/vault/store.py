@@ -21,7 +21,7 @@ _log = logging.getLogger("fd2.vault")
 
 
 class VaultReadError(SecretError):
-    """Vault could not give a secret now (down, refused, missing): a later load may succeed."""
+    """Vault could not answer now (down, sealed, refused): a later load may succeed."""
 
 
 @dataclass
@@ -30,6 +30,8 @@ class _Entry:
     version: int
     fetched_at: float
     failing: bool = False
+    missing: bool = False
+    """Vault said 404: remembered like a value, so it is asked again only after the TTL."""
 
 
 def parse_vault_locator(reference: str, locator: str) -> tuple[str, str, str]:
@@ -63,6 +65,8 @@ class VaultStore:
             entry = self._entries.get((mount, path))
             if entry is None or self._clock() - entry.fetched_at >= self.ttl_s:
                 entry = self._fetch(reference, mount, path, entry)
+        if entry.missing:
+            raise SecretError(f"secret reference {reference!r}: no such secret in Vault (404)")
         if key not in entry.data:
             raise SecretError(f"secret reference {reference!r}: the secret has no key {key!r}")
         value = entry.data[key]
@@ -81,11 +85,14 @@ class VaultStore:
                 try:
                     data, version = self.session.read(mount, path)
                 except VaultFailure as exc:
-                    self._note_failure(mount, path, entry, exc)
+                    if entry.missing and exc.missing:
+                        entry.fetched_at = self._clock()  # still absent: nothing changed
+                    else:
+                        self._note_failure(mount, path, entry, exc)
                     continue
                 if entry.failing:
                     _log.info("vault: %s readable again", secret_path(mount, path))
-                if data != entry.data:
+                if entry.missing or data != entry.data:
                     changed.add(secret_path(mount, path))
                 self._entries[(mount, path)] = _Entry(data, version, self._clock())
         return changed
@@ -94,9 +101,13 @@ class VaultStore:
         try:
             data, version = self.session.read(mount, path)
         except VaultFailure as exc:
-            if old is not None and not exc.missing:
+            if old is not None and not old.missing:
                 self._note_failure(mount, path, old, exc)
                 return old  # stale-if-error: the last value read beats no value
+            if exc.missing:
+                entry = _Entry({}, 0, self._clock(), missing=True)
+                self._entries[(mount, path)] = entry
+                return entry
             raise VaultReadError(f"secret reference {reference!r}: {exc.reason}") from None
         entry = _Entry(data, version, self._clock())
         self._entries[(mount, path)] = entry
