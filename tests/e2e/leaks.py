@@ -63,6 +63,14 @@ class LeakRegistry:
             found += self._scan(echo.sub(b"", data) if echo else data, f"{name} answer to {what}")
         return found
 
+    def summary(self) -> str:
+        checked = [port for port, _, _ in self.responses if _checked(self.services.get(port, ""))]
+        files = sum(len(paths) for name, paths in self.logs.items() if _checked(name))
+        return (
+            f"{len(self.secrets)} secrets looked for in {len(checked)} recorded pieces of fd2 "
+            f"answers and {files} fd2 log files"
+        )
+
     def _scan(self, data: bytes, place: str) -> list[str]:
         return [
             f"{place}: contains {secret[:4].decode(errors='replace')}…"
