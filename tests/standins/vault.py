@@ -1,6 +1,7 @@
 """A Vault stand-in: the part of Vault's HTTP API fd2 uses, over a real socket, for hvac to talk to.
 
-Run it with ``python tests/standins/vault.py --port N``. Vault's API as fd2 uses it:
+Run it with ``python tests/standins/vault.py --port N`` (HTTPS with ``--tls-cert`` and
+``--tls-key``; client certificates required with ``--tls-client-ca``). Vault's API as fd2 uses it:
 
 - ``GET /v1/<mount>/data/<path>`` (KV v2) → ``{"data": {"data": {...}, "metadata": {...}}}``;
   ``X-Vault-Token`` required (403 ``{"errors": ["permission denied"]}`` when missing, unknown,
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -258,8 +260,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Vault stand-in")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate")
+    parser.add_argument("--tls-key", type=Path)
+    parser.add_argument("--tls-client-ca", type=Path, help="require client certificates from it")
     args = parser.parse_args()
-    serve(f"{__file__}:create_app", host=args.host, port=args.port, factory=True)
+    tls: dict[str, Any] = {}
+    if args.tls_cert:
+        tls = {"ssl_cert": args.tls_cert, "ssl_key": args.tls_key}
+    if args.tls_client_ca:
+        tls |= {"ssl_ca": args.tls_client_ca, "ssl_client_verify": True}
+    serve(f"{__file__}:create_app", host=args.host, port=args.port, factory=True, tls=tls)
 
 
 if __name__ == "__main__":

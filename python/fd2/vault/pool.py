@@ -68,21 +68,26 @@ class VaultPool:
         last_refresh = last_retry = loop.time()
         while True:
             await asyncio.sleep(_WAKE_S)
-            await self._renew_due_tokens()
-            now = loop.time()
-            changed: set[str] = set()
-            if now - last_refresh >= self.tick_s():
-                last_refresh = now
-                changed = await asyncio.to_thread(self.refresh)
-                if changed:
-                    _log.info(
-                        "vault: %d secret(s) changed: %s", len(changed), ", ".join(sorted(changed))
-                    )
-            retry = now - last_retry >= _RETRY_S
-            if retry:
-                last_retry = now
-            if changed or retry:
-                await on_change(changed, retry)
+            try:
+                await self._renew_due_tokens()
+                now = loop.time()
+                changed: set[str] = set()
+                if now - last_refresh >= self.tick_s():
+                    last_refresh = now
+                    changed = await asyncio.to_thread(self.refresh)
+                    if changed:
+                        _log.info(
+                            "vault: %d secret(s) changed: %s",
+                            len(changed),
+                            ", ".join(sorted(changed)),
+                        )
+                retry = now - last_retry >= _RETRY_S
+                if retry:
+                    last_retry = now
+                if changed or retry:
+                    await on_change(changed, retry)
+            except Exception as exc:  # the refresh task must outlive any one bad round
+                _log.error("vault refresh round failed: %s", type(exc).__name__)
 
     async def _renew_due_tokens(self) -> None:
         with self._lock:

@@ -10,12 +10,14 @@ import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import hvac
 import hvac.exceptions
 import requests
+import urllib3
 
 from fd2.errors import SecretError
 from fd2.secrets import SecretResolver, is_secret_reference
@@ -57,6 +59,10 @@ class VaultSession:
         self._renewable = False
         self.logins = 0
         self.renewals = 0
+        if not settings.verify:
+            # Said once here, rather than by urllib3 on every call to this Vault.
+            _log.warning("vault %s: TLS verification is OFF", settings.describe())
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 
     def read(self, mount: str, path: str) -> tuple[dict[str, Any], int]:
         """The data and version of KV v2 secret `path` under `mount`."""
