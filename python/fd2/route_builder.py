@@ -17,7 +17,7 @@ from fd2.manifests.compile import AnyManifest, ModuleDeclaration, declarations
 from fd2.manifests.models import SERVED_STATUSES
 from fd2.module import Module, ModuleContext, Timeouts
 from fd2.registry import ModuleRegistry
-from fd2.route_inputs import ProjectInputs
+from fd2.route_inputs import ProjectInputs, Resolution
 from fd2.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
 from fd2.secret_usage import SecretUsage
 from fd2.secrets import SecretResolver
@@ -143,66 +143,75 @@ class RouteBuilder:
             environ=self._environ,
             base_timeouts=self._base_timeouts,
         )
-        groups = {
-            (project, name): await self._build_group(declaration, inputs)
-            for name, declaration in by_module.items()
-        }
+        classes = {name: self._module_class(d, inputs) for name, d in by_module.items()}
+        jobs = [
+            (by_module[name], environment, cls.secret_fields)
+            for name, (cls, problem) in classes.items()
+            if cls is not None and problem is None
+            for environment in by_module[name].environments
+        ]
+        # One hop off the event loop per project: secret files and Vault (hvac is synchronous)
+        # may block.
+        resolutions = await asyncio.to_thread(inputs.resolve_all, jobs) if jobs else {}
+        groups: dict[tuple[str, str], RouteGroup] = {}
+        for name, declaration in by_module.items():
+            cls, problem = classes[name]
+            routes: dict[str, Route] = {}
+            for environment in declaration.environments:
+                if problem is not None or cls is None:
+                    routes[environment] = _unavailable(declaration, environment, problem)
+                else:
+                    routes[environment] = await self._build_route(
+                        declaration, environment, cls, resolutions[(name, environment)]
+                    )
+            groups[(project, name)] = RouteGroup(
+                by_environment=routes,
+                default_environment=declaration.default_environment,
+                origin=declaration.origin,
+            )
         self._secret_usage[project] = inputs.usage
         return groups
 
-    async def _build_group(
+    def _module_class(
         self, declaration: ModuleDeclaration, inputs: ProjectInputs
-    ) -> RouteGroup:
+    ) -> tuple[type[Module] | None, Fd2Error | None]:
+        """The class serving a declaration, or why none will (then every route answers that)."""
         label = f"{declaration.project}/{declaration.module}"
-        problem: Fd2Error | None = None
-        cls: type[Module] | None = None
         if declaration.status not in SERVED_STATUSES:
-            problem = NotFound(f"Module {label} is {declaration.status}.")
-        else:
-            try:
-                cls = self._registry.resolve(declaration.module_type, declaration.implementation)
-            except ConfigError as exc:
-                problem = ConfigError(f"Module {label} is not available: {exc.message}")
-                _log.error("%s (%s)", problem.message, declaration.origin)
-            if cls is None and problem is None:
-                problem = NotFound(
-                    f"Module {label} has type {declaration.module_type!r}, "
-                    "which this gateway does not serve."
-                )
-                _log.info(
-                    "module %s: type %s is not served here; ignored",
-                    label,
-                    declaration.module_type,
-                )
+            return None, NotFound(f"Module {label} is {declaration.status}.")
+        try:
+            cls = self._registry.resolve(declaration.module_type, declaration.implementation)
+        except ConfigError as exc:
+            problem = ConfigError(f"Module {label} is not available: {exc.message}")
+            _log.error("%s (%s)", problem.message, declaration.origin)
+            return None, problem
+        if cls is None:
+            _log.info(
+                "module %s: type %s is not served here; ignored", label, declaration.module_type
+            )
+            return None, NotFound(
+                f"Module {label} has type {declaration.module_type!r}, "
+                "which this gateway does not serve."
+            )
         dependency_problem = inputs.problems.get(declaration.module)
-        if problem is None and dependency_problem is not None:
+        if dependency_problem is not None:
             problem = ConfigError(f"Module {label} is not available: {dependency_problem}")
             _log.error("%s (%s)", problem.message, declaration.origin)
-        routes: dict[str, Route] = {}
-        for environment in declaration.environments:
-            if problem is not None or cls is None:
-                routes[environment] = _unavailable(declaration, environment, problem)
-            else:
-                routes[environment] = await self._build_route(declaration, environment, cls, inputs)
-        return RouteGroup(
-            by_environment=routes,
-            default_environment=declaration.default_environment,
-            origin=declaration.origin,
-        )
+            return None, problem
+        return cls, None
 
     async def _build_route(
         self,
         declaration: ModuleDeclaration,
         environment: str,
         cls: type[Module],
-        inputs: ProjectInputs,
+        resolution: Resolution,
     ) -> Route:
         label = f"{declaration.project}/{declaration.module} [{environment}]"
         try:
-            # Off the event loop: secret files and Vault (hvac is synchronous) may block.
-            resolved, dependencies = await asyncio.to_thread(
-                inputs.resolve, declaration, environment, cls.secret_fields
-            )
+            if isinstance(resolution, Exception):
+                raise resolution
+            resolved, dependencies = resolution
             instance = cls()
             await instance.setup(
                 ModuleContext(

@@ -7,7 +7,7 @@ the Vault its `vault:` references go to, and a record of the secrets it used.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from fd2.dependencies import dependency_names, dependency_problems
 from fd2.errors import ConfigError, SecretError
@@ -26,6 +26,8 @@ from fd2.vault.pool import VaultPool
 from fd2.vault.settings import settings_from_module_config
 
 VAULT_MODULE_TYPE = "vault"
+Resolution = tuple[ResolvedModule, dict[str, ModuleDependency]] | Exception
+"""A module's inputs for one environment, or why they cannot be had."""
 _log = logging.getLogger("fd2.routes")
 
 
@@ -68,6 +70,20 @@ class ProjectInputs:
         )
         self._backends: dict[str, SecretBackend | None] = {}
         self.usage = SecretUsage(secrets)
+
+    def resolve_all(
+        self, jobs: Iterable[tuple[ModuleDeclaration, str, frozenset[str]]]
+    ) -> dict[tuple[str, str], Resolution]:
+        """`resolve` for each (declaration, environment, secret fields), by (module, environment);
+        a job that fails gives its exception, to be reported on that route alone."""
+        resolutions: dict[tuple[str, str], Resolution] = {}
+        for declaration, environment, secret_fields in jobs:
+            try:
+                resolution: Resolution = self.resolve(declaration, environment, secret_fields)
+            except Exception as exc:  # reported per route by the builder, like a set-up failure
+                resolution = exc
+            resolutions[(declaration.module, environment)] = resolution
+        return resolutions
 
     def resolve(
         self, declaration: ModuleDeclaration, environment: str, secret_fields: frozenset[str]

@@ -57,8 +57,6 @@ class VaultSession:
         self._client: hvac.Client | None = None
         self._renew_at: float | None = None
         self._renewable = False
-        self.logins = 0
-        self.renewals = 0
         if not settings.verify:
             # Said once here, rather than by urllib3 on every call to this Vault.
             _log.warning("vault %s: TLS verification is OFF", settings.describe())
@@ -73,7 +71,7 @@ class VaultSession:
             except _Refused:
                 # Revoked or expired early: one fresh login, then Vault's answer stands.
                 _log.info("vault %s refused the token; logging in again", self.settings.describe())
-                self._client = None
+                self._drop_client()
                 return _read(self._logged_in(), mount, path)
 
     def renewal_due(self) -> bool:
@@ -89,9 +87,12 @@ class VaultSession:
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.adapter.close()
-                self._client = None
+            self._drop_client()
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.adapter.close()
+            self._client = None
 
     def _logged_in(self) -> hvac.Client:
         if self._client is not None and (self._renew_at is None or self._clock() < self._renew_at):
@@ -101,8 +102,7 @@ class VaultSession:
             if lifetime is not None:
                 self._renew_at = self._clock() + lifetime * _RENEW_AT if lifetime > 0 else None
                 return self._client
-            self._client.adapter.close()
-            self._client = None
+            self._drop_client()
         client = self._new_client()
         try:
             lifetime, self._renewable = self._login(client)
@@ -111,7 +111,6 @@ class VaultSession:
             raise
         self._client = client
         self._renew_at = self._clock() + lifetime * _RENEW_AT if lifetime > 0 else None
-        self.logins += 1
         _log.info(
             "vault %s: logged in (token valid for %s)",
             self.settings.describe(),
@@ -146,7 +145,6 @@ class VaultSession:
             return None
         if 0 < lifetime < _MIN_RENEWED_S:
             return None  # at its maximum TTL: a fresh login beats renewing every few moments
-        self.renewals += 1
         _log.debug("vault %s: token renewed for %gs", self.settings.describe(), lifetime)
         return lifetime
 
