@@ -169,32 +169,46 @@ def test_a_secret_rotated_in_vault_is_used_after_the_ttl(
     )
 
 
-def test_an_expired_or_revoked_token_leads_to_a_new_login(
+def test_expiring_tokens_are_renewed_then_replaced_by_a_new_login(
     vault_project: VaultProject, vault: VaultControl
 ) -> None:
     key = unique("relogin-key")
     vault.put_secret("secret", vault_project.path, {"api_key": key})
+    renewals_before = vault.stats().get("renew", 0)
     vault_project.start(approle_ttl=2, max_ttl=3, cache_ttl=1)
     logins_at_start = vault.stats().get("login", 0)
-    # Tokens live 2 s, renewable up to 3 s; secrets are reread every second: fd2 must renew its
-    # token, and log in again once it cannot be renewed any more.
+    # Tokens live 2 s, renewable up to 3 s: fd2 must renew its token, and log in again once it
+    # cannot be renewed any more, again and again.
     wait_until(
         lambda: vault.stats().get("login", 0) >= logins_at_start + 2,
         timeout=15,
-        what="fd2 to log in again as its tokens expire",
+        what="fd2 to log in again as its tokens reach their maximum TTL",
     )
-    assert vault.stats().get("renew", 0) >= 1
+    assert vault.stats().get("renew", 0) > renewals_before
+    assert vault_project.upstream_saw() == f"Bearer {key}"
+
+
+def test_a_revoked_token_is_refused_and_fd2_logs_in_again(
+    vault_project: VaultProject, vault: VaultControl
+) -> None:
+    key = unique("revoke-key")
+    vault.put_secret("secret", vault_project.path, {"api_key": key})
+    vault_project.start(approle_ttl=600, cache_ttl=1)  # no renewal is due during this test
+    assert vault_project.upstream_saw() == f"Bearer {key}"
+    refused_before = vault.stats().get("read_refused", 0)
+    logins_before = vault.stats().get("login", 0)
     vault.revoke_all()
-    rotated = unique("relogin-key-rotated")
+    rotated = unique("revoke-key-rotated")
     vault.put_secret("secret", vault_project.path, {"api_key": rotated})
-    # Reading the rotated value needs a fresh token: the revoked one is refused with 403.
+    # The next reread meets 403 with the revoked token; one fresh login, and it reads again.
     wait_until(
         lambda: vault_project.upstream_saw() == f"Bearer {rotated}",
         timeout=15,
         interval=0.2,
         what="a fresh login after the tokens were revoked",
     )
-    assert vault.stats().get("read_refused", 0) >= 1
+    assert vault.stats().get("read_refused", 0) > refused_before
+    assert vault.stats().get("login", 0) > logins_before
 
 
 def test_vault_down_at_load_gives_503_naming_the_reference_and_recovers(
