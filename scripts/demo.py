@@ -60,6 +60,8 @@ def main() -> None:
         upstream = env["FD2_DEMO_UPSTREAM"]
     env.setdefault("ACME_UPSTREAM_API_KEY", "demo-key")
     env.setdefault("BILLING_UPSTREAM_API_KEY", "demo-key")
+    # acme's chat depends on its `auth` (jwt_config) module, whose dev secret this is.
+    env.setdefault("ACME_DEV_JWT_SECRET", "demo-only-jwt-secret-change-me-0123456789")
     fd2 = start(
         [
             str(Path(sys.executable).with_name("fd2")),

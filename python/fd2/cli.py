@@ -48,6 +48,20 @@ _HELP = {
     "redis_url": "Redis URL shared by replicas: manifests, change notices, rate limits, API keys",
     "limits_on_redis_failure": "open (per-process limits) or closed (503) while Redis is down",
     "api_key_pepper_ref": "secret reference of the HMAC key for API-key hashes",
+    # Vault (for `vault:` references of projects without a `vault` module)
+    "vault_addr": "Vault base URL (https://vault:8200)",
+    "vault_auth": "Vault auth method: token or approle",
+    "vault_token_ref": "secret reference of the Vault token (token auth)",
+    "vault_role_id_ref": "secret reference of the AppRole role_id",
+    "vault_secret_id_ref": "secret reference of the AppRole secret_id",
+    "vault_approle_mount": "mount point of the AppRole auth method",
+    "vault_namespace": "Vault namespace (X-Vault-Namespace)",
+    "vault_verify": "verify Vault's TLS certificate (true/false)",
+    "vault_ca_bundle": "CA bundle file for Vault's TLS certificate",
+    "vault_client_cert": "client certificate file for Vault (mutual TLS)",
+    "vault_client_key": "client key file for Vault (mutual TLS)",
+    "vault_timeout": "seconds a Vault call may take",
+    "vault_secret_ttl": "seconds a Vault secret is used before it is reread in the background",
 }
 
 

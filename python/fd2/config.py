@@ -64,6 +64,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     redis_url: str | None = None
     """Shared by replicas: manifest copies, change notices, rate limits, Redis-stored API keys."""
 
+    # --- Vault: where `vault:` secret references are read when a project has no `vault` module.
+    vault_addr: str | None = None
+    """Vault's base URL; unset: only projects with a `vault` module can use `vault:` references."""
+    vault_auth: str = "token"
+    vault_token_ref: str | None = None
+    vault_role_id_ref: str | None = None
+    vault_secret_id_ref: str | None = None
+    vault_approle_mount: str = "approle"
+    vault_namespace: str | None = None
+    vault_verify: bool = True
+    vault_ca_bundle: str | None = None
+    vault_client_cert: str | None = None
+    vault_client_key: str | None = None
+    vault_timeout: float = 5.0
+    vault_secret_ttl: float = 300.0
+    """Seconds a secret read from Vault is used before the background refresh rereads it."""
+    # --- end of Vault settings
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535")
@@ -83,6 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             "control_tower_read_timeout",
             "manifest_negative_ttl",
             "unknown_project_rate",
+            "vault_timeout",
+            "vault_secret_ttl",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -44,6 +44,18 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     detail: str = ""
 
 
+class ModuleDependency(msgspec.Struct, frozen=True, kw_only=True):
+    """Another module of the same project that this one names in its `dependencies`."""
+
+    name: str
+    module_type: str
+    config: Mapping[str, Any]
+    """Resolved for the same environment: placeholders substituted, secret references `Secret`s."""
+    problem: str | None = None
+    """Why the config could not be resolved (then `config` is empty). A module that cannot work
+    without this dependency raises `ConfigError` in `setup`, which makes it answer 503."""
+
+
 class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a module instance may use: resolved for one (project, module, environment)."""
 
@@ -60,6 +72,8 @@ class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):
     http: aiohttp.ClientSession
     """The shared, pooled upstream client (keep-alive connections). Do not close it."""
     logger: logging.Logger
+    dependencies: Mapping[str, ModuleDependency] = msgspec.field(default_factory=dict)
+    """The modules named in the manifest's `dependencies`, by name (e.g. `auth` → jwt_config)."""
 
 
 class Module(abc.ABC):

@@ -15,17 +15,15 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from fd2.errors import ConfigError, Fd2Error, NotFound
-from fd2.manifests.compile import (
-    AnyManifest,
-    ModuleDeclaration,
-    declarations,
-    resolve_declaration,
-)
+from fd2.manifests.compile import AnyManifest, ModuleDeclaration, declarations
 from fd2.manifests.models import SERVED_STATUSES
 from fd2.module import Module, ModuleContext, Timeouts
 from fd2.registry import ModuleRegistry
+from fd2.route_inputs import ProjectInputs, Resolution
 from fd2.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
+from fd2.secret_usage import SecretUsage
 from fd2.secrets import SecretResolver
+from fd2.vault.pool import VaultPool
 
 if TYPE_CHECKING:
     from fd2.auth.compiler import GateCompiler
@@ -45,10 +43,14 @@ class RouteBuilder:
         default_environment: str,
         base_timeouts: Timeouts,
         environ: Mapping[str, str],
+        vault: VaultPool | None = None,
         gates: GateCompiler | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        self._vault = vault
         self._gates = gates
+        self._manifests: dict[str, Sequence[tuple[str, AnyManifest]]] = {}
+        self._secret_usage: dict[str, SecretUsage] = {}
         self._registry = registry
         self._secrets = secrets
         self._http = http
@@ -83,39 +85,62 @@ class RouteBuilder:
         async with self._lock:
             if manifests is not None and self._digests.get(project) == digest:
                 return False
-            began = time.perf_counter()
-            groups = await self._build_project(project, manifests) if manifests is not None else {}
-            old = self.table
-            merged = {key: group for key, group in old.groups.items() if key[0] != project}
-            merged.update(groups)
-            projects = set(old.projects)
-            if manifests is None:
-                projects.discard(project)
-                self._digests.pop(project, None)
-                self._versions.pop(project, None)
-            else:
-                projects.add(project)
-                self._digests[project] = digest
-                versions = sorted({str(m.version) for _, m in manifests if m.version})
-                self._versions[project] = ", ".join(versions) or None
-            self.table = RouteTable(merged, frozenset(projects), old.version + 1)
-            for key, group in old.groups.items():
-                if key[0] == project:
-                    for route in group.by_environment.values():
-                        if route.loaded is not None:
-                            route.loaded.retire()
-                            self._retired.append(route.loaded)
-            self.last_rebuild_seconds = time.perf_counter() - began
-            self.rebuilds += 1
-            self.rebuild_seconds += self.last_rebuild_seconds
-            _log.info(
-                "route table v%d: project %s %s (%d routes in all)",
-                self.table.version,
-                project,
-                "removed" if manifests is None else "compiled",
-                len(self.table),
-            )
+            await self._swap(project, manifests, digest)
             return True
+
+    async def refresh_secrets(self, changed_vault_paths: set[str], retry_failed: bool) -> list[str]:
+        """Rebuilds the projects that read a changed Vault secret (or, with `retry_failed`, could
+        not read one because Vault failed)."""
+        async with self._lock:
+            projects = [
+                project
+                for project, usage in self._secret_usage.items()
+                if (retry_failed and usage.vault_failed) or usage.vault_paths & changed_vault_paths
+            ]
+            for project in projects:
+                _log.info("project %s: rebuilding for its Vault secrets", project)
+                await self._swap(project, self._manifests[project], self._digests[project])
+            return projects
+
+    async def _swap(
+        self, project: str, manifests: Sequence[tuple[str, AnyManifest]] | None, digest: str
+    ) -> None:
+        """Builds `project` (None: removes it) and swaps it into the table; the lock is held."""
+        began = time.perf_counter()
+        groups = await self._build_project(project, manifests) if manifests is not None else {}
+        old = self.table
+        merged = {key: group for key, group in old.groups.items() if key[0] != project}
+        merged.update(groups)
+        projects = set(old.projects)
+        if manifests is None:
+            projects.discard(project)
+            self._digests.pop(project, None)
+            self._manifests.pop(project, None)
+            self._secret_usage.pop(project, None)
+            self._versions.pop(project, None)
+        else:
+            projects.add(project)
+            self._digests[project] = digest
+            self._manifests[project] = manifests
+            versions = sorted({str(m.version) for _, m in manifests if m.version})
+            self._versions[project] = ", ".join(versions) or None
+        self.table = RouteTable(merged, frozenset(projects), old.version + 1)
+        for key, group in old.groups.items():
+            if key[0] == project:
+                for route in group.by_environment.values():
+                    if route.loaded is not None:
+                        route.loaded.retire()
+                        self._retired.append(route.loaded)
+        self.last_rebuild_seconds = time.perf_counter() - began
+        self.rebuilds += 1
+        self.rebuild_seconds += self.last_rebuild_seconds
+        _log.info(
+            "route table v%d: project %s %s (%d routes in all)",
+            self.table.version,
+            project,
+            "removed" if manifests is None else "compiled",
+            len(self.table),
+        )
 
     async def close(self) -> None:
         async with self._lock:
@@ -144,80 +169,92 @@ class RouteBuilder:
                         origin,
                     )
                 by_module[declaration.module] = declaration
-        for declaration in by_module.values():
-            missing = [
-                name
-                for name in getattr(declaration.entry, "dependencies", None) or []
-                if name not in by_module
-            ]
-            if missing:
-                _log.warning(
-                    "module %s/%s depends on undeclared modules: %s",
-                    project,
-                    declaration.module,
-                    ", ".join(missing),
-                )
-        return {
-            (project, name): await self._build_group(declaration, by_module)
-            for name, declaration in by_module.items()
-        }
-
-    async def _build_group(
-        self, declaration: ModuleDeclaration, peers: Mapping[str, ModuleDeclaration]
-    ) -> RouteGroup:
-        label = f"{declaration.project}/{declaration.module}"
-        problem: Fd2Error | None = None
-        cls: type[Module] | None = None
-        if declaration.status not in SERVED_STATUSES:
-            problem = NotFound(f"Module {label} is {declaration.status}.")
-        else:
-            try:
-                cls = self._registry.resolve(declaration.module_type, declaration.implementation)
-            except ConfigError as exc:
-                problem = ConfigError(f"Module {label} is not available: {exc.message}")
-                _log.error("%s (%s)", problem.message, declaration.origin)
-            if cls is None and problem is None:
-                problem = NotFound(
-                    f"Module {label} has type {declaration.module_type!r}, "
-                    "which this gateway does not serve."
-                )
-                _log.info(
-                    "module %s: type %s is not served here; ignored",
-                    label,
-                    declaration.module_type,
-                )
-        routes: dict[str, Route] = {}
-        for environment in declaration.environments:
-            if problem is not None or cls is None:
-                routes[environment] = _unavailable(declaration, environment, problem)
-            else:
-                routes[environment] = await self._build_route(declaration, environment, cls, peers)
-        return RouteGroup(
-            by_environment=routes,
-            default_environment=declaration.default_environment,
-            origin=declaration.origin,
+        inputs = ProjectInputs(
+            by_module,
+            secrets=self._secrets,
+            vault=self._vault,
+            environ=self._environ,
+            base_timeouts=self._base_timeouts,
         )
+        classes = {name: self._module_class(d, inputs) for name, d in by_module.items()}
+        jobs = [
+            (by_module[name], environment, cls.secret_fields)
+            for name, (cls, problem) in classes.items()
+            if cls is not None and problem is None
+            for environment in by_module[name].environments
+        ]
+        # One hop off the event loop per project: secret files and Vault (hvac is synchronous)
+        # may block.
+        resolutions = await asyncio.to_thread(inputs.resolve_all, jobs) if jobs else {}
+        groups: dict[tuple[str, str], RouteGroup] = {}
+        for name, declaration in by_module.items():
+            cls, problem = classes[name]
+            routes: dict[str, Route] = {}
+            for environment in declaration.environments:
+                if problem is not None or cls is None:
+                    routes[environment] = _unavailable(declaration, environment, problem)
+                else:
+                    routes[environment] = await self._build_route(
+                        declaration,
+                        environment,
+                        cls,
+                        resolutions[(name, environment)],
+                        by_module,
+                        inputs.resolver_for(environment),
+                    )
+            groups[(project, name)] = RouteGroup(
+                by_environment=routes,
+                default_environment=declaration.default_environment,
+                origin=declaration.origin,
+            )
+        self._secret_usage[project] = inputs.usage
+        return groups
+
+    def _module_class(
+        self, declaration: ModuleDeclaration, inputs: ProjectInputs
+    ) -> tuple[type[Module] | None, Fd2Error | None]:
+        """The class serving a declaration, or why none will (then every route answers that)."""
+        label = f"{declaration.project}/{declaration.module}"
+        if declaration.status not in SERVED_STATUSES:
+            return None, NotFound(f"Module {label} is {declaration.status}.")
+        try:
+            cls = self._registry.resolve(declaration.module_type, declaration.implementation)
+        except ConfigError as exc:
+            problem = ConfigError(f"Module {label} is not available: {exc.message}")
+            _log.error("%s (%s)", problem.message, declaration.origin)
+            return None, problem
+        if cls is None:
+            _log.info(
+                "module %s: type %s is not served here; ignored", label, declaration.module_type
+            )
+            return None, NotFound(
+                f"Module {label} has type {declaration.module_type!r}, "
+                "which this gateway does not serve."
+            )
+        dependency_problem = inputs.problems.get(declaration.module)
+        if dependency_problem is not None:
+            problem = ConfigError(f"Module {label} is not available: {dependency_problem}")
+            _log.error("%s (%s)", problem.message, declaration.origin)
+            return None, problem
+        return cls, None
 
     async def _build_route(
         self,
         declaration: ModuleDeclaration,
         environment: str,
         cls: type[Module],
+        resolution: Resolution,
         peers: Mapping[str, ModuleDeclaration],
+        secrets: SecretResolver,
     ) -> Route:
         label = f"{declaration.project}/{declaration.module} [{environment}]"
         try:
-            resolved = resolve_declaration(
-                declaration,
-                environment,
-                secrets=self._secrets,
-                secret_fields=cls.secret_fields,
-                environ=self._environ,
-                base_timeouts=self._base_timeouts,
-            )
+            if isinstance(resolution, Exception):
+                raise resolution
+            resolved, dependencies = resolution
             # Compiled before set-up, so a route whose policy cannot be built holds no instance.
             gate = (
-                self._gates.compile(declaration, environment, peers, resolved.config)
+                self._gates.compile(declaration, environment, peers, resolved.config, secrets)
                 if self._gates is not None
                 else None
             )
@@ -234,6 +271,7 @@ class RouteBuilder:
                     timeouts=resolved.timeouts,
                     http=self._http,
                     logger=logging.getLogger(f"fd2.module.{declaration.module_type}"),
+                    dependencies=dependencies,
                 )
             )
             handlers = instance.endpoints()

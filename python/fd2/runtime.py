@@ -24,6 +24,8 @@ from fd2.sources.control_tower import ControlTowerClient
 from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
 from fd2.sources.manifest_cache import ControlTowerCache
 from fd2.sources.redis_sync import RedisManifestShare
+from fd2.vault.pool import VaultPool
+from fd2.vault.settings import settings_from_fd2
 
 _log = logging.getLogger("fd2.runtime")
 
@@ -42,8 +44,10 @@ class Runtime:
         redis: RedisManifestShare | None = None,
         admin_token: Secret | None = None,
         gates: GateCompiler | None = None,
+        vault: VaultPool | None = None,
     ) -> None:
         self._gates = gates
+        self.vault = vault
         self.settings = settings
         self.http = http
         self.builder = builder
@@ -72,6 +76,9 @@ class Runtime:
             )
         secrets = SecretResolver(
             config_file=Path(settings.secrets_file) if settings.secrets_file else None
+        )
+        vault = VaultPool(
+            secrets, settings_from_fd2(settings), default_ttl_s=settings.vault_secret_ttl
         )
         # aiohttp, not httpx, carries upstream traffic: measured here, httpx's connection pool
         # gave ~800 requests/s at 32 concurrent requests where aiohttp gave ~8,000 (docs/).
@@ -106,9 +113,10 @@ class Runtime:
             ),
             environ=os.environ,
             gates=gates,
+            vault=vault,
         )
         loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = [loop.create_task(vault.run(builder.refresh_secrets))]
         if settings.manifests:
             directory = Path(settings.manifests)
             if not await asyncio.to_thread(directory.is_dir):
@@ -164,6 +172,7 @@ class Runtime:
             redis=share,
             admin_token=admin_token,
             gates=gates,
+            vault=vault,
         )
 
     async def close(self) -> None:
@@ -178,3 +187,5 @@ class Runtime:
         await self.http.close()
         if self._gates is not None:
             await self._gates.aclose()
+        if self.vault is not None:
+            await asyncio.to_thread(self.vault.close)

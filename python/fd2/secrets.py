@@ -59,9 +59,15 @@ def is_secret_reference(value: object) -> bool:
 
 
 class SecretBackend(Protocol):
-    """A store that resolves one scheme's references (Vault lands here in a later issue)."""
+    """A store that resolves one scheme's references (e.g. `fd2.vault.store.VaultStore`)."""
 
     def resolve(self, reference: str, locator: str) -> str: ...
+
+
+class ResolvesSecrets(Protocol):
+    """Anything that turns a reference into a `Secret` (a resolver, or one that records usage)."""
+
+    def resolve(self, reference: str) -> Secret: ...
 
 
 class SecretResolver:
@@ -85,6 +91,16 @@ class SecretResolver:
             "vault": self._from_backend,
             "encrypted": self._from_backend,
         }
+
+    def with_backends(self, backends: Mapping[str, SecretBackend]) -> SecretResolver:
+        """A resolver reading the same environment and secrets file, with `backends` added."""
+        scoped = SecretResolver(
+            environ=self._environ,
+            config_file=self._config_file,
+            backends={**self._backends, **backends},
+        )
+        scoped._config = self._config
+        return scoped
 
     def resolve(self, reference: str) -> Secret:
         scheme, sep, locator = reference.partition(":")
@@ -134,6 +150,11 @@ class SecretResolver:
     def _from_backend(self, reference: str, locator: str) -> str:
         scheme = reference.partition(":")[0]
         backend = self._backends.get(scheme)
+        if backend is None and scheme == "encrypted":
+            raise SecretError(
+                f"secret reference {_describe(reference)!r}: encrypted: values are not supported "
+                "by fd2; keep the secret in Vault, a file, the environment or the secrets file"
+            )
         if backend is None:
             raise SecretError(
                 f"secret reference {reference!r}: no {scheme} backend is configured in this gateway"

@@ -23,6 +23,7 @@ import httpx
 import openai
 import pytest
 
+from .leaks import LEAKS
 from .support import REPO
 
 STANDIN_SCRIPT = REPO / "tests" / "standins" / "openai_upstream.py"
@@ -37,6 +38,10 @@ FD2_ENV = {
     "ACME_UPSTREAM_API_KEY": "test-acme-key",
     "BILLING_UPSTREAM_API_KEY": "test-billing-key",
 }
+
+
+for _value in FD2_ENV.values():
+    LEAKS.add_secret(_value)
 
 
 def free_port() -> int:
@@ -113,6 +118,7 @@ def start_service(
             argv, stdout=out, stderr=err, env=env, cwd=REPO, start_new_session=True
         )
     service = Service(name, proc, port, stdout_path, stderr_path)
+    LEAKS.add_service(name, port, [stdout_path, stderr_path])
     deadline = time.monotonic() + deadline_s
     last_error = "no answer yet"
     with httpx.Client(timeout=1.0) as client:
@@ -346,3 +352,56 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if isinstance(service, Service):
                 report.sections.append((f"{service.name} output (tail)", service.output(4000)))
     return report
+
+
+# --- The suite-wide leak check (see leaks.py): record every answer, then grep it all at the end.
+
+
+class _RecordingStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, port: int | None, what: str) -> None:
+        self._inner = inner
+        self._port = port
+        self._what = what
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            LEAKS.record(self._port, self._what, chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def record_answers() -> Iterator[None]:
+    """Every answer an httpx client (the OpenAI SDK included) receives goes to the leak check."""
+    original = httpx.HTTPTransport.handle_request
+
+    def recording(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        response = original(self, request)
+        what = f"{request.method} {request.url.path}"
+        head = b"".join(b"%s: %s\n" % pair for pair in response.headers.raw)
+        LEAKS.record(request.url.port, what, head)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _RecordingStream(response.stream, request.url.port, what)
+        return response
+
+    httpx.HTTPTransport.handle_request = recording  # type: ignore[method-assign]
+    yield
+    httpx.HTTPTransport.handle_request = original  # type: ignore[method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    findings = LEAKS.findings()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"leak check: {LEAKS.summary()}")
+    if findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter is not None:
+            reporter.write_sep("=", "test secrets leaked", red=True)
+            for finding in findings[:50]:
+                reporter.write_line(finding)
+
+
+from .vault_support import vault, vault_standin  # noqa: E402, F401  # fixtures of the Vault tests

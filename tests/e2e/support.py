@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .leaks import LEAKS
+
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = (b"test-acme-key", b"test-billing-key")
 LEAK_MARKERS = (b"Traceback", b'File "', *SECRETS)
@@ -117,6 +119,7 @@ def raw_request(
 
 
 def read_response(sock: socket.socket) -> RawResponse:
+    port = _peer_port(sock)
     buffer = b""
     while b"\r\n\r\n" not in buffer:
         data = sock.recv(65536)
@@ -141,7 +144,16 @@ def read_response(sock: socket.socket) -> RawResponse:
         while data := sock.recv(65536):
             rest += data
         response.body = rest
+    LEAKS.record(port, f"raw {lines[0][:60]!r}", head + b"\r\n\r\n" + response.body)
     return response
+
+
+def _peer_port(sock: socket.socket) -> int | None:
+    """Which server answers (for the leak check); None once the peer has reset the connection."""
+    try:
+        return int(sock.getpeername()[1])
+    except OSError:
+        return None
 
 
 def _read_at_least(sock: socket.socket, buffer: bytes, size: int) -> tuple[bytes, bool]:

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def serve(target: str, *, host: str, port: int, workers: int = 1, factory: bool = False) -> None:
+
+def serve(
+    target: str,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    factory: bool = False,
+    tls: dict[str, Any] | None = None,
+) -> None:
+    """`tls`: Granian's ssl_* arguments (certificate, key, client CA), for HTTPS stand-ins."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.log import LogLevels
@@ -21,4 +32,5 @@ def serve(target: str, *, host: str, port: int, workers: int = 1, factory: bool 
         websockets=False,
         log_level=LogLevels.warning,
         log_access=False,
+        **(tls or {}),
     ).serve()

@@ -13,7 +13,11 @@ from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
-ENV = {"ACME_UPSTREAM_API_KEY": "acme-key-value", "BILLING_UPSTREAM_API_KEY": "billing-key"}
+ENV = {
+    "ACME_UPSTREAM_API_KEY": "acme-key-value",
+    "BILLING_UPSTREAM_API_KEY": "billing-key",
+    "ACME_DEV_JWT_SECRET": "acme-dev-jwt-secret",
+}
 
 
 class RecordingModule(Module):

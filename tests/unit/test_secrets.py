@@ -32,7 +32,7 @@ def test_config_references_read_the_secrets_file(tmp_path):
         ("file:/nonexistent/secret", "no such file"),
         ("vault:secret/data/acme#key", "no vault backend"),
         ("vault://secret/data/acme#key", "no vault backend"),
-        ("encrypted:gAAAA", "no encrypted backend"),
+        ("encrypted:gAAAAB1234567890", "encrypted: values are not supported"),
         ("config:a.b", "no secrets file"),
         ("plain-text-value", "is not a secret reference"),
     ],
@@ -91,3 +91,21 @@ def test_reference_detection():
     assert is_secret_reference("vault://a/data/b#c")
     assert not is_secret_reference("http://example")
     assert not is_secret_reference(42)
+
+
+def test_a_scoped_resolver_adds_a_vault_backend_and_keeps_the_other_sources(tmp_path):
+    class Backend:
+        def resolve(self, reference, locator):
+            return "vault-value-1234"
+
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text('{"a": "cfg-value-1234"}')
+    base = SecretResolver(environ={"K": "env-value-1234"}, config_file=secrets_file)
+    scoped = base.with_backends({"vault": Backend()})
+    secret = scoped.resolve("vault://secret/data/p#k")
+    assert secret.reveal() == "vault-value-1234"
+    assert repr(secret) == "Secret(vault://secret/data/p#k: ***)"
+    assert scoped.resolve("env:K").reveal() == "env-value-1234"
+    assert scoped.resolve("config:a").reveal() == "cfg-value-1234"
+    with pytest.raises(SecretError, match="no vault backend"):
+        base.resolve("vault://secret/data/p#k")

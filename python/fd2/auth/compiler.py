@@ -26,7 +26,7 @@ from fd2.limits.plan import Limiter, compile_plan, credential_specs
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.manifests.compile import ModuleDeclaration
-from fd2.manifests.placeholders import PlaceholderContext, resolve_value
+from fd2.manifests.placeholders import resolve_value
 from fd2.secrets import SecretResolver
 
 JWT_MODULE_TYPE: Final = "jwt_config"
@@ -86,9 +86,12 @@ class GateCompiler:
         environment: str,
         peers: Mapping[str, ModuleDeclaration],
         config: Mapping[str, Any],
+        secrets: SecretResolver | None = None,
     ) -> Gate | None:
-        """The route's gate; None when it has nothing to check (open, no limits)."""
-        context = self._context(declaration, environment)
+        """The route's gate; None when it has nothing to check (open, no limits). `secrets`: the
+        project's resolver for this environment (with its Vault), else fd2's own."""
+        secrets = secrets or self._secrets
+        context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
         auth = resolve_value(dict(entry.auth or {}), context, "auth")
         jwt_module = auth.get("jwt_module") or _jwt_dependency(entry, peers)
@@ -103,7 +106,7 @@ class GateCompiler:
                 raise ConfigError(
                     f"auth needs a {JWT_MODULE_TYPE} module; {jwt_module!r} is not one"
                 )
-            verifier = self._verifiers.build(peer, environment)
+            verifier = self._verifiers.build(peer, environment, secrets)
         if mode in ("api_key", "either"):
             keys, identities = self._keys(declaration, environment)
         policy = AuthPolicy(
@@ -145,9 +148,6 @@ class GateCompiler:
             if isinstance(bound, int) and bound > 0
             else DEFAULT_COMPLETION_BOUND,
         )
-
-    def _context(self, declaration: ModuleDeclaration, environment: str) -> PlaceholderContext:
-        return placeholder_context(declaration, environment, self._secrets, self._environ)
 
     def _keys(
         self, declaration: ModuleDeclaration, environment: str

@@ -55,11 +55,15 @@ class JwtVerifiers:
         self._http = http
         self._jwks: dict[str, JwksKeys] = {}
 
-    def build(self, peer: ModuleDeclaration, environment: str) -> JwtVerifier:
+    def build(
+        self, peer: ModuleDeclaration, environment: str, secrets: SecretResolver | None = None
+    ) -> JwtVerifier:
+        """`secrets`: the project's resolver for this environment (its Vault), else fd2's own."""
+        secrets = secrets or self._secrets
         resolved = resolve_declaration(
             peer,
             environment,
-            secrets=self._secrets,
+            secrets=secrets,
             secret_fields=_SECRET_FIELDS,
             environ=self._environ,
             base_timeouts=Timeouts(),
@@ -69,7 +73,9 @@ class JwtVerifiers:
         key: Any = None
         jwks = None
         if algorithm in HMAC_ALGORITHMS:
-            secret = config.get("secret_key") or self._environment_secret(peer, environment)
+            secret = config.get("secret_key") or self._environment_secret(
+                peer, environment, secrets
+            )
             if not isinstance(secret, Secret) or not secret.reveal():
                 raise ConfigError(f"jwt module {peer.module!r} has no secret_key for {algorithm}")
             key = secret.reveal().encode()
@@ -102,34 +108,36 @@ class JwtVerifiers:
             issuer=config.get("issuer") or None,
             audience=config.get("audience") or None,
             leeway_s=_leeway(config.get("leeway_seconds", 10)),
-            jwe=self._jwe(config.get("jwe_config")),
+            jwe=self._jwe(config.get("jwe_config"), secrets),
         )
 
-    def _environment_secret(self, peer: ModuleDeclaration, environment: str) -> Secret | None:
+    def _environment_secret(
+        self, peer: ModuleDeclaration, environment: str, secrets: SecretResolver
+    ) -> Secret | None:
         # APISIX-style manifests keep the secret where the gateway's jwt-auth consumer reads it.
-        context = placeholder_context(peer, environment, self._secrets, self._environ)
+        context = placeholder_context(peer, environment, secrets, self._environ)
         entry = context.environment_entry(environment)
-        secrets = entry.get("secrets") if isinstance(entry, dict) else None
-        value = secrets.get("jwt_secret_key") if isinstance(secrets, dict) else None
-        return self._as_secret(resolve_value(value, context, "secrets.jwt_secret_key"))
+        stored = entry.get("secrets") if isinstance(entry, dict) else None
+        value = stored.get("jwt_secret_key") if isinstance(stored, dict) else None
+        return self._as_secret(resolve_value(value, context, "secrets.jwt_secret_key"), secrets)
 
-    def _jwe(self, raw: Any) -> JweDecrypter | None:
+    def _jwe(self, raw: Any, secrets: SecretResolver) -> JweDecrypter | None:
         if not isinstance(raw, dict) or not raw.get("enabled"):
             return None
         if raw.get("algorithm", "dir") != "dir" or raw.get("encryption", "A256GCM") != "A256GCM":
             raise ConfigError(
                 "jwe_config: only algorithm 'dir' with encryption 'A256GCM' is supported"
             )
-        secret = self._as_secret(raw.get("encryption_key"))
+        secret = self._as_secret(raw.get("encryption_key"), secrets)
         if secret is None:
             raise ConfigError("jwe_config.encryption_key is missing")
         return JweDecrypter(content_key(secret.reveal()))
 
-    def _as_secret(self, value: Any) -> Secret | None:
+    def _as_secret(self, value: Any, secrets: SecretResolver) -> Secret | None:
         if isinstance(value, Secret):
             return value
         if isinstance(value, str) and value:
-            return self._secrets.resolve(value) if is_secret_reference(value) else Secret(value)
+            return secrets.resolve(value) if is_secret_reference(value) else Secret(value)
         return None
 
 

@@ -23,13 +23,14 @@ from fd2.manifests.models import (
     ProjectModule,
 )
 from fd2.manifests.placeholders import PlaceholderContext, resolve_value
-from fd2.module import Timeouts, UpstreamEndpoints
-from fd2.secrets import Secret, SecretResolver, is_secret_reference
+from fd2.module import ModuleDependency, Timeouts, UpstreamEndpoints
+from fd2.secrets import ResolvesSecrets, Secret, is_secret_reference
 
 AnyManifest = ProjectManifest | ModuleManifest
 _COMMON = "common"
 # Fields the Control Tower rewrites on every answer: never evidence of a change.
 _VOLATILE_FIELDS = frozenset({"created_at", "updated_at"})
+_JWT_CONFIG = "jwt_config"
 
 
 class ModuleDeclaration(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,7 +137,7 @@ def resolve_declaration(
     declaration: ModuleDeclaration,
     environment: str,
     *,
-    secrets: SecretResolver,
+    secrets: ResolvesSecrets,
     secret_fields: frozenset[str],
     environ: Mapping[str, str],
     base_timeouts: Timeouts,
@@ -173,7 +174,53 @@ def resolve_declaration(
     )
 
 
-def _references(manifest: ModuleManifest, secrets: SecretResolver) -> dict[str, Secret | None]:
+def resolve_dependency(
+    declaration: ModuleDeclaration,
+    environment: str,
+    *,
+    secrets: ResolvesSecrets,
+    environ: Mapping[str, str],
+) -> ModuleDependency:
+    """A dependency's config for one environment, every secret reference in it a `Secret`."""
+    context = PlaceholderContext(
+        environments=declaration.environment_maps,
+        environment=environment,
+        environ=environ,
+        on_reached_string=lambda value: value,
+    )
+    config = resolve_value(dict(declaration.entry.config or {}), context, "config")
+    if not isinstance(config, dict):
+        raise ConfigError("config must be an object")
+    if declaration.module_type == _JWT_CONFIG and not config.get("secret_key"):
+        # APISIX-style manifests keep the verification secret beside the gateway route instead.
+        fallback = context.environment_entry(environment)
+        key = (
+            fallback.get("secrets", {}).get("jwt_secret_key")
+            if isinstance(fallback, dict)
+            else None
+        )
+        if isinstance(key, str):
+            config["secret_key"] = resolve_value(
+                key, context, "environments.secrets.jwt_secret_key"
+            )
+    return ModuleDependency(
+        name=declaration.module,
+        module_type=declaration.module_type,
+        config=_secrets_everywhere(config, secrets),
+    )
+
+
+def _secrets_everywhere(value: Any, secrets: ResolvesSecrets) -> Any:
+    if isinstance(value, str):
+        return secrets.resolve(value) if is_secret_reference(value) else value
+    if isinstance(value, dict):
+        return {key: _secrets_everywhere(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_secrets_everywhere(item, secrets) for item in value]
+    return value
+
+
+def _references(manifest: ModuleManifest, secrets: ResolvesSecrets) -> dict[str, Secret | None]:
     resolved: dict[str, Secret | None] = {}
     for reference in manifest.configuration_references:
         try:

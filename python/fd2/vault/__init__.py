@@ -1,0 +1,1 @@
+"""Vault KV v2 secret references (`vault:` / `vault://`), read through hvac off the event loop."""
