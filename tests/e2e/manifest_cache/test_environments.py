@@ -17,7 +17,7 @@ def test_placeholders_resolve_per_environment_and_failures_stay_local(
         if module["name"] == "chat":
             # `${environment}` and a named environment's entry, inside a longer string.
             module["config"]["system_prompt"] = (
-                "dev limit ${environments.development.limits.requests_per_second}, "
+                "dev tokens from ${environments.development.urls.jwt_service_url}, "
                 "served in ${environment}"
             )
         if module["name"] == "embed":
@@ -25,7 +25,7 @@ def test_placeholders_resolve_per_environment_and_failures_stay_local(
     tower.write("acme", manifest)
     gateway = make_gateway(tower.url)
 
-    assert gateway.prompt() == "dev limit 20, served in development"
+    assert gateway.prompt() == "dev tokens from http://127.0.0.1:5000, served in development"
     # The unresolvable placeholder makes `embed` unavailable, naming it and its path...
     response = httpx.post(
         f"{gateway.url}/acme/embed/v1/embeddings",
@@ -37,7 +37,7 @@ def test_placeholders_resolve_per_environment_and_failures_stay_local(
     assert "${environments.${environment}.urls.nowhere}" in message or "urls.nowhere" in message
     assert "endpoint_url" in message
     # ...the rest of the project still serves, and /admin/routes shows the same reason.
-    assert gateway.prompt() == "dev limit 20, served in development"
+    assert gateway.prompt() == "dev tokens from http://127.0.0.1:5000, served in development"
     (acme,) = gateway.routes()["projects"]
     embed = next(module for module in acme["modules"] if module["module"] == "embed")
     assert all("urls.nowhere" in env["error"] for env in embed["environments"])
