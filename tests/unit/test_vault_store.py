@@ -147,3 +147,17 @@ def test_a_missing_secret_is_asked_again_only_after_the_ttl_and_its_arrival_is_a
     clock.now += 10
     assert store.refresh() == {"secret/data/other"}
     assert resolve(store, other) == "arrived-value"
+
+
+def test_a_vault_outage_is_worth_a_retry_but_a_missing_credential_is_not(
+    parts: tuple[VaultStore, ScriptedSession, Clock],
+) -> None:
+    store, session, _ = parts
+    session.failure = VaultFailure("Vault is unreachable (ConnectionError)")
+    with pytest.raises(VaultReadError):  # the builder retries projects that met this
+        resolve(store)
+    session.failure = VaultFailure("vault role_id: variable X is not set", retryable=False)
+    with pytest.raises(SecretError) as caught:
+        resolve(store)
+    assert not isinstance(caught.value, VaultReadError)  # configuration: no rebuild loop
+    assert "role_id" in caught.value.message

@@ -31,12 +31,14 @@ _MIN_RENEWED_S = 1.0
 
 
 class VaultFailure(Exception):
-    """Vault could not answer; `reason` is safe to show (no token, no secret)."""
+    """Vault could not answer; `reason` is safe to show (no token, no secret). `retryable` is
+    False for fd2's own configuration problems (a missing credential), which no retry mends."""
 
-    def __init__(self, reason: str, *, missing: bool = False) -> None:
+    def __init__(self, reason: str, *, missing: bool = False, retryable: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.missing = missing
+        self.retryable = retryable
 
 
 class _Refused(VaultFailure):
@@ -178,14 +180,15 @@ class VaultSession:
     def _credential(self, reference: str | None, what: str) -> str:
         if not reference or not is_secret_reference(reference):
             raise VaultFailure(
-                f"the vault {what} must be a secret reference (env:, file:, config:)"
+                f"the vault {what} must be a secret reference (env:, file:, config:)",
+                retryable=False,
             )
         if reference.startswith("vault:"):
-            raise VaultFailure(f"the vault {what} cannot itself come from Vault")
+            raise VaultFailure(f"the vault {what} cannot itself come from Vault", retryable=False)
         try:
             return self._credentials.resolve(reference).reveal()
         except SecretError as exc:
-            raise VaultFailure(f"vault {what}: {exc.message}") from None
+            raise VaultFailure(f"vault {what}: {exc.message}", retryable=False) from None
 
 
 def _read(client: hvac.Client, mount: str, path: str) -> tuple[dict[str, Any], int]:

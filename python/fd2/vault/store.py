@@ -108,7 +108,10 @@ class VaultStore:
                 entry = _Entry({}, 0, self._clock(), missing=True)
                 self._entries[(mount, path)] = entry
                 return entry
-            raise VaultReadError(f"secret reference {reference!r}: {exc.reason}") from None
+            message = f"secret reference {reference!r}: {exc.reason}"
+            if not exc.retryable:  # fd2's own configuration: no rebuild loop will mend it
+                raise SecretError(message) from None
+            raise VaultReadError(message) from None
         entry = _Entry(data, version, self._clock())
         self._entries[(mount, path)] = entry
         return entry
