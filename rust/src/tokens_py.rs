@@ -1,5 +1,8 @@
 //! Python bindings for token counting: `encode`, `count_tokens`, `count_tokens_all`, `encoding_for_model`.
 
+// pyo3 hands `#[pyfunction]` arguments over by value (owned extractions).
+#![allow(clippy::needless_pass_by_value)]
+
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyBytes;
@@ -66,7 +69,7 @@ fn decode_tokens<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
-/// The encoding of `model`'s family ("o200k_base" for unknown models).
+/// The encoding of `model`'s family (`o200k_base` for unknown models).
 #[pyfunction]
 fn encoding_for_model(model: &str) -> &'static str {
     Encoding::for_model(model).name()

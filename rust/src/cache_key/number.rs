@@ -52,7 +52,7 @@ pub fn write_number(out: &mut Vec<u8>, negative: bool, int: &[u8], frac: &[u8], 
             out.extend_from_slice(&digits[1..]);
         }
         out.push(b'e');
-        out.push(if n - 1 >= 0 { b'+' } else { b'-' });
+        out.push(if n > 0 { b'+' } else { b'-' });
         out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
     }
 }
