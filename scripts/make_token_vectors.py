@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - the vectors deliberately hold non-Latin look-alike letters
 """Regenerate tests/vectors/tokens.json: reference token ids from OpenAI's `tiktoken`.
 
 Run: `.venv/bin/python scripts/make_token_vectors.py` (needs the `tiktoken` dev dependency; it
@@ -65,7 +66,13 @@ CHATS: dict[str, list[dict[str, Any]]] = {
         {"role": "assistant", "content": "<|endoftext|> is just text here."},
     ],
     "parts": [
-        {"role": "user", "content": [{"type": "text", "text": "first part"}, {"type": "text", "text": "第二部分"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "first part"},
+                {"type": "text", "text": "第二部分"},
+            ],
+        },
     ],
 }
 
@@ -103,7 +110,9 @@ def main() -> None:
     lines = ['{"rank_files": ' + json.dumps(vectors["rank_files"]) + ","]
     for section in ("texts", "chats"):
         entries = [json.dumps(entry, ensure_ascii=False) for entry in vectors[section]]
-        lines.append(f'"{section}": [\n' + ",\n".join(entries) + "\n]" + ("," if section == "texts" else ""))
+        lines.append(
+            f'"{section}": [\n' + ",\n".join(entries) + "\n]" + ("," if section == "texts" else "")
+        )
     OUT.write_text("\n".join(lines) + "\n}\n", encoding="utf-8")
     print(f"wrote {OUT.relative_to(ROOT)}: {len(vectors['texts'])} texts")
 

@@ -14,7 +14,7 @@ of their compact JSON, an estimate close to what the upstream sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import orjson
@@ -86,10 +86,6 @@ def count_prompt(prompt: object, encoding: str = "o200k_base") -> int:
     """Prompt tokens of a (legacy) completions `prompt`: a string or a list of strings."""
     if isinstance(prompt, str):
         return count_tokens(prompt, encoding)
-    if isinstance(prompt, list) and all(isinstance(item, str) for item in prompt):
-        return count_tokens_all(_strings(prompt), encoding)
+    if isinstance(prompt, list):
+        return count_tokens_all([item for item in prompt if isinstance(item, str)], encoding)
     return 0  # token-id prompts: the upstream counts them
-
-
-def _strings(items: Iterable[object]) -> list[str]:
-    return [item for item in items if isinstance(item, str)]
