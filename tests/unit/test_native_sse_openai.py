@@ -77,4 +77,8 @@ def test_facts_do_not_depend_on_chunking(cuts: list[int]) -> None:
     framer = SseFramer(collect_text=True, hold_done=True)
     out = b"".join(framer.feed(stream[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
     assert out + framer.take_held() == stream
-    assert (framer.usage, framer.finish_reason, framer.text) == ((11, 2, 13), "length", 'Hello "x"\n')
+    assert (framer.usage, framer.finish_reason, framer.text) == (
+        (11, 2, 13),
+        "length",
+        'Hello "x"\n',
+    )
