@@ -13,7 +13,7 @@ from .conftest import Service
 from .support import chat_body, raw_request, sse_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "micro"))
-from tiktoken_local import tiktoken_encoding  # noqa: E402
+from tiktoken_local import tiktoken_encoding
 
 USER = {"role": "user", "content": "Count my tokens, please: ünïcode 🙂 too."}
 

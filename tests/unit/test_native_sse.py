@@ -7,11 +7,10 @@ import itertools
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from sse_reference import BOM, reference_events
 
 from fd2._native import NativeError, SseDecoder, SseEventTooLarge, SseFramer, SseStateError
 from fd2.errors import Fd2Error
-
-from sse_reference import BOM, reference_events
 
 
 def relay(chunks: list[bytes], **kwargs: int) -> tuple[bytes, SseFramer]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
@@ -75,7 +77,7 @@ def test_facts_do_not_depend_on_chunking(cuts: list[int]) -> None:
     stream = b"".join(STREAM)
     bounds = [0, *sorted(cuts), len(stream)]
     framer = SseFramer(collect_text=True, hold_done=True)
-    out = b"".join(framer.feed(stream[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
+    out = b"".join(framer.feed(stream[a:b]) for a, b in itertools.pairwise(bounds))
     assert out + framer.take_held() == stream
     assert (framer.usage, framer.finish_reason, framer.text) == (
         (11, 2, 13),
