@@ -26,6 +26,7 @@ from fd2._native import (
     decode_tokens,
     encode,
     encoding_for_model,
+    encoding_loaded,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "decode_tokens",
     "encode",
     "encoding_for_model",
+    "encoding_loaded",
 ]
 
 TOKENS_PER_MESSAGE: Final = 3

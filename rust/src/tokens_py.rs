@@ -75,11 +75,18 @@ fn encoding_for_model(model: &str) -> &'static str {
     Encoding::for_model(model).name()
 }
 
+/// Whether `encoding`'s encoder has been built (it is built on first use, never at import).
+#[pyfunction]
+fn encoding_loaded(encoding: &str) -> PyResult<bool> {
+    Ok(Encoding::from_name(encoding)?.is_loaded())
+}
+
 /// Registers the token functions on the extension module.
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(count_tokens_all, m)?)?;
     m.add_function(wrap_pyfunction!(decode_tokens, m)?)?;
-    m.add_function(wrap_pyfunction!(encoding_for_model, m)?)
+    m.add_function(wrap_pyfunction!(encoding_for_model, m)?)?;
+    m.add_function(wrap_pyfunction!(encoding_loaded, m)?)
 }

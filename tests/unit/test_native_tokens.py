@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,16 @@ def test_large_text_counts_like_tiktoken() -> None:
     text = "Tokens, tokens everywhere; 数字 1234567 and emoji 🙂. " * 2000
     reference = tiktoken_encoding("o200k_base").encode(text, disallowed_special=())
     assert count_tokens(text) == len(reference)
+
+
+def test_import_builds_no_encoder() -> None:
+    # A fresh interpreter: importing the extension (and fd2.tokens) does no tokenizer work.
+    probe = (
+        "import fd2.tokens as t; "
+        "before = t.encoding_loaded('o200k_base'); t.count_tokens('x'); "
+        "print(before, t.encoding_loaded('o200k_base'), t.encoding_loaded('cl100k_base'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "True", "False"]

@@ -31,6 +31,8 @@ pub struct StreamFacts {
     pub text: String,
     /// Events whose JSON had to be parsed (for tests and tuning).
     pub parsed: u64,
+    /// `model`, `id` and `created` were read from a parsed event (even if absent there).
+    identified: bool,
 }
 
 /// Whether `key` (with its quotes) occurs and is followed, after optional
@@ -53,7 +55,7 @@ impl StreamFacts {
     pub fn observe(&mut self, event_type: &[u8], data: &[u8], collect_text: bool) {
         let is_error_event = event_type == b"error";
         let wanted = is_error_event
-            || (self.model.is_none() && memmem::find(data, b"\"model\"").is_some())
+            || (!self.identified && memmem::find(data, b"\"model\"").is_some())
             || member_starts(data, b"\"usage\"", b"{")
             || member_starts(data, b"\"finish_reason\"", b"\"")
             || (self.error.is_none() && member_starts(data, b"\"error\"", b"{\""))
@@ -76,7 +78,8 @@ impl StreamFacts {
     }
 
     fn learn(&mut self, value: &Value, is_error_event: bool, collect_text: bool) {
-        if self.model.is_none() {
+        if !self.identified {
+            self.identified = true;
             self.model = value["model"].as_str().map(str::to_owned);
             self.id = value["id"].as_str().map(str::to_owned);
             self.created = value["created"].as_i64();
