@@ -1,5 +1,6 @@
 //! Canonical JSON (RFC 8785 rules, with exact numbers): one pass over the input writing the canonical bytes.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use memchr::memchr2;
@@ -18,7 +19,12 @@ pub const MAX_DEPTH: usize = 128;
 /// [`Error::CacheKey`] when `input` is not one valid JSON value with unique
 /// member names, valid UTF-8, no lone surrogates and at most [`MAX_DEPTH`] levels.
 pub fn canonicalize(input: &[u8], exclude: &[Box<str>], out: &mut Vec<u8>) -> Result<(), Error> {
-    let mut parser = Parser { input, pos: 0 };
+    let mut parser = Parser {
+        input,
+        pos: 0,
+        members: Vec::new(),
+        scratch: Vec::new(),
+    };
     parser.skip_ws();
     parser.value(out, 0, exclude)?;
     parser.skip_ws();
@@ -31,9 +37,14 @@ pub fn canonicalize(input: &[u8], exclude: &[Box<str>], out: &mut Vec<u8>) -> Re
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Members of the objects being read, innermost last: (name, start, end in `out`).
+    /// One stack for the whole document, so objects allocate nothing of their own.
+    members: Vec<(Cow<'a, str>, usize, usize)>,
+    /// Reused buffer for reordering an object's members.
+    scratch: Vec<u8>,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn error(&self, what: &str) -> Error {
         Error::CacheKey(format!("{what} at byte {}", self.pos))
     }
@@ -134,8 +145,7 @@ impl Parser<'_> {
         self.pos += 1;
         out.push(b'{');
         let start = out.len();
-        // (decoded name, start, end) of each written member in `out`.
-        let mut members: Vec<(String, usize, usize)> = Vec::new();
+        let base = self.members.len();
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -148,8 +158,7 @@ impl Parser<'_> {
                 return Err(self.error("expected a member name"));
             }
             let member_start = out.len();
-            let mut name = String::new();
-            self.string(out, Some(&mut name))?;
+            let name = self.key(out)?;
             self.skip_ws();
             self.expect(b':')?;
             out.push(b':');
@@ -158,11 +167,14 @@ impl Parser<'_> {
             if exclude.iter().any(|field| **field == *name) {
                 out.truncate(member_start);
             } else {
-                members.push((name, member_start, out.len()));
+                self.members.push((name, member_start, out.len()));
             }
             self.skip_ws();
             match self.peek() {
-                Some(b',') => self.pos += 1,
+                Some(b',') => {
+                    self.pos += 1;
+                    out.push(b',');
+                }
                 Some(b'}') => {
                     self.pos += 1;
                     break;
@@ -170,21 +182,62 @@ impl Parser<'_> {
                 _ => return Err(self.error("expected ',' or '}'")),
             }
         }
-        members.sort_by(|a, b| utf16_order(&a.0, &b.0));
-        if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
-            return Err(self.error("duplicate member name"));
+        if out.last() == Some(&b',') {
+            out.pop(); // the last member was excluded
         }
-        let mut sorted = Vec::with_capacity(out.len() - start + members.len());
-        for (i, (_, from, to)) in members.iter().enumerate() {
-            if i > 0 {
-                sorted.push(b',');
+        let members = &mut self.members[base..];
+        let in_order = members
+            .windows(2)
+            .all(|pair| utf16_order(&pair[0].0, &pair[1].0) == Ordering::Less);
+        if !in_order {
+            members.sort_by(|a, b| utf16_order(&a.0, &b.0));
+            if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+                return Err(self.error("duplicate member name"));
             }
-            sorted.extend_from_slice(&out[*from..*to]);
+            self.scratch.clear();
+            for (i, (_, from, to)) in members.iter().enumerate() {
+                if i > 0 {
+                    self.scratch.push(b',');
+                }
+                self.scratch.extend_from_slice(&out[*from..*to]);
+            }
+            out.truncate(start);
+            out.extend_from_slice(&self.scratch);
+        } else if excluded_gap(members, start, out.len()) {
+            // Some excluded member left its separator behind: rebuild the list.
+            self.scratch.clear();
+            for (i, (_, from, to)) in members.iter().enumerate() {
+                if i > 0 {
+                    self.scratch.push(b',');
+                }
+                self.scratch.extend_from_slice(&out[*from..*to]);
+            }
+            out.truncate(start);
+            out.extend_from_slice(&self.scratch);
         }
-        out.truncate(start);
-        out.extend_from_slice(&sorted);
+        self.members.truncate(base);
         out.push(b'}');
         Ok(())
+    }
+
+    /// A member name: written like any string, and returned decoded (borrowed
+    /// from the input when it has no escapes, the common case).
+    fn key(&mut self, out: &mut Vec<u8>) -> Result<Cow<'a, str>, Error> {
+        let input = self.input;
+        let rest = &input[self.pos + 1..];
+        if let Some(stop) = memchr2(b'"', b'\\', rest)
+            && rest[stop] == b'"'
+            && let Some(text) = plain_text(&rest[..stop])
+        {
+            self.pos += stop + 2;
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+            return Ok(Cow::Borrowed(text));
+        }
+        let mut name = String::new();
+        self.string(out, Some(&mut name))?;
+        Ok(Cow::Owned(name))
     }
 
     /// Writes the string in canonical form (only `"`, `\`, and control
@@ -199,11 +252,8 @@ impl Parser<'_> {
                 return Err(self.error("unterminated string"));
             };
             let run = &rest[..stop];
-            if run.iter().any(|&b| b < 0x20) {
-                return Err(self.error("control character in a string"));
-            }
-            let Ok(text) = std::str::from_utf8(run) else {
-                return Err(self.error("invalid UTF-8 in a string"));
+            let Some(text) = plain_text(run) else {
+                return Err(self.error("control character or invalid UTF-8 in a string"));
             };
             out.extend_from_slice(run);
             if let Some(name) = name.as_deref_mut() {
@@ -374,6 +424,31 @@ fn write_char(out: &mut Vec<u8>, ch: char) {
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
     }
+}
+
+/// `run` as text if it is valid UTF-8 without control characters (which JSON
+/// strings must escape). The control check is a branch-free pass per 64 bytes
+/// (it vectorises; an early-exit `any` does not).
+fn plain_text(run: &[u8]) -> Option<&str> {
+    for block in run.chunks(64) {
+        if block.iter().fold(0_u8, |acc, &b| acc | u8::from(b < 0x20)) != 0 {
+            return None;
+        }
+    }
+    std::str::from_utf8(run).ok()
+}
+
+/// Whether the kept members do not tile `out[start..end]` exactly (joined by
+/// single commas): true when an excluded member sat between or before them.
+fn excluded_gap(members: &[(Cow<'_, str>, usize, usize)], start: usize, end: usize) -> bool {
+    let mut expected = start;
+    for (i, (_, from, to)) in members.iter().enumerate() {
+        if *from != expected + usize::from(i > 0) {
+            return true;
+        }
+        expected = *to;
+    }
+    expected != end
 }
 
 /// RFC 8785 orders member names by their UTF-16 code units; that differs from
