@@ -2,6 +2,7 @@
 
 mod canonical;
 mod number;
+mod strings;
 
 use sha2::{Digest, Sha256};
 

@@ -15,19 +15,17 @@
 mod event;
 mod line;
 mod openai;
-
-use memchr::memchr2;
+mod scanner;
 
 pub use self::event::{Event, EventBuilder};
 pub use self::line::{FieldName, Line, LineEnd, parse_line};
 pub use self::openai::{StreamFacts, Usage};
+use self::scanner::Scanner;
 use crate::errors::Error;
 
 /// Default cap on the size of one event, terminator included: 16 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-const DONE: &[u8] = b"[DONE]";
 /// Above this capacity an idle buffer is shrunk back (one huge event must
 /// not pin its memory for the rest of a long stream).
 const SHRINK_ABOVE: usize = 1 << 20;
@@ -47,138 +45,6 @@ pub struct Options {
     pub hold_done: bool,
     /// Keep every dispatched event for [`SseFramer::take_events`].
     pub decode: bool,
-}
-
-/// Line and event state carried from one chunk to the next.
-// Four unrelated flags of the scan state; folding them into an enum would not
-// make any transition clearer.
-#[allow(clippy::struct_excessive_bools)]
-#[derive(Debug, Default)]
-struct Scanner {
-    /// Offset, in the bytes being scanned, where the unfinished line begins.
-    line_start: usize,
-    /// The last byte scanned was a CR ending a line: an LF next completes that CRLF.
-    cr_pending: bool,
-    /// At least one line has ended, so a BOM is no longer stripped.
-    past_first_line: bool,
-    /// The event being read has a non-blank line (comments included).
-    has_content: bool,
-    builder: EventBuilder,
-    facts: StreamFacts,
-    decoded: Vec<Event>,
-    events: u64,
-    done: bool,
-}
-
-/// Where the scan of one piece ended.
-struct Scanned {
-    /// Offset just past the last event boundary (0 if none).
-    boundary: usize,
-    /// Offset where the first `[DONE]` event of the stream starts, if it ended here.
-    done_start: Option<usize>,
-}
-
-impl Scanner {
-    /// Scans `work[from..]`; `work[..from]` was scanned by earlier calls and
-    /// `work` starts where the unfinished event starts.
-    fn scan(
-        &mut self,
-        work: &[u8],
-        from: usize,
-        limit: usize,
-        options: Options,
-    ) -> Result<Scanned, Error> {
-        let mut pos = from;
-        let mut boundary = 0;
-        let mut event_start = 0;
-        let mut done_start = None;
-        if self.cr_pending && pos < work.len() {
-            self.cr_pending = false;
-            if work[pos] == b'\n' {
-                // Second half of a CRLF whose CR was scanned last time.
-                pos += 1;
-                self.line_start = pos;
-                if !self.has_content {
-                    boundary = pos;
-                    event_start = pos;
-                }
-            }
-        }
-        while let Some(offset) = memchr2(b'\n', b'\r', &work[pos..]) {
-            let end = pos + offset;
-            let next = if work[end] == b'\n' {
-                end + 1
-            } else {
-                match work.get(end + 1) {
-                    Some(b'\n') => end + 2,
-                    Some(_) => end + 1,
-                    None => {
-                        self.cr_pending = true;
-                        end + 1
-                    }
-                }
-            };
-            let mut line = &work[self.line_start..end];
-            if !self.past_first_line {
-                self.past_first_line = true;
-                line = line.strip_prefix(BOM).unwrap_or(line);
-            }
-            self.line_start = next;
-            pos = next;
-            match parse_line(line) {
-                Line::Blank => {
-                    check_size(next - event_start, limit)?;
-                    if self.has_content {
-                        self.events += 1;
-                        if self.dispatch(options) && done_start.is_none() {
-                            done_start = Some(event_start);
-                        }
-                    }
-                    self.has_content = false;
-                    self.builder.reset();
-                    boundary = next;
-                    event_start = next;
-                }
-                parsed => {
-                    self.has_content = true;
-                    self.builder.on_line(parsed);
-                }
-            }
-        }
-        check_size(work.len() - event_start, limit)?;
-        Ok(Scanned {
-            boundary,
-            done_start,
-        })
-    }
-
-    /// Dispatches the event just ended; true if it is the stream's first `[DONE]`.
-    fn dispatch(&mut self, options: Options) -> bool {
-        let Some(data) = self.builder.data() else {
-            return false;
-        };
-        if options.decode {
-            self.decoded.extend(self.builder.event());
-        }
-        if data == DONE {
-            let first = !self.done;
-            self.done = true;
-            return first;
-        }
-        if options.openai {
-            let event_type = self.builder.event_type();
-            self.facts.observe(event_type, data, options.collect_text);
-        }
-        false
-    }
-}
-
-fn check_size(size: usize, limit: usize) -> Result<(), Error> {
-    if size > limit {
-        Err(Error::SseEventTooLarge { limit, size })
-    } else {
-        Ok(())
-    }
 }
 
 /// What [`SseFramer::feed`] has ready to hand on.
