@@ -67,14 +67,20 @@ class _Relay:
 
     async def pump(self, response: aiohttp.ClientResponse) -> None:
         framer, send = self.framer, self.send
-        # Each read is relayed at once: whatever has arrived, not a fixed-size block.
-        async for chunk in response.content.iter_any():
-            try:
-                out = framer.feed(chunk)
-            except Exception as exc:  # the native framer's errors (e.g. an oversized event)
-                raise _FramingError(str(exc)) from exc
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+        try:
+            # Each read is relayed at once: whatever has arrived, not a fixed-size block.
+            async for chunk in response.content.iter_any():
+                try:
+                    out = framer.feed(chunk)
+                except Exception as exc:  # the native framer's errors (e.g. an oversized event)
+                    raise _FramingError(str(exc)) from exc
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except aiohttp.ClientError:
+            if not framer.done:
+                raise
+            # The answer is complete ([DONE] was read): end it normally, held [DONE] included.
+            self.logger.debug("request %s: upstream connection broke after [DONE]", self.request_id)
         try:
             dropped = framer.finish()
         except Exception as exc:
