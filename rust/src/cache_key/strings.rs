@@ -13,11 +13,11 @@ impl<'a> Parser<'a> {
     pub(super) fn key(&mut self, out: &mut Vec<u8>) -> Result<Cow<'a, str>, Error> {
         let input = self.input;
         let rest = &input[self.pos + 1..];
-        if let Some(stop) = memchr2(b'"', b'\\', rest)
-            && rest[stop] == b'"'
-            && let Some(text) = plain_text(&rest[..stop])
-        {
-            self.pos += stop + 2;
+        let plain = memchr2(b'"', b'\\', rest)
+            .filter(|&stop| rest[stop] == b'"')
+            .and_then(|stop| plain_text(&rest[..stop]));
+        if let Some(text) = plain {
+            self.pos += text.len() + 2;
             out.push(b'"');
             out.extend_from_slice(text.as_bytes());
             out.push(b'"');
