@@ -62,7 +62,7 @@ test-python: install redis-server ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest
 
 bench-smoke: install ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
-	$(BIN)/python bench/micro_sse.py --quick
+	$(BIN)/pytest bench/micro -q --benchmark-disable
 	$(BIN)/python bench/route_rebuild.py --quick
 
 test: install lint test-rust test-python bench-smoke ## everything CI runs

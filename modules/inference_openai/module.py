@@ -29,6 +29,7 @@ from inference_openai.transforms import (
     upstream_body,
 )
 from inference_openai.upstream import Upstream
+from inference_openai.usage import plan_usage, wants_usage
 
 _Prepare = Callable[[dict[str, Any], Defaults], Prepared]
 
@@ -115,11 +116,16 @@ class InferenceOpenAIModule(Module):
                 prepared.changed,
             )
             rid, logger = request.request_id, self._logger
-            work = (
-                relay_stream(self._upstream, call, send, logger, rid)
-                if prepared.stream
-                else relay_json(self._upstream, call, send, logger, rid)
-            )
+            if prepared.stream:
+                # Counted before sending: needed if the upstream leaves usage out.
+                usage = (
+                    await plan_usage(prepared.payload, len(original), path == "/chat/completions")
+                    if path != "/embeddings" and wants_usage(prepared.payload)
+                    else None
+                )
+                work = relay_stream(self._upstream, call, send, logger, rid, usage)
+            else:
+                work = relay_json(self._upstream, call, send, logger, rid)
             # Only now that the body has been read: the watcher takes over `receive`, and a client
             # that leaves cancels the upstream call, an open stream included.
             await cancel_on_disconnect(request, work)

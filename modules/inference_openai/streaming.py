@@ -26,6 +26,7 @@ from inference_openai.answers import (
 )
 from inference_openai.exchange import RawHeaders, send_settled
 from inference_openai.upstream import Upstream, UpstreamCall, read_answer
+from inference_openai.usage import UsagePlan, usage_event
 
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -38,11 +39,18 @@ _SSE_HEADERS: Final = [
 class _Relay:
     """State of one relay: whether the client has been sent the response start."""
 
-    __slots__ = ("framer", "logger", "request_id", "send", "started")
+    __slots__ = ("framer", "logger", "request_id", "send", "started", "usage")
 
-    def __init__(self, send: Send, framer: SseFramer, logger: logging.Logger, request_id: str):
+    def __init__(
+        self, send: Send, logger: logging.Logger, request_id: str, usage: UsagePlan | None
+    ) -> None:
         self.send = send
-        self.framer = framer
+        # Every stream is read for usage, finish reason, model and in-stream errors (cheap: byte
+        # searches, JSON parsed only for the few events that can carry them). When fd2 may have to
+        # add the usage chunk itself it also gathers the generated text and holds [DONE] back.
+        wanted = usage is not None
+        self.framer = SseFramer(openai=True, collect_text=wanted, hold_done=wanted)
+        self.usage = usage
         self.logger = logger
         self.request_id = request_id
         self.started = False
@@ -59,23 +67,50 @@ class _Relay:
 
     async def pump(self, response: aiohttp.ClientResponse) -> None:
         framer, send = self.framer, self.send
-        # Each read is relayed at once: whatever has arrived, not a fixed-size block.
-        async for chunk in response.content.iter_any():
-            try:
-                out = framer.feed(chunk)
-            except Exception as exc:  # the native framer's errors (e.g. an oversized event)
-                raise _FramingError(str(exc)) from exc
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
         try:
-            tail = framer.finish()
+            # Each read is relayed at once: whatever has arrived, not a fixed-size block.
+            async for chunk in response.content.iter_any():
+                try:
+                    out = framer.feed(chunk)
+                except Exception as exc:  # the native framer's errors (e.g. an oversized event)
+                    raise _FramingError(str(exc)) from exc
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except aiohttp.ClientError:
+            if not framer.done:
+                raise
+            # The answer is complete ([DONE] was read): end it normally, held [DONE] included.
+            self.logger.debug("request %s: upstream connection broke after [DONE]", self.request_id)
+        try:
+            dropped = framer.finish()
         except Exception as exc:
             raise _FramingError(str(exc)) from exc
-        if tail:
-            await send({"type": "http.response.body", "body": tail, "more_body": True})
+        if self.usage is not None:
+            if framer.usage is None and framer.error is None:
+                last = await usage_event(self.usage, framer, self.request_id)
+                await send({"type": "http.response.body", "body": last, "more_body": True})
+            held = framer.take_held()  # [DONE], after the usage chunk as OpenAI sends it
+            if held:
+                await send({"type": "http.response.body", "body": held, "more_body": True})
+        self._log_end(dropped)
+
+    def _log_end(self, dropped: int) -> None:
+        framer, rid = self.framer, self.request_id
+        if dropped:
+            # WHATWG rules: an event cut off by the end of the stream is never dispatched.
+            self.logger.info("request %s: dropped %d bytes of an unfinished event", rid, dropped)
+        if framer.error is not None:
+            self.logger.warning("request %s: upstream sent an in-stream error", rid)
         if not framer.done:
             # Not an error: some OpenAI-compatible servers end streams without [DONE].
-            self.logger.debug("request %s: upstream stream ended without [DONE]", self.request_id)
+            self.logger.debug("request %s: upstream stream ended without [DONE]", rid)
+        self.logger.debug(
+            "request %s: stream ended: model=%s finish_reason=%s usage=%s",
+            rid,
+            framer.model,
+            framer.finish_reason,
+            framer.usage,
+        )
 
 
 class _FramingError(Exception):
@@ -88,9 +123,14 @@ async def relay_stream(
     send: Send,
     logger: logging.Logger,
     request_id: str,
+    usage: UsagePlan | None = None,
 ) -> None:
-    """Send a `stream: true` request upstream and relay its events (or its error answer)."""
-    relay = _Relay(send, SseFramer(), logger, request_id)
+    """Send a `stream: true` request upstream and relay its events (or its error answer).
+
+    With a `usage` plan (the client asked for usage), a stream whose upstream sent no `usage`
+    gets one computed by fd2, just before its [DONE].
+    """
+    relay = _Relay(send, logger, request_id, usage)
     plain: tuple[int, bytes | None, RawHeaders] | None = None
     try:
         async with asyncio.timeout(upstream.total_s):

@@ -1,33 +1,121 @@
 """Type stub for fd2._native, the gateway's Rust extension (source: rust/src)."""
 
-from typing import final
+from collections.abc import Sequence
+from typing import Final, final
 
-__all__ = ["NativeError", "SseEventTooLarge", "SseFramer", "SseStateError"]
+from fd2.errors import Fd2Error
 
-class NativeError(Exception):
-    """Root of every exception raised by fd2._native."""
+__all__ = [
+    "CACHE_KEY_VERSION",
+    "CacheKeyError",
+    "CacheKeyer",
+    "NativeError",
+    "SseDecoder",
+    "SseEventTooLarge",
+    "SseFramer",
+    "SseStateError",
+    "UnknownEncoding",
+    "count_tokens",
+    "count_tokens_all",
+    "decode_tokens",
+    "encode",
+    "encoding_for_model",
+    "encoding_loaded",
+]
+
+CACHE_KEY_VERSION: Final[str]
+
+class NativeError(Fd2Error):
+    """Root of every exception raised by fd2._native (an fd2.errors.Fd2Error)."""
 
 class SseStateError(NativeError):
-    """An SseFramer was called in a state that does not allow it (e.g. feed() after finish())."""
+    """An SSE framer was called in a state that does not allow it (e.g. feed() after finish())."""
 
 class SseEventTooLarge(NativeError):
     """One server-sent event grew beyond the framer's max_event_bytes."""
+
+class UnknownEncoding(NativeError):
+    """A token encoding name (or token id) that fd2 does not know."""
+
+class CacheKeyError(NativeError):
+    """A request body that cannot be canonicalised (not JSON, duplicate keys, ...)."""
 
 @final
 class SseFramer:
     """Incremental framer for `text/event-stream` bytes.
 
-    `feed()` returns the original bytes of every completed event (the very same
-    object when nothing was held back and the chunk ends on an event boundary),
-    `finish()` the remainder, closed with a blank line if it has content.
+    `feed()` returns the original bytes of every completed event (the very same object when
+    nothing was held back and the chunk ends on an event boundary). With `openai=True` it reads
+    usage, finish reason, model, id and in-stream errors out of the events; `collect_text=True`
+    also gathers the generated text; `hold_done=True` keeps the `[DONE]` event (and anything
+    after it) for `take_held()`. `finish()` drops an unterminated last event, as the WHATWG rules
+    say, and returns its size.
     """
 
-    def __new__(cls, *, max_event_bytes: int = 16777216) -> SseFramer: ...
+    def __new__(
+        cls,
+        *,
+        max_event_bytes: int = 16777216,
+        openai: bool = False,
+        collect_text: bool = False,
+        hold_done: bool = False,
+    ) -> SseFramer: ...
     def feed(self, chunk: bytes) -> bytes: ...
-    def finish(self) -> bytes: ...
+    def finish(self) -> int: ...
+    def take_held(self) -> bytes: ...
     @property
     def done(self) -> bool: ...
     @property
     def events(self) -> int: ...
     @property
     def buffered(self) -> int: ...
+    @property
+    def discarded(self) -> int: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def response_id(self) -> str | None: ...
+    @property
+    def created(self) -> int | None: ...
+    @property
+    def usage(self) -> tuple[int, int, int] | None: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def parsed(self) -> int: ...
+
+@final
+class SseDecoder:
+    """Full WHATWG event-stream decoder: `feed()` returns the dispatched events as
+    (event type, data, last event id); `finish()` drops an unterminated last event."""
+
+    def __new__(cls, *, max_event_bytes: int = 16777216) -> SseDecoder: ...
+    def feed(self, chunk: bytes) -> list[tuple[str, str, str]]: ...
+    def finish(self) -> int: ...
+    @property
+    def retry(self) -> int | None: ...
+
+def encode(text: str, encoding: str = "o200k_base") -> list[int]: ...
+def count_tokens(text: str, encoding: str = "o200k_base") -> int: ...
+def count_tokens_all(texts: Sequence[str], encoding: str = "o200k_base") -> int: ...
+def decode_tokens(ids: Sequence[int], encoding: str = "o200k_base") -> bytes: ...
+def encoding_for_model(model: str) -> str: ...
+def encoding_loaded(encoding: str) -> bool: ...
+
+@final
+class CacheKeyer:
+    """Turns JSON request bodies into stable cache keys: SHA-256 (hex) of
+    `CACHE_KEY_VERSION`, the namespace and the canonical JSON of the body, with the
+    top-level members named in `exclude` left out."""
+
+    def __new__(cls, *, exclude: Sequence[str] = ..., namespace: str = "") -> CacheKeyer: ...
+    def key(self, body: bytes) -> str: ...
+    def canonical(self, body: bytes) -> bytes: ...
+    @property
+    def exclude(self) -> list[str]: ...
+    @property
+    def namespace(self) -> str: ...

@@ -4,9 +4,12 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use std::ffi::CStr;
+
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
 
 /// Every failure the native code can report. Pure Rust: the core modules
 /// return it and know nothing of Python; [`From<Error> for PyErr`] is the
@@ -17,6 +20,12 @@ pub enum Error {
     SseEventTooLarge { limit: usize, size: usize },
     /// An SSE framer was used in a state that does not allow the call.
     SseState(&'static str),
+    /// An encoding name fd2 does not embed.
+    UnknownEncoding(String),
+    /// A token id that is not in the encoding.
+    UnknownToken(u32),
+    /// A request body that cannot be canonicalised into a cache key.
+    CacheKey(String),
     /// A Rust panic was caught at the boundary of a call.
     Panic(String),
 }
@@ -29,6 +38,12 @@ impl fmt::Display for Error {
                 "SSE event exceeds max_event_bytes={limit} (at least {size} bytes)"
             ),
             Self::SseState(msg) => f.write_str(msg),
+            Self::UnknownEncoding(name) => write!(
+                f,
+                "unknown encoding {name:?} (known: o200k_base, cl100k_base)"
+            ),
+            Self::UnknownToken(id) => write!(f, "token id {id} is not in the encoding"),
+            Self::CacheKey(msg) => write!(f, "no cache key: {msg}"),
             Self::Panic(msg) => write!(f, "internal error in fd2._native: {msg}"),
         }
     }
@@ -58,45 +73,101 @@ fn describe(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-create_exception!(
-    fd2._native,
-    NativeError,
-    PyException,
-    "Root of every exception raised by fd2._native."
-);
-create_exception!(
-    fd2._native,
-    SseStateError,
-    NativeError,
-    "An SseFramer was called in a state that does not allow it (e.g. feed() after finish())."
-);
-create_exception!(
-    fd2._native,
-    SseEventTooLarge,
-    NativeError,
-    "One server-sent event grew beyond the framer's max_event_bytes."
-);
+/// One exception class: its Python name, its parent (`None`: the root) and its doc.
+struct ExceptionSpec {
+    name: &'static CStr,
+    parent: Option<usize>,
+    doc: &'static CStr,
+}
+
+// Index order matters: parents come first. `Error` variants map to an index below.
+const NATIVE_ERROR: usize = 0;
+const SSE_STATE_ERROR: usize = 1;
+const SSE_EVENT_TOO_LARGE: usize = 2;
+const UNKNOWN_ENCODING: usize = 3;
+const CACHE_KEY_ERROR: usize = 4;
+
+const EXCEPTIONS: [ExceptionSpec; 5] = [
+    ExceptionSpec {
+        name: c"fd2._native.NativeError",
+        parent: None,
+        doc: c"Root of every exception raised by fd2._native (an fd2.errors.Fd2Error).",
+    },
+    ExceptionSpec {
+        name: c"fd2._native.SseStateError",
+        parent: Some(NATIVE_ERROR),
+        doc: c"An SSE framer was called in a state that does not allow it (e.g. feed() after finish()).",
+    },
+    ExceptionSpec {
+        name: c"fd2._native.SseEventTooLarge",
+        parent: Some(NATIVE_ERROR),
+        doc: c"One server-sent event grew beyond the framer's max_event_bytes.",
+    },
+    ExceptionSpec {
+        name: c"fd2._native.UnknownEncoding",
+        parent: Some(NATIVE_ERROR),
+        doc: c"A token encoding name (or token id) that fd2 does not know.",
+    },
+    ExceptionSpec {
+        name: c"fd2._native.CacheKeyError",
+        parent: Some(NATIVE_ERROR),
+        doc: c"A request body that cannot be canonicalised (not JSON, duplicate keys, ...).",
+    },
+];
+
+/// The exception classes, created once at module init under `fd2.errors.Fd2Error`
+/// (a Python class, so they cannot be static Rust types).
+static TYPES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
+
+fn exception_index(err: &Error) -> usize {
+    match err {
+        Error::SseEventTooLarge { .. } => SSE_EVENT_TOO_LARGE,
+        Error::SseState(_) => SSE_STATE_ERROR,
+        Error::UnknownEncoding(_) | Error::UnknownToken(_) => UNKNOWN_ENCODING,
+        Error::CacheKey(_) => CACHE_KEY_ERROR,
+        Error::Panic(_) => NATIVE_ERROR,
+    }
+}
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> Self {
         let msg = err.to_string();
-        match err {
-            Error::SseEventTooLarge { .. } => SseEventTooLarge::new_err(msg),
-            Error::SseState(_) => SseStateError::new_err(msg),
-            Error::Panic(_) => NativeError::new_err(msg),
-        }
+        let index = exception_index(&err);
+        Python::attach(|py| match TYPES.get(py) {
+            Some(types) => PyErr::from_type(types[index].bind(py).clone(), msg),
+            // Only reachable if the module failed to initialise.
+            None => PyRuntimeError::new_err(msg),
+        })
     }
 }
 
-/// Registers the exception classes on the extension module.
+/// Creates the exception classes under `fd2.errors.Fd2Error` and adds them to
+/// the extension module.
 ///
 /// # Errors
-/// If adding an attribute to the module fails.
+/// If `fd2.errors` cannot be imported or a class cannot be created.
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("NativeError", py.get_type::<NativeError>())?;
-    m.add("SseStateError", py.get_type::<SseStateError>())?;
-    m.add("SseEventTooLarge", py.get_type::<SseEventTooLarge>())?;
+    let root = py
+        .import("fd2.errors")?
+        .getattr("Fd2Error")?
+        .cast_into::<PyType>()?;
+    let types = TYPES.get_or_try_init(py, || -> PyResult<Vec<Py<PyType>>> {
+        let mut types: Vec<Py<PyType>> = Vec::with_capacity(EXCEPTIONS.len());
+        for spec in &EXCEPTIONS {
+            let parent = spec
+                .parent
+                .map_or_else(|| root.clone(), |i| types[i].bind(py).clone());
+            let ty = PyErr::new_type(py, spec.name, Some(spec.doc), Some(&parent), None)?;
+            types.push(ty);
+        }
+        Ok(types)
+    })?;
+    for (spec, ty) in EXCEPTIONS.iter().zip(types) {
+        let full = spec.name.to_str().unwrap_or_default();
+        let short = full.rsplit('.').next().unwrap_or(full);
+        m.add(short, ty.bind(py))?;
+    }
     Ok(())
 }
 

@@ -1,8 +1,12 @@
 //! fd2._native: the gateway's Rust extension; declares the modules and registers each area on import.
 
+pub mod cache_key;
+mod cache_key_py;
 pub mod errors;
 pub mod sse;
 mod sse_py;
+pub mod tokens;
+mod tokens_py;
 
 use pyo3::prelude::*;
 
@@ -14,6 +18,8 @@ mod _native {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::errors::init_pymodule(m)?;
-        crate::sse_py::init_pymodule(m)
+        crate::sse_py::init_pymodule(m)?;
+        crate::tokens_py::init_pymodule(m)?;
+        crate::cache_key_py::init_pymodule(m)
     }
 }

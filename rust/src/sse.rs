@@ -1,176 +1,50 @@
-//! Incremental `text/event-stream` framing: cuts raw upstream bytes at event boundaries (WHATWG rules) without re-encoding them.
+//! Incremental `text/event-stream` decoding: cuts raw upstream bytes at event boundaries (WHATWG rules) without re-encoding them.
 
-// Layers, bottom up, so a later full decoder can grow out of them:
+// Layers, bottom up:
 // - `line::parse_line`: classifies one line (blank, comment, field with a known name).
+// - `event::EventBuilder`: applies fields as the WHATWG "interpret an event
+//   stream" rules say and yields each dispatched event.
+// - `openai::StreamFacts`: reads usage, finish reason, model, errors (and, on
+//   request, the generated text) out of dispatched events, parsing JSON only
+//   when a byte search says the event can hold something wanted.
 // - `Scanner`: finds line ends (LF, CR, CRLF, also across chunk splits), strips
-//   a leading BOM from the first line, feeds lines to `EventProbe` and reports
-//   event boundaries.
+//   a leading BOM from the first line and reports event boundaries.
 // - `SseFramer`: owns the held-back bytes and hands out every completed event
 //   exactly as it arrived.
 
+mod event;
 mod line;
+mod openai;
+mod scanner;
 
-use memchr::memchr2;
-
+pub use self::event::{Event, EventBuilder};
 pub use self::line::{FieldName, Line, LineEnd, parse_line};
+pub use self::openai::{StreamFacts, Usage};
+use self::scanner::Scanner;
 use crate::errors::Error;
 
 /// Default cap on the size of one event, terminator included: 16 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-const DONE: &[u8] = b"[DONE]";
 /// Above this capacity an idle buffer is shrunk back (one huge event must
 /// not pin its memory for the rest of a long stream).
 const SHRINK_ABOVE: usize = 1 << 20;
 const KEEP_CAPACITY: usize = 64 << 10;
 
-/// What is known about the event being read. Only what the framer needs
-/// today; a full decoder would collect the data, event type and id here.
+/// What a framer does besides cutting the stream into events.
+// Independent switches, each read in one place: an enum set would only add noise.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct EventProbe {
-    /// At least one non-blank line (comments included).
-    has_content: bool,
-    data_lines: u32,
-    /// The data lines joined with LF equal `[DONE]` (so: exactly one, equal to it).
-    data_is_done: bool,
-}
-
-impl EventProbe {
-    fn on_line(&mut self, line: Line<'_>) {
-        self.has_content = true;
-        if let Line::Field {
-            name: FieldName::Data,
-            value,
-            ..
-        } = line
-        {
-            self.data_lines = self.data_lines.saturating_add(1);
-            self.data_is_done = self.data_lines == 1 && value == DONE;
-        }
-    }
-}
-
-/// Line and event state carried from one chunk to the next.
-#[derive(Debug)]
-struct Scanner {
-    /// Offset, in the bytes being scanned, where the unfinished line begins.
-    line_start: usize,
-    /// The last byte scanned was a CR ending a line: an LF next completes that CRLF.
-    cr_pending: bool,
-    /// No line has ended yet, so a BOM at its front is still to be dropped.
-    first_line: bool,
-    /// Most recent terminator, copied when closing a truncated tail.
-    last_end: LineEnd,
-    event: EventProbe,
-    events: u64,
-    done: bool,
-}
-
-impl Scanner {
-    const fn new() -> Self {
-        Self {
-            line_start: 0,
-            cr_pending: false,
-            first_line: true,
-            last_end: LineEnd::Lf,
-            event: EventProbe {
-                has_content: false,
-                data_lines: 0,
-                data_is_done: false,
-            },
-            events: 0,
-            done: false,
-        }
-    }
-
-    /// Scans `work[from..]`; `work[..from]` was scanned by earlier calls and
-    /// `work` starts where the unfinished event starts. Returns the offset
-    /// just past the last event boundary (0 if none).
-    fn scan(&mut self, work: &[u8], from: usize, limit: usize) -> Result<usize, Error> {
-        let mut pos = from;
-        let mut boundary = 0;
-        let mut event_start = 0;
-        let mut events = 0;
-        let mut done = false;
-        if self.cr_pending && pos < work.len() {
-            self.cr_pending = false;
-            if work[pos] == b'\n' {
-                // Second half of a CRLF whose CR was scanned last time.
-                pos += 1;
-                self.line_start = pos;
-                self.last_end = LineEnd::CrLf;
-                if !self.event.has_content {
-                    boundary = pos;
-                    event_start = pos;
-                }
-            }
-        }
-        while let Some(offset) = memchr2(b'\n', b'\r', &work[pos..]) {
-            let end = pos + offset;
-            let (next, kind) = if work[end] == b'\n' {
-                (end + 1, LineEnd::Lf)
-            } else {
-                match work.get(end + 1) {
-                    Some(b'\n') => (end + 2, LineEnd::CrLf),
-                    Some(_) => (end + 1, LineEnd::Cr),
-                    None => {
-                        self.cr_pending = true;
-                        (end + 1, LineEnd::Cr)
-                    }
-                }
-            };
-            let mut line = &work[self.line_start..end];
-            if self.first_line {
-                self.first_line = false;
-                line = line.strip_prefix(BOM).unwrap_or(line);
-            }
-            self.last_end = kind;
-            self.line_start = next;
-            pos = next;
-            match parse_line(line) {
-                Line::Blank => {
-                    check_size(next - event_start, limit)?;
-                    if self.event.has_content {
-                        events += 1;
-                        done |= self.event.data_is_done;
-                    }
-                    self.event = EventProbe::default();
-                    boundary = next;
-                    event_start = next;
-                }
-                parsed => self.event.on_line(parsed),
-            }
-        }
-        check_size(work.len() - event_start, limit)?;
-        self.events += events;
-        self.done |= done;
-        Ok(boundary)
-    }
-
-    /// Bytes that close a truncated tail `work` into a complete event, or
-    /// `None` when the tail holds nothing but blank space (or a lone BOM).
-    fn closing_suffix(&self, work: &[u8]) -> Option<&'static [u8]> {
-        let mut partial = &work[self.line_start..];
-        if self.first_line {
-            partial = partial.strip_prefix(BOM).unwrap_or(partial);
-        }
-        if !partial.is_empty() {
-            Some(self.last_end.doubled())
-        } else if self.event.has_content {
-            Some(self.last_end.as_bytes())
-        } else {
-            None
-        }
-    }
-}
-
-fn check_size(size: usize, limit: usize) -> Result<(), Error> {
-    if size > limit {
-        Err(Error::SseEventTooLarge { limit, size })
-    } else {
-        Ok(())
-    }
+pub struct Options {
+    /// Read OpenAI facts (usage, finish reason, model, errors) from events.
+    pub openai: bool,
+    /// Also collect the generated text (to count completion tokens).
+    pub collect_text: bool,
+    /// Keep the `[DONE]` event, and everything after it, out of the output
+    /// until [`SseFramer::take_held`] (so something can be sent before it).
+    pub hold_done: bool,
+    /// Keep every dispatched event for [`SseFramer::take_events`].
+    pub decode: bool,
 }
 
 /// What [`SseFramer::feed`] has ready to hand on.
@@ -198,8 +72,13 @@ enum Phase {
 pub struct SseFramer {
     /// Bytes of the unfinished event; starts at that event's first byte.
     buf: Vec<u8>,
+    /// With `hold_done`: the `[DONE]` event and all complete events after it.
+    held: Vec<u8>,
+    holding: bool,
     scanner: Scanner,
+    options: Options,
     max_event_bytes: usize,
+    discarded: usize,
     phase: Phase,
 }
 
@@ -212,11 +91,21 @@ impl Default for SseFramer {
 impl SseFramer {
     /// A framer refusing events longer than `max_event_bytes` (terminator included).
     #[must_use]
-    pub const fn new(max_event_bytes: usize) -> Self {
+    pub fn new(max_event_bytes: usize) -> Self {
+        Self::with_options(max_event_bytes, Options::default())
+    }
+
+    /// A framer doing what `options` asks besides framing.
+    #[must_use]
+    pub fn with_options(max_event_bytes: usize, options: Options) -> Self {
         Self {
             buf: Vec::new(),
-            scanner: Scanner::new(),
+            held: Vec::new(),
+            holding: false,
+            scanner: Scanner::default(),
+            options,
             max_event_bytes,
+            discarded: 0,
             phase: Phase::Open,
         }
     }
@@ -230,18 +119,21 @@ impl SseFramer {
     pub fn feed<R>(&mut self, chunk: &[u8], emit: impl FnOnce(Ready<'_>) -> R) -> Result<R, Error> {
         self.check_open()?;
         let limit = self.max_event_bytes;
+        let options = self.options;
         if self.buf.is_empty() {
-            let boundary = match self.scanner.scan(chunk, 0, limit) {
-                Ok(boundary) => boundary,
+            let scanned = match self.scanner.scan(chunk, 0, limit, options) {
+                Ok(scanned) => scanned,
                 Err(err) => return Err(self.fail(err)),
             };
-            let (ready, rest) = chunk.split_at(boundary);
+            let boundary = scanned.boundary;
+            let (complete, rest) = chunk.split_at(boundary);
             self.buf.extend_from_slice(rest);
             self.scanner.line_start -= boundary;
             self.shrink_idle();
-            Ok(emit(if boundary == 0 {
+            let ready = self.hold(complete, scanned.done_start);
+            Ok(emit(if ready.is_empty() {
                 Ready::Nothing
-            } else if rest.is_empty() {
+            } else if rest.is_empty() && ready.len() == chunk.len() {
                 Ready::Input
             } else {
                 Ready::Bytes(ready)
@@ -249,19 +141,43 @@ impl SseFramer {
         } else {
             let from = self.buf.len();
             self.buf.extend_from_slice(chunk);
-            let boundary = match self.scanner.scan(&self.buf, from, limit) {
-                Ok(boundary) => boundary,
+            let scanned = match self.scanner.scan(&self.buf, from, limit, options) {
+                Ok(scanned) => scanned,
                 Err(err) => return Err(self.fail(err)),
             };
-            let out = emit(if boundary == 0 {
+            let boundary = scanned.boundary;
+            let buf = std::mem::take(&mut self.buf);
+            let ready = self.hold(&buf[..boundary], scanned.done_start);
+            let out = emit(if ready.is_empty() {
                 Ready::Nothing
             } else {
-                Ready::Bytes(&self.buf[..boundary])
+                Ready::Bytes(ready)
             });
+            self.buf = buf;
             self.buf.drain(..boundary);
             self.scanner.line_start -= boundary;
             self.shrink_idle();
             Ok(out)
+        }
+    }
+
+    /// With `hold_done`: moves the `[DONE]` event and what follows it out of
+    /// `complete` into `held`; returns what may go out now.
+    fn hold<'a>(&mut self, complete: &'a [u8], done_start: Option<usize>) -> &'a [u8] {
+        if !self.options.hold_done {
+            return complete;
+        }
+        if self.holding {
+            self.held.extend_from_slice(complete);
+            return &[];
+        }
+        match done_start {
+            Some(start) => {
+                self.holding = true;
+                self.held.extend_from_slice(&complete[start..]);
+                &complete[..start]
+            }
+            None => complete,
         }
     }
 
@@ -277,45 +193,52 @@ impl SseFramer {
         })
     }
 
-    /// Ends the stream: returns the held-back bytes, with the line
-    /// terminator(s) appended that make them a complete event when they hold
-    /// anything but blank lines. Later calls return nothing.
+    /// Ends the stream. An unterminated last event is discarded, as the
+    /// WHATWG rules say (an `EventSource` would never dispatch it); returns
+    /// the number of bytes dropped that way. Later calls return 0.
     ///
     /// # Errors
     /// [`Error::SseState`] if the framer failed earlier.
-    pub fn finish(&mut self) -> Result<Vec<u8>, Error> {
+    pub fn finish(&mut self) -> Result<usize, Error> {
         match self.phase {
             Phase::Open => {}
-            Phase::Finished => return Ok(Vec::new()),
+            Phase::Finished => return Ok(0),
             Phase::Failed => return Err(Error::SseState(FAILED)),
         }
         self.phase = Phase::Finished;
-        let mut tail = std::mem::take(&mut self.buf);
-        if let Some(suffix) = self.scanner.closing_suffix(&tail) {
-            let from = tail.len();
-            tail.extend_from_slice(suffix);
-            // The bytes were accepted already; the few added ones do not make
-            // the tail "too large", so no limit here.
-            self.scanner.scan(&tail, from, usize::MAX)?;
-        }
+        let dropped = std::mem::take(&mut self.buf).len();
+        self.discarded = dropped;
         self.scanner.line_start = 0;
-        Ok(tail)
+        self.scanner.builder.reset();
+        Ok(dropped)
+    }
+
+    /// With `hold_done`: the held `[DONE]` event and everything complete after
+    /// it (empty if none), handed over once.
+    pub fn take_held(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// With `decode`: the events dispatched since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.scanner.decoded)
     }
 
     /// Marks the framer unusable (e.g. after a panic interrupted a call).
     pub fn poison(&mut self) {
         self.phase = Phase::Failed;
         self.buf = Vec::new();
+        self.held = Vec::new();
         self.scanner.line_start = 0;
     }
 
-    /// An event whose data is exactly `[DONE]` has been handed out.
+    /// An event whose data is exactly `[DONE]` has been read.
     #[must_use]
     pub const fn done(&self) -> bool {
         self.scanner.done
     }
 
-    /// Number of non-empty events handed out so far.
+    /// Number of events (blocks with a non-blank line) completed so far.
     #[must_use]
     pub const fn events(&self) -> u64 {
         self.scanner.events
@@ -325,6 +248,24 @@ impl SseFramer {
     #[must_use]
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes of the unterminated last event dropped by [`finish`](Self::finish).
+    #[must_use]
+    pub const fn discarded(&self) -> usize {
+        self.discarded
+    }
+
+    /// What the events read so far said (with the `openai` option).
+    #[must_use]
+    pub const fn facts(&self) -> &StreamFacts {
+        &self.scanner.facts
+    }
+
+    /// Reconnection time from the last valid `retry:` field.
+    #[must_use]
+    pub const fn retry(&self) -> Option<u64> {
+        self.scanner.builder.retry()
     }
 
     /// The configured cap on one event's size.

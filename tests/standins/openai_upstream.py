@@ -114,7 +114,10 @@ class Behaviour:
 
 _FIXED = {
     name: Behaviour(name)
-    for name in ("error-400", "error-429", "error-500-plain", "garbage", "stream-break", "no-done")
+    for name in (
+        *("error-400", "error-429", "error-500-plain", "garbage", "stream-break", "no-done"),
+        "no-usage",  # like many OpenAI-compatible servers: ignores stream_options.include_usage
+    )
 }
 _ECHO = Behaviour("echo")
 
@@ -350,9 +353,10 @@ async def _stream(
 ) -> None:
     if chat:
         base["object"] = "chat.completion.chunk"
+    kind = behaviour.kind
+    include_usage = include_usage and kind != "no-usage"
     if include_usage:
         base["usage"] = None
-    kind = behaviour.kind
     count = BREAK_AFTER if kind == "stream-break" else behaviour.chunks
 
     def frame(choice: dict[str, Any] | None, **extra: Any) -> bytes:

@@ -1,51 +1,16 @@
-"""Tests for fd2._native.SseFramer: split invariance, exact byte relay, zero copy, errors."""
+"""fd2._native SSE framer and decoder: split invariance, exact byte relay, WHATWG events, errors."""
 
 from __future__ import annotations
 
 import itertools
-import re
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from sse_reference import BOM, reference_events
 
-from fd2._native import NativeError, SseEventTooLarge, SseFramer, SseStateError
-
-BOM = b"\xef\xbb\xbf"
-LINE_END = re.compile(rb"\r\n|\r|\n")
-# What finish() may append to close a truncated tail (LF, CR or CRLF style).
-CLOSERS = {b"\n", b"\n\n", b"\r", b"\r\r", b"\r\n", b"\r\n\r\n"}
-
-
-def reference(stream: bytes) -> tuple[int, bool, bool]:
-    """Independent one-shot reading of a whole stream (WHATWG line and field rules).
-
-    Returns (events, done, needs_closing): the number of non-empty events (a tail
-    cut inside an event counts, as finish() closes it), whether one had data
-    exactly "[DONE]", and whether the stream ends inside an event.
-    """
-    *lines, tail = LINE_END.split(stream.removeprefix(BOM))
-    events, done, content, data = 0, False, False, list[bytes]()
-    for line in [*lines, tail] if tail else lines:
-        if not line:
-            if content:
-                events += 1
-                done |= b"\n".join(data) == b"[DONE]"
-            content, data = False, []
-            continue
-        content = True
-        if line.startswith(b":"):
-            continue
-        name, colon, value = line.partition(b":")
-        if colon and value.startswith(b" "):
-            value = value[1:]
-        if name == b"data":
-            data.append(value)
-    needs_closing = content  # the last line (the unterminated tail, if any) was not blank
-    if needs_closing:
-        events += 1
-        done |= b"\n".join(data) == b"[DONE]"
-    return events, done, needs_closing
+from fd2._native import NativeError, SseDecoder, SseEventTooLarge, SseFramer, SseStateError
+from fd2.errors import Fd2Error
 
 
 def relay(chunks: list[bytes], **kwargs: int) -> tuple[bytes, SseFramer]:
@@ -56,9 +21,20 @@ def relay(chunks: list[bytes], **kwargs: int) -> tuple[bytes, SseFramer]:
         out.append(framer.feed(chunk))
         seen += len(chunk)
         assert sum(map(len, out)) + framer.buffered == seen
-    out.append(framer.finish())
+    dropped = framer.finish()
     assert framer.buffered == 0
+    assert sum(map(len, out)) + dropped == seen
     return b"".join(out), framer
+
+
+def decode(chunks: list[bytes]) -> tuple[list[tuple[str, str, str]], int]:
+    decoder = SseDecoder()
+    events = [event for chunk in chunks for event in decoder.feed(chunk)]
+    return events, decoder.finish()
+
+
+def as_text(events: list[tuple[bytes, bytes, bytes]]) -> list[tuple[str, str, str]]:
+    return [tuple(part.decode("utf-8", "replace") for part in event) for event in events]  # type: ignore[misc]
 
 
 def cut(stream: bytes, positions: list[int]) -> list[bytes]:
@@ -68,8 +44,8 @@ def cut(stream: bytes, positions: list[int]) -> list[bytes]:
 
 TOKENS = st.sampled_from(
     [
-        *(b"data:", b"data: ", b"[DONE]", b"event: x", b"id: 1", b":", b" ", b"x", b"{}"),
-        *(b"\r", b"\n", b"\r\n", b"\n\n", b"\xc3\xa9", b"\xe2\x82\xac", BOM),
+        *(b"data:", b"data: ", b"[DONE]", b"event: x", b"id: 1", b"id", b"retry: 9", b":", b" "),
+        *(b"x", b"{}", b"\r", b"\n", b"\r\n", b"\n\n", b"\xc3\xa9", b"\xe2\x82\xac", BOM, b"\0"),
     ]
 )
 STREAMS = st.lists(TOKENS | st.binary(max_size=6), max_size=40).map(b"".join)
@@ -79,24 +55,21 @@ STREAMS = st.lists(TOKENS | st.binary(max_size=6), max_size=40).map(b"".join)
 @given(stream=STREAMS, data=st.data())
 @example(stream=b"data: [DONE]", data=None)
 @example(stream=BOM + b"data: 1\r\n\r\ndata: [DONE]\r", data=None)
-def test_any_split_relays_the_stream_like_one_chunk(
+@example(stream=b"data: \xe2\x82\xac\r\n\r\n", data=None)
+def test_any_split_gives_the_events_of_the_unsplit_stream(
     stream: bytes, data: st.DataObject | None
 ) -> None:
     positions = [] if data is None else data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
+    chunks = cut(stream, positions)
     whole, one = relay([stream])
-    split, many = relay(cut(stream, positions))
+    split, many = relay(chunks)
     assert split == whole
-    assert (many.events, many.done) == (one.events, one.done)
+    assert (many.events, many.done, many.discarded) == (one.events, one.done, one.discarded)
 
-    events, done, needs_closing = reference(stream)
-    assert (one.events, one.done) == (events, done)
-    assert whole.startswith(stream)
-    added = whole[len(stream) :]
-    if needs_closing:
-        assert added in CLOSERS
-        assert reference(whole) == (events, done, False)
-    else:
-        assert added == b""
+    expected, relayed = reference_events(stream)
+    assert whole == stream[:relayed]  # the original bytes, minus the unterminated tail
+    assert decode([stream]) == decode(chunks) == (as_text(expected), len(stream) - relayed)
+    assert one.done == any(data == b"[DONE]" for _, data, _ in expected)
 
 
 @given(stream=STREAMS)
@@ -104,6 +77,18 @@ def test_byte_by_byte_matches_one_chunk(stream: bytes) -> None:
     whole, one = relay([stream])
     split, many = relay([stream[i : i + 1] for i in range(len(stream))])
     assert (split, many.events, many.done) == (whole, one.events, one.done)
+
+
+def test_whatwg_fields() -> None:
+    stream = (
+        BOM + b"data: a\ndata:b\r\ndata\revent: up\nid: 7\nretry: 1500\n\n"
+        b": comment\n\nevent: ignored\n\ndata:\n\nid: x\0y\ndata: \xc3\xa9\nretry: 1x\n\ndata: cut"
+    )
+    decoder = SseDecoder()
+    events = decoder.feed(stream)
+    assert events == [("up", "a\nb\n", "7"), ("message", "", "7"), ("message", "é", "7")]
+    assert decoder.retry == 1500
+    assert decoder.finish() == len(b"data: cut")
 
 
 def test_typical_openai_stream() -> None:
@@ -114,15 +99,14 @@ def test_typical_openai_stream() -> None:
     assert framer.buffered == 20
     assert framer.feed(stream[20:]) == stream
     assert (framer.events, framer.done, framer.buffered) == (4, True, 0)
-    assert framer.finish() == b""
+    assert framer.finish() == 0
 
 
 def test_zero_copy_when_chunk_ends_on_a_boundary() -> None:
     framer = SseFramer()
     chunk = b"data: a\n\ndata: b\r\n\r\n"
     assert framer.feed(chunk) is chunk
-    partial = framer.feed(b"data: c\n\ndata: d")
-    assert partial == b"data: c\n\n"
+    assert framer.feed(b"data: c\n\ndata: d") == b"data: c\n\n"
     rest = b"\n\n"
     out = framer.feed(rest)
     assert out == b"data: d\n\n"
@@ -143,20 +127,12 @@ def test_trailing_cr_is_flushed_and_its_lf_is_not_an_event() -> None:
     assert framer.events == 2
 
 
-def test_finish_closes_a_tail_without_blank_line() -> None:
+def test_finish_drops_an_unterminated_event() -> None:
     framer = SseFramer()
     assert framer.feed(b"data: 1\n\ndata: [DONE]\n") == b"data: 1\n\n"
-    assert not framer.done
-    assert framer.finish() == b"data: [DONE]\n\n"
-    assert (framer.done, framer.events) == (True, 2)
-    assert framer.finish() == b""
-
-
-def test_bom_is_relayed_but_not_parsed() -> None:
-    stream = BOM + b"data:[DONE]\n\n"
-    out, framer = relay([stream[:2], stream[2:]])
-    assert out == stream
-    assert framer.done
+    assert framer.finish() == len(b"data: [DONE]\n")
+    assert (framer.done, framer.events, framer.discarded) == (False, 1, 13)
+    assert framer.finish() == 0
 
 
 def test_feed_after_finish_raises_state_error() -> None:
@@ -176,26 +152,24 @@ def test_oversized_event_raises_and_disables_the_framer() -> None:
         framer.feed(b"\n\n")
     with pytest.raises(SseStateError):
         framer.finish()
-
-
-def test_event_size_limit_counts_the_whole_event() -> None:
-    event = b"data: 12345678\n\n"  # 16 bytes
-    assert SseFramer(max_event_bytes=16).feed(event) is event
     with pytest.raises(SseEventTooLarge):
-        SseFramer(max_event_bytes=15).feed(event)
+        SseDecoder(max_event_bytes=4).feed(b"data: x\n\n")
 
 
-def test_exception_hierarchy() -> None:
-    assert issubclass(NativeError, Exception)
-    assert issubclass(SseStateError, NativeError)
-    assert issubclass(SseEventTooLarge, NativeError)
+def test_exceptions_sit_under_fd2s_error_root() -> None:
+    for cls in (SseStateError, SseEventTooLarge):
+        assert issubclass(cls, NativeError)
+    assert issubclass(NativeError, Fd2Error)
     assert not issubclass(SseStateError, SseEventTooLarge)
     assert NativeError.__module__ == "fd2._native"
+    with pytest.raises(Fd2Error) as caught:
+        SseFramer(max_event_bytes=1).feed(b"data: x")
+    assert caught.value.message.startswith("SSE event exceeds")
 
 
 def test_argument_checking() -> None:
     with pytest.raises(TypeError):
-        SseFramer(1024)  # type: ignore[call-arg]
+        SseFramer(1024)  # type: ignore[misc]
     with pytest.raises(TypeError):
         SseFramer().feed("data: x\n\n")  # type: ignore[arg-type]
     with pytest.raises(AttributeError):

@@ -20,15 +20,6 @@ impl LineEnd {
             Self::CrLf => b"\r\n",
         }
     }
-
-    /// The terminator written twice: ends a partial line, then the event.
-    pub(super) const fn doubled(self) -> &'static [u8] {
-        match self {
-            Self::Lf => b"\n\n",
-            Self::Cr => b"\r\r",
-            Self::CrLf => b"\r\n\r\n",
-        }
-    }
 }
 
 /// Field names the event-stream format defines; anything else is `Other`.

@@ -1,5 +1,7 @@
 //! Unit tests for the SSE framer: split invariance, line-end rules, BOM, fields, `[DONE]`, limits.
 
+mod decoding;
+
 use super::{DEFAULT_MAX_EVENT_BYTES, FieldName, Line, Ready, SseFramer, parse_line};
 use crate::errors::Error;
 
@@ -8,8 +10,8 @@ use crate::errors::Error;
 struct Outcome {
     /// Concatenation of every `feed` output.
     fed: Vec<u8>,
-    /// What `finish` returned.
-    tail: Vec<u8>,
+    /// What `finish` returned: bytes of an unterminated tail, dropped.
+    tail: usize,
     events: u64,
     done: bool,
 }
@@ -30,10 +32,10 @@ fn frame(chunks: &[&[u8]]) -> Outcome {
     }
 }
 
-/// Output of feeding `stream` in one piece, then finishing, all concatenated.
-fn whole(stream: &[u8]) -> (Vec<u8>, u64, bool) {
+/// Output of feeding `stream` in one piece, then finishing.
+fn whole(stream: &[u8]) -> (Vec<u8>, usize, u64, bool) {
     let out = frame(&[stream]);
-    ([out.fed, out.tail].concat(), out.events, out.done)
+    (out.fed, out.tail, out.events, out.done)
 }
 
 /// Cuts `stream` at the given sorted positions.
@@ -54,13 +56,13 @@ fn assert_split_invariant(stream: &[u8]) {
     for i in 0..=n {
         for j in i..=n {
             let out = frame(&cut(stream, &[i, j]));
-            let got = ([out.fed, out.tail].concat(), out.events, out.done);
+            let got = (out.fed, out.tail, out.events, out.done);
             assert_eq!(got, expected, "stream {stream:?} cut at {i},{j}");
         }
     }
     let bytes: Vec<&[u8]> = stream.chunks(1).collect();
     let out = frame(&bytes);
-    let got = ([out.fed, out.tail].concat(), out.events, out.done);
+    let got = (out.fed, out.tail, out.events, out.done);
     assert_eq!(got, expected, "stream {stream:?} byte by byte");
 }
 
@@ -116,9 +118,10 @@ fn random_streams_are_split_invariant() {
         let mut at: Vec<usize> = (0..next(6)).map(|_| next(stream.len() + 1)).collect();
         at.sort_unstable();
         let out = frame(&cut(&stream, &at));
-        let got = ([out.fed, out.tail].concat(), out.events, out.done);
+        let got = (out.fed, out.tail, out.events, out.done);
         assert_eq!(got, expected, "stream {stream:?} cut at {at:?}");
-        assert!(got.0.starts_with(&stream));
+        assert_eq!([&got.0[..], &stream[got.0.len()..]].concat(), stream);
+        assert_eq!(got.0.len() + got.1, stream.len());
     }
 }
 
@@ -184,7 +187,7 @@ fn cr_lf_and_crlf_all_end_lines() {
     ] {
         let out = frame(&[stream]);
         assert_eq!(out.fed, stream);
-        assert_eq!(out.tail, b"");
+        assert_eq!(out.tail, 0);
         assert_eq!(out.events, events, "{stream:?}");
     }
 }
@@ -196,8 +199,8 @@ fn leading_bom_passes_through_but_is_not_parsed() {
     assert!(out.done);
     // BOM then a blank line: no event.
     assert_eq!(frame(&[b"\xEF\xBB", b"\xBF\n"]).events, 0);
-    // A lone BOM at the end is relayed as is, nothing appended.
-    assert_eq!(frame(&[b"\xEF\xBB\xBF"]).tail, b"\xEF\xBB\xBF");
+    // A lone BOM at the end is an unterminated tail: dropped.
+    assert_eq!(frame(&[b"\xEF\xBB\xBF"]).tail, 3);
     // Only the first one counts: a second BOM starts a field name.
     let out = frame(&[b"\xEF\xBB\xBF\xEF\xBB\xBFdata: [DONE]\n\n"]);
     assert_eq!((out.events, out.done), (1, false));
@@ -261,9 +264,10 @@ fn detects_done() {
     assert!(done(b"data: [DONE]\r\n\r\n"));
     assert!(done(b"event: end\nid: 9\n: note\ndata: [DONE]\n\n"));
     assert!(
-        done(b"data: [DONE]"),
-        "unterminated tail counts once finished"
+        !done(b"data: [DONE]"),
+        "an unterminated tail is never dispatched"
     );
+    assert!(!done(b"data: [DONE]\n"));
     assert!(!done(b"data:  [DONE]\n\n"));
     assert!(!done(b"data: [DONE] \n\n"));
     assert!(!done(b"data: [done]\n\n"));
@@ -282,37 +286,38 @@ fn detects_done() {
 }
 
 #[test]
-fn finish_closes_a_truncated_tail() {
-    for (stream, tail) in [
-        (&b"data: [DONE]"[..], &b"data: [DONE]\n\n"[..]),
-        (b"data: [DONE]\n", b"data: [DONE]\n\n"),
-        (b"data: [DONE]\r\n", b"data: [DONE]\r\n\r\n"),
-        (b"data: [DONE]\r", b"data: [DONE]\r\r"),
-        (b"a\r\nb", b"a\r\nb\r\n\r\n"),
-        (b"x\n\ndata: [DONE]", b"data: [DONE]\n\n"),
-        (b"x\n\n", b""),
-        (b"", b""),
-        (b" ", b" \n\n"),
+fn finish_drops_an_unterminated_tail() {
+    for (stream, dropped) in [
+        (&b"data: [DONE]"[..], 12),
+        (b"data: [DONE]\n", 13),
+        (b"data: [DONE]\r\n", 14),
+        (b"a\r\nb", 4),
+        (b"x\n\ndata: [DONE]", 12),
+        (b"x\n\n", 0),
+        (b"", 0),
+        (b" ", 1),
     ] {
         let out = frame(&[stream]);
-        assert_eq!(out.tail, tail, "{stream:?}");
-        assert!([out.fed, out.tail].concat().starts_with(stream));
+        assert_eq!(out.tail, dropped, "{stream:?}");
+        assert_eq!(out.fed, &stream[..stream.len() - dropped]);
+        assert!(!out.done);
     }
     let out = frame(&[b"data: 1\n\ndata: [DONE]"]);
-    assert_eq!((out.events, out.done), (2, true));
+    assert_eq!((out.events, out.done), (1, false));
 }
 
 #[test]
 fn finish_is_final() {
     let mut f = SseFramer::default();
     f.feed_to_vec(b"data: x").unwrap();
-    assert_eq!(f.finish().unwrap(), b"data: x\n\n");
-    assert_eq!(f.finish().unwrap(), b"");
+    assert_eq!(f.finish().unwrap(), 7);
+    assert_eq!(f.discarded(), 7);
+    assert_eq!(f.finish().unwrap(), 0);
     assert!(matches!(
         f.feed_to_vec(b"data: y\n\n"),
         Err(Error::SseState(_))
     ));
-    assert_eq!(f.events(), 1);
+    assert_eq!(f.events(), 0);
 }
 
 #[test]

@@ -26,6 +26,7 @@ from fd2.module import ModuleContext, Timeouts, UpstreamEndpoints
 from fd2.request import Request
 from fd2.secrets import Secret
 from fd2.sse import SseFramer
+from fd2.tokens import count_chat, count_tokens
 from inference_openai import InferenceOpenAIModule
 from inference_openai.answers import settle
 from inference_openai.upstream import read_answer
@@ -620,10 +621,29 @@ async def test_stream_is_relayed_event_by_event(make: Make) -> None:
     assert_ended(exchange)
 
 
-async def test_stream_tail_without_blank_line_is_terminated(make: Make) -> None:
+async def test_stream_tail_without_blank_line_is_dropped(make: Make) -> None:
+    # WHATWG rules: an event the stream's end cuts off is never dispatched, so it is not relayed.
     exchange = make(streaming(EVENTS[0], b"data: [DONE]"))
+    await exchange.run("/v1/chat/completions", {**STREAM_BODY, "stream_options": None})
+    assert exchange.body == EVENTS[0]
+    assert_ended(exchange)
+
+
+async def test_usage_is_added_when_asked_and_missing(make: Make) -> None:
+    exchange = make(streaming(EVENTS[0], EVENTS[1], b"data: [DONE]\n\n"))
     await exchange.run("/v1/chat/completions", STREAM_BODY)
-    assert exchange.body == EVENTS[0] + b"data: [DONE]\n\n"
+    relayed = EVENTS[0] + EVENTS[1]
+    assert exchange.body.startswith(relayed)
+    assert exchange.body.endswith(b"\n\ndata: [DONE]\n\n")
+    added = orjson.loads(exchange.body[len(relayed) + len(b"data: ") : -len(b"data: [DONE]\n\n")])
+    completion = count_tokens("Hél" + "lo ✓")
+    prompt = count_chat([USER])
+    assert added["choices"] == []
+    assert added["usage"] == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     assert_ended(exchange)
 
 

@@ -1,0 +1,137 @@
+//! What fd2 reads from OpenAI stream events: usage, finish reason, model, id, errors and the generated text.
+
+// Most chunks of a chat stream carry only a content delta. Byte searches on
+// the event data decide whether an event can hold anything wanted; only then
+// is its JSON parsed (serde_json, borrowed, into a `Value`).
+
+use memchr::memmem;
+use serde_json::Value;
+
+/// Token counts of a `usage` object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// What has been learnt from the events of one stream so far.
+#[derive(Clone, Debug, Default)]
+pub struct StreamFacts {
+    pub model: Option<String>,
+    pub id: Option<String>,
+    pub created: Option<i64>,
+    /// The last non-null `usage` seen.
+    pub usage: Option<Usage>,
+    /// The last non-null `finish_reason` seen.
+    pub finish_reason: Option<String>,
+    /// JSON of the first in-stream error (an `error` member or an `event: error`).
+    pub error: Option<String>,
+    /// Generated text (content, text, refusal, tool-call arguments), when collected.
+    pub text: String,
+    /// Events whose JSON had to be parsed (for tests and tuning).
+    pub parsed: u64,
+    /// `model`, `id` and `created` were read from a parsed event (even if absent there).
+    identified: bool,
+}
+
+/// Whether `key` (with its quotes) occurs and is followed, after optional
+/// whitespace and the colon, by a byte in `starts`.
+fn member_starts(data: &[u8], key: &[u8], starts: &[u8]) -> bool {
+    memmem::find_iter(data, key).any(|at| {
+        let mut rest = data[at + key.len()..]
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace());
+        if rest.next() != Some(&b':') {
+            return false;
+        }
+        rest.find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| starts.contains(b))
+    })
+}
+
+impl StreamFacts {
+    /// Looks at one dispatched event; `collect_text` also gathers generated text.
+    pub fn observe(&mut self, event_type: &[u8], data: &[u8], collect_text: bool) {
+        let is_error_event = event_type == b"error";
+        let wanted = is_error_event
+            || (!self.identified && memmem::find(data, b"\"model\"").is_some())
+            || member_starts(data, b"\"usage\"", b"{")
+            || member_starts(data, b"\"finish_reason\"", b"\"")
+            || (self.error.is_none() && member_starts(data, b"\"error\"", b"{\""))
+            || (collect_text
+                && (member_starts(data, b"\"content\"", b"\"")
+                    || member_starts(data, b"\"text\"", b"\"")
+                    || member_starts(data, b"\"refusal\"", b"\"")
+                    || member_starts(data, b"\"arguments\"", b"\"")));
+        if !wanted {
+            return;
+        }
+        let Ok(value) = serde_json::from_slice::<Value>(data) else {
+            if is_error_event && self.error.is_none() {
+                self.error = Some(String::from_utf8_lossy(data).into_owned());
+            }
+            return;
+        };
+        self.parsed += 1;
+        self.learn(&value, is_error_event, collect_text);
+    }
+
+    fn learn(&mut self, value: &Value, is_error_event: bool, collect_text: bool) {
+        if !self.identified {
+            self.identified = true;
+            self.model = value["model"].as_str().map(str::to_owned);
+            self.id = value["id"].as_str().map(str::to_owned);
+            self.created = value["created"].as_i64();
+        }
+        if let Some(usage) = value.get("usage").and_then(Value::as_object) {
+            let field = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+            self.usage = Some(Usage {
+                prompt_tokens: field("prompt_tokens"),
+                completion_tokens: field("completion_tokens"),
+                total_tokens: field("total_tokens"),
+            });
+        }
+        if self.error.is_none() {
+            match value.get("error") {
+                Some(error) if !error.is_null() => self.error = Some(error.to_string()),
+                _ if is_error_event => self.error = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        let Some(choices) = value["choices"].as_array() else {
+            return;
+        };
+        for choice in choices {
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                reason.clone_into(self.finish_reason.get_or_insert_with(String::new));
+            }
+            if collect_text {
+                self.collect(choice);
+            }
+        }
+    }
+
+    fn collect(&mut self, choice: &Value) {
+        // Chat chunks carry `delta`, legacy completions `text`.
+        if let Some(text) = choice["text"].as_str() {
+            self.text.push_str(text);
+        }
+        let delta = &choice["delta"];
+        for field in ["content", "refusal"] {
+            if let Some(text) = delta[field].as_str() {
+                self.text.push_str(text);
+            }
+        }
+        if let Some(calls) = delta["tool_calls"].as_array() {
+            for call in calls {
+                let function = &call["function"];
+                for field in ["name", "arguments"] {
+                    if let Some(text) = function[field].as_str() {
+                        self.text.push_str(text);
+                    }
+                }
+            }
+        }
+    }
+}
