@@ -2,7 +2,7 @@
 
 import orjson
 
-from fd2.limits.token_estimate import estimate_prompt_tokens
+from fd2.limits.prompt_tokens import count_prompt_tokens
 from fd2.limits.usage import UsageMeter
 
 
@@ -61,10 +61,18 @@ async def test_failed_calls_use_nothing():
     assert meter.tokens(10) == 0
 
 
-def test_the_estimate_counts_text_and_messages():
-    assert estimate_prompt_tokens({"messages": [{"role": "user", "content": "a" * 40}]}) == 14
-    parts = [{"type": "text", "text": "b" * 8}, {"type": "image_url"}]
-    assert estimate_prompt_tokens({"messages": [{"role": "user", "content": parts}]}) == 6
-    assert estimate_prompt_tokens({"input": ["abcd", "efgh"]}) == 3
-    assert estimate_prompt_tokens({"prompt": [1, 2, 3]}) == 4
-    assert estimate_prompt_tokens({}) == 1
+async def test_prompt_tokens_are_counted_with_the_models_encoding():
+    # "hello world" is 2 tokens in o200k_base and cl100k_base; "user" is 1. A chat message costs
+    # 3 more, and the reply priming 3 (OpenAI's documented overheads).
+    hello = [{"role": "user", "content": "hello world"}]
+    assert await count_prompt_tokens({"model": "gpt-4o", "messages": hello}) == 9
+    assert await count_prompt_tokens({"model": "gpt-4", "messages": hello}) == 9
+    parts = [{"type": "text", "text": "hello world"}, {"type": "image_url"}]
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": parts}]}
+    assert await count_prompt_tokens(chat) == 9
+    assert await count_prompt_tokens({"input": ["hello world", "hello world"]}) == 4
+    assert await count_prompt_tokens({"prompt": [1, 2, 3]}) == 3
+    assert await count_prompt_tokens({"prompt": [[1, 2], [3]]}) == 3
+    assert await count_prompt_tokens({}) == 0
+    # A large prompt is counted in a thread: "word", then " word" 39,999 times, then " ".
+    assert await count_prompt_tokens({"model": "gpt-4o", "prompt": "word " * 40_000}) == 40_001

@@ -7,6 +7,7 @@ everyone in.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from typing import Any, Final
@@ -23,6 +24,7 @@ from fd2.config import Settings
 from fd2.errors import ConfigError
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
+from fd2.limits.prompt_tokens import warm_up
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.manifests.compile import ModuleDeclaration
@@ -52,6 +54,7 @@ class GateCompiler:
         self._limiter = limiter
         self._hasher = hasher
         self._verifiers = JwtVerifiers(secrets=secrets, environ=environ, http=http)
+        self._warming: asyncio.Future[None] | None = None
 
     @classmethod
     def from_settings(
@@ -136,6 +139,10 @@ class GateCompiler:
             environment_limits=resolve_value(env_limits, context, "limits"),
             module_limits=resolve_value(entry.limits, context, "limits"),
         )
+        if self._warming is None:
+            # Token limits count prompts natively: build the encoder now, off the event loop,
+            # rather than on the first limited request.
+            self._warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         if mode == "none" and not plan.static_specs:
             return None
         model = config.get("model_name")

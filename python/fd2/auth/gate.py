@@ -16,8 +16,8 @@ from fd2.auth.policy import AuthPolicy
 from fd2.errors import Fd2Error
 from fd2.limits.headers import ratelimit_headers, retry_after
 from fd2.limits.plan import LimitPlan
+from fd2.limits.prompt_tokens import count_prompt_tokens
 from fd2.limits.specs import LimitSpec
-from fd2.limits.token_estimate import estimate_prompt_tokens
 from fd2.limits.usage import UsageMeter
 from fd2.module import Handler
 from fd2.request import Request
@@ -67,7 +67,7 @@ class Gate:
         if tokens and request.method == "POST":  # a GET (the model list) costs no tokens
             if payload is _EMPTY:
                 payload = await request.json_object()
-            prompt = estimate_prompt_tokens(payload)
+            prompt = await count_prompt_tokens(payload)
             reserved = prompt + self._completion_reserve(request.path, payload)
         costs = [reserved if spec.kind == "tokens" else 1 for spec in specs]
         decision = await limiter.acquire(specs, costs)
