@@ -42,6 +42,8 @@ from typing import Any
 
 import orjson
 
+from fd2.tokens import count_chat, count_prompt, encoding_for_model
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -235,14 +237,14 @@ async def _send_whole(
     await send({"type": "http.response.body", "body": body})
 
 
-def _word_count(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value.split())
-    if isinstance(value, list):
-        return sum(_word_count(item) for item in value)
-    if isinstance(value, dict):
-        return _word_count(value.get("content"))
-    return 0
+def _prompt_tokens(payload: dict[str, Any], chat: bool) -> int:
+    """Prompt tokens as OpenAI counts them (its encodings and chat overheads)."""
+    model = payload.get("model")
+    encoding = encoding_for_model(model if isinstance(model, str) else "")
+    messages = payload.get("messages")
+    if chat:
+        return count_chat(messages if isinstance(messages, list) else [], encoding)
+    return count_prompt(payload.get("prompt"), encoding)
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -306,7 +308,7 @@ async def _generate(
         STATS.cancelled += 1
         return
 
-    prompt_words = _word_count(payload.get("messages") if chat else payload.get("prompt"))
+    prompt_tokens = _prompt_tokens(payload, chat)
     description = (
         ex.describe(payload) if chat else ex.describe(payload, prompt=payload.get("prompt"))
     )
@@ -321,7 +323,7 @@ async def _generate(
         stream_options = payload.get("stream_options")
         include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage")
         await _stream(
-            ex, send, base, behaviour, description, prompt_words, chat, include_usage, rid
+            ex, send, base, behaviour, description, prompt_tokens, chat, include_usage, rid
         )
         return
 
@@ -335,7 +337,7 @@ async def _generate(
         }
     else:
         choice = {"index": 0, "text": content, "logprobs": None, "finish_reason": "stop"}
-    body = {**base, "choices": [choice], "usage": _usage(prompt_words, behaviour.chunks)}
+    body = {**base, "choices": [choice], "usage": _usage(prompt_tokens, behaviour.chunks)}
     await _send_whole(send, 200, orjson.dumps(body), request_id=rid)
     STATS.completed += 1
 
@@ -346,7 +348,7 @@ async def _stream(
     base: dict[str, Any],
     behaviour: Behaviour,
     description: dict[str, Any],
-    prompt_words: int,
+    prompt_tokens: int,
     chat: bool,
     include_usage: Any,
     rid: bytes,
@@ -402,7 +404,7 @@ async def _stream(
             raise _StreamBroken
         tail = frame(piece("", finish="stop"))
         if include_usage:
-            tail += frame(None, usage=_usage(prompt_words, count))
+            tail += frame(None, usage=_usage(prompt_tokens, count))
         if kind != "no-done":
             tail += _DONE
         if ex.gone.is_set():
@@ -447,7 +449,9 @@ async def _embeddings(ex: _Exchange, payload: dict[str, Any], send: Send, n: int
         if as_base64:
             embedding = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    tokens = _word_count(items)
+    tokens = _prompt_tokens(
+        {"model": model, "prompt": [i for i in items if isinstance(i, str)]}, False
+    )
     body = {
         "object": "list",
         "data": data,

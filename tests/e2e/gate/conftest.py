@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ..conftest import (
     EXAMPLE_MANIFESTS,
     EXAMPLE_UPSTREAM,
+    LEAKS,
     Service,
     fd2_argv,
     fd2_env,
@@ -49,6 +50,10 @@ KEYS = {
     "metered": "fd2_metered-key-00000000000000000000000000",
     "other": "fd2_other-project-key-0000000000000000000",
 }
+
+# The suite-wide leak check looks for these in every fd2 log line and answer (see leaks.py).
+for _secret in (JWT_SECRET, PEPPER, SERVICE_KEY, *KEYS.values()):
+    LEAKS.add_secret(_secret)
 
 
 def key_hash(key: str) -> str:

@@ -10,6 +10,8 @@ import time
 import httpx
 import openai
 
+from fd2.tokens import count_chat
+
 from ..support import assert_openai_error, chat_body
 from .conftest import KEYS, AuthGateway
 
@@ -71,7 +73,11 @@ def test_stream_tokens_are_reserved_then_settled_with_the_usage(auth_gateway: Au
         )
         started = time.monotonic()
         usage = [chunk.usage for chunk in first.parse() if chunk.usage][-1]
-        assert usage.total_tokens == 4 + 5  # the stand-in counts words, then 5 chunks
+        # The stand-in counts the prompt as OpenAI does, then 5 chunks.
+        assert (
+            usage.total_tokens
+            == count_chat([{"role": "user", "content": "count to five please"}]) + 5
+        )
         limit = int(first.headers["x-ratelimit-limit-tokens"])
         reserved = limit - int(first.headers["x-ratelimit-remaining-tokens"])
         assert reserved >= 100  # the completion bound was reserved up front

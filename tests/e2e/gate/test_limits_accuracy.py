@@ -18,15 +18,18 @@ import httpx
 import pytest
 import redis.asyncio
 
+from fd2.tokens import count_chat
+
 from ..conftest import Service
+from ..redis_server import running_redis
 from .conftest import start_auth_fd2
-from .redis_server import running_redis
 
 REQUESTS_PER_MINUTE = 600
 TOKENS_PER_MINUTE = 6000
-# Six one-letter words: the gateway's estimate (characters / 4 + 4 per message) and the
-# stand-in's count (words) agree, so this measures the limiter, not the token estimator.
+# fd2 and the stand-in both count prompt tokens as OpenAI does, so reservations equal usage and
+# this measures the limiter, not a token estimate.
 PROMPT = "a b c d e f"
+PROMPT_TOKENS = count_chat([{"role": "user", "content": PROMPT}])
 COMPLETION = 8  # the stand-in streams `chunks-8` as 8 tokens; max_tokens reserves exactly that
 REPLICAS = 3
 CONCURRENCY = 24
@@ -147,7 +150,7 @@ async def test_stream_tokens_admitted_across_three_replicas(replicas):
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    offered = 4 * TOKENS_PER_MINUTE // (6 + COMPLETION)
+    offered = 4 * TOKENS_PER_MINUTE // (PROMPT_TOKENS + COMPLETION)
     results, elapsed = await burst(url, servers, "/meter/tokens/v1/chat/completions", body, offered)
     assert {status for status, _ in results} <= {200, 429}
     used = sum(tokens for _, tokens in results)

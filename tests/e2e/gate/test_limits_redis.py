@@ -17,7 +17,7 @@ from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import specs_for
 
 from ..conftest import free_port
-from .redis_server import running_redis
+from ..redis_server import running_redis
 
 
 @pytest.fixture

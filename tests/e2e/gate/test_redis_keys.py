@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from ..conftest import Service
+from ..redis_server import running_redis
 from .conftest import KEYS, PEPPER, key_hash, start_auth_fd2
-from .redis_server import running_redis
 
 STORED = "fd2_stored-in-redis-key-00000000000000000"
 FOREIGN = "fd2_stored-for-billing-key-0000000000000"

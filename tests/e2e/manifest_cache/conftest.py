@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Service
+from ..redis_server import RedisServer
 from .ct_support import Gateway, Tower, acme_manifest, start_fd2_on, start_tower
-from .redis_server import RedisServer
 
 MakeGateway = Callable[..., Gateway]
 

@@ -6,10 +6,10 @@ import time
 
 import httpx
 
+from ..redis_server import RedisServer
 from ..support import wait_until
 from .conftest import MakeGateway
 from .ct_support import PROMPT, Gateway, Tower, set_prompt
-from .redis_server import RedisServer
 
 
 def _digest(gateway: Gateway) -> str | None:

@@ -1,4 +1,4 @@
-"""A real redis-server on a free loopback port, for the time of one test."""
+"""A real redis-server for a test: loopback, a free port, no persistence, stopped at the end."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from ..conftest import free_port
+from .conftest import free_port
 
 STARTUP_DEADLINE_S = 10.0
+LIFETIME_S = 600  # `timeout` ends a server that outlives its test for any reason
 
 
 class RedisServer:
+    """One redis-server; `stop()` and `start()` again keep the port (outage tests)."""
+
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
@@ -30,9 +35,14 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        argv = [self._binary, "--bind", "127.0.0.1", "--port", str(self.port)]
+        argv = ["timeout", str(LIFETIME_S), self._binary, "--bind", "127.0.0.1"]
+        argv += ["--port", str(self.port), "--protected-mode", "yes"]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = (self.workdir / f"redis-{self.port}.log").open("ab")
+        with log:
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + STARTUP_DEADLINE_S
         while not self._pong():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -57,3 +67,14 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+@contextmanager
+def running_redis(workdir: Path) -> Iterator[str]:
+    """Yields `redis://127.0.0.1:<port>/0` while a redis-server of our own runs."""
+    server = RedisServer(workdir)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
