@@ -15,7 +15,7 @@ endif
 endif
 
 .PHONY: help install demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,11 +75,15 @@ bench-peers: install bench-tools ## the full run with LiteLLM and Portkey too (i
 	bench/peers/install.sh
 	$(BIN)/python bench/run.py --peers
 
+bench-locust: install bench-tools ## a locust profile headless against a local fd2: make bench-locust PROFILE=chat
+	$(BIN)/python bench/locust/run.py $(or $(PROFILE),chat)
+
 bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
 	$(BIN)/pytest bench/micro -p no:cacheprovider
 
 bench-smoke: install bench-tools ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
 	$(BIN)/python bench/run.py --smoke
+	$(BIN)/python bench/locust/run.py --smoke
 	$(BIN)/python bench/micro_sse.py --quick
 
 test: install lint test-rust test-python bench-smoke ## everything CI runs
