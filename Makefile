@@ -84,6 +84,7 @@ bench-micro: install ## micro-benchmarks of the hot functions against pure Pytho
 bench-smoke: install bench-tools ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
 	$(BIN)/python bench/run.py --smoke
 	$(BIN)/python bench/locust/run.py --smoke
+	$(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-disable
 	$(BIN)/python bench/micro_sse.py --quick
 
 test: install lint test-rust test-python bench-smoke ## everything CI runs
