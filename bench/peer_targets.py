@@ -78,9 +78,10 @@ def start_portkey(procs: Processes, pin: Pinning, standins: Standins, workdir: P
         PEERS / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
     )
     child = procs.start(
-        [*pin.prefix(pin.server), "node", str(entry), "--port", str(port)],
+        [*pin.prefix(pin.server), "node", "--require", str(PEERS.parent / "peers" / "loopback.cjs"),
+         str(entry), f"--port={port}", "--headless"],
         log=workdir / "portkey.log",
-    )
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/", child, "Portkey", timeout=60)
 

@@ -40,6 +40,9 @@ STANDIN_LIMIT = 0.9  # a result within 10% of the stand-in's ceiling says nothin
 
 
 def _get(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    head = result.get(path[0])
+    if isinstance(head, dict) and not head.get("count"):
+        return None  # no sample at all (nothing completed): no figure, rather than a zero
     value: Any = result
     for key in path:
         value = value.get(key) if isinstance(value, dict) else None
@@ -103,8 +106,11 @@ def _paired(
     for run in group:
         match = other.get((run["scenario"], run["round"]))
         a, b = _get(run["result"], path), _get(match["result"], path) if match else None
-        if a is not None and b is not None and (b != 0 or op(1.0, 1.0) == 0):
-            values.append(op(a, b))
+        if a is not None and b is not None:
+            try:
+                values.append(op(a, b))
+            except ZeroDivisionError:  # a target that completed nothing: no ratio for that round
+                continue
     return values
 
 
@@ -207,10 +213,12 @@ def printable(data: dict[str, Any]) -> str:
 def progress_line(run: Run) -> str:
     r = run["result"]
     head = f"round {run['round']} {run['scenario']:>16} {run['target']:>8}:"
-    if run["mode"] == "stream":
+    if run["mode"] == "stream" and not r["ttft_ms"]["count"]:
+        body = "no complete stream"
+    elif run["mode"] == "stream":
         body = (
             f"ttft p50 {r['ttft_ms']['p50']:.2f} ms, gap p99 {r['gap_ms']['p99']:.3f} ms, "
-            f"{r['chunks']} chunks"
+            f"{r.get('chunks', 0)} chunks"
         )
     else:
         latency = r["latency_ms"]
