@@ -183,6 +183,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['rss_kb_per_stream'], 1)} | "
             f"{_errors(row)} |"
         )
+    lines += _control_plane(data.get("control_plane") or {})
     ratios = [r for r in rows if "fd2_ratio" in r]
     if ratios:
         lines += [
@@ -196,6 +197,40 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {r['scenario']} | {r['target']} | {_cell(r['fd2_ratio'], 1)} |" for r in ratios
         ]
     return "\n".join(lines) + "\n"
+
+
+def _control_plane(figures: dict[str, Any]) -> list[str]:
+    if not figures:
+        return []
+    lines = [
+        "",
+        "## Control plane: route-table rebuilds",
+        "",
+        "| routes (project, module, environment) | full build ms | one project rebuilt ms |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {f['routes']:,} ({f['projects']} projects) | {_cell(f['full_rebuild_ms'], 1)} | "
+        f"{_cell(f['one_project_rebuild_ms'], 1)} |"
+        for f in figures["rebuild"]
+    ]
+    lines += [
+        "",
+        "Requests through fd2 at c=16, quiet vs while one project's manifest is rewritten "
+        "(and rebuilt) every interval:",
+        "",
+        "| routes | rebuild every | rebuilds seen | state | req/s | p50 | p99 | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in figures["under_load"]:
+        for state in ("quiet", "rebuilding"):
+            s = f[state]
+            errors = f"**{s['errors']}** {s['error_kinds']}" if s["errors"] else "0"
+            lines.append(
+                f"| {f['routes']:,} | {f['rebuild_interval_s']} s | {f['rebuilds_seen']} "
+                f"| {state} | {_cell(s['rps'], 0)} | {_cell(s['p50'])} | {_cell(s['p99'])} | {errors} |"
+            )
+    return lines
 
 
 def write(data: dict[str, Any], out: Path, latest: Path | None) -> None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import report
+from control_plane import latency_under_rebuilds, rebuild_figures
 from machine import describe_machine
 from peer_targets import start_peers
 from procs import (
@@ -55,6 +56,8 @@ class Settings:
     shape: StreamShape
     delay_ms: float
     fd2_workers: int
+    route_table_sizes: list[int]
+    rebuild_interval_s: float
 
     def scenarios(self) -> list[Scenario]:
         found = [Scenario(f"closed c={c}", "closed", concurrency=c) for c in self.concurrency]
@@ -67,7 +70,9 @@ class Settings:
 
 def settings_for(args: argparse.Namespace) -> Settings:
     if args.smoke:
-        return Settings(1, 0.3, 0.1, 0.2, [1, 16], [1, 8], 200, StreamShape(5, 8, 2), 0, 1)
+        return Settings(
+            1, 0.3, 0.1, 0.2, [1, 16], [1, 8], 200, StreamShape(5, 8, 2), 0, 1, [100], 0.1
+        )
     base = Settings(
         rounds=3,
         duration_s=5,
@@ -79,6 +84,8 @@ def settings_for(args: argparse.Namespace) -> Settings:
         shape=StreamShape(50, 64, 20),
         delay_ms=0,
         fd2_workers=1,
+        route_table_sizes=[1000, 10000],
+        rebuild_interval_s=0.5,
     )
     if args.quick:
         base.rounds, base.duration_s, base.warmup_s, base.stream_duration_s = 2, 2, 0.5, 1.5
@@ -158,6 +165,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds per closed/open run (default 5)")
     parser.add_argument("--rate", type=float, help="open-loop requests/s (default 1000)")
     parser.add_argument("--delay-ms", type=float, default=0, help="stand-in delay per answer")
+    parser.add_argument(
+        "--no-control-plane", action="store_true", help="skip the route-table figures"
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results folder")
     args = parser.parse_args()
     cfg = settings_for(args)
@@ -193,6 +203,22 @@ def main() -> None:
                         }
                     )
                     print(report.progress_line(runs[-1]), flush=True)
+        control_plane: dict[str, object] = {}
+        if not args.no_control_plane:
+            control_plane["rebuild"] = rebuild_figures(cfg.route_table_sizes, cfg.rounds, pin)
+            control_plane["under_load"] = [
+                latency_under_rebuilds(
+                    procs,
+                    pin,
+                    standins,
+                    out / f"routes-{size}",
+                    size,
+                    cfg.rounds,
+                    cfg.duration_s,
+                    cfg.rebuild_interval_s,
+                )
+                for size in cfg.route_table_sizes
+            ]
     data = {
         "machine": describe_machine(args.peers),
         "settings": {
@@ -205,13 +231,18 @@ def main() -> None:
         },
         "ceiling": ceiling,
         "runs": runs,
+        "control_plane": control_plane,
     }
     summary = report.summarize(data)
     data["summary"] = summary
     report.write(data, out, latest=None if args.smoke else args.out)
     print(report.printable(data))
     print(f"report: {out / 'report.md'}")
-    errors = sum(int(run["result"]["errors"]) for run in runs)  # type: ignore[index]
+    errors = sum(int(run["result"]["errors"]) for run in runs) + sum(
+        int(state["errors"])
+        for figure in control_plane.get("under_load", [])  # type: ignore[attr-defined]
+        for state in (figure["quiet"], figure["rebuilding"])
+    )  # type: ignore[index]
     if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in runs)):  # type: ignore[index]
         sys.exit(f"benchmark smoke failed: {errors} errors (or a run without requests)")
 

@@ -127,7 +127,12 @@ def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
 
 
 def start_fd2(
-    procs: Processes, pin: Pinning, standins: Standins, workdir: Path, workers: int
+    procs: Processes,
+    pin: Pinning,
+    standins: Standins,
+    workdir: Path,
+    workers: int,
+    extra: list[str] | None = None,
 ) -> Target:
     manifests = workdir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
@@ -150,12 +155,13 @@ def start_fd2(
             str(manifests),
             "--log-level",
             "warning",
+            *(extra or []),
         ],
         env=env,
         log=workdir / "fd2.log",
     )
     base = f"http://127.0.0.1:{port}"
-    wait_http(f"{base}/healthz", child, "fd2")
+    wait_http(f"{base}/healthz", child, "fd2", timeout=600)
     return Target(
         name="fd2",
         chat_url=f"{base}/bench/chat/v1/chat/completions",
