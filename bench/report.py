@@ -228,7 +228,8 @@ def _control_plane(figures: dict[str, Any]) -> list[str]:
             errors = f"**{s['errors']}** {s['error_kinds']}" if s["errors"] else "0"
             lines.append(
                 f"| {f['routes']:,} | {f['rebuild_interval_s']} s | {f['rebuilds_seen']} "
-                f"| {state} | {_cell(s['rps'], 0)} | {_cell(s['p50'])} | {_cell(s['p99'])} | {errors} |"
+                f"| {state} | {_cell(s['rps'], 0)} | {_cell(s['p50'])} | {_cell(s['p99'])} "
+                f"| {errors} |"
             )
     return lines
 
