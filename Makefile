@@ -15,7 +15,7 @@ endif
 endif
 
 .PHONY: help install demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench-peers: install bench-tools ## the full run with LiteLLM and Portkey too (i
 
 bench-locust: install bench-tools ## a locust profile headless against a local fd2: make bench-locust PROFILE=chat
 	$(BIN)/python bench/locust/run.py $(or $(PROFILE),chat)
+
+bench-profile: install bench-tools ## py-spy profile of fd2 under load (pip install py-spy first)
+	$(BIN)/python bench/profile.py
 
 bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
 	$(BIN)/pytest bench/micro -p no:cacheprovider
