@@ -145,12 +145,24 @@ def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> 
         done.set()
         sampler.join()
     cpu = cpu_seconds(pids) - cpu_before
+    settle(pids)
     sent = int(result["sent_in_all"])  # type: ignore[call-overload]
     result["cpu_us_per_request"] = cpu / sent * 1e6 if sent else None
     result["rss_idle_bytes"], result["rss_peak_bytes"] = rss_idle, peak[0]
     if stream and scenario.concurrency:
         result["rss_per_stream_bytes"] = (peak[0] - rss_idle) / scenario.concurrency
     return result
+
+
+def settle(pids: list[int], limit_s: float = 90) -> None:
+    """Wait until the target is idle again (under 10% of a core), so that a backlog left by an
+    overloaded target (timed-out requests it still works on) never burdens the next one's run."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pids)
+        time.sleep(0.5)
+        if cpu_seconds(pids) - before < 0.05:
+            return
 
 
 def main() -> None:
