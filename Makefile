@@ -85,6 +85,8 @@ bench-micro: install ## micro-benchmarks of the hot functions against pure Pytho
 	$(BIN)/pytest bench/micro -p no:cacheprovider
 
 bench-smoke: install bench-tools ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
+	cd bench && GO=$$(command -v go || echo /usr/local/go/bin/go) && $$GO vet ./... \
+		&& test -z "$$($$(dirname $$GO)/gofmt -l .)"
 	$(BIN)/python bench/run.py --smoke
 	$(BIN)/python bench/locust/run.py --smoke
 	$(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-disable

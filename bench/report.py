@@ -120,7 +120,7 @@ def _cell(value: dict[str, float] | None, digits: int = 2) -> str:
     return f"{value['median']:.{digits}f} ({value['min']:.{digits}f}-{value['max']:.{digits}f})"
 
 
-def _errors(row: dict[str, Any]) -> str:
+def errors_cell(row: dict[str, Any]) -> str:
     if not row["errors"]:
         return "0"
     kinds = ", ".join(f"{k}: {v}" for k, v in row["error_kinds"].items())
@@ -161,7 +161,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {row['scenario']} | {row['target']} | {_cell(row['rps'], 0)}{flag} | "
             f"{_cell(row['p50'])} | {_cell(row['p95'])} | {_cell(row['p99'])} | "
             f"{_cell(added.get('p50'))} | {_cell(added.get('p95'))} | {_cell(added.get('p99'))} | "
-            f"{_cell(row['cpu_us'], 0)} | {_errors(row)} |"
+            f"{_cell(row['cpu_us'], 0)} | {errors_cell(row)} |"
         )
     shape = s["shape"]
     lines += [
@@ -181,7 +181,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(added.get('ttft_p99'))} | {_cell(row['gap_p50'], 3)} | "
             f"{_cell(row['gap_p99'], 3)} | {_cell(added.get('gap_p50'), 3)} | "
             f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['rss_kb_per_stream'], 1)} | "
-            f"{_errors(row)} |"
+            f"{errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})
     ratios = [r for r in rows if "fd2_ratio" in r]
