@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -164,9 +165,9 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / _TICKS
 
 
-def run_json(argv: list[str], timeout: float) -> dict[str, object]:
+def run_json(argv: list[str], timeout: float) -> dict[str, Any]:
     done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-    result: dict[str, object] = json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout)
     return result

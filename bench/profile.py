@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from procs import BENCH, BIN, Pinning, Processes, build_tools, run_json, tree
 from targets import StreamShape, chat_body, start_fd2, start_standins
@@ -70,7 +71,7 @@ def main() -> None:
         argv = [*pin.prefix(pin.tools), str(BIN / "loadgen"), "-url", fd2.chat_url,
                 "-body", chat_body("gpt-4o-mini"), "-c", str(args.concurrency),
                 "-duration", f"{args.seconds + 2}s", "-warmup", "0s"]  # fmt: skip
-        result: dict[str, object] = {}
+        result: dict[str, Any] = {}
         load = threading.Thread(target=lambda: result.update(run_json(argv, args.seconds + 120)))
         load.start()
         time.sleep(1)
@@ -80,7 +81,7 @@ def main() -> None:
             check=True, capture_output=True,
         )  # fmt: skip
         load.join()
-    print(f"load: {float(result['rps']):,.0f} req/s at c={args.concurrency}, "  # type: ignore[arg-type]
+    print(f"load: {float(result['rps']):,.0f} req/s at c={args.concurrency}, "
           f"{result['errors']} errors")  # fmt: skip
     print(top(collapsed, args.top))
     print(f"collapsed stacks: {collapsed}")

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import report
 from control_plane import latency_under_rebuilds, rebuild_figures
@@ -99,7 +100,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return base
 
 
-def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> dict[str, object]:
+def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> dict[str, Any]:
     stream = scenario.mode == "stream"
     duration = cfg.stream_duration_s if stream else cfg.duration_s
     warmup = (
@@ -146,7 +147,7 @@ def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> 
         sampler.join()
     cpu = cpu_seconds(pids) - cpu_before
     settle(pids)
-    sent = int(result["sent_in_all"])  # type: ignore[call-overload]
+    sent = int(result["sent_in_all"])
     result["cpu_us_per_request"] = cpu / sent * 1e6 if sent else None
     result["rss_idle_bytes"], result["rss_peak_bytes"] = rss_idle, peak[0]
     if stream and scenario.concurrency:
@@ -188,7 +189,7 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = args.out / (f"smoke-{stamp}" if args.smoke else stamp)
     out.mkdir(parents=True, exist_ok=True)
-    runs: list[dict[str, object]] = []
+    runs: list[dict[str, Any]] = []
     with Processes() as procs:
         standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
         targets = [standins.direct, start_fd2(procs, pin, standins, out, cfg.fd2_workers)]
@@ -197,8 +198,8 @@ def main() -> None:
         print(f"pinning: {pin.describe()}", flush=True)
         ceiling_run = Scenario("stand-in ceiling c=64", "closed", concurrency=64)
         ceiling = measure(standins.direct, ceiling_run, cfg, pin)
-        print(f"stand-in ceiling: {float(ceiling['rps']):,.0f} req/s (direct, c=64)", flush=True)  # type: ignore[arg-type]
-        check_correctness(targets, pin)
+        print(f"stand-in ceiling: {float(ceiling['rps']):,.0f} req/s (direct, c=64)", flush=True)
+        check_correctness(targets)
         for round_no in range(1, cfg.rounds + 1):
             for scenario in cfg.scenarios():
                 for target in targets:
@@ -215,7 +216,7 @@ def main() -> None:
                         }
                     )
                     print(report.progress_line(runs[-1]), flush=True)
-        control_plane: dict[str, object] = {}
+        control_plane: dict[str, Any] = {}
         if not args.no_control_plane:
             control_plane["rebuild"] = rebuild_figures(cfg.route_table_sizes, cfg.rounds, pin)
             control_plane["under_load"] = [
@@ -252,36 +253,28 @@ def main() -> None:
     print(f"report: {out / 'report.md'}")
     errors = sum(int(run["result"]["errors"]) for run in runs) + sum(
         int(state["errors"])
-        for figure in control_plane.get("under_load", [])  # type: ignore[attr-defined]
+        for figure in control_plane.get("under_load", [])
         for state in (figure["quiet"], figure["rebuilding"])
-    )  # type: ignore[index]
-    if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in runs)):  # type: ignore[index]
+    )
+    if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in runs)):
         sys.exit(f"benchmark smoke failed: {errors} errors (or a run without requests)")
 
 
-def check_correctness(targets: list[Target], pin: Pinning) -> None:
-    """One embeddings request per target that has an embeddings route (whole-answer check)."""
+def check_correctness(targets: list[Target]) -> None:
+    """One embeddings and one models request per target that serves them (whole-answer checks)."""
     for target in targets:
-        if target.embeddings_url is None:
+        if target.embeddings_url is None or target.models_url is None:
             continue
-        argv = [
-            str(BIN / "loadgen"),
-            "-url",
-            target.embeddings_url,
-            "-expect",
-            "embeddings",
-            "-body",
-            '{"model":"text-embedding-3-small","input":"hello"}',
-            "-c",
-            "1",
-            "-duration",
-            "0.2s",
-            "-warmup",
-            "0s",
-        ]
-        result = run_json(argv, timeout=60)
-        if result["errors"]:
-            sys.exit(f"{target.name}: embeddings answered wrongly: {result['error_samples']}")
+        embeddings = '{"model":"text-embedding-3-small","input":"hello"}'
+        for url, expect, extra in (
+            (target.embeddings_url, "embeddings", ["-body", embeddings]),
+            (target.models_url, "models", ["-method", "GET"]),
+        ):
+            argv = [str(BIN / "loadgen"), "-url", url, "-expect", expect, *extra,
+                    "-c", "1", "-duration", "0.2s", "-warmup", "0s"]  # fmt: skip
+            result = run_json(argv, timeout=60)
+            if result["errors"] or not result["requests"]:
+                sys.exit(f"{target.name}: {expect} answered wrongly: {result['error_samples']}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class Target:
     chat_headers: list[str] = field(default_factory=list)
     stream_headers: list[str] = field(default_factory=list)
     embeddings_url: str | None = None
+    models_url: str | None = None
     chat_model: str = "gpt-4o-mini"
     stream_model: str = "gpt-4o-mini"
     workers: str = ""
@@ -90,6 +91,7 @@ def start_standins(
         chat_url=f"http://127.0.0.1:{chat_port}/v1/chat/completions",
         stream_url=f"http://127.0.0.1:{stream_port}/v1/chat/completions",
         embeddings_url=f"http://127.0.0.1:{chat_port}/v1/embeddings",
+        models_url=f"http://127.0.0.1:{chat_port}/v1/models",
         process=chat,
         workers="stand-in (Go)",
     )
@@ -167,6 +169,7 @@ def start_fd2(
         chat_url=f"{base}/bench/chat/v1/chat/completions",
         stream_url=f"{base}/bench/stream/v1/chat/completions",
         embeddings_url=f"{base}/bench/embed/v1/embeddings",
+        models_url=f"{base}/bench/chat/v1/models",
         process=child,
         workers=f"{workers} worker(s)",
     )
