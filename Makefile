@@ -14,7 +14,8 @@ export PIP_CERT := $(SYSTEM_CA)
 endif
 endif
 
-.PHONY: help install redis-server demo run test test-python test-rust bench-smoke lint format clean
+.PHONY: help install redis-server demo run test test-python test-rust lint format clean \
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,8 +62,40 @@ redis-server: ## install redis-server when it is missing (apt)
 test-python: install redis-server ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest
 
-bench-smoke: install ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
-	$(BIN)/pytest bench/micro -q --benchmark-disable
+# The benchmark's stand-in and load generator are Go programs (standard library only; Go >= 1.19).
+GO_BIN := $(shell command -v go 2>/dev/null || ls /usr/local/go/bin/go 2>/dev/null)
+
+bench-tools: ## install Go (Debian golang-go) when absent; the harness builds its tools with it
+	@if [ -z "$(GO_BIN)" ]; then \
+		echo "installing Go to build the benchmark tools"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go; \
+	fi
+
+bench: install bench-tools ## overhead, streaming and load: direct vs fd2, 3 interleaved rounds (minutes)
+	$(BIN)/python bench/run.py
+
+bench-quick: install bench-tools ## the same, 2 shorter rounds
+	$(BIN)/python bench/run.py --quick
+
+bench-peers: install bench-tools ## the full run with LiteLLM and Portkey too (installs them in bench/.peers)
+	bench/peers/install.sh
+	$(BIN)/python bench/run.py --peers
+
+bench-locust: install bench-tools ## a locust profile headless against a local fd2: make bench-locust PROFILE=chat
+	$(BIN)/python bench/locust/run.py $(or $(PROFILE),chat)
+
+bench-profile: install bench-tools ## py-spy profile of fd2 under load (pip install py-spy first)
+	$(BIN)/python bench/profile.py
+
+bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
+	$(BIN)/pytest bench/micro -p no:cacheprovider
+
+bench-smoke: install bench-tools ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
+	cd bench && GO=$$(command -v go || echo /usr/local/go/bin/go) && $$GO vet ./... \
+		&& test -z "$$($$(dirname $$GO)/gofmt -l .)"
+	$(BIN)/python bench/run.py --smoke
+	$(BIN)/python bench/locust/run.py --smoke
+	$(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-disable
 	$(BIN)/python bench/route_rebuild.py --quick
 
 test: install lint test-rust test-python bench-smoke ## everything CI runs

@@ -1,0 +1,184 @@
+"""Control-plane figures: how long a route-table rebuild takes for 1k and 10k (project, module,
+environment) routes, and what request latency does through fd2 while rebuilds happen under load.
+
+Rebuild times are measured in this process with fd2's own code path (the manifest directory
+watcher: read, decode, compile, set up every module, swap the table), pinned to the server core.
+The latency figures start fd2 on a manifest directory with the synthetic routes plus the
+benchmark project, and compare closed-loop latency with the directory quiet against latency
+while one project's manifest is rewritten (a new version, so a real rebuild) every interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from fd2.module import Timeouts
+from fd2.registry import ModuleRegistry
+from fd2.route_builder import RouteBuilder
+from fd2.secrets import SecretResolver
+from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
+from procs import BIN, Pinning, Processes, run_json
+from synthetic import project_manifest, write_projects
+from targets import Standins, chat_body, start_fd2
+
+MODULES, ENVIRONMENTS = 5, ("development", "staging")  # 10 routes per project
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+async def _rebuild_times(directory: Path, changed: Path, upstream: str) -> tuple[float, float, int]:
+    """(full build s, one-project rebuild s, routes) with a fresh builder, as fd2 starts one."""
+    os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
+    async with aiohttp.ClientSession() as http:
+        builder = RouteBuilder(
+            registry=ModuleRegistry(allowed_packages=""),
+            secrets=SecretResolver(config_file=None),
+            http=http,
+            default_environment="development",
+            base_timeouts=Timeouts(connect_s=5, read_s=120, total_s=600),
+            environ=os.environ,
+        )
+        watcher = LocalDirectoryWatcher(LocalDirectorySource(directory), builder)
+        began = time.perf_counter()
+        await watcher.sync()
+        full = time.perf_counter() - began
+        routes = len(builder.table)
+        manifest = project_manifest(changed.stem, MODULES, ENVIRONMENTS, upstream, version=2)
+        await asyncio.to_thread(changed.write_text, json.dumps(manifest))
+        began = time.perf_counter()
+        await watcher.sync()
+        one = time.perf_counter() - began
+        await builder.close()
+    return full, one, routes
+
+
+def rebuild_figures(sizes: list[int], rounds: int, pin: Pinning) -> list[dict[str, Any]]:
+    figures = []
+    affinity = os.sched_getaffinity(0)
+    if pin.enabled:
+        os.sched_setaffinity(0, pin.server)  # the build runs where fd2 would run it
+    try:
+        for routes in sizes:
+            projects = routes // (MODULES * len(ENVIRONMENTS))
+            full, one = [], []
+            for _ in range(rounds):
+                with tempfile.TemporaryDirectory() as tmp:
+                    upstream = "http://127.0.0.1:9/v1"
+                    write_projects(Path(tmp), projects, MODULES, ENVIRONMENTS, upstream)
+                    f, o, built = asyncio.run(
+                        _rebuild_times(Path(tmp), Path(tmp) / "tenant-0.json", upstream)
+                    )
+                    if built != routes:
+                        raise SystemExit(f"built {built} routes, expected {routes}")
+                full.append(f * 1000)
+                one.append(o * 1000)
+            figures.append(
+                {
+                    "routes": routes,
+                    "projects": projects,
+                    "full_rebuild_ms": _spread(full),
+                    "one_project_rebuild_ms": _spread(one),
+                }
+            )
+            print(
+                f"route table: {routes} routes built in {statistics.median(full):.0f} ms; "
+                f"one project rebuilt in {statistics.median(one):.1f} ms",
+                flush=True,
+            )
+    finally:
+        os.sched_setaffinity(0, affinity)
+    return figures
+
+
+def latency_under_rebuilds(
+    procs: Processes,
+    pin: Pinning,
+    standins: Standins,
+    workdir: Path,
+    routes: int,
+    rounds: int,
+    duration_s: float,
+    interval_s: float,
+) -> dict[str, Any]:
+    """Closed-loop c=16 latency through fd2: quiet vs while a project is rebuilt every interval."""
+    projects = routes // (MODULES * len(ENVIRONMENTS))
+    upstream = f"http://127.0.0.1:{standins.chat_port}/v1"
+    manifests = workdir / "manifests"
+    write_projects(manifests, projects, MODULES, ENVIRONMENTS, upstream)
+    fd2 = start_fd2(
+        procs,
+        pin,
+        standins,
+        workdir,
+        workers=1,
+        extra=["--manifest-poll", str(interval_s / 2), "--log-level", "info"],
+    )
+    log = workdir / "fd2.log"
+    argv = [
+        *pin.prefix(pin.tools),
+        str(BIN / "loadgen"),
+        "-url",
+        fd2.chat_url,
+        "-body",
+        chat_body("gpt-4o-mini"),
+        "-c",
+        "16",
+        "-duration",
+        f"{duration_s}s",
+        "-warmup",
+        "0.5s",
+    ]
+    runs: dict[str, list[dict[str, Any]]] = {"quiet": [], "rebuilding": []}
+    rebuilds = 0
+    for _ in range(rounds):
+        runs["quiet"].append(run_json(argv, timeout=duration_s + 120))
+        before = log.read_text().count("route table v")
+        stop = threading.Event()
+
+        def rewrite(stop: threading.Event) -> None:
+            version = 10
+            while not stop.wait(interval_s):
+                version += 1
+                manifest = project_manifest("tenant-0", MODULES, ENVIRONMENTS, upstream, version)
+                (manifests / "tenant-0.json").write_text(json.dumps(manifest))
+
+        writer = threading.Thread(target=rewrite, args=(stop,), daemon=True)
+        writer.start()
+        try:
+            runs["rebuilding"].append(run_json(argv, timeout=duration_s + 120))
+        finally:
+            stop.set()
+            writer.join()
+        rebuilds += log.read_text().count("route table v") - before
+    procs.stop(fd2.process)
+    out: dict[str, Any] = {
+        "routes": routes + 3,
+        "rebuild_interval_s": interval_s,
+        "rebuilds_seen": rebuilds,
+    }
+    for state, results in runs.items():
+        out[state] = {
+            "rps": _spread([r["rps"] for r in results]),
+            "p50": _spread([r["latency_ms"]["p50"] for r in results]),
+            "p99": _spread([r["latency_ms"]["p99"] for r in results]),
+            "errors": sum(r["errors"] for r in results),
+            "error_kinds": [r["error_kinds"] for r in results if r["errors"]],
+        }
+    print(
+        f"{routes} routes: c=16 p99 quiet {out['quiet']['p99']['median']:.2f} ms, while "
+        f"rebuilding {out['rebuilding']['p99']['median']:.2f} ms ({rebuilds} rebuilds)",
+        flush=True,
+    )
+    return out

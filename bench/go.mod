@@ -1,0 +1,3 @@
+module fd2bench
+
+go 1.19

@@ -1,0 +1,263 @@
+"""Turns the runs of one benchmark into figures (min / median / max over rounds), the report files
+(markdown and JSON) and the printed summary.
+
+Added latency is computed per round (target minus direct in the same round) before taking the
+median, so machine drift between rounds cancels out. Errors are summed over rounds, never averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+Run = dict[str, Any]
+
+WHOLE = {
+    "rps": ("rps",),
+    "p50": ("latency_ms", "p50"),
+    "p95": ("latency_ms", "p95"),
+    "p99": ("latency_ms", "p99"),
+    "cpu_us": ("cpu_us_per_request",),
+}
+STREAM = {
+    "ttft_p50": ("ttft_ms", "p50"),
+    "ttft_p99": ("ttft_ms", "p99"),
+    "gap_p50": ("gap_ms", "p50"),
+    "gap_p99": ("gap_ms", "p99"),
+    "rss_kb_per_stream": ("rss_per_stream_bytes",),
+    "cpu_us": ("cpu_us_per_request",),
+}
+ADDED = {
+    "closed": ("p50", "p95", "p99"),
+    "open": ("p50", "p95", "p99"),
+    "stream": ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99"),
+}
+STANDIN_LIMIT = 0.9  # a result within 10% of the stand-in's ceiling says nothing about the target
+
+
+def _get(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    head = result.get(path[0])
+    if isinstance(head, dict) and not head.get("count"):
+        return None  # no sample at all (nothing completed): no figure, rather than a zero
+    value: Any = result
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return None
+    return float(value) / 1024 if path == ("rss_per_stream_bytes",) else float(value)
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def summarize(data: dict[str, Any]) -> dict[str, Any]:
+    runs: list[Run] = data["runs"]
+    ceiling = float(data["ceiling"]["rps"])
+    by_key: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        by_key[(run["scenario"], run["target"])].append(run)
+    direct = {(r["scenario"], r["round"]): r for r in runs if r["target"] == "direct"}
+    fd2 = {(r["scenario"], r["round"]): r for r in runs if r["target"] == "fd2"}
+    rows = []
+    for (scenario, target), group in by_key.items():
+        mode = group[0]["mode"]
+        metrics = STREAM if mode == "stream" else WHOLE
+        row: dict[str, Any] = {
+            "scenario": scenario,
+            "target": target,
+            "mode": mode,
+            "rounds": len(group),
+        }
+        for name, path in metrics.items():
+            row[name] = spread([v for r in group if (v := _get(r["result"], path)) is not None])
+        row["errors"] = sum(int(r["result"]["errors"]) for r in group)
+        kinds: dict[str, int] = defaultdict(int)
+        for r in group:
+            for kind, count in r["result"]["error_kinds"].items():
+                kinds[kind] += count
+        row["error_kinds"] = dict(kinds)
+        if target != "direct":
+            row["added"] = {
+                name: spread(_paired(group, direct, metrics[name], lambda a, b: a - b))
+                for name in ADDED[mode]
+            }
+            if mode != "stream":
+                rps = row["rps"]["median"] if row["rps"] else 0.0
+                row["limited_by_standin"] = rps >= STANDIN_LIMIT * ceiling
+            if target != "fd2" and mode != "open":
+                key = "rps" if mode == "closed" else "ttft_p50"
+                ratio = (lambda a, b: b / a) if mode == "closed" else (lambda a, b: a / b)
+                row["fd2_ratio"] = spread(_paired(group, fd2, metrics[key], ratio))
+        rows.append(row)
+    return {"standin_ceiling_rps": ceiling, "rows": rows}
+
+
+def _paired(
+    group: list[Run], other: dict[tuple[str, int], Run], path: tuple[str, ...], op: Any
+) -> list[float]:
+    values = []
+    for run in group:
+        match = other.get((run["scenario"], run["round"]))
+        a, b = _get(run["result"], path), _get(match["result"], path) if match else None
+        if a is not None and b is not None:
+            try:
+                values.append(op(a, b))
+            except ZeroDivisionError:  # a target that completed nothing: no ratio for that round
+                continue
+    return values
+
+
+def _cell(value: dict[str, float] | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return f"{value['median']:.{digits}f} ({value['min']:.{digits}f}-{value['max']:.{digits}f})"
+
+
+def errors_cell(row: dict[str, Any]) -> str:
+    if not row["errors"]:
+        return "0"
+    kinds = ", ".join(f"{k}: {v}" for k, v in row["error_kinds"].items())
+    return f"**{row['errors']}** ({kinds})"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    s, m = data["settings"], data["machine"]
+    summary = data["summary"]
+    lines = [
+        "# fd2 benchmark report",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, kernel {m['kernel']}, "
+        f"load average at start {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}",
+        f"- commit: {m['commit']}; versions: "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+        f"- mode: {s['mode']}; {s['rounds']} interleaved round(s); {s['duration_s']} s per run "
+        f"after {s['warmup_s']} s warm-up; streams: {s['stream_duration_s']} s",
+        f"- pinning: {s['pinning']}; targets: "
+        + ", ".join(f"{k} = {v}" for k, v in s["targets"].items()),
+        f"- stand-in ceiling: {summary['standin_ceiling_rps']:,.0f} req/s (direct, c=64); a "
+        "result within 10% of it is marked ⚠ (limited by the stand-in)",
+        "",
+        "Cells: median (min-max) over rounds. Latency in ms, CPU in µs per request "
+        "(the target's processes), added = target - direct in the same round.",
+        "",
+        "## Whole answers (closed loop at fixed concurrency; open loop at a fixed rate)",
+        "",
+        "| load | target | req/s | p50 | p95 | p99 | added p50 | added p95 | added p99 "
+        "| CPU µs/req | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = summary["rows"]
+    for row in (r for r in rows if r["mode"] != "stream"):
+        added = row.get("added", {})
+        flag = " ⚠" if row.get("limited_by_standin") else ""
+        lines.append(
+            f"| {row['scenario']} | {row['target']} | {_cell(row['rps'], 0)}{flag} | "
+            f"{_cell(row['p50'])} | {_cell(row['p95'])} | {_cell(row['p99'])} | "
+            f"{_cell(added.get('p50'))} | {_cell(added.get('p95'))} | {_cell(added.get('p99'))} | "
+            f"{_cell(row['cpu_us'], 0)} | {errors_cell(row)} |"
+        )
+    shape = s["shape"]
+    lines += [
+        "",
+        f"## Streaming (stand-in: first chunk at {shape['ttft_ms']} ms, {shape['chunks']} "
+        f"chunks {shape['gap_ms']} ms apart; every chunk checked in order)",
+        "",
+        "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
+        "| gap p99 | added gap p50 | added gap p99 | RSS KiB/stream | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in (r for r in rows if r["mode"] == "stream"):
+        added = row.get("added", {})
+        lines.append(
+            f"| {row['scenario']} | {row['target']} | {_cell(row['ttft_p50'])} | "
+            f"{_cell(row['ttft_p99'])} | {_cell(added.get('ttft_p50'))} | "
+            f"{_cell(added.get('ttft_p99'))} | {_cell(row['gap_p50'], 3)} | "
+            f"{_cell(row['gap_p99'], 3)} | {_cell(added.get('gap_p50'), 3)} | "
+            f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['rss_kb_per_stream'], 1)} | "
+            f"{errors_cell(row)} |"
+        )
+    lines += _control_plane(data.get("control_plane") or {})
+    ratios = [r for r in rows if "fd2_ratio" in r]
+    if ratios:
+        lines += [
+            "",
+            "## fd2 / peer (same run, same rounds)",
+            "",
+            "| load | peer | fd2 req/s ÷ peer req/s (closed) or peer TTFT ÷ fd2 TTFT (stream) |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {r['scenario']} | {r['target']} | {_cell(r['fd2_ratio'], 1)} |" for r in ratios
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _control_plane(figures: dict[str, Any]) -> list[str]:
+    if not figures:
+        return []
+    lines = [
+        "",
+        "## Control plane: route-table rebuilds",
+        "",
+        "| routes (project, module, environment) | full build ms | one project rebuilt ms |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {f['routes']:,} ({f['projects']} projects) | {_cell(f['full_rebuild_ms'], 1)} | "
+        f"{_cell(f['one_project_rebuild_ms'], 1)} |"
+        for f in figures["rebuild"]
+    ]
+    lines += [
+        "",
+        "Requests through fd2 at c=16, quiet vs while one project's manifest is rewritten "
+        "(and rebuilt) every interval:",
+        "",
+        "| routes | rebuild every | rebuilds seen | state | req/s | p50 | p99 | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in figures["under_load"]:
+        for state in ("quiet", "rebuilding"):
+            s = f[state]
+            errors = f"**{s['errors']}** {s['error_kinds']}" if s["errors"] else "0"
+            lines.append(
+                f"| {f['routes']:,} | {f['rebuild_interval_s']} s | {f['rebuilds_seen']} "
+                f"| {state} | {_cell(s['rps'], 0)} | {_cell(s['p50'])} | {_cell(s['p99'])} "
+                f"| {errors} |"
+            )
+    return lines
+
+
+def write(data: dict[str, Any], out: Path, latest: Path | None) -> None:
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(data))
+    if latest is not None:
+        shutil.copy(out / "report.json", latest / "latest.json")
+        shutil.copy(out / "report.md", latest / "latest.md")
+
+
+def printable(data: dict[str, Any]) -> str:
+    return "\n" + markdown(data)
+
+
+def progress_line(run: Run) -> str:
+    r = run["result"]
+    head = f"round {run['round']} {run['scenario']:>16} {run['target']:>8}:"
+    if run["mode"] == "stream" and not r["ttft_ms"]["count"]:
+        body = "no complete stream"
+    elif run["mode"] == "stream":
+        body = (
+            f"ttft p50 {r['ttft_ms']['p50']:.2f} ms, gap p99 {r['gap_ms']['p99']:.3f} ms, "
+            f"{r.get('chunks', 0)} chunks"
+        )
+    else:
+        latency = r["latency_ms"]
+        body = f"{r['rps']:>9,.0f} req/s, p50 {latency['p50']:.3f} ms, p99 {latency['p99']:.3f} ms"
+    errors = f", ERRORS {r['errors']} {r['error_kinds']}" if r["errors"] else ""
+    return f"{head} {body}{errors}"

@@ -1,0 +1,281 @@
+"""The overhead benchmark: the same load sent directly to the stand-in and through fd2 (and, with
+--peers, through peer gateways), in interleaved rounds, with fd2 pinned to its own core.
+
+    .venv/bin/python bench/run.py            # full run (make bench)
+    .venv/bin/python bench/run.py --quick    # a shorter run (make bench-quick)
+    .venv/bin/python bench/run.py --smoke    # seconds; fails on any error (CI: make bench-smoke)
+    .venv/bin/python bench/run.py --peers    # also LiteLLM and Portkey (bench/peers/install.sh)
+
+Writes bench/results/<time>/report.{md,json} (and bench/results/latest.*) and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import report
+from control_plane import latency_under_rebuilds, rebuild_figures
+from machine import describe_machine
+from peer_targets import start_peers
+from procs import (
+    BENCH,
+    BIN,
+    Pinning,
+    Processes,
+    build_tools,
+    cpu_seconds,
+    rss_bytes,
+    run_json,
+    tree,
+)
+from targets import StreamShape, Target, chat_body, start_fd2, start_standins, stream_body
+
+
+@dataclass
+class Scenario:
+    name: str
+    mode: str  # closed, open or stream
+    concurrency: int = 0
+    rate: float = 0.0
+
+
+@dataclass
+class Settings:
+    rounds: int
+    duration_s: float
+    warmup_s: float
+    stream_duration_s: float
+    concurrency: list[int]
+    stream_concurrency: list[int]
+    rate: float
+    shape: StreamShape
+    delay_ms: float
+    fd2_workers: int
+    route_table_sizes: list[int]
+    rebuild_interval_s: float
+
+    def scenarios(self) -> list[Scenario]:
+        found = [Scenario(f"closed c={c}", "closed", concurrency=c) for c in self.concurrency]
+        found.append(Scenario(f"open {self.rate:g}/s", "open", rate=self.rate))
+        found += [
+            Scenario(f"stream c={c}", "stream", concurrency=c) for c in self.stream_concurrency
+        ]
+        return found
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    if args.smoke:
+        return Settings(
+            1, 0.3, 0.1, 0.2, [1, 16], [1, 8], 200, StreamShape(5, 8, 2), 0, 1, [100], 0.1
+        )
+    base = Settings(
+        rounds=3,
+        duration_s=5,
+        warmup_s=1,
+        stream_duration_s=4,
+        concurrency=[1, 16, 64, 256],
+        stream_concurrency=[1, 64, 512],
+        rate=1000,
+        shape=StreamShape(50, 64, 20),
+        delay_ms=0,
+        fd2_workers=1,
+        route_table_sizes=[1000, 10000],
+        rebuild_interval_s=0.5,
+    )
+    if args.quick:
+        base.rounds, base.duration_s, base.warmup_s, base.stream_duration_s = 2, 2, 0.5, 1.5
+    if args.rounds:
+        base.rounds = args.rounds
+    if args.duration:
+        base.duration_s = args.duration
+    if args.rate:
+        base.rate = args.rate
+    base.delay_ms = args.delay_ms
+    return base
+
+
+def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> dict[str, Any]:
+    stream = scenario.mode == "stream"
+    duration = cfg.stream_duration_s if stream else cfg.duration_s
+    warmup = (
+        (cfg.shape.ttft_ms + cfg.shape.chunks * cfg.shape.gap_ms) / 1000 if stream else cfg.warmup_s
+    )
+    argv = [
+        *pin.prefix(pin.tools),
+        str(BIN / "loadgen"),
+        "-mode",
+        scenario.mode,
+        "-url",
+        target.stream_url if stream else target.chat_url,
+        "-body",
+        stream_body(target.stream_model) if stream else chat_body(target.chat_model),
+        "-duration",
+        f"{duration}s",
+        "-warmup",
+        f"{warmup}s",
+    ]
+    for header in target.stream_headers if stream else target.chat_headers:
+        argv += ["-H", header]
+    if stream:
+        argv += ["-c", str(scenario.concurrency), "-chunks", str(cfg.shape.chunks)]
+    elif scenario.mode == "open":
+        argv += ["-rate", str(scenario.rate)]
+    else:
+        argv += ["-c", str(scenario.concurrency)]
+    pids = tree(target.process.pid)
+    rss_idle = rss_bytes(pids)
+    peak = [rss_idle]
+    done = threading.Event()
+
+    def sample() -> None:  # resident memory while the streams are open
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], rss_bytes(pids))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu_before = cpu_seconds(pids)
+    try:
+        result = run_json(argv, timeout=duration + warmup + 180)
+    finally:
+        done.set()
+        sampler.join()
+    cpu = cpu_seconds(pids) - cpu_before
+    settle(pids)
+    sent = int(result["sent_in_all"])
+    result["cpu_us_per_request"] = cpu / sent * 1e6 if sent else None
+    result["rss_idle_bytes"], result["rss_peak_bytes"] = rss_idle, peak[0]
+    if stream and scenario.concurrency:
+        result["rss_per_stream_bytes"] = (peak[0] - rss_idle) / scenario.concurrency
+    return result
+
+
+def settle(pids: list[int], limit_s: float = 90) -> None:
+    """Wait until the target is idle again (under 10% of a core), so that a backlog left by an
+    overloaded target (timed-out requests it still works on) never burdens the next one's run."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pids)
+        time.sleep(0.5)
+        if cpu_seconds(pids) - before < 0.05:
+            return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="2 rounds of 2 s")
+    mode.add_argument("--smoke", action="store_true", help="seconds; exit 1 on any error")
+    parser.add_argument("--peers", action="store_true", help="also measure LiteLLM and Portkey")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("--duration", type=float, help="seconds per closed/open run (default 5)")
+    parser.add_argument("--rate", type=float, help="open-loop requests/s (default 1000)")
+    parser.add_argument("--delay-ms", type=float, default=0, help="stand-in delay per answer")
+    parser.add_argument(
+        "--no-control-plane", action="store_true", help="skip the route-table figures"
+    )
+    parser.add_argument("--out", type=Path, default=BENCH / "results", help="results folder")
+    args = parser.parse_args()
+    cfg = settings_for(args)
+    build_tools()
+    pin = Pinning()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = args.out / (f"smoke-{stamp}" if args.smoke else stamp)
+    out.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    with Processes() as procs:
+        standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
+        targets = [standins.direct, start_fd2(procs, pin, standins, out, cfg.fd2_workers)]
+        if args.peers:
+            targets += start_peers(procs, pin, standins, out)
+        print(f"pinning: {pin.describe()}", flush=True)
+        ceiling_run = Scenario("stand-in ceiling c=64", "closed", concurrency=64)
+        ceiling = measure(standins.direct, ceiling_run, cfg, pin)
+        print(f"stand-in ceiling: {float(ceiling['rps']):,.0f} req/s (direct, c=64)", flush=True)
+        check_correctness(targets)
+        for round_no in range(1, cfg.rounds + 1):
+            for scenario in cfg.scenarios():
+                for target in targets:
+                    result = measure(target, scenario, cfg, pin)
+                    runs.append(
+                        {
+                            "round": round_no,
+                            "scenario": scenario.name,
+                            "mode": scenario.mode,
+                            "concurrency": scenario.concurrency,
+                            "rate": scenario.rate,
+                            "target": target.name,
+                            "result": result,
+                        }
+                    )
+                    print(report.progress_line(runs[-1]), flush=True)
+        control_plane: dict[str, Any] = {}
+        if not args.no_control_plane:
+            control_plane["rebuild"] = rebuild_figures(cfg.route_table_sizes, cfg.rounds, pin)
+            control_plane["under_load"] = [
+                latency_under_rebuilds(
+                    procs,
+                    pin,
+                    standins,
+                    out / f"routes-{size}",
+                    size,
+                    cfg.rounds,
+                    cfg.duration_s,
+                    cfg.rebuild_interval_s,
+                )
+                for size in cfg.route_table_sizes
+            ]
+    data = {
+        "machine": describe_machine(args.peers),
+        "settings": {
+            **asdict(cfg),
+            "pinning": pin.describe(),
+            "server_cores": pin.server,
+            "tool_cores": pin.tools,
+            "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
+            "targets": {t.name: t.workers for t in targets},
+        },
+        "ceiling": ceiling,
+        "runs": runs,
+        "control_plane": control_plane,
+    }
+    summary = report.summarize(data)
+    data["summary"] = summary
+    report.write(data, out, latest=None if args.smoke else args.out)
+    print(report.printable(data))
+    print(f"report: {out / 'report.md'}")
+    errors = sum(int(run["result"]["errors"]) for run in runs) + sum(
+        int(state["errors"])
+        for figure in control_plane.get("under_load", [])
+        for state in (figure["quiet"], figure["rebuilding"])
+    )
+    if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in runs)):
+        sys.exit(f"benchmark smoke failed: {errors} errors (or a run without requests)")
+
+
+def check_correctness(targets: list[Target]) -> None:
+    """One embeddings and one models request per target that serves them (whole-answer checks)."""
+    for target in targets:
+        if target.embeddings_url is None or target.models_url is None:
+            continue
+        embeddings = '{"model":"text-embedding-3-small","input":"hello"}'
+        for url, expect, extra in (
+            (target.embeddings_url, "embeddings", ["-body", embeddings]),
+            (target.models_url, "models", ["-method", "GET"]),
+        ):
+            argv = [str(BIN / "loadgen"), "-url", url, "-expect", expect, *extra,
+                    "-c", "1", "-duration", "0.2s", "-warmup", "0s"]  # fmt: skip
+            result = run_json(argv, timeout=60)
+            if result["errors"] or not result["requests"]:
+                sys.exit(f"{target.name}: {expect} answered wrongly: {result['error_samples']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""What the load is sent to: the stand-in directly, fd2 in front of it, and (with --peers) peers.
+
+Each target serves two upstreams: `chat` (whole answers, zero or fixed delay) and `stream`
+(streamed answers on the streaming schedule). A target knows its URLs, extra headers and the
+process whose CPU and memory are measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from procs import BIN, Pinning, Processes, free_port, wait_http
+
+
+def chat_body(model: str) -> str:
+    return f'{{"model":"{model}","messages":[{{"role":"user","content":"Say hello."}}]}}'
+
+
+def stream_body(model: str) -> str:
+    return f'{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"Count."}}]}}'
+
+
+@dataclass
+class StreamShape:
+    ttft_ms: float
+    chunks: int
+    gap_ms: float
+
+
+@dataclass
+class Target:
+    name: str
+    chat_url: str
+    stream_url: str
+    process: subprocess.Popen[bytes]
+    chat_headers: list[str] = field(default_factory=list)
+    stream_headers: list[str] = field(default_factory=list)
+    embeddings_url: str | None = None
+    models_url: str | None = None
+    chat_model: str = "gpt-4o-mini"
+    stream_model: str = "gpt-4o-mini"
+    workers: str = ""
+
+
+@dataclass
+class Standins:
+    chat_port: int
+    stream_port: int
+    direct: Target
+
+
+def start_standins(
+    procs: Processes, pin: Pinning, shape: StreamShape, delay_ms: float, logs: Path
+) -> Standins:
+    chat_port, stream_port = free_port(), free_port()
+    chat = procs.start(
+        [
+            *pin.prefix(pin.tools),
+            str(BIN / "standin"),
+            "-addr",
+            f"127.0.0.1:{chat_port}",
+            "-delay",
+            f"{delay_ms}ms",
+        ],
+        log=logs / "standin-chat.log",
+    )
+    stream = procs.start(
+        [
+            *pin.prefix(pin.tools),
+            str(BIN / "standin"),
+            "-addr",
+            f"127.0.0.1:{stream_port}",
+            "-ttft",
+            f"{shape.ttft_ms}ms",
+            "-gap",
+            f"{shape.gap_ms}ms",
+            "-chunks",
+            str(shape.chunks),
+        ],
+        log=logs / "standin-stream.log",
+    )
+    wait_http(f"http://127.0.0.1:{chat_port}/v1/models", chat, "the chat stand-in")
+    wait_http(f"http://127.0.0.1:{stream_port}/v1/models", stream, "the stream stand-in")
+    direct = Target(
+        name="direct",
+        chat_url=f"http://127.0.0.1:{chat_port}/v1/chat/completions",
+        stream_url=f"http://127.0.0.1:{stream_port}/v1/chat/completions",
+        embeddings_url=f"http://127.0.0.1:{chat_port}/v1/embeddings",
+        models_url=f"http://127.0.0.1:{chat_port}/v1/models",
+        process=chat,
+        workers="stand-in (Go)",
+    )
+    return Standins(chat_port, stream_port, direct)
+
+
+def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
+    """One project, three modules, no prompt rewriting: fd2 as a pure pass-through."""
+
+    def module(name: str, port: int, endpoint: str) -> dict[str, object]:
+        return {
+            "module_type": "inference_endpoint",
+            "name": name,
+            "status": "enabled",
+            "config": {
+                "model_name": "gpt-4o-mini",
+                "endpoint_url": f"http://127.0.0.1:{port}/v1/{endpoint}",
+                "api_key": "${environments.common.secrets.key}",
+            },
+        }
+
+    return {
+        "project_id": "bench",
+        "project_name": "fd2 benchmark",
+        "version": "1.0.0",
+        "owner": "bench",
+        "environment": "development",
+        "environments": {"common": {"secrets": {"key": "env:BENCH_UPSTREAM_KEY"}}},
+        "modules": [
+            module("chat", chat_port, "chat/completions"),
+            module("stream", stream_port, "chat/completions"),
+            module("embed", chat_port, "embeddings"),
+        ],
+    }
+
+
+def start_fd2(
+    procs: Processes,
+    pin: Pinning,
+    standins: Standins,
+    workdir: Path,
+    workers: int,
+    extra: list[str] | None = None,
+) -> Target:
+    manifests = workdir / "manifests"
+    manifests.mkdir(parents=True, exist_ok=True)
+    (manifests / "bench.json").write_text(
+        json.dumps(bench_manifest(standins.chat_port, standins.stream_port))
+    )
+    port = free_port()
+    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key"}
+    fd2 = str(Path(sys.executable).with_name("fd2"))
+    child = procs.start(
+        [
+            *pin.prefix(pin.server),
+            fd2,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--manifests",
+            str(manifests),
+            "--log-level",
+            "warning",
+            *(extra or []),
+        ],
+        env=env,
+        log=workdir / "fd2.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/healthz", child, "fd2", timeout=600)
+    return Target(
+        name="fd2",
+        chat_url=f"{base}/bench/chat/v1/chat/completions",
+        stream_url=f"{base}/bench/stream/v1/chat/completions",
+        embeddings_url=f"{base}/bench/embed/v1/embeddings",
+        models_url=f"{base}/bench/chat/v1/models",
+        process=child,
+        workers=f"{workers} worker(s)",
+    )
