@@ -97,6 +97,7 @@ bench-smoke: install bench-tools ## a few seconds of every benchmark, so the har
 	$(BIN)/python bench/locust/run.py --smoke
 	$(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-disable
 	$(BIN)/python bench/route_rebuild.py --quick
+	$(BIN)/python bench/auth_cost.py --quick
 
 test: install lint test-rust test-python bench-smoke ## everything CI runs
 
