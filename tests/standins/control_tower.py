@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from serving import read_body, send_json  # beside this script, first on sys.path
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -59,22 +60,8 @@ class ControlTower:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # served without the lifespan protocol: nothing to set up
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, payload, headers = await self._answer(scope, body)
-        data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), *headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        status, payload, headers = await self._answer(scope, await read_body(receive))
+        await send_json(send, status, payload, headers)
 
     async def _answer(
         self, scope: Scope, body: bytes

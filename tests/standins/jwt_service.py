@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl
 import jwt
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from serving import read_body, send_json  # beside this script, first on sys.path
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -60,21 +61,8 @@ class JwtService:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, answer = self._answer(scope, body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": orjson.dumps(answer)})
+        status, answer = self._answer(scope, await read_body(receive))
+        await send_json(send, status, answer)
 
     def _answer(self, scope: Scope, body: bytes) -> tuple[int, Any]:
         if scope["path"] == "/health":

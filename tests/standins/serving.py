@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import orjson
+
+Message = MutableMapping[str, Any]
+
+
+async def read_body(receive: Callable[[], Awaitable[Message]]) -> bytes:
+    """The whole request body of an ASGI request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def send_json(
+    send: Callable[[Message], Awaitable[None]],
+    status: int,
+    payload: Any,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A JSON answer (`payload` already bytes is sent as it is)."""
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
 
 
 def serve(

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from serving import read_body, send_json  # beside this script, first on sys.path
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -74,21 +75,8 @@ class VaultStandin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, answer = self._answer(scope, body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": orjson.dumps(answer)})
+        status, answer = self._answer(scope, await read_body(receive))
+        await send_json(send, status, answer)
 
     def _answer(self, scope: Scope, body: bytes) -> tuple[int, Any]:
         path: str = scope["path"]
