@@ -177,6 +177,19 @@ func main() {
 
 // runClosed: each worker loops until the deadline; only requests started after the warm-up count.
 func runClosed(cfg config) (*recorder, time.Duration) {
+	return runWorkers(cfg, false, func(client *http.Client, rec *recorder, t0 time.Time) {
+		if once(client, cfg, rec) {
+			rec.latency = append(rec.latency, ms(time.Since(t0)))
+		}
+	})
+}
+
+// runWorkers keeps -c workers calling work back to back until the deadline. A call started
+// during the warm-up records into a scratch recorder that is thrown away. With atLeastOnce every
+// worker makes one call even when that call outlasts the run (a stream longer than -duration).
+func runWorkers(
+	cfg config, atLeastOnce bool, work func(client *http.Client, rec *recorder, t0 time.Time),
+) (*recorder, time.Duration) {
 	client := newClient(cfg)
 	start := time.Now()
 	measureFrom := start.Add(cfg.warmup)
@@ -189,18 +202,13 @@ func runClosed(cfg config) (*recorder, time.Duration) {
 		go func(rec *recorder) {
 			defer wg.Done()
 			scratch := newRecorder()
-			for {
+			for first := atLeastOnce; first || time.Now().Before(deadline); first = false {
 				t0 := time.Now()
-				if !t0.Before(deadline) {
-					return
-				}
 				target := rec
 				if t0.Before(measureFrom) {
 					target = scratch
 				}
-				if once(client, cfg, target) {
-					target.latency = append(target.latency, ms(time.Since(t0)))
-				}
+				work(client, target, t0)
 			}
 		}(recs[i])
 	}

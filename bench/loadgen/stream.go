@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -23,30 +22,9 @@ type chunk struct {
 
 // runStream keeps -c streams open at once; each worker starts a new stream when its last ended.
 func runStream(cfg config) (*recorder, time.Duration) {
-	client := newClient(cfg)
-	start := time.Now()
-	measureFrom := start.Add(cfg.warmup)
-	deadline := measureFrom.Add(cfg.duration)
-	recs := make([]*recorder, cfg.concurrency)
-	var wg sync.WaitGroup
-	for i := range recs {
-		recs[i] = newRecorder()
-		wg.Add(1)
-		go func(rec *recorder) {
-			defer wg.Done()
-			scratch := newRecorder()
-			for first := true; first || time.Now().Before(deadline); first = false {
-				t0 := time.Now()
-				target := rec
-				if t0.Before(measureFrom) {
-					target = scratch
-				}
-				oneStream(client, cfg, target, t0)
-			}
-		}(recs[i])
-	}
-	wg.Wait()
-	return mergeAll(recs), time.Since(measureFrom)
+	return runWorkers(cfg, true, func(client *http.Client, rec *recorder, t0 time.Time) {
+		oneStream(client, cfg, rec, t0)
+	})
 }
 
 // oneStream reads one streamed completion event by event. Content chunks must read "t0 ", "t1 ",

@@ -192,26 +192,10 @@ impl Parser<'_> {
             if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
                 return Err(self.error("duplicate member name"));
             }
-            self.scratch.clear();
-            for (i, (_, from, to)) in members.iter().enumerate() {
-                if i > 0 {
-                    self.scratch.push(b',');
-                }
-                self.scratch.extend_from_slice(&out[*from..*to]);
-            }
-            out.truncate(start);
-            out.extend_from_slice(&self.scratch);
+            rejoin(members, out, start, &mut self.scratch);
         } else if excluded_gap(members, start, out.len()) {
             // Some excluded member left its separator behind: rebuild the list.
-            self.scratch.clear();
-            for (i, (_, from, to)) in members.iter().enumerate() {
-                if i > 0 {
-                    self.scratch.push(b',');
-                }
-                self.scratch.extend_from_slice(&out[*from..*to]);
-            }
-            out.truncate(start);
-            out.extend_from_slice(&self.scratch);
+            rejoin(members, out, start, &mut self.scratch);
         }
         self.members.truncate(base);
         out.push(b'}');
@@ -298,6 +282,24 @@ fn parse_exponent(digits: &[u8]) -> Option<i64> {
 
 /// Whether the kept members do not tile `out[start..end]` exactly (joined by
 /// single commas): true when an excluded member sat between or before them.
+/// Rewrites `out[start..]` as the members' texts in `members` order, comma-separated.
+fn rejoin(
+    members: &[(Cow<'_, str>, usize, usize)],
+    out: &mut Vec<u8>,
+    start: usize,
+    scratch: &mut Vec<u8>,
+) {
+    scratch.clear();
+    for (i, (_, from, to)) in members.iter().enumerate() {
+        if i > 0 {
+            scratch.push(b',');
+        }
+        scratch.extend_from_slice(&out[*from..*to]);
+    }
+    out.truncate(start);
+    out.extend_from_slice(scratch);
+}
+
 fn excluded_gap(members: &[(Cow<'_, str>, usize, usize)], start: usize, end: usize) -> bool {
     let mut expected = start;
     for (i, (_, from, to)) in members.iter().enumerate() {
