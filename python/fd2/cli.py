@@ -48,6 +48,7 @@ _HELP = {
     "redis_url": "Redis URL shared by replicas: manifests, change notices, rate limits, API keys",
     "limits_on_redis_failure": "open (per-process limits) or closed (503) while Redis is down",
     "api_key_pepper_ref": "secret reference of the HMAC key for API-key hashes",
+    "default_auth": "auth of modules whose manifest names none: api_key, or none (served open)",
     # Vault (for `vault:` references of projects without a `vault` module)
     "vault_addr": "Vault base URL (https://vault:8200)",
     "vault_auth": "Vault auth method: token or approle",

@@ -45,6 +45,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """`open`: decide with per-process limits while Redis is unreachable; `closed`: refuse (503)."""
     api_key_pepper_ref: str | None = None
     """Secret reference of the HMAC key API-key hashes are made with (`fd2 keys new` uses it)."""
+    default_auth: str = "api_key"
+    """What a module whose manifest says nothing about auth asks for: `api_key` (a project API
+    key), or `none` to serve such modules open, an explicit choice (docs/security.md)."""
 
     # --- Control Tower client, manifest cache, operator view, Redis sharing (issue 5) ---
     control_tower_ca: str | None = None
@@ -108,6 +111,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise ValueError(f"{name} must be positive")
         if self.control_tower_retries < 0 or self.manifest_max_stale < 0:
             raise ValueError("control_tower_retries and manifest_max_stale must not be negative")
+        if self.default_auth not in ("api_key", "none"):
+            raise ValueError("default_auth must be api_key or none")
         if self.limits_on_redis_failure not in ("open", "closed"):
             raise ValueError("limits_on_redis_failure must be open or closed")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:

@@ -7,12 +7,30 @@ reason); the rest of the project still serves.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from fd2.manifests.models import SERVED_STATUSES
 
+# Control Tower config fields that name another module of the project. The Control Tower drops
+# `dependencies`, so these typed fields are how its manifests link modules; each named module is
+# handed over as a dependency, as if listed there.
+_REFERENCE_FIELDS: Final = ("apisix_gateway_module",)
+_JWT_REFERENCE: Final = ("jwt_auth_enabled", "jwt_module_reference")
+
 
 def dependency_names(entry: object) -> tuple[str, ...]:
-    return tuple(getattr(entry, "dependencies", None) or ())
+    """The modules `entry` needs: its `dependencies` and the modules its config names."""
+    names = list(getattr(entry, "dependencies", None) or ())
+    config = getattr(entry, "config", None) or {}
+    if isinstance(config, Mapping):
+        for field in _REFERENCE_FIELDS:
+            value = config.get(field)
+            if isinstance(value, str) and value:
+                names.append(value)
+        enabled, reference = (config.get(field) for field in _JWT_REFERENCE)
+        if enabled is True and isinstance(reference, str) and reference:
+            names.append(reference)
+    return tuple(dict.fromkeys(names))
 
 
 def dependency_problems(

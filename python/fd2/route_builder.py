@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from fd2.errors import ConfigError, Fd2Error, NotFound
+from fd2.log_throttle import ThrottledLog
 from fd2.manifests.compile import AnyManifest, ModuleDeclaration, declarations
 from fd2.manifests.models import SERVED_STATUSES
 from fd2.module import Module, ModuleContext, Timeouts
@@ -59,6 +60,7 @@ class RouteBuilder:
         self._environ = environ
         self._digests: dict[str, str] = {}
         self._lock = asyncio.Lock()
+        self._unavailable_log = ThrottledLog(_log)
         # Read by /metrics and /admin/routes; written here only, off the hot path.
         self.rebuilds = 0
         self.rebuild_seconds = 0.0
@@ -277,7 +279,10 @@ class RouteBuilder:
             handlers = instance.endpoints()
         except ConfigError as exc:
             problem = ConfigError(f"Module {label} is not available: {exc.message}")
-            _log.error("%s (%s)", problem.message, declaration.origin)
+            # A route rebuilt while Vault is down fails the same way on every retry.
+            self._unavailable_log.error(
+                problem.message, "%s (%s)", problem.message, declaration.origin
+            )
             return _unavailable(declaration, environment, problem)
         except Exception as exc:  # a faulty module must not break the rest of the table
             problem = ConfigError(f"Module {label} failed to start.")

@@ -53,16 +53,107 @@ async def test_a_jwt_config_dependency_means_jwt(compiler):
     assert [(s.kind, s.limit) for s in gate.limits.static_specs] == [("requests", 20)]
 
 
-async def test_modules_without_the_dependency_are_open(compiler):
-    peers = acme()
-    assert gate_for(compiler, peers, "legacy").policy.mode == "none"  # still rate-limited
+async def test_modules_without_the_dependency_still_need_the_projects_jwt(compiler):
+    # The Control Tower drops `dependencies`: a project with a jwt_config module is never served
+    # open because one went missing.
+    policy = gate_for(compiler, acme(), "legacy").policy
+    assert policy.mode == "jwt"
+    assert "jwt_config" in policy.source
 
 
 async def test_an_open_route_without_limits_has_no_gate_at_all(compiler):
     def edit(raw):
         del raw["environments"]["development"]["limits"]
+        next(m for m in raw["modules"] if m["name"] == "legacy")["auth"] = {"mode": "none"}
 
     assert gate_for(compiler, acme(edit), "legacy") is None
+
+
+async def test_the_token_endpoint_of_a_jwt_module_is_a_login(compiler):
+    policy = gate_for(compiler, acme(), "auth").policy
+    assert policy.mode == "none"
+
+
+async def test_a_project_without_any_auth_asks_for_api_keys_by_default(compiler):
+    def edit(raw):
+        raw["modules"] = [m for m in raw["modules"] if m["module_type"] != "jwt_config"]
+        for module in raw["modules"]:
+            module.pop("dependencies", None)
+
+    policy = gate_for(compiler, acme(edit), "chat").policy
+    assert policy.mode == "api_key"
+    assert "--default-auth" in policy.source
+
+
+async def test_default_auth_none_opens_only_modules_that_say_nothing(compiler):
+    def edit(raw):
+        raw["modules"] = [m for m in raw["modules"] if m["module_type"] != "jwt_config"]
+        for module in raw["modules"]:
+            module.pop("dependencies", None)
+        next(m for m in raw["modules"] if m["name"] == "embed")["auth"] = {"mode": "api_key"}
+
+    compiler._default_auth = "none"
+    peers = acme(edit)
+    assert gate_for(compiler, peers, "chat").policy.mode == "none"
+    assert gate_for(compiler, peers, "embed").policy.mode == "api_key"
+
+
+async def test_auth_survives_the_control_tower_in_metadata(compiler):
+    def edit(raw):
+        chat = next(m for m in raw["modules"] if m["name"] == "chat")
+        del chat["dependencies"]
+        raw["metadata"]["fd2"] = {
+            "modules": {"chat": {"auth": {"mode": "api_key"}}},
+            "api_keys": [{"id": "k1", "hash": "ab" * 32}],
+        }
+
+    gate = gate_for(compiler, acme(edit), "chat")
+    assert gate.policy.mode == "api_key"
+    assert len(gate.policy._keys) == 1
+
+
+async def test_jwt_auth_enabled_names_the_jwt_module(compiler):
+    def edit(raw):
+        raw["modules"].append(
+            {
+                "module_type": "rag_service",
+                "name": "rag",
+                "config": {
+                    "service_url": "http://127.0.0.1:1",
+                    "configuration_name": "c",
+                    "jwt_auth_enabled": True,
+                    "jwt_module_reference": "auth",
+                },
+            }
+        )
+
+    policy = gate_for(compiler, acme(edit), "rag").policy
+    assert policy.mode == "jwt"
+    assert policy.source == "jwt_auth_enabled + jwt_module_reference"
+
+
+async def test_several_inferred_jwt_modules_accept_any_and_skip_unusable_ones(compiler):
+    def edit(raw):
+        auth = next(m for m in raw["modules"] if m["name"] == "auth")
+        raw["modules"].append({**auth, "name": "auth2"})
+        broken = {**auth, "name": "broken", "config": {**auth["config"], "algorithm": "RS256"}}
+        raw["modules"].append(broken)
+        for module in raw["modules"]:
+            module.pop("dependencies", None)
+
+    policy = gate_for(compiler, acme(edit), "chat").policy
+    assert policy.mode == "jwt"
+    assert type(policy._verifier).__name__ == "AnyOfVerifiers"
+    assert len(policy._verifier._verifiers) == 2
+
+
+async def test_a_named_jwt_module_that_cannot_verify_is_an_error_not_a_skip(compiler):
+    def edit(raw):
+        auth = next(m for m in raw["modules"] if m["name"] == "auth")
+        auth["config"]["algorithm"] = "RS256"
+
+    with pytest.raises(ConfigError, match="public_key or jwks_url"):
+        gate_for(compiler, acme(edit), "chat")
 
 
 async def test_an_explicit_auth_block_wins(compiler):

@@ -8,6 +8,7 @@ everyone in.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, Final
@@ -15,11 +16,13 @@ from typing import Any, Final
 import aiohttp
 
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
+from fd2.auth.choice import JWT_MODULE_TYPE, AuthChoice, choose_auth
 from fd2.auth.gate import Gate
 from fd2.auth.identity import Identity
 from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context
 from fd2.auth.key_store import RedisKeyStore
-from fd2.auth.policy import MODES, AuthPolicy
+from fd2.auth.policy import AuthPolicy
+from fd2.auth.verifiers import AnyOfVerifiers, TokenVerifier
 from fd2.config import Settings
 from fd2.errors import ConfigError
 from fd2.limits.gcra import LocalLimiter
@@ -31,7 +34,7 @@ from fd2.manifests.compile import ModuleDeclaration
 from fd2.manifests.placeholders import resolve_value
 from fd2.secrets import SecretResolver
 
-JWT_MODULE_TYPE: Final = "jwt_config"
+_log = logging.getLogger("fd2.auth")
 DEFAULT_COMPLETION_BOUND: Final = 1024
 
 
@@ -47,8 +50,10 @@ class GateCompiler:
         limiter: Limiter,
         hasher: KeyHasher,
         key_store: RedisKeyStore | None = None,
+        default_auth: str = "api_key",
     ) -> None:
         self._key_store = key_store
+        self._default_auth = default_auth
         self._secrets = secrets
         self._environ = environ
         self._limiter = limiter
@@ -77,6 +82,7 @@ class GateCompiler:
             limiter=limiter,
             hasher=KeyHasher(pepper),
             key_store=RedisKeyStore(redis) if redis is not None else None,
+            default_auth=settings.default_auth,
         )
 
     async def aclose(self) -> None:
@@ -97,19 +103,13 @@ class GateCompiler:
         context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
         auth = resolve_value(dict(entry.auth or {}), context, "auth")
-        jwt_module = auth.get("jwt_module") or _jwt_dependency(entry, peers)
-        mode = auth.get("mode") or ("jwt" if jwt_module else "none")
-        if mode not in MODES:
-            raise ConfigError(f"auth.mode must be one of {', '.join(MODES)}")
-        verifier = keys = None
+        choice = choose_auth(declaration, auth, peers, self._default_auth)
+        mode = choice.mode
+        verifier: TokenVerifier | None = None
+        keys = None
         identities: dict[bytes, Identity | None] = {}
         if mode in ("jwt", "either"):
-            peer = peers.get(jwt_module) if isinstance(jwt_module, str) else None
-            if peer is None or peer.module_type != JWT_MODULE_TYPE:
-                raise ConfigError(
-                    f"auth needs a {JWT_MODULE_TYPE} module; {jwt_module!r} is not one"
-                )
-            verifier = self._verifiers.build(peer, environment, secrets)
+            verifier = self._verifier(choice, peers, declaration, environment, secrets)
         if mode in ("api_key", "either"):
             keys, identities = self._keys(declaration, environment)
         policy = AuthPolicy(
@@ -123,6 +123,7 @@ class GateCompiler:
             identities=identities,
             store=self._key_store,
             require_route_claims=bool(auth.get("require_route_claims", True)),
+            source=choice.reason,
         )
         environment_entry = context.environment_entry(environment)
         env_limits = (
@@ -156,6 +157,41 @@ class GateCompiler:
             else DEFAULT_COMPLETION_BOUND,
         )
 
+    def _verifier(
+        self,
+        choice: AuthChoice,
+        peers: Mapping[str, ModuleDeclaration],
+        declaration: ModuleDeclaration,
+        environment: str,
+        secrets: SecretResolver,
+    ) -> TokenVerifier:
+        """The verifier of the chosen jwt_config module(s). A module the manifest names must
+        work; of modules inferred from the project, the unusable ones are skipped (fewer
+        accepted tokens, never more) as long as one works."""
+        verifiers: list[TokenVerifier] = []
+        problems: list[str] = []
+        for name in choice.jwt_modules:
+            peer = peers.get(name)
+            try:
+                if peer is None or peer.module_type != JWT_MODULE_TYPE:
+                    raise ConfigError(f"auth needs a {JWT_MODULE_TYPE} module; {name!r} is not one")
+                verifiers.append(self._verifiers.build(peer, environment, secrets))
+            except ConfigError as exc:
+                if choice.named:
+                    raise
+                problems.append(exc.message)
+        if not verifiers:
+            raise ConfigError("no usable jwt_config module: " + "; ".join(problems))
+        for problem in problems:
+            _log.warning(
+                "%s/%s [%s]: skipped a jwt_config module: %s",
+                declaration.project,
+                declaration.module,
+                environment,
+                problem,
+            )
+        return verifiers[0] if len(verifiers) == 1 else AnyOfVerifiers(tuple(verifiers))
+
     def _keys(
         self, declaration: ModuleDeclaration, environment: str
     ) -> tuple[KeyTable, dict[bytes, Identity | None]]:
@@ -173,11 +209,3 @@ class GateCompiler:
             else:
                 identities[key.digest] = None
         return KeyTable(keys), identities
-
-
-def _jwt_dependency(entry: Any, peers: Mapping[str, ModuleDeclaration]) -> str | None:
-    for name in getattr(entry, "dependencies", None) or ():
-        peer = peers.get(name)
-        if peer is not None and peer.module_type == JWT_MODULE_TYPE:
-            return str(name)
-    return None

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Final
 
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable
 from fd2.auth.credentials import looks_like_jwt, presented_credential
 from fd2.auth.errors import Forbidden, Unauthorized
 from fd2.auth.identity import Identity, identity_from_claims
-from fd2.auth.jwt_verifier import JwtVerifier, TokenRejected
+from fd2.auth.jwt_verifier import TokenRejected
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.token_cache import VerifiedTokens
+from fd2.auth.verifiers import TokenVerifier
 from fd2.limits.plan import credential_specs
 from fd2.request import Request
 
-MODES: Final = ("none", "api_key", "jwt", "either")
 _log = logging.getLogger("fd2.auth")
 
 
@@ -35,6 +34,7 @@ class AuthPolicy:
         "module",
         "project",
         "require_route_claims",
+        "source",
     )
 
     def __init__(
@@ -44,14 +44,17 @@ class AuthPolicy:
         project: str,
         module: str,
         environment: str,
-        verifier: JwtVerifier | None = None,
+        verifier: TokenVerifier | None = None,
         keys: KeyTable | None = None,
         hasher: KeyHasher | None = None,
         identities: Mapping[bytes, Identity | None] | None = None,
         store: RedisKeyStore | None = None,
         require_route_claims: bool = True,
+        source: str = "",
     ) -> None:
         self.mode = mode
+        self.source = source
+        """Why the route asks for these credentials (shown to operators)."""
         self.project = project
         self.module = module
         self._store = store

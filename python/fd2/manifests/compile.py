@@ -17,6 +17,8 @@ import orjson
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
 from fd2.manifests.models import (
+    DEFAULT_STATUS,
+    JWT_CONFIG_MODULE_TYPE,
     ManifestTimeouts,
     ModuleManifest,
     ProjectManifest,
@@ -30,7 +32,6 @@ AnyManifest = ProjectManifest | ModuleManifest
 _COMMON = "common"
 # Fields the Control Tower rewrites on every answer: never evidence of a change.
 _VOLATILE_FIELDS = frozenset({"created_at", "updated_at"})
-_JWT_CONFIG = "jwt_config"
 
 
 class ModuleDeclaration(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,21 +92,22 @@ def _project_declarations(
         names = [manifest.environment or default_env]
     environments = _canonical_unique(names)
     default = canonical_environment(manifest.environment) if manifest.environment else None
+    api_keys = manifest.effective_api_keys()
     return [
         ModuleDeclaration(
             project=manifest.project_id,
             module=entry.name,
             module_type=entry.module_type,
-            status=entry.status,
+            status=entry.status or DEFAULT_STATUS,
             implementation=entry.runtime.implementation if entry.runtime else None,
             default_environment=default,
             environments=environments,
             origin=origin,
             entry=entry,
             environment_maps=environment_maps,
-            api_keys=tuple(manifest.api_keys or ()),
+            api_keys=api_keys,
         )
-        for entry in manifest.modules
+        for entry in manifest.effective_modules()
     ]
 
 
@@ -191,7 +193,7 @@ def resolve_dependency(
     config = resolve_value(dict(declaration.entry.config or {}), context, "config")
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
-    if declaration.module_type == _JWT_CONFIG and not config.get("secret_key"):
+    if declaration.module_type == JWT_CONFIG_MODULE_TYPE and not config.get("secret_key"):
         # APISIX-style manifests keep the verification secret beside the gateway route instead.
         fallback = context.environment_entry(environment)
         key = (

@@ -11,11 +11,17 @@ from typing import Any
 
 import msgspec
 
+from fd2.manifests.overlay import merged_config, merged_field, project_settings
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 # Statuses the Control Tower knows; any other value is kept (and not served), so that a status
-# added there later never makes a whole project manifest undecodable here.
+# added there later never makes a whole project manifest undecodable here. A null status is the
+# Control Tower's way of leaving it unset, and it serves such a module: so does fd2.
 SERVED_STATUSES = frozenset({"enabled", "deprecated", "development"})
+DEFAULT_STATUS = "enabled"
+JWT_CONFIG_MODULE_TYPE = "jwt_config"
+"""The module type holding a project's JWT settings (verification and the token endpoint)."""
 
 
 def _check_name(kind: str, value: str) -> None:
@@ -29,7 +35,8 @@ class ProjectModule(msgspec.Struct, frozen=True, kw_only=True):
     module_type: str
     name: str
     version: str | float | None = None
-    status: str = "enabled"
+    status: str | None = None
+    """None (the Control Tower's null) is served as `enabled`."""
     description: str | None = None
     dependencies: list[str] | None = None
     config: dict[str, Any] | None = None
@@ -68,6 +75,39 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
             if module.name in seen:
                 raise ValueError(f"module name {module.name!r} appears twice")
             seen.add(module.name)
+        # Checked here so that a bad `metadata.fd2` rejects the manifest when it is decoded
+        # (the last good version keeps serving) rather than surprising a route later.
+        self.effective_modules()
+
+    def effective_modules(self) -> list[ProjectModule]:
+        """The modules with `metadata.fd2` folded in (docs/manifests.md)."""
+        settings = project_settings(self.metadata)
+        by_name = {module.name: module for module in self.modules}
+        unknown = sorted(set(settings.modules) - set(by_name))
+        if unknown:
+            raise ValueError(
+                "metadata.fd2.modules names module(s) the manifest does not have: "
+                + ", ".join(unknown)
+            )
+        effective = []
+        for module in self.modules:
+            extra = settings.modules.get(module.name)
+            if extra is not None:
+                module = msgspec.structs.replace(
+                    module,
+                    auth=merged_field(module.name, "auth", module.auth, extra.auth),
+                    limits=merged_field(module.name, "limits", module.limits, extra.limits),
+                    dependencies=merged_field(
+                        module.name, "dependencies", module.dependencies, extra.dependencies
+                    ),
+                    config=merged_config(module.config, extra.config),
+                )
+            effective.append(module)
+        return effective
+
+    def effective_api_keys(self) -> tuple[dict[str, Any], ...]:
+        """The project's API key records: top-level `api_keys` and `metadata.fd2.api_keys`."""
+        return (*(self.api_keys or ()), *(project_settings(self.metadata).api_keys or ()))
 
 
 class Runtime(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from fd2.errors import ConfigError, NotFound, ServiceUnavailable
+from fd2.log_throttle import ThrottledLog
 from fd2.manifests.compile import content_digest
 from fd2.manifests.decode import convert_manifest
 from fd2.manifests.models import NAME_PATTERN
@@ -61,6 +62,7 @@ class ControlTowerCache:
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self._probed_at = -_PROBE_EVERY_S
         self._contact_at = -_PROBE_EVERY_S
+        self._outage_log = ThrottledLog(_log)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -143,7 +145,12 @@ class ControlTowerCache:
             convert_manifest(answer.raw, origin=f"control-tower:{project}")
         except ConfigError as exc:
             self.stats.count("rejected")
-            _log.error("control tower manifest for %s rejected: %s", project, exc.message)
+            self._outage_log.error(
+                f"rejected:{project}:{exc.message}",
+                "control tower manifest for %s rejected: %s",
+                project,
+                exc.message,
+            )
             return self._failed(project, state, exc.message, rejected=True)
         state.etag = answer.etag
         self._confirmed(state, now)
@@ -180,7 +187,9 @@ class ControlTowerCache:
         state.last_error, state.last_error_at = problem, time.time()
         if self._serving(project):
             state.next_refresh = now + min(_RETRY_AFTER_FAILURE_S * 5, self.ttl * REFRESH_AHEAD)
-            _log.warning("%s; serving the cached %s (age %.0fs)", problem, project, self.age(state))
+            self._outage_log.warning(
+                problem, "%s; serving the cached %s (age %.0fs)", problem, project, self.age(state)
+            )
             return False
         state.known, state.fetched_at = False, now
         state.failure = ServiceUnavailable(
@@ -292,4 +301,9 @@ class ControlTowerCache:
         except (NotFound, ServiceUnavailable):
             pass  # recorded in the state (negative entry, or the kept copy)
         except Exception as exc:  # keep refreshing the others
-            _log.error("refreshing %s failed: %s", project, type(exc).__name__)
+            self._outage_log.error(
+                f"refresh:{type(exc).__name__}",
+                "refreshing %s failed: %s",
+                project,
+                type(exc).__name__,
+            )

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
+from fd2.log_throttle import ThrottledLog
 from fd2.secrets import SecretResolver
 from fd2.vault.session import VaultFailure, VaultSession
 from fd2.vault.settings import VaultSettings
@@ -36,6 +37,7 @@ class VaultPool:
         self.default_ttl_s = default_ttl_s
         self._stores: dict[VaultSettings, VaultStore] = {}
         self._lock = threading.Lock()
+        self._outage_log = ThrottledLog(_log)
         self.default = self.store_for(default) if default is not None else None
 
     def store_for(self, settings: VaultSettings) -> VaultStore:
@@ -87,7 +89,11 @@ class VaultPool:
                 if changed or retry:
                     await on_change(changed, retry)
             except Exception as exc:  # the refresh task must outlive any one bad round
-                _log.error("vault refresh round failed: %s", type(exc).__name__)
+                self._outage_log.error(
+                    f"round:{type(exc).__name__}",
+                    "vault refresh round failed: %s",
+                    type(exc).__name__,
+                )
 
     async def _renew_due_tokens(self) -> None:
         with self._lock:
@@ -96,8 +102,11 @@ class VaultPool:
             try:
                 await asyncio.to_thread(session.keep_alive)
             except VaultFailure as exc:
-                _log.warning(
-                    "vault %s: cannot renew or log in (%s)", session.settings.describe(), exc.reason
+                self._outage_log.warning(
+                    f"renew:{session.settings.describe()}:{exc.reason}",
+                    "vault %s: cannot renew or log in (%s)",
+                    session.settings.describe(),
+                    exc.reason,
                 )
 
     def close(self) -> None:
