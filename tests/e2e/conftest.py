@@ -165,6 +165,7 @@ def fd2_env() -> dict[str, str]:
 def quick_manifest(upstream: str) -> dict[str, Any]:
     """A single-module manifest whose upstream time limits are shorter than `slow-3000`."""
     return {
+        "auth": {"mode": "none"},
         "project": "quick",
         "module": "chat",
         "module_type": "inference_openai",
@@ -186,6 +187,19 @@ def quick_manifest(upstream: str) -> dict[str, Any]:
     }
 
 
+def opened(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` (either manifest format) with every module that names no auth opened explicitly,
+    as an operator must write it: fd2 serves nothing open by omission (docs/security.md)."""
+    if "module_type" in raw and "project_id" not in raw:
+        raw.setdefault("auth", {"mode": "none"})
+        return raw
+    overlay = raw.get("metadata", {}).get("fd2", {}).get("modules", {})
+    for module in raw.get("modules", []):
+        if module["module_type"] != "jwt_config" and "auth" not in overlay.get(module["name"], {}):
+            module.setdefault("auth", {"mode": "none"})
+    return raw
+
+
 def without_auth_and_limits(text: str) -> str:
     """The acme example with its auth and rate limits off: the foundation's tests exercise
     routing, streaming and errors with any client; auth and limits have their own tests
@@ -194,7 +208,7 @@ def without_auth_and_limits(text: str) -> str:
     for entry in raw.get("environments", {}).values():
         entry.pop("limits", None)
     for module in raw.get("modules", []):
-        if "auth" in (module.get("dependencies") or []):
+        if module["module_type"] != "jwt_config":
             module["auth"] = {"mode": "none"}
     return json.dumps(raw, indent=2)
 
@@ -206,6 +220,8 @@ def build_manifest_dir(directory: Path, upstream: str) -> Path:
         text = (EXAMPLE_MANIFESTS / name).read_text().replace(EXAMPLE_UPSTREAM, upstream)
         if name == "acme.json":
             text = without_auth_and_limits(text)
+        else:
+            text = json.dumps(opened(json.loads(text)), indent=2)
         (directory / name).write_text(text)
     (directory / "quick-chat.module.json").write_text(
         json.dumps(quick_manifest(upstream), indent=2)

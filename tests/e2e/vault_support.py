@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import REPO, Service, fd2_argv, fd2_env, free_port, start_service
+from .conftest import REPO, Service, fd2_argv, fd2_env, free_port, opened, start_service
 from .leaks import LEAKS
 
 VAULT_SCRIPT = REPO / "tests" / "standins" / "vault.py"
@@ -107,4 +107,4 @@ def start_fd2_with(
 
 def write_manifest(directory: Path, filename: str, manifest: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / filename).write_text(json.dumps(manifest, indent=2))
+    (directory / filename).write_text(json.dumps(opened(manifest), indent=2))

@@ -22,6 +22,7 @@ def manifest(upstream: str) -> dict:
             {
                 "module_type": "inference_endpoint",
                 "name": "chat",
+                "auth": {"mode": "none"},
                 "config": {"endpoint_url": f"http://{upstream}/v1/chat/completions"},
             }
         ],
