@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fd2.route_table import RouteGroup
+from fd2.route_table import Route, RouteGroup
 from fd2.runtime import Runtime
 from fd2.sources.manifest_cache import ControlTowerCache
 
@@ -50,6 +50,7 @@ def _module_view(module: str, group: RouteGroup) -> dict[str, Any]:
                 "environment": name,
                 "status": "serving" if problem is None else "unavailable",
                 "error": None if problem is None else problem.message,
+                "auth": _auth_view(route),
             }
         )
     return {
@@ -58,6 +59,16 @@ def _module_view(module: str, group: RouteGroup) -> dict[str, Any]:
         "default_environment": group.default_environment,
         "environments": environments,
     }
+
+
+def _auth_view(route: Route) -> dict[str, str] | None:
+    if route.unavailable is not None:
+        return None
+    if route.gate is None:
+        # Compiled without a gate: open by the manifest's auth.mode or by --default-auth none.
+        return {"mode": "none", "why": "open by auth.mode or --default-auth, and no limits"}
+    policy = route.gate.policy
+    return {"mode": policy.mode, "why": policy.source}
 
 
 def _cache_view(cache: ControlTowerCache, project: str) -> dict[str, Any]:

@@ -69,6 +69,11 @@ class GateCompiler:
         pepper = b""
         if settings.api_key_pepper_ref:
             pepper = secrets.resolve(settings.api_key_pepper_ref).reveal().encode()
+        if settings.default_auth == "none":
+            _log.warning(
+                "--default-auth none: modules whose manifests name no auth are served without "
+                "authentication"
+            )
         redis = make_redis(settings.redis_url) if settings.redis_url else None
         limiter: Limiter = (
             SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
