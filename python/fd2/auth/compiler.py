@@ -16,8 +16,8 @@ import aiohttp
 
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
 from fd2.auth.gate import Gate
-from fd2.auth.identity import Identity
-from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context
+from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity
+from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context, rate_limit_window
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.policy import MODES, AuthPolicy
 from fd2.config import Settings
@@ -102,6 +102,7 @@ class GateCompiler:
         if mode not in MODES:
             raise ConfigError(f"auth.mode must be one of {', '.join(MODES)}")
         verifier = keys = None
+        window = DEFAULT_RATE_LIMIT_WINDOW
         identities: dict[bytes, Identity | None] = {}
         if mode in ("jwt", "either"):
             peer = peers.get(jwt_module) if isinstance(jwt_module, str) else None
@@ -110,6 +111,7 @@ class GateCompiler:
                     f"auth needs a {JWT_MODULE_TYPE} module; {jwt_module!r} is not one"
                 )
             verifier = self._verifiers.build(peer, environment, secrets)
+            window = rate_limit_window(peer, environment, self._environ)
         if mode in ("api_key", "either"):
             keys, identities = self._keys(declaration, environment)
         policy = AuthPolicy(
@@ -123,6 +125,7 @@ class GateCompiler:
             identities=identities,
             store=self._key_store,
             require_route_claims=bool(auth.get("require_route_claims", True)),
+            rate_limit_window=window,
         )
         environment_entry = context.environment_entry(environment)
         env_limits = (
