@@ -98,8 +98,9 @@ async def test_the_rate_limit_window_comes_from_the_jwt_module(compiler):
     peers = acme(_auth_config(rate_limit_window="${environments.${environment}.window}"))
     peers["chat"].environment_maps["development"]["window"] = "minute"
     assert gate_for(compiler, peers, "chat").policy.rate_limit_window == "minute"
-    with pytest.raises(ConfigError, match="rate_limit_window"):
-        gate_for(compiler, acme(_auth_config(rate_limit_window="fortnight")), "chat")
+    for wrong in ("fortnight", ["minute"], {"minute": 1}, 60):
+        with pytest.raises(ConfigError, match="rate_limit_window"):
+            gate_for(compiler, acme(_auth_config(rate_limit_window=wrong)), "chat")
 
 
 async def test_claims_that_cannot_be_resolved_never_disable_the_verifier(compiler):

@@ -152,12 +152,12 @@ def rate_limit_window(peer: ModuleDeclaration, environment: str, environ: Mappin
     window = resolve_value(raw, context, "config.rate_limit_window")
     if window is None:
         return DEFAULT_RATE_LIMIT_WINDOW
-    if window not in RATE_LIMIT_WINDOWS:
+    if not isinstance(window, str) or window not in RATE_LIMIT_WINDOWS:
         raise ConfigError(
             f"jwt module {peer.module!r}: rate_limit_window must be one of "
             f"{', '.join(RATE_LIMIT_WINDOWS)}"
         )
-    return str(window)
+    return window
 
 
 def _leeway(value: Any) -> float:
