@@ -179,6 +179,7 @@ def test_api_key_logins_only_where_the_module_allows_them():
     assert parse_login({**LOGIN, "api_key": "svc"}, allowing).api_key == "svc"
     assert parse_login({**LOGIN, "api_key": "hidden-name"}, allowing).api_key == "hidden-name"
     assert parse_login({**LOGIN, "api_key": None}, allowing).api_key is None
+    assert "hidden-name" not in repr(allowing)
     with pytest.raises(KeyNotAllowed) as forbidden:
         parse_login({**LOGIN, "api_key": "other-ключ"}, allowing)
     assert forbidden.value.status == 403

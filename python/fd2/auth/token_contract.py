@@ -10,6 +10,7 @@ environment being served.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any, Final
@@ -56,7 +57,8 @@ class TokenSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Static claims fd2 adds when the module's own do not set them (project, environment,
     and the issuer/audience fd2 will check)."""
     jwe: dict[str, Any] | None
-    allowed_api_keys: frozenset[str]
+    allowed_api_keys: frozenset[bytes]
+    """SHA-256 digests of the key names clients may log in with (names may be secrets)."""
 
 
 def token_settings(config: Mapping[str, Any], *, project: str, environment: str) -> TokenSettings:
@@ -97,7 +99,7 @@ def _jwe(raw: Any) -> dict[str, Any] | None:
     }
 
 
-def _allowed_keys(raw: Any) -> frozenset[str]:
+def _allowed_keys(raw: Any) -> frozenset[bytes]:
     if raw is None:
         return frozenset()
     names = (
@@ -107,7 +109,11 @@ def _allowed_keys(raw: Any) -> frozenset[str]:
     )
     if names is None or not all(isinstance(name, str) and name for name in names):
         raise ConfigError("jwt_config.allowed_api_keys must be a list of API key names")
-    return frozenset(names)
+    return frozenset(_digest(name) for name in names)
+
+
+def _digest(name: str) -> bytes:
+    return hashlib.sha256(name.encode()).digest()
 
 
 def parse_login(body: Mapping[str, Any], settings: TokenSettings) -> Login:
@@ -133,8 +139,8 @@ def parse_login(body: Mapping[str, Any], settings: TokenSettings) -> Login:
             code="unknown_parameter",
         )
     api_key = _text(body, "api_key")
-    presented = api_key.encode()
-    if not any(hmac.compare_digest(presented, name.encode()) for name in settings.allowed_api_keys):
+    presented = _digest(api_key)
+    if not any(hmac.compare_digest(presented, name) for name in settings.allowed_api_keys):
         raise KeyNotAllowed("This API key may not be used through this module.", param="api_key")
     return Login(username=username, password=password, api_key=api_key)
 
