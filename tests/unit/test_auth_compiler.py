@@ -176,6 +176,42 @@ async def test_the_secret_falls_back_to_the_environments_jwt_secret_key(compiler
     assert gate_for(compiler, acme(edit), "chat").policy._verifier is not None
 
 
+def _auth_config(**changes):
+    def edit(raw):
+        auth = next(m for m in raw["modules"] if m["name"] == "auth")
+        auth["config"].update(changes)
+
+    return edit
+
+
+async def test_the_rate_limit_window_comes_from_the_jwt_module(compiler):
+    assert gate_for(compiler, acme(), "chat").policy.rate_limit_window == "hour"
+    peers = acme(_auth_config(rate_limit_window="${environments.${environment}.window}"))
+    peers["chat"].environment_maps["development"]["window"] = "minute"
+    assert gate_for(compiler, peers, "chat").policy.rate_limit_window == "minute"
+    for wrong in ("fortnight", ["minute"], {"minute": 1}, 60):
+        with pytest.raises(ConfigError, match="rate_limit_window"):
+            gate_for(compiler, acme(_auth_config(rate_limit_window=wrong)), "chat")
+
+
+async def test_claims_that_cannot_be_resolved_never_disable_the_verifier(compiler):
+    # The Control Tower's own samples put secrets in claims; only the JWT service reads them.
+    claims = {
+        "static": {
+            "environment": "${environment}",
+            "groq_api_key": "${environments.common.secrets.groq_api_key}",
+            "missing": "${environments.common.secrets.nowhere}",
+            "unset": "${UNSET_VARIABLE_FOR_THE_TEST}",
+        }
+    }
+
+    def edit(raw):
+        _auth_config(claims=claims)(raw)
+        raw["environments"]["common"]["secrets"]["groq_api_key"] = "env:UNSET_GROQ_KEY"
+
+    assert gate_for(compiler, acme(edit), "chat").policy._verifier is not None
+
+
 async def test_no_secret_makes_the_route_unavailable_rather_than_open(compiler):
     peers = acme()
     # staging's secret is a Vault reference, and this gateway has no Vault backend

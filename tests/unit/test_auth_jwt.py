@@ -162,6 +162,31 @@ async def test_jwe_wrapped_tokens_are_decrypted_when_enabled():
         await plain.verify(jwe(key, hs(claims())))
 
 
+async def test_the_services_sealed_form_and_its_kid_header_are_accepted():
+    # The JWT service seals `{"jwt": token}` and names the consumer key in `kid`.
+    key = os.urandom(32)
+    verifier = JwtVerifier(algorithm="HS256", key=SECRET, jwe=JweDecrypter(key))
+    sealed = orjson.dumps({"jwt": hs(claims(project="acme"))}).decode()
+    header = b'{"alg":"dir","enc":"A256GCM","kid":"acme-consumer"}'
+    assert (await verifier.verify(jwe(key, sealed, header)))["project"] == "acme"
+
+
+@pytest.mark.parametrize(
+    ("inner", "header"),
+    [
+        pytest.param('{"jwt": 5}', b'{"alg":"dir","enc":"A256GCM"}', id="jwt-not-a-string"),
+        pytest.param('{"token": "x"}', b'{"alg":"dir","enc":"A256GCM"}', id="no-jwt-member"),
+        pytest.param("{not json", b'{"alg":"dir","enc":"A256GCM"}', id="broken-json"),
+        pytest.param("a.b.c", b'{"alg":"dir","enc":"A256GCM","zip":"DEF"}', id="compressed"),
+    ],
+)
+async def test_malformed_sealed_plaintexts_are_refused(inner, header):
+    key = os.urandom(32)
+    verifier = JwtVerifier(algorithm="HS256", key=SECRET, jwe=JweDecrypter(key))
+    with pytest.raises(TokenRejected):
+        await verifier.verify(jwe(key, inner, header))
+
+
 def test_content_keys_in_every_spelling():
     key = bytes(range(32))
     assert content_key(key.hex()) == key

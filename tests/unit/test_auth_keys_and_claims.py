@@ -89,9 +89,13 @@ def claims(**changes):
     return {k: v for k, v in base.items() if v is not None}
 
 
-def identity(**changes):
+def identity(window: str = "hour", **changes):
     return identity_from_claims(
-        claims(**changes), project="acme", environment="development", require_route_claims=True
+        claims(**changes),
+        project="acme",
+        environment="development",
+        require_route_claims=True,
+        rate_limit_window=window,
     )
 
 
@@ -114,10 +118,49 @@ def test_claims_that_fit_the_route():
         {"project": None},
         {"models": "m1"},
         {"endpoint_permissions": 5},
+        {"rate_limit": 0},
+        {"rate_limit": -5},
+        {"rate_limit": 1.5},
+        {"rate_limit": "100"},
+        {"rate_limit": True},
     ],
 )
 def test_claims_that_do_not_fit(changes):
     assert identity(**changes) is None
+
+
+def test_a_null_rate_limit_grants_nothing():
+    found = identity_from_claims(
+        {**claims(), "rate_limit": None},
+        project="acme",
+        environment="development",
+        require_route_claims=True,
+    )
+    assert found is None
+
+
+@pytest.mark.parametrize(
+    ("window", "interval_us"),
+    [("second", 10_000), ("minute", 600_000), ("hour", 36_000_000)],
+)
+def test_the_rate_limit_claim_is_read_in_the_modules_window(window, interval_us):
+    found = identity(window, rate_limit=100)
+    assert found is not None
+    [spec] = found.limit_specs
+    assert (spec.kind, spec.limit, spec.interval_us) == ("requests", 100, interval_us)
+    assert spec.key.endswith(f":requests_per_{window}")
+
+
+def test_the_rate_limit_claim_defaults_to_per_hour_and_takes_integral_floats():
+    found = identity_from_claims(
+        claims(rate_limit=120.0),
+        project="acme",
+        environment="development",
+        require_route_claims=True,
+    )
+    assert found is not None
+    assert [(s.limit, s.interval_us) for s in found.limit_specs] == [(120, 30_000_000)]
+    assert identity().limit_specs == ()  # no claim, no credential bucket
 
 
 def test_an_empty_models_claim_allows_no_model():

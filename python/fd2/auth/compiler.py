@@ -18,8 +18,8 @@ import aiohttp
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
 from fd2.auth.choice import JWT_MODULE_TYPE, AuthChoice, choose_auth
 from fd2.auth.gate import Gate
-from fd2.auth.identity import Identity
-from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context
+from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity
+from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context, rate_limit_window
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.policy import AuthPolicy
 from fd2.auth.verifiers import AnyOfVerifiers, TokenVerifier
@@ -35,6 +35,7 @@ from fd2.manifests.placeholders import resolve_value
 from fd2.secrets import SecretResolver
 
 _log = logging.getLogger("fd2.auth")
+_WINDOW_ORDER: Final = ("second", "minute", "hour")
 DEFAULT_COMPLETION_BOUND: Final = 1024
 
 
@@ -113,8 +114,9 @@ class GateCompiler:
         verifier: TokenVerifier | None = None
         keys = None
         identities: dict[bytes, Identity | None] = {}
+        window = DEFAULT_RATE_LIMIT_WINDOW
         if mode in ("jwt", "either"):
-            verifier = self._verifier(choice, peers, declaration, environment, secrets)
+            verifier, window = self._verifier(choice, peers, declaration, environment, secrets)
         if mode in ("api_key", "either"):
             keys, identities = self._keys(declaration, environment)
         policy = AuthPolicy(
@@ -129,6 +131,7 @@ class GateCompiler:
             store=self._key_store,
             require_route_claims=bool(auth.get("require_route_claims", True)),
             source=choice.reason,
+            rate_limit_window=window,
         )
         environment_entry = context.environment_entry(environment)
         env_limits = (
@@ -169,11 +172,12 @@ class GateCompiler:
         declaration: ModuleDeclaration,
         environment: str,
         secrets: SecretResolver,
-    ) -> TokenVerifier:
+    ) -> tuple[TokenVerifier, str]:
         """The verifier of the chosen jwt_config module(s). A module the manifest names must
         work; of modules inferred from the project, the unusable ones are skipped (fewer
         accepted tokens, never more) as long as one works."""
         verifiers: list[TokenVerifier] = []
+        windows: list[str] = []
         problems: list[str] = []
         for name in choice.jwt_modules:
             peer = peers.get(name)
@@ -181,6 +185,7 @@ class GateCompiler:
                 if peer is None or peer.module_type != JWT_MODULE_TYPE:
                     raise ConfigError(f"auth needs a {JWT_MODULE_TYPE} module; {name!r} is not one")
                 verifiers.append(self._verifiers.build(peer, environment, secrets))
+                windows.append(rate_limit_window(peer, environment, self._environ))
             except ConfigError as exc:
                 if choice.named:
                     raise
@@ -195,7 +200,10 @@ class GateCompiler:
                 environment,
                 problem,
             )
-        return verifiers[0] if len(verifiers) == 1 else AnyOfVerifiers(tuple(verifiers))
+        verifier = verifiers[0] if len(verifiers) == 1 else AnyOfVerifiers(tuple(verifiers))
+        # Several modules may read `rate_limit` over different windows: the longest is the
+        # strictest reading of the same number.
+        return verifier, max(windows, key=_WINDOW_ORDER.index)
 
     def _keys(
         self, declaration: ModuleDeclaration, environment: str

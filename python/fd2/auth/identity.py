@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from fd2.environments import canonical_environment, is_valid_environment_name
 from fd2.limits.plan import credential_specs
@@ -38,10 +38,26 @@ class Identity:
         )
 
 
+RATE_LIMIT_WINDOWS: Final = {
+    "second": "requests_per_second",
+    "minute": "requests_per_minute",
+    "hour": "requests_per_hour",
+}
+DEFAULT_RATE_LIMIT_WINDOW: Final = "hour"
+"""The JWT service's own evidence reads `rate_limit` per hour (see docs/security.md)."""
+
+
 def identity_from_claims(
-    claims: Mapping[str, Any], *, project: str, environment: str, require_route_claims: bool
+    claims: Mapping[str, Any],
+    *,
+    project: str,
+    environment: str,
+    require_route_claims: bool,
+    rate_limit_window: str = DEFAULT_RATE_LIMIT_WINDOW,
 ) -> Identity | None:
-    """The caller a token describes; None when its claims do not fit this route."""
+    """The caller a token describes; None when its claims do not fit this route.
+
+    `rate_limit_window`: the window of the `rate_limit` claim (`second`, `minute`, `hour`)."""
     claimed_project = claims.get("project")
     claimed_env = claims.get("environment")
     if (claimed_project is None or claimed_env is None) and require_route_claims:
@@ -60,11 +76,22 @@ def identity_from_claims(
         return None
     subject = claims.get("sub")
     credential = f"jwt:{subject if isinstance(subject, str | int) else claims.get('jti', '?')}"
-    rate = claims.get("rate_limit")
     specs: tuple[LimitSpec, ...] = ()
-    if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0:
-        specs = credential_specs(project, credential, {"requests_per_minute": rate})
+    if "rate_limit" in claims:
+        rate = _positive_integer(claims["rate_limit"])
+        if rate is None:
+            return None  # a limit of the wrong shape grants nothing, not everything
+        field = RATE_LIMIT_WINDOWS[rate_limit_window]
+        specs = credential_specs(project, credential, {field: rate})
     return Identity(credential, models=models, endpoints=endpoints, limit_specs=specs)
+
+
+def _positive_integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # the JWT service's formula claims compute floats
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _string_set(value: Any) -> frozenset[str] | bool | None:

@@ -1,7 +1,9 @@
 """JWE compact tokens with `alg: dir` and `enc: A256GCM`: the one form the JWT service issues.
 
-Only that pair is accepted (anything else is refused before a key is touched). Decryption is
-AES-256-GCM from `cryptography`, with the protected header as additional authenticated data.
+Only that pair is accepted, uncompressed (anything else is refused before a key is touched).
+Decryption is AES-256-GCM from `cryptography`, with the protected header as additional
+authenticated data. The plaintext is `{"jwt": "<signed token>"}` (what the JWT service seals) or
+the signed token itself.
 """
 
 from __future__ import annotations
@@ -58,11 +60,23 @@ class JweDecrypter:
                 or header.get("alg") != "dir"
                 or header.get("enc") != "A256GCM"
                 or encrypted_key  # `dir` carries no encrypted key
+                or "zip" in header  # compressed plaintext is not accepted
             ):
                 raise JweError
             plain = self._aead.decrypt(
                 _b64url(iv), _b64url(ciphertext) + _b64url(tag), protected.encode("ascii")
             )
-            return plain.decode("ascii")
+            return _sealed_token(plain)
         except (InvalidTag, ValueError, binascii.Error, orjson.JSONDecodeError):
             raise JweError from None
+
+
+def _sealed_token(plain: bytes) -> str:
+    # The JWT service seals `{"jwt": "<token>"}`; a bare nested token is accepted as well.
+    if plain.startswith(b"{"):
+        value: Any = orjson.loads(plain)
+        token = value.get("jwt") if isinstance(value, dict) else None
+        if not isinstance(token, str):
+            raise JweError
+        return token
+    return plain.decode("ascii")

@@ -13,6 +13,7 @@ from typing import Any, Final
 import aiohttp
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, RATE_LIMIT_WINDOWS
 from fd2.auth.jwe import JweDecrypter, content_key
 from fd2.auth.jwks import JwksKeys
 from fd2.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, JwtVerifier
@@ -139,6 +140,24 @@ class JwtVerifiers:
         if isinstance(value, str) and value:
             return secrets.resolve(value) if is_secret_reference(value) else Secret(value)
         return None
+
+
+def rate_limit_window(peer: ModuleDeclaration, environment: str, environ: Mapping[str, str]) -> str:
+    """The window of the `rate_limit` claim in tokens of this jwt_config module: its config's
+    `rate_limit_window` (`second`, `minute` or `hour`), by default `hour`."""
+    raw = (peer.entry.config or {}).get("rate_limit_window")
+    context = PlaceholderContext(
+        environments=peer.environment_maps, environment=environment, environ=environ
+    )
+    window = resolve_value(raw, context, "config.rate_limit_window")
+    if window is None:
+        return DEFAULT_RATE_LIMIT_WINDOW
+    if not isinstance(window, str) or window not in RATE_LIMIT_WINDOWS:
+        raise ConfigError(
+            f"jwt module {peer.module!r}: rate_limit_window must be one of "
+            f"{', '.join(RATE_LIMIT_WINDOWS)}"
+        )
+    return window
 
 
 def _leeway(value: Any) -> float:

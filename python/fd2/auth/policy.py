@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable
 from fd2.auth.credentials import looks_like_jwt, presented_credential
 from fd2.auth.errors import Forbidden, Unauthorized
-from fd2.auth.identity import Identity, identity_from_claims
+from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity, identity_from_claims
 from fd2.auth.jwt_verifier import TokenRejected
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.token_cache import VerifiedTokens
@@ -33,6 +33,7 @@ class AuthPolicy:
         "mode",
         "module",
         "project",
+        "rate_limit_window",
         "require_route_claims",
         "source",
     )
@@ -51,6 +52,7 @@ class AuthPolicy:
         store: RedisKeyStore | None = None,
         require_route_claims: bool = True,
         source: str = "",
+        rate_limit_window: str = DEFAULT_RATE_LIMIT_WINDOW,
     ) -> None:
         self.mode = mode
         self.source = source
@@ -67,6 +69,7 @@ class AuthPolicy:
         self._identities = identities or {}
         """Per key digest: its identity on this route, or None when it may not use the route."""
         self.require_route_claims = require_route_claims
+        self.rate_limit_window = rate_limit_window
 
     async def authenticate(self, request: Request) -> Identity | None:
         if self.mode == "none":
@@ -127,6 +130,7 @@ class AuthPolicy:
             project=self.project,
             environment=self.environment,
             require_route_claims=self.require_route_claims,
+            rate_limit_window=self.rate_limit_window,
         )
         if identity is None:
             _log.info("request %s: token not valid for this route", request.request_id)

@@ -17,6 +17,7 @@ from fd2.errors import ConfigError
 _WINDOWS_US: Final = {
     "requests_per_second": ("requests", 1_000_000),
     "requests_per_minute": ("requests", 60_000_000),
+    "requests_per_hour": ("requests", 3_600_000_000),
     "tokens_per_minute": ("tokens", 60_000_000),
 }
 LIMIT_FIELDS: Final = frozenset(_WINDOWS_US)

@@ -7,6 +7,7 @@ inputs a module instance is set up from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
+from fd2.manifests.deferred import DeferredValue
 from fd2.manifests.models import (
     DEFAULT_STATUS,
     JWT_CONFIG_MODULE_TYPE,
@@ -144,7 +146,9 @@ def resolve_declaration(
     environ: Mapping[str, str],
     base_timeouts: Timeouts,
 ) -> ResolvedModule:
-    """Resolve placeholders and secret references of a declaration for one environment."""
+    """Resolve placeholders and secret references of a declaration for one environment.
+
+    A jwt_config's `claims` stay as written, in a `DeferredValue` that resolves them when used."""
 
     def reached(value: str) -> Any:
         # A value reached through a placeholder may itself be a secret reference.
@@ -157,13 +161,24 @@ def resolve_declaration(
         on_reached_string=reached,
     )
     entry = declaration.entry
-    config = resolve_value(dict(entry.config or {}), context, "config")
+    raw = dict(entry.config or {})
+    # A jwt_config's `claims` are the JWT service's to read: resolved when a token is requested,
+    # so one that cannot be resolved fails that request, not the module or its verifier.
+    claims = raw.pop("claims", None) if declaration.module_type == JWT_CONFIG_MODULE_TYPE else None
+    config = resolve_value(raw, context, "config")
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
     for field in secret_fields:
-        value = config.get(field)
-        if isinstance(value, str):
-            config[field] = secrets.resolve(value) if is_secret_reference(value) else Secret(value)
+        # A dotted field (`jwe_config.encryption_key`) names a value inside a nested object.
+        *parents, leaf = field.split(".")
+        holder: Any = config
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        value = holder.get(leaf) if isinstance(holder, dict) else None
+        if isinstance(value, str) and isinstance(holder, dict):
+            holder[leaf] = secrets.resolve(value) if is_secret_reference(value) else Secret(value)
+    if claims is not None:
+        config["claims"] = DeferredValue(claims, context, secrets, "config.claims")
     if isinstance(entry, ProjectModule):
         return ResolvedModule(
             config=config, references={}, endpoints=None, timeouts=_timeouts(config, base_timeouts)
@@ -190,9 +205,18 @@ def resolve_dependency(
         environ=environ,
         on_reached_string=lambda value: value,
     )
-    config = resolve_value(dict(declaration.entry.config or {}), context, "config")
+    raw = dict(declaration.entry.config or {})
+    claims = raw.pop("claims", None) if declaration.module_type == JWT_CONFIG_MODULE_TYPE else None
+    config = resolve_value(raw, context, "config")
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
+    if claims is not None:
+        # Only the JWT service needs `claims` (through the jwt module's token endpoint): a claim
+        # reaching a secret that cannot be resolved leaves them out, and the dependant usable.
+        with contextlib.suppress(ConfigError):
+            config["claims"] = _secrets_everywhere(
+                resolve_value(claims, context, "config.claims"), secrets
+            )
     if declaration.module_type == JWT_CONFIG_MODULE_TYPE and not config.get("secret_key"):
         # APISIX-style manifests keep the verification secret beside the gateway route instead.
         fallback = context.environment_entry(environment)

@@ -161,8 +161,12 @@ def start_jwt_service(directory: Path, logs: Path) -> Service:
             {
                 "secret": JWT_SECRET,
                 "users": {"alice": {"password": "wonderland", "name": "Alice", "roles": ["dev"]}},
-                "api_keys": {SERVICE_KEY: STATIC_CLAIMS},
-                "extra_claims": {"iss": ISSUER, "aud": AUDIENCE},
+                "api_keys": {
+                    SERVICE_KEY: {
+                        "id": "svc",
+                        "claims": {"static": {**STATIC_CLAIMS, "iss": ISSUER, "aud": AUDIENCE}},
+                    }
+                },
             }
         )
     )

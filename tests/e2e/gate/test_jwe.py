@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -27,8 +28,6 @@ def sealed(tmp_path_factory: pytest.TempPathFactory, standin: Service):
             {
                 "secret": JWT_SECRET,
                 "users": {"alice": {"password": "wonderland"}},
-                "api_keys": {"k": {**STATIC_CLAIMS, "project": "sealed"}},
-                "jwe_key_hex": JWE_KEY.hex(),
             }
         )
     )
@@ -48,11 +47,17 @@ def sealed(tmp_path_factory: pytest.TempPathFactory, standin: Service):
                 "config": {
                     "service_url": service.url,
                     "secret_key": f"file:{directory / 'jwt.secret'}",
+                    # fd2 sends the service this key (as base64) in `api_key_config`, and the
+                    # service seals its tokens with it; the hex spelling here is fd2's to read.
                     "jwe_config": {
                         "enabled": True,
                         "encryption_key": f"file:{directory / 'jwe.key'}",
                         "algorithm": "dir",
                         "encryption": "A256GCM",
+                        "compression": "DEF",
+                    },
+                    "claims": {
+                        "static": {**STATIC_CLAIMS, "project": "sealed", "key": "sealed-consumer"}
                     },
                 },
             },
@@ -76,16 +81,20 @@ def sealed(tmp_path_factory: pytest.TempPathFactory, standin: Service):
 
 
 def test_an_encrypted_token_from_the_service_is_accepted(sealed: Service):
-    form = {"username": "alice", "password": "wonderland", "api_key": "k"}
+    form = {"username": "alice", "password": "wonderland"}
     tokens = httpx.post(f"{sealed.url}/sealed/auth/token", json=form, timeout=10).json()
+    assert tokens["token_type"] == "JWE"
     assert tokens["access_token"].count(".") == 4  # JWE compact form
+    header = json.loads(base64.urlsafe_b64decode(tokens["access_token"].split(".")[0] + "=="))
+    # the service names the consumer key; fd2 asked for no compression it could not undo
+    assert header == {"alg": "dir", "enc": "A256GCM", "kid": "sealed-consumer"}
     sdk = openai.OpenAI(base_url=f"{sealed.url}/sealed/chat/v1", api_key=tokens["access_token"])
     with sdk:
         reply = sdk.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
         )
         assert reply.choices[0].message.content
-    # the plain refresh token (and any unencrypted token) is refused where JWE is required
+    # the refresh token (sealed too) is still no access token
     plain = openai.OpenAI(base_url=f"{sealed.url}/sealed/chat/v1", api_key=tokens["refresh_token"])
     with plain, pytest.raises(openai.AuthenticationError):
         plain.chat.completions.create(
