@@ -145,6 +145,7 @@ def test_an_invalid_answer_keeps_the_good_version_and_names_the_field(
     good = tower.read("acme")
     broken = tower.read("acme")
     broken["modules"][0]["name"] = 42
+    tower.behave(mode="stored")  # the real Control Tower would refuse to serve it (404)
     tower.write("acme", broken)
 
     def reported() -> str | None:
