@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import openai
 
+from fd2.manifests.portable import portable
+
 from ..conftest import (
     EXAMPLE_MANIFESTS,
     EXAMPLE_UPSTREAM,
@@ -31,7 +33,8 @@ PROMPT = "You are ACME's helpful assistant."
 
 def acme_manifest(upstream: str, project_id: str = "acme", prompt: str | None = None) -> dict:
     text = (EXAMPLE_MANIFESTS / "acme.json").read_text().replace(EXAMPLE_UPSTREAM, upstream)
-    manifest = json.loads(without_auth_and_limits(text))
+    # Written as an operator must for the Control Tower: fd2's settings under metadata.fd2.
+    manifest = portable(json.loads(without_auth_and_limits(text)))
     manifest["project_id"] = project_id
     if prompt is not None:
         set_prompt(manifest, prompt)

@@ -14,9 +14,7 @@ from .ct_support import PROMPT, Tower, set_prompt
 def test_project_from_the_control_tower_serves_the_sdk(
     tower: Tower, make_gateway: MakeGateway
 ) -> None:
-    # The real Control Tower drops config.api_key; fd2 reads it from metadata.fd2 only once the
-    # core does (issue 10). Until then the stand-in hands fd2 the stored file as it is.
-    tower.behave(mode="stored")
+    # Through the Control Tower's models: the upstream key survives in metadata.fd2.
     gateway = make_gateway(tower.url)
     reply = gateway.client().chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
