@@ -77,11 +77,10 @@ def header_ops(raw: Mapping[str, Any], rewrite: Rewrite, where: str) -> tuple[He
     structured = set(raw) <= set(_ACTIONS) and any(
         isinstance(value, Mapping | list) for value in raw.values()
     )
-    if not structured:
-        return tuple(
-            _set_op(name, value, rewrite, f"{where}.{name}") for name, value in raw.items()
-        )
     ops: list[HeaderOp] = []
+    if not structured:
+        ops = [_set_op(name, value, rewrite, f"{where}.{name}") for name, value in raw.items()]
+        return tuple(op for op in ops if op.name != "host")
     for action in _ACTIONS:  # APISIX's order: add, then remove, then set
         entries = raw.get(action)
         if entries is None:
