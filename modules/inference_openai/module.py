@@ -104,13 +104,13 @@ class InferenceOpenAIModule(Module):
         self._only_chat = f"it is served through APISIX route {route.name!r}"
         label = f"{context.project}/{context.module} ({context.environment})"
         self._logger.info(
-            "inference module %s: APISIX route %r of gateway module %r: %s -> %s%s, %s",
+            "inference module %s: APISIX route %r of gateway module %r: path %s, %s over %s, %s",
             label,
             route.name,
             gateway,
+            route.path,
             route.balancer.type,
             ", ".join(f"{node.origin} (weight {node.weight})" for node in route.nodes),
-            route.path,
             "with an Authorization header" if upstream.authenticated else "without credentials",
         )
         if route.unimplemented_plugins or route.ignored:
