@@ -119,6 +119,12 @@ def manifest(node_a: str, node_b: str) -> dict[str, Any]:
                 apisix_gateway_module=GATEWAY,
             ),
             inference(
+                "broken",
+                endpoint_url="${environments.${environment}.urls.api_base_url}/sas2py/none",
+                apisix_route="missing",
+                apisix_gateway_module=GATEWAY,
+            ),
+            inference(
                 "direct",
                 endpoint_url="${environments.${environment}.urls.direct}/sas2py/convert",
             ),
@@ -163,7 +169,8 @@ def manifest(node_a: str, node_b: str) -> dict[str, Any]:
         "metadata": {
             "fd2": {
                 "modules": {
-                    name: {"auth": {"mode": "none"}} for name in ("convert", "template", "direct")
+                    name: {"auth": {"mode": "none"}}
+                    for name in ("convert", "template", "direct", "broken")
                 }
             }
         },
@@ -329,6 +336,18 @@ def test_other_endpoints_of_a_single_endpoint_module_are_404(gateway: Service, m
     assert response.status_code == 404
     error = assert_openai_error(response.content, status=404)
     assert "only /v1/chat/completions" in error["message"]
+
+
+def test_a_route_that_cannot_be_compiled_answers_503_naming_it(gateway: Service) -> None:
+    response = httpx.post(
+        f"{gateway.url}/{PROJECT}/broken/v1/chat/completions",
+        json={"model": "m", "messages": [USER]},
+        timeout=10,
+    )
+    assert response.status_code == 503
+    error = assert_openai_error(response.content, status=503)
+    assert "no route 'missing'" in error["message"]
+    assert GATEWAY in error["message"]
 
 
 def test_an_endpoint_url_that_names_one_endpoint_is_used_exactly(gateway: Service) -> None:
