@@ -43,7 +43,7 @@ class RouteUpstream:
         "_dynamic",
         "_key",
         "_picker",
-        "_request_id_header",
+        "_request_id_headers",
         "_session",
         "_static",
         "_timeout",
@@ -68,19 +68,24 @@ class RouteUpstream:
         entries = compose_headers(api_key, route.host, route.headers)
         static = [(name, static_text(parts)) for name, parts in entries if not has_variables(parts)]
         self._dynamic = [(name, parts) for name, parts in entries if has_variables(parts)]
+        # A header the route sets itself is not sent a second time by fd2.
+        named = {name for name, _ in entries}
         self._static = {
             (stream, has_body): [
                 *static,
-                ("accept", _EVENT_STREAM if stream else _JSON),
-                *([("content-type", _JSON)] if has_body else []),
+                *(
+                    [("accept", _EVENT_STREAM if stream else _JSON)]
+                    if "accept" not in named
+                    else []
+                ),
+                *([("content-type", _JSON)] if has_body and "content-type" not in named else []),
             ]
             for stream in (False, True)
             for has_body in (False, True)
         }
         spec = route.request_id
-        self._request_id_header = (
-            spec.header_name if spec is not None and spec.header_name != "x-request-id" else None
-        )
+        id_headers = {"x-request-id", spec.header_name if spec is not None else "x-request-id"}
+        self._request_id_headers = tuple(sorted(id_headers - named))
         own = route.timeouts
         connect = own.connect_s if own.connect_s is not None else timeouts.connect_s
         self._timeout = aiohttp.ClientTimeout(
@@ -103,9 +108,7 @@ class RouteUpstream:
             value = render(parts, request)
             if value:  # nginx sends no header whose value is empty
                 headers.append((name, value))
-        headers.append(("x-request-id", request.request_id))
-        if self._request_id_header is not None:
-            headers.append((self._request_id_header, request.request_id))
+        headers.extend((name, request.request_id) for name in self._request_id_headers)
         key = _key_of(self._key, request) if self._key is not None else ""
         return RouteCall("POST", body, headers, key)
 

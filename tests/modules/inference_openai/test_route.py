@@ -224,6 +224,25 @@ async def test_the_route_path_headers_and_host_go_upstream(
     assert orjson.loads(seen.body)["model"] == "m"
 
 
+async def test_headers_the_route_sets_are_not_sent_twice(
+    session: aiohttp.ClientSession, upstreams: list[FakeUpstream]
+) -> None:
+    fake = upstreams[0]
+    own = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Accept": "application/json",
+        "X-Request-Id": "fixed",
+    }
+    gateway = gateway_config(
+        {f"127.0.0.1:{port_of(fake)}": 1}, {"proxy-rewrite": {"headers": {"set": own}}}
+    )
+    await (await served(session, gateway)).send(CHAT)
+    seen = fake.seen[0].headers
+    assert seen.getall("content-type") == ["application/json; charset=utf-8"]
+    assert seen.getall("accept") == ["application/json"]
+    assert seen.getall("x-request-id") == ["fixed"]
+
+
 async def test_the_modules_key_is_sent_unless_the_route_says_otherwise(
     session: aiohttp.ClientSession, upstreams: list[FakeUpstream]
 ) -> None:
