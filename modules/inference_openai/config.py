@@ -19,7 +19,11 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
     model_name: str | None = None
     model_version: str | None = None
     endpoint_url: str | None = None
-    """A full endpoint URL (e.g. .../v1/chat/completions); the base URL is derived from it."""
+    """The inference endpoint itself. When it ends with an OpenAI path (.../v1/chat/completions)
+    the other endpoints derive from the same base; any other path is the chat endpoint only."""
+    apisix_route: str | None = None
+    """The name of a route of the `apisix_gateway_module`: fd2 applies that route itself."""
+    apisix_gateway_module: str | None = None
     system_prompt: str | None = None
     max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
@@ -33,7 +37,18 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
 def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
     """Decode a module config; ConfigError names the offending field."""
     try:
-        return msgspec.convert(dict(raw), InferenceConfig, strict=False)
+        config = msgspec.convert(dict(raw), InferenceConfig, strict=False)
     except msgspec.ValidationError as exc:
         # msgspec's messages name the field and the expected type, never a string's value.
         raise ConfigError(f"inference module config is invalid: {exc}") from None
+    if bool(config.apisix_route) != bool(config.apisix_gateway_module):
+        raise ConfigError(
+            "inference module config names "
+            + (
+                "apisix_route without apisix_gateway_module"
+                if config.apisix_route
+                else "apisix_gateway_module without apisix_route"
+            )
+            + ": a gateway route needs both"
+        )
+    return config

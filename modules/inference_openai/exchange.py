@@ -16,13 +16,13 @@ from inference_openai.answers import (
     relayed_headers,
     settle,
 )
-from inference_openai.upstream import Upstream, UpstreamCall, read_answer
+from inference_openai.upstream import Opens, UpstreamCall, read_answer
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 
 async def relay_json(
-    upstream: Upstream, call: UpstreamCall, send: Send, logger: logging.Logger, request_id: str
+    upstream: Opens, call: UpstreamCall, send: Send, logger: logging.Logger, request_id: str
 ) -> None:
     """Send `call` upstream and answer with its JSON result, or raise an Fd2Error."""
     try:

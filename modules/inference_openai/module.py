@@ -1,7 +1,9 @@
 """InferenceOpenAIModule: an OpenAI-compatible upstream behind fd2, with the manifest's defaults.
 
 Serves /v1/chat/completions, /v1/completions, /v1/embeddings (POST) and /v1/models (GET), so the
-official OpenAI SDKs work against `http://<fd2>/<project>/<module>/v1` unchanged.
+official OpenAI SDKs work against `http://<fd2>/<project>/<module>/v1` unchanged. A module whose
+`endpoint_url` names one inference endpoint (not an OpenAI path), or that is served through an
+APISIX route (`apisix_route` + `apisix_gateway_module`), serves chat completions only.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from fd2.disconnect import cancel_on_disconnect
+from fd2.errors import NotFound
 from fd2.module import Handler, Module, ModuleContext
 from fd2.request import ClientDisconnected, Request
+from fd2.secrets import Secret
 from fd2.types import Send
-from inference_openai.config import load_config
+from inference_openai.config import InferenceConfig, load_config
 from inference_openai.exchange import relay_json
+from inference_openai.route_chat import RouteChat, gateway_route
+from inference_openai.route_upstream import RouteUpstream
 from inference_openai.streaming import relay_stream
 from inference_openai.transforms import (
     Defaults,
@@ -25,13 +31,14 @@ from inference_openai.transforms import (
     prepare_chat,
     prepare_completion,
     prepare_embedding,
-    upstream_base_url,
     upstream_body,
+    upstream_target,
 )
 from inference_openai.upstream import Upstream
 from inference_openai.usage import plan_usage, wants_usage
 
 _Prepare = Callable[[dict[str, Any], Defaults], Prepared]
+_OTHER_ENDPOINTS = (("/v1/completions", "POST"), ("/v1/embeddings", "POST"), ("/v1/models", "GET"))
 
 
 class InferenceOpenAIModule(Module):
@@ -43,32 +50,85 @@ class InferenceOpenAIModule(Module):
     _upstream: Upstream
     _defaults: Defaults
     _logger: logging.Logger
+    _chat_path: str
+    _only_chat: str | None
+    """Why only chat completions are served (None: every endpoint is)."""
+    _route: RouteChat | None
+    _gateway_module: str
 
     async def setup(self, context: ModuleContext) -> None:
         config = load_config(context.config)
-        primary = context.endpoints.primary if context.endpoints is not None else None
-        base_url = upstream_base_url(primary, config.endpoint_url)
-        fallback = context.endpoints.fallback if context.endpoints is not None else None
-        fallback_url = upstream_base_url(fallback, None) if fallback else None
-        api_key = config.api_key or context.references.get("api_key")
-        timeouts = context.timeouts
-        self._upstream = Upstream(
-            context.http, base_url, api_key.reveal() if api_key else None, timeouts, fallback_url
-        )
         self._defaults = defaults_from(config)
         self._logger = context.logger
+        self._route = None
+        api_key = config.api_key or context.references.get("api_key")
+        if config.apisix_route and config.apisix_gateway_module:
+            self._setup_route(context, config, api_key)
+            return
+        primary = context.endpoints.primary if context.endpoints is not None else None
+        target = upstream_target(primary, config.endpoint_url)
+        fallback = context.endpoints.fallback if context.endpoints is not None else None
+        fallback_url = upstream_target(fallback, None).url if fallback else None
+        timeouts = context.timeouts
+        self._upstream = Upstream(
+            context.http, target.url, api_key.reveal() if api_key else None, timeouts, fallback_url
+        )
+        # An endpoint_url that is not an OpenAI path is the chat endpoint itself, used as written.
+        self._chat_path = "" if target.chat_only else "/chat/completions"
+        self._only_chat = (
+            "its endpoint_url names a single chat endpoint" if target.chat_only else None
+        )
         self._logger.info(
-            "inference module %s/%s (%s): upstream %s%s, %s, default model %s",
+            "inference module %s/%s (%s): upstream %s%s%s, %s, default model %s",
             context.project,
             context.module,
             context.environment,
-            display_url(base_url),
+            display_url(target.url),
+            " (chat completions only)" if target.chat_only else "",
             f" (fallback {display_url(fallback_url)})" if fallback_url else "",
             "with an API key" if self._upstream.authenticated else "without an API key",
             self._defaults.model or "none",
         )
 
+    def _setup_route(
+        self, context: ModuleContext, config: InferenceConfig, api_key: Secret | None
+    ) -> None:
+        assert config.apisix_route and config.apisix_gateway_module
+        gateway = config.apisix_gateway_module
+        route = gateway_route(context, gateway, config.apisix_route)
+        upstream = RouteUpstream(
+            context.http, route, api_key.reveal() if api_key else None, context.timeouts
+        )
+        self._route = RouteChat(route, upstream, self._defaults, self._logger)
+        self._gateway_module = gateway
+        self._only_chat = f"it is served through APISIX route {route.name!r}"
+        label = f"{context.project}/{context.module} ({context.environment})"
+        self._logger.info(
+            "inference module %s: APISIX route %r of gateway module %r: path %s, %s over %s, %s",
+            label,
+            route.name,
+            gateway,
+            route.path,
+            route.balancer.type,
+            ", ".join(f"{node.origin} (weight {node.weight})" for node in route.nodes),
+            "with an Authorization header" if upstream.authenticated else "without credentials",
+        )
+        if route.unimplemented_plugins or route.ignored:
+            self._logger.warning(
+                "inference module %s: APISIX route %r: plugins fd2 does not apply: %s%s",
+                label,
+                route.name,
+                ", ".join(route.unimplemented_plugins) or "none",
+                f"; fields not applied: {', '.join(route.ignored)}" if route.ignored else "",
+            )
+
     def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
+        if self._only_chat is not None:
+            chat = self._route.handle if self._route is not None else self._chat_completions
+            return {
+                "/v1/chat/completions": {"POST": chat},
+                **{path: {method: self._not_served} for path, method in _OTHER_ENDPOINTS},
+            }
         return {
             "/v1/chat/completions": {"POST": self._chat_completions},
             "/v1/completions": {"POST": self._completions},
@@ -76,14 +136,27 @@ class InferenceOpenAIModule(Module):
             "/v1/models": {"GET": self._models},
         }
 
+    def describe(self) -> Mapping[str, Any]:
+        if self._route is not None:
+            return self._route.describe(self._gateway_module)
+        if self._only_chat is not None:
+            return {"endpoints": ["/v1/chat/completions"]}
+        return {}
+
     async def _chat_completions(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, prepare_chat, "/chat/completions")
+        await self._inference(request, send, prepare_chat, self._chat_path, "chat")
 
     async def _completions(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, prepare_completion, "/completions")
+        await self._inference(request, send, prepare_completion, "/completions", "completions")
 
     async def _embeddings(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, prepare_embedding, "/embeddings")
+        await self._inference(request, send, prepare_embedding, "/embeddings", "embeddings")
+
+    async def _not_served(self, request: Request, send: Send) -> None:
+        raise NotFound(
+            f"Module {request.project}/{request.module} serves only /v1/chat/completions: "
+            f"{self._only_chat}."
+        )
 
     async def _models(self, request: Request, send: Send) -> None:
         try:
@@ -96,7 +169,9 @@ class InferenceOpenAIModule(Module):
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)
 
-    async def _inference(self, request: Request, send: Send, prepare: _Prepare, path: str) -> None:
+    async def _inference(
+        self, request: Request, send: Send, prepare: _Prepare, path: str, kind: str
+    ) -> None:
         try:
             original = await request.body()
             prepared = prepare(await request.json_object(), self._defaults)
@@ -110,7 +185,7 @@ class InferenceOpenAIModule(Module):
             self._logger.debug(
                 "request %s: POST %s model=%s stream=%s defaults_applied=%s",
                 request.request_id,
-                path,
+                path or "(endpoint_url)",
                 prepared.payload.get("model"),
                 prepared.stream,
                 prepared.changed,
@@ -119,8 +194,8 @@ class InferenceOpenAIModule(Module):
             if prepared.stream:
                 # Counted before sending: needed if the upstream leaves usage out.
                 usage = (
-                    await plan_usage(prepared.payload, len(original), path == "/chat/completions")
-                    if path != "/embeddings" and wants_usage(prepared.payload)
+                    await plan_usage(prepared.payload, len(original), kind == "chat")
+                    if kind != "embeddings" and wants_usage(prepared.payload)
                     else None
                 )
                 work = relay_stream(self._upstream, call, send, logger, rid, usage)

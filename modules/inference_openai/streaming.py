@@ -25,7 +25,7 @@ from inference_openai.answers import (
     sse_error_event,
 )
 from inference_openai.exchange import RawHeaders, send_settled
-from inference_openai.upstream import Upstream, UpstreamCall, read_answer
+from inference_openai.upstream import Opens, UpstreamCall, read_answer
 from inference_openai.usage import UsagePlan, usage_event
 
 _SSE_HEADERS: Final = [
@@ -118,7 +118,7 @@ class _FramingError(Exception):
 
 
 async def relay_stream(
-    upstream: Upstream,
+    upstream: Opens,
     call: UpstreamCall,
     send: Send,
     logger: logging.Logger,

@@ -96,24 +96,42 @@ def upstream_body(original: bytes, prepared: Prepared) -> bytes:
         raise BadRequest("The request body is nested too deeply to be forwarded.") from None
 
 
-def upstream_base_url(primary: str | None, endpoint_url: str | None) -> str:
-    """The upstream base URL (e.g. http://host/v1): a manifest's primary endpoint, or one derived
-    from a Control Tower `endpoint_url` that names a full endpoint."""
+class UpstreamTarget(msgspec.Struct, frozen=True):
+    """Where requests go: a base URL the OpenAI paths are appended to, or (chat_only) the one
+    chat completions endpoint the manifest names."""
+
+    url: str
+    chat_only: bool = False
+
+
+def upstream_target(primary: str | None, endpoint_url: str | None) -> UpstreamTarget:
+    """A manifest's primary endpoint (a base URL), else the Control Tower's `endpoint_url`.
+
+    `endpoint_url` is the inference endpoint itself. One that ends with an OpenAI endpoint path
+    (`/chat/completions`, `/completions`, `/embeddings`, `/models`) also gives the base the other
+    endpoints derive from; any other path is the chat endpoint, used exactly as written.
+    """
     if primary and primary.strip():
-        url, source = primary.strip(), "endpoints.primary"
-    elif endpoint_url and endpoint_url.strip():
-        url, source = _strip_endpoint(endpoint_url.strip().rstrip("/")), "endpoint_url"
-    else:
+        return UpstreamTarget(_checked(primary.strip(), "endpoints.primary").rstrip("/"))
+    if not endpoint_url or not endpoint_url.strip():
         raise ConfigError(
             "inference module has no upstream: set endpoint_url in its config "
             "or endpoints.<environment>.primary in its manifest"
         )
+    url = endpoint_url.strip()
+    base = _strip_endpoint(url.rstrip("/"))
+    if base is not None:
+        return UpstreamTarget(_checked(base, "endpoint_url").rstrip("/"))
+    return UpstreamTarget(_checked(url, "endpoint_url", query_ok=True), chat_only=True)
+
+
+def _checked(url: str, source: str, *, query_ok: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{source} must be an absolute http(s) URL (scheme {parts.scheme!r})")
-    if parts.query or parts.fragment:
+    if parts.fragment or (parts.query and not query_ok):
         raise ConfigError(f"{source} must not carry a query string or fragment")
-    return url.rstrip("/")
+    return url
 
 
 def display_url(url: str) -> str:
@@ -124,11 +142,11 @@ def display_url(url: str) -> str:
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
-def _strip_endpoint(url: str) -> str:
+def _strip_endpoint(url: str) -> str | None:
     for suffix in _ENDPOINT_SUFFIXES:
         if url.endswith(suffix):
             return url[: -len(suffix)]
-    return url
+    return None
 
 
 def _model_update(body: dict[str, Any], defaults: Defaults) -> dict[str, Any]:

@@ -7,7 +7,7 @@ here creates or closes sessions. Headers and timeouts are built here once, not p
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Final
+from typing import Final, Protocol
 
 import aiohttp
 
@@ -18,7 +18,11 @@ _EVENT_STREAM: Final = "text/event-stream"
 # Failures that mean the request never reached the upstream, so another one may be tried.
 # ClientConnectorError covers refused connections, DNS and TLS failures; ConnectionTimeoutError
 # also covers waiting for a free connection in the pool.
-_NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+CallHeaders = Mapping[str, str] | list[tuple[str, str]]
+"""A map, or name/value pairs where a header may repeat (a gateway route's `add`)."""
 
 
 class UpstreamCall:
@@ -26,13 +30,19 @@ class UpstreamCall:
 
     __slots__ = ("body", "headers", "method", "path")
 
-    def __init__(
-        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
-    ) -> None:
+    def __init__(self, method: str, path: str, body: bytes | None, headers: CallHeaders) -> None:
         self.method = method
         self.path = path
         self.body = body
         self.headers = headers
+
+
+class Opens(Protocol):
+    """What the relays need of an upstream: sending a call, and the whole-call time limit."""
+
+    total_s: float
+
+    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse: ...
 
 
 class Upstream:
@@ -97,7 +107,7 @@ class Upstream:
         """
         try:
             return await self._send(self._base, call)
-        except _NOT_SENT:
+        except NOT_SENT:
             if self._fallback is None:
                 raise
         return await self._send(self._fallback, call)

@@ -96,5 +96,10 @@ class Module(abc.ABC):
     async def health(self) -> Health:
         return Health(ok=True)
 
+    def describe(self) -> Mapping[str, Any]:
+        """What `/admin/routes` shows about this instance beside its status: JSON-safe values
+        decided at set-up, never a secret. Nothing by default."""
+        return {}
+
     async def close(self) -> None:  # noqa: B027  # optional hook: modules without resources skip it
         """Release what `setup` acquired. Called once, after the last request has finished."""

@@ -22,6 +22,11 @@ forwards unchanged):
   (``slow-200-chunks-20-gap-50``): wait before answering (before the first chunk when streaming),
   stream n content chunks (default 8), wait between chunks.
 
+A POST to any other path that ends with ``/chat/completions`` (a gateway route's rewritten path,
+e.g. ``/openai/v1/chat/completions``) or with ``/convert`` (the Control Tower sample's endpoint)
+is answered as a chat completion. ``GET /_standin/requests`` lists the path and every header of
+the last requests answered (newest last), for what a description leaves out (``Host``, ...).
+
 ``GET /_standin/stats`` returns counters (requests started, completed, cancelled because the client
 went away first, streams open now); ``POST /_standin/reset`` zeroes them.
 """
@@ -36,6 +41,7 @@ import itertools
 import logging
 import struct
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
@@ -99,6 +105,8 @@ class Stats:
 
 
 STATS = Stats()
+RECENT: deque[dict[str, Any]] = deque(maxlen=64)
+"""Path and headers of the last requests, for GET /_standin/requests."""
 _ids = itertools.count(1)
 
 
@@ -481,10 +489,12 @@ _POST_HANDLERS = {
     "/v1/completions": _completions,
     "/v1/embeddings": _embeddings,
 }
+_CHAT_SUFFIXES = ("/chat/completions", "/convert")
 _ALLOWED = {path: b"POST" for path in _POST_HANDLERS} | {
     "/v1/models": b"GET",
     "/_standin/stats": b"GET",
     "/_standin/reset": b"POST",
+    "/_standin/requests": b"GET",
 }
 
 
@@ -495,6 +505,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     path: str = scope["path"]
     method: str = scope["method"]
     allowed = _ALLOWED.get(path)
+    if allowed is None and path.endswith(_CHAT_SUFFIXES):
+        path, allowed = "/v1/chat/completions", b"POST"
     if allowed is None:
         body = _error_body(f"stand-in has no {path}", "invalid_request_error", "unknown_url")
         await _send_whole(send, 404, body)
@@ -512,14 +524,24 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path == "/_standin/stats":
         await _send_whole(send, 200, STATS.as_json())
         return
+    if path == "/_standin/requests":
+        await _send_whole(send, 200, orjson.dumps(list(RECENT)))
+        return
     if path == "/_standin/reset":
         STATS.reset()
+        RECENT.clear()
         await _send_whole(send, 200, STATS.as_json())
         return
 
     STATS.started += 1
     n = next(_ids)
     ex = _Exchange(scope, receive)
+    RECENT.append(
+        {
+            "path": ex.path,
+            "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in ex.headers.items()},
+        }
+    )
     try:
         if not await ex.read_body():
             STATS.cancelled += 1

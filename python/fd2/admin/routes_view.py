@@ -1,14 +1,20 @@
 """What `GET /admin/routes` shows: sources, projects, modules, environments, manifest versions,
-age, staleness and last errors. Built from control-plane state; never a secret value."""
+age, staleness, last errors and what each module instance says about itself (`details`, e.g. an
+APISIX route's unimplemented plugins). Built from control-plane state; never a secret value."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from fd2.module import Module
 from fd2.route_table import Route, RouteGroup
 from fd2.runtime import Runtime
 from fd2.sources.manifest_cache import ControlTowerCache
+
+_log = logging.getLogger("fd2.admin")
 
 
 def routes_view(runtime: Runtime) -> dict[str, Any]:
@@ -45,14 +51,17 @@ def _module_view(module: str, group: RouteGroup) -> dict[str, Any]:
     environments = []
     for name, route in sorted(group.by_environment.items()):
         problem = route.unavailable
-        environments.append(
-            {
-                "environment": name,
-                "status": "serving" if problem is None else "unavailable",
-                "error": None if problem is None else problem.message,
-                "auth": _auth_view(route),
-            }
-        )
+        entry: dict[str, Any] = {
+            "environment": name,
+            "status": "serving" if problem is None else "unavailable",
+            "error": None if problem is None else problem.message,
+            "auth": _auth_view(route),
+        }
+        if route.loaded is not None:
+            details = _details(route.loaded.instance)
+            if details:
+                entry["details"] = details
+        environments.append(entry)
     return {
         "module": module,
         "origin": group.origin,
@@ -69,6 +78,16 @@ def _auth_view(route: Route) -> dict[str, str] | None:
         return {"mode": "none", "why": "open by auth.mode or --default-auth, and no limits"}
     policy = route.gate.policy
     return {"mode": policy.mode, "why": policy.source}
+
+
+def _details(instance: Module) -> Mapping[str, Any]:
+    """What the module says about itself (e.g. the APISIX route it applies and the plugins it
+    does not); a module failing to say it must not break the whole view."""
+    try:
+        return instance.describe()
+    except Exception as exc:
+        _log.warning("describing %s failed: %s", type(instance).__name__, type(exc).__name__)
+        return {"error": "the module could not describe itself"}
 
 
 def _cache_view(cache: ControlTowerCache, project: str) -> dict[str, Any]:

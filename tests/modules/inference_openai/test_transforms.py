@@ -15,13 +15,14 @@ from inference_openai.config import InferenceConfig
 from inference_openai.transforms import (
     Defaults,
     Prepared,
+    UpstreamTarget,
     defaults_from,
     display_url,
     prepare_chat,
     prepare_completion,
     prepare_embedding,
-    upstream_base_url,
     upstream_body,
+    upstream_target,
 )
 
 FULL = Defaults(
@@ -286,7 +287,7 @@ def test_model_default_covers_missing_model() -> None:
     assert prepare_embedding({"input": "x"}, Defaults(model="e")).payload["model"] == "e"
 
 
-# --- upstream base URL ------------------------------------------------------------------------
+# --- upstream target ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -297,27 +298,41 @@ def test_model_default_covers_missing_model() -> None:
         ("http://127.0.0.1:9100/v1/embeddings", "http://127.0.0.1:9100/v1"),
         ("http://127.0.0.1:9100/v1/models", "http://127.0.0.1:9100/v1"),
         ("https://api.example.com/v1/chat/completions/", "https://api.example.com/v1"),
-        ("https://api.example.com/v1", "https://api.example.com/v1"),
-        ("https://api.example.com/v1/", "https://api.example.com/v1"),
         ("  http://h/openai/v1/embeddings ", "http://h/openai/v1"),
     ],
 )
-def test_base_url_from_endpoint_url(endpoint_url: str, base: str) -> None:
-    assert upstream_base_url(None, endpoint_url) == base
+def test_an_openai_endpoint_url_gives_the_base_of_every_endpoint(
+    endpoint_url: str, base: str
+) -> None:
+    assert upstream_target(None, endpoint_url) == UpstreamTarget(base, chat_only=False)
+
+
+@pytest.mark.parametrize(
+    "endpoint_url",
+    [
+        "http://localhost:8000/sas2py/convert",  # the Control Tower's sample
+        "https://api.example.com/v1",
+        "https://api.example.com/v1/",
+        "http://h:9/",
+        "https://az.example.com/openai/deployments/gpt/chat?api-version=2024-02-15",
+    ],
+)
+def test_any_other_endpoint_url_is_the_chat_endpoint_itself(endpoint_url: str) -> None:
+    assert upstream_target(None, endpoint_url) == UpstreamTarget(endpoint_url, chat_only=True)
 
 
 def test_primary_endpoint_wins_and_is_taken_as_a_base() -> None:
-    assert (
-        upstream_base_url("http://p:1/v1/", "http://other/v1/chat/completions") == "http://p:1/v1"
+    assert upstream_target("http://p:1/v1/", "http://other/v1/chat/completions") == UpstreamTarget(
+        "http://p:1/v1"
     )
-    assert upstream_base_url("http://p:1/v1/models", None) == "http://p:1/v1/models"
-    assert upstream_base_url("", "http://h/v1/embeddings") == "http://h/v1"
+    assert upstream_target("http://p:1/v1/models", None) == UpstreamTarget("http://p:1/v1/models")
+    assert upstream_target("", "http://h/v1/embeddings") == UpstreamTarget("http://h/v1")
 
 
 @pytest.mark.parametrize("endpoint_url", [None, "", "   "])
 def test_no_upstream_is_a_config_error(endpoint_url: str | None) -> None:
     with pytest.raises(ConfigError):
-        upstream_base_url(None, endpoint_url)
+        upstream_target(None, endpoint_url)
 
 
 @pytest.mark.parametrize(
@@ -328,18 +343,24 @@ def test_no_upstream_is_a_config_error(endpoint_url: str | None) -> None:
         "/v1/chat/completions",
         "http:///v1",
         "${environments.dev.urls.llm_base_url}/chat/completions",
-        "http://h/v1?api-version=1",
+        "http://h/v1?api-version=1/chat/completions#x",
         "http://h/v1#x",
     ],
 )
 def test_unusable_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
-        upstream_base_url(None, url)
+        upstream_target(None, url)
+
+
+@pytest.mark.parametrize("primary", ["http://h/v1?api-version=1", "http://h/v1#x"])
+def test_a_base_url_takes_no_query(primary: str) -> None:
+    with pytest.raises(ConfigError):
+        upstream_target(primary, None)
 
 
 def test_url_errors_and_display_hide_credentials() -> None:
     with pytest.raises(ConfigError) as caught:
-        upstream_base_url(None, "gopher://user:hunter22@h/v1")
+        upstream_target(None, "gopher://user:hunter22@h/v1")
     assert "hunter22" not in caught.value.message
     assert display_url("http://user:hunter22@h:9/v1") == "http://h:9/v1"
     assert display_url("http://h:9/v1") == "http://h:9/v1"
@@ -348,14 +369,23 @@ def test_url_errors_and_display_hide_credentials() -> None:
 @given(
     host=st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{2,5})?", fullmatch=True),
     prefix=st.from_regex(r"(/[a-z0-9_-]{1,8}){0,3}", fullmatch=True),
-    suffix=st.sampled_from(["", "/chat/completions", "/completions", "/embeddings", "/models"]),
+    suffix=st.sampled_from(["/chat/completions", "/completions", "/embeddings", "/models"]),
     slash=st.booleans(),
 )
 def test_base_url_strips_exactly_one_endpoint_suffix(
     host: str, prefix: str, suffix: str, slash: bool
 ) -> None:
     base = f"https://{host}{prefix}"
-    derived = upstream_base_url(None, base + suffix + ("/" if slash else ""))
-    # A prefix that itself ends like an endpoint (".../models") is stripped when no suffix follows.
-    if suffix or not prefix.endswith(("/completions", "/embeddings", "/models")):
-        assert derived == base.rstrip("/")
+    target = upstream_target(None, base + suffix + ("/" if slash else ""))
+    assert target == UpstreamTarget(base.rstrip("/"), chat_only=False)
+
+
+@given(
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{2,5})?", fullmatch=True),
+    path=st.from_regex(r"(/[a-z0-9_-]{1,8}){0,3}/?", fullmatch=True),
+)
+def test_a_url_without_an_endpoint_suffix_is_used_exactly(host: str, path: str) -> None:
+    url = f"https://{host}{path}"
+    if path.rstrip("/").endswith(("/completions", "/embeddings", "/models")):
+        return  # an OpenAI path, covered above
+    assert upstream_target(None, url) == UpstreamTarget(url, chat_only=True)
