@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from fd2.errors import ConfigError
+from fd2.gateway import GatewayRoute
 from fd2.manifests.compile import ModuleDeclaration
 from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE, SERVED_STATUSES
 
@@ -35,6 +36,8 @@ class AuthChoice(msgspec.Struct, frozen=True, kw_only=True):
     False when they were inferred from the project: unusable ones are skipped while one works."""
     reason: str
     """Where the decision came from, for the operator's view and logs."""
+    gateway: bool = False
+    """True when the APISIX route's own jwt-auth consumer verifies the tokens."""
 
 
 def choose_auth(
@@ -42,8 +45,30 @@ def choose_auth(
     auth: Mapping[str, Any],
     peers: Mapping[str, ModuleDeclaration],
     default_auth: str,
+    gateway: GatewayRoute | None = None,
 ) -> AuthChoice:
-    """`auth`: the module's resolved `auth` block (its entry or `metadata.fd2`)."""
+    """`auth`: the module's resolved `auth` block (its entry or `metadata.fd2`); `gateway`: the
+    APISIX route the module names, whose access plugins count as the manifest's word."""
+    choice = _choose(declaration, auth, peers, default_auth, gateway)
+    if choice.mode == "none" and gateway is not None and auth.get("mode") is None:
+        guards: tuple[str, ...] = ("jwt-auth",) if gateway.jwt_auth is not None else ()
+        guards += gateway.unimplemented_auth_plugins
+        if guards:
+            # The route says who may call with a plugin fd2 cannot apply: never serve it open.
+            raise ConfigError(
+                f"APISIX route {gateway.name!r} restricts callers with {', '.join(guards)}, "
+                "which fd2 cannot apply here; set auth.mode in metadata.fd2 explicitly"
+            )
+    return choice
+
+
+def _choose(
+    declaration: ModuleDeclaration,
+    auth: Mapping[str, Any],
+    peers: Mapping[str, ModuleDeclaration],
+    default_auth: str,
+    gateway: GatewayRoute | None,
+) -> AuthChoice:
     explicit = auth.get("mode")
     if explicit is not None and explicit not in MODES:
         raise ConfigError(f"auth.mode must be one of {', '.join(MODES)}")
@@ -72,6 +97,12 @@ def choose_auth(
         return AuthChoice(mode="none", reason="a jwt_config module's token endpoint is a login")
     if jwt_modules:
         return AuthChoice(mode="jwt", jwt_modules=jwt_modules, named=True, reason=source)
+    if gateway is not None and gateway.jwt_auth is not None and gateway.jwt_auth.key is not None:
+        return AuthChoice(
+            mode="jwt",
+            gateway=True,
+            reason=f"APISIX route {gateway.name!r}: jwt-auth of its consumer",
+        )
     project_modules = _project_jwt_modules(peers)
     if project_modules:
         return AuthChoice(

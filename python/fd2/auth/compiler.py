@@ -18,6 +18,7 @@ import aiohttp
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
 from fd2.auth.choice import JWT_MODULE_TYPE, AuthChoice, choose_auth
 from fd2.auth.gate import Gate
+from fd2.auth.gateway_route import RouteLimits, consumer_verifier, gateway_route_of
 from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity
 from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context, rate_limit_window
 from fd2.auth.key_store import RedisKeyStore
@@ -25,11 +26,13 @@ from fd2.auth.policy import AuthPolicy
 from fd2.auth.verifiers import AnyOfVerifiers, TokenVerifier
 from fd2.config import Settings
 from fd2.errors import ConfigError
+from fd2.gateway import GatewayRoute
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
 from fd2.limits.prompt_tokens import warm_up
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
+from fd2.limits.specs import LimitSpec
 from fd2.manifests.compile import ModuleDeclaration
 from fd2.manifests.placeholders import resolve_value
 from fd2.secrets import SecretResolver
@@ -109,13 +112,18 @@ class GateCompiler:
         context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
         auth = resolve_value(dict(entry.auth or {}), context, "auth")
-        choice = choose_auth(declaration, auth, peers, self._default_auth)
+        gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
+        choice = choose_auth(declaration, auth, peers, self._default_auth, gateway)
         mode = choice.mode
         verifier: TokenVerifier | None = None
         keys = None
         identities: dict[bytes, Identity | None] = {}
         window = DEFAULT_RATE_LIMIT_WINDOW
-        if mode in ("jwt", "either"):
+        if choice.gateway and gateway is not None and gateway.jwt_auth is not None:
+            verifier = consumer_verifier(gateway.jwt_auth)
+            if verifier is None:
+                raise ConfigError(f"APISIX route {gateway.name!r}: jwt-auth consumer has no key")
+        elif mode in ("jwt", "either"):
             verifier, window = self._verifier(choice, peers, declaration, environment, secrets)
         if mode in ("api_key", "either"):
             keys, identities = self._keys(declaration, environment)
@@ -147,12 +155,13 @@ class GateCompiler:
             environment=environment,
             environment_limits=resolve_value(env_limits, context, "limits"),
             module_limits=resolve_value(entry.limits, context, "limits"),
+            gateway=_gateway_limits(declaration, environment, gateway),
         )
         if self._warming is None:
             # Token limits count prompts natively: build the encoder now, off the event loop,
             # rather than on the first limited request.
             self._warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
-        if mode == "none" and not plan.static_specs:
+        if mode == "none" and plan.empty:
             return None
         model = config.get("model_name")
         bound = config.get("max_tokens")
@@ -222,3 +231,13 @@ class GateCompiler:
             else:
                 identities[key.digest] = None
         return KeyTable(keys), identities
+
+
+def _gateway_limits(
+    declaration: ModuleDeclaration, environment: str, gateway: GatewayRoute | None
+) -> tuple[tuple[LimitSpec, ...], tuple[LimitSpec, ...], tuple[LimitSpec, ...]]:
+    if gateway is None or not gateway.limits:
+        return (), (), ()
+    prefix = f"route:{declaration.project}:{declaration.module}:{environment}"
+    limits = RouteLimits(prefix, gateway.limits)
+    return limits.route_wide, limits.per_client, limits.per_caller

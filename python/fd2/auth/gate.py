@@ -54,6 +54,11 @@ class Gate:
         if identity is not None:
             specs = specs + identity.limit_specs if identity.limit_specs else specs
             payload = await self._authorise(request, identity)
+        if plan.per_client or plan.per_caller:
+            client = request.scope.get("client")
+            address = str(client[0]) if client else "unknown"
+            caller = identity.credential if identity is not None else None
+            specs = specs + plan.dynamic_specs(address, caller)
         if not specs:
             await handler(request, send)
             return

@@ -18,12 +18,38 @@ class Limiter(Protocol):
 class LimitPlan:
     """The static buckets of one (project, module, environment) and the limiter that holds them."""
 
-    __slots__ = ("limiter", "static_specs", "static_token_specs")
+    __slots__ = ("limiter", "per_caller", "per_client", "static_specs", "static_token_specs")
 
-    def __init__(self, limiter: Limiter, static_specs: tuple[LimitSpec, ...]) -> None:
+    def __init__(
+        self,
+        limiter: Limiter,
+        static_specs: tuple[LimitSpec, ...],
+        *,
+        per_client: tuple[LimitSpec, ...] = (),
+        per_caller: tuple[LimitSpec, ...] = (),
+    ) -> None:
         self.limiter = limiter
         self.static_specs = static_specs
         self.static_token_specs = tuple(s for s in static_specs if s.kind == "tokens")
+        self.per_client = per_client
+        """Buckets counted per client address (an APISIX route's default limit key)."""
+        self.per_caller = per_caller
+        """Buckets counted per authenticated caller (APISIX's `consumer_name`)."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.static_specs or self.per_client or self.per_caller)
+
+    def dynamic_specs(self, client: str, caller: str | None) -> tuple[LimitSpec, ...]:
+        """The per-client and per-caller buckets of one request (a caller-keyed bucket falls
+        back to the client's address on an open route)."""
+        specs = tuple(_keyed(spec, f"client:{client}") for spec in self.per_client)
+        who = f"caller:{caller}" if caller is not None else f"client:{client}"
+        return specs + tuple(_keyed(spec, who) for spec in self.per_caller)
+
+
+def _keyed(spec: LimitSpec, suffix: str) -> LimitSpec:
+    return LimitSpec(f"{spec.key}:{suffix}", spec.kind, spec.limit, spec.interval_us)
 
 
 def compile_plan(
@@ -34,6 +60,11 @@ def compile_plan(
     environment: str,
     environment_limits: Any,
     module_limits: Any,
+    gateway: tuple[tuple[LimitSpec, ...], tuple[LimitSpec, ...], tuple[LimitSpec, ...]] = (
+        (),
+        (),
+        (),
+    ),
 ) -> LimitPlan:
     """Buckets from `environments.<env>.limits` (route defaults, plus `project`) and the module's
     own `limits`, which override the environment's defaults field by field."""
@@ -46,7 +77,8 @@ def compile_plan(
     specs = specs_for(f"route:{project}:{module}:{environment}", route) + specs_for(
         f"project:{project}:{environment}", shared
     )
-    return LimitPlan(limiter, specs)
+    route_wide, per_client, per_caller = gateway
+    return LimitPlan(limiter, specs + route_wide, per_client=per_client, per_caller=per_caller)
 
 
 def credential_specs(

@@ -32,6 +32,12 @@ from fd2.secrets import ResolvesSecrets, Secret, is_secret_reference
 
 AnyManifest = ProjectManifest | ModuleManifest
 _COMMON = "common"
+# Per module type handed over as a dependency: the config fields fd2 reads (others unresolved).
+_APPLIED_FIELDS = {
+    "api_gateway": frozenset(
+        {"gateway_type", "routes", "upstreams", "consumer", "service", "global_plugins"}
+    ),
+}
 # Fields the Control Tower rewrites on every answer: never evidence of a change.
 _VOLATILE_FIELDS = frozenset({"created_at", "updated_at"})
 
@@ -206,6 +212,11 @@ def resolve_dependency(
         on_reached_string=lambda value: value,
     )
     raw = dict(declaration.entry.config or {})
+    applied = _APPLIED_FIELDS.get(declaration.module_type)
+    if applied is not None:
+        # Only what fd2 applies is resolved: the Control Tower fills an APISIX gateway with
+        # `admin_key: "${APISIX_ADMIN_KEY}"` and other fields for a real APISIX, never used here.
+        raw = {key: value for key, value in raw.items() if key in applied}
     claims = raw.pop("claims", None) if declaration.module_type == JWT_CONFIG_MODULE_TYPE else None
     config = resolve_value(raw, context, "config")
     if not isinstance(config, dict):
