@@ -19,19 +19,17 @@ from fd2.manifests.portable import portable
 from ..conftest import EXAMPLE_MANIFESTS, EXAMPLE_UPSTREAM, FD2_ENV, Service
 from ..leaks import LEAKS
 from ..support import assert_openai_error
-
-
-def refused(answer: httpx.Response, status: int) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    return assert_openai_error(answer.content, status=status)
-
-
 from .conftest import MakeGateway
 from .ct_support import CT_SECRET, Tower
 
 CONSUMER_SECRET = "ct-route-consumer-secret-7d21a-0123456789"
 LEAKS.add_secret(CONSUMER_SECRET)
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def refused(answer: httpx.Response, status: int) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    return assert_openai_error(answer.content, status=status)
 
 
 def create(tower: Tower, manifest: dict[str, Any]) -> dict[str, Any]:
