@@ -1,10 +1,10 @@
 """fd2 applies the Control Tower's APISIX route itself: a project manifest in the shape of the
 Control Tower's sas2py sample, the OpenAI stand-in as two weighted nodes, the official SDK.
 
-The inference modules name their route (`apisix_route`, `apisix_gateway_module`); the gateway
-module is also listed in their `dependencies` (the core hands it over either way). Auth is off
-explicitly (`metadata.fd2.modules.<name>.auth` and the module's own `auth`): JWT enforcement of
-the route's `jwt-auth` is the gate's, tested with the gate.
+The inference modules name their route (`apisix_route`, `apisix_gateway_module`), which makes
+the gateway module their dependency. Auth is off explicitly (`metadata.fd2.modules.<name>.auth`):
+the gate's enforcement of the route's `jwt-auth` is tested in
+tests/e2e/manifest_cache/test_ct_secure_default.py.
 """
 
 from __future__ import annotations
@@ -95,8 +95,6 @@ def manifest(node_a: str, node_b: str) -> dict[str, Any]:
         return {
             "module_type": "inference_endpoint",
             "name": name,
-            "dependencies": [GATEWAY],
-            "auth": {"mode": "none"},
             "config": {"model_name": "llama-3.1-70b-versatile", "max_tokens": 2000, **config},
         }
 

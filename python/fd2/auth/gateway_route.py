@@ -44,8 +44,11 @@ def gateway_route_of(
     peer = peers.get(str(module_name))
     if peer is None:
         raise ConfigError(f"apisix_gateway_module {module_name!r} is not a module of the project")
-    resolved = resolve_dependency(peer, environment, secrets=secrets, environ=environ)
-    return compile_apisix_route(resolved.config, str(route_name))
+    try:
+        resolved = resolve_dependency(peer, environment, secrets=secrets, environ=environ)
+        return compile_apisix_route(resolved.config, str(route_name))
+    except ConfigError as exc:
+        raise ConfigError(f"apisix_gateway_module {module_name!r}: {exc.message}") from None
 
 
 class KeyClaimVerifier:
