@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
-from fd2.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from fd2.errors import BadRequest, IncompleteBody, PayloadTooLarge, RequestTimeout
 from fd2.types import Receive, Scope
 
 
@@ -24,6 +24,7 @@ class Request:
         "_receive",
         "body_timeout",
         "content_length",
+        "disconnected",
         "environment",
         "max_body",
         "method",
@@ -61,6 +62,8 @@ class Request:
         self.body_timeout = body_timeout
         self._body: bytes | None = None
         self._json: dict[str, Any] | None = None
+        # Set once fd2 has seen the client go away (or its body cut): nothing reaches it then.
+        self.disconnected = False
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a header (name in lower case), or None."""
@@ -70,38 +73,38 @@ class Request:
         return None
 
     async def body(self) -> bytes:
-        """The whole body, refused with 413 past `max_body` without reading the rest."""
+        """The whole body, refused with 413 past `max_body` without reading the rest.
+
+        The deadline (`body_timeout`, 408 after) covers the wait for the first piece too, so a
+        client that announces a body and never sends it does not hold the request open."""
         if self._body is not None:
             return self._body
         if self.content_length is not None and self.content_length > self.max_body:
             raise PayloadTooLarge(_too_large(self.max_body))
-        message = await self._receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        first: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
-            if len(first) > self.max_body:
-                raise PayloadTooLarge(_too_large(self.max_body))
-            self._body = first
-            return first
-        # The body comes in pieces: a client that stalls gets a 408 instead of holding the
-        # request open for ever.
         try:
             async with asyncio.timeout(self.body_timeout):
-                self._body = await self._rest_of_body(first)
+                self._body = await self._read_body()
         except TimeoutError:
             raise RequestTimeout(
                 f"The request body did not arrive in time (limit: {self.body_timeout:g} s)."
             ) from None
         return self._body
 
-    async def _rest_of_body(self, first: bytes) -> bytes:
+    async def _read_body(self) -> bytes:
+        message = await self._receive()
+        first: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if message["type"] == "http.disconnect":
+                self._body_cut()
+            if len(first) > self.max_body:
+                raise PayloadTooLarge(_too_large(self.max_body))
+            return first
         chunks = [first] if first else []
         size = len(first)
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnected
+                self._body_cut()
             chunk: bytes = message.get("body", b"")
             if chunk:
                 size += len(chunk)
@@ -110,6 +113,15 @@ class Request:
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+    def _body_cut(self) -> NoReturn:
+        # Granian reports a body it cannot read (malformed chunked framing, a connection cut
+        # mid-body) as a disconnect. A client that is really gone never sees this answer; one
+        # that sent a malformed body gets a 400 instead of the server's bare 500.
+        raise IncompleteBody(
+            "The request body could not be read: malformed chunked encoding, or the connection "
+            "ended before the whole body arrived."
+        )
 
     async def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; 400 for invalid UTF-8, malformed JSON or a non-object.
@@ -136,6 +148,7 @@ class Request:
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
+                self.disconnected = True
                 return
 
 

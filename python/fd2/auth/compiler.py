@@ -64,7 +64,11 @@ class GateCompiler:
         pepper = b""
         if settings.api_key_pepper_ref:
             pepper = secrets.resolve(settings.api_key_pepper_ref).reveal().encode()
-        redis = make_redis(settings.redis_url) if settings.redis_url else None
+        redis = (
+            make_redis(settings.redis_url, timeout=settings.redis_timeout)
+            if settings.redis_url
+            else None
+        )
         limiter: Limiter = (
             SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
             if redis is not None
