@@ -41,6 +41,7 @@ run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the 
 	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
 	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
 	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
+	FD2_MANIFEST_ENV_ALLOW=$${FD2_MANIFEST_ENV_ALLOW:-FD2_DEMO_UPSTREAM} \
 	$(BIN)/fd2 serve --manifests examples/manifests
 
 lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest

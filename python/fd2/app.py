@@ -27,6 +27,7 @@ from fd2.errors import (
 )
 from fd2.gc_tuning import tune_gc_for_serving
 from fd2.logs import configure_logging
+from fd2.manifests.placeholders import allow_environment_variables
 from fd2.module import Handler
 from fd2.request import ClientDisconnected, Request
 from fd2.request_ids import request_id_from
@@ -98,9 +99,9 @@ class Fd2App:
                     f"The request has more header fields than this gateway accepts "
                     f"({self._max_headers})."
                 )
-            if hosts != 1 and scope.get("http_version") == "1.1":
+            if (hosts != 1 or not host) and scope.get("http_version") == "1.1":
                 # RFC 9112 3.2: exactly one Host in HTTP/1.1; which of two counts would decide
-                # the subdomain route, so neither does.
+                # the subdomain route, so neither does. (Granian fills a missing one in empty.)
                 raise BadRequest("An HTTP/1.1 request needs exactly one Host header.", param="Host")
             path = scope["path"]
             if path == "/healthz":
@@ -246,6 +247,7 @@ class Fd2App:
             if message["type"] == "lifespan.startup":
                 try:
                     configure_logging(self.settings.log_level)
+                    allow_environment_variables(self.settings.manifest_env_allow)
                     self.runtime = await Runtime.start(self.settings)
                     self._ops = OpsEndpoints(self.runtime)
                     tune_gc_for_serving()
