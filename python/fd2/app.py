@@ -26,6 +26,7 @@ from fd2.errors import (
     UnknownEnvironment,
 )
 from fd2.gc_tuning import tune_gc_for_serving
+from fd2.health_listener import start_health_listener
 from fd2.logs import configure_logging
 from fd2.manifests.placeholders import allow_environment_variables
 from fd2.module import Handler
@@ -48,6 +49,7 @@ class Fd2App:
         self.settings = settings
         self.runtime: Runtime | None = None
         self._ops: OpsEndpoints | None = None
+        self._health: asyncio.Server | None = None
         self._base_domain = settings.base_domain.encode() if settings.base_domain else None
         self._default_environment = canonical_environment(settings.default_env)
         self._access_log = settings.access_log
@@ -250,6 +252,10 @@ class Fd2App:
                     allow_environment_variables(self.settings.manifest_env_allow)
                     self.runtime = await Runtime.start(self.settings)
                     self._ops = OpsEndpoints(self.runtime)
+                    if self.settings.health_port is not None:
+                        self._health = await start_health_listener(
+                            self.settings.host, self.settings.health_port
+                        )
                     tune_gc_for_serving()
                 except Fd2Error as exc:
                     _log.error("start-up failed: %s", exc.message)
@@ -258,6 +264,8 @@ class Fd2App:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._drain()
+                if self._health is not None:
+                    self._health.close()
                 if self.runtime is not None:
                     await self.runtime.close()
                 await send({"type": "lifespan.shutdown.complete"})

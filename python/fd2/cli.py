@@ -70,6 +70,7 @@ _HELP = {
     "max_header_bytes": "largest HTTP/2 header list in bytes (431 above)",
     "max_headers": "most header fields in a request (431 above)",
     "redis_timeout": "seconds a rate-limit or API-key call may wait on Redis",
+    "health_port": "a second port answering only GET /healthz, outside the connection cap",
     "manifest_env_allow": "comma-separated variables (or PREFIX_*) ${NAME} placeholders may read "
     "besides FD2_MANIFEST_*",
 }

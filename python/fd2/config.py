@@ -95,6 +95,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Largest HTTP/2 header list (431 above); HTTP/1.1 heads are bounded by the server itself."""
     max_headers: int = 100
     """Most header fields in a request (431 above), as HTTP/1.1 already enforces."""
+    health_port: int | None = None
+    """A second port answering only `GET /healthz`, outside the serving port's connection cap."""
     redis_timeout: float = 0.05
     """Seconds one rate-limit or API-key call may wait on Redis before the failure policy."""
     manifest_env_allow: tuple[str, ...] = ()
@@ -104,6 +106,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535")
+        if self.health_port is not None and not 1 <= self.health_port <= 65535:
+            raise ValueError("health_port must be 1..65535")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if self.max_body_bytes < 1:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import Service, build_manifest_dir
+from .conftest import Service, build_manifest_dir, free_port
 from .hardening import closed_by_peer, open_sockets, raise_fd_limit, start_fd2_with
 from .support import chat_body
 
@@ -147,6 +147,52 @@ def test_sigterm_closes_idle_keep_alive_connections_and_finishes_requests(
                 answer += chunk
             assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
             assert b"connection: close" in answer.lower()
+        assert server.wait_exit(15) is not None
+    finally:
+        server.stop()
+
+
+def test_the_health_port_answers_while_the_cap_is_reached(tmp_path: Path, standin: Service) -> None:
+    """`--health-port`: a liveness probe is not queued behind a flood of the serving port."""
+    manifests = build_manifest_dir(tmp_path / "manifests", standin.address)
+    health = free_port()
+    server = start_fd2_with(
+        manifests,
+        tmp_path,
+        "--max-connections",
+        "32",
+        "--health-port",
+        str(health),
+        name="fd2-health-port",
+    )
+    try:
+        with open_sockets(server.port, 200):  # the cap is full, the rest wait in the backlog
+            slowest = 0.0
+            for _ in range(5):
+                status, seconds = timed_get(f"http://127.0.0.1:{health}/healthz")
+                assert status == 200
+                slowest = max(slowest, seconds)
+            assert slowest < 0.5, slowest
+            print(f"\nhealth port at the cap: slowest of 5 answers {slowest * 1000:.1f} ms")
+            with httpx.Client(timeout=2) as client:
+                assert client.get(f"http://127.0.0.1:{health}/other").status_code == 404
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as busy,
+            httpx.Client(timeout=2) as client,
+        ):
+            body = chat_body(model="slow-2000")
+            busy.sendall(
+                b"POST /acme/chat/v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+                b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            time.sleep(0.3)
+            server.signal(signal.SIGTERM)
+            # draining: the serving port refuses new connections, the health port (liveness)
+            # answers until the worker has finished
+            time.sleep(0.3)
+            assert client.get(f"http://127.0.0.1:{health}/healthz").status_code == 200
+            assert busy.recv(65536).startswith(b"HTTP/1.1 200")
         assert server.wait_exit(15) is not None
     finally:
         server.stop()
