@@ -15,7 +15,7 @@ endif
 endif
 
 .PHONY: help install redis-server demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,7 @@ run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the 
 	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
 	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
 	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
+	FD2_MANIFEST_ENV_ALLOW=$${FD2_MANIFEST_ENV_ALLOW:-FD2_DEMO_UPSTREAM} \
 	$(BIN)/fd2 serve --manifests examples/manifests
 
 lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
@@ -98,6 +99,10 @@ bench-smoke: install bench-tools ## a few seconds of every benchmark, so the har
 	$(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-disable
 	$(BIN)/python bench/route_rebuild.py --quick
 	$(BIN)/python bench/auth_cost.py --quick
+
+# Not part of `make test`: minutes long, and it kills processes of its own on purpose.
+soak: install redis-server ## 3 min of mixed hostile load on loopback (floods, slow bodies, resets, worker kills, Redis stops); fails on a lost or hung request
+	$(BIN)/python bench/soak.py --seconds $(or $(SOAK_SECONDS),180)
 
 test: install lint test-rust test-python bench-smoke ## everything CI runs
 

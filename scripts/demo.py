@@ -58,6 +58,8 @@ def main() -> None:
     else:
         env.setdefault("FD2_DEMO_API_KEY", env.get("OPENAI_API_KEY", ""))
         upstream = env["FD2_DEMO_UPSTREAM"]
+    # demo.json reads its upstream with ${FD2_DEMO_UPSTREAM}: an explicit opt-in (docs/security.md).
+    env.setdefault("FD2_MANIFEST_ENV_ALLOW", "FD2_DEMO_UPSTREAM")
     env.setdefault("ACME_UPSTREAM_API_KEY", "demo-key")
     env.setdefault("BILLING_UPSTREAM_API_KEY", "demo-key")
     # acme's chat depends on its `auth` (jwt_config) module, whose dev secret this is.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 from fd2.admin.ops import ADMIN_PREFIX, OPS_PATHS, OpsEndpoints
@@ -18,13 +19,16 @@ from fd2.errors import (
     INTERNAL_ERROR_BODY,
     BadRequest,
     Fd2Error,
+    HeadersTooLarge,
     MethodNotAllowed,
     NotFound,
     ServiceUnavailable,
     UnknownEnvironment,
 )
 from fd2.gc_tuning import tune_gc_for_serving
+from fd2.health_listener import start_health_listener
 from fd2.logs import configure_logging
+from fd2.manifests.placeholders import allow_environment_variables
 from fd2.module import Handler
 from fd2.request import ClientDisconnected, Request
 from fd2.request_ids import request_id_from
@@ -45,9 +49,11 @@ class Fd2App:
         self.settings = settings
         self.runtime: Runtime | None = None
         self._ops: OpsEndpoints | None = None
+        self._health: asyncio.Server | None = None
         self._base_domain = settings.base_domain.encode() if settings.base_domain else None
         self._default_environment = canonical_environment(settings.default_env)
         self._access_log = settings.access_log
+        self._max_headers = settings.max_headers
         self._draining = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -61,7 +67,9 @@ class Fd2App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         client_id = project_module = environment = host = length = None
-        for name, value in scope["headers"]:
+        hosts = 0
+        headers = scope["headers"]
+        for name, value in headers:
             if name == b"x-request-id":
                 client_id = value
             elif name == b"x-project-module":
@@ -70,6 +78,7 @@ class Fd2App:
                 environment = value
             elif name == b"host":
                 host = value
+                hosts += 1
             elif name == b"content-length":
                 length = value
         request_id = request_id_from(client_id)
@@ -87,6 +96,15 @@ class Fd2App:
 
         self._in_flight += 1
         try:
+            if len(headers) > self._max_headers:
+                raise HeadersTooLarge(
+                    f"The request has more header fields than this gateway accepts "
+                    f"({self._max_headers})."
+                )
+            if (hosts != 1 or not host) and scope.get("http_version") == "1.1":
+                # RFC 9112 3.2: exactly one Host in HTTP/1.1; which of two counts would decide
+                # the subdomain route, so neither does. (Granian fills a missing one in empty.)
+                raise BadRequest("An HTTP/1.1 request needs exactly one Host header.", param="Host")
             path = scope["path"]
             if path == "/healthz":
                 await send_bytes(
@@ -126,6 +144,10 @@ class Fd2App:
                     await route.gate.run(request, send_with_id, handler)
             finally:
                 loaded.release()
+            if not started and not request.disconnected:
+                # Never leave it to the server, whose fallback is a bare text/plain 500.
+                _log.error("request %s: the module sent no answer", request_id.decode("ascii"))
+                await send_bytes(send_with_id, 500, INTERNAL_ERROR_BODY)
         except Fd2Error as exc:
             if not started:
                 await send_error(send_with_id, exc)
@@ -150,7 +172,7 @@ class Fd2App:
                     "%s %s %s %d %.1fms",
                     request_id.decode("ascii"),
                     scope["method"],
-                    scope["path"],
+                    _loggable_path(scope),
                     status,
                     (time.perf_counter() - began) * 1000,
                 )
@@ -227,8 +249,13 @@ class Fd2App:
             if message["type"] == "lifespan.startup":
                 try:
                     configure_logging(self.settings.log_level)
+                    allow_environment_variables(self.settings.manifest_env_allow)
                     self.runtime = await Runtime.start(self.settings)
                     self._ops = OpsEndpoints(self.runtime)
+                    if self.settings.health_port is not None:
+                        self._health = await start_health_listener(
+                            self.settings.host, self.settings.health_port
+                        )
                     tune_gc_for_serving()
                 except Fd2Error as exc:
                     _log.error("start-up failed: %s", exc.message)
@@ -237,6 +264,8 @@ class Fd2App:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._drain()
+                if self._health is not None:
+                    self._health.close()
                 if self.runtime is not None:
                     await self.runtime.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -263,6 +292,18 @@ def _handler(route: Route, key: RouteKey, method: str) -> Handler:
             f"Method {method} is not allowed for {key.path}.", allowed=tuple(methods)
         )
     return handler
+
+
+_UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The path as the client sent it (still percent-encoded: `%0a` cannot forge a log line),
+    with any byte outside printable ASCII written as `\\xNN`."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    if _UNPRINTABLE.search(raw) is None:
+        return raw.decode("ascii")
+    return _UNPRINTABLE.sub(lambda match: b"\\x%02x" % match[0][0], raw).decode("ascii")
 
 
 def _content_length(value: bytes | None) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from fd2.auth import keys_cli
-from fd2.config import SETTINGS_ENV, Settings, env_name
+from fd2.config import SETTINGS_ENV, TUPLE_FIELDS, Settings, env_name
 
 _HELP = {
     "host": "address to listen on",
@@ -63,6 +64,16 @@ _HELP = {
     "vault_client_key": "client key file for Vault (mutual TLS)",
     "vault_timeout": "seconds a Vault call may take",
     "vault_secret_ttl": "seconds a Vault secret is used before it is reread in the background",
+    # Hardening (issue 19)
+    "http": "1 (HTTP/1.1 only) or auto (HTTP/1.1 and cleartext HTTP/2 on the same port)",
+    "header_timeout": "seconds to send a request head; also the idle keep-alive timeout",
+    "max_connections": "open client connections per worker (no more are accepted past it)",
+    "max_header_bytes": "largest HTTP/2 header list in bytes (431 above)",
+    "max_headers": "most header fields in a request (431 above)",
+    "redis_timeout": "seconds a rate-limit or API-key call may wait on Redis",
+    "health_port": "a second port answering only GET /healthz, outside the connection cap",
+    "manifest_env_allow": "comma-separated variables (or PREFIX_*) ${NAME} placeholders may read "
+    "besides FD2_MANIFEST_*",
 }
 
 
@@ -96,7 +107,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Settings
             continue
         values[field.name] = (
             tuple(part.strip() for part in raw.split(",") if part.strip())
-            if field.name == "module_packages"
+            if field.name in TUPLE_FIELDS
             else raw
         )
     return msgspec.convert(values, Settings, strict=False)
@@ -122,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def serve(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
 
     # Workers are separate processes: they read the parsed settings back from the environment.
@@ -136,13 +148,61 @@ def serve(settings: Settings) -> None:
         interface=Interfaces.ASGI,
         workers=settings.workers,
         loop=Loops.uvloop,
-        http=HTTPModes.auto,
+        # HTTP/1.1 only unless asked: Granian's protocol detection (HTTP/1.1 or HTTP/2 on one
+        # port) waits for a connection's first bytes with no time limit, so with `auto` a socket
+        # that sends nothing is never timed out (docs/operations.md).
+        http=HTTPModes.http1 if settings.http == "1" else HTTPModes.auto,
+        http1_settings=HTTP1Settings(header_read_timeout=round(settings.header_timeout * 1000)),
+        http2_settings=HTTP2Settings(
+            max_headers_size=settings.max_header_bytes,
+            max_concurrent_streams=_HTTP2_MAX_STREAMS,
+            # Pings find peers that vanished without closing; an idle live peer answers them.
+            keep_alive_interval=round(settings.header_timeout * 1000),
+            keep_alive_timeout=20,
+        ),
         websockets=False,
-        backlog=2048,
+        backlog=_BACKLOG,
+        # Granian's per-worker connection cap: past it the worker stops accepting until a
+        # connection ends. Held far above what a worker serves, and bounded by the fd limit.
+        backpressure=connection_cap(settings),
         log_level=granian_level,
         log_access=False,
+        respawn_failed_workers=True,
         workers_kill_timeout=math.ceil(settings.shutdown_timeout) + 1,
     ).serve()
+
+
+_BACKLOG = 2048
+_HTTP2_MAX_STREAMS = 100
+_FDS_RESERVED = 256
+"""File descriptors a worker keeps for itself: manifests, Redis, Vault, logs, the loop."""
+
+
+def connection_cap(settings: Settings) -> int:
+    """`--max-connections`, lowered to what the worker's file-descriptor limit can hold.
+
+    Raises the soft limit to the hard one first (workers inherit it): every client and upstream
+    connection is a descriptor, and a default soft limit of 1024 would cap a worker long before
+    `--max-connections`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    room = soft - settings.upstream_max_connections - _FDS_RESERVED
+    if soft != resource.RLIM_INFINITY and room < settings.max_connections:
+        cap = max(room, 64)
+        print(
+            f"fd2: --max-connections {settings.max_connections} exceeds what the file-descriptor "
+            f"limit ({soft}) holds next to {settings.upstream_max_connections} upstream "
+            f"connections; using {cap} (raise `ulimit -n`)",
+            file=sys.stderr,
+        )
+        return cap
+    return settings.max_connections
 
 
 if __name__ == "__main__":

@@ -85,9 +85,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds a secret read from Vault is used before the background refresh rereads it."""
     # --- end of Vault settings
 
+    # --- Hardening (issue 19): connections, protocol limits, Redis waits, environment placeholders
+    http: str = "1"
+    """`1`: HTTP/1.1 only, where every connection gets the header timeout; `auto`: HTTP/1.1 and
+    cleartext HTTP/2 (prior knowledge) on the same port: an opt-in, see docs/operations.md."""
+    header_timeout: float = 30.0
+    """Seconds a connection may take to send a complete request head, counted from its opening
+    and, on a kept-alive connection, from the end of the previous answer (the idle timeout)."""
+    max_connections: int = 16384
+    """Open client connections per worker; past it the worker accepts no more until one ends."""
+    max_header_bytes: int = 65536
+    """Largest HTTP/2 header list (431 above); HTTP/1.1 heads are bounded by the server itself."""
+    max_headers: int = 100
+    """Most header fields in a request (431 above), as HTTP/1.1 already enforces."""
+    health_port: int | None = None
+    """A second port answering only `GET /healthz`, outside the serving port's connection cap."""
+    redis_timeout: float = 0.05
+    """Seconds one rate-limit or API-key call may wait on Redis before the failure policy."""
+    manifest_env_allow: tuple[str, ...] = ()
+    """Environment variables `${NAME}` placeholders may read besides `FD2_MANIFEST_*`: names, or
+    prefixes ending in `*` (an explicit opt-in; see docs/security.md)."""
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535")
+        if self.health_port is not None and not 1 <= self.health_port <= 65535:
+            raise ValueError("health_port must be 1..65535")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if self.max_body_bytes < 1:
@@ -106,6 +129,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             "unknown_project_rate",
             "vault_timeout",
             "vault_secret_ttl",
+            "header_timeout",
+            "redis_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -115,8 +140,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ValueError("default_auth must be api_key or none")
         if self.limits_on_redis_failure not in ("open", "closed"):
             raise ValueError("limits_on_redis_failure must be open or closed")
+        if self.http not in ("1", "auto"):
+            raise ValueError("http must be 1 or auto")
+        if self.max_connections < 1 or self.max_header_bytes < 1024 or self.max_headers < 1:
+            raise ValueError("max_connections, max_headers >= 1 and max_header_bytes >= 1024")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be debug, info, warning or error")
+
+
+TUPLE_FIELDS = frozenset(("module_packages", "manifest_env_allow"))
+"""Settings given as comma-separated lists in flags and variables."""
 
 
 def env_name(field: str) -> str:
@@ -134,8 +167,8 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
         raw = environ.get(env_name(field.name))
         if raw is not None:
             values[field.name] = (
-                tuple(part for part in raw.split(",") if part)
-                if field.name == "module_packages"
+                tuple(part.strip() for part in raw.split(",") if part.strip())
+                if field.name in TUPLE_FIELDS
                 else raw
             )
     return msgspec.convert(values, Settings, strict=False)

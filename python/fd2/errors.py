@@ -36,6 +36,18 @@ class BadRequest(Fd2Error):
     code = "invalid_request"
 
 
+class IncompleteBody(BadRequest):
+    """A request body that could not be read to its end (malformed framing, cut short)."""
+
+    code = "invalid_request_body"
+
+
+class HeadersTooLarge(Fd2Error):
+    status = 431
+    error_type = "invalid_request_error"
+    code = "request_headers_too_large"
+
+
 class InvalidRoute(BadRequest):
     code = "invalid_route"
 

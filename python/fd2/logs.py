@@ -18,6 +18,18 @@ def register_secret_value(value: str) -> None:
             _secret_values.add(value)
 
 
+_MIN_ENVIRONMENT_VALUE_LENGTH = 8
+
+
+def register_environment_value(value: str) -> None:
+    """Mask a value a manifest placeholder read from the process environment, as a secret.
+
+    Shorter values are left alone: masking `true` or `dev` would blank unrelated words in every
+    line, and a value that short is no credential."""
+    if len(value) >= _MIN_ENVIRONMENT_VALUE_LENGTH:
+        register_secret_value(value)
+
+
 def redact(text: str) -> str:
     for value in _secret_values:
         if value in text:

@@ -28,6 +28,7 @@ from fd2._native import (
     encoding_for_model,
     encoding_loaded,
 )
+from fd2.errors import BadRequest
 
 __all__ = [
     "TOKENS_PER_MESSAGE",
@@ -73,9 +74,20 @@ def _collect(value: object, texts: list[str]) -> None:
             if part.get("type") == "text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
             elif part.get("type") not in {"image_url", "input_audio", "file"}:
-                texts.append(orjson.dumps(part).decode())
+                texts.append(_compact_json(part))
     elif value is not None:
-        texts.append(orjson.dumps(value).decode())
+        texts.append(_compact_json(value))
+
+
+def _compact_json(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        # orjson reads deeper nesting (1,024 levels) than it writes (255): such a message cannot
+        # be counted, nor forwarded as it is.
+        raise BadRequest(
+            "A message is nested too deeply to be counted.", param="messages"
+        ) from None
 
 
 def count_chat(messages: Sequence[object], encoding: str = "o200k_base") -> int:

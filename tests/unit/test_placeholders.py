@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd2.manifests.placeholders import PlaceholderContext, PlaceholderError, resolve_value
+from fd2.logs import redact
+from fd2.manifests.placeholders import (
+    EnvironmentAllowList,
+    PlaceholderContext,
+    PlaceholderError,
+    resolve_value,
+)
 
 ENVIRONMENTS = {
     "common": {"secrets": {"key": "env:SHARED"}, "region": "eu"},
@@ -13,12 +19,13 @@ ENVIRONMENTS = {
 }
 
 
-def ctx(environment="dev", environ=None, reached=None):
+def ctx(environment="dev", environ=None, reached=None, allow=("HOME_REGION",)):
     return PlaceholderContext(
         environments=ENVIRONMENTS,
         environment=environment,
         environ=environ or {"HOME_REGION": "north"},
         on_reached_string=reached,
+        env_allow=EnvironmentAllowList(allow),
     )
 
 
@@ -49,8 +56,44 @@ def test_numbers_inside_longer_strings_become_text():
     assert resolve_value("rps=${environments.development.limits.rps}", ctx()) == "rps=20"
 
 
-def test_upper_case_names_read_the_process_environment():
+def test_upper_case_names_read_the_process_environment_when_allowed():
     assert resolve_value("r-${HOME_REGION}", ctx()) == "r-north"
+
+
+ENVIRON = {
+    "FD2_MANIFEST_REGION": "north-east-1",
+    "OTHER_PROJECT_SECRET": "sk-other-project-0123456789",
+    "ACME_URL": "http://acme.internal/v1",
+    "FD2_MANIFEST_TTL": "60",
+}
+
+
+@pytest.mark.parametrize(
+    ("allow", "name", "readable"),
+    [
+        ((), "FD2_MANIFEST_REGION", True),  # the prefix needs no opt-in
+        ((), "OTHER_PROJECT_SECRET", False),  # anything else does
+        ((), "ACME_URL", False),
+        ((), "FD2_MANIFEST_TTL", False),  # fd2's own settings variables are not manifest data
+        (("ACME_URL",), "ACME_URL", True),
+        (("ACME_*",), "ACME_URL", True),
+        (("ACME_*",), "OTHER_PROJECT_SECRET", False),
+        (("*",), "OTHER_PROJECT_SECRET", False),  # a bare `*` is no prefix
+    ],
+)
+def test_only_allowed_variables_are_read(allow, name, readable):
+    context = ctx(environ=ENVIRON, allow=allow)
+    if readable:
+        assert resolve_value(f"${{{name}}}", context) == ENVIRON[name]
+    else:
+        with pytest.raises(PlaceholderError, match="may read only") as info:
+            resolve_value(f"${{{name}}}", context)
+        assert ENVIRON[name] not in info.value.message
+
+
+def test_values_read_from_the_environment_are_masked_in_logs():
+    resolve_value("${FD2_MANIFEST_REGION}", ctx(environ=ENVIRON))
+    assert redact("region north-east-1 chosen") == "region *** chosen"
 
 
 def test_keys_of_maps_are_resolved_too():

@@ -78,7 +78,11 @@ class GateCompiler:
                 "--default-auth none: modules whose manifests name no auth are served without "
                 "authentication"
             )
-        redis = make_redis(settings.redis_url) if settings.redis_url else None
+        redis = (
+            make_redis(settings.redis_url, timeout=settings.redis_timeout)
+            if settings.redis_url
+            else None
+        )
         limiter: Limiter = (
             SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
             if redis is not None

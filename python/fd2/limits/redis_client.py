@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+DEFAULT_TIMEOUT_S = 0.05
+"""Redis answers a rate-limit script in well under a millisecond; a server that takes 50 ms is
+hung or lost, and the limiter's failure policy is better than waiting on it (`--redis-timeout`)."""
 
-def make_redis(redis_url: str) -> Any:
-    """A Redis client for the hot path: short timeouts, no retries, a bounded blocking pool."""
+
+def make_redis(redis_url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
+    """A Redis client for the hot path: short timeouts, no retries, a bounded blocking pool.
+
+    `timeout` bounds connecting and every command: with a hung server (stopped, not refusing)
+    a request waits at most this long, once, before the limiter's back-off takes over."""
     import redis.asyncio  # imported only where Redis is configured
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    # A blocking pool: a burst beyond the pool waits its turn for a connection (bounded by
-    # `timeout`) instead of failing over to the per-process limits.
+    # A blocking pool: a burst beyond the pool waits its turn for a connection (at most a
+    # second) instead of failing over to the per-process limits.
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         redis_url,
         max_connections=64,
         timeout=1.0,
-        socket_connect_timeout=0.5,
-        socket_timeout=0.5,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         health_check_interval=30,
         # No retries with back-off inside a request: the limiter's own breaker decides what a
         # failure means (fail open or closed) at once.

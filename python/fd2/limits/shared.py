@@ -1,8 +1,10 @@
 """The Redis-backed limiter: one atomic script call (EVALSHA) per check, shared by every replica.
 
-When Redis cannot be reached the configured policy applies: `open` decides with this process's
-own buckets (the same limits, per replica) and `closed` refuses with 503. Either is logged once
-when it starts and once when Redis answers again.
+When Redis cannot be reached, or does not answer within the client's socket timeout (a hung
+server), the configured policy applies: `open` decides with this process's own buckets (the same
+limits, per replica) and `closed` refuses with 503. Either is logged once when it starts and once
+when Redis answers again. After a failure Redis is left alone for `RETRY_AFTER_FAILURE_S`: one
+request per second probes it, every other one decides at once.
 """
 
 from __future__ import annotations
@@ -40,24 +42,24 @@ class SharedLimiter:
         self._fail_open = on_failure == "open"
         self._fallback = LocalLimiter()
         self._degraded = False
+        self._retry_at = 0.0
 
     async def acquire(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
+        if self._degraded and not self._may_probe():
+            return self._without_redis(specs, costs)  # known down: no request waits on it
         try:
             out = await self._script(
                 keys=self._keys(specs), args=self._args("acquire", specs, costs)
             )
         except Exception as exc:  # any Redis failure: connection, timeout, script error
             self._went_down(exc)
-            if not self._fail_open:
-                raise ServiceUnavailable(
-                    "Rate limiting is unavailable; try again shortly.", code="rate_limiter_down"
-                ) from None
-            return self._fallback.acquire_now(specs, costs)
+            return self._without_redis(specs, costs)
         self._came_back()
         values = [int(value) for value in out]
         return Decision(bool(values[0]), values[1], values[2::2], values[3::2])
 
     def _without_redis(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
+        """The configured policy while Redis is away: per-process buckets, or 503."""
         if not self._fail_open:
             raise ServiceUnavailable(
                 "Rate limiting is unavailable; try again shortly.", code="rate_limiter_down"
@@ -65,7 +67,7 @@ class SharedLimiter:
         return self._fallback.acquire_now(specs, costs)
 
     async def adjust(self, specs: Sequence[LimitSpec], deltas: Sequence[int]) -> None:
-        if self._degraded and time.monotonic() < self._retry_at:
+        if self._degraded and not self._may_probe():
             self._fallback.adjust_now(specs, deltas)
             return
         try:
@@ -86,6 +88,15 @@ class SharedLimiter:
         for spec, amount in zip(specs, amounts, strict=True):
             args += (spec.interval_us, spec.capacity_us, amount)
         return args
+
+    def _may_probe(self) -> bool:
+        """While degraded: True for the one call that may try Redis again once the pause is over
+        (the next pause starts at once, so concurrent requests do not all wait on the probe)."""
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + RETRY_AFTER_FAILURE_S
+        return True
 
     def _went_down(self, exc: Exception) -> None:
         self._retry_at = time.monotonic() + RETRY_AFTER_FAILURE_S

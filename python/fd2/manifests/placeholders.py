@@ -4,24 +4,81 @@ Forms: `${environments.${environment}.a.b}`, `${environments.<name>.a.b}`, `${en
 `${NAME}` (an upper-case process environment variable). Placeholders nest, and a value reached
 through one may hold placeholders of its own (resolved in turn, to a bounded depth). A string that
 is one whole placeholder keeps the type of the value it reaches (a map stays a map).
+
+`${NAME}` reads only variables on an allow-list: names starting with `FD2_MANIFEST_`, plus what
+`--manifest-env-allow` adds. A manifest is data from the Control Tower or a directory, not the
+operator's shell: without the list, any manifest could copy any secret of the process (another
+project's key) into a field that reaches a client. Values read this way are masked in logs.
+`env:NAME` secret references are a separate, explicit mechanism and are not limited by it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
 from typing import Any
 
+import msgspec
+
+from fd2.config import Settings, env_name
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
+from fd2.logs import register_environment_value
 
 _UPPER_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _MAX_DEPTH = 8
 _COMMON = "common"
 
 
+MANIFEST_ENV_PREFIX = "FD2_MANIFEST_"
+"""Variables under this prefix are readable by `${NAME}` placeholders without any opt-in."""
+
+
 class PlaceholderError(ConfigError):
     """A placeholder that cannot be resolved; the message names it and where it stands."""
+
+
+class EnvironmentAllowList:
+    """Which process environment variables `${NAME}` placeholders may read.
+
+    `FD2_MANIFEST_*` always (except fd2's own settings variables under that prefix, such as
+    `FD2_MANIFEST_TTL`); plus each entry given: a name, or a prefix ending in `*`."""
+
+    __slots__ = ("_names", "_prefixes")
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        names: set[str] = set()
+        prefixes: list[str] = [MANIFEST_ENV_PREFIX]
+        for entry in entries:
+            entry = entry.strip()
+            if entry.endswith("*") and entry[:-1]:
+                prefixes.append(entry[:-1])
+            elif entry:
+                names.add(entry)
+        self._names = frozenset(names)
+        self._prefixes = tuple(prefixes)
+
+    def allows(self, name: str) -> bool:
+        if name in self._names:
+            return True
+        if name.startswith(MANIFEST_ENV_PREFIX) and name in _settings_variables():
+            return False
+        return name.startswith(self._prefixes)
+
+
+_allow_list = EnvironmentAllowList()
+
+
+def allow_environment_variables(entries: Iterable[str]) -> None:
+    """Sets this process's allow-list (from `--manifest-env-allow`), once at start-up."""
+    global _allow_list
+    _allow_list = EnvironmentAllowList(entries)
+
+
+@cache
+def _settings_variables() -> frozenset[str]:
+    return frozenset(env_name(field.name) for field in msgspec.structs.fields(Settings))
 
 
 class PlaceholderContext:
@@ -34,9 +91,11 @@ class PlaceholderContext:
         environment: str,
         environ: Mapping[str, str],
         on_reached_string: Callable[[str], Any] | None = None,
+        env_allow: EnvironmentAllowList | None = None,
     ) -> None:
         self.environments = environments
         self.environ = environ
+        self.env_allow = env_allow or _allow_list
         self._by_canonical = {canonical_environment(name): name for name in environments}
         # Spell the served environment as the manifest does, where it names it.
         self.environment = self._by_canonical.get(canonical_environment(environment), environment)
@@ -137,11 +196,17 @@ def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -
             )
         return _reached(node, ctx, path, depth)
     if _UPPER_NAME.match(expression):
+        if not ctx.env_allow.allows(expression):
+            raise PlaceholderError(
+                f"placeholder ${{{expression}}} at {path}: manifests may read only environment "
+                f"variables named {MANIFEST_ENV_PREFIX}* or listed in --manifest-env-allow"
+            )
         value = ctx.environ.get(expression)
         if value is None:
             raise PlaceholderError(
                 f"placeholder ${{{expression}}} at {path}: environment variable is not set"
             )
+        register_environment_value(value)
         return value
     raise PlaceholderError(f"unknown placeholder ${{{expression}}} at {path}")
 
