@@ -14,7 +14,7 @@ export PIP_CERT := $(SYSTEM_CA)
 endif
 endif
 
-.PHONY: help install redis-server demo run test test-python test-rust lint format clean \
+.PHONY: help install lock redis-server demo run test test-python test-rust lint format clean \
 	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile
 
 help: ## list the targets
@@ -25,12 +25,26 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml Cargo.toml rust/Cargo.toml modules/pyproject.toml $(shell find rust/src -name '*.rs')
+# The dependency versions come from the lock (requirements/dev.txt, made by `make lock`).
+$(STAMP): $(BIN)/python pyproject.toml requirements/dev.txt Cargo.toml rust/Cargo.toml rust/build.rs $(shell find rust/src -name '*.rs')
 	@command -v cargo >/dev/null || { echo "fd2 needs a Rust toolchain (cargo) to build fd2._native"; exit 1; }
-	$(BIN)/pip install -q -e '.[dev]' -e ./modules
+	@# The built-in modules were once a distribution of their own; they are part of fd2 now.
+	@$(BIN)/pip uninstall -q -y fd2-modules 2>/dev/null || true
+	$(BIN)/pip install -q -c requirements/dev.txt -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install fd2 (building fd2._native), its modules and dev tools
+install: $(STAMP) ## create .venv and install fd2 (building fd2._native, with its built-in modules) and dev tools
+
+# uv resolves (fast, and its --universal lock holds for every platform the image is built for);
+# pip installs from the result. runtime.txt and build.txt carry hashes (the image installs them
+# with --require-hashes); dev.txt pins the dev tools within the runtime pins.
+UV := $(BIN)/uv
+LOCK_ARGS := $(if $(UPGRADE),--upgrade) --universal --python-version 3.11 --custom-compile-command "make lock" -q
+lock: $(BIN)/python ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest allowed versions)
+	@test -x $(UV) || $(BIN)/pip install -q uv
+	$(UV) pip compile pyproject.toml $(LOCK_ARGS) --generate-hashes -o requirements/runtime.txt
+	$(UV) pip compile requirements/build.in $(LOCK_ARGS) --generate-hashes -o requirements/build.txt
+	$(UV) pip compile pyproject.toml --extra dev -c requirements/runtime.txt $(LOCK_ARGS) -o requirements/dev.txt
 
 demo: install ## start fd2 on the bundled manifests in front of a local stand-in, and show requests
 	$(BIN)/python scripts/demo.py
