@@ -46,16 +46,14 @@ lock: $(BIN)/python ## re-resolve requirements/*.txt from pyproject.toml (UPGRAD
 	$(UV) pip compile requirements/build.in $(LOCK_ARGS) --generate-hashes -o requirements/build.txt
 	$(UV) pip compile pyproject.toml --extra dev -c requirements/runtime.txt $(LOCK_ARGS) -o requirements/dev.txt
 
-demo: install ## start fd2 on the bundled manifests in front of a local stand-in, and show requests
+# The demo project (examples/demo) in front of a local OpenAI-style stand-in that echoes requests;
+# FD2_DEMO_UPSTREAM (+ FD2_DEMO_API_KEY or OPENAI_API_KEY) puts a real provider behind it instead,
+# FD2_DEMO_PORT moves fd2 off 8080 (a port in use is an error).
+demo: install ## start fd2 on the demo project in front of a local stand-in, and show requests
 	$(BIN)/python scripts/demo.py
 
-run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the manifests say)
-	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} \
-	ACME_DEV_JWT_SECRET=$${ACME_DEV_JWT_SECRET:-demo-only-jwt-secret-change-me-0123456789} \
-	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
-	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
-	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
-	$(BIN)/fd2 serve --manifests examples/manifests
+run: install ## serve the demo project on 127.0.0.1:8080 in front of the stand-in (no requests shown)
+	$(BIN)/python scripts/demo.py --serve
 
 lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
 	$(BIN)/ruff check python modules tests scripts bench
