@@ -15,7 +15,8 @@ endif
 endif
 
 .PHONY: help install lock redis-server demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile \
+	deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -111,7 +112,18 @@ bench-smoke: install bench-tools ## a few seconds of every benchmark, so the har
 	$(BIN)/python bench/route_rebuild.py --quick
 	$(BIN)/python bench/auth_cost.py --quick
 
-test: install lint test-rust test-python bench-smoke ## everything CI runs
+# deploy/ checked without a Docker engine or a cluster: HAProxy's own config check (Debian's
+# haproxy), and deploy/check, a Go program (Go >= 1.25: the machine's /usr/local/go) that loads the
+# compose file with compose-go (what Docker Compose loads it with) and decodes the Kubernetes
+# manifests strictly into the Kubernetes API's Go types, then checks fd2's operational rules.
+deploy-check: bench-tools ## validate deploy/ (compose file, HAProxy config, Kubernetes manifests)
+	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
+	haproxy -c -q -f deploy/compose/haproxy.cfg
+	cd deploy/check && GO=$$(command -v go || echo /usr/local/go/bin/go) \
+		&& export GOTOOLCHAIN=local GOFLAGS=-mod=readonly \
+		&& test -z "$$($$(dirname $$GO)/gofmt -l .)" && $$GO vet . && $$GO run . ..
+
+test: install lint deploy-check test-rust test-python bench-smoke ## everything CI runs
 
 format: install ## apply ruff and cargo formatting
 	$(BIN)/ruff format python modules tests scripts bench
