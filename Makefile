@@ -14,7 +14,7 @@ export PIP_CERT := $(SYSTEM_CA)
 endif
 endif
 
-.PHONY: help install lock redis-server demo run test test-python test-rust lint format clean \
+.PHONY: help install lock redis-server haproxy demo run test test-python test-rust lint format clean \
 	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile \
 	deploy-check
 
@@ -72,7 +72,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 redis-server: ## install redis-server when it is missing (apt)
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
-test-python: install redis-server ## the pytest suite (unit, module, end-to-end)
+# deploy-check validates deploy/compose/haproxy.cfg with it; tests/e2e/test_scaleout.py runs it.
+haproxy: ## install haproxy when it is missing (apt)
+	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
+
+test-python: install redis-server haproxy ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest
 
 # The benchmark's stand-in and load generator are Go programs (standard library only; Go >= 1.19).
@@ -103,7 +107,7 @@ bench-profile: install bench-tools ## py-spy profile of fd2 under load (pip inst
 bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
 	$(BIN)/pytest bench/micro -p no:cacheprovider
 
-bench-smoke: install bench-tools ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
+bench-smoke: install bench-tools ## a short run of every benchmark (about 40 s), so the harness never rots (no speed asserts)
 	cd bench && GO=$$(command -v go || echo /usr/local/go/bin/go) && $$GO vet ./... \
 		&& test -z "$$($$(dirname $$GO)/gofmt -l .)"
 	$(BIN)/python bench/run.py --smoke
@@ -116,8 +120,7 @@ bench-smoke: install bench-tools ## a few seconds of every benchmark, so the har
 # haproxy), and deploy/check, a Go program (Go >= 1.25: the machine's /usr/local/go) that loads the
 # compose file with compose-go (what Docker Compose loads it with) and decodes the Kubernetes
 # manifests strictly into the Kubernetes API's Go types, then checks fd2's operational rules.
-deploy-check: bench-tools ## validate deploy/ (compose file, HAProxy config, Kubernetes manifests)
-	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
+deploy-check: bench-tools haproxy ## validate deploy/ (compose file, HAProxy config, Kubernetes manifests)
 	haproxy -c -q -f deploy/compose/haproxy.cfg
 	cd deploy/check && GO=$$(command -v go || echo /usr/local/go/bin/go) \
 		&& export GOTOOLCHAIN=local GOFLAGS=-mod=readonly \
