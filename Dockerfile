@@ -80,7 +80,7 @@ COPY --from=builder /opt/fd2 /opt/fd2
 # The demo project (its upstream from FD2_DEMO_UPSTREAM, its key from FD2_DEMO_API_KEY). Owned by
 # root and read-only for fd2: mount your own directory over it, or set FD2_MANIFESTS or
 # FD2_CONTROL_TOWER.
-COPY examples/demo/ /etc/fd2/manifests/
+COPY examples/manifests/demo.json /etc/fd2/manifests/demo.json
 
 ENV PATH=/opt/fd2/bin:$PATH \
     PYTHONUNBUFFERED=1 \

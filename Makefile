@@ -107,7 +107,7 @@ bench-profile: install bench-tools ## py-spy profile of fd2 under load (pip inst
 bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
 	$(BIN)/pytest bench/micro -p no:cacheprovider
 
-bench-smoke: install bench-tools ## a short run of every benchmark (about 40 s), so the harness never rots (no speed asserts)
+bench-smoke: install bench-tools ## a short run of every benchmark (30-40 s), so the harness never rots (no speed asserts)
 	cd bench && GO=$$(command -v go || echo /usr/local/go/bin/go) && $$GO vet ./... \
 		&& test -z "$$($$(dirname $$GO)/gofmt -l .)"
 	$(BIN)/python bench/run.py --smoke

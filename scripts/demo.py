@@ -1,7 +1,7 @@
 """`make demo` and `make run`: fd2 serving the demo project in front of an OpenAI-style upstream.
 
-fd2 serves examples/demo (the `demo` project alone: the reference manifests in examples/manifests
-name Vault secrets and a JWT service a plain machine does not have). The upstream is a local
+fd2 serves examples/demo, a link to examples/manifests/demo.json alone: the other manifests there
+name Vault secrets and a JWT service a plain machine does not have. The upstream is a local
 stand-in (tests/standins/openai_upstream.py) unless FD2_DEMO_UPSTREAM names a real provider (its key
 from FD2_DEMO_API_KEY, else OPENAI_API_KEY). The stand-in has no model: its chat answer is an echo,
 a description of the request it received from fd2.
