@@ -14,8 +14,8 @@ ARG RUST_IMAGE=rust:1.85-slim-bookworm
 FROM ${RUST_IMAGE} AS rust
 
 # ---------------------------------------------------------------------------------------------
-# builder: both wheels (fd2 with its Rust extension, and the fd2-modules distribution), then a
-# venv at /opt/fd2 holding them and their dependencies. Nothing else of this stage is shipped.
+# builder: the fd2 wheel (its Rust extension and the built-in modules of modules/), then a venv at
+# /opt/fd2 holding it and the locked runtime dependencies. Nothing else of this stage is shipped.
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 
@@ -32,30 +32,34 @@ ENV RUSTUP_HOME=/usr/local/rustup \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
+WORKDIR /src
+# The locks first: these layers are reused until requirements/ changes. Every package is checked
+# against the hashes in the lock (requirements/*.txt, made by `make lock`).
+COPY requirements/ requirements/
 # The build tools live in their own venv, apart from the venv that is shipped.
 RUN python3 -m venv /opt/build \
-    && /opt/build/bin/pip install "maturin>=1.7,<2" \
+    && /opt/build/bin/pip install --require-hashes -r requirements/build.txt \
     && rustc --version && cargo --version
+RUN python3 -m venv /opt/fd2 \
+    && /opt/fd2/bin/pip install --require-hashes -r requirements/runtime.txt
 
-WORKDIR /src
 COPY pyproject.toml Cargo.toml Cargo.lock README.md ./
 COPY rust/ rust/
+# python/inference_openai is a link into modules/: both go in, and maturin packs the modules.
 COPY python/ python/
 COPY modules/ modules/
 
-# fd2: release build of fd2._native (abi3, cp311+), exactly the crates in Cargo.lock.
-# fd2-modules: pure Python (setuptools), no dependencies resolved here.
+# Release build of fd2._native (abi3, cp311+), exactly the crates in Cargo.lock, plus fd2's Python
+# packages and built-in modules, in one wheel. It joins the venv without resolving anything more;
+# pip check proves the lock holds everything fd2 declares. pip and setuptools are removed from the
+# venv afterwards: nothing at run time installs packages.
 RUN /opt/build/bin/maturin build --release --locked --strip --out /wheels \
-    && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels ./modules \
-    && ls -l /wheels
-
-# The shipped venv: the two wheels plus their runtime dependencies (granian, uvloop, msgspec,
-# orjson, httpx, ...). pip and setuptools are removed from it afterwards: nothing at run time
-# installs packages.
-RUN python3 -m venv /opt/fd2 \
-    && /opt/fd2/bin/pip install /wheels/fd2-*.whl /wheels/fd2_modules-*.whl \
+    && ls -l /wheels \
+    && /opt/fd2/bin/pip install --no-deps /wheels/fd2-*.whl \
+    && /opt/fd2/bin/pip check \
     && /opt/fd2/bin/pip uninstall -y pip setuptools \
-    && /opt/fd2/bin/python -c "import fd2._native, inference_openai; from importlib.metadata import entry_points; assert entry_points(group='fd2.modules'), 'no fd2.modules entry points'" \
+    && /opt/fd2/bin/fd2 --version \
+    && /opt/fd2/bin/fd2 --version | grep -q "module types: inference_endpoint, inference_openai, jwt_config" \
     && /opt/fd2/bin/fd2 serve --help > /dev/null
 
 # ---------------------------------------------------------------------------------------------
@@ -73,8 +77,10 @@ RUN groupadd --gid 10001 fd2 \
        --shell /usr/sbin/nologin fd2
 
 COPY --from=builder /opt/fd2 /opt/fd2
-# Owned by root and read-only for fd2: mount your own directory over it (or set FD2_MANIFESTS).
-COPY examples/manifests/ /etc/fd2/manifests/
+# The demo project (its upstream from FD2_DEMO_UPSTREAM, its key from FD2_DEMO_API_KEY). Owned by
+# root and read-only for fd2: mount your own directory over it, or set FD2_MANIFESTS or
+# FD2_CONTROL_TOWER.
+COPY examples/manifests/demo.json /etc/fd2/manifests/demo.json
 
 ENV PATH=/opt/fd2/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -14,8 +14,9 @@ export PIP_CERT := $(SYSTEM_CA)
 endif
 endif
 
-.PHONY: help install redis-server demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile soak
+.PHONY: help install lock redis-server haproxy demo run test test-python test-rust lint format clean \
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile \
+	deploy-check soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,24 +26,35 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml Cargo.toml rust/Cargo.toml modules/pyproject.toml $(shell find rust/src -name '*.rs')
+# The dependency versions come from the lock (requirements/dev.txt, made by `make lock`).
+$(STAMP): $(BIN)/python pyproject.toml requirements/dev.txt Cargo.toml rust/Cargo.toml rust/build.rs $(shell find rust/src -name '*.rs')
 	@command -v cargo >/dev/null || { echo "fd2 needs a Rust toolchain (cargo) to build fd2._native"; exit 1; }
-	$(BIN)/pip install -q -e '.[dev]' -e ./modules
+	@# The built-in modules were once a distribution of their own; they are part of fd2 now.
+	@$(BIN)/pip uninstall -q -y fd2-modules 2>/dev/null || true
+	$(BIN)/pip install -q -c requirements/dev.txt -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install fd2 (building fd2._native), its modules and dev tools
+install: $(STAMP) ## create .venv and install fd2 (building fd2._native, with its built-in modules) and dev tools
 
-demo: install ## start fd2 on the bundled manifests in front of a local stand-in, and show requests
+# uv resolves (fast, and its --universal lock holds for every platform the image is built for);
+# pip installs from the result. runtime.txt and build.txt carry hashes (the image installs them
+# with --require-hashes); dev.txt pins the dev tools within the runtime pins.
+UV := $(BIN)/uv
+LOCK_ARGS := $(if $(UPGRADE),--upgrade) --universal --python-version 3.11 --custom-compile-command "make lock" -q
+lock: $(BIN)/python ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest allowed versions)
+	@test -x $(UV) || $(BIN)/pip install -q uv
+	$(UV) pip compile pyproject.toml $(LOCK_ARGS) --generate-hashes -o requirements/runtime.txt
+	$(UV) pip compile requirements/build.in $(LOCK_ARGS) --generate-hashes -o requirements/build.txt
+	$(UV) pip compile pyproject.toml --extra dev -c requirements/runtime.txt $(LOCK_ARGS) -o requirements/dev.txt
+
+# The demo project (examples/demo) in front of a local OpenAI-style stand-in that echoes requests;
+# FD2_DEMO_UPSTREAM (+ FD2_DEMO_API_KEY or OPENAI_API_KEY) puts a real provider behind it instead,
+# FD2_DEMO_PORT moves fd2 off 8080 (a port in use is an error).
+demo: install ## start fd2 on the demo project in front of a local stand-in, and show requests
 	$(BIN)/python scripts/demo.py
 
-run: install ## serve the bundled manifests on 127.0.0.1:8080 (upstreams as the manifests say)
-	ACME_UPSTREAM_API_KEY=$${ACME_UPSTREAM_API_KEY:-demo} \
-	ACME_DEV_JWT_SECRET=$${ACME_DEV_JWT_SECRET:-demo-only-jwt-secret-change-me-0123456789} \
-	BILLING_UPSTREAM_API_KEY=$${BILLING_UPSTREAM_API_KEY:-demo} \
-	FD2_DEMO_UPSTREAM=$${FD2_DEMO_UPSTREAM:-http://127.0.0.1:9100/v1} \
-	FD2_DEMO_API_KEY=$${FD2_DEMO_API_KEY:-demo} \
-	FD2_MANIFEST_ENV_ALLOW=$${FD2_MANIFEST_ENV_ALLOW:-FD2_DEMO_UPSTREAM} \
-	$(BIN)/fd2 serve --manifests examples/manifests
+run: install ## serve the demo project on 127.0.0.1:8080 in front of the stand-in (no requests shown)
+	$(BIN)/python scripts/demo.py --serve
 
 lint: install ## ruff, mypy (strict), cargo fmt, clippy (pedantic), stubtest
 	$(BIN)/ruff check python modules tests scripts bench
@@ -60,7 +72,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 redis-server: ## install redis-server when it is missing (apt)
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
-test-python: install redis-server ## the pytest suite (unit, module, end-to-end)
+# deploy-check validates deploy/compose/haproxy.cfg with it; tests/e2e/test_scaleout.py runs it.
+haproxy: ## install haproxy when it is missing (apt)
+	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
+
+test-python: install redis-server haproxy ## the pytest suite (unit, module, end-to-end)
 	$(BIN)/pytest
 
 # The benchmark's stand-in and load generator are Go programs (standard library only; Go >= 1.19).
@@ -91,7 +107,7 @@ bench-profile: install bench-tools ## py-spy profile of fd2 under load (pip inst
 bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
 	$(BIN)/pytest bench/micro -p no:cacheprovider
 
-bench-smoke: install bench-tools ## a few seconds of every benchmark, so the harness never rots (no speed asserts)
+bench-smoke: install bench-tools ## a short run of every benchmark (30-40 s), so the harness never rots (no speed asserts)
 	cd bench && GO=$$(command -v go || echo /usr/local/go/bin/go) && $$GO vet ./... \
 		&& test -z "$$($$(dirname $$GO)/gofmt -l .)"
 	$(BIN)/python bench/run.py --smoke
@@ -104,7 +120,18 @@ bench-smoke: install bench-tools ## a few seconds of every benchmark, so the har
 soak: install redis-server ## 3 min of mixed hostile load on loopback (floods, slow bodies, resets, worker kills, Redis stops); fails on a lost or hung request
 	$(BIN)/python bench/soak.py --seconds $(or $(SOAK_SECONDS),180)
 
-test: install lint test-rust test-python bench-smoke ## everything CI runs
+
+# deploy/ checked without a Docker engine or a cluster: HAProxy's own config check (Debian's
+# haproxy), and deploy/check, a Go program (Go >= 1.25: the machine's /usr/local/go) that loads the
+# compose file with compose-go (what Docker Compose loads it with) and decodes the Kubernetes
+# manifests strictly into the Kubernetes API's Go types, then checks fd2's operational rules.
+deploy-check: bench-tools haproxy ## validate deploy/ (compose file, HAProxy config, Kubernetes manifests)
+	haproxy -c -q -f deploy/compose/haproxy.cfg
+	cd deploy/check && GO=$$(command -v go || echo /usr/local/go/bin/go) \
+		&& export GOTOOLCHAIN=local GOFLAGS=-mod=readonly \
+		&& test -z "$$($$(dirname $$GO)/gofmt -l .)" && $$GO vet . && $$GO run . ..
+
+test: install lint deploy-check test-rust test-python bench-smoke ## everything CI runs
 
 format: install ## apply ruff and cargo formatting
 	$(BIN)/ruff format python modules tests scripts bench

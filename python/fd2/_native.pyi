@@ -15,6 +15,7 @@ __all__ = [
     "SseFramer",
     "SseStateError",
     "UnknownEncoding",
+    "build_info",
     "count_tokens",
     "count_tokens_all",
     "decode_tokens",
@@ -119,3 +120,6 @@ class CacheKeyer:
     def exclude(self) -> list[str]: ...
     @property
     def namespace(self) -> str: ...
+
+def build_info() -> dict[str, str]:
+    """How this extension was built: version, rustc, target, profile, opt_level, debug asserts."""

@@ -14,6 +14,7 @@ import msgspec
 
 from fd2.auth import keys_cli
 from fd2.config import SETTINGS_ENV, TUPLE_FIELDS, Settings, env_name
+from fd2.version import VersionAction
 
 _HELP = {
     "host": "address to listen on",
@@ -79,6 +80,7 @@ _HELP = {
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fd2", description="fd2: the AI platform's front door")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve requests (Granian, raw ASGI, uvloop)")
     for field in msgspec.structs.fields(Settings):

@@ -16,6 +16,8 @@ from fd2.errors import ConfigError
 from fd2.module import Module
 
 ENTRY_POINT_GROUP = "fd2.modules"
+# The module types fd2's own distribution serves: missing, the install itself is incomplete.
+_BUILT_IN_TYPES = frozenset({"inference_endpoint", "inference_openai", "jwt_config"})
 _log = logging.getLogger("fd2.registry")
 
 
@@ -56,6 +58,16 @@ class ModuleRegistry:
         if implementation:
             return self._import_allowed(implementation)
         return self._by_type().get(module_type)
+
+    @staticmethod
+    def install_hint(module_type: str) -> str:
+        """What to install so that a module type nothing here serves gets served."""
+        if module_type in _BUILT_IN_TYPES:
+            return "it is built into fd2: reinstall the fd2 package (pip install fd2)"
+        return (
+            f"install the package that provides it (one registering {module_type!r} in the "
+            f"{ENTRY_POINT_GROUP!r} entry-point group)"
+        )
 
     def _import_allowed(self, implementation: str) -> type[Module]:
         module_path, sep, attribute = implementation.replace(":", ".").rpartition(".")

@@ -20,7 +20,7 @@ from fd2.manifests.compile import AnyManifest, ModuleDeclaration, declarations
 from fd2.manifests.models import SERVED_STATUSES
 from fd2.module import Module, ModuleContext, Timeouts
 from fd2.registry import ModuleRegistry
-from fd2.route_inputs import ProjectInputs, Resolution
+from fd2.route_inputs import VAULT_MODULE_TYPE, ProjectInputs, Resolution
 from fd2.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
 from fd2.secret_usage import SecretUsage
 from fd2.secrets import SecretResolver
@@ -226,9 +226,15 @@ class RouteBuilder:
             _log.error("%s (%s)", problem.message, declaration.origin)
             return None, problem
         if cls is None:
-            _log.info(
-                "module %s: type %s is not served here; ignored", label, declaration.module_type
-            )
+            if declaration.module_type == VAULT_MODULE_TYPE:  # read by the core, not a route
+                _log.info("module %s: type vault configures the project's Vault", label)
+            else:
+                _log.warning(
+                    "module %s: type %s is served by no installed package; %s",
+                    label,
+                    declaration.module_type,
+                    self._registry.install_hint(declaration.module_type),
+                )
             return None, NotFound(
                 f"Module {label} has type {declaration.module_type!r}, "
                 "which this gateway does not serve."

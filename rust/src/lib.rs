@@ -1,5 +1,6 @@
 //! fd2._native: the gateway's Rust extension; declares the modules and registers each area on import.
 
+mod build_info_py;
 pub mod cache_key;
 mod cache_key_py;
 pub mod errors;
@@ -20,6 +21,7 @@ mod _native {
         crate::errors::init_pymodule(m)?;
         crate::sse_py::init_pymodule(m)?;
         crate::tokens_py::init_pymodule(m)?;
-        crate::cache_key_py::init_pymodule(m)
+        crate::cache_key_py::init_pymodule(m)?;
+        crate::build_info_py::init_pymodule(m)
     }
 }
