@@ -1,8 +1,9 @@
-"""What auth and rate limiting add to a request: the gate of a compiled route, timed alone.
+"""What auth and rate limiting add to a request: the steps of a compiled route, timed alone.
 
 Run: `.venv/bin/python bench/auth_cost.py [--quick]`. Routes are compiled from a manifest the way
-the gateway compiles them; each case times `gate.run(request, send, handler)` against calling the
-same (empty) handler directly, and prints p50/p99 of the difference in µs. The Redis cases start a
+the gateway compiles them, their steps composed with an (empty) handler and the inference
+module's chat meter; each case times the composed handler against calling the same handler
+directly, and prints p50/p99 of the difference in µs. The Redis cases start a
 redis-server of their own on a free loopback port (installed by `make redis-server`).
 
 Targets (issue 6): at most 50 µs at p50 with the in-process limiter; with Redis, one round trip.
@@ -30,15 +31,17 @@ import uvloop
 
 from fd2.auth.api_keys import KeyHasher
 from fd2.auth.compiler import GateCompiler
-from fd2.auth.gate import Gate
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import specs_for
 from fd2.manifests.compile import declarations
 from fd2.manifests.decode import decode_manifest
+from fd2.module import Handler
 from fd2.request import Request
 from fd2.secrets import SecretResolver
+from inference_openai.metering import CHAT, OpenAIMeter
+from inference_openai.transforms import Defaults, prepare_chat
 
 SECRET = "bench-jwt-secret-" * 4
 PEPPER = b"bench-pepper"
@@ -99,12 +102,18 @@ def fresh_tokens() -> Callable[[], str]:
     return lambda: token(next(counter))
 
 
-def gates(compiler: GateCompiler) -> dict[str, Gate | None]:
+def composed(compiler: GateCompiler) -> dict[str, Handler]:
     found = declarations(decode_manifest(manifest(), origin="bench"), origin="b", default_env="dev")
     peers = {d.module: d for d in found}
     config = {"model_name": "gpt-4o-mini"}
+    defaults = Defaults(model="gpt-4o-mini")
+    meter = OpenAIMeter(CHAT, lambda body: prepare_chat(body, defaults), None)
+    path = "/v1/chat/completions"
+    handlers = {path: {"POST": handler}}
     return {
-        name: compiler.compile(peers[name], "development", peers, config)
+        name: compiler.compile(peers[name], "development", peers, config).apply(
+            handlers, {path: meter}
+        )[path]["POST"]
         for name in ("key", "jwt", "tokens")
     }
 
@@ -149,16 +158,13 @@ async def handler(request: Request, send_: Any) -> None:
     await send_({"type": "http.response.body", "body": b"{}"})
 
 
-async def time_case(gate: Gate | None, make: Callable[[], Request], n: int) -> list[float]:
+async def time_case(route: Handler, make: Callable[[], Request], n: int) -> list[float]:
     samples = []
     clock = time.perf_counter_ns
     for _ in range(n):
         request = make()
         began = clock()
-        if gate is None:
-            await handler(request, send)
-        else:
-            await gate.run(request, send, handler)
+        await route(request, send)
         samples.append((clock() - began) / 1000)
     return samples
 
@@ -172,19 +178,19 @@ async def run_suite(limiter: Any, label: str, n: int) -> None:
             limiter=limiter,
             hasher=KeyHasher(PEPPER),
         )
-        compiled = gates(compiler)
+        compiled = composed(compiler)
         cases = {
             "api key + request limits": (compiled["key"], request_factory(KEY)),
             "JWT HS256 (verified before) + limits": (compiled["jwt"], request_factory(token())),
             "JWT HS256 (first use) + limits": (compiled["jwt"], request_factory(fresh_tokens())),
             "api key + request and token limits": (compiled["tokens"], request_factory(KEY)),
         }
-        await time_case(None, request_factory(None), n // 10)  # warm-up
-        baseline = statistics.median(await time_case(None, request_factory(None), n))
+        await time_case(handler, request_factory(None), n // 10)  # warm-up
+        baseline = statistics.median(await time_case(handler, request_factory(None), n))
         print(f"\n{label}: handler alone p50 {baseline:.1f} µs")
-        for name, (gate, make) in cases.items():
-            await time_case(gate, make, n // 10)
-            samples = sorted(await time_case(gate, make, n))
+        for name, (route, make) in cases.items():
+            await time_case(route, make, n // 10)
+            samples = sorted(await time_case(route, make, n))
             p50 = statistics.median(samples) - baseline
             p99 = samples[int(len(samples) * 0.99)] - baseline
             print(f"  {name:40s} added p50 {p50:7.1f} µs   p99 {p99:7.1f} µs")

@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from fd2.cache_keys import DEFAULT_EXCLUDED, CacheKeyer
+from fd2.cache_keys import CacheKeyer
+from inference_openai import InferenceOpenAIModule
 
-EXCLUDED = sorted(DEFAULT_EXCLUDED)
+EXCLUDED = sorted(InferenceOpenAIModule.cache_key_ignores)
 KEYER = CacheKeyer(exclude=EXCLUDED, namespace="bench")
 
 

@@ -23,9 +23,15 @@ ERROR_BODY_LIMIT: Final = 1 << 20
 
 _RELAYED_PREFIX: Final = b"x-ratelimit-"
 _RELAYED_NAMES: Final = frozenset({b"openai-processing-ms"})
-# Checks "is a JSON object" without building Python objects for the values: success bodies can
-# be megabytes of embeddings, and only their outer shape matters here.
-_OBJECT_SHAPE: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+class _Answer(msgspec.Struct):
+    usage: msgspec.Raw = msgspec.Raw()
+
+
+# Checks "is a JSON object" and finds its `usage` member in one pass, without building Python
+# objects for the other values: success bodies can be megabytes of embeddings.
+_ANSWER: Final = msgspec.json.Decoder(_Answer)
 
 
 def relayed_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
@@ -38,8 +44,9 @@ def relayed_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
     return relayed
 
 
-def settle(status: int, body: bytes | None) -> tuple[int, bytes]:
-    """The (status, JSON body) to answer a non-streaming call with; raises UpstreamError otherwise.
+def settle(status: int, body: bytes | None) -> tuple[int, bytes, bytes | None]:
+    """The (status, JSON body, its raw `usage` member) to answer a non-streaming call with;
+    raises UpstreamError otherwise.
 
     `body` is None when an answer was too large to read in full.
     """
@@ -48,22 +55,16 @@ def settle(status: int, body: bytes | None) -> tuple[int, bytes]:
             raise UpstreamError(
                 f"The upstream answered HTTP {status} with a body too large to relay."
             )
-        if not is_json_object(body):
+        try:
+            answer = _ANSWER.decode(body)
+        except msgspec.DecodeError:
             raise UpstreamError(
                 f"The upstream answered HTTP {status} with a body that is not a JSON object."
-            )
-        return status, body
+            ) from None
+        return status, body, bytes(answer.usage) or None
     if body is not None and is_openai_error(body):
-        return status, body
+        return status, body, None
     raise UpstreamError(f"The upstream answered HTTP {status}.")
-
-
-def is_json_object(body: bytes) -> bool:
-    try:
-        _OBJECT_SHAPE.decode(body)
-    except msgspec.DecodeError:
-        return False
-    return True
 
 
 def is_openai_error(body: bytes) -> bool:

@@ -17,14 +17,21 @@ from inference_openai.answers import (
     settle,
 )
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
+from inference_openai.usage import UsageReport
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 
 async def relay_json(
-    upstream: Opens, call: UpstreamCall, send: Send, logger: logging.Logger, request_id: str
+    upstream: Opens,
+    call: UpstreamCall,
+    send: Send,
+    logger: logging.Logger,
+    request_id: str,
+    usage: UsageReport | None = None,
 ) -> None:
-    """Send `call` upstream and answer with its JSON result, or raise an Fd2Error."""
+    """Send `call` upstream and answer with its JSON result, or raise an Fd2Error. `usage`
+    reports the answer's usage to the core."""
     try:
         async with asyncio.timeout(upstream.total_s):
             response = await upstream.open(call)
@@ -43,7 +50,7 @@ async def relay_json(
     status = response.status
     if not 200 <= status < 300:
         logger.info("request %s: upstream answered HTTP %d", request_id, status)
-    await send_settled(send, logger, request_id, status, body, response.raw_headers)
+    await send_settled(send, logger, request_id, status, body, response.raw_headers, usage)
 
 
 async def send_settled(
@@ -53,11 +60,14 @@ async def send_settled(
     status: int,
     body: bytes | None,
     raw_headers: RawHeaders,
+    usage: UsageReport | None = None,
 ) -> None:
     """Answer with what `settle` makes of an upstream answer read in full (or raise its error)."""
     try:
-        status, payload = settle(status, body)
+        status, payload, reported = settle(status, body)
     except UpstreamError as error:
         logger.warning("request %s: %s", request_id, error.message)
         raise
+    if usage is not None:
+        usage.answer(reported)  # from the body as read, never a second copy of it
     await send_bytes(send, status, payload, headers=relayed_headers(raw_headers))

@@ -14,12 +14,14 @@ from typing import Any, ClassVar
 
 from fd2.disconnect import cancel_on_disconnect
 from fd2.errors import NotFound
+from fd2.metering import Meter
 from fd2.module import Handler, Module, ModuleContext
 from fd2.request import ClientDisconnected, Request
 from fd2.secrets import Secret
 from fd2.types import Send
 from inference_openai.config import InferenceConfig, load_config
 from inference_openai.exchange import relay_json
+from inference_openai.metering import CHAT, COMPLETIONS, EMBEDDINGS, OpenAIMeter, warm_up
 from inference_openai.route_chat import RouteChat, gateway_route
 from inference_openai.route_upstream import RouteUpstream
 from inference_openai.streaming import relay_stream
@@ -35,9 +37,19 @@ from inference_openai.transforms import (
     upstream_target,
 )
 from inference_openai.upstream import Upstream
-from inference_openai.usage import plan_usage, wants_usage
+from inference_openai.usage import UsageReport, stream_report
 
 _Prepare = Callable[[dict[str, Any], Defaults], Prepared]
+_PREPARE: dict[str, _Prepare] = {
+    CHAT: prepare_chat,
+    COMPLETIONS: prepare_completion,
+    EMBEDDINGS: prepare_embedding,
+}
+_PATHS = {
+    CHAT: "/v1/chat/completions",
+    COMPLETIONS: "/v1/completions",
+    EMBEDDINGS: "/v1/embeddings",
+}
 _OTHER_ENDPOINTS = (("/v1/completions", "POST"), ("/v1/embeddings", "POST"), ("/v1/models", "GET"))
 
 
@@ -46,6 +58,7 @@ class InferenceOpenAIModule(Module):
 
     module_types: ClassVar[tuple[str, ...]] = ("inference_endpoint", "inference_openai")
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    cache_key_ignores: ClassVar[frozenset[str]] = frozenset({"user", "stream", "stream_options"})
 
     _upstream: Upstream
     _defaults: Defaults
@@ -55,16 +68,22 @@ class InferenceOpenAIModule(Module):
     """Why only chat completions are served (None: every endpoint is)."""
     _route: RouteChat | None
     _gateway_module: str
+    _meters: dict[str, OpenAIMeter]
 
     async def setup(self, context: ModuleContext) -> None:
         config = load_config(context.config)
         self._defaults = defaults_from(config)
         self._logger = context.logger
         self._route = None
+        warm_up()
         api_key = config.api_key or context.references.get("api_key")
         if config.apisix_route and config.apisix_gateway_module:
             self._setup_route(context, config, api_key)
             return
+        self._meters = {
+            kind: OpenAIMeter(kind, _bound(prepare, self._defaults), config.max_tokens)
+            for kind, prepare in _PREPARE.items()
+        }
         primary = context.endpoints.primary if context.endpoints is not None else None
         target = upstream_target(primary, config.endpoint_url)
         fallback = context.endpoints.fallback if context.endpoints is not None else None
@@ -136,6 +155,13 @@ class InferenceOpenAIModule(Module):
             "/v1/models": {"GET": self._models},
         }
 
+    def meters(self) -> Mapping[str, Meter]:
+        if self._route is not None:
+            return {_PATHS[CHAT]: self._route.meter}
+        if self._only_chat is not None:
+            return {_PATHS[CHAT]: self._meters[CHAT]}
+        return {_PATHS[kind]: meter for kind, meter in self._meters.items()}
+
     def describe(self) -> Mapping[str, Any]:
         if self._route is not None:
             return self._route.describe(self._gateway_module)
@@ -144,13 +170,13 @@ class InferenceOpenAIModule(Module):
         return {}
 
     async def _chat_completions(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, prepare_chat, self._chat_path, "chat")
+        await self._inference(request, send, self._chat_path, CHAT)
 
     async def _completions(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, prepare_completion, "/completions", "completions")
+        await self._inference(request, send, "/completions", COMPLETIONS)
 
     async def _embeddings(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, prepare_embedding, "/embeddings", "embeddings")
+        await self._inference(request, send, "/embeddings", EMBEDDINGS)
 
     async def _not_served(self, request: Request, send: Send) -> None:
         raise NotFound(
@@ -169,12 +195,10 @@ class InferenceOpenAIModule(Module):
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)
 
-    async def _inference(
-        self, request: Request, send: Send, prepare: _Prepare, path: str, kind: str
-    ) -> None:
+    async def _inference(self, request: Request, send: Send, path: str, kind: str) -> None:
         try:
             original = await request.body()
-            prepared = prepare(await request.json_object(), self._defaults)
+            prepared = _PREPARE[kind](await request.json_object(), self._defaults)
             call = self._upstream.build(
                 "POST",
                 path,
@@ -192,17 +216,18 @@ class InferenceOpenAIModule(Module):
             )
             rid, logger = request.request_id, self._logger
             if prepared.stream:
-                # Counted before sending: needed if the upstream leaves usage out.
-                usage = (
-                    await plan_usage(prepared.payload, len(original), kind == "chat")
-                    if kind != "embeddings" and wants_usage(prepared.payload)
-                    else None
-                )
+                # Before sending: the prompt count is needed if the upstream leaves usage out.
+                meter = self._meters[kind]
+                usage = await stream_report(request, meter, prepared.payload, chat=kind == CHAT)
                 work = relay_stream(self._upstream, call, send, logger, rid, usage)
             else:
-                work = relay_json(self._upstream, call, send, logger, rid)
+                work = relay_json(self._upstream, call, send, logger, rid, UsageReport(request))
             # Only now that the body has been read: the watcher takes over `receive`, and a client
             # that leaves cancels the upstream call, an open stream included.
             await cancel_on_disconnect(request, work)
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)
+
+
+def _bound(prepare: _Prepare, defaults: Defaults) -> Callable[[dict[str, Any]], Prepared]:
+    return lambda body: prepare(body, defaults)

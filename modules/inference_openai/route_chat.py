@@ -8,6 +8,7 @@ a module without a route never reaches this file.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, Final
 
 from fd2.disconnect import cancel_on_disconnect
@@ -17,11 +18,12 @@ from fd2.module import ModuleContext
 from fd2.request import ClientDisconnected, Request
 from fd2.types import Message, Send
 from inference_openai.exchange import relay_json
+from inference_openai.metering import CHAT, OpenAIMeter
 from inference_openai.route_transforms import prepare_route_chat
 from inference_openai.route_upstream import RouteUpstream
 from inference_openai.streaming import relay_stream
 from inference_openai.transforms import Defaults, upstream_body
-from inference_openai.usage import plan_usage, wants_usage
+from inference_openai.usage import UsageReport, stream_report
 
 GATEWAY_MODULE_TYPES: Final = frozenset({"api_gateway", "apisix_gateway"})
 
@@ -50,7 +52,7 @@ def gateway_route(context: ModuleContext, gateway_module: str, route_name: str) 
 class RouteChat:
     """The /v1/chat/completions handler of a module served through a gateway route."""
 
-    __slots__ = ("_defaults", "_logger", "_response_header", "_route", "upstream")
+    __slots__ = ("_defaults", "_logger", "_response_header", "_route", "meter", "upstream")
 
     def __init__(
         self,
@@ -72,6 +74,11 @@ class RouteChat:
             )
             if route.model is not None
             else defaults
+        )
+        self.meter = OpenAIMeter(
+            CHAT,
+            partial(prepare_route_chat, defaults=self._defaults, route=route),
+            self._defaults.max_tokens,
         )
         self._logger = logger
         spec = route.request_id
@@ -100,14 +107,10 @@ class RouteChat:
             if self._response_header is not None:
                 send = _with_header(send, self._response_header, rid.encode("latin-1"))
             if prepared.stream:
-                usage = (
-                    await plan_usage(prepared.payload, len(original), True)
-                    if wants_usage(prepared.payload)
-                    else None
-                )
+                usage = await stream_report(request, self.meter, prepared.payload, chat=True)
                 work = relay_stream(self.upstream, call, send, logger, rid, usage)
             else:
-                work = relay_json(self.upstream, call, send, logger, rid)
+                work = relay_json(self.upstream, call, send, logger, rid, UsageReport(request))
             try:
                 await cancel_on_disconnect(request, work)
             finally:

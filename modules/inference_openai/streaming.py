@@ -26,7 +26,7 @@ from inference_openai.answers import (
 )
 from inference_openai.exchange import RawHeaders, send_settled
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
-from inference_openai.usage import UsagePlan, usage_event
+from inference_openai.usage import UsageReport
 
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -42,14 +42,18 @@ class _Relay:
     __slots__ = ("framer", "logger", "request_id", "send", "started", "usage")
 
     def __init__(
-        self, send: Send, logger: logging.Logger, request_id: str, usage: UsagePlan | None
+        self, send: Send, logger: logging.Logger, request_id: str, usage: UsageReport | None
     ) -> None:
         self.send = send
         # Every stream is read for usage, finish reason, model and in-stream errors (cheap: byte
         # searches, JSON parsed only for the few events that can carry them). When fd2 may have to
-        # add the usage chunk itself it also gathers the generated text and holds [DONE] back.
-        wanted = usage is not None
-        self.framer = SseFramer(openai=True, collect_text=wanted, hold_done=wanted)
+        # count the completion it also gathers the generated text, and when it may have to add
+        # the usage chunk itself it holds [DONE] back.
+        self.framer = SseFramer(
+            openai=True,
+            collect_text=usage is not None and usage.count,
+            hold_done=usage is not None and usage.emit,
+        )
         self.usage = usage
         self.logger = logger
         self.request_id = request_id
@@ -86,8 +90,8 @@ class _Relay:
         except Exception as exc:
             raise _FramingError(str(exc)) from exc
         if self.usage is not None:
-            if framer.usage is None and framer.error is None:
-                last = await usage_event(self.usage, framer, self.request_id)
+            last = await self.usage.stream_end(framer, self.request_id)  # reports the usage
+            if last:
                 await send({"type": "http.response.body", "body": last, "more_body": True})
             held = framer.take_held()  # [DONE], after the usage chunk as OpenAI sends it
             if held:
@@ -123,12 +127,12 @@ async def relay_stream(
     send: Send,
     logger: logging.Logger,
     request_id: str,
-    usage: UsagePlan | None = None,
+    usage: UsageReport | None = None,
 ) -> None:
     """Send a `stream: true` request upstream and relay its events (or its error answer).
 
-    With a `usage` plan (the client asked for usage), a stream whose upstream sent no `usage`
-    gets one computed by fd2, just before its [DONE].
+    `usage` reports the stream's usage to the core when it ends; when the client asked for
+    usage, a stream whose upstream sent none gets one computed by fd2, just before its [DONE].
     """
     relay = _Relay(send, logger, request_id, usage)
     plain: tuple[int, bytes | None, RawHeaders] | None = None
@@ -165,7 +169,7 @@ async def relay_stream(
         await _end(send, logger, request_id, b"")
         return
     assert plain is not None
-    await _answer_plain(send, logger, request_id, *plain)
+    await _answer_plain(send, logger, request_id, *plain, usage)
 
 
 async def _end(send: Send, logger: logging.Logger, request_id: str, last: bytes) -> None:
@@ -185,11 +189,12 @@ async def _answer_plain(
     status: int,
     body: bytes | None,
     headers: RawHeaders,
+    usage: UsageReport | None,
 ) -> None:
     # The upstream did not stream (an error, or a server ignoring `stream`): answer as a
     # non-streaming call would.
     logger.info("request %s: upstream answered HTTP %d without a stream", request_id, status)
-    await send_settled(send, logger, request_id, status, body, headers)
+    await send_settled(send, logger, request_id, status, body, headers, usage)
 
 
 def _as_error(exc: Exception, total_s: float) -> Fd2Error | None:

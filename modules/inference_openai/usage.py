@@ -1,39 +1,99 @@
-"""Token usage fd2 works out itself: a request's prompt tokens, and the `usage` chunk a stream
-gets when the client asked for usage (`stream_options.include_usage`) and the upstream sent none.
+"""A request's usage: reported to the core (fd2.metering) from what the answer carried, and for a
+stream the `usage` chunk OpenAI would have sent when the client asked for one
+(`stream_options.include_usage`) and the upstream sent none.
 
-Counts use OpenAI's encodings through fd2.tokens (the model's family picks the encoding, unknown
-models count with o200k_base). Completion tokens are counted from the text the stream generated
-(content, refusals, tool-call names and arguments), so they match what OpenAI bills for plain
-text answers and are a close estimate for tool calls.
+Nothing is counted twice: the prompt count is the request's estimate (`cost_of`, made once and
+shared with the core's limits), and a stream's own `usage` event is read by the native framer as
+it relays, never by a second scan. When the upstream reports nothing, the completion is counted
+from the text the stream generated (content, refusals, tool-call names and arguments) — only when
+someone reads it: the client asked for usage, or a token limit will settle with it
+(`request.metered`). That matches what OpenAI bills for plain text answers and is a close
+estimate for tool calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
+from fd2.metering import Meter, Usage, cost_of
+from fd2.request import Request
 from fd2.sse import SseFramer
-from fd2.tokens import count_chat, count_prompt, count_tokens, encoding_for_model
-
-# Counting larger inputs than this runs in a worker thread (the native code releases the GIL),
-# so a huge prompt never stalls the event loop; smaller ones take well under a millisecond.
-_THREAD_FROM_CHARS: Final = 64 * 1024
+from fd2.tokens import count_tokens, encoding_for_model
+from inference_openai.metering import THREAD_FROM_BYTES, usage_from_json, usage_from_stream
 
 
-class UsagePlan:
-    """What a stream needs to add a `usage` chunk of its own: the prompt's token count and the
-    encoding to count the completion with."""
+class UsageReport:
+    """One request's usage reporting; `emit` and `count` are decided before the call."""
 
-    __slots__ = ("chat", "encoding", "model", "prompt_tokens")
+    __slots__ = ("chat", "count", "emit", "model", "prompt_tokens", "request")
 
-    def __init__(self, prompt_tokens: int, encoding: str, model: str, chat: bool) -> None:
+    def __init__(
+        self,
+        request: Request,
+        *,
+        emit: bool = False,
+        count: bool = False,
+        prompt_tokens: int = 0,
+        model: str = "",
+        chat: bool = True,
+    ) -> None:
+        self.request = request
+        self.emit = emit
+        """Write a `usage` chunk when the upstream sends none (the client asked for usage)."""
+        self.count = count
+        """Count the completion when the upstream reports no usage (the framer gathers text)."""
         self.prompt_tokens = prompt_tokens
-        self.encoding = encoding
         self.model = model
         self.chat = chat
+
+    def answer(self, usage: bytes | None) -> None:
+        """Reports the `usage` member of a whole JSON answer (None: it had none)."""
+        if usage is not None:
+            found = usage_from_json(usage)
+            if found is not None:
+                self.request.report_usage(found)
+
+    async def stream_end(self, framer: SseFramer, request_id: str) -> bytes:
+        """Reports a finished stream's usage; returns the `usage` event fd2 adds (or b"")."""
+        reported = framer.usage
+        if reported is not None:
+            self.request.report_usage(usage_from_stream(reported))
+            return b""
+        if not self.count:
+            return b""
+        text = framer.text
+        encoding = encoding_for_model(self.model)
+        if len(text) >= THREAD_FROM_BYTES:
+            completion = await asyncio.to_thread(count_tokens, text, encoding)
+        else:
+            completion = count_tokens(text, encoding)
+        usage = Usage(prompt_tokens=self.prompt_tokens, completion_tokens=completion)
+        self.request.report_usage(usage)
+        if not self.emit or framer.error is not None:
+            return b""
+        return self._event(usage, framer, request_id)
+
+    def _event(self, usage: Usage, framer: SseFramer, request_id: str) -> bytes:
+        prefix, kind = (
+            ("chatcmpl", "chat.completion.chunk") if self.chat else ("cmpl", "text_completion")
+        )
+        chunk = {
+            "id": framer.response_id or f"{prefix}-{request_id}",
+            "object": kind,
+            "created": framer.created if framer.created is not None else int(time.time()),
+            "model": framer.model or self.model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 def wants_usage(payload: dict[str, Any]) -> bool:
@@ -41,46 +101,20 @@ def wants_usage(payload: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def prompt_tokens(payload: dict[str, Any], encoding: str, chat: bool) -> int:
-    """Prompt tokens of a chat/completions or completions request, as OpenAI counts them."""
-    if chat:
-        messages = payload.get("messages")
-        return count_chat(messages if isinstance(messages, list) else [], encoding)
-    return count_prompt(payload.get("prompt"), encoding)
-
-
-async def plan_usage(payload: dict[str, Any], body_size: int, chat: bool) -> UsagePlan:
-    """Counts the prompt before the request is sent (off the event loop when it is large)."""
-    model = payload.get("model")
-    model = model if isinstance(model, str) else ""
-    encoding = encoding_for_model(model)
-    if body_size >= _THREAD_FROM_CHARS:
-        count = await asyncio.to_thread(prompt_tokens, payload, encoding, chat)
-    else:
-        count = prompt_tokens(payload, encoding, chat)
-    return UsagePlan(count, encoding, model, chat)
-
-
-async def usage_event(plan: UsagePlan, framer: SseFramer, request_id: str) -> bytes:
-    """The `usage` chunk OpenAI would have sent last, from what the stream carried."""
-    text = framer.text
-    if len(text) >= _THREAD_FROM_CHARS:
-        completion = await asyncio.to_thread(count_tokens, text, plan.encoding)
-    else:
-        completion = count_tokens(text, plan.encoding)
-    prefix, kind = (
-        ("chatcmpl", "chat.completion.chunk") if plan.chat else ("cmpl", "text_completion")
+async def stream_report(
+    request: Request, meter: Meter, payload: dict[str, Any], *, chat: bool
+) -> UsageReport:
+    """How a stream reports usage. When it may have to count the completion itself it takes the
+    prompt count from the request's estimate (made by the limits step already, or now, once)."""
+    emit = wants_usage(payload)
+    if not (emit or request.metered):
+        return UsageReport(request)
+    cost = await cost_of(request, meter)
+    return UsageReport(
+        request,
+        emit=emit,
+        count=True,
+        prompt_tokens=cost.prompt_tokens,
+        model=cost.model or "",
+        chat=chat,
     )
-    chunk = {
-        "id": framer.response_id or f"{prefix}-{request_id}",
-        "object": kind,
-        "created": framer.created if framer.created is not None else int(time.time()),
-        "model": framer.model or plan.model,
-        "choices": [],
-        "usage": {
-            "prompt_tokens": plan.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": plan.prompt_tokens + completion,
-        },
-    }
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"

@@ -138,10 +138,8 @@ class Fd2App:
             assert loaded is not None
             loaded.acquire()
             try:
-                if route.gate is None:
-                    await handler(request, send_with_id)
-                else:  # auth, then rate limits, then the handler
-                    await route.gate.run(request, send_with_id, handler)
+                # The route's steps (auth, limits) are composed into its handlers already.
+                await handler(request, send_with_id)
             finally:
                 loaded.release()
             if not started and not request.disconnected:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import aiohttp
 import msgspec
 
+from fd2.metering import Meter
 from fd2.request import Request
 from fd2.secrets import Secret
 from fd2.types import Send
@@ -85,6 +86,10 @@ class Module(abc.ABC):
     secret_fields: ClassVar[frozenset[str]] = frozenset()
     """Config keys whose values are secret references, resolved to `Secret` before set-up."""
 
+    cache_key_ignores: ClassVar[frozenset[str]] = frozenset()
+    """Top-level request fields that change how an answer is delivered or attributed, not what
+    it says (for OpenAI: `user`, `stream`, `stream_options`): left out of response cache keys."""
+
     @abc.abstractmethod
     async def setup(self, context: ModuleContext) -> None:
         """Prepare to serve. Raise `fd2.errors.ConfigError` if the config cannot be served."""
@@ -92,6 +97,12 @@ class Module(abc.ABC):
     @abc.abstractmethod
     def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
         """Handlers by endpoint path (e.g. `/v1/chat/completions`), then by HTTP method."""
+
+    def meters(self) -> Mapping[str, Meter]:
+        """Meters by endpoint path (fd2.metering): how the core estimates a request's cost
+        before it is sent. Called once, after `endpoints()`. An endpoint without one costs no
+        tokens, and callers limited to some models may only read from it."""
+        return {}
 
     async def health(self) -> Health:
         return Health(ok=True)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
 from fd2.errors import BadRequest, IncompleteBody, PayloadTooLarge, RequestTimeout
 from fd2.types import Receive, Scope
+
+if TYPE_CHECKING:
+    from fd2.auth.identity import Identity
+    from fd2.metering import Cost, Usage
 
 
 class ClientDisconnected(Exception):
@@ -25,15 +29,19 @@ class Request:
         "_receive",
         "body_timeout",
         "content_length",
+        "cost",
         "disconnected",
         "environment",
+        "identity",
         "max_body",
+        "metered",
         "method",
         "module",
         "path",
         "project",
         "request_id",
         "scope",
+        "usage",
     )
 
     def __init__(
@@ -65,6 +73,22 @@ class Request:
         self._json: dict[str, Any] | None = None
         # Set once fd2 has seen the client go away (or its body cut): nothing reaches it then.
         self.disconnected = False
+        self.identity: Identity | None = None
+        """Who is calling, set by the route's authentication step (None: an open route)."""
+        self.cost: Cost | None = None
+        """The module's estimate of this request, once a step or the module asked for it."""
+        self.usage: Usage | None = None
+        """What the request used, as the module reported it (`report_usage`)."""
+        self.metered = False
+        """True when a step reads this request's usage (token limits): a module should then
+        measure usage it does not get for free (e.g. count a stream's text)."""
+
+    def report_usage(self, usage: Usage) -> None:
+        """The module's report of what this request used (the metering contract, fd2.metering).
+
+        Report once the answer is known, streams included; a later report replaces an earlier
+        one. A module that reports nothing is charged its estimate."""
+        self.usage = usage
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a header (name in lower case), or None."""
@@ -134,7 +158,8 @@ class Request:
     async def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; 400 for invalid UTF-8, malformed JSON or a non-object.
 
-        Decoded once: the gate (auth, limits) and the module share it, and neither mutates it."""
+        Decoded once: the route's steps (through its meter) and the module share it, and none
+        mutates it."""
         if self._json is not None:
             return self._json
         body = await self.body()

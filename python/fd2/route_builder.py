@@ -261,7 +261,7 @@ class RouteBuilder:
                 raise resolution
             resolved, dependencies = resolution
             # Compiled before set-up, so a route whose policy cannot be built holds no instance.
-            gate = (
+            steps = (
                 self._gates.compile(declaration, environment, peers, resolved.config, secrets)
                 if self._gates is not None
                 else None
@@ -283,6 +283,8 @@ class RouteBuilder:
                 )
             )
             handlers = instance.endpoints()
+            if steps is not None:
+                handlers = steps.apply(handlers, instance.meters())
         except ConfigError as exc:
             problem = ConfigError(f"Module {label} is not available: {exc.message}")
             # A route rebuilt while Vault is down fails the same way on every retry.
@@ -300,7 +302,7 @@ class RouteBuilder:
             environment=environment,
             loaded=LoadedModule(instance, label),
             handlers=handlers,
-            gate=gate,
+            auth=steps.policy if steps is not None else None,
         )
 
 

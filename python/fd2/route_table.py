@@ -17,7 +17,7 @@ from fd2.errors import Fd2Error
 from fd2.module import Handler, Module
 
 if TYPE_CHECKING:
-    from fd2.auth.gate import Gate
+    from fd2.auth.policy import AuthPolicy
 
 _log = logging.getLogger("fd2.routes")
 
@@ -71,7 +71,7 @@ class LoadedModule:
 class Route:
     """Everything the hot path needs for one (project, module, environment)."""
 
-    __slots__ = ("environment", "gate", "handlers", "loaded", "module", "project", "unavailable")
+    __slots__ = ("auth", "environment", "handlers", "loaded", "module", "project", "unavailable")
 
     def __init__(
         self,
@@ -82,15 +82,18 @@ class Route:
         loaded: LoadedModule | None,
         handlers: Mapping[str, Mapping[str, Handler]],
         unavailable: Fd2Error | None = None,
-        gate: Gate | None = None,
+        auth: AuthPolicy | None = None,
     ) -> None:
-        self.gate = gate
-        """Auth and rate limits for this route; None when the gateway runs without them."""
+        self.auth = auth
+        """The policy the route's steps authenticate with (shown by /admin/routes); None when
+        the gateway was built without auth."""
         self.project = project
         self.module = module
         self.environment = environment
         self.loaded = loaded
         self.handlers = handlers
+        """By path, then method: the module's handlers behind the route's steps (composed once,
+        when the route was compiled; the module's own handlers when it has no steps)."""
         self.unavailable = unavailable
 
 

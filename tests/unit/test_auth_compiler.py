@@ -1,4 +1,4 @@
-"""The gate a route gets from its manifests, decided at compile time."""
+"""The steps a route gets from its manifests (auth policy, limits), decided at compile time."""
 
 import hashlib
 import hmac
@@ -40,37 +40,45 @@ async def compiler():
         )
 
 
-def gate_for(compiler, peers, module, environment="development"):
-    return compiler.compile(peers[module], environment, peers, {"model_name": "gpt-4o-mini"})
+def steps_for(compiler, peers, module, environment="development"):
+    return compiler.compile(peers[module], environment, peers, {})
 
 
 async def test_a_jwt_config_dependency_means_jwt(compiler):
     peers = acme()
-    gate = gate_for(compiler, peers, "chat")
-    assert gate.policy.mode == "jwt"
-    assert gate.policy._verifier is not None
+    steps = steps_for(compiler, peers, "chat")
+    assert steps.policy.mode == "jwt"
+    assert steps.policy._verifier is not None
     # the environment's limits became the route's bucket
-    assert [(s.kind, s.limit) for s in gate.limits.static_specs] == [("requests", 20)]
+    assert [(s.kind, s.limit) for s in steps.limits.static_specs] == [("requests", 20)]
 
 
 async def test_modules_without_the_dependency_still_need_the_projects_jwt(compiler):
     # The Control Tower drops `dependencies`: a project with a jwt_config module is never served
     # open because one went missing.
-    policy = gate_for(compiler, acme(), "legacy").policy
+    policy = steps_for(compiler, acme(), "legacy").policy
     assert policy.mode == "jwt"
     assert "jwt_config" in policy.source
 
 
-async def test_an_open_route_without_limits_has_no_gate_at_all(compiler):
+async def test_an_open_route_without_limits_has_no_steps_at_all(compiler):
     def edit(raw):
         del raw["environments"]["development"]["limits"]
         next(m for m in raw["modules"] if m["name"] == "legacy")["auth"] = {"mode": "none"}
 
-    assert gate_for(compiler, acme(edit), "legacy") is None
+    steps = steps_for(compiler, acme(edit), "legacy")
+    assert steps.empty and steps.policy.mode == "none"
+
+    async def handler(request, send):
+        return None
+
+    handlers = {"/v1/chat/completions": {"POST": handler}}
+    # the module's own handlers, not a copy: the request path pays nothing for the route
+    assert steps.apply(handlers, {}) is handlers
 
 
 async def test_the_token_endpoint_of_a_jwt_module_is_a_login(compiler):
-    policy = gate_for(compiler, acme(), "auth").policy
+    policy = steps_for(compiler, acme(), "auth").policy
     assert policy.mode == "none"
 
 
@@ -80,7 +88,7 @@ async def test_a_project_without_any_auth_asks_for_api_keys_by_default(compiler)
         for module in raw["modules"]:
             module.pop("dependencies", None)
 
-    policy = gate_for(compiler, acme(edit), "chat").policy
+    policy = steps_for(compiler, acme(edit), "chat").policy
     assert policy.mode == "api_key"
     assert "--default-auth" in policy.source
 
@@ -94,8 +102,8 @@ async def test_default_auth_none_opens_only_modules_that_say_nothing(compiler):
 
     compiler._default_auth = "none"
     peers = acme(edit)
-    assert gate_for(compiler, peers, "chat").policy.mode == "none"
-    assert gate_for(compiler, peers, "embed").policy.mode == "api_key"
+    assert steps_for(compiler, peers, "chat").policy.mode == "none"
+    assert steps_for(compiler, peers, "embed").policy.mode == "api_key"
 
 
 async def test_auth_survives_the_control_tower_in_metadata(compiler):
@@ -107,9 +115,9 @@ async def test_auth_survives_the_control_tower_in_metadata(compiler):
             "api_keys": [{"id": "k1", "hash": "ab" * 32}],
         }
 
-    gate = gate_for(compiler, acme(edit), "chat")
-    assert gate.policy.mode == "api_key"
-    assert len(gate.policy._keys) == 1
+    steps = steps_for(compiler, acme(edit), "chat")
+    assert steps.policy.mode == "api_key"
+    assert len(steps.policy._keys) == 1
 
 
 async def test_jwt_auth_enabled_names_the_jwt_module(compiler):
@@ -127,7 +135,7 @@ async def test_jwt_auth_enabled_names_the_jwt_module(compiler):
             }
         )
 
-    policy = gate_for(compiler, acme(edit), "rag").policy
+    policy = steps_for(compiler, acme(edit), "rag").policy
     assert policy.mode == "jwt"
     assert policy.source == "jwt_auth_enabled + jwt_module_reference"
 
@@ -141,7 +149,7 @@ async def test_several_inferred_jwt_modules_accept_any_and_skip_unusable_ones(co
         for module in raw["modules"]:
             module.pop("dependencies", None)
 
-    policy = gate_for(compiler, acme(edit), "chat").policy
+    policy = steps_for(compiler, acme(edit), "chat").policy
     assert policy.mode == "jwt"
     assert type(policy._verifier).__name__ == "AnyOfVerifiers"
     assert len(policy._verifier._verifiers) == 2
@@ -153,7 +161,7 @@ async def test_a_named_jwt_module_that_cannot_verify_is_an_error_not_a_skip(comp
         auth["config"]["algorithm"] = "RS256"
 
     with pytest.raises(ConfigError, match="public_key or jwks_url"):
-        gate_for(compiler, acme(edit), "chat")
+        steps_for(compiler, acme(edit), "chat")
 
 
 async def test_an_explicit_auth_block_wins(compiler):
@@ -162,10 +170,10 @@ async def test_an_explicit_auth_block_wins(compiler):
         chat["auth"] = {"mode": "api_key"}
         raw["api_keys"] = [{"id": "k1", "hash": "ab" * 32}]
 
-    gate = gate_for(compiler, acme(edit), "chat")
-    assert gate.policy.mode == "api_key"
-    assert gate.policy._verifier is None
-    assert len(gate.policy._keys) == 1
+    steps = steps_for(compiler, acme(edit), "chat")
+    assert steps.policy.mode == "api_key"
+    assert steps.policy._verifier is None
+    assert len(steps.policy._keys) == 1
 
 
 async def test_the_secret_falls_back_to_the_environments_jwt_secret_key(compiler):
@@ -173,7 +181,7 @@ async def test_the_secret_falls_back_to_the_environments_jwt_secret_key(compiler
         auth = next(m for m in raw["modules"] if m["name"] == "auth")
         del auth["config"]["secret_key"]
 
-    assert gate_for(compiler, acme(edit), "chat").policy._verifier is not None
+    assert steps_for(compiler, acme(edit), "chat").policy._verifier is not None
 
 
 def _auth_config(**changes):
@@ -185,13 +193,13 @@ def _auth_config(**changes):
 
 
 async def test_the_rate_limit_window_comes_from_the_jwt_module(compiler):
-    assert gate_for(compiler, acme(), "chat").policy.rate_limit_window == "hour"
+    assert steps_for(compiler, acme(), "chat").policy.rate_limit_window == "hour"
     peers = acme(_auth_config(rate_limit_window="${environments.${environment}.window}"))
     peers["chat"].environment_maps["development"]["window"] = "minute"
-    assert gate_for(compiler, peers, "chat").policy.rate_limit_window == "minute"
+    assert steps_for(compiler, peers, "chat").policy.rate_limit_window == "minute"
     for wrong in ("fortnight", ["minute"], {"minute": 1}, 60):
         with pytest.raises(ConfigError, match="rate_limit_window"):
-            gate_for(compiler, acme(_auth_config(rate_limit_window=wrong)), "chat")
+            steps_for(compiler, acme(_auth_config(rate_limit_window=wrong)), "chat")
 
 
 async def test_claims_that_cannot_be_resolved_never_disable_the_verifier(compiler):
@@ -209,14 +217,14 @@ async def test_claims_that_cannot_be_resolved_never_disable_the_verifier(compile
         _auth_config(claims=claims)(raw)
         raw["environments"]["common"]["secrets"]["groq_api_key"] = "env:UNSET_GROQ_KEY"
 
-    assert gate_for(compiler, acme(edit), "chat").policy._verifier is not None
+    assert steps_for(compiler, acme(edit), "chat").policy._verifier is not None
 
 
 async def test_no_secret_makes_the_route_unavailable_rather_than_open(compiler):
     peers = acme()
     # staging's secret is a Vault reference, and this gateway has no Vault backend
     with pytest.raises(ConfigError):
-        gate_for(compiler, peers, "chat", "staging")
+        steps_for(compiler, peers, "chat", "staging")
 
 
 @pytest.mark.parametrize(
@@ -228,7 +236,7 @@ async def test_bad_auth_blocks_are_config_errors(compiler, auth):
         next(m for m in raw["modules"] if m["name"] == "legacy")["auth"] = auth
 
     with pytest.raises(ConfigError):
-        gate_for(compiler, acme(edit), "legacy")
+        steps_for(compiler, acme(edit), "legacy")
 
 
 async def test_malformed_key_records_are_config_errors(compiler):
@@ -237,7 +245,7 @@ async def test_malformed_key_records_are_config_errors(compiler):
         raw["api_keys"] = [{"id": "k1", "hash": "not-hex"}]
 
     with pytest.raises(ConfigError, match="64 hex"):
-        gate_for(compiler, acme(edit), "legacy")
+        steps_for(compiler, acme(edit), "legacy")
 
 
 async def test_module_limits_override_and_project_limits_are_shared(compiler):
@@ -252,8 +260,8 @@ async def test_module_limits_override_and_project_limits_are_shared(compiler):
         }
 
     peers = acme(edit)
-    embed = gate_for(compiler, peers, "embed").limits.static_specs
-    chat = gate_for(compiler, peers, "chat").limits.static_specs
+    embed = steps_for(compiler, peers, "embed").limits.static_specs
+    chat = steps_for(compiler, peers, "chat").limits.static_specs
     assert {(s.key, s.limit) for s in embed} == {
         ("route:acme:embed:development:requests_per_second", 5),
         ("route:acme:embed:development:tokens_per_minute", 1000),
@@ -273,8 +281,8 @@ async def test_keys_outside_a_route_are_known_but_refused_there(compiler):
         raw["api_keys"] = [{"id": "k", "hash": f"hmac-sha256:{digest}", "modules": ["embed"]}]
 
     peers = acme(edit)
-    legacy = gate_for(compiler, peers, "legacy").policy
-    embed = gate_for(compiler, peers, "embed").policy
+    legacy = steps_for(compiler, peers, "legacy").policy
+    embed = steps_for(compiler, peers, "embed").policy
     raw = bytes.fromhex(digest)
     assert legacy._keys.find(raw) is not None and legacy._identities[raw] is None
     assert embed._identities[raw] is not None

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jcs_reference import canonical as reference_canonical
 
-from fd2.cache_keys import CACHE_KEY_VERSION, DEFAULT_EXCLUDED, CacheKeyer, CacheKeyError
+from fd2.cache_keys import CACHE_KEY_VERSION, CacheKeyer, CacheKeyError
 from fd2.errors import Fd2Error
+from inference_openai import InferenceOpenAIModule
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[1] / "vectors" / "cache_keys.json").read_text("utf-8")
@@ -88,7 +89,8 @@ def test_equivalent_spellings_share_a_key() -> None:
 
 
 def test_excluded_fields() -> None:
-    keyer = CacheKeyer(exclude=sorted(DEFAULT_EXCLUDED))
+    # The inference module's declaration: fields that change delivery, not the answer.
+    keyer = CacheKeyer(exclude=sorted(InferenceOpenAIModule.cache_key_ignores))
     assert keyer.exclude == ["stream", "stream_options", "user"]
     a = b'{"model":"m","stream":true,"user":"a","stream_options":{"include_usage":true}}'
     b = b'{"model":"m","stream":false,"user":"b"}'

@@ -73,10 +73,9 @@ def _module_view(module: str, group: RouteGroup) -> dict[str, Any]:
 def _auth_view(route: Route) -> dict[str, str] | None:
     if route.unavailable is not None:
         return None
-    if route.gate is None:
-        # Compiled without a gate: open by the manifest's auth.mode or by --default-auth none.
-        return {"mode": "none", "why": "open by auth.mode or --default-auth, and no limits"}
-    policy = route.gate.policy
+    policy = route.auth
+    if policy is None:
+        return {"mode": "none", "why": "the gateway runs without auth"}
     return {"mode": policy.mode, "why": policy.source}
 
 

@@ -1,13 +1,13 @@
-"""Compiles a route's gate from its manifests: the auth policy and the rate limits.
+"""Compiles a route's steps from its manifests: the auth policy and the rate limits.
 
-Runs when a route is compiled, never per request. A policy that cannot be built (a missing JWT
-secret, a malformed key record) makes the route unavailable (503): it never falls back to letting
-everyone in.
+Runs when a route is compiled, never per request; the steps are put in front of the module's
+handlers once it is set up (`RouteSteps.apply`, with the module's meters). A policy that cannot be
+built (a missing JWT secret, a malformed key record) makes the route unavailable (503): it never
+falls back to letting everyone in.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -17,7 +17,6 @@ import aiohttp
 
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
 from fd2.auth.choice import JWT_MODULE_TYPE, AuthChoice, choose_auth
-from fd2.auth.gate import Gate
 from fd2.auth.gateway_route import RouteLimits, consumer_verifier, gateway_route_of
 from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity
 from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context, rate_limit_window
@@ -29,21 +28,21 @@ from fd2.errors import ConfigError
 from fd2.gateway import GatewayRoute
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
-from fd2.limits.prompt_tokens import warm_up
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import LimitSpec
 from fd2.manifests.compile import ModuleDeclaration
 from fd2.manifests.placeholders import resolve_value
+from fd2.pipeline.route_steps import RouteSteps
 from fd2.secrets import SecretResolver
 
 _log = logging.getLogger("fd2.auth")
 _WINDOW_ORDER: Final = ("second", "minute", "hour")
-DEFAULT_COMPLETION_BOUND: Final = 1024
 
 
 class GateCompiler:
-    """Shared by every route of a worker: the limiter, the key hasher, the JWT verifiers."""
+    """Compiles each route's steps; shared by every route of a worker: the limiter, the key
+    hasher, the JWT verifiers."""
 
     def __init__(
         self,
@@ -63,7 +62,6 @@ class GateCompiler:
         self._limiter = limiter
         self._hasher = hasher
         self._verifiers = JwtVerifiers(secrets=secrets, environ=environ, http=http)
-        self._warming: asyncio.Future[None] | None = None
 
     @classmethod
     def from_settings(
@@ -109,9 +107,9 @@ class GateCompiler:
         peers: Mapping[str, ModuleDeclaration],
         config: Mapping[str, Any],
         secrets: SecretResolver | None = None,
-    ) -> Gate | None:
-        """The route's gate; None when it has nothing to check (open, no limits). `secrets`: the
-        project's resolver for this environment (with its Vault), else fd2's own."""
+    ) -> RouteSteps:
+        """The route's steps (none for an open route without limits). `secrets`: the project's
+        resolver for this environment (with its Vault), else fd2's own."""
         secrets = secrets or self._secrets
         context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
@@ -161,22 +159,7 @@ class GateCompiler:
             module_limits=resolve_value(entry.limits, context, "limits"),
             gateway=_gateway_limits(declaration, environment, gateway),
         )
-        if self._warming is None:
-            # Token limits count prompts natively: build the encoder now, off the event loop,
-            # rather than on the first limited request.
-            self._warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
-        if mode == "none" and plan.empty:
-            return None
-        model = config.get("model_name")
-        bound = config.get("max_tokens")
-        return Gate(
-            policy=policy,
-            limits=plan,
-            default_model=model if isinstance(model, str) and model else None,
-            completion_bound=bound
-            if isinstance(bound, int) and bound > 0
-            else DEFAULT_COMPLETION_BOUND,
-        )
+        return RouteSteps(policy, plan)
 
     def _verifier(
         self,

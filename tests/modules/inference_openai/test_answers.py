@@ -11,7 +11,6 @@ from fd2.errors import BadRequest, UpstreamError, UpstreamTimeout
 from inference_openai.answers import (
     gateway_error,
     is_event_stream,
-    is_json_object,
     relayed_headers,
     settle,
     sse_error_event,
@@ -22,12 +21,22 @@ OPENAI_ERROR = b'{"error": {"message": "Rate limit", "type": "rate_limit", "code
 
 def test_success_bodies_are_relayed_unchanged() -> None:
     body = b'{"id": "x",  "data": [[0.1, 0.2]]}'
-    status, relayed = settle(201, body)
-    assert (status, relayed) == (201, body)
+    status, relayed, usage = settle(201, body)
+    assert (status, relayed, usage) == (201, body, None)
     assert relayed is body
 
 
-@pytest.mark.parametrize("body", [b"[1]", b"not json", b"", b'{"a": 1', b'"s"', None])
+def test_the_usage_member_is_found_in_the_same_pass() -> None:
+    body = b'{"data": [[0.1]], "usage": {"prompt_tokens": 3, "total_tokens": 3}}'
+    assert settle(200, body)[2] == b'{"prompt_tokens": 3, "total_tokens": 3}'
+    assert settle(200, b'{"usage": null}')[2] == b"null"
+    assert settle(200, b' {"a": [1, {"b": null}]} ')[2] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[1]", b"not json", b"", b'{"a": 1', b'"s"', b'{"a": [1, }', b'{"a": 1} trailing', None],
+)
 def test_success_status_without_a_json_object_is_502(body: bytes | None) -> None:
     with pytest.raises(UpstreamError) as caught:
         settle(200, body)
@@ -36,7 +45,7 @@ def test_success_status_without_a_json_object_is_502(body: bytes | None) -> None
 
 @pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 503])
 def test_openai_errors_pass_through(status: int) -> None:
-    assert settle(status, OPENAI_ERROR) == (status, OPENAI_ERROR)
+    assert settle(status, OPENAI_ERROR) == (status, OPENAI_ERROR, None)
 
 
 @pytest.mark.parametrize(
@@ -47,12 +56,6 @@ def test_other_failures_are_502_naming_only_the_status(body: bytes | None) -> No
     with pytest.raises(UpstreamError) as caught:
         settle(500, body)
     assert caught.value.message == "The upstream answered HTTP 500."
-
-
-def test_json_object_check() -> None:
-    assert is_json_object(b' {"a": [1, {"b": null}]} ')
-    assert not is_json_object(b'{"a": [1, }')
-    assert not is_json_object(b'{"a": 1} trailing')
 
 
 def test_relayed_headers_keep_rate_limits_and_processing_time() -> None:

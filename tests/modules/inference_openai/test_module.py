@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from fd2.errors import BadRequest, ConfigError, UpstreamError, UpstreamTimeout
+from fd2.metering import Cost, Usage
 from fd2.module import ModuleContext, Timeouts, UpstreamEndpoints
 from fd2.request import Request
 from fd2.secrets import Secret
@@ -148,6 +149,7 @@ class Exchange:
         body: Any = None,
         method: str = "POST",
         on_send: Callable[[dict[str, Any]], None] | None = None,
+        before: Callable[[Request], None] | None = None,
     ) -> Exchange:
         raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body)
         module = InferenceOpenAIModule()
@@ -183,7 +185,11 @@ class Exchange:
             content_length=len(raw),
             max_body=1 << 20,
         )
+        self.request = request
+        if before is not None:  # what the route's steps would have done (e.g. metered)
+            before(request)
         await module.setup(self.context())
+        self.module = module
         await module.endpoints()[path][method](request, send)
         return self
 
@@ -645,6 +651,86 @@ async def test_usage_is_added_when_asked_and_missing(make: Make) -> None:
         "total_tokens": prompt + completion,
     }
     assert_ended(exchange)
+
+
+# --- usage reported to the core (fd2.metering) ---------------------------------------------------
+
+
+def metered(request: Request) -> None:
+    request.metered = True  # a token limit will settle with this request's usage
+
+
+async def test_a_whole_answers_usage_is_reported_from_the_body_as_read(make: Make) -> None:
+    usage = {
+        "prompt_tokens": 12,
+        "completion_tokens": 5,
+        "total_tokens": 17,
+        "prompt_tokens_details": {"cached_tokens": 8},
+    }
+    body = orjson.dumps({"id": "c", "object": "chat.completion", "choices": [], "usage": usage})
+    exchange = await make(answer(200, body)).run("/v1/chat/completions", CHAT)
+    assert exchange.body == body
+    assert exchange.request.usage == Usage(prompt_tokens=12, completion_tokens=5, cached_tokens=8)
+
+
+async def test_an_answer_without_usage_reports_none(make: Make) -> None:
+    exchange = await make(answer(200)).run("/v1/chat/completions", CHAT, before=metered)
+    assert exchange.request.usage is None  # the core then charges the estimate
+
+
+async def test_a_streams_own_usage_is_reported_as_the_framer_read_it(make: Make) -> None:
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}\n\n'
+    exchange = make(streaming(EVENTS[0], usage, EVENTS[3]))
+    await exchange.run("/v1/chat/completions", STREAM_BODY, before=metered)
+    assert exchange.body == EVENTS[0] + usage + EVENTS[3]  # relayed untouched, nothing added
+    assert exchange.request.usage == Usage(prompt_tokens=4, completion_tokens=2)
+
+
+async def test_a_metered_stream_without_usage_is_counted_but_not_told(make: Make) -> None:
+    exchange = make(streaming(EVENTS[0], EVENTS[1], EVENTS[3]))
+    await exchange.run(
+        "/v1/chat/completions", {**STREAM_BODY, "stream_options": None}, before=metered
+    )
+    assert exchange.body == EVENTS[0] + EVENTS[1] + EVENTS[3]  # the client did not ask
+    assert exchange.request.usage == Usage(
+        prompt_tokens=count_chat([USER]), completion_tokens=count_tokens("Hél" + "lo ✓")
+    )
+
+
+async def test_an_unmetered_stream_that_asked_nothing_counts_nothing(make: Make) -> None:
+    exchange = make(streaming(EVENTS[0], EVENTS[3]))
+    await exchange.run("/v1/chat/completions", {**STREAM_BODY, "stream_options": None})
+    assert exchange.request.usage is None and exchange.request.cost is None
+
+
+async def test_the_added_usage_chunk_reuses_the_requests_estimate(make: Make) -> None:
+    # The limits step estimated the request already: its prompt count is not made again.
+    def estimated(request: Request) -> None:
+        metered(request)
+        request.cost = Cost(model="m", prompt_tokens=999, completion_bound=10)
+
+    exchange = make(streaming(EVENTS[0], b"data: [DONE]\n\n"))
+    await exchange.run("/v1/chat/completions", STREAM_BODY, before=estimated)
+    added = orjson.loads(exchange.body[len(EVENTS[0]) + 6 : -len(b"data: [DONE]\n\n")])
+    completion = count_tokens("Hél")
+    assert added["usage"] == {
+        "prompt_tokens": 999,
+        "completion_tokens": completion,
+        "total_tokens": 999 + completion,
+    }
+    assert exchange.request.usage == Usage(prompt_tokens=999, completion_tokens=completion)
+
+
+async def test_meters_cover_the_inference_endpoints(make: Make) -> None:
+    exchange = await make(answer(200)).run("/v1/models", method="GET")
+    assert set(exchange.module.meters()) == {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+    }
+    chat_only = make(answer(200), config={"endpoint_url": exchange.upstream.url("/invoke")})
+    await chat_only.run("/v1/chat/completions", CHAT)
+    assert set(chat_only.module.meters()) == {"/v1/chat/completions"}
 
 
 async def test_stream_without_done_ends_cleanly(make: Make) -> None:

@@ -1,0 +1,49 @@
+"""Authorise: the caller's endpoint and model permissions, checked before any limit is taken.
+
+The model is the one the endpoint's meter says the request will use (after the module's
+defaults), never read from the body here: the core does not know where a provider puts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from fd2.auth.errors import Forbidden
+from fd2.metering import Meter
+from fd2.module import Handler
+from fd2.request import Request
+from fd2.types import Send
+
+_log = logging.getLogger("fd2.auth")
+_READS: Final = frozenset({"GET", "HEAD"})
+
+
+class Authorise:
+    """403 unless the identity may use this endpoint and the model the request will use.
+
+    An endpoint without a meter cannot say which model it uses: a caller limited to some models
+    may then only read from it (GET, HEAD), never send it work."""
+
+    __slots__ = ("_meter",)
+
+    def __init__(self, meter: Meter | None) -> None:
+        self._meter = meter
+
+    async def __call__(self, request: Request, send: Send, call_next: Handler) -> None:
+        identity = request.identity
+        if identity is not None:
+            if not identity.allows_endpoint(request.path):
+                _log.info("request %s: endpoint not permitted", request.request_id)
+                raise Forbidden()
+            if identity.models is not None and not await self._model_allowed(
+                request, identity.models
+            ):
+                _log.info("request %s: model not permitted", request.request_id)
+                raise Forbidden()
+        await call_next(request, send)
+
+    async def _model_allowed(self, request: Request, models: frozenset[str]) -> bool:
+        if self._meter is None:
+            return request.method in _READS
+        return await self._meter.model(request) in models

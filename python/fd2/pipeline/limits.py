@@ -1,0 +1,121 @@
+"""Limits: take the route's rate limits before the handler, settle token usage after it.
+
+Token limits reserve the request's estimate (prompt plus completion bound, from the endpoint's
+meter) before the upstream call and settle with the usage the module reports once the answer,
+stream included, has ended, so concurrent streams cannot overshoot a tokens-per-minute limit. An
+answer whose usage is not reported keeps its whole reservation (charged by the estimate, never
+refunded to zero); a refused or failed call (no 2xx answer) gives it all back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fd2.auth.errors import RateLimited
+from fd2.errors import Fd2Error
+from fd2.limits.gcra import Decision
+from fd2.limits.headers import ratelimit_headers, retry_after
+from fd2.limits.plan import LimitPlan
+from fd2.limits.specs import LimitSpec
+from fd2.metering import Meter, cost_of
+from fd2.module import Handler
+from fd2.request import Request
+from fd2.responses import send_error
+from fd2.types import Headers, Message, Send
+
+
+class Limits:
+    """The buckets of one endpoint: the route's, the project's, the caller's and (APISIX) the
+    client's; OpenAI's x-ratelimit-* headers on every answer, 429 when a bucket is empty."""
+
+    __slots__ = ("_dynamic", "_meter", "_plan")
+
+    def __init__(self, plan: LimitPlan, meter: Meter | None) -> None:
+        self._plan = plan
+        self._meter = meter
+        self._dynamic = bool(plan.per_client or plan.per_caller)
+
+    async def __call__(self, request: Request, send: Send, call_next: Handler) -> None:
+        plan = self._plan
+        identity = request.identity
+        specs = plan.static_specs
+        if identity is not None and identity.limit_specs:
+            specs = specs + identity.limit_specs
+        if self._dynamic:
+            client = request.scope.get("client")
+            address = str(client[0]) if client else "unknown"
+            caller = identity.credential if identity is not None else None
+            specs = specs + plan.dynamic_specs(address, caller)
+        if not specs:
+            await call_next(request, send)
+            return
+        tokens = (
+            plan.static_token_specs
+            if specs is plan.static_specs
+            else tuple(spec for spec in specs if spec.kind == "tokens")
+        )
+        reserved = 0
+        if tokens and self._meter is not None:  # an endpoint without a meter costs no tokens
+            reserved = (await cost_of(request, self._meter)).tokens
+            request.metered = True
+        costs = [reserved if spec.kind == "tokens" else 1 for spec in specs]
+        decision = await plan.limiter.acquire(specs, costs)
+        headers = ratelimit_headers(specs, decision)
+        if not decision.allowed:
+            raise _refusal(specs, costs, decision, headers)
+        answer = _Answer(send, headers)
+        try:
+            await call_next(request, answer)
+        except Fd2Error as exc:
+            if answer.status:
+                raise
+            # Rendered here rather than by the core, so the error carries the headers too.
+            await send_error(answer, exc)
+        finally:
+            if tokens:
+                delta = _used(request, answer.status, reserved) - reserved
+                if delta:
+                    await plan.limiter.adjust(tokens, [delta] * len(tokens))
+
+
+class _Answer:
+    """The `send` the handler gets: adds the rate-limit headers, remembers the status."""
+
+    __slots__ = ("_headers", "_send", "status")
+
+    def __init__(self, send: Send, headers: Headers) -> None:
+        self._send = send
+        self._headers = headers
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), *self._headers]
+        await self._send(message)
+
+
+def _used(request: Request, status: int, reserved: int) -> int:
+    """Tokens to charge: the reported usage, else the estimate for an answer, else nothing."""
+    usage = request.usage
+    if usage is not None:
+        return usage.total_tokens
+    if 200 <= status < 300:
+        return reserved
+    return 0
+
+
+def _refusal(
+    specs: Sequence[LimitSpec], costs: Sequence[int], decision: Decision, headers: Headers
+) -> RateLimited:
+    full = [
+        spec.kind
+        for spec, left, cost in zip(specs, decision.remaining, costs, strict=True)
+        if left < cost
+    ]
+    what = "tokens" if "tokens" in full and "requests" not in full else "requests"
+    return RateLimited(
+        f"Rate limit reached for {what}; retry after the time in Retry-After.",
+        kind=what,
+        headers=headers + retry_after(decision),
+    )
