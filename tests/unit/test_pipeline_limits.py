@@ -1,0 +1,128 @@
+"""The limits step alone: buckets taken before the handler, headers on every answer, 429, and
+token reservations settled with the usage the module reports (or its estimate)."""
+
+from __future__ import annotations
+
+import pytest
+from pipeline_support import Answering, FixedMeter, Recorder, make_request
+
+from fd2.auth.errors import RateLimited
+from fd2.auth.identity import Identity
+from fd2.errors import UpstreamError
+from fd2.limits.gcra import LocalLimiter
+from fd2.limits.plan import LimitPlan, credential_specs
+from fd2.limits.specs import LimitSpec, specs_for
+from fd2.metering import Usage
+from fd2.pipeline.limits import Limits
+
+TOKENS = {"tokens_per_minute": 1000}
+
+
+def plan(limits: dict[str, int], **dynamic: tuple[LimitSpec, ...]) -> LimitPlan:
+    return LimitPlan(LocalLimiter(), specs_for("route:acme:chat:development", limits), **dynamic)
+
+
+def remaining_tokens(step_plan: LimitPlan) -> int:
+    """What the token bucket holds now (a zero-cost check takes nothing)."""
+    limiter = step_plan.limiter
+    assert isinstance(limiter, LocalLimiter)
+    specs = step_plan.static_token_specs
+    return limiter.acquire_now(specs, [0] * len(specs)).remaining[0]
+
+
+async def run(step: Limits, handler: Answering, **request_options) -> tuple[Recorder, object]:
+    send = Recorder()
+    request = make_request({"model": "m"}, **request_options)
+    await step(request, send, handler)
+    return send, request
+
+
+async def test_headers_then_429_with_retry_after() -> None:
+    step = Limits(plan({"requests_per_minute": 2}), None)
+    answers = [await run(step, Answering()) for _ in range(2)]
+    assert [send.headers[b"x-ratelimit-remaining-requests"] for send, _ in answers] == [
+        b"1",
+        b"0",
+    ]
+    with pytest.raises(RateLimited) as refused:
+        await run(step, Answering())
+    assert refused.value.error_type == "requests"
+    headers = dict(refused.value.extra_headers())
+    assert headers[b"x-ratelimit-limit-requests"] == b"2"
+    assert int(headers[b"retry-after"]) >= 1
+
+
+async def test_the_reported_usage_settles_the_reservation() -> None:
+    step_plan = plan(TOKENS)
+    meter = FixedMeter(prompt=10, bound=90)
+    handler = Answering(usage=Usage(prompt_tokens=10, completion_tokens=5, cached_tokens=4))
+    send, request = await run(Limits(step_plan, meter), handler)
+    assert request.metered and meter.estimates == 1
+    assert send.headers[b"x-ratelimit-remaining-tokens"] == b"900"  # 100 reserved up front
+    assert 985 <= remaining_tokens(step_plan) <= 986  # 15 used (and a little refilled)
+
+
+async def test_a_module_that_reports_nothing_is_charged_its_estimate() -> None:
+    step_plan = plan(TOKENS)
+    await run(Limits(step_plan, FixedMeter(prompt=10, bound=90)), Answering())
+    assert 900 <= remaining_tokens(step_plan) <= 901  # never refunded to zero
+
+
+async def test_a_failed_call_gives_the_reservation_back() -> None:
+    step_plan = plan(TOKENS)
+    await run(Limits(step_plan, FixedMeter(prompt=10, bound=90)), Answering(status=502))
+    assert remaining_tokens(step_plan) == 1000
+
+
+async def test_a_module_error_is_rendered_here_with_the_headers_and_refunded() -> None:
+    step_plan = plan({**TOKENS, "requests_per_minute": 5})
+
+    async def failing(request, send) -> None:
+        raise UpstreamError("The upstream answered HTTP 500.")
+
+    send = Recorder()
+    await Limits(step_plan, FixedMeter())(make_request({}), send, failing)
+    assert send.status == 502
+    assert send.headers[b"x-ratelimit-limit-requests"] == b"5"
+    assert remaining_tokens(step_plan) == 1000
+
+
+async def test_too_many_tokens_are_refused_as_tokens() -> None:
+    step = Limits(plan(TOKENS), FixedMeter(prompt=10, bound=5000))
+    with pytest.raises(RateLimited) as refused:
+        await run(step, Answering())
+    assert refused.value.error_type == "tokens"
+
+
+async def test_an_endpoint_without_a_meter_costs_no_tokens() -> None:
+    step_plan = plan(TOKENS)
+    send, request = await run(Limits(step_plan, None), Answering(), method="GET")
+    assert not request.metered
+    assert send.headers[b"x-ratelimit-remaining-tokens"] == b"1000"
+
+
+async def test_the_callers_own_limits_and_the_clients_follow_the_request() -> None:
+    per_client = specs_for("route:acme:chat:development:apisix", {"requests_per_minute": 1})
+    step = Limits(plan({}, per_client=per_client), None)
+    caller = Identity(
+        "key:k", limit_specs=credential_specs("acme", "key:k", {"requests_per_minute": 3})
+    )
+
+    async def as_caller(address: str) -> Recorder:
+        send = Recorder()
+        request = make_request({}, client=(address, 1))
+        request.identity = caller
+        await step(request, send, Answering())
+        return send
+
+    first = await as_caller("10.0.0.1")
+    assert first.headers[b"x-ratelimit-limit-requests"] == b"1"  # the bucket closest to empty
+    with pytest.raises(RateLimited):
+        await as_caller("10.0.0.1")
+    assert (await as_caller("10.0.0.2")).status == 200  # another client's bucket
+
+
+async def test_nothing_to_count_calls_the_handler_alone() -> None:
+    handler = Answering()
+    send, _ = await run(Limits(plan({}), None), handler)
+    assert b"x-ratelimit-limit-requests" not in send.headers and handler.seen
