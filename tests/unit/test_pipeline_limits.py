@@ -126,3 +126,21 @@ async def test_nothing_to_count_calls_the_handler_alone() -> None:
     handler = Answering()
     send, _ = await run(Limits(plan({}), None), handler)
     assert b"x-ratelimit-limit-requests" not in send.headers and handler.seen
+
+
+async def test_a_callers_limits_apply_on_a_route_without_any() -> None:
+    step = Limits(plan({}), None)
+    caller = Identity(
+        "jwt:bob", limit_specs=credential_specs("acme", "jwt:bob", {"requests_per_hour": 1})
+    )
+
+    async def once() -> Recorder:
+        send = Recorder()
+        request = make_request({})
+        request.identity = caller
+        await step(request, send, Answering())
+        return send
+
+    assert (await once()).headers[b"x-ratelimit-limit-requests"] == b"1"
+    with pytest.raises(RateLimited):
+        await once()

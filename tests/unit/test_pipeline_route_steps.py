@@ -29,9 +29,11 @@ def test_an_open_route_without_limits_keeps_the_modules_handlers() -> None:
 
 def test_the_steps_in_order() -> None:
     meter = FixedMeter()
+    # limits too: a caller's key or token may carry its own
     assert [type(s) for s in RouteSteps(KEYED, limits()).steps(meter)] == [
         Authenticate,
         Authorise,
+        Limits,
     ]
     assert [type(s) for s in RouteSteps(OPEN, limits(requests_per_minute=1)).steps(meter)] == [
         Limits
@@ -62,7 +64,9 @@ def test_each_endpoint_is_composed_with_its_own_meter() -> None:
     ):
         (bound,) = composed[path].values()
         assert bound is not handler
-        # partial(authenticate, call_next=partial(authorise, call_next=handler))
+        # authenticate → authorise → limits → handler, each bound to the next
         authorise = bound.keywords["call_next"]
+        limits_step = authorise.keywords["call_next"]
         assert authorise.func.__self__._meter is meter
-        assert authorise.keywords["call_next"] is handler
+        assert limits_step.func.__self__._meter is meter
+        assert limits_step.keywords["call_next"] is handler

@@ -2,7 +2,8 @@
 
 Built by the route's compiler (`fd2.auth.compiler`) before the module is set up, then applied to
 the handlers and meters the module gives. Which steps an endpoint gets is decided here, once:
-authenticate and authorise unless the route is open, limits when it has any.
+authenticate and authorise unless the route is open; limits when the route has any, or when it
+authenticates (a caller's key or token may carry limits of its own).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class RouteSteps:
         steps: list[Step] = []
         if self._authenticate is not None:
             steps += (self._authenticate, Authorise(meter))
-        if not self.limits.empty:
+        if self._authenticate is not None or not self.limits.empty:
             steps.append(Limits(self.limits, meter))
         return steps
 
