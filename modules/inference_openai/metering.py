@@ -21,7 +21,8 @@ import msgspec
 
 from fd2.metering import Cost, Usage
 from fd2.request import Request
-from fd2.tokens import count_chat, count_prompt, encoding_for_model
+from fd2.tokens import count_prompt, encoding_for_model
+from inference_openai.chat_tokens import count_chat
 from inference_openai.transforms import Prepared
 
 DEFAULT_COMPLETION_BOUND: Final = 1024

@@ -48,7 +48,8 @@ from typing import Any
 
 import orjson
 
-from fd2.tokens import count_chat, count_prompt, encoding_for_model
+from fd2.tokens import count_prompt, encoding_for_model
+from inference_openai.chat_tokens import count_chat
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

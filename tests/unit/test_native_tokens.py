@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from fd2.errors import Fd2Error
 from fd2.tokens import (
     UnknownEncoding,
-    count_chat,
     count_prompt,
     count_tokens,
     count_tokens_all,
@@ -33,7 +32,6 @@ from tiktoken_local import rank_file, tiktoken_encoding  # noqa: E402
 
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "tokens.json").read_text(encoding="utf-8"))
 TEXTS: list[dict[str, Any]] = VECTORS["texts"]
-CHATS: list[dict[str, Any]] = VECTORS["chats"]
 
 
 @pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
@@ -54,11 +52,6 @@ def test_ids_match_the_vectors(case: dict[str, Any]) -> None:
     assert decode_tokens(ids, encoding) == text.encode()
 
 
-@pytest.mark.parametrize("case", CHATS, ids=lambda c: f"{c['encoding']}-{c['label']}")
-def test_chat_counts_match_the_vectors(case: dict[str, Any]) -> None:
-    assert count_chat(case["messages"], case["encoding"]) == case["tokens"]
-
-
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(max_size=200), encoding=st.sampled_from(["o200k_base", "cl100k_base"]))
 def test_any_text_encodes_like_tiktoken(text: str, encoding: str) -> None:
@@ -72,15 +65,6 @@ def test_counts_of_many_texts_add_up() -> None:
     assert count_prompt(texts, "cl100k_base") == count_tokens_all(texts, "cl100k_base")
     assert count_prompt("x y", "cl100k_base") == count_tokens("x y", "cl100k_base")
     assert count_prompt([1, 2, 3]) == 0  # token ids: nothing to count
-
-
-def test_chat_overheads() -> None:
-    one = [{"role": "user", "content": "hi"}]
-    base = 3 + 3 + count_tokens("user") + count_tokens("hi")
-    assert count_chat(one) == base
-    named = [{"role": "user", "content": "hi", "name": "bob"}]
-    assert count_chat(named) == base + count_tokens("bob") + 1
-    assert count_chat([]) == 3
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis.asyncio
 
-from fd2.tokens import count_chat
+from inference_openai.chat_tokens import count_chat
 
 from ..conftest import Service
 from ..redis_server import running_redis

@@ -11,7 +11,8 @@ import pytest
 from fd2.errors import BadRequest
 from fd2.metering import Cost, Usage, cost_of
 from fd2.request import Request
-from fd2.tokens import count_chat, count_tokens
+from fd2.tokens import count_tokens
+from inference_openai.chat_tokens import count_chat
 from inference_openai.metering import (
     CHAT,
     COMPLETIONS,

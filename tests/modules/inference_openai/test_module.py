@@ -27,9 +27,10 @@ from fd2.module import ModuleContext, Timeouts, UpstreamEndpoints
 from fd2.request import Request
 from fd2.secrets import Secret
 from fd2.sse import SseFramer
-from fd2.tokens import count_chat, count_tokens
+from fd2.tokens import count_tokens
 from inference_openai import InferenceOpenAIModule
 from inference_openai.answers import settle
+from inference_openai.chat_tokens import count_chat
 from inference_openai.upstream import read_answer
 
 UpstreamHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
