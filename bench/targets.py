@@ -106,6 +106,8 @@ def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
             "module_type": "inference_endpoint",
             "name": name,
             "status": "enabled",
+            # Open, explicitly (nothing is served open by omission): fd2 as a pure pass-through.
+            "auth": {"mode": "none"},
             "config": {
                 "model_name": "gpt-4o-mini",
                 "endpoint_url": f"http://127.0.0.1:{port}/v1/{endpoint}",
