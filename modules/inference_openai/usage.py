@@ -5,10 +5,10 @@ stream the `usage` chunk OpenAI would have sent when the client asked for one
 Nothing is counted twice: the prompt count is the request's estimate (`cost_of`, made once and
 shared with the core's limits), and a stream's own `usage` event is read by the native framer as
 it relays, never by a second scan. When the upstream reports nothing, the completion is counted
-from the text the stream generated (content, refusals, tool-call names and arguments) — only when
-someone reads it: the client asked for usage, or a token limit will settle with it
-(`request.metered`). That matches what OpenAI bills for plain text answers and is a close
-estimate for tool calls.
+from the text the stream generated (content, refusals, tool-call names and arguments). All of it
+only when someone reads it — the client asked for usage, or a step settles with it
+(`request.metered`): a request nobody meters costs no work here. The count matches what OpenAI
+bills for plain text answers and is a close estimate for tool calls.
 """
 
 from __future__ import annotations
@@ -101,14 +101,20 @@ def wants_usage(payload: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
+def answer_report(request: Request) -> UsageReport | None:
+    """How a whole answer reports usage: only when a step reads it (nothing to do otherwise)."""
+    return UsageReport(request) if request.metered else None
+
+
 async def stream_report(
     request: Request, meter: Meter, payload: dict[str, Any], *, chat: bool
-) -> UsageReport:
-    """How a stream reports usage. When it may have to count the completion itself it takes the
-    prompt count from the request's estimate (made by the limits step already, or now, once)."""
+) -> UsageReport | None:
+    """How a stream reports usage: None when neither the client nor a step reads it. When it may
+    have to count the completion itself it takes the prompt count from the request's estimate
+    (made by the limits step already, or now, once)."""
     emit = wants_usage(payload)
     if not (emit or request.metered):
-        return UsageReport(request)
+        return None
     cost = await cost_of(request, meter)
     return UsageReport(
         request,

@@ -1,8 +1,9 @@
 """The raw ASGI application: route each request to its module, render every error one way.
 
 This is the hot path. Per request: one pass over the headers, a dict lookup for the route, the
-module's handler. Anything that can be decided earlier (handlers, auth mode, environments) was
-decided when the route table was compiled.
+route's handler (the module's own, or composed behind the route's steps: auth, limits). Anything
+that can be decided earlier (handlers, steps, environments) was decided when the route table was
+compiled.
 """
 
 from __future__ import annotations

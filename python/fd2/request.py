@@ -80,8 +80,8 @@ class Request:
         self.usage: Usage | None = None
         """What the request used, as the module reported it (`report_usage`)."""
         self.metered = False
-        """True when a step reads this request's usage (token limits): a module should then
-        measure usage it does not get for free (e.g. count a stream's text)."""
+        """True when a step reads this request's usage (token limits; later metrics, audit): a
+        module reports usage then, and may skip the work when nothing reads it."""
 
     def report_usage(self, usage: Usage) -> None:
         """The module's report of what this request used (the metering contract, fd2.metering).

@@ -669,9 +669,12 @@ async def test_a_whole_answers_usage_is_reported_from_the_body_as_read(make: Mak
         "prompt_tokens_details": {"cached_tokens": 8},
     }
     body = orjson.dumps({"id": "c", "object": "chat.completion", "choices": [], "usage": usage})
-    exchange = await make(answer(200, body)).run("/v1/chat/completions", CHAT)
+    exchange = await make(answer(200, body)).run("/v1/chat/completions", CHAT, before=metered)
     assert exchange.body == body
     assert exchange.request.usage == Usage(prompt_tokens=12, completion_tokens=5, cached_tokens=8)
+    # nothing reads an unmetered request's usage: no work is done for it
+    unread = await make(answer(200, body)).run("/v1/chat/completions", CHAT)
+    assert unread.request.usage is None
 
 
 async def test_an_answer_without_usage_reports_none(make: Make) -> None:

@@ -12,7 +12,7 @@ from fd2.sse import SseFramer
 from fd2.tokens import count_tokens
 from inference_openai.metering import CHAT, OpenAIMeter
 from inference_openai.transforms import Defaults, prepare_chat
-from inference_openai.usage import UsageReport, stream_report, wants_usage
+from inference_openai.usage import UsageReport, answer_report, stream_report, wants_usage
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi 🙂"}]
 METER = OpenAIMeter(CHAT, lambda body: prepare_chat(body, Defaults()), None)
@@ -73,8 +73,8 @@ async def test_a_stream_that_asked_for_usage_takes_the_prompt_from_the_estimate(
 
 async def test_a_stream_nobody_reads_the_usage_of_is_not_estimated() -> None:
     quiet = request({"messages": MESSAGES})
-    report = await stream_report(quiet, METER, {"messages": MESSAGES}, chat=True)
-    assert (report.emit, report.count, quiet.cost) == (False, False, None)
+    assert await stream_report(quiet, METER, {"messages": MESSAGES}, chat=True) is None
+    assert quiet.cost is None
 
 
 async def test_the_usage_event_uses_the_streams_identity_and_text() -> None:
@@ -116,6 +116,13 @@ async def test_an_upstream_error_is_still_charged_but_gets_no_usage_chunk() -> N
     assert framer.error is not None
     assert await report.stream_end(framer, "rid") == b""
     assert asked.usage == Usage(prompt_tokens=21, completion_tokens=count_tokens("Hi"))
+
+
+def test_a_whole_answer_reports_only_when_a_step_reads_it() -> None:
+    quiet = request({"messages": MESSAGES})
+    assert answer_report(quiet) is None
+    quiet.metered = True
+    assert answer_report(quiet) is not None
 
 
 async def test_a_whole_answers_usage_member() -> None:
