@@ -37,7 +37,7 @@ from inference_openai.transforms import (
     upstream_target,
 )
 from inference_openai.upstream import Upstream
-from inference_openai.usage import answer_report, stream_report
+from inference_openai.usage import UsageReport, stream_report
 
 _Prepare = Callable[[dict[str, Any], Defaults], Prepared]
 _PREPARE: dict[str, _Prepare] = {
@@ -221,7 +221,9 @@ class InferenceOpenAIModule(Module):
                 usage = await stream_report(request, meter, prepared.payload, chat=kind == CHAT)
                 work = relay_stream(self._upstream, call, send, logger, rid, usage)
             else:
-                work = relay_json(self._upstream, call, send, logger, rid, answer_report(request))
+                # Usage is reported only when a step reads it (nothing to do otherwise).
+                usage = UsageReport(request) if request.metered else None
+                work = relay_json(self._upstream, call, send, logger, rid, usage)
             # Only now that the body has been read: the watcher takes over `receive`, and a client
             # that leaves cancels the upstream call, an open stream included.
             await cancel_on_disconnect(request, work)

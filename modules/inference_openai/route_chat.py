@@ -23,7 +23,7 @@ from inference_openai.route_transforms import prepare_route_chat
 from inference_openai.route_upstream import RouteUpstream
 from inference_openai.streaming import relay_stream
 from inference_openai.transforms import Defaults, upstream_body
-from inference_openai.usage import answer_report, stream_report
+from inference_openai.usage import UsageReport, stream_report
 
 GATEWAY_MODULE_TYPES: Final = frozenset({"api_gateway", "apisix_gateway"})
 
@@ -110,7 +110,8 @@ class RouteChat:
                 usage = await stream_report(request, self.meter, prepared.payload, chat=True)
                 work = relay_stream(self.upstream, call, send, logger, rid, usage)
             else:
-                work = relay_json(self.upstream, call, send, logger, rid, answer_report(request))
+                usage = UsageReport(request) if request.metered else None
+                work = relay_json(self.upstream, call, send, logger, rid, usage)
             try:
                 await cancel_on_disconnect(request, work)
             finally:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from fd2.metering import Meter, Usage, cost_of
+from fd2.metering import Meter, Usage
 from fd2.request import Request
 from fd2.sse import SseFramer
 from fd2.tokens import count_tokens, encoding_for_model
@@ -90,7 +90,7 @@ class UsageReport:
             "usage": {
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
+                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
             },
         }
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
@@ -99,11 +99,6 @@ class UsageReport:
 def wants_usage(payload: dict[str, Any]) -> bool:
     options = payload.get("stream_options")
     return isinstance(options, dict) and options.get("include_usage") is True
-
-
-def answer_report(request: Request) -> UsageReport | None:
-    """How a whole answer reports usage: only when a step reads it (nothing to do otherwise)."""
-    return UsageReport(request) if request.metered else None
 
 
 async def stream_report(
@@ -115,7 +110,7 @@ async def stream_report(
     emit = wants_usage(payload)
     if not (emit or request.metered):
         return None
-    cost = await cost_of(request, meter)
+    cost = await request.estimate(meter)
     return UsageReport(
         request,
         emit=emit,

@@ -6,9 +6,9 @@ the call it reads the usage the module reported on the request (`Request.report_
 limits read only this; so will metrics and audit. Provider rules (how a prompt is counted, where
 a usage object lives in an answer, what a field is called) stay inside the module.
 
-Each request is estimated at most once: `cost_of` keeps the estimate on the request, and the
-module reuses it (e.g. to write a usage chunk the upstream did not send) instead of counting the
-prompt again.
+Each request is estimated at most once: `Request.estimate(meter)` keeps the estimate on the
+request, and the module reuses it (e.g. to write a usage chunk the upstream did not send) instead
+of counting the prompt again.
 """
 
 from __future__ import annotations
@@ -58,12 +58,5 @@ class Meter(Protocol):
         """The model the request will use: what authorisation checks. Cheap (no counting)."""
 
     async def estimate(self, request: Request) -> Cost:
-        """The request's cost before it is sent. Call through `cost_of`, which keeps it."""
-
-
-async def cost_of(request: Request, meter: Meter) -> Cost:
-    """The request's estimate, made once: later callers (other steps, the module) reuse it."""
-    cost = request.cost
-    if cost is None:
-        cost = request.cost = await meter.estimate(request)
-    return cost
+        """The request's cost before it is sent. Call it through `Request.estimate(meter)`,
+        which makes it once per request."""

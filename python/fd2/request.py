@@ -13,7 +13,7 @@ from fd2.types import Receive, Scope
 
 if TYPE_CHECKING:
     from fd2.auth.identity import Identity
-    from fd2.metering import Cost, Usage
+    from fd2.metering import Cost, Meter, Usage
 
 
 class ClientDisconnected(Exception):
@@ -82,6 +82,14 @@ class Request:
         self.metered = False
         """True when a step reads this request's usage (token limits; later metrics, audit): a
         module reports usage then, and may skip the work when nothing reads it."""
+
+    async def estimate(self, meter: Meter) -> Cost:
+        """The request's cost by `meter` (fd2.metering), made once: later callers (other steps,
+        the module itself) get the same estimate, so no prompt is counted twice."""
+        cost = self.cost
+        if cost is None:
+            cost = self.cost = await meter.estimate(self)
+        return cost
 
     def report_usage(self, usage: Usage) -> None:
         """The module's report of what this request used (the metering contract, fd2.metering).

@@ -1,8 +1,7 @@
-"""GCRA decisions (pure), the in-process limiter and the rate-limit headers."""
+"""GCRA decisions (pure) and the in-process limiter."""
 
 from fd2.limits.gcra import LocalLimiter, adjusted, decide
-from fd2.limits.headers import duration, ratelimit_headers, retry_after
-from fd2.limits.specs import LimitSpec, parse_limits, specs_for
+from fd2.limits.specs import parse_limits, specs_for
 
 SECOND = 1_000_000
 
@@ -70,32 +69,3 @@ def test_parse_limits_refuses_nonsense():
             assert type(exc).__name__ == "ConfigError"
         else:
             raise AssertionError(f"{bad} was accepted")
-
-
-def test_headers_name_the_bucket_closest_to_empty():
-    specs = (
-        LimitSpec("a", "requests", 100, 10_000),
-        LimitSpec("b", "requests", 10, 100_000),
-        LimitSpec("c", "tokens", 1000, 60_000),
-    )
-    limiter = LocalLimiter()
-    decision = limiter.acquire_now(specs, [1, 1, 250])
-    headers = dict(ratelimit_headers(specs, decision))
-    assert headers[b"x-ratelimit-limit-requests"] == b"10"
-    assert headers[b"x-ratelimit-remaining-requests"] == b"9"
-    assert headers[b"x-ratelimit-limit-tokens"] == b"1000"
-    assert headers[b"x-ratelimit-remaining-tokens"] == b"750"
-    assert headers[b"x-ratelimit-reset-tokens"] == b"15s"
-
-
-def test_durations_read_like_openais():
-    assert duration(0) == b"0s"
-    assert duration(20_000) == b"20ms"
-    assert duration(1_500_000) == b"1.5s"
-    assert duration(360 * SECOND) == b"6m0s"
-    assert (
-        dict(
-            retry_after(decide([10 * SECOND], [LimitSpec("k", "requests", 1, SECOND)], [1], 0)[0])
-        )[b"retry-after"]
-        == b"10"
-    )

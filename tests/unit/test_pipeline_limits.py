@@ -9,13 +9,14 @@ from pipeline_support import Answering, FixedMeter, Recorder, make_request
 from fd2.auth.errors import RateLimited
 from fd2.auth.identity import Identity
 from fd2.errors import UpstreamError
-from fd2.limits.gcra import LocalLimiter
+from fd2.limits.gcra import LocalLimiter, decide
 from fd2.limits.plan import LimitPlan, credential_specs
 from fd2.limits.specs import LimitSpec, specs_for
 from fd2.metering import Usage
-from fd2.pipeline.limits import Limits
+from fd2.pipeline.limits import Limits, duration, ratelimit_headers, retry_after
 
 TOKENS = {"tokens_per_minute": 1000}
+SECOND = 1_000_000
 
 
 def plan(limits: dict[str, int], **dynamic: tuple[LimitSpec, ...]) -> LimitPlan:
@@ -144,3 +145,32 @@ async def test_a_callers_limits_apply_on_a_route_without_any() -> None:
     assert (await once()).headers[b"x-ratelimit-limit-requests"] == b"1"
     with pytest.raises(RateLimited):
         await once()
+
+
+def test_headers_name_the_bucket_closest_to_empty():
+    specs = (
+        LimitSpec("a", "requests", 100, 10_000),
+        LimitSpec("b", "requests", 10, 100_000),
+        LimitSpec("c", "tokens", 1000, 60_000),
+    )
+    limiter = LocalLimiter()
+    decision = limiter.acquire_now(specs, [1, 1, 250])
+    headers = dict(ratelimit_headers(specs, decision))
+    assert headers[b"x-ratelimit-limit-requests"] == b"10"
+    assert headers[b"x-ratelimit-remaining-requests"] == b"9"
+    assert headers[b"x-ratelimit-limit-tokens"] == b"1000"
+    assert headers[b"x-ratelimit-remaining-tokens"] == b"750"
+    assert headers[b"x-ratelimit-reset-tokens"] == b"15s"
+
+
+def test_durations_read_like_openais():
+    assert duration(0) == b"0s"
+    assert duration(20_000) == b"20ms"
+    assert duration(1_500_000) == b"1.5s"
+    assert duration(360 * SECOND) == b"6m0s"
+    assert (
+        dict(
+            retry_after(decide([10 * SECOND], [LimitSpec("k", "requests", 1, SECOND)], [1], 0)[0])
+        )[b"retry-after"]
+        == b"10"
+    )

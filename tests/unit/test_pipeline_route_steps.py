@@ -8,8 +8,7 @@ from fd2.auth.policy import AuthPolicy
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import specs_for
-from fd2.pipeline.authenticate import Authenticate
-from fd2.pipeline.authorise import Authorise
+from fd2.pipeline.auth import Authenticate, Authorise
 from fd2.pipeline.limits import Limits
 from fd2.pipeline.route_steps import RouteSteps
 

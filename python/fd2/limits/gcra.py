@@ -38,15 +38,16 @@ def decide(
     new_tats = []
     for stored, spec, cost in zip(tats, specs, costs, strict=True):
         tat = max(stored, now)
-        new_tat = tat + cost * spec.interval_us
-        wait = new_tat - spec.capacity_us - now
+        interval = spec.interval_us
+        new_tat = tat + cost * interval
+        wait = new_tat - spec.limit * interval - now  # the bucket's capacity, in µs
         if wait > 0:
             allowed = False
             retry = max(retry, wait)
         new_tats.append(new_tat)
     final = new_tats if allowed else [max(stored, now) for stored in tats]
     remaining = [
-        max(0, (spec.capacity_us - (tat - now)) // spec.interval_us)
+        max(0, (spec.limit * spec.interval_us - (tat - now)) // spec.interval_us)
         for spec, tat in zip(specs, final, strict=True)
     ]
     reset = [tat - now for tat in final]

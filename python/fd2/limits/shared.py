@@ -86,7 +86,7 @@ class SharedLimiter:
     def _args(mode: str, specs: Sequence[LimitSpec], amounts: Sequence[int]) -> list[object]:
         args: list[object] = [mode]
         for spec, amount in zip(specs, amounts, strict=True):
-            args += (spec.interval_us, spec.capacity_us, amount)
+            args += (spec.interval_us, spec.limit * spec.interval_us, amount)
         return args
 
     def _may_probe(self) -> bool:

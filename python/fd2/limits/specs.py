@@ -31,11 +31,7 @@ class LimitSpec(msgspec.Struct, frozen=True):
     """`requests` or `tokens`."""
     limit: int
     interval_us: int
-    """Time to refill one unit (window / limit)."""
-
-    @property
-    def capacity_us(self) -> int:
-        return self.limit * self.interval_us
+    """Time to refill one unit (window / limit); the bucket holds `limit * interval_us` µs."""
 
 
 def parse_limits(raw: Any, where: str) -> dict[str, int]:

@@ -5,6 +5,9 @@ meter) before the upstream call and settle with the usage the module reports onc
 stream included, has ended, so concurrent streams cannot overshoot a tokens-per-minute limit. An
 answer whose usage is not reported keeps its whole reservation (charged by the estimate, never
 refunded to zero); a refused or failed call (no 2xx answer) gives it all back.
+
+Every answer that went through limits carries OpenAI's x-ratelimit-* headers (and a 429 its
+Retry-After), written here.
 """
 
 from __future__ import annotations
@@ -14,10 +17,9 @@ from collections.abc import Sequence
 from fd2.auth.errors import RateLimited
 from fd2.errors import Fd2Error
 from fd2.limits.gcra import Decision
-from fd2.limits.headers import ratelimit_headers, retry_after
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import LimitSpec
-from fd2.metering import Meter, cost_of
+from fd2.metering import Meter
 from fd2.module import Handler
 from fd2.request import Request
 from fd2.responses import send_error
@@ -56,7 +58,8 @@ class Limits:
         )
         reserved = 0
         if tokens and self._meter is not None:  # an endpoint without a meter costs no tokens
-            reserved = (await cost_of(request, self._meter)).tokens
+            cost = await request.estimate(self._meter)
+            reserved = cost.prompt_tokens + cost.completion_bound
             request.metered = True
         costs = [reserved if spec.kind == "tokens" else 1 for spec in specs]
         decision = await plan.limiter.acquire(specs, costs)
@@ -99,7 +102,7 @@ def _used(request: Request, status: int, reserved: int) -> int:
     """Tokens to charge: the reported usage, else the estimate for an answer, else nothing."""
     usage = request.usage
     if usage is not None:
-        return usage.total_tokens
+        return usage.prompt_tokens + usage.completion_tokens
     if 200 <= status < 300:
         return reserved
     return 0
@@ -119,3 +122,46 @@ def _refusal(
         kind=what,
         headers=headers + retry_after(decision),
     )
+
+
+def duration(us: int) -> bytes:
+    """A reset time as OpenAI writes it: `20ms`, `1s`, `1.5s`, `6m0s`."""
+    if us <= 0:
+        return b"0s"
+    if us < 1_000_000:
+        return b"%dms" % max(1, -(-us // 1000))
+    seconds = us / 1_000_000
+    if seconds < 60:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".").encode() + b"s"
+    minutes, rest = divmod(int(-(-us // 1_000_000)), 60)
+    return b"%dm%ds" % (minutes, rest)
+
+
+def ratelimit_headers(specs: Sequence[LimitSpec], decision: Decision) -> list[tuple[bytes, bytes]]:
+    """For requests and for tokens: the bucket closest to empty (the one a client must watch)."""
+    headers: list[tuple[bytes, bytes]] = []
+    for kind in ("requests", "tokens"):
+        best = -1
+        for index, spec in enumerate(specs):
+            if spec.kind == kind and (
+                best < 0
+                or decision.remaining[index] * specs[best].limit
+                < decision.remaining[best] * spec.limit
+            ):
+                best = index
+        if best >= 0:
+            suffix = kind.encode()
+            headers += (
+                (b"x-ratelimit-limit-" + suffix, b"%d" % specs[best].limit),
+                (b"x-ratelimit-remaining-" + suffix, b"%d" % decision.remaining[best]),
+                (b"x-ratelimit-reset-" + suffix, duration(decision.reset_us[best])),
+            )
+    return headers
+
+
+def retry_after(decision: Decision) -> list[tuple[bytes, bytes]]:
+    us = decision.retry_after_us
+    return [
+        (b"retry-after", b"%d" % max(1, -(-us // 1_000_000))),
+        (b"retry-after-ms", b"%d" % max(1, -(-us // 1000))),
+    ]

@@ -14,8 +14,7 @@ from fd2.auth.policy import AuthPolicy
 from fd2.limits.plan import LimitPlan
 from fd2.metering import Meter
 from fd2.module import Handler
-from fd2.pipeline.authenticate import Authenticate
-from fd2.pipeline.authorise import Authorise
+from fd2.pipeline.auth import Authenticate, Authorise
 from fd2.pipeline.limits import Limits
 from fd2.pipeline.step import Step, compose
 

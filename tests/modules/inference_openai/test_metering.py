@@ -9,15 +9,15 @@ import orjson
 import pytest
 
 from fd2.errors import BadRequest
-from fd2.metering import Cost, Usage, cost_of
+from fd2.metering import Cost, Usage
 from fd2.request import Request
 from fd2.tokens import count_tokens
-from inference_openai.chat_tokens import count_chat
 from inference_openai.metering import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
     OpenAIMeter,
+    count_chat,
     prompt_tokens,
     usage_from_json,
     usage_from_stream,
@@ -140,8 +140,8 @@ async def test_the_estimate_is_made_once_per_request() -> None:
             return await inner.estimate(request)
 
     one = request({"messages": HELLO})
-    first = await cost_of(one, Counting())
-    assert await cost_of(one, Counting()) is first
+    first = await one.estimate(Counting())
+    assert await one.estimate(Counting()) is first
     assert one.cost is first and calls == 1
 
 

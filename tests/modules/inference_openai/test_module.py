@@ -30,7 +30,7 @@ from fd2.sse import SseFramer
 from fd2.tokens import count_tokens
 from inference_openai import InferenceOpenAIModule
 from inference_openai.answers import settle
-from inference_openai.chat_tokens import count_chat
+from inference_openai.metering import count_chat
 from inference_openai.upstream import read_answer
 
 UpstreamHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]

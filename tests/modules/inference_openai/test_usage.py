@@ -12,7 +12,7 @@ from fd2.sse import SseFramer
 from fd2.tokens import count_tokens
 from inference_openai.metering import CHAT, OpenAIMeter
 from inference_openai.transforms import Defaults, prepare_chat
-from inference_openai.usage import UsageReport, answer_report, stream_report, wants_usage
+from inference_openai.usage import UsageReport, stream_report, wants_usage
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi 🙂"}]
 METER = OpenAIMeter(CHAT, lambda body: prepare_chat(body, Defaults()), None)
@@ -116,13 +116,6 @@ async def test_an_upstream_error_is_still_charged_but_gets_no_usage_chunk() -> N
     assert framer.error is not None
     assert await report.stream_end(framer, "rid") == b""
     assert asked.usage == Usage(prompt_tokens=21, completion_tokens=count_tokens("Hi"))
-
-
-def test_a_whole_answer_reports_only_when_a_step_reads_it() -> None:
-    quiet = request({"messages": MESSAGES})
-    assert answer_report(quiet) is None
-    quiet.metered = True
-    assert answer_report(quiet) is not None
 
 
 async def test_a_whole_answers_usage_member() -> None:

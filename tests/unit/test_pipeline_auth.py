@@ -12,8 +12,7 @@ from fd2.auth.api_keys import ApiKey, ApiKeyRecord, KeyHasher, KeyTable
 from fd2.auth.errors import Forbidden, Unauthorized
 from fd2.auth.identity import Identity
 from fd2.auth.policy import AuthPolicy
-from fd2.pipeline.authenticate import Authenticate
-from fd2.pipeline.authorise import Authorise
+from fd2.pipeline.auth import Authenticate, Authorise
 
 PEPPER = b"pepper"
 KEY = "fd2_unit-test-key"

@@ -1,4 +1,4 @@
-"""OpenAI's chat counting rule against the counts OpenAI's tiktoken gives (tests/vectors)."""
+"""The meters' chat counting rule against the counts OpenAI's tiktoken gives (tests/vectors)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from fd2.errors import BadRequest
 from fd2.tokens import count_tokens
-from inference_openai.chat_tokens import count_chat
+from inference_openai.metering import count_chat
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "tokens.json"
 CHATS: list[dict[str, Any]] = json.loads(VECTORS.read_text(encoding="utf-8"))["chats"]

@@ -1,4 +1,5 @@
-"""Authorise: the caller's endpoint and model permissions, checked before any limit is taken.
+"""The auth steps: authenticate (who is calling, by the route's auth policy), then authorise
+(the caller's endpoint and model permissions), both before any limit is taken.
 
 The model is the one the endpoint's meter says the request will use (after the module's
 defaults), never read from the body here: the core does not know where a provider puts it.
@@ -10,6 +11,7 @@ import logging
 from typing import Final
 
 from fd2.auth.errors import Forbidden
+from fd2.auth.policy import AuthPolicy
 from fd2.metering import Meter
 from fd2.module import Handler
 from fd2.request import Request
@@ -17,6 +19,19 @@ from fd2.types import Send
 
 _log = logging.getLogger("fd2.auth")
 _READS: Final = frozenset({"GET", "HEAD"})
+
+
+class Authenticate:
+    """Sets `request.identity` from the credential the policy accepts, or raises 401/403."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: AuthPolicy) -> None:
+        self.policy = policy
+
+    async def __call__(self, request: Request, send: Send, call_next: Handler) -> None:
+        request.identity = await self.policy.authenticate(request)
+        await call_next(request, send)
 
 
 class Authorise:
