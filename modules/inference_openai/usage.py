@@ -2,13 +2,13 @@
 stream the `usage` chunk OpenAI would have sent when the client asked for one
 (`stream_options.include_usage`) and the upstream sent none.
 
-Nothing is counted twice: the prompt count is the request's estimate (`cost_of`, made once and
-shared with the core's limits), and a stream's own `usage` event is read by the native framer as
-it relays, never by a second scan. When the upstream reports nothing, the completion is counted
-from the text the stream generated (content, refusals, tool-call names and arguments). All of it
-only when someone reads it — the client asked for usage, or a step settles with it
-(`request.metered`): a request nobody meters costs no work here. The count matches what OpenAI
-bills for plain text answers and is a close estimate for tool calls.
+Nothing is counted twice: the prompt count is the request's estimate (`Request.estimate`, made
+once and shared with the core's limits), and a stream's own `usage` event is read by the native
+framer as it relays, never by a second scan. When the upstream reports nothing, the completion
+is counted from the text the stream generated (content, refusals, tool-call names and
+arguments). All of it only when someone reads it — the client asked for usage, or a step
+settles with it (`request.metered`): a request nobody meters costs no work here. The count
+matches what OpenAI bills for plain text answers and is a close estimate for tool calls.
 """
 
 from __future__ import annotations
