@@ -7,6 +7,7 @@ import logging
 
 import aiohttp
 
+from fd2.draining import drain_guard
 from fd2.errors import UpstreamError
 from fd2.responses import send_bytes
 from fd2.types import Send
@@ -15,6 +16,7 @@ from inference_openai.answers import (
     gateway_error,
     relayed_headers,
     settle,
+    shutting_down,
 )
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
 
@@ -24,7 +26,21 @@ RawHeaders = tuple[tuple[bytes, bytes], ...]
 async def relay_json(
     upstream: Opens, call: UpstreamCall, send: Send, logger: logging.Logger, request_id: str
 ) -> None:
-    """Send `call` upstream and answer with its JSON result, or raise an Fd2Error."""
+    """Send `call` upstream and answer with its JSON result, or raise an Fd2Error (a 503 when
+    the shutdown deadline comes first)."""
+    with drain_guard() as guard:
+        try:
+            await _exchange(upstream, call, send, logger, request_id)
+        except asyncio.CancelledError:
+            if not guard.take_cut():
+                raise
+            logger.warning("request %s: ended by the shutdown deadline", request_id)
+            raise shutting_down() from None
+
+
+async def _exchange(
+    upstream: Opens, call: UpstreamCall, send: Send, logger: logging.Logger, request_id: str
+) -> None:
     try:
         async with asyncio.timeout(upstream.total_s):
             response = await upstream.open(call)
@@ -43,20 +59,29 @@ async def relay_json(
     status = response.status
     if not 200 <= status < 300:
         logger.info("request %s: upstream answered HTTP %d", request_id, status)
-    await send_settled(send, logger, request_id, status, body, response.raw_headers)
+    answer = (status, body, response.raw_headers)
+    await send_settled(send, logger, request_id, answer, upstream, call)
+
+
+Answer = tuple[int, bytes | None, RawHeaders]
+"""An upstream answer read in full: status, body (None: too large), headers."""
 
 
 async def send_settled(
     send: Send,
     logger: logging.Logger,
     request_id: str,
-    status: int,
-    body: bytes | None,
-    raw_headers: RawHeaders,
+    answer: Answer,
+    upstream: Opens,
+    call: UpstreamCall,
 ) -> None:
-    """Answer with what `settle` makes of an upstream answer read in full (or raise its error)."""
+    """Answer with what `settle` makes of an upstream answer read in full (or raise its error).
+
+    An error body is relayed without the credentials `call` carried upstream."""
+    status, body, raw_headers = answer
+    scrubber = None if 200 <= status < 300 else upstream.scrubber(call)
     try:
-        status, payload = settle(status, body)
+        status, payload = settle(status, body, scrubber)
     except UpstreamError as error:
         logger.warning("request %s: %s", request_id, error.message)
         raise

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
 from fd2.errors import BadRequest, UpstreamError, UpstreamTimeout
+from fd2.scrub import Scrubber
 from inference_openai.answers import (
     gateway_error,
     is_event_stream,
@@ -36,7 +37,24 @@ def test_success_status_without_a_json_object_is_502(body: bytes | None) -> None
 
 @pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 503])
 def test_openai_errors_pass_through(status: int) -> None:
-    assert settle(status, OPENAI_ERROR) == (status, OPENAI_ERROR)
+    assert settle(status, OPENAI_ERROR, Scrubber(["sk-unrelated"])) == (status, OPENAI_ERROR)
+
+
+def test_openai_errors_pass_through_without_the_credentials_sent() -> None:
+    body = orjson.dumps(
+        {"error": {"message": "bad key: Bearer sk-live-123", "type": "auth", "code": None}}
+    )
+    status, relayed = settle(401, body, Scrubber(["sk-live-123"]))
+    assert status == 401
+    assert orjson.loads(relayed)["error"]["message"] == "bad key: Bearer ***"
+
+
+def test_an_error_that_cannot_be_scrubbed_is_not_relayed() -> None:
+    with pytest.raises(UpstreamError, match="HTTP 401"):
+        settle(401, OPENAI_ERROR)  # no scrubber: nothing is relayed unchecked
+    nested = b'{"error": {"message": "\\u0073k", "deep": ' + b"[" * 2000 + b"]" * 2000 + b"}}"
+    with pytest.raises(UpstreamError, match="HTTP 401"):
+        settle(401, nested, Scrubber(["sk-live-123"]))
 
 
 @pytest.mark.parametrize(
@@ -50,6 +68,7 @@ def test_other_failures_are_502_naming_only_the_status(body: bytes | None) -> No
 
 
 def test_json_object_check() -> None:
+    assert not is_json_object(b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}")
     assert is_json_object(b' {"a": [1, {"b": null}]} ')
     assert not is_json_object(b'{"a": [1, }')
     assert not is_json_object(b'{"a": 1} trailing')
