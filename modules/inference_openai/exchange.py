@@ -21,6 +21,8 @@ from inference_openai.answers import (
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
+Answer = tuple[int, bytes | None, RawHeaders]
+"""An upstream answer read in full: status, body (None: too large), headers."""
 
 
 async def relay_json(
@@ -61,10 +63,6 @@ async def _exchange(
         logger.info("request %s: upstream answered HTTP %d", request_id, status)
     answer = (status, body, response.raw_headers)
     await send_settled(send, logger, request_id, answer, upstream, call)
-
-
-Answer = tuple[int, bytes | None, RawHeaders]
-"""An upstream answer read in full: status, body (None: too large), headers."""
 
 
 async def send_settled(
