@@ -179,6 +179,8 @@ class _Relay:
         held = framer.take_held() if self.usage is not None else b""
         if not framer.done:
             held = DONE_EVENT
+        elif held and framer.error is not None:
+            held = self._scrubbed(held)
         if held:
             await send({"type": "http.response.body", "body": held, "more_body": True})
 
