@@ -34,7 +34,7 @@ from inference_openai.answers import (
     shutting_down,
     sse_error_event,
 )
-from inference_openai.exchange import RawHeaders, send_settled
+from inference_openai.exchange import Answer, send_settled
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
 from inference_openai.usage import UsagePlan, usage_event
 
@@ -249,7 +249,7 @@ async def relay_stream(
 
 async def _exchange(relay: _Relay) -> None:
     upstream, logger, request_id = relay.upstream, relay.logger, relay.request_id
-    plain: tuple[int, bytes | None, RawHeaders] | None = None
+    plain: Answer | None = None
     try:
         async with asyncio.timeout(upstream.total_s):
             response = await upstream.open(relay.call)
@@ -283,13 +283,10 @@ async def _exchange(relay: _Relay) -> None:
         await _end(relay, b"")
         return
     assert plain is not None
-    status, body, headers = plain
     # The upstream did not stream (an error, or a server ignoring `stream`): answer as a
     # non-streaming call would.
-    logger.info("request %s: upstream answered HTTP %d without a stream", request_id, status)
-    await send_settled(
-        relay.send, logger, request_id, (status, body, headers), upstream, relay.call
-    )
+    logger.info("request %s: upstream answered HTTP %d without a stream", request_id, plain[0])
+    await send_settled(relay.send, logger, request_id, plain, upstream, relay.call)
 
 
 async def _end(relay: _Relay, last: bytes) -> None:
