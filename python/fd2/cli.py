@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 
+from fd2 import cli_check
 from fd2.auth import keys_cli
 from fd2.cli_settings import add_settings, formatter, settings_from_args, switch_hint
 from fd2.config import SETTINGS_ENV, Settings
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings(serve_parser)
     serve_parser.set_defaults(run=_run_serve, command_parser=serve_parser)
+    cli_check.add_parsers(commands)
     keys_cli.add_parser(commands)
     return parser
 
