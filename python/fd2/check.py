@@ -11,45 +11,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Literal
+from typing import Final
 
 import msgspec
 
+from fd2.check_modules import (
+    GATEWAY_TYPE,
+    apisix_route_problems,
+    claim_problems,
+    vault_module_problems,
+)
+from fd2.check_problems import Problem, Severity, merged
 from fd2.config import Settings
-from fd2.errors import ConfigError
-from fd2.gateway import compile_apisix_route
 from fd2.manifest_set import ManifestFile, ManifestSet
-from fd2.manifests.compile import ModuleDeclaration, resolve_declaration, resolve_dependency
-from fd2.manifests.deferred import DeferredValue, DeferredValueError
-from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE, SERVED_STATUSES, ProjectManifest
-from fd2.manifests.placeholders import PlaceholderContext, resolve_value
+from fd2.manifests.compile import ModuleDeclaration
+from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE, ProjectManifest
 from fd2.manifests.portable import portable
-from fd2.module import Timeouts
 from fd2.offline_secrets import OfflineSecrets, PlaceholderEnviron
 from fd2.registry import ModuleRegistry
 from fd2.route_inputs import VAULT_MODULE_TYPE
 from fd2.route_preview import Preview, RouteRow, preview
-from fd2.vault.settings import settings_from_module_config
 
-Severity = Literal["error", "warning", "note"]
-_GATEWAY_TYPE: Final = "api_gateway"
 _READ_BY_FD2: Final = {
     VAULT_MODULE_TYPE: "type vault: no route; fd2 reads it for the project's vault: references",
-    _GATEWAY_TYPE: "type api_gateway: no route; its APISIX routes are served by the modules "
+    GATEWAY_TYPE: "type api_gateway: no route; its APISIX routes are served by the modules "
     "that name them (apisix_route + apisix_gateway_module)",
 }
 """Module types with no route of their own that fd2 reads for other modules."""
 _WHERE_SETTINGS_LIVE: Final = "docs/manifests.md, 'Where fd2's settings live'"
-
-
-class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
-    severity: Severity
-    message: str
-    origin: str | None = None
-    project: str | None = None
-    module: str | None = None
-    environments: list[str] = msgspec.field(default_factory=list)
-    """Where the same problem holds (empty: the whole module, project or file)."""
 
 
 class Report(msgspec.Struct, kw_only=True):
@@ -85,23 +74,23 @@ def check(manifest_set: ManifestSet, settings: Settings, options: CheckOptions) 
         declarations = [d for peers in built.peers.values() for d in peers.values()]
         secrets = OfflineSecrets(check_env=options.check_env, environ=os.environ)
         environ = PlaceholderEnviron(check_env=options.check_env)
-        problems += _claims(declarations, secrets, environ)
-        problems += _vault_modules(declarations, secrets, environ, settings)
-        problems += _apisix_routes(built.peers, secrets, environ)
+        problems += claim_problems(declarations, secrets, environ)
+        problems += vault_module_problems(declarations, secrets, environ, settings)
+        problems += apisix_route_problems(built.peers, secrets, environ)
         problems += [
             Problem(severity="warning", message=message, origin="route build")
             for message in built.log_warnings
         ]
         problems += _notes(built, declarations, options)
-    merged = _merged(problems)
+    found = merged(problems)
     return Report(
         source=manifest_set.source,
         kind=manifest_set.kind,
         manifests=len(manifest_set.files),
-        problems=merged,
+        problems=found,
         routes=built.routes if built is not None else [],
-        errors=sum(p.severity == "error" for p in merged),
-        warnings=sum(p.severity == "warning" for p in merged),
+        errors=sum(p.severity == "error" for p in found),
+        warnings=sum(p.severity == "warning" for p in found),
     )
 
 
@@ -198,141 +187,6 @@ def _route_problems(
     return problems
 
 
-def _claims(
-    declarations: Iterable[ModuleDeclaration],
-    secrets: OfflineSecrets,
-    environ: PlaceholderEnviron,
-) -> list[Problem]:
-    """A jwt_config module's claims are resolved when a token is requested: one that cannot be
-    fails every token request of that environment (503), not the module."""
-    problems = []
-    for declaration in declarations:
-        if declaration.module_type != JWT_CONFIG_MODULE_TYPE:
-            continue
-        for environment in declaration.environments:
-            try:
-                resolved = resolve_declaration(
-                    declaration,
-                    environment,
-                    secrets=secrets,
-                    secret_fields=frozenset(),
-                    environ=environ,
-                    base_timeouts=Timeouts(),
-                )
-                claims = resolved.config.get("claims")
-                if isinstance(claims, DeferredValue):
-                    claims.resolve()
-            except DeferredValueError as exc:
-                problems.append(
-                    _module_problem(
-                        declaration,
-                        "warning",
-                        f"token requests will fail (503): {exc.path}: {exc.reason}",
-                        environment,
-                    )
-                )
-            except ConfigError:
-                continue  # the module itself is not served: reported with its route
-    return problems
-
-
-def _vault_modules(
-    declarations: Iterable[ModuleDeclaration],
-    secrets: OfflineSecrets,
-    environ: Mapping[str, str],
-    settings: Settings,
-) -> list[Problem]:
-    """A project's `vault` module: where its vault: references are read. fd2 does not log in
-    here; its settings and credential references are checked."""
-    problems = []
-    for declaration in declarations:
-        if declaration.module_type != VAULT_MODULE_TYPE:
-            continue
-        if declaration.status not in SERVED_STATUSES:
-            continue
-        for environment in declaration.environments:
-            context = PlaceholderContext(
-                environments=declaration.environment_maps,
-                environment=environment,
-                environ=environ,
-            )
-            try:
-                config = resolve_value(dict(declaration.entry.config or {}), context, "config")
-                vault = settings_from_module_config(config, default_ttl=settings.vault_secret_ttl)
-                for reference in (vault.token_ref, vault.role_id_ref, vault.secret_id_ref):
-                    if reference is not None:
-                        if reference.startswith("vault:"):
-                            raise ConfigError(
-                                f"{reference!r}: Vault credentials cannot be in Vault"
-                            )
-                        secrets.resolve(reference)
-            except ConfigError as exc:
-                problems.append(
-                    _module_problem(
-                        declaration,
-                        "error",
-                        f"the project's vault: references will fail: {exc.message}",
-                        environment,
-                    )
-                )
-    return problems
-
-
-def _apisix_routes(
-    peers: Mapping[str, Mapping[str, ModuleDeclaration]],
-    secrets: OfflineSecrets,
-    environ: Mapping[str, str],
-) -> list[Problem]:
-    """Routes of APISIX gateway modules that no module serves: compiled anyway, so a module that
-    names one later does not find it broken. (A route a module serves is compiled with it.)"""
-    problems = []
-    for modules in peers.values():
-        served = {
-            (str(config.get("apisix_gateway_module")), str(config.get("apisix_route")))
-            for d in modules.values()
-            if (config := d.entry.config or {}).get("apisix_route")
-        }
-        for declaration in modules.values():
-            config = declaration.entry.config or {}
-            if declaration.module_type != _GATEWAY_TYPE or config.get("gateway_type") not in (
-                None,
-                "apisix",
-            ):
-                continue
-            for name in _route_names(config.get("routes")):
-                if (declaration.module, name) in served:
-                    continue
-                for environment in declaration.environments:
-                    try:
-                        gateway = resolve_dependency(
-                            declaration, environment, secrets=secrets, environ=environ
-                        )
-                        compile_apisix_route(gateway.config, name)
-                    except ConfigError as exc:
-                        problems.append(
-                            _module_problem(
-                                declaration,
-                                "warning",
-                                f"APISIX route {name!r} cannot be compiled (no module serves it "
-                                f"yet): {exc.message}",
-                                environment,
-                            )
-                        )
-    return problems
-
-
-def _route_names(routes: Any) -> list[str]:
-    if not isinstance(routes, list):
-        return []
-    names = []
-    for route in routes:
-        if isinstance(route, dict):
-            name = route.get("name", route.get("id"))
-            if name is not None:
-                names.append(str(name))
-    return names
-
-
 def _notes(
     built: Preview, declarations: Iterable[ModuleDeclaration], options: CheckOptions
 ) -> list[Problem]:
@@ -358,37 +212,3 @@ def _notes(
                 "when the first token arrives; not checked here"
             )
     return [Problem(severity="note", message=note) for note in notes]
-
-
-def _module_problem(
-    declaration: ModuleDeclaration, severity: Severity, message: str, environment: str
-) -> Problem:
-    return Problem(
-        severity=severity,
-        message=message,
-        origin=declaration.origin,
-        project=declaration.project,
-        module=declaration.module,
-        environments=[environment],
-    )
-
-
-_ORDER: Final = {"error": 0, "warning": 1, "note": 2}
-
-
-def _merged(problems: Iterable[Problem]) -> list[Problem]:
-    """One entry per problem, with every environment it holds in."""
-    by_key: dict[tuple[Any, ...], Problem] = {}
-    for problem in problems:
-        key = (problem.severity, problem.origin, problem.project, problem.module, problem.message)
-        seen = by_key.get(key)
-        if seen is None:
-            by_key[key] = problem
-        elif seen.environments and problem.environments:
-            seen.environments += [e for e in problem.environments if e not in seen.environments]
-        else:
-            seen.environments = []
-    return sorted(
-        by_key.values(),
-        key=lambda p: (p.project or "", p.module or "", _ORDER[p.severity], p.message),
-    )

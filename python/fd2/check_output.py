@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from fd2.check import Problem, Report
+from fd2.check import Report
+from fd2.check_problems import Problem
 from fd2.cli_check import OFFLINE_NOTE
 from fd2.route_preview import RouteRow
 

@@ -56,6 +56,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     checker = commands.add_parser(
         "check",
         help="check manifests offline (for CI): exit 1 on errors",
+        usage="%(prog)s [options] [DIR|URL ...]",
         description="Compile manifests as the gateway would, without reading a secret or "
         "calling a service, and report what would fail or be served open. Exit status: 0 "
         "fine, 1 errors (or warnings, with --strict), 2 a source that cannot be read.",
@@ -78,6 +79,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     router = commands.add_parser(
         "routes",
         help="print the route table manifests compile to",
+        usage="%(prog)s [options] [DIR|URL ...]",
         description="The routes a manifest set compiles to: project, module, environment, "
         f"module type, auth mode and why, endpoints, limits. {OFFLINE_NOTE[0].upper()}"
         f"{OFFLINE_NOTE[1:]}.",
@@ -134,8 +136,8 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def run_routes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from fd2.check import Problem
     from fd2.check_output import routes_text
+    from fd2.check_problems import Problem
     from fd2.route_preview import preview
 
     settings, sets, status = _read(args, parser)

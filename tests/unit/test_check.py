@@ -10,7 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from fd2.check import CheckOptions, Problem, Report, check
+from fd2.check import CheckOptions, Report, check
+from fd2.check_problems import Problem
 from fd2.config import Settings
 from fd2.manifest_set import read_directory
 from fd2.manifests.portable import portable

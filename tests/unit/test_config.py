@@ -2,6 +2,7 @@
 settings_table.py, cli_settings.py): every type, errors that name the flag or the variable,
 precedence, and the grouped help."""
 
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -310,3 +311,16 @@ def test_a_rule_across_fields_is_reported_without_internal_paths():
 
     with pytest.raises(SettingsError, match=r"^--low must not exceed --high$"):
         from_sources(Window, {"low": "5"}, {})
+
+
+def test_operations_docs_list_every_flag_with_its_variable_and_default():
+    docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in docs.splitlines() if line.startswith("| `--")
+    }
+    for spec in field_specs(Settings):
+        flag = f"`{spec.flag}`, `--no-{spec.flag[2:]}`" if spec.kind == "bool" else f"`{spec.flag}`"
+        assert flag in rows, spec.name
+        cells = [cell.strip() for cell in rows[flag].split("|")]
+        assert cells[2] == f"`{spec.variable}`", spec.name
+        assert cells[3] == (shown_default(spec) or "—"), spec.name
