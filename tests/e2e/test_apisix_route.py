@@ -152,7 +152,8 @@ def manifest(node_a: str, node_b: str) -> dict[str, Any]:
             },
         ],
         "environments": {
-            "common": {"secrets": {"upstream_key": UPSTREAM_KEY}},
+            # A secret reference reached inside "Bearer ${...}": the header becomes one Secret.
+            "common": {"secrets": {"upstream_key": "env:APISIX_E2E_UPSTREAM_KEY"}},
             "development": {
                 "secrets": {"jwt_secret_key": JWT_SECRET},
                 "urls": {
@@ -197,6 +198,7 @@ def gateway(
     logs = tmp_path_factory.mktemp("apisix-logs")
     env = fd2_env()
     env["FD2_E2E_ADMIN_TOKEN"] = ADMIN_TOKEN
+    env["APISIX_E2E_UPSTREAM_KEY"] = UPSTREAM_KEY
     port = free_port()
     argv = fd2_argv(
         "serve",

@@ -153,3 +153,20 @@ def test_resolution_is_deterministic_and_literal_text_survives(envs, text):
         assert first == resolve_value(value, ctx(environment))
         assert first.startswith(literal)
         assert first.endswith(literal)
+
+
+def test_a_secret_reached_inside_a_longer_string_makes_the_string_a_secret():
+    from fd2.manifests.placeholders import PlaceholderContext, resolve_value
+    from fd2.secrets import Secret, SecretResolver, is_secret_reference
+
+    secrets = SecretResolver(environ={"KEY": "sk-composed-0123"})
+    context = PlaceholderContext(
+        environments={"common": {"secrets": {"key": "env:KEY"}}},
+        environment="dev",
+        environ={},
+        on_reached_string=lambda v: secrets.resolve(v) if is_secret_reference(v) else v,
+    )
+    value = resolve_value("Bearer ${environments.common.secrets.key}", context, "headers")
+    assert isinstance(value, Secret)
+    assert value.reveal() == "Bearer sk-composed-0123"
+    assert "sk-composed" not in repr(value)

@@ -205,11 +205,17 @@ def resolve_dependency(
     environ: Mapping[str, str],
 ) -> ModuleDependency:
     """A dependency's config for one environment, every secret reference in it a `Secret`."""
+
+    def reached(value: str) -> Any:
+        # A reference reached inside a longer string ("Bearer ${...key}") is resolved here, so
+        # the string becomes one Secret instead of carrying the reference's text.
+        return secrets.resolve(value) if is_secret_reference(value) else value
+
     context = PlaceholderContext(
         environments=declaration.environment_maps,
         environment=environment,
         environ=environ,
-        on_reached_string=lambda value: value,
+        on_reached_string=reached,
     )
     raw = dict(declaration.entry.config or {})
     applied = _APPLIED_FIELDS.get(declaration.module_type)

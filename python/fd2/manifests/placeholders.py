@@ -25,6 +25,7 @@ from fd2.config import Settings, env_name
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
 from fd2.logs import register_environment_value
+from fd2.secrets import Secret
 
 _UPPER_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _MAX_DEPTH = 8
@@ -159,6 +160,13 @@ def _resolve_string(text: str, ctx: PlaceholderContext, path: str, depth: int) -
     non_empty = [piece for piece in pieces if not (isinstance(piece, str) and piece == "")]
     if len(non_empty) == 1 and not isinstance(non_empty[0], str):
         return non_empty[0]
+    if any(isinstance(piece, Secret) for piece in pieces):
+        # `"Bearer ${...api_key}"`: the whole string carries the secret, so it is one too.
+        joined = "".join(
+            piece.reveal() if isinstance(piece, Secret) else _as_text(piece, path)
+            for piece in pieces
+        )
+        return Secret(joined, f"{path} (a string around a secret)")
     return "".join(_as_text(piece, path) for piece in pieces)
 
 

@@ -32,6 +32,7 @@ def manifest(upstream: str) -> dict[str, object]:
             {
                 "module_type": "inference_endpoint",
                 "name": "chat",
+                "auth": {"mode": "none"},
                 "config": {"endpoint_url": f"http://{upstream}/v1/chat/completions"},
             }
         ],
