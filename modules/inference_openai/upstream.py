@@ -86,10 +86,6 @@ class Upstream:
     def authenticated(self) -> bool:
         return "authorization" in self._headers[False, False]
 
-    @property
-    def has_fallback(self) -> bool:
-        return self._fallback is not None
-
     def build(
         self, method: str, path: str, body: bytes | None, *, request_id: str, stream: bool
     ) -> UpstreamCall:

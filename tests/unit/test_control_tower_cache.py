@@ -6,19 +6,21 @@ import time
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from fd2.errors import NotFound, ServiceUnavailable
+from fd2.manifests.models import ProjectManifest
 from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
 from fd2.sources.cache_state import SharedCopy
-from fd2.sources.control_tower import ControlTowerClient
+from fd2.sources.control_tower_cache import ControlTowerCache
+from fd2.sources.control_tower_client import ControlTowerClient
 from fd2.sources.lookup_limit import LookupLimiter
-from fd2.sources.manifest_cache import ControlTowerCache
 
 ACME = json.loads((Path(__file__).parents[2] / "examples" / "manifests" / "acme.json").read_text())
 
@@ -178,7 +180,11 @@ async def test_notices_from_other_replicas_apply_only_to_projects_served_here(to
 
     def notice(project, sender):
         return SharedCopy(
-            project=project, digest="d2", raw=changed, fetched_at=time.time(), sender=sender
+            project=project,
+            digest="d2",
+            manifest=msgspec.convert(changed, ProjectManifest),
+            fetched_at=time.time(),
+            sender=sender,
         )
 
     await ctc.accept_notice(notice("acme", ctc.replica_id))  # our own: ignored

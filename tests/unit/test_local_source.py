@@ -10,7 +10,7 @@ from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import SecretResolver
-from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
+from fd2.sources.local import LocalDirectorySource
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 
@@ -28,7 +28,7 @@ async def watched(tmp_path):
             base_timeouts=Timeouts(),
             environ={},
         )
-        watcher = LocalDirectoryWatcher(LocalDirectorySource(tmp_path), builder)
+        watcher = LocalDirectorySource(tmp_path, builder)
         await watcher.sync()
         yield tmp_path, watcher, builder
 
