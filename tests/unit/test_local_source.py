@@ -91,3 +91,17 @@ async def test_new_file_is_picked_up(watched):
     )
     await watcher.sync()
     assert "newco" in builder.table.projects
+
+
+async def test_the_directory_answers_as_a_manifest_source(watched):
+    directory, watcher, builder = watched
+    assert watcher.usable() and watcher.serves("acme") and not watcher.serves("nosuch")
+    await watcher.lookup("nosuch")  # loads everything up front: nothing to look up, no error
+    assert await watcher.refresh("nosuch") is None  # not its project: another source may have it
+    answer = await watcher.refresh("acme")
+    assert answer == {"project": "acme", "source": "directory", "digest": builder.digest("acme")}
+    assert watcher.describe() == {"path": str(directory), "usable": True}
+    assert list(watcher.failing(frozenset())) == []
+    shutil.rmtree(directory)
+    await watcher.sync()
+    assert not watcher.usable()
