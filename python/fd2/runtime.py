@@ -141,7 +141,7 @@ class Runtime:
                 share = cache.share = RedisManifestShare(redis, cache)
                 tasks.spawn("manifest notices (redis)", share.run)
         elif redis is not None:
-            _log.info("--redis-url: no Control Tower, so Redis carries only limits and keys")
+            _log.info("--redis-url: no Control Tower, so no manifests are shared through Redis")
         health = ModuleHealth(builder)
         runtime = cls(
             settings=settings,
