@@ -98,10 +98,6 @@ class GateCompiler:
             default_auth=settings.default_auth,
         )
 
-    async def aclose(self) -> None:
-        if isinstance(self._limiter, SharedLimiter):
-            await self._limiter.aclose()  # the Redis client the key store shares
-
     def compile(
         self,
         declaration: ModuleDeclaration,
