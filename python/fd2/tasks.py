@@ -57,7 +57,8 @@ class Supervisor:
         self._healthy_after = healthy_after_s
         self._parent = parent
         self._jobs: list[SupervisedTask] = []
-        self._children: list[Supervisor] = []
+        # A dict as an ordered set: scopes come and go with module instances, thousands of them.
+        self._children: dict[Supervisor, None] = {}
         self._closed = False
         self._crash_log: ThrottledLog = (
             parent._crash_log if parent is not None else ThrottledLog(_log)
@@ -111,7 +112,7 @@ class Supervisor:
             healthy_after_s=self._healthy_after,
             parent=self,
         )
-        self._children.append(scope)
+        self._children[scope] = None
         return scope
 
     @property
@@ -122,15 +123,15 @@ class Supervisor:
     async def aclose(self) -> None:
         """Cancel every task (children's too) and wait until they have all ended."""
         self._closed = True
-        children, self._children = self._children, []
+        children, self._children = self._children, {}
         await asyncio.gather(*(child.aclose() for child in children))
         jobs, self._jobs = self._jobs, []
         pending = [job.task for job in jobs if job.task is not None]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if self._parent is not None and self in self._parent._children:
-            self._parent._children.remove(self)
+        if self._parent is not None:
+            self._parent._children.pop(self, None)
 
     async def _supervise(self, job: SupervisedTask) -> None:
         loop = asyncio.get_running_loop()
