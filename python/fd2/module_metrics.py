@@ -52,6 +52,14 @@ class ModuleMetricFamilies:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
         self._families: dict[str, _Family] = {}
+        self._prefixes: dict[str, str] = {}
+
+    def prefix(self, module_type: str) -> str:
+        """`fd2_<module_type>_`, the type made a valid metric name (asked once per route)."""
+        prefix = self._prefixes.get(module_type)
+        if prefix is None:
+            prefix = self._prefixes[module_type] = "fd2_" + _NOT_NAME.sub("_", module_type) + "_"
+        return prefix
 
     def family(
         self,
@@ -192,7 +200,7 @@ class ModuleMetrics:
         environment: str,
     ) -> None:
         self._families = families
-        self._prefix = "fd2_" + _NOT_NAME.sub("_", module_type) + "_"
+        self._prefix = families.prefix(module_type)
         self._route = (project, module, environment)
 
     @classmethod

@@ -123,15 +123,17 @@ class Supervisor:
     async def aclose(self) -> None:
         """Cancel every task (children's too) and wait until they have all ended."""
         self._closed = True
+        if self._parent is not None:
+            self._parent._children.pop(self, None)
         children, self._children = self._children, {}
-        await asyncio.gather(*(child.aclose() for child in children))
         jobs, self._jobs = self._jobs, []
+        if not children and not jobs:
+            return  # most module instances start no task: closing them costs nothing
+        await asyncio.gather(*(child.aclose() for child in children))
         pending = [job.task for job in jobs if job.task is not None]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if self._parent is not None:
-            self._parent._children.pop(self, None)
 
     async def _supervise(self, job: SupervisedTask) -> None:
         loop = asyncio.get_running_loop()
