@@ -91,10 +91,6 @@ class Upstream:
     def authenticated(self) -> bool:
         return "authorization" in self._headers[False, False]
 
-    @property
-    def has_fallback(self) -> bool:
-        return self._fallback is not None
-
     def scrubber(self, call: UpstreamCall) -> Scrubber:
         """Takes the module's key, and any credential header `call` carried, out of an answer."""
         return Scrubber((*self._secrets, *credential_values(call.headers)))

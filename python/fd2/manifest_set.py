@@ -15,9 +15,9 @@ import msgspec
 from fd2.config import Settings
 from fd2.errors import ConfigError
 from fd2.manifests.compile import AnyManifest
-from fd2.manifests.decode import convert_manifest
+from fd2.manifests.decode import ManifestError, convert_manifest
 from fd2.secrets import Secret, SecretResolver
-from fd2.sources.control_tower import ControlTowerClient, ControlTowerUnavailable
+from fd2.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
 
 _json_object = msgspec.json.Decoder(dict[str, Any])
 _listing = msgspec.json.Decoder(dict[str, Any])
@@ -32,6 +32,7 @@ class ManifestFile(msgspec.Struct, kw_only=True):
 
     origin: str
     raw: dict[str, Any] | None = None
+    """The JSON as read (directory files; a Control Tower answer is decoded straight to a type)."""
     manifest: AnyManifest | None = None
     error: str | None = None
 
@@ -99,12 +100,16 @@ async def _read_control_tower(
                 raise SourceError(
                     f"{origin}: the Control Tower gave no usable answer ({exc})"
                 ) from None
-            if answer.raw is None:
+            except ManifestError as exc:  # decoded and validated by the client, as fd2 serves
+                error = exc.message.removeprefix(f"control-tower:{name}: ")
+                files.append(ManifestFile(origin=origin, error=error))
+                continue
+            if answer.manifest is None:
                 files.append(
                     ManifestFile(origin=origin, error="the Control Tower has no such project (404)")
                 )
             else:
-                files.append(_converted(answer.raw, origin))
+                files.append(ManifestFile(origin=origin, manifest=answer.manifest))
     finally:
         await client.aclose()
     return ManifestSet(source=url, kind="control-tower", files=files)

@@ -183,7 +183,6 @@ async def _build(
                 rows[row.key] = row
     finally:
         await builder.close()
-        await gates.aclose()
         await http.close()
     return rows
 

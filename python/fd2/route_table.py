@@ -18,6 +18,7 @@ from fd2.module import Handler, Module
 
 if TYPE_CHECKING:
     from fd2.auth.gate import Gate
+    from fd2.tasks import Supervisor
 
 _log = logging.getLogger("fd2.routes")
 
@@ -25,11 +26,13 @@ _log = logging.getLogger("fd2.routes")
 class LoadedModule:
     """A set-up module instance and the count of requests currently using it."""
 
-    __slots__ = ("_close_task", "closed", "in_flight", "instance", "label", "retired")
+    __slots__ = ("_close_task", "closed", "in_flight", "instance", "label", "retired", "tasks")
 
-    def __init__(self, instance: Module, label: str) -> None:
+    def __init__(self, instance: Module, label: str, tasks: Supervisor | None = None) -> None:
         self.instance = instance
         self.label = label
+        self.tasks = tasks
+        """The instance's background tasks (`ModuleContext.tasks`), stopped before it closes."""
         self.in_flight = 0
         self.retired = False
         self.closed = False
@@ -55,6 +58,8 @@ class LoadedModule:
 
     async def _close(self) -> None:
         try:
+            if self.tasks is not None:
+                await self.tasks.aclose()
             await self.instance.close()
         except Exception as exc:  # a module's close must not disturb the gateway
             _log.warning("closing %s failed: %s", self.label, type(exc).__name__)
