@@ -26,7 +26,7 @@ from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import SecretResolver
-from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
+from fd2.sources.local import LocalDirectorySource
 from procs import BIN, Pinning, Processes, run_json
 from synthetic import project_manifest, write_projects
 from targets import Standins, chat_body, start_fd2
@@ -50,7 +50,7 @@ async def _rebuild_times(directory: Path, changed: Path, upstream: str) -> tuple
             base_timeouts=Timeouts(connect_s=5, read_s=120, total_s=600),
             environ=os.environ,
         )
-        watcher = LocalDirectoryWatcher(LocalDirectorySource(directory), builder)
+        watcher = LocalDirectorySource(directory, builder)
         began = time.perf_counter()
         await watcher.sync()
         full = time.perf_counter() - began

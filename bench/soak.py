@@ -9,8 +9,14 @@ with two workers, Redis-shared rate limits and short timeouts. For the whole run
 - floods of idle and slowloris connections are opened and held;
 - hostile clients send bodies that stall or never start (408 expected), malformed chunked bodies
   (400 expected), and requests they reset mid-body or mid-stream;
+- upstreams misbehave (a raw-socket stand-in and the OpenAI stand-in's fault modes): a stream
+  without chunked framing reset mid-answer, an HTML page sent as an event stream, a chunked stream
+  broken mid-answer — each must end with an error event in a complete response — and errors that
+  quote the upstream key, answered and in-stream, which must come back without it;
 - a worker is killed with SIGKILL every so often (Granian respawns it);
-- Redis is stopped (SIGSTOP) for a few seconds, then killed and restarted.
+- Redis is stopped (SIGSTOP) for a few seconds, then killed and restarted;
+- at the end, fd2 gets SIGTERM with long streams running: each must end, complete, with an error
+  event at `--shutdown-timeout`, and fd2 must exit.
 
 A well-behaved request is *lost* when it fails for any reason other than being in flight on a
 worker at the moment that worker was killed, and *hung* when it has no answer after its deadline.
@@ -40,6 +46,10 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 STANDIN = REPO / "tests" / "standins" / "openai_upstream.py"
+RAW_STANDIN = REPO / "tests" / "standins" / "raw_upstream.py"
+UPSTREAM_KEY = "soak-upstream-key-5f2c81d0"
+SHUTDOWN_TIMEOUT_S = 3.0
+DRAIN_STREAMS = 8
 BODY_TIMEOUT_S = 3.0
 HEADER_TIMEOUT_S = 5.0
 GOOD_DEADLINE_S = 20.0
@@ -55,19 +65,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def manifest(upstream: str) -> dict[str, object]:
+def manifest(upstream: str, raw_upstream: str) -> dict[str, object]:
+    def module(name: str, origin: str) -> dict[str, object]:
+        return {
+            "module_type": "inference_endpoint",
+            "name": name,
+            "config": {
+                "endpoint_url": f"http://{origin}/v1/chat/completions",
+                "api_key": "${environments.common.secrets.key}",
+            },
+        }
+
     return {
         "project_id": "soak",
         "environment": "development",
-        "environments": {"development": {"limits": {"requests_per_second": 1_000_000}}},
-        "modules": [
-            {
-                "module_type": "inference_endpoint",
-                "name": "chat",
-                "config": {"endpoint_url": f"http://{upstream}/v1/chat/completions"},
-            }
-        ],
+        "environments": {
+            "common": {"secrets": {"key": "env:SOAK_UPSTREAM_KEY"}},
+            "development": {"limits": {"requests_per_second": 1_000_000}},
+        },
+        "modules": [module("chat", upstream), module("raw", raw_upstream)],
+        "metadata": {
+            "fd2": {"modules": {name: {"auth": {"mode": "none"}} for name in ("chat", "raw")}}
+        },
     }
+
+
+def sse_events(body: bytes) -> list[bytes]:
+    events = []
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        data = [line[5:].strip() for line in block.split(b"\n") if line.startswith(b"data:")]
+        if data:
+            events.append(b"\n".join(data))
+    return events
+
+
+def error_code(event: bytes) -> str | None:
+    """The `code` of an OpenAI error event, None when it is not one."""
+    with contextlib.suppress(ValueError):
+        value = json.loads(event)
+        if isinstance(value, dict) and isinstance(value.get("error"), dict):
+            return str(value["error"].get("code"))
+    return None
 
 
 @dataclass
@@ -308,6 +346,62 @@ class Soak:
                 writer.close()
             await asyncio.sleep(2)
 
+    # --- upstreams that misbehave: fd2 must end each answer in a way the client can tell
+
+    async def upstream_faults(self, client: httpx.AsyncClient) -> None:
+        cases = (
+            ("raw", "raw-reset", "upstream_stream_incomplete"),
+            ("raw", "raw-garbage", "upstream_not_event_stream"),
+            ("chat", "stream-break", "bad_gateway"),
+            ("chat", "stream-error-key", "invalid_api_key"),
+        )
+        while self.running():
+            began = time.monotonic()
+            if random.random() < 0.2:
+                case, problem = "error-key", await self._quoted_key(client)
+            else:
+                module, model, code = random.choice(cases)
+                case = model
+                try:
+                    async with asyncio.timeout(GOOD_DEADLINE_S):
+                        problem = await self._faulty_stream(client, module, model, code)
+                except TimeoutError:
+                    self.tally.hung.append(f"{time.strftime('%X')} upstream fault {model}")
+                    continue
+                except httpx.HTTPError as exc:  # a response cut short: no telling end
+                    problem = type(exc).__name__
+            if problem:
+                self.tally.failed(f"upstream fault {case}: {problem}", began, time.monotonic())
+            else:
+                self.tally.expected(f"upstream {case}")
+            await asyncio.sleep(0.05)
+
+    async def _faulty_stream(
+        self, client: httpx.AsyncClient, module: str, model: str, code: str
+    ) -> str | None:
+        body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        url = f"{self.base}/soak/{module}/v1/chat/completions"
+        async with client.stream("POST", url, json=body) as answer:
+            if answer.status_code != 200:
+                return f"status {answer.status_code}"
+            text = b"".join([chunk async for chunk in answer.aiter_bytes()])
+        events = sse_events(text)
+        if events and UPSTREAM_KEY.encode() in events[-1]:
+            return "the upstream key came back"
+        if not events or error_code(events[-1]) != code:
+            return f"ended with {events[-1][:80]!r}" if events else "no event"
+        return None
+
+    async def _quoted_key(self, client: httpx.AsyncClient) -> str | None:
+        body = {"model": "error-key", "messages": [{"role": "user", "content": "x"}]}
+        try:
+            answer = await client.post(self.base + "/soak/chat/v1/chat/completions", json=body)
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        if answer.status_code != 401 or b"***" not in answer.content:
+            return f"status {answer.status_code}: {answer.text[:80]}"
+        return "the upstream key came back" if UPSTREAM_KEY.encode() in answer.content else None
+
     # --- failures of the machinery around the requests
 
     async def kill_workers(self, every_s: float) -> None:
@@ -380,15 +474,60 @@ class RedisControl:
 
 
 async def run(soak: Soak, clients: int, flood: int, kill_every: float, redis_every: float) -> None:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
     async with httpx.AsyncClient(timeout=GOOD_DEADLINE_S, limits=limits) as client:
         await asyncio.gather(
             *(soak.good_client(client, n) for n in range(clients)),
             *(soak.hostile_client() for _ in range(4)),
+            *(soak.upstream_faults(client) for _ in range(2)),
             soak.flood(flood),
             soak.kill_workers(kill_every),
             soak.disturb_redis(redis_every),
         )
+
+
+async def drain(port: int, fd2: subprocess.Popen[bytes]) -> list[str]:
+    """SIGTERM with long streams running: each must end complete, with an error event, around
+    the shutdown timeout, and fd2 must exit. Returns what went wrong."""
+    url = f"http://127.0.0.1:{port}/soak/chat/v1/chat/completions"
+    body = {
+        "model": "chunks-400-gap-50",
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    started = [asyncio.Event() for _ in range(DRAIN_STREAMS)]
+    problems: list[str] = []
+
+    async def one(client: httpx.AsyncClient, first: asyncio.Event) -> None:
+        text = b""
+        try:
+            async with client.stream("POST", url, json=body) as answer:
+                async for chunk in answer.aiter_bytes():
+                    text += chunk
+                    first.set()
+        except httpx.HTTPError as exc:
+            problems.append(f"drain: a stream was cut ({type(exc).__name__})")
+            return
+        finally:
+            first.set()
+        events = sse_events(text)
+        if not events or error_code(events[-1]) != "gateway_shutting_down":
+            problems.append(f"drain: a stream ended with {events[-1:]!r}")
+
+    async with httpx.AsyncClient(timeout=SHUTDOWN_TIMEOUT_S + 10) as client:
+        tasks = [asyncio.create_task(one(client, first)) for first in started]
+        await asyncio.gather(*(first.wait() for first in started))
+        signalled = time.monotonic()
+        fd2.send_signal(signal.SIGTERM)
+        await asyncio.gather(*tasks)
+        took = time.monotonic() - signalled
+    if took > SHUTDOWN_TIMEOUT_S + 3:
+        problems.append(f"drain: the streams ended {took:.1f} s after SIGTERM")
+    try:
+        await asyncio.to_thread(fd2.wait, 10)
+    except subprocess.TimeoutExpired:
+        problems.append("drain: fd2 did not exit")
+    return problems
 
 
 def main() -> None:
@@ -412,12 +551,19 @@ def main() -> None:
             [sys.executable, str(STANDIN), "--host", "127.0.0.1", "--port", str(standin_port)],
         )
         wait_ready(f"http://127.0.0.1:{standin_port}/_standin/stats", standin, "the stand-in")
+        raw_port = free_port()
+        raw = processes.start(
+            "raw-standin", [sys.executable, str(RAW_STANDIN), "--port", str(raw_port)]
+        )
+        wait_ready(f"http://127.0.0.1:{raw_port}/health", raw, "the raw stand-in")
         redis = RedisControl(processes, redis_port)
         redis.start()
         manifests = workdir / "manifests"
         manifests.mkdir()
-        (manifests / "soak.json").write_text(json.dumps(manifest(f"127.0.0.1:{standin_port}")))
+        upstreams = (f"127.0.0.1:{standin_port}", f"127.0.0.1:{raw_port}")
+        (manifests / "soak.json").write_text(json.dumps(manifest(*upstreams)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FD2_")}
+        env["SOAK_UPSTREAM_KEY"] = UPSTREAM_KEY
         fd2 = processes.start(
             "fd2",
             [
@@ -435,6 +581,8 @@ def main() -> None:
                 str(BODY_TIMEOUT_S),
                 "--header-timeout",
                 str(HEADER_TIMEOUT_S),
+                "--shutdown-timeout",
+                str(SHUTDOWN_TIMEOUT_S),
             ],
             env,
         )
@@ -449,14 +597,15 @@ def main() -> None:
         healthy = (
             alive and httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         )
-        report(soak.tally, alive and healthy)
-        if soak.tally.lost or soak.tally.hung or not (alive and healthy):
+        drained = asyncio.run(drain(port, fd2)) if alive else ["drain: fd2 was not running"]
+        report(soak.tally, alive and healthy, drained)
+        if soak.tally.lost or soak.tally.hung or not (alive and healthy) or drained:
             raise SystemExit(1)
     finally:
         processes.stop_all()
 
 
-def report(tally: Tally, healthy: bool) -> None:
+def report(tally: Tally, healthy: bool, drained: list[str]) -> None:
     print(f"well-behaved requests answered correctly: {tally.ok}")
     print(f"lost while in flight on a killed worker (allowed): {tally.lost_with_worker}")
     print(
@@ -467,6 +616,10 @@ def report(tally: Tally, healthy: bool) -> None:
         + ", ".join(f"{k} {v}" for k, v in sorted(tally.hostile.items()))
     )
     print(f"fd2 alive and /healthz 200 at the end: {healthy}")
+    print(
+        f"SIGTERM with {DRAIN_STREAMS} streams running: "
+        + ("; ".join(drained) if drained else "each ended with an error event, fd2 exited")
+    )
     print(f"LOST: {len(tally.lost)}")
     for line in tally.lost[:20]:
         print("  " + line)

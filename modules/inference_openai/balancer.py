@@ -27,12 +27,11 @@ class SmoothRoundRobin:
     """nginx's smooth weighted round robin: weights 5, 1, 1 give a, a, b, a, c, a, a — spread out,
     not in runs."""
 
-    __slots__ = ("_current", "_total", "_weights")
+    __slots__ = ("_current", "_weights")
 
     def __init__(self, weights: Sequence[int]) -> None:
         self._weights = tuple(weights)
         self._current = [0] * len(weights)
-        self._total = sum(weights)
 
     def pick(self, key: str, exclude: Collection[int]) -> int:
         best = -1
@@ -58,7 +57,7 @@ class ConsistentHash:
     """A hash ring with points in proportion to weight: one key keeps reaching the same node, and
     removing a node moves only its own keys."""
 
-    __slots__ = ("_count", "_nodes", "_points")
+    __slots__ = ("_nodes", "_points")
 
     def __init__(self, weights: Sequence[int]) -> None:
         scale = max(1, min(_POINTS_PER_WEIGHT, _MAX_POINTS // max(1, sum(weights))))
@@ -69,7 +68,6 @@ class ConsistentHash:
         )
         self._points = [point for point, _ in ring]
         self._nodes = [index for _, index in ring]
-        self._count = len(weights)
 
     def pick(self, key: str, exclude: Collection[int]) -> int:
         start = bisect.bisect(self._points, zlib.crc32(key.encode("utf-8", "surrogatepass")))

@@ -7,6 +7,7 @@ import logging
 
 import aiohttp
 
+from fd2.draining import drain_guard
 from fd2.errors import UpstreamError
 from fd2.responses import send_bytes
 from fd2.types import Send
@@ -15,11 +16,14 @@ from inference_openai.answers import (
     gateway_error,
     relayed_headers,
     settle,
+    shutting_down,
 )
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
 from inference_openai.usage import UsageReport
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
+Answer = tuple[int, bytes | None, RawHeaders]
+"""An upstream answer read in full: status, body (None: too large), headers."""
 
 
 async def relay_json(
@@ -30,8 +34,26 @@ async def relay_json(
     request_id: str,
     usage: UsageReport | None = None,
 ) -> None:
-    """Send `call` upstream and answer with its JSON result, or raise an Fd2Error. `usage`
-    reports the answer's usage to the core."""
+    """Send `call` upstream and answer with its JSON result, or raise an Fd2Error (a 503 when
+    the shutdown deadline comes first). `usage` reports the answer's usage to the core."""
+    with drain_guard() as guard:
+        try:
+            await _exchange(upstream, call, send, logger, request_id, usage)
+        except asyncio.CancelledError:
+            if not guard.take_cut():
+                raise
+            logger.warning("request %s: ended by the shutdown deadline", request_id)
+            raise shutting_down() from None
+
+
+async def _exchange(
+    upstream: Opens,
+    call: UpstreamCall,
+    send: Send,
+    logger: logging.Logger,
+    request_id: str,
+    usage: UsageReport | None,
+) -> None:
     try:
         async with asyncio.timeout(upstream.total_s):
             response = await upstream.open(call)
@@ -50,21 +72,26 @@ async def relay_json(
     status = response.status
     if not 200 <= status < 300:
         logger.info("request %s: upstream answered HTTP %d", request_id, status)
-    await send_settled(send, logger, request_id, status, body, response.raw_headers, usage)
+    answer = (status, body, response.raw_headers)
+    await send_settled(send, logger, request_id, answer, upstream, call, usage)
 
 
 async def send_settled(
     send: Send,
     logger: logging.Logger,
     request_id: str,
-    status: int,
-    body: bytes | None,
-    raw_headers: RawHeaders,
+    answer: Answer,
+    upstream: Opens,
+    call: UpstreamCall,
     usage: UsageReport | None = None,
 ) -> None:
-    """Answer with what `settle` makes of an upstream answer read in full (or raise its error)."""
+    """Answer with what `settle` makes of an upstream answer read in full (or raise its error).
+
+    An error body is relayed without the credentials `call` carried upstream."""
+    status, body, raw_headers = answer
+    scrubber = None if 200 <= status < 300 else upstream.scrubber(call)
     try:
-        status, payload, reported = settle(status, body)
+        status, payload, reported = settle(status, body, scrubber)
     except UpstreamError as error:
         logger.warning("request %s: %s", request_id, error.message)
         raise

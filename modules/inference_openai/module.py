@@ -164,7 +164,10 @@ class InferenceOpenAIModule(Module):
 
     def describe(self) -> Mapping[str, Any]:
         if self._route is not None:
-            return self._route.describe(self._gateway_module)
+            return {
+                "endpoints": ["/v1/chat/completions"],
+                **self._route.describe(self._gateway_module),
+            }
         if self._only_chat is not None:
             return {"endpoints": ["/v1/chat/completions"]}
         return {}

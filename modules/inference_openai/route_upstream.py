@@ -17,6 +17,8 @@ from fd2.gateway.route import GatewayRoute, HeaderOp, TextPart, Variable
 from fd2.gateway.variables import has_variables, render, static_text, variable_value
 from fd2.module import Timeouts
 from fd2.request import Request
+from fd2.scrub import Scrubber, credential_values
+from fd2.secrets import Secret
 from inference_openai.balancer import make_picker
 from inference_openai.upstream import NOT_SENT, UpstreamCall
 
@@ -44,6 +46,7 @@ class RouteUpstream:
         "_key",
         "_picker",
         "_request_id_headers",
+        "_secrets",
         "_session",
         "_static",
         "_timeout",
@@ -66,6 +69,7 @@ class RouteUpstream:
         self._attempts = 1 + route.retries
         self._key = _balancing_variable(route) if route.balancer.type == "chash" else None
         entries = compose_headers(api_key, route.host, route.headers)
+        self._secrets = route_secrets(api_key, route)
         static = [(name, static_text(parts)) for name, parts in entries if not has_variables(parts)]
         self._dynamic = [(name, parts) for name, parts in entries if has_variables(parts)]
         # A header the route sets itself is not sent a second time by fd2.
@@ -101,6 +105,11 @@ class RouteUpstream:
         return any(name == "authorization" for name, _ in self._static[False, False]) or any(
             name == "authorization" for name, _ in self._dynamic
         )
+
+    def scrubber(self, call: UpstreamCall) -> Scrubber:
+        """Takes every secret the route sends (its key, secret header values and query values)
+        and any credential header `call` carried out of an answer."""
+        return Scrubber((*self._secrets, *credential_values(call.headers)))
 
     def build(self, body: bytes | None, *, request: Request, stream: bool) -> RouteCall:
         headers = list(self._static[stream, body is not None])
@@ -163,6 +172,15 @@ def compose_headers(
     if host is not None:
         entries.append(("host", (host,)))
     return entries
+
+
+def route_secrets(api_key: str | None, route: GatewayRoute) -> tuple[str, ...]:
+    """Every secret value a route's requests carry upstream, wherever the route puts it."""
+    values = [api_key] if api_key else []
+    for op in route.headers:
+        values += [part.reveal() for part in op.value if isinstance(part, Secret)]
+    values += [value.reveal() for _, value in route.query if isinstance(value, Secret)]
+    return tuple(values)
 
 
 def _balancing_variable(route: GatewayRoute) -> Variable | str:

@@ -12,6 +12,7 @@ from typing import Final, Protocol
 import aiohttp
 
 from fd2.module import Timeouts
+from fd2.scrub import Scrubber, credential_values
 
 _JSON: Final = "application/json"
 _EVENT_STREAM: Final = "text/event-stream"
@@ -38,15 +39,18 @@ class UpstreamCall:
 
 
 class Opens(Protocol):
-    """What the relays need of an upstream: sending a call, and the whole-call time limit."""
+    """What the relays need of an upstream: sending a call, the whole-call time limit, and the
+    credentials a call carried (to take them out of an answer that quotes them)."""
 
     total_s: float
 
     async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse: ...
 
+    def scrubber(self, call: UpstreamCall) -> Scrubber: ...
+
 
 class Upstream:
-    __slots__ = ("_base", "_fallback", "_headers", "_session", "_timeout", "total_s")
+    __slots__ = ("_base", "_fallback", "_headers", "_secrets", "_session", "_timeout", "total_s")
 
     def __init__(
         self,
@@ -59,6 +63,7 @@ class Upstream:
         self._session = session
         self._base = base_url
         self._fallback = fallback_url
+        self._secrets = (api_key,) if api_key else ()
         # Only these headers go upstream, never the client's own: its Authorization authenticated
         # it to the gateway, not to the upstream. Keyed by (stream, has a body).
         common = {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -86,9 +91,9 @@ class Upstream:
     def authenticated(self) -> bool:
         return "authorization" in self._headers[False, False]
 
-    @property
-    def has_fallback(self) -> bool:
-        return self._fallback is not None
+    def scrubber(self, call: UpstreamCall) -> Scrubber:
+        """Takes the module's key, and any credential header `call` carried, out of an answer."""
+        return Scrubber((*self._secrets, *credential_values(call.headers)))
 
     def build(
         self, method: str, path: str, body: bytes | None, *, request_id: str, stream: bool

@@ -15,6 +15,7 @@ import time
 
 from fd2.admin.ops import ADMIN_PREFIX, OPS_PATHS, OpsEndpoints
 from fd2.config import Settings, settings_from_environment
+from fd2.draining import current_drain, on_termination
 from fd2.environments import canonical_environment, is_valid_environment_name
 from fd2.errors import (
     INTERNAL_ERROR_BODY,
@@ -58,6 +59,7 @@ class Fd2App:
         self._draining = False
         self._in_flight = 0
         self._idle = asyncio.Event()
+        self._drain_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -256,6 +258,7 @@ class Fd2App:
                             self.settings.host, self.settings.health_port
                         )
                     tune_gc_for_serving()
+                    on_termination(asyncio.get_running_loop(), self._begin_drain)
                 except Fd2Error as exc:
                     _log.error("start-up failed: %s", exc.message)
                     await send({"type": "lifespan.startup.failed", "message": exc.message})
@@ -270,15 +273,37 @@ class Fd2App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _begin_drain(self) -> None:
+        """The worker was told to stop (SIGTERM or SIGINT): Granian stops accepting and lets the
+        requests in flight finish; fd2 says it drains and bounds that by the shutdown timeout."""
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain_until_deadline())
+
     async def _drain(self) -> None:
-        """Let in-flight requests and streams finish, for at most the shutdown timeout."""
+        """At the lifespan shutdown: the drain begun at the signal has ended (Granian starts the
+        shutdown once nothing is in flight); without one, drain now."""
+        self._begin_drain()
+        assert self._drain_task is not None
+        await self._drain_task
+
+    async def _drain_until_deadline(self) -> None:
+        """Let in-flight requests and streams finish, for at most the shutdown timeout; then end
+        the streams still running with an error event each."""
         self._draining = True
+        drain = current_drain()
+        timeout = self.settings.shutdown_timeout
+        _log.info("shutdown: draining %d requests (at most %g s)", self._in_flight, timeout)
         if not self._in_flight:
             return
         try:
-            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_timeout)
+            await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
-            _log.warning("shutdown: %d requests still running at the deadline", self._in_flight)
+            _log.warning(
+                "shutdown: %d requests still running at the deadline; %d streams and upstream "
+                "calls ended with an error",
+                self._in_flight,
+                drain.cut(),
+            )
 
 
 def _handler(route: Route, key: RouteKey, method: str) -> Handler:

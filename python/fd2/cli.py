@@ -1,4 +1,5 @@
-"""`fd2 serve`: parse flags (each with an FD2_* variable), then run the ASGI app under Granian."""
+"""The `fd2` command: `serve` (flags and FD2_* variables, then the ASGI app under Granian), `check`,
+`routes`, `keys`."""
 
 from __future__ import annotations
 
@@ -12,124 +13,62 @@ from pathlib import Path
 
 import msgspec
 
+from fd2 import cli_check
 from fd2.auth import keys_cli
-from fd2.config import SETTINGS_ENV, TUPLE_FIELDS, Settings, env_name
+from fd2.cli_settings import add_settings, formatter, settings_from_args, switch_hint
+from fd2.config import SETTINGS_ENV, Settings
+from fd2.settings_table import SettingsError
 from fd2.version import VersionAction
 
-_HELP = {
-    "host": "address to listen on",
-    "port": "port to listen on",
-    "workers": "worker processes (one event loop each)",
-    "manifests": "directory of manifest files: the embedded default",
-    "control_tower": "Control Tower base URL (GET /manifests/{project_id})",
-    "control_tower_secret_ref": "secret reference for the X-DSPAI-Client-Secret header",
-    "default_env": "environment when neither X-Environment nor the module names one",
-    "base_domain": "enable {project}-{module}.<base domain> routing",
-    "max_body_bytes": "largest request body accepted (413 above)",
-    "body_timeout": "seconds a request body may take to arrive (408 after)",
-    "access_log": "log one line per request (true/false)",
-    "shutdown_timeout": "seconds in-flight requests get to finish at shutdown",
-    "manifest_ttl": "seconds a Control Tower manifest is used before it is refetched",
-    "manifest_poll": "seconds between checks of the manifest directory for changes",
-    "module_packages": "comma-separated extra packages runtime.implementation may name",
-    "secrets_file": "JSON file read by config: secret references",
-    "upstream_max_connections": "upstream connection pool size per worker",
-    "connect_timeout": "default upstream connect timeout (s)",
-    "read_timeout": "default upstream read timeout (s)",
-    "total_timeout": "default limit for a whole upstream call (s)",
-    "log_level": "debug, info, warning or error",
-    # Control Tower client, manifest cache, operator view, Redis sharing (issue 5)
-    "control_tower_ca": "PEM CA bundle to verify the Control Tower's TLS certificate",
-    "control_tower_connect_timeout": "seconds to connect to the Control Tower",
-    "control_tower_read_timeout": "seconds to wait for a Control Tower answer",
-    "control_tower_retries": "extra attempts for a failed Control Tower GET",
-    "manifest_max_stale": "seconds a manifest may serve past its TTL while the Control Tower fails",
-    "manifest_negative_ttl": "seconds an unknown project is remembered before asking again",
-    "unknown_project_rate": "Control Tower lookups per second for projects not cached",
-    "admin_token_ref": "secret reference of the /admin bearer token (admin is off without it)",
-    "redis_url": "Redis URL shared by replicas: manifests, change notices, rate limits, API keys",
-    "limits_on_redis_failure": "open (per-process limits) or closed (503) while Redis is down",
-    "api_key_pepper_ref": "secret reference of the HMAC key for API-key hashes",
-    "default_auth": "auth of modules whose manifest names none: api_key, or none (served open)",
-    # Vault (for `vault:` references of projects without a `vault` module)
-    "vault_addr": "Vault base URL (https://vault:8200)",
-    "vault_auth": "Vault auth method: token or approle",
-    "vault_token_ref": "secret reference of the Vault token (token auth)",
-    "vault_role_id_ref": "secret reference of the AppRole role_id",
-    "vault_secret_id_ref": "secret reference of the AppRole secret_id",
-    "vault_approle_mount": "mount point of the AppRole auth method",
-    "vault_namespace": "Vault namespace (X-Vault-Namespace)",
-    "vault_verify": "verify Vault's TLS certificate (true/false)",
-    "vault_ca_bundle": "CA bundle file for Vault's TLS certificate",
-    "vault_client_cert": "client certificate file for Vault (mutual TLS)",
-    "vault_client_key": "client key file for Vault (mutual TLS)",
-    "vault_timeout": "seconds a Vault call may take",
-    "vault_secret_ttl": "seconds a Vault secret is used before it is reread in the background",
-    # Hardening (issue 19)
-    "http": "1 (HTTP/1.1 only) or auto (HTTP/1.1 and cleartext HTTP/2 on the same port)",
-    "header_timeout": "seconds to send a request head; also the idle keep-alive timeout",
-    "max_connections": "open client connections per worker (no more are accepted past it)",
-    "max_header_bytes": "largest HTTP/2 header list in bytes (431 above)",
-    "max_headers": "most header fields in a request (431 above)",
-    "redis_timeout": "seconds a rate-limit or API-key call may wait on Redis",
-    "health_port": "a second port answering only GET /healthz, outside the connection cap",
-    "manifest_env_allow": "comma-separated variables (or PREFIX_*) ${NAME} placeholders may read "
-    "besides FD2_MANIFEST_*",
-}
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fd2", description="fd2: the AI platform's front door")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fd2",
+        description="fd2: the AI platform's front door",
+        epilog="`fd2 COMMAND --help` lists a command's options.",
+        formatter_class=formatter,
+    )
     parser.add_argument("--version", action=VersionAction)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve requests (Granian, raw ASGI, uvloop)")
-    for field in msgspec.structs.fields(Settings):
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        serve.add_argument(
-            flag,
-            dest=field.name,
-            default=None,
-            metavar=field.name.upper(),
-            help=f"{_HELP.get(field.name, '')} [env {env_name(field.name)}; default {shown}]",
-        )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve requests (Granian, raw ASGI, uvloop)",
+        usage="%(prog)s [options]",
+        description="Serve requests. Every flag has an FD2_* variable, shown in brackets with "
+        "the default; a flag wins over its variable, which wins over the default. Switches "
+        "(--x / --no-x) read true/false, 1/0, yes/no or on/off from their variable.",
+        formatter_class=formatter,
+    )
+    add_settings(serve_parser)
+    serve_parser.set_defaults(run=_run_serve, command_parser=serve_parser)
+    cli_check.add_parsers(commands)
     keys_cli.add_parser(commands)
     return parser
 
 
-def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
-    """Flags win over FD2_* variables, which win over the defaults."""
-    values: dict[str, object] = {}
-    for field in msgspec.structs.fields(Settings):
-        raw = getattr(args, field.name)
-        if raw is None:
-            raw = environ.get(env_name(field.name))
-        if raw is None:
-            continue
-        values[field.name] = (
-            tuple(part.strip() for part in raw.split(",") if part.strip())
-            if field.name in TUPLE_FIELDS
-            else raw
-        )
-    return msgspec.convert(values, Settings, strict=False)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command == "keys":
-        keys_cli.run(args)
-        return
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        hint = switch_hint(sys.argv[1:] if argv is None else argv, extras)
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+    # Each command runs with its own parser, so that an error names `fd2 serve` (or check, ...).
+    status = args.run(args, args.command_parser)
+    if status:
+        sys.exit(status)
+
+
+def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
-        settings = settings_from(args, dict(os.environ))
-    except msgspec.ValidationError as exc:
+        settings = settings_from_args(args, os.environ)
+    except SettingsError as exc:
         parser.error(str(exc))
     if settings.manifests and not Path(settings.manifests).is_dir():
         parser.error(f"--manifests {settings.manifests}: not a directory")
     if not settings.manifests and not settings.control_tower:
         parser.error("give --manifests DIR and/or --control-tower URL (or FD2_MANIFESTS)")
     serve(settings)
+    return 0
 
 
 def serve(settings: Settings) -> None:

@@ -1,174 +1,246 @@
-"""fd2's own settings, typed with msgspec. Every field has a `--flag` and an `FD2_*` variable."""
+"""fd2's own settings: one table behind every `--flag` and `FD2_*` variable.
+
+Each field carries its type and bounds, its help text, and its group in `fd2 serve --help`
+(`SERVING("help", "METAVAR")`); `fd2.settings_table` reads them, and the command line and the
+worker processes parse text through it, so a flag and its variable always mean the same thing.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated, Final, Literal
 
 import msgspec
+
+from fd2.settings_table import Group, check_fields, env_name, from_sources
+
+__all__ = ["GROUPS", "SETTINGS_ENV", "Settings", "env_name", "settings_from_environment"]
 
 SETTINGS_ENV = "FD2_SETTINGS_JSON"
 """How `fd2 serve` hands its parsed settings to Granian's worker processes."""
 
+SERVING: Final = Group("serving", "where fd2 listens and how a request finds its environment")
+CONNECTIONS: Final = Group(
+    "connections and hardening", "what one client may hold or send before fd2 cuts it off"
+)
+MANIFESTS: Final = Group(
+    "manifests and Control Tower",
+    "where manifests come from, how long they are kept, what they may read",
+)
+SECRETS: Final = Group(
+    "secrets and Vault", "config: references, and the Vault of projects without a vault module"
+)
+AUTH: Final = Group("auth and limits", "who may call a module whose manifest names no auth")
+REDIS: Final = Group("Redis", "shared by replicas: manifest copies, rate limits, API keys")
+UPSTREAM: Final = Group("upstream", "the pooled client modules call their upstreams with")
+LOGGING: Final = Group("logging", "what fd2 writes to stderr")
+GROUPS: Final = (SERVING, CONNECTIONS, MANIFESTS, SECRETS, AUTH, REDIS, UPSTREAM, LOGGING)
+"""In the order `--help` shows them."""
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+ListenPort = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Ref = str | None
+"""A secret reference (`env:`, `file:`, `config:`, `vault:`), never the secret itself."""
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
-    manifests: str | None = None
-    """A directory of manifest files (the embedded default)."""
-    control_tower: str | None = None
-    control_tower_secret_ref: str | None = None
-    default_env: str = "development"
-    base_domain: str | None = None
-    """Enables `{project}-{module}.<base domain>` routing."""
-    max_body_bytes: int = 10 * 1024 * 1024
-    body_timeout: float = 60.0
-    """Seconds a request body may take to arrive once it has started (408 after)."""
-    access_log: bool = False
-    """One log line per request: id, method, path, status, duration."""
-    shutdown_timeout: float = 30.0
-    manifest_ttl: float = 60.0
-    manifest_poll: float = 1.0
-    """How often the manifest directory is checked for changes (seconds)."""
-    module_packages: tuple[str, ...] = ()
-    """Extra packages a manifest's runtime.implementation may name classes in."""
-    secrets_file: str | None = None
-    """A JSON file that `config:` secret references read from."""
-    upstream_max_connections: int = 1024
-    """Upstream connections per worker (idle ones are kept alive for reuse)."""
-    connect_timeout: float = 5.0
-    read_timeout: float = 120.0
-    total_timeout: float = 600.0
-    log_level: str = "info"
-    limits_on_redis_failure: str = "open"
-    """`open`: decide with per-process limits while Redis is unreachable; `closed`: refuse (503)."""
-    api_key_pepper_ref: str | None = None
-    """Secret reference of the HMAC key API-key hashes are made with (`fd2 keys new` uses it)."""
-    default_auth: str = "api_key"
-    """What a module whose manifest says nothing about auth asks for: `api_key` (a project API
-    key), or `none` to serve such modules open, an explicit choice (docs/security.md)."""
+    # --- serving
+    host: Annotated[str, SERVING("address to listen on (the image sets 0.0.0.0)", "ADDRESS")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[Port, SERVING("port to listen on", "PORT")] = 8080
+    workers: Annotated[Count, SERVING("worker processes, each with its own event loop")] = 1
+    default_env: Annotated[
+        str, SERVING("environment when neither X-Environment nor the module names one", "ENV")
+    ] = "development"
+    base_domain: Annotated[
+        str | None, SERVING("enables {project}-{module}.<base domain> routing", "DOMAIN")
+    ] = None
+    shutdown_timeout: Annotated[
+        Seconds, SERVING("seconds in-flight requests and streams get to finish at shutdown")
+    ] = 30.0
+    health_port: Annotated[
+        ListenPort | None,
+        SERVING("a second port answering only GET /healthz, outside the connection cap", "PORT"),
+    ] = None
 
-    # --- Control Tower client, manifest cache, operator view, Redis sharing (issue 5) ---
-    control_tower_ca: str | None = None
-    """A PEM CA bundle for the Control Tower's TLS certificate (system store otherwise)."""
-    control_tower_connect_timeout: float = 2.0
-    control_tower_read_timeout: float = 5.0
-    control_tower_retries: int = 2
-    """Extra attempts for a failed Control Tower GET (jittered exponential backoff)."""
-    manifest_max_stale: float = 3600.0
-    """Seconds past the TTL a cached manifest keeps serving while the Control Tower fails."""
-    manifest_negative_ttl: float = 5.0
-    """Seconds an unknown project (or a failed first fetch) is remembered before asking again."""
-    unknown_project_rate: float = 20.0
-    """Control Tower lookups per second allowed for projects not cached (floods of random names)."""
-    admin_token_ref: str | None = None
-    """Secret reference of the bearer token for /admin/*; without it /admin/* answers 404."""
-    redis_url: str | None = None
-    """Shared by replicas: manifest copies, change notices, rate limits, Redis-stored API keys."""
+    # --- connections and hardening
+    http: Annotated[
+        Literal["1", "auto"],
+        CONNECTIONS("1: HTTP/1.1 only; auto: HTTP/1.1 and cleartext HTTP/2 on one port (opt-in)"),
+    ] = "1"
+    header_timeout: Annotated[
+        Seconds,
+        CONNECTIONS(
+            "seconds to send a whole request head, from the connection's opening or the end of "
+            "the last answer (so also the keep-alive idle timeout)"
+        ),
+    ] = 30.0
+    max_connections: Annotated[
+        Count, CONNECTIONS("open client connections per worker; no more are accepted past it")
+    ] = 16384
+    max_header_bytes: Annotated[
+        Annotated[int, msgspec.Meta(ge=1024)],
+        CONNECTIONS("largest HTTP/2 header list (431 above)", "BYTES"),
+    ] = 65536
+    max_headers: Annotated[Count, CONNECTIONS("most header fields in a request (431 above)")] = 100
+    max_body_bytes: Annotated[
+        Count,
+        CONNECTIONS("largest request body (413 above; refused unread when announced)", "BYTES"),
+    ] = 10 * 1024 * 1024
+    body_timeout: Annotated[
+        Seconds, CONNECTIONS("seconds a request body may take to arrive (408 after)")
+    ] = 60.0
 
-    # --- Vault: where `vault:` secret references are read when a project has no `vault` module.
-    vault_addr: str | None = None
-    """Vault's base URL; unset: only projects with a `vault` module can use `vault:` references."""
-    vault_auth: str = "token"
-    vault_token_ref: str | None = None
-    vault_role_id_ref: str | None = None
-    vault_secret_id_ref: str | None = None
-    vault_approle_mount: str = "approle"
-    vault_namespace: str | None = None
-    vault_verify: bool = True
-    vault_ca_bundle: str | None = None
-    vault_client_cert: str | None = None
-    vault_client_key: str | None = None
-    vault_timeout: float = 5.0
-    vault_secret_ttl: float = 300.0
-    """Seconds a secret read from Vault is used before the background refresh rereads it."""
-    # --- end of Vault settings
+    # --- manifests and Control Tower
+    manifests: Annotated[str | None, MANIFESTS("directory of manifest files", "DIR")] = None
+    manifest_poll: Annotated[
+        Seconds, MANIFESTS("seconds between checks of the manifest directory for changes")
+    ] = 1.0
+    control_tower: Annotated[
+        str | None, MANIFESTS("Control Tower base URL (GET /manifests/{project_id})", "URL")
+    ] = None
+    control_tower_secret_ref: Annotated[
+        Ref, MANIFESTS("secret reference of the X-DSPAI-Client-Secret header", "REF")
+    ] = None
+    control_tower_ca: Annotated[
+        str | None, MANIFESTS("PEM CA bundle for the Control Tower's TLS certificate", "FILE")
+    ] = None
+    control_tower_connect_timeout: Annotated[
+        Seconds, MANIFESTS("seconds to connect to the Control Tower")
+    ] = 2.0
+    control_tower_read_timeout: Annotated[
+        Seconds, MANIFESTS("seconds to wait for a Control Tower answer")
+    ] = 5.0
+    control_tower_retries: Annotated[
+        Annotated[int, msgspec.Meta(ge=0)],
+        MANIFESTS("extra attempts for a failed Control Tower GET (jittered backoff)", "N"),
+    ] = 2
+    manifest_ttl: Annotated[
+        Seconds, MANIFESTS("seconds a Control Tower manifest is used before it is revalidated")
+    ] = 60.0
+    manifest_max_stale: Annotated[
+        Annotated[float, msgspec.Meta(ge=0)],
+        MANIFESTS("seconds past its TTL a manifest keeps serving while the Control Tower fails"),
+    ] = 3600.0
+    manifest_negative_ttl: Annotated[
+        Seconds, MANIFESTS("seconds an unknown project (or a failed first fetch) is remembered")
+    ] = 5.0
+    unknown_project_rate: Annotated[
+        Annotated[float, msgspec.Meta(gt=0)],
+        MANIFESTS("Control Tower lookups a second for projects not cached (a worker)", "RATE"),
+    ] = 20.0
+    manifest_env_allow: Annotated[
+        tuple[str, ...],
+        MANIFESTS(
+            "variables ${NAME} placeholders may read besides FD2_MANIFEST_*: names, or "
+            "prefixes ending in *",
+            "NAME,...",
+        ),
+    ] = ()
+    module_packages: Annotated[
+        tuple[str, ...],
+        MANIFESTS("extra packages a manifest's runtime.implementation may name", "PACKAGE,..."),
+    ] = ()
 
-    # --- Hardening (issue 19): connections, protocol limits, Redis waits, environment placeholders
-    http: str = "1"
-    """`1`: HTTP/1.1 only, where every connection gets the header timeout; `auto`: HTTP/1.1 and
-    cleartext HTTP/2 (prior knowledge) on the same port: an opt-in, see docs/operations.md."""
-    header_timeout: float = 30.0
-    """Seconds a connection may take to send a complete request head, counted from its opening
-    and, on a kept-alive connection, from the end of the previous answer (the idle timeout)."""
-    max_connections: int = 16384
-    """Open client connections per worker; past it the worker accepts no more until one ends."""
-    max_header_bytes: int = 65536
-    """Largest HTTP/2 header list (431 above); HTTP/1.1 heads are bounded by the server itself."""
-    max_headers: int = 100
-    """Most header fields in a request (431 above), as HTTP/1.1 already enforces."""
-    health_port: int | None = None
-    """A second port answering only `GET /healthz`, outside the serving port's connection cap."""
-    redis_timeout: float = 0.05
-    """Seconds one rate-limit or API-key call may wait on Redis before the failure policy."""
-    manifest_env_allow: tuple[str, ...] = ()
-    """Environment variables `${NAME}` placeholders may read besides `FD2_MANIFEST_*`: names, or
-    prefixes ending in `*` (an explicit opt-in; see docs/security.md)."""
+    # --- secrets and Vault (fd2's own Vault: for projects without a `vault` module)
+    secrets_file: Annotated[
+        str | None, SECRETS("JSON file that config: secret references read", "FILE")
+    ] = None
+    vault_addr: Annotated[
+        str | None,
+        SECRETS("Vault base URL; unset: vault: references need the project's vault module", "URL"),
+    ] = None
+    vault_auth: Annotated[Literal["token", "approle"], SECRETS("Vault auth method")] = "token"
+    vault_token_ref: Annotated[Ref, SECRETS("secret reference of the Vault token", "REF")] = None
+    vault_role_id_ref: Annotated[Ref, SECRETS("secret reference of the AppRole role_id", "REF")] = (
+        None
+    )
+    vault_secret_id_ref: Annotated[
+        Ref, SECRETS("secret reference of the AppRole secret_id", "REF")
+    ] = None
+    vault_approle_mount: Annotated[str, SECRETS("mount of the AppRole auth method", "MOUNT")] = (
+        "approle"
+    )
+    vault_namespace: Annotated[
+        str | None, SECRETS("Vault namespace (X-Vault-Namespace)", "NAMESPACE")
+    ] = None
+    vault_verify: Annotated[bool, SECRETS("verify Vault's TLS certificate")] = True
+    vault_ca_bundle: Annotated[
+        str | None, SECRETS("CA bundle for Vault's TLS certificate", "FILE")
+    ] = None
+    vault_client_cert: Annotated[
+        str | None, SECRETS("client certificate for Vault (mutual TLS)", "FILE")
+    ] = None
+    vault_client_key: Annotated[
+        str | None, SECRETS("client key for Vault (mutual TLS)", "FILE")
+    ] = None
+    vault_timeout: Annotated[Seconds, SECRETS("seconds a Vault call may take")] = 5.0
+    vault_secret_ttl: Annotated[
+        Seconds, SECRETS("seconds a Vault secret is used before it is reread in the background")
+    ] = 300.0
+
+    # --- auth and limits
+    default_auth: Annotated[
+        Literal["api_key", "none"],
+        AUTH(
+            "auth of modules whose manifest names none: a project API key, or none: served "
+            "open (docs/security.md)"
+        ),
+    ] = "api_key"
+    api_key_pepper_ref: Annotated[
+        Ref, AUTH("secret reference of the HMAC key API-key hashes are made with", "REF")
+    ] = None
+    admin_token_ref: Annotated[
+        Ref, AUTH("secret reference of the /admin bearer token (/admin is off without)", "REF")
+    ] = None
+
+    # --- Redis
+    redis_url: Annotated[
+        str | None,
+        REDIS("Redis URL: manifest copies and change notices, rate limits, API keys", "URL"),
+    ] = None
+    redis_timeout: Annotated[
+        Seconds, REDIS("seconds a rate-limit or API-key call waits on Redis before giving up")
+    ] = 0.05
+    limits_on_redis_failure: Annotated[
+        Literal["open", "closed"],
+        REDIS("while Redis is down: open (per-process limits) or closed (503)"),
+    ] = "open"
+
+    # --- upstream
+    upstream_max_connections: Annotated[
+        Count, UPSTREAM("upstream connections per worker (idle ones kept alive)")
+    ] = 1024
+    connect_timeout: Annotated[
+        Seconds, UPSTREAM("seconds to connect upstream (manifests may override the timeouts)")
+    ] = 5.0
+    read_timeout: Annotated[Seconds, UPSTREAM("seconds between bytes read from upstream")] = 120.0
+    total_timeout: Annotated[Seconds, UPSTREAM("seconds a whole upstream call may take")] = 600.0
+
+    # --- logging
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], LOGGING("log level")] = (
+        "info"
+    )
+    access_log: Annotated[
+        bool, LOGGING("one line per request: id, method, path, status, duration")
+    ] = False
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError("port must be 0..65535")
-        if self.health_port is not None and not 1 <= self.health_port <= 65535:
-            raise ValueError("health_port must be 1..65535")
-        if self.workers < 1:
-            raise ValueError("workers must be at least 1")
-        if self.max_body_bytes < 1:
-            raise ValueError("max_body_bytes must be positive")
-        for name in (
-            "body_timeout",
-            "shutdown_timeout",
-            "manifest_ttl",
-            "manifest_poll",
-            "connect_timeout",
-            "read_timeout",
-            "total_timeout",
-            "control_tower_connect_timeout",
-            "control_tower_read_timeout",
-            "manifest_negative_ttl",
-            "unknown_project_rate",
-            "vault_timeout",
-            "vault_secret_ttl",
-            "header_timeout",
-            "redis_timeout",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.control_tower_retries < 0 or self.manifest_max_stale < 0:
-            raise ValueError("control_tower_retries and manifest_max_stale must not be negative")
-        if self.default_auth not in ("api_key", "none"):
-            raise ValueError("default_auth must be api_key or none")
-        if self.limits_on_redis_failure not in ("open", "closed"):
-            raise ValueError("limits_on_redis_failure must be open or closed")
-        if self.http not in ("1", "auto"):
-            raise ValueError("http must be 1 or auto")
-        if self.max_connections < 1 or self.max_header_bytes < 1024 or self.max_headers < 1:
-            raise ValueError("max_connections, max_headers >= 1 and max_header_bytes >= 1024")
-        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
-            raise ValueError("log_level must be debug, info, warning or error")
-
-
-TUPLE_FIELDS = frozenset(("module_packages", "manifest_env_allow"))
-"""Settings given as comma-separated lists in flags and variables."""
-
-
-def env_name(field: str) -> str:
-    return "FD2_" + field.upper()
+        # msgspec checks types and bounds when it decodes; a Settings built in Python gets the
+        # same checks from the same table.
+        check_fields(self)
 
 
 def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from `FD2_SETTINGS_JSON` (set by `fd2 serve`), else from `FD2_*` variables."""
+    """Settings from `FD2_SETTINGS_JSON` (set by `fd2 serve`), else from `FD2_*` variables, read
+    by the command line's parser (a bad value raises `SettingsError` naming its variable)."""
     environ = os.environ if environ is None else environ
     packed = environ.get(SETTINGS_ENV)
     if packed:
         return msgspec.json.decode(packed, type=Settings)
-    values: dict[str, object] = {}
-    for field in msgspec.structs.fields(Settings):
-        raw = environ.get(env_name(field.name))
-        if raw is not None:
-            values[field.name] = (
-                tuple(part.strip() for part in raw.split(",") if part.strip())
-                if field.name in TUPLE_FIELDS
-                else raw
-            )
-    return msgspec.convert(values, Settings, strict=False)
+    settings: Settings = from_sources(Settings, {}, environ)
+    return settings

@@ -56,6 +56,39 @@ class UnknownEnvironment(BadRequest):
     code = "unknown_environment"
 
 
+class Unauthorized(Fd2Error):
+    """401: credentials missing or not accepted. The message never says which part failed."""
+
+    status = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        missing: bool = False,
+        code: str | None = None,
+        realm: str = "fd2",
+    ) -> None:
+        if message is None:
+            message = (
+                "Missing credentials: send an API key or token as "
+                "'Authorization: Bearer <credential>'."
+                if missing
+                else "Invalid credentials."
+            )
+        super().__init__(message, code=code)
+        self._missing = missing
+        self._challenge = f'Bearer realm="{realm}"'.encode()
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        # RFC 6750 3.1: `invalid_token` only when a credential was sent.
+        if self._missing:
+            return [(b"www-authenticate", self._challenge)]
+        return [(b"www-authenticate", self._challenge + b', error="invalid_token"')]
+
+
 class NotFound(Fd2Error):
     status = 404
     error_type = "invalid_request_error"

@@ -46,7 +46,16 @@ class _RedactingFormatter(logging.Formatter):
             record.args = None
             record.exc_info = None
             record.exc_text = None
-        return redact(super().format(record))
+        return _one_line(redact(super().format(record)))
+
+
+# One record, one line: client-supplied text (a model name, a path) must not forge log lines or
+# write terminal control bytes, whichever log call it reaches.
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_CONTROL) if not text.isprintable() else text
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -1,9 +1,11 @@
-"""`GET /metrics` in the Prometheus text format, computed when scraped.
+"""`GET /metrics` in the Prometheus text format: fd2's control plane and the modules' own metrics.
 
-Nothing here runs per request: the collector reads counters the control plane keeps (cache
-outcomes, rebuilds) and the cache's entries when Prometheus asks, so the hot path takes no metric
-lock. Metrics are per worker process (each worker has its own cache and route table); run one
-worker per container, or scrape each worker, when that matters.
+fd2's figures are computed when scraped: the collector reads counters the control plane keeps
+(rebuilds, each manifest source's outcomes, module health) when Prometheus asks, so the hot path
+takes no metric lock. Modules register theirs through `ModuleContext.metrics`
+(`module_metrics.py`), in the same registry. Metrics are per worker process (each worker has its
+own sources and route table); run one worker per container, or scrape each worker, when that
+matters.
 """
 
 from __future__ import annotations
@@ -20,13 +22,43 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from fd2.module_metrics import ModuleMetricFamilies, ModuleMetrics
+
 if TYPE_CHECKING:
     from fd2.runtime import Runtime
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-class _ControlPlaneCollector(Collector):
+class MetricsRegistry:
+    """One worker's metrics: what `/metrics` renders."""
+
+    def __init__(self) -> None:
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._modules = ModuleMetricFamilies(self._registry)
+
+    def add_collector(self, collector: Collector) -> None:
+        self._registry.register(collector)
+
+    def for_module(
+        self, *, module_type: str, project: str, module: str, environment: str
+    ) -> ModuleMetrics:
+        """What one module instance registers its metrics through (its context's `metrics`)."""
+        return ModuleMetrics(
+            self._modules,
+            module_type=module_type,
+            project=project,
+            module=module,
+            environment=environment,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self._registry)
+
+
+class ControlPlaneCollector(Collector):
+    """The route table, every manifest source and module health, read at scrape time."""
+
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 
@@ -45,46 +77,14 @@ class _ControlPlaneCollector(Collector):
         )
         retired.add_metric([], builder.retired_open())
         yield retired
-        cache = self._runtime.control_tower
-        if cache is None:
-            return
-        fetches = CounterMetricFamily(
-            "fd2_control_tower_fetches",
-            "Control Tower manifest answers by outcome (error = no usable answer)",
-            labels=["outcome"],
+        restarts = CounterMetricFamily(
+            "fd2_background_task_restarts",
+            "Times a supervised background task failed and was started again",
+            labels=["task"],
         )
-        for outcome, count in sorted(cache.stats.fetches.items()):
-            fetches.add_metric([outcome], count)
-        yield fetches
-        throttled = CounterMetricFamily(
-            "fd2_control_tower_lookups_throttled",
-            "Lookups of uncached projects refused by --unknown-project-rate",
-        )
-        throttled.add_metric([], cache.limiter.refused)
-        yield throttled
-        age = GaugeMetricFamily(
-            "fd2_manifest_age_seconds",
-            "Seconds since the Control Tower last confirmed a project's manifest",
-            labels=["project"],
-        )
-        stale = GaugeMetricFamily(
-            "fd2_manifest_staleness_seconds",
-            "Seconds a served manifest is past its TTL (0 while fresh)",
-            labels=["project"],
-        )
-        for project, state in sorted(cache.states.items()):
-            if state.known:
-                age.add_metric([project], cache.age(state))
-                stale.add_metric([project], cache.staleness(state))
-        yield age
-        yield stale
-
-
-def metrics_registry(runtime: Runtime) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ControlPlaneCollector(runtime))
-    return registry
-
-
-def render(registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)
+        for task in self._runtime.tasks.tasks:
+            restarts.add_metric([task.name], task.restarts)
+        yield restarts
+        yield from self._runtime.health.metric_families()
+        for source in self._runtime.sources:
+            yield from source.metric_families()

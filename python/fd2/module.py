@@ -1,9 +1,11 @@
 """The contract every fd2 module implements, and the context it is set up from.
 
 A module is a Python class. fd2 creates one instance per (project, module, environment), calls
-`setup(context)` once with everything already resolved (config, secrets, upstream URLs, a shared
-HTTP client, a logger), then routes requests to the handlers `endpoints()` returns. Modules never
-fetch their own secrets and never read global configuration.
+`setup(context)` once with everything already resolved (config, secrets, upstream URLs) and the
+worker's shared means (the upstream HTTP client, Redis, a metrics registry, supervised background
+tasks, in-process handles to the modules it depends on, a logger), then routes requests to the
+handlers `endpoints()` returns. Modules never fetch their own secrets and never read global
+configuration.
 """
 
 from __future__ import annotations
@@ -11,15 +13,22 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 import msgspec
 
 from fd2.metering import Meter
+from fd2.module_metrics import ModuleMetrics
 from fd2.request import Request
 from fd2.secrets import Secret
+from fd2.tasks import Supervisor
 from fd2.types import Send
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from fd2.module_calls import ModuleHandle
 
 Handler = Callable[[Request, Send], Awaitable[None]]
 """Answers one request by writing a complete response to `send` (or raising an Fd2Error)."""
@@ -75,6 +84,18 @@ class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):
     logger: logging.Logger
     dependencies: Mapping[str, ModuleDependency] = msgspec.field(default_factory=dict)
     """The modules named in the manifest's `dependencies`, by name (e.g. `auth` → jwt_config)."""
+    modules: Mapping[str, ModuleHandle] = msgspec.field(default_factory=dict)
+    """The same dependencies, callable in process: `await context.modules["chat"].call("POST",
+    "/v1/chat/completions", body)` runs that module's route for this environment
+    (`fd2.module_calls`)."""
+    redis: Redis | None = None
+    """The worker's one Redis client (`--redis-url`), shared with limits and manifest sharing;
+    None without Redis. Do not close it. Its commands time out after `--redis-timeout`."""
+    metrics: ModuleMetrics = msgspec.field(default_factory=ModuleMetrics.unregistered)
+    """Where the module registers its metrics, shown by `GET /metrics` (`fd2.module_metrics`)."""
+    tasks: Supervisor = msgspec.field(default_factory=Supervisor)
+    """Background work of this instance: `tasks.spawn(name, run)` / `tasks.every(name, s, tick)`;
+    a task that fails is restarted with back-off, and all stop before `close()` is called."""
 
 
 class Module(abc.ABC):

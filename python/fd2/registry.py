@@ -13,11 +13,12 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 
 from fd2.errors import ConfigError
+from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE
 from fd2.module import Module
 
 ENTRY_POINT_GROUP = "fd2.modules"
 # The module types fd2's own distribution serves: missing, the install itself is incomplete.
-_BUILT_IN_TYPES = frozenset({"inference_endpoint", "inference_openai", "jwt_config"})
+_BUILT_IN_TYPES = frozenset({"inference_endpoint", "inference_openai", JWT_CONFIG_MODULE_TYPE})
 _log = logging.getLogger("fd2.registry")
 
 

@@ -16,17 +16,22 @@ import aiohttp
 
 from fd2.errors import ConfigError, Fd2Error, NotFound
 from fd2.log_throttle import ThrottledLog
-from fd2.manifests.compile import AnyManifest, ModuleDeclaration, declarations
+from fd2.manifests.compile import AnyManifest, ModuleDeclaration, ResolvedModule, declarations
 from fd2.manifests.models import SERVED_STATUSES
-from fd2.module import Module, ModuleContext, Timeouts
+from fd2.metrics import MetricsRegistry
+from fd2.module import Module, ModuleContext, ModuleDependency, Timeouts
+from fd2.module_calls import ModuleHandle
 from fd2.registry import ModuleRegistry
 from fd2.route_inputs import VAULT_MODULE_TYPE, ProjectInputs, Resolution
 from fd2.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
 from fd2.secret_usage import SecretUsage
 from fd2.secrets import SecretResolver
+from fd2.tasks import Supervisor
 from fd2.vault.pool import VaultPool
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from fd2.auth.compiler import GateCompiler
 
 _log = logging.getLogger("fd2.routes")
@@ -46,8 +51,15 @@ class RouteBuilder:
         environ: Mapping[str, str],
         vault: VaultPool | None = None,
         gates: GateCompiler | None = None,
+        redis: Redis | None = None,
+        metrics: MetricsRegistry | None = None,
+        tasks: Supervisor | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        # The worker's shared means, handed to every module in its context.
+        self._redis = redis
+        self._metrics = metrics if metrics is not None else MetricsRegistry()
+        self._tasks = tasks if tasks is not None else Supervisor()
         self._vault = vault
         self._gates = gates
         self._manifests: dict[str, Sequence[tuple[str, AnyManifest]]] = {}
@@ -257,34 +269,9 @@ class RouteBuilder:
     ) -> Route:
         label = f"{declaration.project}/{declaration.module} [{environment}]"
         try:
-            if isinstance(resolution, Exception):
-                raise resolution
-            resolved, dependencies = resolution
-            # Compiled before set-up, so a route whose policy cannot be built holds no instance.
-            steps = (
-                self._gates.compile(declaration, environment, peers, resolved.config, secrets)
-                if self._gates is not None
-                else None
+            return await self._set_up(
+                declaration, environment, cls, resolution, peers, secrets, label
             )
-            instance = cls()
-            await instance.setup(
-                ModuleContext(
-                    project=declaration.project,
-                    module=declaration.module,
-                    environment=environment,
-                    module_type=declaration.module_type,
-                    config=resolved.config,
-                    references=resolved.references,
-                    endpoints=resolved.endpoints,
-                    timeouts=resolved.timeouts,
-                    http=self._http,
-                    logger=logging.getLogger(f"fd2.module.{declaration.module_type}"),
-                    dependencies=dependencies,
-                )
-            )
-            handlers = instance.endpoints()
-            if steps is not None:
-                handlers = steps.apply(handlers, instance.meters())
         except ConfigError as exc:
             problem = ConfigError(f"Module {label} is not available: {exc.message}")
             # A route rebuilt while Vault is down fails the same way on every retry.
@@ -296,14 +283,88 @@ class RouteBuilder:
             problem = ConfigError(f"Module {label} failed to start.")
             _log.error("%s (%s: %s)", problem.message, declaration.origin, type(exc).__name__)
             return _unavailable(declaration, environment, problem)
+
+    async def _set_up(
+        self,
+        declaration: ModuleDeclaration,
+        environment: str,
+        cls: type[Module],
+        resolution: Resolution,
+        peers: Mapping[str, ModuleDeclaration],
+        secrets: SecretResolver,
+        label: str,
+    ) -> Route:
+        if isinstance(resolution, Exception):
+            raise resolution
+        # Compiled before set-up, so a route whose policy cannot be built holds no instance.
+        steps = (
+            self._gates.compile(declaration, environment, peers, resolution[0].config, secrets)
+            if self._gates is not None
+            else None
+        )
+        instance = cls()
+        tasks = self._tasks.child(label)
+        try:
+            await instance.setup(self._context(declaration, environment, resolution, tasks))
+            handlers = instance.endpoints()
+            if steps is not None:  # the module's handlers behind the route's steps, composed once
+                handlers = steps.apply(handlers, instance.meters())
+        except BaseException:
+            await tasks.aclose()  # what a failed set-up started must not run on
+            raise
         return Route(
             project=declaration.project,
             module=declaration.module,
             environment=environment,
-            loaded=LoadedModule(instance, label),
+            loaded=LoadedModule(instance, label, tasks),
             handlers=handlers,
-            auth=steps.policy if steps is not None else None,
+            steps=steps,
         )
+
+    def _context(
+        self,
+        declaration: ModuleDeclaration,
+        environment: str,
+        resolution: tuple[ResolvedModule, dict[str, ModuleDependency]],
+        tasks: Supervisor,
+    ) -> ModuleContext:
+        resolved, dependencies = resolution
+        caller = f"{declaration.project}/{declaration.module}"
+        return ModuleContext(
+            project=declaration.project,
+            module=declaration.module,
+            environment=environment,
+            module_type=declaration.module_type,
+            config=resolved.config,
+            references=resolved.references,
+            endpoints=resolved.endpoints,
+            timeouts=resolved.timeouts,
+            http=self._http,
+            logger=logging.getLogger(f"fd2.module.{declaration.module_type}"),
+            dependencies=dependencies,
+            modules={
+                name: ModuleHandle(
+                    self._current_table,
+                    project=declaration.project,
+                    module=name,
+                    module_type=dependency.module_type,
+                    environment=environment,
+                    caller=caller,
+                )
+                for name, dependency in dependencies.items()
+            },
+            redis=self._redis,
+            metrics=self._metrics.for_module(
+                module_type=declaration.module_type,
+                project=declaration.project,
+                module=declaration.module,
+                environment=environment,
+            ),
+            tasks=tasks,
+        )
+
+    def _current_table(self) -> RouteTable:
+        return self.table
 
 
 def _unavailable(

@@ -17,7 +17,8 @@ from fd2.errors import Fd2Error
 from fd2.module import Handler, Module
 
 if TYPE_CHECKING:
-    from fd2.auth.policy import AuthPolicy
+    from fd2.pipeline.route_steps import RouteSteps
+    from fd2.tasks import Supervisor
 
 _log = logging.getLogger("fd2.routes")
 
@@ -25,11 +26,13 @@ _log = logging.getLogger("fd2.routes")
 class LoadedModule:
     """A set-up module instance and the count of requests currently using it."""
 
-    __slots__ = ("_close_task", "closed", "in_flight", "instance", "label", "retired")
+    __slots__ = ("_close_task", "closed", "in_flight", "instance", "label", "retired", "tasks")
 
-    def __init__(self, instance: Module, label: str) -> None:
+    def __init__(self, instance: Module, label: str, tasks: Supervisor | None = None) -> None:
         self.instance = instance
         self.label = label
+        self.tasks = tasks
+        """The instance's background tasks (`ModuleContext.tasks`), stopped before it closes."""
         self.in_flight = 0
         self.retired = False
         self.closed = False
@@ -55,6 +58,8 @@ class LoadedModule:
 
     async def _close(self) -> None:
         try:
+            if self.tasks is not None:
+                await self.tasks.aclose()
             await self.instance.close()
         except Exception as exc:  # a module's close must not disturb the gateway
             _log.warning("closing %s failed: %s", self.label, type(exc).__name__)
@@ -71,7 +76,7 @@ class LoadedModule:
 class Route:
     """Everything the hot path needs for one (project, module, environment)."""
 
-    __slots__ = ("auth", "environment", "handlers", "loaded", "module", "project", "unavailable")
+    __slots__ = ("environment", "handlers", "loaded", "module", "project", "steps", "unavailable")
 
     def __init__(
         self,
@@ -82,11 +87,11 @@ class Route:
         loaded: LoadedModule | None,
         handlers: Mapping[str, Mapping[str, Handler]],
         unavailable: Fd2Error | None = None,
-        auth: AuthPolicy | None = None,
+        steps: RouteSteps | None = None,
     ) -> None:
-        self.auth = auth
-        """The policy the route's steps authenticate with (shown by /admin/routes); None when
-        the gateway was built without auth."""
+        self.steps = steps
+        """The route's compiled steps: its auth policy and limits, for the operator views (the
+        handlers already include them); None when the gateway was built without auth."""
         self.project = project
         self.module = module
         self.environment = environment

@@ -1,5 +1,6 @@
-"""The control plane of one worker: secrets, the shared upstream client, manifest sources and the
-route builder, started at ASGI lifespan start-up and stopped at shutdown."""
+"""The control plane of one worker: secrets, the shared clients (upstream HTTP, Redis), the
+metrics registry, the supervisor of background tasks, the manifest sources and the route builder,
+started at ASGI lifespan start-up and stopped at shutdown."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import socket
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -16,16 +18,24 @@ from fd2.auth.compiler import GateCompiler
 from fd2.config import Settings
 from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
+from fd2.limits.redis_client import make_redis
+from fd2.metrics import ControlPlaneCollector, MetricsRegistry
 from fd2.module import Timeouts
+from fd2.module_health import ModuleHealth
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
-from fd2.sources.control_tower import ControlTowerClient
-from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
-from fd2.sources.manifest_cache import ControlTowerCache
-from fd2.sources.redis_sync import RedisManifestShare
+from fd2.sources.control_tower_cache import ControlTowerCache
+from fd2.sources.control_tower_client import ControlTowerClient
+from fd2.sources.local import LocalDirectorySource
+from fd2.sources.protocol import ManifestSource
+from fd2.sources.redis_share import RedisManifestShare
+from fd2.tasks import Supervisor
 from fd2.vault.pool import VaultPool
 from fd2.vault.settings import settings_from_fd2
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _log = logging.getLogger("fd2.runtime")
 
@@ -36,37 +46,47 @@ class Runtime:
         *,
         settings: Settings,
         http: aiohttp.ClientSession,
+        redis: Redis | None,
         builder: RouteBuilder,
-        control_tower: ControlTowerCache | None,
-        control_tower_client: ControlTowerClient | None,
-        tasks: list[asyncio.Task[None]],
-        local: LocalDirectoryWatcher | None = None,
-        redis: RedisManifestShare | None = None,
+        sources: tuple[ManifestSource, ...],
+        tasks: Supervisor,
+        metrics: MetricsRegistry,
+        health: ModuleHealth,
+        share: RedisManifestShare | None = None,
         admin_token: Secret | None = None,
-        gates: GateCompiler | None = None,
         vault: VaultPool | None = None,
     ) -> None:
-        self._gates = gates
-        self.vault = vault
         self.settings = settings
         self.http = http
-        self.builder = builder
-        self.control_tower = control_tower
-        self._control_tower_client = control_tower_client
-        self._tasks = tasks
-        self.local = local
         self.redis = redis
+        """The worker's one Redis client (None without --redis-url)."""
+        self.builder = builder
+        self.sources = sources
+        """In order of precedence: a project the first one serves is served from there."""
+        self.tasks = tasks
+        self.metrics = metrics
+        self.health = health
+        self.share = share
         self.admin_token = admin_token
+        self.vault = vault
+        self.control_tower = next(
+            (source for source in sources if isinstance(source, ControlTowerCache)), None
+        )
+        """The source that looks projects up on demand (`fd2.app` asks it on a miss)."""
 
     def ready(self) -> bool:
-        """At least one manifest source is usable: the directory, the Control Tower, or
-        projects still within their allowed staleness."""
-        if self.local is not None and self.local.usable:
-            return True
-        cache = self.control_tower
-        if cache is None:
-            return False
-        return bool(cache.reachable) or bool(self.builder.table.projects)
+        """At least one manifest source is usable (it answers, or what it gave is still within
+        its allowed staleness)."""
+        return any(source.usable() for source in self.sources)
+
+    def source_of(self, project: str) -> ManifestSource | None:
+        return next((source for source in self.sources if source.serves(project)), None)
+
+    async def find_project(self, project: str) -> None:
+        """Make a project not in the route table known, from a source that looks projects up
+        on demand; raises NotFound / ServiceUnavailable saying why it cannot be."""
+        for source in self.sources:
+            await source.lookup(project)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -77,30 +97,17 @@ class Runtime:
         secrets = SecretResolver(
             config_file=Path(settings.secrets_file) if settings.secrets_file else None
         )
+        admin_token = (
+            secrets.resolve(settings.admin_token_ref) if settings.admin_token_ref else None
+        )
         vault = VaultPool(
             secrets, settings_from_fd2(settings), default_ttl_s=settings.vault_secret_ttl
         )
-        # aiohttp, not httpx, carries upstream traffic: measured here, httpx's connection pool
-        # gave ~800 requests/s at 32 concurrent requests where aiohttp gave ~8,000 (docs/).
-        http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=settings.upstream_max_connections,
-                limit_per_host=0,
-                # Below the idle timeouts upstream load balancers commonly use (60 s and up), so
-                # fd2 closes an idle connection before the upstream does under it.
-                keepalive_timeout=15.0,
-            ),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=settings.connect_timeout,
-                sock_read=settings.read_timeout,
-            ),
-            # No per-request netrc/proxy-variable lookups (two thread hops per request in
-            # aiohttp), and no cookies carried from one client's answer into another's request.
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        gates = GateCompiler.from_settings(settings, secrets=secrets, http=http)
+        redis = _redis_client(settings)
+        http = _upstream_client(settings)
+        tasks = Supervisor()
+        metrics = MetricsRegistry()
+        gates = GateCompiler.from_settings(settings, secrets=secrets, http=http, redis=redis)
         builder = RouteBuilder(
             registry=ModuleRegistry(allowed_packages=settings.module_packages),
             secrets=secrets,
@@ -114,78 +121,123 @@ class Runtime:
             environ=os.environ,
             gates=gates,
             vault=vault,
+            redis=redis,
+            metrics=metrics,
+            tasks=tasks.child("module"),
         )
-        loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = [loop.create_task(vault.run(builder.refresh_secrets))]
+        tasks.spawn("vault refresh", lambda: vault.run(builder.refresh_secrets))
+        sources: list[ManifestSource] = []
         if settings.manifests:
-            directory = Path(settings.manifests)
-            if not await asyncio.to_thread(directory.is_dir):
-                raise ConfigError(f"--manifests {directory} is not a directory")
-            watcher = LocalDirectoryWatcher(LocalDirectorySource(directory), builder)
-            await watcher.sync()
-            tasks.append(loop.create_task(watcher.run(settings.manifest_poll)))
-        else:
-            watcher = None
-        cache = client = share = None
+            sources.append(
+                LocalDirectorySource(
+                    Path(settings.manifests), builder, poll_s=settings.manifest_poll
+                )
+            )
+        share = None
         if settings.control_tower:
-            secret = (
-                secrets.resolve(settings.control_tower_secret_ref)
-                if settings.control_tower_secret_ref
-                else None
-            )
-            client = ControlTowerClient(
-                settings.control_tower,
-                secret=secret,
-                connect_timeout_s=settings.control_tower_connect_timeout,
-                read_timeout_s=settings.control_tower_read_timeout,
-                retries=settings.control_tower_retries,
-                ca_bundle=settings.control_tower_ca,
-            )
-            cache = ControlTowerCache(
-                client,
-                builder,
-                ttl_s=settings.manifest_ttl,
-                max_stale_s=settings.manifest_max_stale,
-                negative_ttl_s=settings.manifest_negative_ttl,
-                lookup_rate=settings.unknown_project_rate,
-                replica_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-            )
-            tasks.append(loop.create_task(cache.run()))
-            if settings.redis_url:
-                share = RedisManifestShare(settings.redis_url, cache)
-                cache.share = share
-                tasks.append(loop.create_task(share.run()))
-        if settings.redis_url and cache is None:
-            _log.info("--redis-url: no Control Tower, so Redis carries only limits and keys")
-        admin_token = (
-            secrets.resolve(settings.admin_token_ref) if settings.admin_token_ref else None
-        )
-        _log.info("ready: %d routes from the manifest directory", len(builder.table))
-        return cls(
+            cache = _control_tower_cache(settings, secrets, builder)
+            sources.append(cache)
+            if redis is not None:
+                share = cache.share = RedisManifestShare(redis, cache)
+                tasks.spawn("manifest notices (redis)", share.run)
+        elif redis is not None:
+            _log.info("--redis-url: no Control Tower, so no manifests are shared through Redis")
+        health = ModuleHealth(builder)
+        runtime = cls(
             settings=settings,
             http=http,
+            redis=redis,
             builder=builder,
-            control_tower=cache,
-            control_tower_client=client,
+            sources=tuple(sources),
             tasks=tasks,
-            local=watcher,
-            redis=share,
+            metrics=metrics,
+            health=health,
+            share=share,
             admin_token=admin_token,
-            gates=gates,
             vault=vault,
         )
+        try:
+            for source in sources:
+                await source.start(tasks)
+        except BaseException:  # e.g. --manifests is not a directory: stop what was started
+            await runtime.close()
+            raise
+        health.start(tasks)
+        metrics.add_collector(ControlPlaneCollector(runtime))
+        _log.info("ready: %d routes from the manifest directory", len(builder.table))
+        return runtime
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Background work first (nothing rebuilds while modules close), then the modules (their
+        # own tasks stop before each one's close), then what they all shared.
+        await self.tasks.aclose()
         await self.builder.close()
-        if self._control_tower_client is not None:
-            await self._control_tower_client.aclose()
+        for source in self.sources:
+            await source.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.http.close()
-        if self._gates is not None:
-            await self._gates.aclose()
         if self.vault is not None:
             await asyncio.to_thread(self.vault.close)
+
+
+def _redis_client(settings: Settings) -> Redis | None:
+    """The worker's one Redis client: limits, API keys, manifest sharing and modules use it."""
+    if not settings.redis_url:
+        return None
+    try:
+        client: Redis = make_redis(settings.redis_url, timeout=settings.redis_timeout)
+    except ValueError as exc:
+        raise ConfigError(f"--redis-url is not a Redis URL ({exc})") from None
+    return client
+
+
+def _upstream_client(settings: Settings) -> aiohttp.ClientSession:
+    # aiohttp, not httpx, carries upstream traffic: measured here, httpx's connection pool
+    # gave ~800 requests/s at 32 concurrent requests where aiohttp gave ~8,000 (docs/).
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=settings.upstream_max_connections,
+            limit_per_host=0,
+            # Below the idle timeouts upstream load balancers commonly use (60 s and up), so
+            # fd2 closes an idle connection before the upstream does under it.
+            keepalive_timeout=15.0,
+        ),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        ),
+        # No per-request netrc/proxy-variable lookups (two thread hops per request in
+        # aiohttp), and no cookies carried from one client's answer into another's request.
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+def _control_tower_cache(
+    settings: Settings, secrets: SecretResolver, builder: RouteBuilder
+) -> ControlTowerCache:
+    assert settings.control_tower is not None
+    secret = (
+        secrets.resolve(settings.control_tower_secret_ref)
+        if settings.control_tower_secret_ref
+        else None
+    )
+    client = ControlTowerClient(
+        settings.control_tower,
+        secret=secret,
+        connect_timeout_s=settings.control_tower_connect_timeout,
+        read_timeout_s=settings.control_tower_read_timeout,
+        retries=settings.control_tower_retries,
+        ca_bundle=settings.control_tower_ca,
+    )
+    return ControlTowerCache(
+        client,
+        builder,
+        ttl_s=settings.manifest_ttl,
+        max_stale_s=settings.manifest_max_stale,
+        negative_ttl_s=settings.manifest_negative_ttl,
+        lookup_rate=settings.unknown_project_rate,
+        replica_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+    )

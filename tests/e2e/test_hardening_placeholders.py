@@ -29,6 +29,7 @@ def project(name: str, upstream: str, model_name: str) -> dict[str, object]:
             {
                 "module_type": "inference_endpoint",
                 "name": "chat",
+                "auth": {"mode": "none"},
                 "config": {
                     "endpoint_url": f"http://{upstream}/v1/chat/completions",
                     "model_name": model_name,

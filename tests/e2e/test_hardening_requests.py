@@ -27,7 +27,6 @@ def fd2_logged(tmp_path_factory: pytest.TempPathFactory, standin: Service) -> It
         manifests,
         directory,
         "--access-log",
-        "true",
         "--body-timeout",
         str(BODY_TIMEOUT_S),
         "--max-headers",

@@ -27,7 +27,6 @@ def tuned_fd2(tmp_path: Path, standin: Service) -> Iterator[Service]:
             "--manifests",
             str(manifests),
             "--access-log",
-            "true",
             "--body-timeout",
             "1",
         ),

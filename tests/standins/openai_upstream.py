@@ -18,6 +18,14 @@ forwards unchanged):
 - ``garbage``: 200 with a body that is not JSON;
 - ``stream-break``: streams 3 content chunks, then drops the connection mid-body;
 - ``no-done``: a stream that ends cleanly without ``data: [DONE]``;
+- ``stream-no-finish``: 3 content chunks, then a clean end with neither a ``finish_reason`` nor
+  ``data: [DONE]`` (an answer cut short by the upstream itself);
+- ``stream-garbage``: 200 ``text/event-stream`` whose body is an HTML page, not events;
+- ``error-key``: 401, an OpenAI error whose message quotes every credential the request carried
+  (``Authorization``, ``api-key``, ``x-api-key`` headers and the query string), as careless
+  upstreams do; ``error-key-escaped``: the same with every character of the message written
+  as a JSON unicode escape;
+  ``stream-error-key``: a stream of 2 content chunks, then that error as an in-stream event;
 - ``slow-<ms>``, ``chunks-<n>``, ``gap-<ms>``, combinable with dashes
   (``slow-200-chunks-20-gap-50``): wait before answering (before the first chunk when streaming),
   stream n content chunks (default 8), wait between chunks.
@@ -67,6 +75,7 @@ _SSE_HEADERS = [
 ]
 _DONE = b"data: [DONE]\n\n"
 _GARBAGE = b"<html><body>502 definitely not JSON {{{"
+_GARBAGE_PAGE = b"<html>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n\n"
 _PLAIN_500 = b"stand-in internal failure (plain text)"
 
 
@@ -128,6 +137,8 @@ _FIXED = {
     for name in (
         *("error-400", "error-429", "error-500-plain", "garbage", "stream-break", "no-done"),
         "no-usage",  # like many OpenAI-compatible servers: ignores stream_options.include_usage
+        *("stream-no-finish", "stream-garbage", "error-key", "error-key-escaped"),
+        "stream-error-key",
     )
 }
 _ECHO = Behaviour("echo")
@@ -158,7 +169,17 @@ def behaviour_for(model: str) -> Behaviour:
 class _Exchange:
     """One request: what was received, and a lazily started watch for the client leaving."""
 
-    __slots__ = ("_receive", "_watcher", "body", "client_port", "gone", "headers", "path", "port")
+    __slots__ = (
+        "_receive",
+        "_watcher",
+        "body",
+        "client_port",
+        "gone",
+        "headers",
+        "path",
+        "port",
+        "query",
+    )
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self._receive = receive
@@ -166,6 +187,7 @@ class _Exchange:
         self.gone = asyncio.Event()
         self.headers: dict[bytes, bytes] = dict(scope["headers"])
         self.path: str = scope["path"]
+        self.query: str = scope.get("query_string", b"").decode("latin-1")
         server = scope.get("server")
         self.port: int | None = int(server[1]) if server else None
         client = scope.get("client")
@@ -215,6 +237,12 @@ class _Exchange:
         value = self.headers.get(name)
         return value.decode("latin-1") if value is not None else None
 
+    def credentials(self) -> str:
+        """Every credential the request carried, quoted as a careless upstream's error does."""
+        parts = [f"Authorization {self.header(b'authorization')}"]
+        parts += [f"{name} {self.header(name.encode())}" for name in ("api-key", "x-api-key")]
+        return "bad key: " + ", ".join(parts) + f"; query {self.query}"
+
     def describe(self, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {
             "model": payload.get("model"),
@@ -244,6 +272,17 @@ async def _send_whole(
         headers.append((b"x-request-id", request_id))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _quoting_error(ex: _Exchange, *, escaped: bool = False) -> bytes:
+    message = ex.credentials()
+    if not escaped:
+        return _error_body(message, "invalid_request_error", "invalid_api_key")
+    quoted = "".join(f"\\u{ord(c):04x}" for c in message)  # valid JSON, no byte of the key
+    return (
+        b'{"error": {"message": "' + quoted.encode() + b'", "type": "invalid_request_error", '
+        b'"param": null, "code": "invalid_api_key"}}'
+    )
 
 
 def _prompt_tokens(payload: dict[str, Any], chat: bool) -> int:
@@ -313,6 +352,10 @@ async def _generate(
         await _send_whole(send, 200, _GARBAGE, request_id=rid)
         STATS.completed += 1
         return
+    if kind in ("error-key", "error-key-escaped"):
+        await _send_whole(send, 401, _quoting_error(ex, escaped=kind == "error-key-escaped"))
+        STATS.completed += 1
+        return
     if behaviour.slow_s and not await ex.pause(behaviour.slow_s):
         STATS.cancelled += 1
         return
@@ -368,7 +411,9 @@ async def _stream(
     include_usage = include_usage and kind != "no-usage"
     if include_usage:
         base["usage"] = None
-    count = BREAK_AFTER if kind == "stream-break" else behaviour.chunks
+    count = BREAK_AFTER if kind in ("stream-break", "stream-no-finish") else behaviour.chunks
+    if kind == "stream-error-key":
+        count = 2
 
     def frame(choice: dict[str, Any] | None, **extra: Any) -> bytes:
         event = {**base, "choices": [choice] if choice is not None else [], **extra}
@@ -391,6 +436,10 @@ async def _stream(
             "headers": [*_SSE_HEADERS, (b"x-request-id", rid)],
         }
     )
+    if kind == "stream-garbage":
+        await send({"type": "http.response.body", "body": _GARBAGE_PAGE, "more_body": False})
+        STATS.completed += 1
+        return
     STATS.open_streams += 1
     try:
         await send(
@@ -411,6 +460,11 @@ async def _stream(
             STATS.completed += 1
             _quiet_deliberate_breaks()
             raise _StreamBroken
+        if kind in ("stream-no-finish", "stream-error-key"):
+            last = b"data: " + _quoting_error(ex) + b"\n\n" if kind == "stream-error-key" else b""
+            await send({"type": "http.response.body", "body": last, "more_body": False})
+            STATS.completed += 1
+            return
         tail = frame(piece("", finish="stop"))
         if include_usage:
             tail += frame(None, usage=_usage(prompt_tokens, count))

@@ -44,16 +44,18 @@ async def test_other_hmac_sizes(algorithm):
 
 
 @pytest.mark.parametrize(
-    "token_claims",
+    "make_claims",
     [
-        pytest.param(claims(exp=int(time.time()) - 60), id="expired"),
-        pytest.param(claims(nbf=int(time.time()) + 300), id="not-yet-valid"),
-        pytest.param(claims(iat=int(time.time()) + 300), id="issued-in-the-future"),
-        pytest.param(claims(exp=None), id="no-exp"),
-        pytest.param(claims(type="refresh"), id="refresh"),
+        # Built when the test runs, not when it is collected: a long suite must not age them.
+        pytest.param(lambda now: claims(exp=now - 60), id="expired"),
+        pytest.param(lambda now: claims(nbf=now + 300), id="not-yet-valid"),
+        pytest.param(lambda now: claims(iat=now + 300), id="issued-in-the-future"),
+        pytest.param(lambda now: claims(exp=None), id="no-exp"),
+        pytest.param(lambda now: claims(type="refresh"), id="refresh"),
     ],
 )
-async def test_time_and_type_claims_are_enforced(token_claims):
+async def test_time_and_type_claims_are_enforced(make_claims):
+    token_claims = make_claims(int(time.time()))
     with pytest.raises(TokenRejected):
         await JwtVerifier(algorithm="HS256", key=SECRET).verify(hs(token_claims))
 

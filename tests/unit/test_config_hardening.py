@@ -2,15 +2,16 @@
 
 import resource
 
-import msgspec
 import pytest
 
-from fd2.cli import _parser, connection_cap, settings_from
+from fd2.cli import build_parser, connection_cap
+from fd2.cli_settings import settings_from_args
 from fd2.config import Settings, settings_from_environment
+from fd2.settings_table import SettingsError
 
 
 def parse(argv, environ=None):
-    return settings_from(_parser().parse_args(["serve", *argv]), environ or {})
+    return settings_from_args(build_parser().parse_args(["serve", *argv]), environ or {})
 
 
 def test_safe_defaults():
@@ -48,7 +49,7 @@ def test_allow_list_from_flag_and_variable():
     ],
 )
 def test_invalid_values_are_refused(argv):
-    with pytest.raises(msgspec.ValidationError):
+    with pytest.raises(SettingsError, match=f"^{argv[0]}: expected "):
         parse(argv)
 
 

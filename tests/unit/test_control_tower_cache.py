@@ -6,19 +6,21 @@ import time
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from fd2.errors import NotFound, ServiceUnavailable
+from fd2.manifests.models import ProjectManifest
 from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
 from fd2.sources.cache_state import SharedCopy
-from fd2.sources.control_tower import ControlTowerClient
+from fd2.sources.control_tower_cache import ControlTowerCache, manifest_digest
+from fd2.sources.control_tower_client import ControlTowerClient
 from fd2.sources.lookup_limit import LookupLimiter
-from fd2.sources.manifest_cache import ControlTowerCache
 
 ACME = json.loads((Path(__file__).parents[2] / "examples" / "manifests" / "acme.json").read_text())
 
@@ -178,7 +180,11 @@ async def test_notices_from_other_replicas_apply_only_to_projects_served_here(to
 
     def notice(project, sender):
         return SharedCopy(
-            project=project, digest="d2", raw=changed, fetched_at=time.time(), sender=sender
+            project=project,
+            digest="d2",
+            manifest=msgspec.convert(changed, ProjectManifest),
+            fetched_at=time.time(),
+            sender=sender,
         )
 
     await ctc.accept_notice(notice("acme", ctc.replica_id))  # our own: ignored
@@ -189,3 +195,52 @@ async def test_notices_from_other_replicas_apply_only_to_projects_served_here(to
     assert ("acme", "embed") not in builder.table.groups
     assert ctc.states["acme"].source == "redis"
     assert tower.calls == ["acme"]
+
+
+async def test_the_cache_answers_as_a_manifest_source(tower, cache):
+    ctc, builder = cache
+    assert not ctc.usable()  # never asked yet
+    with pytest.raises(NotFound):
+        await ctc.lookup("nosuch")
+    await ctc.lookup("acme")
+    assert ctc.usable() and ctc.serves("acme") and not ctc.serves("nosuch")
+    answer = await ctc.refresh("acme")
+    assert answer is not None and answer["source"] == "control-tower"
+    assert answer["changed"] is False and answer["digest"] == builder.digest("acme")
+    assert ctc.describe()["reachable"] is True and ctc.describe()["negative_ttl_s"] == 30
+    assert ctc.describe_project("acme")["stale"] is False
+    assert [entry["project"] for entry in ctc.failing(builder.table.projects)] == ["nosuch"]
+    names = {family.name for family in ctc.metric_families()}
+    assert "fd2_control_tower_fetches" in names and "fd2_manifest_shared_copies_used" in names
+    tower.status, tower.body = 503, b"down"
+    ctc.reachable = False
+    assert ctc.usable()  # what it serves is within its allowed staleness
+
+
+async def test_an_answer_that_is_not_a_manifest_is_rejected_once_decoded(tower, cache):
+    ctc, _ = cache
+    tower.body = json.dumps({"project_id": "acme", "modules": [{"name": "x"}]}).encode()
+    with pytest.raises(ServiceUnavailable, match="invalid"):
+        await ctc.ensure("acme")
+    assert ctc.stats.fetches == {"rejected": 1}
+    assert ctc.reachable is True  # it answered; the answer was wrong
+    assert "module_type" in (ctc.states["acme"].last_error or "")
+
+
+def test_the_digest_ignores_key_order_and_the_timestamps_the_control_tower_rewrites():
+    first = msgspec.convert({**ACME, "updated_at": "2024-01-01T00:00:00"}, ProjectManifest)
+    reordered = dict(reversed(list(ACME.items())))
+    second = msgspec.convert({**reordered, "updated_at": "2025-06-01T00:00:00"}, ProjectManifest)
+    assert manifest_digest(first) == manifest_digest(second)
+    changed = msgspec.convert({**ACME, "version": "9.9.9"}, ProjectManifest)
+    assert manifest_digest(changed) != manifest_digest(first)
+
+
+def test_a_shared_copy_travels_as_json_and_comes_back_typed_and_validated():
+    manifest = msgspec.convert(ACME, ProjectManifest)
+    copy = SharedCopy(project="acme", digest="d", manifest=manifest, fetched_at=1.0, sender="a")
+    decoder = msgspec.json.Decoder(SharedCopy)
+    assert decoder.decode(msgspec.json.encode(copy)) == copy
+    broken = msgspec.json.encode(copy).replace(b'"project_id":"acme"', b'"project_id":"no way"')
+    with pytest.raises(msgspec.ValidationError):
+        decoder.decode(broken)

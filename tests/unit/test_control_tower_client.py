@@ -4,8 +4,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from fd2.manifests.decode import ManifestError
 from fd2.secrets import Secret
-from fd2.sources.control_tower import ControlTowerClient, ControlTowerUnavailable
+from fd2.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
 from fd2.sources.lookup_limit import LookupLimiter
 
 MANIFEST = {"project_id": "acme", "modules": []}
@@ -16,6 +17,7 @@ class Script:
 
     def __init__(self) -> None:
         self.plan: list[int] = [200]
+        self.body: bytes | None = None
         self.seen: list[dict[str, str | None]] = []
         app = web.Application()
         app.router.add_get("/manifests/{project}", self.manifest)
@@ -29,6 +31,8 @@ class Script:
             }
         )
         status = self.plan[min(len(self.seen) - 1, len(self.plan) - 1)]
+        if self.body is not None:
+            return web.Response(status=200, body=self.body)
         if status == 200:
             return web.json_response(MANIFEST, headers={"etag": '"v1"'})
         if status == 304:
@@ -55,14 +59,15 @@ async def client(script):
 
 async def test_a_manifest_comes_with_its_etag_and_the_client_secret(script, client):
     answer = await client.fetch("acme")
-    assert answer.raw == MANIFEST and answer.etag == '"v1"'
+    assert answer.manifest is not None and answer.etag == '"v1"'
+    assert answer.manifest.project_id == "acme" and answer.manifest.modules == []
     assert script.seen == [{"secret": "ct-secret-abc", "if-none-match": None}]
 
 
 async def test_if_none_match_is_sent_and_304_means_unchanged(script, client):
     script.plan = [304]
     answer = await client.fetch("acme", etag='"v1"')
-    assert answer.not_modified and answer.raw is None
+    assert answer.not_modified and answer.manifest is None
     assert script.seen[0]["if-none-match"] == '"v1"'
 
 
@@ -70,7 +75,7 @@ async def test_if_none_match_is_sent_and_304_means_unchanged(script, client):
 async def test_transient_failures_are_retried(script, client, transient):
     script.plan = [transient, transient, 200]
     answer = await client.fetch("acme")
-    assert answer.raw == MANIFEST
+    assert answer.manifest is not None and answer.manifest.project_id == "acme"
     assert len(script.seen) == 3
 
 
@@ -92,7 +97,7 @@ async def test_client_errors_are_not_retried(script, client, final):
 async def test_404_is_an_answer_not_an_error(script, client):
     script.plan = [404]
     answer = await client.fetch("nosuch")
-    assert answer.raw is None and not answer.not_modified
+    assert answer.manifest is None and not answer.not_modified
     assert len(script.seen) == 1
 
 
@@ -112,6 +117,23 @@ async def test_probe_takes_404_as_reachable(script, client):
     script.plan = [401]
     script.seen.clear()
     assert await client.probe() is False
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"<html>login</html>", ControlTowerUnavailable),  # not JSON: no answer at all
+        (b'{"project_id": "acme", "modules": "none"}', ManifestError),  # JSON, not a manifest
+        (b"[1]", ManifestError),
+    ],
+)
+async def test_an_answer_is_decoded_and_validated_in_one_pass(script, client, body, problem):
+    script.body = body
+    with pytest.raises(problem) as raised:
+        await client.fetch("acme")
+    if problem is ManifestError:
+        assert raised.value.message.startswith("control-tower:acme: ")
+    assert len(script.seen) == 1  # an invalid answer is final: not retried
 
 
 def test_the_lookup_limiter_spends_its_burst_then_refuses():

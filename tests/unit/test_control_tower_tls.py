@@ -13,7 +13,7 @@ from aiohttp import web
 
 from fd2.errors import ConfigError
 from fd2.secrets import Secret
-from fd2.sources.control_tower import ControlTowerClient, ControlTowerUnavailable
+from fd2.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ async def test_the_ca_bundle_option_trusts_the_certificate(https_url, certificat
         answer = await client.fetch("acme")
     finally:
         await client.aclose()
-    assert answer.raw == {"project_id": "acme", "modules": []}
+    assert answer.manifest is not None and answer.manifest.project_id == "acme"
 
 
 def test_an_unreadable_ca_bundle_is_a_clear_start_up_error(tmp_path):

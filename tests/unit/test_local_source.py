@@ -10,7 +10,7 @@ from fd2.module import Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import SecretResolver
-from fd2.sources.local import LocalDirectorySource, LocalDirectoryWatcher
+from fd2.sources.local import LocalDirectorySource
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 
@@ -28,7 +28,7 @@ async def watched(tmp_path):
             base_timeouts=Timeouts(),
             environ={},
         )
-        watcher = LocalDirectoryWatcher(LocalDirectorySource(tmp_path), builder)
+        watcher = LocalDirectorySource(tmp_path, builder)
         await watcher.sync()
         yield tmp_path, watcher, builder
 
@@ -91,3 +91,17 @@ async def test_new_file_is_picked_up(watched):
     )
     await watcher.sync()
     assert "newco" in builder.table.projects
+
+
+async def test_the_directory_answers_as_a_manifest_source(watched):
+    directory, watcher, builder = watched
+    assert watcher.usable() and watcher.serves("acme") and not watcher.serves("nosuch")
+    await watcher.lookup("nosuch")  # loads everything up front: nothing to look up, no error
+    assert await watcher.refresh("nosuch") is None  # not its project: another source may have it
+    answer = await watcher.refresh("acme")
+    assert answer == {"project": "acme", "source": "directory", "digest": builder.digest("acme")}
+    assert watcher.describe() == {"path": str(directory), "usable": True}
+    assert list(watcher.failing(frozenset())) == []
+    shutil.rmtree(directory)
+    await watcher.sync()
+    assert not watcher.usable()

@@ -9,9 +9,10 @@ import pytest
 from pipeline_support import Answering, FixedMeter, Recorder, make_request
 
 from fd2.auth.api_keys import ApiKey, ApiKeyRecord, KeyHasher, KeyTable
-from fd2.auth.errors import Forbidden, Unauthorized
+from fd2.auth.errors import Forbidden
 from fd2.auth.identity import Identity
 from fd2.auth.policy import AuthPolicy
+from fd2.errors import Unauthorized
 from fd2.pipeline.auth import Authenticate, Authorise
 
 PEPPER = b"pepper"

@@ -1,16 +1,19 @@
 import asyncio
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 import pytest
 
 from fd2.errors import ConfigError, NotFound
 from fd2.manifests.decode import decode_manifest
+from fd2.metrics import MetricsRegistry
 from fd2.module import Module, ModuleContext, Timeouts
 from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
+from fd2.tasks import Supervisor
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 ENV = {
@@ -173,3 +176,91 @@ async def test_single_module_manifest_gets_endpoints_references_and_timeouts(bui
     assert context.references["jwt_signing_key"] is None
     assert context.references["org_header"] is None
     assert context.timeouts == Timeouts(connect_s=2, read_s=60, total_s=300)
+
+
+class BusyModule(Module):
+    """Uses the context's shared means: a background task, a metric, the Redis client."""
+
+    module_types = ("busy",)
+    events: ClassVar[list[str]] = []
+
+    async def setup(self, context: ModuleContext) -> None:
+        self.context = context
+        self.counter = context.metrics.counter("setups_total", "Set-ups")
+        self.counter.inc()
+        context.tasks.spawn("heartbeat", self._beat)
+        if context.config.get("fail_after_spawn"):
+            await asyncio.sleep(0)  # the task has started
+            raise ConfigError("cannot serve after all")
+
+    async def _beat(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            BusyModule.events.append(f"task stopped {self.context.config.get('n')}")
+
+    def endpoints(self):
+        return {}
+
+    async def close(self) -> None:
+        BusyModule.events.append(f"closed {self.context.config.get('n')}")
+
+
+def busy(**config):
+    raw = {
+        "project_id": "busy",
+        "modules": [{"module_type": "busy", "name": "b", "config": config}],
+    }
+    return [("busy.json", decode_manifest(json.dumps(raw).encode(), origin="busy.json"))]
+
+
+async def test_the_context_carries_the_workers_shared_means_and_module_tasks_end_first():
+    BusyModule.events = []
+    shared_redis = object()  # stands for the worker's client: handed over as it is
+    metrics = MetricsRegistry()
+    tasks = Supervisor()
+    async with aiohttp.ClientSession() as http:
+        builder = RouteBuilder(
+            registry=ModuleRegistry(classes={"busy": BusyModule}),
+            secrets=SecretResolver(environ={}),
+            http=http,
+            default_environment="development",
+            base_timeouts=Timeouts(),
+            environ={},
+            redis=shared_redis,  # type: ignore[arg-type]
+            metrics=metrics,
+            tasks=tasks,
+        )
+        await builder.apply_project("busy", busy(n=1), "v1")
+        loaded = builder.table.groups[("busy", "b")].by_environment["development"].loaded
+        assert loaded.instance.context.redis is shared_redis
+        assert [job.name for job in tasks.tasks] == ["busy/b [development]: heartbeat"]
+        await builder.apply_project("busy", busy(n=2), "v2")
+        await loaded.wait_closed()
+        # The replaced instance's task stopped before the instance was closed.
+        assert BusyModule.events == ["task stopped 1", "closed 1"]
+        assert 'fd2_busy_setups_total{environment="development",module="b",project="busy"} 2.0' in (
+            metrics.render().decode()
+        )
+        await builder.close()
+        assert BusyModule.events[2:] == ["task stopped 2", "closed 2"]
+        assert tasks.tasks == []
+
+
+async def test_tasks_a_failed_set_up_started_are_stopped():
+    BusyModule.events = []
+    tasks = Supervisor()
+    async with aiohttp.ClientSession() as http:
+        builder = RouteBuilder(
+            registry=ModuleRegistry(classes={"busy": BusyModule}),
+            secrets=SecretResolver(environ={}),
+            http=http,
+            default_environment="development",
+            base_timeouts=Timeouts(),
+            environ={},
+            tasks=tasks,
+        )
+        await builder.apply_project("busy", busy(n=1, fail_after_spawn=True), "v1")
+        route = builder.table.groups[("busy", "b")].by_environment["development"]
+        assert route.unavailable is not None and "cannot serve" in route.unavailable.message
+        assert BusyModule.events == ["task stopped 1"] and tasks.tasks == []

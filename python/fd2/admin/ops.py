@@ -1,7 +1,8 @@
 """`/readyz`, `/metrics` and `/admin/*`: answered before routing, never by a module.
 
 /admin/* needs `Authorization: Bearer <token>`, the token coming from `--admin-token-ref` (a
-secret reference); without one configured, /admin/* does not exist (404).
+secret reference); without one configured, /admin/* does not exist (404). Every manifest source
+answers through the same protocol (`fd2.sources.protocol`): nothing here asks which is configured.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import re
 import orjson
 
 from fd2.admin.routes_view import routes_view
-from fd2.errors import Fd2Error, MethodNotAllowed, NotFound, ServiceUnavailable
-from fd2.metrics import CONTENT_TYPE, metrics_registry, render
+from fd2.errors import Fd2Error, MethodNotAllowed, NotFound, Unauthorized
+from fd2.metrics import CONTENT_TYPE
 from fd2.responses import send_bytes, send_error
 from fd2.runtime import Runtime
 from fd2.types import Scope, Send
@@ -23,21 +24,12 @@ ADMIN_PREFIX = "/admin/"
 _REFRESH = re.compile(r"^/admin/manifests/([A-Za-z0-9_-]{1,64})/refresh$")
 _READY = b'{"status":"ready"}'
 _NOT_READY = b'{"status":"not ready","reason":"no manifest source is usable"}'
-
-
-class Unauthorized(Fd2Error):
-    status = 401
-    error_type = "invalid_request_error"
-    code = "invalid_admin_token"
-
-    def extra_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"www-authenticate", b'Bearer realm="fd2-admin"')]
+_ADMIN_REALM = "fd2-admin"
 
 
 class OpsEndpoints:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._metrics = metrics_registry(runtime)
         token = runtime.admin_token
         self._expected = b"Bearer " + token.reveal().encode() if token is not None else None
 
@@ -51,12 +43,10 @@ class OpsEndpoints:
         path: str = scope["path"]
         method: str = scope["method"]
         if path == "/readyz":
-            ready = self._runtime.ready()
-            await send_bytes(send, 200 if ready else 503, _READY if ready else _NOT_READY)
+            await self._readiness(send)
             return
         if path == "/metrics":
-            body = render(self._metrics)
-            await send_bytes(send, 200, body, CONTENT_TYPE)
+            await send_bytes(send, 200, self._runtime.metrics.render(), CONTENT_TYPE)
             return
         self._authorize(scope)
         if path == "/admin/routes":
@@ -78,36 +68,30 @@ class OpsEndpoints:
             if name == b"authorization":
                 given = value
         if not hmac.compare_digest(given, self._expected):
-            raise Unauthorized("A valid admin bearer token is required.")
+            raise Unauthorized(
+                "A valid admin bearer token is required.",
+                missing=not given,
+                code="invalid_admin_token",
+                realm=_ADMIN_REALM,
+            )
+
+    async def _readiness(self, send: Send) -> None:
+        """Whether a manifest source is usable; unhealthy modules are counted, not fatal (see
+        `fd2.module_health`). Read from state kept in the background: this waits on nothing."""
+        if not self._runtime.ready():
+            await send_bytes(send, 503, _NOT_READY)
+            return
+        unhealthy = len(self._runtime.health.unhealthy())
+        body = orjson.dumps({"status": "ready", "unhealthy_modules": unhealthy})
+        await send_bytes(send, 200, body if unhealthy else _READY)
 
     async def _refresh(self, project: str) -> dict[str, object]:
-        runtime = self._runtime
-        local = runtime.local
-        if local is not None and project in local.projects:
-            await local.sync()
-            return {"project": project, "source": "directory", "digest": _digest(runtime, project)}
-        cache = runtime.control_tower
-        if cache is None:
-            raise NotFound(f"Unknown project {project!r}.")
-        changed = await cache.refresh_now(project)
-        state = cache.states.get(project)
-        if state is not None and state.last_error:
-            raise ServiceUnavailable(
-                f"Refetching {project!r} failed ({state.last_error}); "
-                "the cached version keeps serving."
-            )
-        return {
-            "project": project,
-            "source": "control-tower",
-            "changed": changed,
-            "digest": _digest(runtime, project),
-            "version": runtime.builder.version_of(project),
-            "route_table_version": runtime.builder.table.version,
-        }
-
-
-def _digest(runtime: Runtime, project: str) -> str | None:
-    return runtime.builder.digest(project)
+        """The admin push, answered by the first source that has (or can look up) the project."""
+        for source in self._runtime.sources:
+            answer = await source.refresh(project)
+            if answer is not None:
+                return dict(answer)
+        raise NotFound(f"Unknown project {project!r}.")
 
 
 def _only(method: str, allowed: str) -> None:

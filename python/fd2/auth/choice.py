@@ -23,8 +23,6 @@ from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE, SERVED_STATUSES
 JWT_MODULE_TYPE: Final = JWT_CONFIG_MODULE_TYPE
 
 MODES: Final = ("none", "api_key", "jwt", "either")
-DEFAULT_AUTH_MODES: Final = ("api_key", "none")
-"""What `--default-auth` may say: a project API key, or (explicitly) nothing."""
 
 
 class AuthChoice(msgspec.Struct, frozen=True, kw_only=True):

@@ -28,7 +28,6 @@ from fd2.errors import ConfigError
 from fd2.gateway import GatewayRoute
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
-from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import LimitSpec
 from fd2.manifests.compile import ModuleDeclaration
@@ -65,9 +64,15 @@ class GateCompiler:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, secrets: SecretResolver, http: aiohttp.ClientSession
+        cls,
+        settings: Settings,
+        *,
+        secrets: SecretResolver,
+        http: aiohttp.ClientSession,
+        redis: Any,
     ) -> GateCompiler:
-        """The worker's compiler: Redis-shared limits and keys when `redis_url` is set."""
+        """The worker's compiler: Redis-shared limits and keys on `redis`, the worker's one Redis
+        client (None without `redis_url`; the runtime owns and closes it)."""
         pepper = b""
         if settings.api_key_pepper_ref:
             pepper = secrets.resolve(settings.api_key_pepper_ref).reveal().encode()
@@ -76,11 +81,6 @@ class GateCompiler:
                 "--default-auth none: modules whose manifests name no auth are served without "
                 "authentication"
             )
-        redis = (
-            make_redis(settings.redis_url, timeout=settings.redis_timeout)
-            if settings.redis_url
-            else None
-        )
         limiter: Limiter = (
             SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
             if redis is not None
@@ -95,10 +95,6 @@ class GateCompiler:
             key_store=RedisKeyStore(redis) if redis is not None else None,
             default_auth=settings.default_auth,
         )
-
-    async def aclose(self) -> None:
-        if isinstance(self._limiter, SharedLimiter):
-            await self._limiter.aclose()  # the Redis client the key store shares
 
     def compile(
         self,

@@ -1,29 +1,9 @@
-"""401, 403 and 429 in OpenAI's shape. Messages never say which part of a credential failed."""
+"""403 and 429 in OpenAI's shape (401 is `fd2.errors.Unauthorized`, shared with the admin API).
+Messages never say which part of a credential failed."""
 
 from __future__ import annotations
 
 from fd2.errors import Fd2Error
-
-_CHALLENGE = b'Bearer realm="fd2"'
-
-
-class Unauthorized(Fd2Error):
-    status = 401
-    error_type = "invalid_request_error"
-    code = "invalid_api_key"
-
-    def __init__(self, *, missing: bool = False) -> None:
-        super().__init__(
-            "Missing credentials: send an API key or token as 'Authorization: Bearer <credential>'."
-            if missing
-            else "Invalid credentials."
-        )
-        self._missing = missing
-
-    def extra_headers(self) -> list[tuple[bytes, bytes]]:
-        if self._missing:
-            return [(b"www-authenticate", _CHALLENGE)]
-        return [(b"www-authenticate", _CHALLENGE + b', error="invalid_token"')]
 
 
 class Forbidden(Fd2Error):

@@ -9,16 +9,21 @@ import sys
 import orjson
 
 from fd2.auth.api_keys import KeyHasher, new_key
+from fd2.cli_settings import add_settings, formatter, settings_from_args
 from fd2.errors import SecretError
 from fd2.secrets import SecretResolver
+from fd2.settings_table import SettingsError
 
-PEPPER_ENV = "FD2_API_KEY_PEPPER_REF"
+_PEPPER = ("api_key_pepper_ref",)
+"""The one gateway setting `keys new` reads (flag, `FD2_API_KEY_PEPPER_REF`), as serve does."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="API keys: mint one and print the hash to store")
     actions = keys.add_subparsers(dest="keys_command", required=True)
-    new = actions.add_parser("new", help="a new key for a project (printed once)")
+    new = actions.add_parser(
+        "new", help="a new key for a project (printed once)", formatter_class=formatter
+    )
     new.add_argument("--project", required=True)
     new.add_argument("--id", required=True, help="a name for the key (shown in logs, never it)")
     new.add_argument("--modules", help="comma-separated modules it may call (default: all)")
@@ -26,16 +31,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     new.add_argument("--models", help="comma-separated models (default: all)")
     new.add_argument("--requests-per-minute", type=int)
     new.add_argument("--tokens-per-minute", type=int)
-    new.add_argument(
-        "--pepper-ref",
-        default=os.environ.get(PEPPER_ENV),
-        help=f"secret reference of the gateway's HMAC key [env {PEPPER_ENV}]",
-    )
+    add_settings(new, _PEPPER, aliases={"api_key_pepper_ref": ("--pepper-ref",)})
+    new.set_defaults(run=run, command_parser=new)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
-        pepper = SecretResolver().resolve(args.pepper_ref).reveal() if args.pepper_ref else ""
+        pepper_ref = settings_from_args(args, os.environ, _PEPPER).api_key_pepper_ref
+    except SettingsError as exc:
+        parser.error(str(exc))
+    try:
+        pepper = SecretResolver().resolve(pepper_ref).reveal() if pepper_ref else ""
     except SecretError as exc:
         sys.exit(f"fd2 keys new: {exc.message}")
     key = new_key()
@@ -58,3 +64,4 @@ def run(args: argparse.Namespace) -> None:
     print(f"key (give it to its holder; it is not stored anywhere): {key}")
     print("record for the manifest's api_keys (or Redis fd2:apikey:<hash>):")
     print(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
+    return 0

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable
 from fd2.auth.credentials import looks_like_jwt, presented_credential
-from fd2.auth.errors import Forbidden, Unauthorized
+from fd2.auth.errors import Forbidden
 from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity, identity_from_claims
 from fd2.auth.jwt_verifier import TokenRejected
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.token_cache import VerifiedTokens
 from fd2.auth.verifiers import TokenVerifier
+from fd2.errors import Unauthorized
 from fd2.limits.plan import credential_specs
 from fd2.request import Request
 

@@ -24,6 +24,7 @@ from fd2.auth.token_contract import (
 )
 from fd2.errors import ConfigError, UpstreamError, UpstreamTimeout
 from fd2.manifests.deferred import DeferredValue, DeferredValueError
+from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE
 from fd2.module import Handler, Module, ModuleContext
 from fd2.request import Request
 from fd2.responses import JSON, send_bytes
@@ -35,7 +36,7 @@ _NO_STORE: Final = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 
 
 class JwtTokenModule(Module):
-    module_types: ClassVar[tuple[str, ...]] = ("jwt_config",)
+    module_types: ClassVar[tuple[str, ...]] = (JWT_CONFIG_MODULE_TYPE,)
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret_key", "jwe_config.encryption_key"})
 
     _settings: TokenSettings

@@ -31,7 +31,13 @@ class LimitSpec(msgspec.Struct, frozen=True):
     """`requests` or `tokens`."""
     limit: int
     interval_us: int
-    """Time to refill one unit (window / limit); the bucket holds `limit * interval_us` µs."""
+    """Time to refill one unit (window / limit)."""
+
+    @property
+    def capacity_us(self) -> int:
+        """The bucket's size in µs (the window). The limiters compute it inline: no call per
+        bucket on the request path."""
+        return self.limit * self.interval_us
 
 
 def parse_limits(raw: Any, where: str) -> dict[str, int]:

@@ -40,7 +40,7 @@ class ProjectModule(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     dependencies: list[str] | None = None
     config: dict[str, Any] | None = None
-    runtime: Runtime | None = None
+    runtime: Implementation | None = None
     auth: dict[str, Any] | None = None
     """Who may call the module (docs/security.md); default: a JWT when it depends on a
     jwt_config module, else anyone."""
@@ -110,9 +110,13 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
         return (*(self.api_keys or ()), *(project_settings(self.metadata).api_keys or ()))
 
 
-class Runtime(msgspec.Struct, frozen=True, kw_only=True):
+class Implementation(msgspec.Struct, frozen=True, kw_only=True):
+    """A manifest's `runtime` block: which code serves the module (not to be confused with
+    `fd2.runtime.Runtime`, a worker's control plane)."""
+
     type: str = "python"
     implementation: str | None = None
+    """A class path inside an allowed package (`fd2.registry`); None: the module type's class."""
 
 
 class EndpointSet(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,7 +155,7 @@ class ModuleManifest(msgspec.Struct, frozen=True, kw_only=True):
     module_type: str
     version: str | float | None = None
     status: str = "enabled"
-    runtime: Runtime = msgspec.field(default_factory=Runtime)
+    runtime: Implementation = msgspec.field(default_factory=Implementation)
     endpoints: dict[str, EndpointSet] = msgspec.field(default_factory=dict)
     configuration_references: list[ConfigurationReference] = msgspec.field(default_factory=list)
     api_schema: ApiSchema | None = None

@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE
 from fd2.manifests.overlay import OVERLAY_KEY
 
 _MODULE_FIELDS: Final = ("auth", "limits", "dependencies")
 # Config fields fd2 reads that the Control Tower's typed configs do not declare, by module type.
 _CONFIG_FIELDS: Final = {
     "inference_endpoint": ("api_key", "timeouts"),
-    "jwt_config": (
+    JWT_CONFIG_MODULE_TYPE: (
         "rate_limit_window",
         "allowed_api_keys",
         "public_key",

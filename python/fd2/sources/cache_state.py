@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
 from fd2.errors import Fd2Error
+from fd2.manifests.models import ProjectManifest
 
 
 class SharedCopy(msgspec.Struct, frozen=True, kw_only=True):
-    """A manifest as one replica fetched it; `raw` None means the project is gone."""
+    """A manifest as one replica fetched it; `manifest` None means the project is gone.
+
+    Decoded from Redis in one pass, the manifest validated on the way in like a Control Tower
+    answer."""
 
     project: str
     digest: str
-    raw: dict[str, Any] | None
+    manifest: ProjectManifest | None
     fetched_at: float
     """Wall-clock time of the fetch (replicas share no monotonic clock)."""
     sender: str
 
 
 class ManifestShare(Protocol):
-    """Where replicas share copies and change notices (Redis; see redis_sync.py)."""
+    """Where replicas share copies and change notices (Redis; see redis_share.py)."""
 
     async def get(self, project: str) -> SharedCopy | None: ...
 

@@ -1,7 +1,8 @@
 """The local manifest directory: the embedded default, re-read when a file in it changes.
 
 A file that stops decoding keeps its last good version serving (and is reported once per change),
-so a half-written or broken edit never takes a working module down.
+so a half-written or broken edit never takes a working module down. Projects found here are
+served from here (the runtime asks this source first).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import asyncio
 import hashlib
 import logging
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -18,6 +21,11 @@ from fd2.errors import ConfigError
 from fd2.manifests.compile import AnyManifest, content_digest, manifest_project
 from fd2.manifests.decode import convert_manifest
 from fd2.route_builder import RouteBuilder
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from fd2.tasks import Supervisor
 
 _log = logging.getLogger("fd2.manifests.local")
 _json_object = msgspec.json.Decoder(dict)
@@ -30,7 +38,7 @@ class _Loaded(msgspec.Struct, frozen=True):
     digest: str
 
 
-class LocalDirectorySource:
+class ManifestDirectory:
     """Reads `*.json` manifests of either format from one directory."""
 
     def __init__(self, directory: Path) -> None:
@@ -84,29 +92,44 @@ class LocalDirectorySource:
         return _Loaded(manifest, content_digest(raw))
 
 
-class LocalDirectoryWatcher:
-    """Keeps the route table in step with the directory, polling file stamps off the hot path."""
+class LocalDirectorySource:
+    """The directory as a `ManifestSource`: keeps the route table in step with its files,
+    polling their stamps off the hot path."""
 
-    def __init__(self, source: LocalDirectorySource, builder: RouteBuilder) -> None:
-        self._source = source
+    kind = "directory"
+    view_key = "manifest_directory"
+
+    def __init__(self, directory: Path, builder: RouteBuilder, *, poll_s: float = 1.0) -> None:
+        self._files = ManifestDirectory(directory)
         self._builder = builder
+        self._poll_s = poll_s
         self._last: Snapshot | None = None
         self._projects: set[str] = set()
-        self.usable = False
+        self._usable = False
         """The directory could be read at the last check (readiness)."""
+
+    @property
+    def directory(self) -> Path:
+        return self._files.directory
 
     @property
     def projects(self) -> frozenset[str]:
         return frozenset(self._projects)
 
+    async def start(self, tasks: Supervisor) -> None:
+        if not await asyncio.to_thread(self.directory.is_dir):
+            raise ConfigError(f"--manifests {self.directory} is not a directory")
+        await self.sync()
+        tasks.every("manifest directory", self._poll_s, self.sync)
+
     async def sync(self) -> None:
-        self.usable = await asyncio.to_thread(self._source.directory.is_dir)
-        snapshot = await asyncio.to_thread(self._source.snapshot)
+        self._usable = await asyncio.to_thread(self.directory.is_dir)
+        snapshot = await asyncio.to_thread(self._files.snapshot)
         if snapshot == self._last:
             return
         self._last = snapshot
         # Reading and decoding files runs in a thread: the event loop keeps serving meanwhile.
-        projects = await asyncio.to_thread(self._source.load, snapshot)
+        projects = await asyncio.to_thread(self._files.load, snapshot)
         for project, files in projects.items():
             digest = hashlib.sha256(
                 "\n".join(f"{origin}:{digest}" for origin, _, digest in files).encode()
@@ -118,10 +141,34 @@ class LocalDirectoryWatcher:
             await self._builder.apply_project(project, None, "")
         self._projects = set(projects)
 
-    async def run(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sync()
-            except Exception as exc:  # keep watching whatever one pass hit
-                _log.error("manifest directory sync failed: %s", type(exc).__name__)
+    # -- ManifestSource ---------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        return self._usable
+
+    def serves(self, project: str) -> bool:
+        return project in self._projects
+
+    async def lookup(self, project: str) -> None:
+        return None  # every file is loaded up front: there is nothing to look up
+
+    async def refresh(self, project: str) -> Mapping[str, object] | None:
+        if project not in self._projects:
+            return None
+        await self.sync()
+        return {"project": project, "source": self.kind, "digest": self._builder.digest(project)}
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"path": str(self.directory), "usable": self._usable}
+
+    def describe_project(self, project: str) -> Mapping[str, Any]:
+        return {}
+
+    def failing(self, served: frozenset[str]) -> Iterable[Mapping[str, Any]]:
+        return ()
+
+    def metric_families(self) -> Iterable[Metric]:
+        return ()
+
+    async def aclose(self) -> None:
+        return None

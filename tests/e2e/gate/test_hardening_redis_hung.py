@@ -32,7 +32,6 @@ def manifest(upstream: str) -> dict[str, object]:
             {
                 "module_type": "inference_endpoint",
                 "name": "chat",
-                # Open (explicitly: nothing is open by omission), so only the limits are timed.
                 "auth": {"mode": "none"},
                 "config": {"endpoint_url": f"http://{upstream}/v1/chat/completions"},
             }

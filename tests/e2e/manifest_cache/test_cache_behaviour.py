@@ -162,3 +162,32 @@ def test_an_invalid_answer_keeps_the_good_version_and_names_the_field(
     wait_until(lambda: gateway.prompt() == "fixed", timeout=10, interval=0.2)
     project = gateway.project("acme")
     assert project is not None and project["last_error"] is None
+
+
+def test_an_unreachable_control_tower_is_logged_once_per_interval_not_per_project(
+    tower: Tower, make_gateway: MakeGateway
+) -> None:
+    gateway = make_gateway(
+        tower.url,
+        "--manifest-ttl",
+        "1",
+        "--manifest-max-stale",
+        "120",
+        "--control-tower-retries",
+        "0",
+    )
+    projects = ("acme", "second", "third")
+    for project in projects[1:]:
+        tower.write(project, {**tower.read("acme"), "project_id": project})
+    for project in projects:
+        assert httpx.get(f"{gateway.url}/{project}/chat/v1/models", timeout=10).status_code == 200
+    tower.service.stop()
+
+    def all_stale() -> bool:
+        shown = [gateway.project(project) for project in projects]
+        return all(p is not None and p["stale"] and p["last_error"] for p in shown)
+
+    wait_until(all_stale, timeout=15, interval=0.2)
+    time.sleep(3)  # several refresh rounds for three cached projects (TTL 1 s)
+    lines = [line for line in gateway.service.output().splitlines() if "serving the cached" in line]
+    assert len(lines) == 1, lines

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
 from fd2.errors import BadRequest, UpstreamError, UpstreamTimeout
+from fd2.scrub import Scrubber
 from inference_openai.answers import (
     gateway_error,
     is_event_stream,
@@ -45,7 +46,24 @@ def test_success_status_without_a_json_object_is_502(body: bytes | None) -> None
 
 @pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 503])
 def test_openai_errors_pass_through(status: int) -> None:
-    assert settle(status, OPENAI_ERROR) == (status, OPENAI_ERROR, None)
+    assert settle(status, OPENAI_ERROR, Scrubber(["sk-unrelated"])) == (status, OPENAI_ERROR, None)
+
+
+def test_openai_errors_pass_through_without_the_credentials_sent() -> None:
+    body = orjson.dumps(
+        {"error": {"message": "bad key: Bearer sk-live-123", "type": "auth", "code": None}}
+    )
+    status, relayed, usage = settle(401, body, Scrubber(["sk-live-123"]))
+    assert (status, usage) == (401, None)
+    assert orjson.loads(relayed)["error"]["message"] == "bad key: Bearer ***"
+
+
+def test_an_error_that_cannot_be_scrubbed_is_not_relayed() -> None:
+    with pytest.raises(UpstreamError, match="HTTP 401"):
+        settle(401, OPENAI_ERROR)  # no scrubber: nothing is relayed unchecked
+    nested = b'{"error": {"message": "\\u0073k", "deep": ' + b"[" * 2000 + b"]" * 2000 + b"}}"
+    with pytest.raises(UpstreamError, match="HTTP 401"):
+        settle(401, nested, Scrubber(["sk-live-123"]))
 
 
 @pytest.mark.parametrize(
@@ -56,6 +74,11 @@ def test_other_failures_are_502_naming_only_the_status(body: bytes | None) -> No
     with pytest.raises(UpstreamError) as caught:
         settle(500, body)
     assert caught.value.message == "The upstream answered HTTP 500."
+
+
+def test_a_body_nested_deeper_than_a_decoder_goes_is_502() -> None:
+    with pytest.raises(UpstreamError):
+        settle(200, b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}")
 
 
 def test_relayed_headers_keep_rate_limits_and_processing_time() -> None:

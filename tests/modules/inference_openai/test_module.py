@@ -543,6 +543,7 @@ EVENTS = [
     b"data: [DONE]\n\n",
 ]
 PARTIAL = b'data: {"partial'
+FINISH = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
 
 
 class Pause(float):
@@ -629,10 +630,11 @@ async def test_stream_is_relayed_event_by_event(make: Make) -> None:
 
 
 async def test_stream_tail_without_blank_line_is_dropped(make: Make) -> None:
-    # WHATWG rules: an event the stream's end cuts off is never dispatched, so it is not relayed.
-    exchange = make(streaming(EVENTS[0], b"data: [DONE]"))
+    # WHATWG rules: an event the stream's end cuts off is never dispatched, so it is not relayed;
+    # the answer had finished, so the client gets fd2's own [DONE] in its place.
+    exchange = make(streaming(EVENTS[0], FINISH, b"data: [DONE]"))
     await exchange.run("/v1/chat/completions", {**STREAM_BODY, "stream_options": None})
-    assert exchange.body == EVENTS[0]
+    assert exchange.body == EVENTS[0] + FINISH + b"data: [DONE]\n\n"
     assert_ended(exchange)
 
 
@@ -737,9 +739,10 @@ async def test_meters_cover_the_inference_endpoints(make: Make) -> None:
     assert set(chat_only.module.meters()) == {"/v1/chat/completions"}
 
 
-async def test_stream_without_done_ends_cleanly(make: Make) -> None:
-    exchange = await make(streaming(*EVENTS[:3])).run("/v1/chat/completions", STREAM_BODY)
-    assert exchange.body == b"".join(EVENTS[:3])
+async def test_finished_stream_without_done_ends_with_fd2s_done(make: Make) -> None:
+    exchange = make(streaming(EVENTS[0], FINISH, EVENTS[2]))
+    await exchange.run("/v1/chat/completions", STREAM_BODY)
+    assert exchange.body == EVENTS[0] + FINISH + EVENTS[2] + b"data: [DONE]\n\n"
     assert b"error" not in exchange.body
     assert_ended(exchange)
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from fd2.errors import ConfigError
+from fd2.manifests.decode import ManifestError
+from fd2.manifests.models import ProjectManifest
 from fd2.secrets import Secret
 
-_json_object = msgspec.json.Decoder(dict[str, Any])
+# Straight from the answer's bytes to the typed, validated manifest: one pass, no dict between.
+_decode_manifest = msgspec.json.Decoder(ProjectManifest)
 _BACKOFF_BASE_S = 0.1
 _BACKOFF_CAP_S = 2.0
 PROBE_PROJECT = "fd2-readiness-probe"
@@ -31,9 +33,9 @@ class ControlTowerUnavailable(Exception):
 
 
 class Answer(msgspec.Struct, frozen=True):
-    """One manifest answer: `raw` is None for 404; `not_modified` for a 304."""
+    """One manifest answer: `manifest` is None for 404; `not_modified` for a 304."""
 
-    raw: dict[str, Any] | None
+    manifest: ProjectManifest | None
     etag: str | None = None
     not_modified: bool = False
 
@@ -66,7 +68,10 @@ class ControlTowerClient:
         )
 
     async def fetch(self, project: str, *, etag: str | None = None) -> Answer:
-        """The project's manifest as a JSON object (None when the Control Tower has none)."""
+        """The project's manifest, decoded and validated (None when the Control Tower has none).
+
+        Raises `ControlTowerUnavailable` when there is no usable answer, and `ManifestError`
+        (naming the field) when the answer is JSON but not a valid project manifest."""
         headers = {"if-none-match": etag} if etag else None
         url = f"/manifests/{quote(project, safe='')}"
         attempt = 0
@@ -78,7 +83,7 @@ class ControlTowerClient:
                 retryable = True
             else:
                 if response.status_code == 200:
-                    return _manifest_answer(response)
+                    return _manifest_answer(response, project)
                 if response.status_code == 304 and etag:
                     return Answer(None, etag=etag, not_modified=True)
                 if response.status_code == 404:
@@ -116,9 +121,11 @@ def _tls_context(ca_bundle: str) -> ssl.SSLContext:
         ) from None
 
 
-def _manifest_answer(response: httpx.Response) -> Answer:
+def _manifest_answer(response: httpx.Response, project: str) -> Answer:
     try:
-        raw = _json_object.decode(response.content)
+        manifest = _decode_manifest.decode(response.content)
+    except msgspec.ValidationError as exc:  # JSON, but not a manifest fd2 can serve
+        raise ManifestError(f"control-tower:{project}: {exc}") from None
     except msgspec.DecodeError:
-        raise ControlTowerUnavailable("the answer is not a JSON object") from None
-    return Answer(raw, etag=response.headers.get("etag"))
+        raise ControlTowerUnavailable("the answer is not JSON") from None
+    return Answer(manifest, etag=response.headers.get("etag"))

@@ -14,19 +14,27 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from fd2.errors import ConfigError, NotFound, ServiceUnavailable
 from fd2.log_throttle import ThrottledLog
-from fd2.manifests.compile import content_digest
-from fd2.manifests.decode import convert_manifest
-from fd2.manifests.models import NAME_PATTERN
+from fd2.manifests.models import NAME_PATTERN, ProjectManifest
 from fd2.route_builder import RouteBuilder
+from fd2.sources import control_tower_views
 from fd2.sources.cache_state import CacheStats, ManifestShare, ProjectState, SharedCopy
-from fd2.sources.control_tower import ControlTowerClient, ControlTowerUnavailable
+from fd2.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
 from fd2.sources.lookup_limit import LookupLimiter
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from fd2.tasks import Supervisor
 
 _log = logging.getLogger("fd2.manifests.control_tower")
 REFRESH_AHEAD = 0.75
@@ -34,9 +42,22 @@ REFRESH_AHEAD = 0.75
 _RETRY_AFTER_FAILURE_S = 1.0
 _PROBE_EVERY_S = 2.0
 _REFRESH_CONCURRENCY = 8
+_TICK_S = 0.25
+
+
+def manifest_digest(manifest: ProjectManifest) -> str:
+    """A hash of what fd2 reads of a manifest: key order and the timestamps the Control Tower
+    rewrites on every answer left out, so only a real change recompiles the project."""
+    stable = msgspec.structs.replace(manifest, created_at=None, updated_at=None)
+    return hashlib.sha256(msgspec.json.encode(stable, order="sorted")).hexdigest()
 
 
 class ControlTowerCache:
+    """The Control Tower as a `ManifestSource`: its answers cached, refreshed ahead of expiry."""
+
+    kind = "control-tower"
+    view_key = "control_tower"
+
     def __init__(
         self,
         client: ControlTowerClient,
@@ -52,7 +73,7 @@ class ControlTowerCache:
         self._builder = builder
         self.ttl = ttl_s
         self.max_stale = max_stale_s
-        self._negative_ttl = negative_ttl_s
+        self.negative_ttl = negative_ttl_s
         self.limiter = LookupLimiter(lookup_rate)
         self.replica_id = replica_id
         self.share: ManifestShare | None = None
@@ -63,6 +84,56 @@ class ControlTowerCache:
         self._probed_at = -_PROBE_EVERY_S
         self._contact_at = -_PROBE_EVERY_S
         self._outage_log = ThrottledLog(_log)
+
+    # -- ManifestSource ---------------------------------------------------------------------
+
+    async def start(self, tasks: Supervisor) -> None:
+        # Nothing to load up front: projects are fetched on their first request.
+        tasks.every("control tower refresh", _TICK_S, self.tick)
+
+    def usable(self) -> bool:
+        if self.reachable:
+            return True
+        return any(state.known and self._serving(p) for p, state in self.states.items())
+
+    def serves(self, project: str) -> bool:
+        state = self.states.get(project)
+        return state is not None and state.known and self._serving(project)
+
+    async def lookup(self, project: str) -> None:
+        await self.ensure(project)
+
+    async def refresh(self, project: str) -> Mapping[str, object] | None:
+        changed = await self.refresh_now(project)
+        state = self.states.get(project)
+        if state is not None and state.last_error:
+            raise ServiceUnavailable(
+                f"Refetching {project!r} failed ({state.last_error}); "
+                "the cached version keeps serving."
+            )
+        return {
+            "project": project,
+            "source": self.kind,
+            "changed": changed,
+            "digest": self._builder.digest(project),
+            "version": self._builder.version_of(project),
+            "route_table_version": self._builder.table.version,
+        }
+
+    def describe(self) -> Mapping[str, Any]:
+        return control_tower_views.describe(self)
+
+    def describe_project(self, project: str) -> Mapping[str, Any]:
+        return control_tower_views.describe_project(self, project)
+
+    def failing(self, served: frozenset[str]) -> Iterable[Mapping[str, Any]]:
+        return control_tower_views.failing(self, served)
+
+    def metric_families(self) -> Iterable[Metric]:
+        return control_tower_views.metric_families(self)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -76,7 +147,7 @@ class ControlTowerCache:
         if (
             state is not None
             and state.failure is not None
-            and time.monotonic() - state.fetched_at < self._negative_ttl
+            and time.monotonic() - state.fetched_at < self.negative_ttl
         ):
             raise state.failure
         fetch = self._inflight.get(project)
@@ -127,13 +198,17 @@ class ControlTowerCache:
             self.reachable = False
             self.stats.count("error")
             return self._failed(project, state, f"Control Tower: {exc}")
+        except ConfigError as exc:  # it answered, with a manifest that does not validate
+            self.reachable = True
+            self._contact_at = time.monotonic()
+            return self._rejected(project, state, exc.message)
         self.reachable = True
         now = self._contact_at = time.monotonic()
         if answer.not_modified:
             self.stats.count("not_modified")
             self._confirmed(state, now)
             return False
-        if answer.raw is None:
+        if answer.manifest is None:
             self.stats.count("not_found")
             state.known, state.fetched_at = False, now
             state.failure = NotFound(f"Unknown project {project!r}.")
@@ -141,33 +216,32 @@ class ControlTowerCache:
                 await self._apply(project, None, "", now)
                 await self._publish(project, None, "")
             raise state.failure
-        try:
-            convert_manifest(answer.raw, origin=f"control-tower:{project}")
-        except ConfigError as exc:
-            self.stats.count("rejected")
-            self._outage_log.error(
-                f"rejected:{project}:{exc.message}",
-                "control tower manifest for %s rejected: %s",
-                project,
-                exc.message,
-            )
-            return self._failed(project, state, exc.message, rejected=True)
         state.etag = answer.etag
         self._confirmed(state, now)
-        digest = content_digest(answer.raw)
-        changed = await self._apply(project, answer.raw, digest, now)
+        digest = manifest_digest(answer.manifest)
+        changed = await self._apply(project, answer.manifest, digest, now)
         self.stats.count("changed" if changed else "unchanged")
         if changed:
-            await self._publish(project, answer.raw, digest)
+            await self._publish(project, answer.manifest, digest)
         return changed
 
-    async def _publish(self, project: str, raw: dict[str, Any] | None, digest: str) -> None:
+    def _rejected(self, project: str, state: ProjectState, problem: str) -> bool:
+        self.stats.count("rejected")
+        self._outage_log.error(
+            f"rejected:{project}:{problem}",
+            "control tower manifest for %s rejected: %s",
+            project,
+            problem,
+        )
+        return self._failed(project, state, problem, rejected=True)
+
+    async def _publish(self, project: str, manifest: ProjectManifest | None, digest: str) -> None:
         if self.share is not None:
             await self.share.publish(
                 SharedCopy(
                     project=project,
                     digest=digest,
-                    raw=raw,
+                    manifest=manifest,
                     fetched_at=time.time(),
                     sender=self.replica_id,
                 )
@@ -201,17 +275,16 @@ class ControlTowerCache:
         raise state.failure
 
     async def _apply(
-        self, project: str, raw: dict[str, Any] | None, digest: str, now: float
+        self, project: str, manifest: ProjectManifest | None, digest: str, now: float
     ) -> bool:
-        manifests = None
-        if raw is not None:
-            manifests = [(f"control-tower:{project}", convert_manifest(raw, origin=project))]
+        manifests = None if manifest is None else [(f"control-tower:{project}", manifest)]
         changed = await self._builder.apply_project(project, manifests, digest)
         state = self.states.setdefault(project, ProjectState())
         if changed:
             state.changed_at = time.time()
         state.digest = digest
-        state.version = str(raw.get("version")) if raw and raw.get("version") else None
+        version = manifest.version if manifest is not None else None
+        state.version = str(version) if version else None
         return changed
 
     # -- replicas ---------------------------------------------------------------------------
@@ -220,7 +293,7 @@ class ControlTowerCache:
         """Use a copy another replica fetched recently instead of asking the Control Tower."""
         assert self.share is not None
         copy = await self.share.get(project)
-        if copy is None or copy.raw is None or copy.sender == self.replica_id:
+        if copy is None or copy.manifest is None or copy.sender == self.replica_id:
             return False
         age = time.time() - copy.fetched_at
         if age > self.ttl * REFRESH_AHEAD / 2 or age < 0:
@@ -235,14 +308,14 @@ class ControlTowerCache:
         if copy.sender == self.replica_id or state is None:
             return  # a project this replica never served is fetched (or adopted) on its first use
         now = time.monotonic()
-        if copy.raw is None:
+        if copy.manifest is None:
             state.known, state.fetched_at = False, now
             state.failure = NotFound(f"Unknown project {copy.project!r}.")
             if self._serving(copy.project):
                 await self._apply(copy.project, None, "", now)
             return
         try:
-            await self._apply(copy.project, copy.raw, copy.digest, now)
+            await self._apply(copy.project, copy.manifest, copy.digest, now)
         except ConfigError as exc:  # the sender validated it; a newer fd2 may differ
             state.last_error = exc.message
             return
@@ -258,12 +331,6 @@ class ControlTowerCache:
     def staleness(self, state: ProjectState) -> float:
         """Seconds past the TTL the served copy is (0 while fresh)."""
         return max(0.0, self.age(state) - self.ttl) if state.known else 0.0
-
-    async def run(self, interval: float = 0.25) -> None:
-        """Revalidate entries before they expire; drop those stale past `max_stale`."""
-        while True:
-            await asyncio.sleep(interval)
-            await self.tick()
 
     async def tick(self) -> None:
         now = time.monotonic()

@@ -5,6 +5,9 @@ published on `fd2:manifest-changes`; every replica applies what the others publi
 seen (or pushed) at one replica reaches all route tables within a round trip. Redis is an
 accelerator, never a dependency: while it is down each replica works from its own cache and the
 Control Tower, says so once in the log, and reconnects in the background (then catches up).
+
+It uses the worker's one Redis client (the one limits, keys and modules use); the runtime owns
+and closes it.
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from fd2.errors import ConfigError
 from fd2.sources.cache_state import SharedCopy
-from fd2.sources.manifest_cache import ControlTowerCache
+from fd2.sources.control_tower_cache import ControlTowerCache
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _log = logging.getLogger("fd2.manifests.redis")
 CHANNEL = "fd2:manifest-changes"
@@ -30,14 +35,10 @@ _decode_copy = msgspec.json.Decoder(SharedCopy)
 
 
 class RedisManifestShare:
-    def __init__(self, url: str, cache: ControlTowerCache) -> None:
-        # Short socket timeouts: a Redis that hangs must not hold a cache miss for long.
-        try:
-            self._redis = aioredis.Redis.from_url(
-                url, socket_connect_timeout=1.0, socket_timeout=1.0, retry_on_timeout=False
-            )
-        except ValueError as exc:
-            raise ConfigError(f"--redis-url is not a Redis URL ({exc})") from None
+    def __init__(self, redis: Redis, cache: ControlTowerCache) -> None:
+        # The shared client's short timeouts (--redis-timeout) also keep a Redis that hangs from
+        # holding a cache miss for long.
+        self._redis = redis
         self._cache = cache
         self._key_ttl_s = max(60, int(cache.ttl + cache.max_stale))
         self.up: bool | None = None  # None until the first connection attempt ended
@@ -124,6 +125,3 @@ class RedisManifestShare:
                 type(exc).__name__,
             )
         self.up = False
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()
