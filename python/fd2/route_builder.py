@@ -10,10 +10,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from fd2.environments import canonical_environment
 from fd2.errors import ConfigError, Fd2Error, NotFound
 from fd2.log_throttle import ThrottledLog
 from fd2.manifests.compile import AnyManifest, ModuleDeclaration, ResolvedModule, declarations
@@ -33,12 +34,39 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from fd2.auth.compiler import GateCompiler
+    from fd2.config import Settings
 
 _log = logging.getLogger("fd2.routes")
 
 
 class RouteBuilder:
     """Owns the current RouteTable; `apply_project` rebuilds one project and swaps atomically."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        secrets: SecretResolver,
+        http: aiohttp.ClientSession,
+        environ: Mapping[str, str],
+        **shared: Any,
+    ) -> RouteBuilder:
+        """A builder with the settings' registry, default environment and timeouts; `shared`:
+        the worker's means (gates, vault, redis, metrics, tasks)."""
+        return cls(
+            registry=ModuleRegistry(allowed_packages=settings.module_packages),
+            secrets=secrets,
+            http=http,
+            default_environment=canonical_environment(settings.default_env),
+            base_timeouts=Timeouts(
+                connect_s=settings.connect_timeout,
+                read_s=settings.read_timeout,
+                total_s=settings.total_timeout,
+            ),
+            environ=environ,
+            **shared,
+        )
 
     def __init__(
         self,

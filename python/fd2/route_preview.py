@@ -35,9 +35,7 @@ from fd2.logs import redact
 from fd2.manifests.compile import AnyManifest, ModuleDeclaration, declarations, manifest_project
 from fd2.manifests.models import SERVED_STATUSES
 from fd2.manifests.placeholders import allow_environment_variables, resolve_value
-from fd2.module import Timeouts
 from fd2.offline_secrets import OfflineSecrets, PlaceholderEnviron
-from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.route_table import Route
 
@@ -158,18 +156,8 @@ async def _build(
         hasher=KeyHasher(b""),
         default_auth=settings.default_auth,
     )
-    builder = RouteBuilder(
-        registry=ModuleRegistry(allowed_packages=settings.module_packages),
-        secrets=secrets,
-        http=http,
-        default_environment=canonical_environment(settings.default_env),
-        base_timeouts=Timeouts(
-            connect_s=settings.connect_timeout,
-            read_s=settings.read_timeout,
-            total_s=settings.total_timeout,
-        ),
-        environ=environ,
-        gates=gates,
+    builder = RouteBuilder.from_settings(
+        settings, secrets=secrets, http=http, environ=environ, gates=gates
     )
     rows: dict[tuple[str, str, str], RouteRow] = {}
     try:

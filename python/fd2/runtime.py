@@ -16,13 +16,10 @@ import aiohttp
 
 from fd2.auth.compiler import GateCompiler
 from fd2.config import Settings
-from fd2.environments import canonical_environment
 from fd2.errors import ConfigError
 from fd2.limits.redis_client import make_redis
 from fd2.metrics import ControlPlaneCollector, MetricsRegistry
-from fd2.module import Timeouts
 from fd2.module_health import ModuleHealth
-from fd2.registry import ModuleRegistry
 from fd2.route_builder import RouteBuilder
 from fd2.secrets import Secret, SecretResolver
 from fd2.sources.control_tower_cache import ControlTowerCache
@@ -108,16 +105,10 @@ class Runtime:
         tasks = Supervisor()
         metrics = MetricsRegistry()
         gates = GateCompiler.from_settings(settings, secrets=secrets, http=http, redis=redis)
-        builder = RouteBuilder(
-            registry=ModuleRegistry(allowed_packages=settings.module_packages),
+        builder = RouteBuilder.from_settings(
+            settings,
             secrets=secrets,
             http=http,
-            default_environment=canonical_environment(settings.default_env),
-            base_timeouts=Timeouts(
-                connect_s=settings.connect_timeout,
-                read_s=settings.read_timeout,
-                total_s=settings.total_timeout,
-            ),
             environ=os.environ,
             gates=gates,
             vault=vault,
