@@ -18,8 +18,8 @@ from inference_openai.answers import (
     settle,
     shutting_down,
 )
+from inference_openai.metering import UsageReport
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
-from inference_openai.usage import UsageReport
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 Answer = tuple[int, bytes | None, RawHeaders]

@@ -14,12 +14,20 @@ a `name`, and 3 for priming the reply. Content given as parts counts the text of
 of their compact JSON, an estimate close to what the upstream sees.
 
 Usage, after the call: OpenAI's `usage` object (`prompt_tokens`, `completion_tokens`,
-`prompt_tokens_details.cached_tokens`), converted to fd2's `Usage`.
+`prompt_tokens_details.cached_tokens`), converted to fd2's `Usage` and reported on the request —
+from the answer as the module read it, or for a stream from the native framer's reading of its
+`usage` event (never a second scan). When a stream carries none, the completion is counted from
+the text it generated (content, refusals, tool-call names and arguments: what OpenAI bills for
+plain text, a close estimate for tool calls) with the prompt count of the estimate, so nothing
+is counted twice; and a client that asked for usage (`stream_options.include_usage`) gets the
+chunk OpenAI would have sent. All of it only when someone reads it — the client asked, or a step
+settles with it (`request.metered`): a request nobody meters costs no work here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final
 
@@ -27,9 +35,10 @@ import msgspec
 import orjson
 
 from fd2.errors import BadRequest
-from fd2.metering import Cost, Usage
+from fd2.metering import Cost, Meter, Usage
 from fd2.request import Request
-from fd2.tokens import count_prompt, count_tokens_all, encoding_for_model
+from fd2.sse import SseFramer
+from fd2.tokens import count_prompt, count_tokens, count_tokens_all, encoding_for_model
 from inference_openai.transforms import Prepared
 
 DEFAULT_COMPLETION_BOUND: Final = 1024
@@ -190,6 +199,101 @@ def usage_from_stream(reported: tuple[int, int, int]) -> Usage:
     """fd2's `Usage` from the native framer's reading of a stream's `usage` event."""
     prompt, completion, _total = reported
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+class UsageReport:
+    """One request's usage reporting; `emit` and `count` are decided before the call."""
+
+    __slots__ = ("chat", "count", "emit", "model", "prompt_tokens", "request")
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        emit: bool = False,
+        count: bool = False,
+        prompt_tokens: int = 0,
+        model: str = "",
+        chat: bool = True,
+    ) -> None:
+        self.request = request
+        self.emit = emit
+        """Write a `usage` chunk when the upstream sends none (the client asked for usage)."""
+        self.count = count
+        """Count the completion when the upstream reports no usage (the framer gathers text)."""
+        self.prompt_tokens = prompt_tokens
+        self.model = model
+        self.chat = chat
+
+    def answer(self, usage: bytes | None) -> None:
+        """Reports the `usage` member of a whole JSON answer (None: it had none)."""
+        if usage is not None:
+            found = usage_from_json(usage)
+            if found is not None:
+                self.request.report_usage(found)
+
+    async def stream_end(self, framer: SseFramer, request_id: str) -> bytes:
+        """Reports a finished stream's usage; returns the `usage` event fd2 adds (or b"")."""
+        reported = framer.usage
+        if reported is not None:
+            self.request.report_usage(usage_from_stream(reported))
+            return b""
+        if not self.count:
+            return b""
+        text = framer.text
+        encoding = encoding_for_model(self.model)
+        if len(text) >= THREAD_FROM_BYTES:
+            completion = await asyncio.to_thread(count_tokens, text, encoding)
+        else:
+            completion = count_tokens(text, encoding)
+        usage = Usage(prompt_tokens=self.prompt_tokens, completion_tokens=completion)
+        self.request.report_usage(usage)
+        if not self.emit or framer.error is not None:
+            return b""
+        return self._event(usage, framer, request_id)
+
+    def _event(self, usage: Usage, framer: SseFramer, request_id: str) -> bytes:
+        prefix, kind = (
+            ("chatcmpl", "chat.completion.chunk") if self.chat else ("cmpl", "text_completion")
+        )
+        chunk = {
+            "id": framer.response_id or f"{prefix}-{request_id}",
+            "object": kind,
+            "created": framer.created if framer.created is not None else int(time.time()),
+            "model": framer.model or self.model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+            },
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def wants_usage(payload: dict[str, Any]) -> bool:
+    options = payload.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+async def stream_report(
+    request: Request, meter: Meter, payload: dict[str, Any], *, chat: bool
+) -> UsageReport | None:
+    """How a stream reports usage: None when neither the client nor a step reads it. When it may
+    have to count the completion itself it takes the prompt count from the request's estimate
+    (made by the limits step already, or now, once)."""
+    emit = wants_usage(payload)
+    if not (emit or request.metered):
+        return None
+    cost = await request.estimate(meter)
+    return UsageReport(
+        request,
+        emit=emit,
+        count=True,
+        prompt_tokens=cost.prompt_tokens,
+        model=cost.model or "",
+        chat=chat,
+    )
 
 
 _warming: list[asyncio.Future[int]] = []

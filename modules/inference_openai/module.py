@@ -21,7 +21,15 @@ from fd2.secrets import Secret
 from fd2.types import Send
 from inference_openai.config import InferenceConfig, load_config
 from inference_openai.exchange import relay_json
-from inference_openai.metering import CHAT, COMPLETIONS, EMBEDDINGS, OpenAIMeter, warm_up
+from inference_openai.metering import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    OpenAIMeter,
+    UsageReport,
+    stream_report,
+    warm_up,
+)
 from inference_openai.route_chat import RouteChat, gateway_route
 from inference_openai.route_upstream import RouteUpstream
 from inference_openai.streaming import relay_stream
@@ -37,7 +45,6 @@ from inference_openai.transforms import (
     upstream_target,
 )
 from inference_openai.upstream import Upstream
-from inference_openai.usage import UsageReport, stream_report
 
 _Prepare = Callable[[dict[str, Any], Defaults], Prepared]
 _PREPARE: dict[str, _Prepare] = {

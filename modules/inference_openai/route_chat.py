@@ -18,12 +18,11 @@ from fd2.module import ModuleContext
 from fd2.request import ClientDisconnected, Request
 from fd2.types import Message, Send
 from inference_openai.exchange import relay_json
-from inference_openai.metering import CHAT, OpenAIMeter
+from inference_openai.metering import CHAT, OpenAIMeter, UsageReport, stream_report
 from inference_openai.route_transforms import prepare_route_chat
 from inference_openai.route_upstream import RouteUpstream
 from inference_openai.streaming import relay_stream
 from inference_openai.transforms import Defaults, upstream_body
-from inference_openai.usage import UsageReport, stream_report
 
 GATEWAY_MODULE_TYPES: Final = frozenset({"api_gateway", "apisix_gateway"})
 

@@ -35,8 +35,8 @@ from inference_openai.answers import (
     sse_error_event,
 )
 from inference_openai.exchange import Answer, send_settled
+from inference_openai.metering import UsageReport
 from inference_openai.upstream import Opens, UpstreamCall, read_answer
-from inference_openai.usage import UsageReport
 
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

@@ -1,4 +1,4 @@
-"""A request's usage report: from a whole answer, from a stream, and the `usage` chunk fd2 adds."""
+"""The meters' usage reports: from a whole answer, from a stream, and the `usage` chunk fd2 adds."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from fd2.metering import Usage
 from fd2.request import Request
 from fd2.sse import SseFramer
 from fd2.tokens import count_tokens
-from inference_openai.metering import CHAT, OpenAIMeter
+from inference_openai.metering import CHAT, OpenAIMeter, UsageReport, stream_report, wants_usage
 from inference_openai.transforms import Defaults, prepare_chat
-from inference_openai.usage import UsageReport, stream_report, wants_usage
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi 🙂"}]
 METER = OpenAIMeter(CHAT, lambda body: prepare_chat(body, Defaults()), None)
