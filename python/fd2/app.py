@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 
@@ -26,6 +27,8 @@ from fd2.errors import (
     NotFound,
     ServiceUnavailable,
     UnknownEnvironment,
+    UpstreamError,
+    UpstreamTimeout,
 )
 from fd2.gc_tuning import tune_gc_for_serving
 from fd2.health_listener import start_health_listener
@@ -34,6 +37,7 @@ from fd2.manifests.placeholders import allow_environment_variables
 from fd2.module import Handler
 from fd2.request import ClientDisconnected, Request
 from fd2.request_ids import request_id_from
+from fd2.request_metrics import UNKNOWN, RequestMetrics, multiprocess
 from fd2.responses import send_bytes, send_error
 from fd2.route_table import Route
 from fd2.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
@@ -60,6 +64,7 @@ class Fd2App:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
+        self._metrics: RequestMetrics | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -87,14 +92,27 @@ class Fd2App:
         request_id = request_id_from(client_id)
         started = False
         status = 0
-        began = time.perf_counter() if self._access_log else 0.0
+        began = time.perf_counter()
+        metrics = self._metrics
+        route: Route | None = None
+        request: Request | None = None
+        endpoint = UNKNOWN
+        counted = True
+        streamed = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started, status
+            nonlocal started, status, streamed
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            elif not streamed and route is not None and message.get("more_body"):
+                # A body in parts is a stream: its first part is the first token's time.
+                streamed = True
+                if metrics is not None:
+                    series = metrics.route(route.project, route.module, route.environment)
+                    series.ttft.observe(time.perf_counter() - began)
+                    series.active.inc()
             await send(message)
 
         self._in_flight += 1
@@ -110,6 +128,7 @@ class Fd2App:
                 raise BadRequest("An HTTP/1.1 request needs exactly one Host header.", param="Host")
             path = scope["path"]
             if path == "/healthz":
+                counted = False
                 await send_bytes(
                     send_with_id,
                     503 if self._draining else 200,
@@ -117,6 +136,7 @@ class Fd2App:
                 )
                 return
             if path in OPS_PATHS or path.startswith(ADMIN_PREFIX):
+                counted = False
                 if self._ops is None:
                     raise ServiceUnavailable("The gateway is starting; try again shortly.")
                 await self._ops.handle(scope, send_with_id)
@@ -125,6 +145,7 @@ class Fd2App:
             key = await self._route_key(raw_path, project_module, host)
             route = await self._route(key, environment)
             handler = _handler(route, key, scope["method"])
+            endpoint = key.path  # a path the route declares: `_handler` found it
             request = Request(
                 scope,
                 receive,
@@ -150,6 +171,15 @@ class Fd2App:
                 _log.error("request %s: the module sent no answer", request_id.decode("ascii"))
                 await send_bytes(send_with_id, 500, INTERNAL_ERROR_BODY)
         except Fd2Error as exc:
+            if metrics is not None and route is not None and isinstance(exc, _UPSTREAM):
+                # Before the answer started; a stream that breaks later is reported by its module.
+                metrics.count(
+                    metrics.upstream_errors,
+                    route.project,
+                    route.module,
+                    route.environment,
+                    exc.code,
+                )
             if not started:
                 await send_error(send_with_id, exc)
             else:  # too late for an error response: the module should have ended the body itself
@@ -168,6 +198,8 @@ class Fd2App:
             self._in_flight -= 1
             if self._draining and not self._in_flight:
                 self._idle.set()
+            if metrics is not None and counted:
+                self._count(metrics, route, request, endpoint, status, streamed, began)
             if self._access_log:
                 _access.info(
                     "%s %s %s %d %.1fms",
@@ -177,6 +209,32 @@ class Fd2App:
                     status,
                     (time.perf_counter() - began) * 1000,
                 )
+
+    @staticmethod
+    def _count(
+        metrics: RequestMetrics,
+        route: Route | None,
+        request: Request | None,
+        endpoint: str,
+        status: int,
+        streamed: bool,
+        began: float,
+    ) -> None:
+        """The request's figures: labels from its route (one `unknown` series without one, so
+        made-up project names create none); status 499 when no answer was sent (client gone)."""
+        took = time.perf_counter() - began
+        if route is None:
+            metrics.finished(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, status or 499, took)
+            return
+        metrics.finished(
+            route.project, route.module, route.environment, endpoint, status or 499, took
+        )
+        if streamed or (request is not None and request.usage is not None):
+            series = metrics.route(route.project, route.module, route.environment)
+            if streamed:
+                series.active.dec()
+            if request is not None and request.usage is not None:
+                metrics.used(series, request.usage)
 
     async def _route_key(
         self, raw_path: bytes, project_module: bytes | None, host: bytes | None
@@ -253,6 +311,7 @@ class Fd2App:
                     allow_environment_variables(self.settings.manifest_env_allow)
                     self.runtime = await Runtime.start(self.settings)
                     self._ops = OpsEndpoints(self.runtime)
+                    self._metrics = self.runtime.metrics.requests
                     if self.settings.health_port is not None:
                         self._health = await start_health_listener(
                             self.settings.host, self.settings.health_port
@@ -270,6 +329,11 @@ class Fd2App:
                     self._health.close()
                 if self.runtime is not None:
                     await self.runtime.close()
+                if multiprocess():
+                    # This worker's live gauges (active streams) leave the sum.
+                    from prometheus_client.multiprocess import mark_process_dead
+
+                    mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -318,6 +382,7 @@ def _handler(route: Route, key: RouteKey, method: str) -> Handler:
     return handler
 
 
+_UPSTREAM = (UpstreamError, UpstreamTimeout)
 _UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")
 
 

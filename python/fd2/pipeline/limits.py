@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fd2 import request_metrics
 from fd2.auth.errors import RateLimited
 from fd2.errors import Fd2Error
 from fd2.limits.gcra import Decision
@@ -64,6 +65,15 @@ class Limits:
         costs = [reserved if spec.kind == "tokens" else 1 for spec in specs]
         decision = await plan.limiter.acquire(specs, costs)
         headers = ratelimit_headers(specs, decision)
+        metrics = request_metrics.current()
+        if metrics is not None:
+            metrics.count(
+                metrics.limit_decisions,
+                request.project,
+                request.module,
+                request.environment,
+                "allowed" if decision.allowed else "limited",
+            )
         if not decision.allowed:
             raise _refusal(specs, costs, decision, headers)
         answer = _Answer(send, headers)
