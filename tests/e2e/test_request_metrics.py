@@ -129,3 +129,21 @@ def test_a_stream_fills_the_time_to_first_token_histogram(two_workers: Service) 
     samples = scrape(server)
     assert total(samples["fd2_time_to_first_token_seconds_count"], project="acme") - before == 3
     assert total(samples["fd2_active_streams"], project="acme") == 0
+
+
+def test_upstream_errors_are_counted_by_kind(two_workers: Service) -> None:
+    server = two_workers
+    before = total(
+        scrape(server).get("fd2_upstream_errors_total", {}), project="quick", kind="gateway_timeout"
+    )
+    answer = httpx.post(
+        server.url + "/quick/chat/v1/chat/completions",
+        content=chat_body(model="slow-3000"),
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == 504
+    samples = scrape(server)
+    kind = total(samples["fd2_upstream_errors_total"], project="quick", kind="gateway_timeout")
+    assert kind - before == 1
+    assert total(samples["fd2_requests_total"], project="quick", status="504") >= 1
