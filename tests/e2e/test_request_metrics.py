@@ -147,3 +147,23 @@ def test_upstream_errors_are_counted_by_kind(two_workers: Service) -> None:
     kind = total(samples["fd2_upstream_errors_total"], project="quick", kind="gateway_timeout")
     assert kind - before == 1
     assert total(samples["fd2_requests_total"], project="quick", status="504") >= 1
+
+
+def test_a_stream_broken_midway_is_counted_by_its_module(two_workers: Service) -> None:
+    server = two_workers
+    before = scrape(server).get("fd2_upstream_errors_total", {})
+    answer = post_chat(server, model="stream-break", stream=True)
+    assert answer.status_code == 200  # the stream had started: the error is its last event
+    assert b'"error"' in answer.content
+    after = scrape(server)["fd2_upstream_errors_total"]
+    grown = {
+        dict(key)["kind"]
+        for key, value in after.items()
+        if dict(key)["project"] == "acme" and value > before.get(key, 0)
+    }
+    assert len(grown) == 1, grown
+    assert (
+        total(after, project="acme", module="chat")
+        == total(before, project="acme", module="chat") + 1
+    )
+    assert total(scrape(server)["fd2_active_streams"], project="acme") == 0
