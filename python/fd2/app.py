@@ -32,6 +32,7 @@ from fd2.errors import (
 )
 from fd2.gc_tuning import tune_gc_for_serving
 from fd2.health_listener import start_health_listener
+from fd2.log_context import REQUEST_ID, TRACE_ID, trace_id_from
 from fd2.logs import configure_logging
 from fd2.manifests.placeholders import allow_environment_variables
 from fd2.module import Handler
@@ -65,6 +66,7 @@ class Fd2App:
         self._idle = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
         self._metrics: RequestMetrics | None = None
+        self._log_context = settings.log_format == "json"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -90,6 +92,8 @@ class Fd2App:
             elif name == b"content-length":
                 length = value
         request_id = request_id_from(client_id)
+        if self._log_context:
+            _bind_log_context(request_id, headers)
         started = False
         status = 0
         began = time.perf_counter()
@@ -209,6 +213,9 @@ class Fd2App:
                     status,
                     (time.perf_counter() - began) * 1000,
                 )
+            if self._log_context:  # whatever runs next in this context is not this request
+                REQUEST_ID.set(None)
+                TRACE_ID.set(None)
 
     @staticmethod
     def _count(
@@ -307,7 +314,7 @@ class Fd2App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    configure_logging(self.settings.log_level)
+                    configure_logging(self.settings.log_level, self.settings.log_format)
                     allow_environment_variables(self.settings.manifest_env_allow)
                     self.runtime = await Runtime.start(self.settings)
                     self._ops = OpsEndpoints(self.runtime)
@@ -368,6 +375,17 @@ class Fd2App:
                 self._in_flight,
                 drain.cut(),
             )
+
+
+def _bind_log_context(request_id: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """JSON logs: the request's id and trace id on every line logged while it runs (the
+    request's own task, and the tasks it starts)."""
+    REQUEST_ID.set(request_id.decode("ascii"))
+    traceparent = None
+    for name, value in headers:
+        if name == b"traceparent":
+            traceparent = value
+    TRACE_ID.set(trace_id_from(traceparent))
 
 
 def _handler(route: Route, key: RouteKey, method: str) -> Handler:

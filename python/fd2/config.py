@@ -228,6 +228,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     access_log: Annotated[
         bool, LOGGING("one line per request: id, method, path, status, duration")
     ] = False
+    log_format: Annotated[
+        Literal["text", "json"],
+        LOGGING("log lines as text, or as JSON objects with the request id and trace id"),
+    ] = "text"
 
     def __post_init__(self) -> None:
         # msgspec checks types and bounds when it decodes; a Settings built in Python gets the
