@@ -43,6 +43,7 @@ from fd2.responses import send_bytes, send_error
 from fd2.route_table import Route
 from fd2.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
 from fd2.runtime import Runtime
+from fd2.tracing import RequestSpan, Tracing, install
 from fd2.types import Message, Receive, Scope, Send
 
 _log = logging.getLogger("fd2.app")
@@ -67,6 +68,7 @@ class Fd2App:
         self._drain_task: asyncio.Task[None] | None = None
         self._metrics: RequestMetrics | None = None
         self._log_context = settings.log_format == "json"
+        self._tracing: Tracing | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -92,8 +94,11 @@ class Fd2App:
             elif name == b"content-length":
                 length = value
         request_id = request_id_from(client_id)
+        span: RequestSpan | None = None
+        if self._tracing is not None:
+            span = self._tracing.start_request(headers, scope["method"])
         if self._log_context:
-            _bind_log_context(request_id, headers)
+            _bind_log_context(request_id, headers, span)
         started = False
         status = 0
         began = time.perf_counter()
@@ -150,6 +155,8 @@ class Fd2App:
             route = await self._route(key, environment)
             handler = _handler(route, key, scope["method"])
             endpoint = key.path  # a path the route declares: `_handler` found it
+            if span is not None:
+                span.route(route.project, route.module, route.environment, endpoint)
             request = Request(
                 scope,
                 receive,
@@ -204,6 +211,8 @@ class Fd2App:
                 self._idle.set()
             if metrics is not None and counted:
                 self._count(metrics, route, request, endpoint, status, streamed, began)
+            if span is not None:
+                span.end(status or 499, request)
             if self._access_log:
                 _access.info(
                     "%s %s %s %d %.1fms",
@@ -316,6 +325,12 @@ class Fd2App:
                 try:
                     configure_logging(self.settings.log_level, self.settings.log_format)
                     allow_environment_variables(self.settings.manifest_env_allow)
+                    if self.settings.otel_endpoint is not None:
+                        # Before the routes are compiled: their steps are wrapped in spans then.
+                        self._tracing = Tracing(
+                            self.settings.otel_endpoint, self.settings.otel_service_name
+                        )
+                        install(self._tracing)
                     self.runtime = await Runtime.start(self.settings)
                     self._ops = OpsEndpoints(self.runtime)
                     self._metrics = self.runtime.metrics.requests
@@ -336,6 +351,8 @@ class Fd2App:
                     self._health.close()
                 if self.runtime is not None:
                     await self.runtime.close()
+                if self._tracing is not None:
+                    self._tracing.shutdown()  # sends the spans still buffered
                 if multiprocess():
                     # This worker's live gauges (active streams) leave the sum.
                     from prometheus_client.multiprocess import mark_process_dead
@@ -377,10 +394,16 @@ class Fd2App:
             )
 
 
-def _bind_log_context(request_id: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+def _bind_log_context(
+    request_id: bytes, headers: list[tuple[bytes, bytes]], span: RequestSpan | None
+) -> None:
     """JSON logs: the request's id and trace id on every line logged while it runs (the
-    request's own task, and the tasks it starts)."""
+    request's own task, and the tasks it starts). The trace is the span's when tracing is on,
+    else the client's `traceparent`."""
     REQUEST_ID.set(request_id.decode("ascii"))
+    if span is not None:
+        TRACE_ID.set(span.trace_id)
+        return
     traceparent = None
     for name, value in headers:
         if name == b"traceparent":
