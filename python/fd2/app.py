@@ -95,10 +95,8 @@ class Fd2App:
                 length = value
         request_id = request_id_from(client_id)
         span: RequestSpan | None = None
-        if self._tracing is not None:
-            span = self._tracing.start_request(headers, scope["method"])
         if self._log_context:
-            _bind_log_context(request_id, headers, span)
+            _bind_log_context(request_id, headers)
         started = False
         status = 0
         began = time.perf_counter()
@@ -150,6 +148,10 @@ class Fd2App:
                     raise ServiceUnavailable("The gateway is starting; try again shortly.")
                 await self._ops.handle(scope, send_with_id)
                 return
+            if self._tracing is not None:  # requests for routes only: no probe or scrape
+                span = self._tracing.start_request(headers, scope["method"])
+                if self._log_context:
+                    TRACE_ID.set(span.trace_id)
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
             key = await self._route_key(raw_path, project_module, host)
             route = await self._route(key, environment)
@@ -394,16 +396,11 @@ class Fd2App:
             )
 
 
-def _bind_log_context(
-    request_id: bytes, headers: list[tuple[bytes, bytes]], span: RequestSpan | None
-) -> None:
+def _bind_log_context(request_id: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     """JSON logs: the request's id and trace id on every line logged while it runs (the
-    request's own task, and the tasks it starts). The trace is the span's when tracing is on,
-    else the client's `traceparent`."""
+    request's own task, and the tasks it starts). The trace is the client's `traceparent`'s
+    (the request span's, once tracing starts one)."""
     REQUEST_ID.set(request_id.decode("ascii"))
-    if span is not None:
-        TRACE_ID.set(span.trace_id)
-        return
     traceparent = None
     for name, value in headers:
         if name == b"traceparent":
