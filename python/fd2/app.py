@@ -27,8 +27,6 @@ from fd2.errors import (
     NotFound,
     ServiceUnavailable,
     UnknownEnvironment,
-    UpstreamError,
-    UpstreamTimeout,
 )
 from fd2.gc_tuning import tune_gc_for_serving
 from fd2.health_listener import start_health_listener
@@ -38,7 +36,7 @@ from fd2.manifests.placeholders import allow_environment_variables
 from fd2.module import Handler
 from fd2.request import ClientDisconnected, Request
 from fd2.request_ids import request_id_from
-from fd2.request_metrics import UNKNOWN, RequestMetrics, multiprocess
+from fd2.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
 from fd2.responses import send_bytes, send_error
 from fd2.route_table import Route
 from fd2.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
@@ -184,14 +182,15 @@ class Fd2App:
                 _log.error("request %s: the module sent no answer", request_id.decode("ascii"))
                 await send_bytes(send_with_id, 500, INTERNAL_ERROR_BODY)
         except Fd2Error as exc:
-            if metrics is not None and route is not None and isinstance(exc, _UPSTREAM):
-                # Before the answer started; a stream that breaks later is reported by its module.
+            if metrics is not None and route is not None and isinstance(exc, UPSTREAM_ERRORS):
+                # Before the answer started (on a route with limits the limits step counts it, as
+                # it renders it); a stream that breaks later is reported by its module.
                 metrics.count(
                     metrics.upstream_errors,
                     route.project,
                     route.module,
                     route.environment,
-                    exc.code,
+                    exc.code or "bad_gateway",
                 )
             if not started:
                 await send_error(send_with_id, exc)
@@ -420,7 +419,6 @@ def _handler(route: Route, key: RouteKey, method: str) -> Handler:
     return handler
 
 
-_UPSTREAM = (UpstreamError, UpstreamTimeout)
 _UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")
 
 

@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import mark_process_dead
 
+from fd2.errors import UpstreamError, UpstreamTimeout
 from fd2.metering import Usage
 
 if TYPE_CHECKING:
     from fd2.request import Request
 
 UNKNOWN: Final = "unknown"
+UPSTREAM_ERRORS: Final = (UpstreamError, UpstreamTimeout)
+"""The errors counted as upstream errors, by their code, when they reach the client."""
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 _ROUTE: Final = ("project", "module", "environment")
 _LATENCY_BUCKETS: Final = (
@@ -195,8 +198,9 @@ def current() -> RequestMetrics | None:
 
 def upstream_failed(request: Request, code: str) -> None:
     """The core hook a module calls when its upstream fails after the answer started (a broken
-    stream): the failures before that reach the core as errors and are counted there. `code` is
-    the error's code (a constant of the module's, never request data)."""
+    stream): the failures before that are raised as errors and counted where they are rendered
+    (the core's dispatch, or the limits step). `code` is the error's code (a constant of the
+    module's, never request data)."""
     metrics = _current
     if metrics is not None:
         metrics.count(

@@ -9,7 +9,7 @@ from test_request_metrics import value
 
 from fd2.auth.errors import Forbidden, RateLimited
 from fd2.auth.identity import Identity
-from fd2.errors import Unauthorized
+from fd2.errors import Unauthorized, UpstreamTimeout
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import specs_for
@@ -46,3 +46,18 @@ async def test_auth_failures_are_counted_by_reason_class() -> None:
     assert value(registry, "fd2_auth_failures_total", **ROUTE, reason="missing") == 1
     assert value(registry, "fd2_auth_failures_total", **ROUTE, reason="invalid") == 2
     assert value(registry, "fd2_auth_failures_total", **ROUTE, reason="forbidden") == 1
+
+
+async def test_an_upstream_error_the_limits_step_renders_is_counted_there() -> None:
+    registry = MetricsRegistry()
+    plan = LimitPlan(
+        LocalLimiter(), specs_for("route:acme:chat:development", {"requests_per_minute": 5})
+    )
+
+    async def failing(request, send):
+        raise UpstreamTimeout("The upstream timed out.")
+
+    send = Recorder()
+    await Limits(plan, None)(make_request({}), send, failing)
+    assert send.status == 504
+    assert value(registry, "fd2_upstream_errors_total", **ROUTE, kind="gateway_timeout") == 1

@@ -23,6 +23,7 @@ from fd2.limits.specs import LimitSpec
 from fd2.metering import Meter
 from fd2.module import Handler
 from fd2.request import Request
+from fd2.request_metrics import UPSTREAM_ERRORS
 from fd2.responses import send_error
 from fd2.types import Headers, Message, Send
 
@@ -82,6 +83,8 @@ class Limits:
         except Fd2Error as exc:
             if answer.status:
                 raise
+            if isinstance(exc, UPSTREAM_ERRORS):  # counted here: the core never sees it
+                request_metrics.upstream_failed(request, exc.code or "bad_gateway")
             # Rendered here rather than by the core, so the error carries the headers too.
             await send_error(answer, exc)
         finally:
