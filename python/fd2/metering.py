@@ -29,12 +29,8 @@ class Cost(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     prompt_tokens: int
     """Tokens of the input, counted as the provider counts them."""
     completion_bound: int
-    """The most tokens the answer may add (0 for an endpoint that generates none)."""
-
-    @property
-    def tokens(self) -> int:
-        """The reservation: prompt plus the completion bound."""
-        return self.prompt_tokens + self.completion_bound
+    """The most tokens the answer may add (0 for an endpoint that generates none). Token
+    limits reserve `prompt_tokens + completion_bound`."""
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -44,11 +40,8 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Input tokens, cached ones included (Anthropic's `input_tokens` + cache reads/writes)."""
     completion_tokens: int = 0
     cached_tokens: int = 0
-    """The part of `prompt_tokens` served from the provider's prompt cache."""
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+    """The part of `prompt_tokens` served from the provider's prompt cache. Token limits charge
+    `prompt_tokens + completion_tokens`."""
 
 
 class Meter(Protocol):
