@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from fd2.disconnect import cancel_on_disconnect
@@ -17,6 +18,7 @@ from fd2.errors import NotFound
 from fd2.metering import Meter
 from fd2.module import Handler, Module, ModuleContext
 from fd2.request import ClientDisconnected, Request
+from fd2.request_metrics import upstream_failed
 from fd2.secrets import Secret
 from fd2.types import Send
 from inference_openai.config import InferenceConfig, load_config
@@ -229,7 +231,15 @@ class InferenceOpenAIModule(Module):
                 # Before sending: the prompt count is needed if the upstream leaves usage out.
                 meter = self._meters[kind]
                 usage = await stream_report(request, meter, prepared.payload, chat=kind == CHAT)
-                work = relay_stream(self._upstream, call, send, logger, rid, usage)
+                work = relay_stream(
+                    self._upstream,
+                    call,
+                    send,
+                    logger,
+                    rid,
+                    usage,
+                    partial(upstream_failed, request),
+                )
             else:
                 # Usage is reported only when a step reads it (nothing to do otherwise).
                 usage = UsageReport(request) if request.metered else None

@@ -16,6 +16,7 @@ from fd2.errors import ConfigError
 from fd2.gateway import GatewayRoute, compile_apisix_route
 from fd2.module import ModuleContext
 from fd2.request import ClientDisconnected, Request
+from fd2.request_metrics import upstream_failed
 from fd2.types import Message, Send
 from inference_openai.exchange import relay_json
 from inference_openai.metering import CHAT, OpenAIMeter, UsageReport, stream_report
@@ -107,7 +108,9 @@ class RouteChat:
                 send = _with_header(send, self._response_header, rid.encode("latin-1"))
             if prepared.stream:
                 usage = await stream_report(request, self.meter, prepared.payload, chat=True)
-                work = relay_stream(self.upstream, call, send, logger, rid, usage)
+                work = relay_stream(
+                    self.upstream, call, send, logger, rid, usage, partial(upstream_failed, request)
+                )
             else:
                 usage = UsageReport(request) if request.metered else None
                 work = relay_json(self.upstream, call, send, logger, rid, usage)

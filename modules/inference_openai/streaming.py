@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import aiohttp
@@ -52,6 +52,7 @@ class _Relay:
     """State of one relay: whether the client has been sent the response start, and its end."""
 
     __slots__ = (
+        "broke",
         "call",
         "ended",
         "framer",
@@ -72,7 +73,10 @@ class _Relay:
         logger: logging.Logger,
         request_id: str,
         usage: UsageReport | None,
+        broke: Callable[[str], None] | None = None,
     ) -> None:
+        self.broke = broke
+        """Told the error code when the stream breaks after it started (the core's metrics)."""
         self.upstream = upstream
         self.call = call
         self.send = send
@@ -228,13 +232,14 @@ async def relay_stream(
     logger: logging.Logger,
     request_id: str,
     usage: UsageReport | None = None,
+    broke: Callable[[str], None] | None = None,
 ) -> None:
     """Send a `stream: true` request upstream and relay its events (or its error answer).
 
     `usage` reports the stream's usage to the core when it ends; when the client asked for
     usage, a stream whose upstream sent none gets one computed by fd2, just before its [DONE].
     """
-    relay = _Relay(upstream, call, send, logger, request_id, usage)
+    relay = _Relay(upstream, call, send, logger, request_id, usage, broke)
     with drain_guard() as guard:
         try:
             await _exchange(relay)
@@ -283,6 +288,8 @@ async def _exchange(relay: _Relay) -> None:
             logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)
             raise error from None
         logger.warning("request %s: upstream stream broke: %s", request_id, error.message)
+        if relay.broke is not None:
+            relay.broke(error.code or "bad_gateway")
         await _end(relay, sse_error_event(error))
         return
     if relay.started:

@@ -13,6 +13,8 @@ import aiohttp
 
 from fd2.module import Timeouts
 from fd2.scrub import Scrubber, credential_values
+from fd2.tracing import Tracing
+from fd2.tracing import current as current_tracing
 
 _JSON: Final = "application/json"
 _EVENT_STREAM: Final = "text/event-stream"
@@ -118,6 +120,9 @@ class Upstream:
         return await self._send(self._fallback, call)
 
     def _send(self, base: str, call: UpstreamCall) -> Awaitable[aiohttp.ClientResponse]:
+        tracing = current_tracing()
+        if tracing is not None:
+            return self._traced(tracing, base, call)
         return self._session.request(
             call.method,
             base + call.path,
@@ -126,6 +131,29 @@ class Upstream:
             timeout=self._timeout,
             allow_redirects=False,
         )
+
+    async def _traced(
+        self, tracing: Tracing, base: str, call: UpstreamCall
+    ) -> aiohttp.ClientResponse:
+        """One attempt in a client span of its own, its `traceparent` sent upstream."""
+        with tracing.upstream(call.method, base) as trace_headers:
+            response = await self._session.request(
+                call.method,
+                base + call.path,
+                data=call.body,
+                headers=_with_trace(call.headers, trace_headers),
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+            tracing.answered(response.status)
+            return response
+
+
+def _with_trace(headers: CallHeaders, trace: Mapping[str, str]) -> CallHeaders:
+    """The call's headers, with the trace context replacing any of the same name."""
+    if isinstance(headers, list):
+        return [pair for pair in headers if pair[0].lower() not in trace] + list(trace.items())
+    return {**headers, **trace}
 
 
 async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 
@@ -29,15 +30,18 @@ from fd2.errors import (
 )
 from fd2.gc_tuning import tune_gc_for_serving
 from fd2.health_listener import start_health_listener
+from fd2.log_context import REQUEST_ID, TRACE_ID, trace_id_from
 from fd2.logs import configure_logging
 from fd2.manifests.placeholders import allow_environment_variables
 from fd2.module import Handler
 from fd2.request import ClientDisconnected, Request
 from fd2.request_ids import request_id_from
+from fd2.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
 from fd2.responses import send_bytes, send_error
 from fd2.route_table import Route
 from fd2.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
 from fd2.runtime import Runtime
+from fd2.tracing import RequestSpan, Tracing, install
 from fd2.types import Message, Receive, Scope, Send
 
 _log = logging.getLogger("fd2.app")
@@ -60,6 +64,9 @@ class Fd2App:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._drain_task: asyncio.Task[None] | None = None
+        self._metrics: RequestMetrics | None = None
+        self._log_context = settings.log_format == "json"
+        self._tracing: Tracing | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -85,16 +92,32 @@ class Fd2App:
             elif name == b"content-length":
                 length = value
         request_id = request_id_from(client_id)
+        span: RequestSpan | None = None
+        if self._log_context:
+            _bind_log_context(request_id, headers)
         started = False
         status = 0
-        began = time.perf_counter() if self._access_log else 0.0
+        began = time.perf_counter()
+        metrics = self._metrics
+        route: Route | None = None
+        request: Request | None = None
+        endpoint = UNKNOWN
+        counted = True
+        streamed = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started, status
+            nonlocal started, status, streamed
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            elif not streamed and route is not None and message.get("more_body"):
+                # A body in parts is a stream: its first part is the first token's time.
+                streamed = True
+                if metrics is not None:
+                    series = metrics.route(route.project, route.module, route.environment)
+                    series.ttft.observe(time.perf_counter() - began)
+                    series.active.inc()
             await send(message)
 
         self._in_flight += 1
@@ -110,6 +133,7 @@ class Fd2App:
                 raise BadRequest("An HTTP/1.1 request needs exactly one Host header.", param="Host")
             path = scope["path"]
             if path == "/healthz":
+                counted = False
                 await send_bytes(
                     send_with_id,
                     503 if self._draining else 200,
@@ -117,14 +141,22 @@ class Fd2App:
                 )
                 return
             if path in OPS_PATHS or path.startswith(ADMIN_PREFIX):
+                counted = False
                 if self._ops is None:
                     raise ServiceUnavailable("The gateway is starting; try again shortly.")
                 await self._ops.handle(scope, send_with_id)
                 return
+            if self._tracing is not None:  # requests for routes only: no probe or scrape
+                span = self._tracing.start_request(headers, scope["method"])
+                if self._log_context:
+                    TRACE_ID.set(span.trace_id)
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
             key = await self._route_key(raw_path, project_module, host)
             route = await self._route(key, environment)
             handler = _handler(route, key, scope["method"])
+            endpoint = key.path  # a path the route declares: `_handler` found it
+            if span is not None:
+                span.route(route.project, route.module, route.environment, endpoint)
             request = Request(
                 scope,
                 receive,
@@ -150,6 +182,16 @@ class Fd2App:
                 _log.error("request %s: the module sent no answer", request_id.decode("ascii"))
                 await send_bytes(send_with_id, 500, INTERNAL_ERROR_BODY)
         except Fd2Error as exc:
+            if metrics is not None and route is not None and isinstance(exc, UPSTREAM_ERRORS):
+                # Before the answer started (on a route with limits the limits step counts it, as
+                # it renders it); a stream that breaks later is reported by its module.
+                metrics.count(
+                    metrics.upstream_errors,
+                    route.project,
+                    route.module,
+                    route.environment,
+                    exc.code or "bad_gateway",
+                )
             if not started:
                 await send_error(send_with_id, exc)
             else:  # too late for an error response: the module should have ended the body itself
@@ -168,6 +210,10 @@ class Fd2App:
             self._in_flight -= 1
             if self._draining and not self._in_flight:
                 self._idle.set()
+            if metrics is not None and counted:
+                self._count(metrics, route, request, endpoint, status, streamed, began)
+            if span is not None:
+                span.end(status or 499, request)
             if self._access_log:
                 _access.info(
                     "%s %s %s %d %.1fms",
@@ -177,6 +223,35 @@ class Fd2App:
                     status,
                     (time.perf_counter() - began) * 1000,
                 )
+            if self._log_context:  # whatever runs next in this context is not this request
+                REQUEST_ID.set(None)
+                TRACE_ID.set(None)
+
+    @staticmethod
+    def _count(
+        metrics: RequestMetrics,
+        route: Route | None,
+        request: Request | None,
+        endpoint: str,
+        status: int,
+        streamed: bool,
+        began: float,
+    ) -> None:
+        """The request's figures: labels from its route (one `unknown` series without one, so
+        made-up project names create none); status 499 when no answer was sent (client gone)."""
+        took = time.perf_counter() - began
+        if route is None:
+            metrics.finished(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, status or 499, took)
+            return
+        metrics.finished(
+            route.project, route.module, route.environment, endpoint, status or 499, took
+        )
+        if streamed or (request is not None and request.usage is not None):
+            series = metrics.route(route.project, route.module, route.environment)
+            if streamed:
+                series.active.dec()
+            if request is not None and request.usage is not None:
+                metrics.used(series, request.usage)
 
     async def _route_key(
         self, raw_path: bytes, project_module: bytes | None, host: bytes | None
@@ -249,10 +324,17 @@ class Fd2App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    configure_logging(self.settings.log_level)
+                    configure_logging(self.settings.log_level, self.settings.log_format)
                     allow_environment_variables(self.settings.manifest_env_allow)
+                    if self.settings.otel_endpoint is not None:
+                        # Before the routes are compiled: their steps are wrapped in spans then.
+                        self._tracing = Tracing(
+                            self.settings.otel_endpoint, self.settings.otel_service_name
+                        )
+                        install(self._tracing)
                     self.runtime = await Runtime.start(self.settings)
                     self._ops = OpsEndpoints(self.runtime)
+                    self._metrics = self.runtime.metrics.requests
                     if self.settings.health_port is not None:
                         self._health = await start_health_listener(
                             self.settings.host, self.settings.health_port
@@ -270,6 +352,13 @@ class Fd2App:
                     self._health.close()
                 if self.runtime is not None:
                     await self.runtime.close()
+                if self._tracing is not None:
+                    self._tracing.shutdown()  # sends the spans still buffered
+                if multiprocess():
+                    # This worker's live gauges (active streams) leave the sum.
+                    from prometheus_client.multiprocess import mark_process_dead
+
+                    mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -304,6 +393,18 @@ class Fd2App:
                 self._in_flight,
                 drain.cut(),
             )
+
+
+def _bind_log_context(request_id: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """JSON logs: the request's id and trace id on every line logged while it runs (the
+    request's own task, and the tasks it starts). The trace is the client's `traceparent`'s
+    (the request span's, once tracing starts one)."""
+    REQUEST_ID.set(request_id.decode("ascii"))
+    traceparent = None
+    for name, value in headers:
+        if name == b"traceparent":
+            traceparent = value
+    TRACE_ID.set(trace_id_from(traceparent))
 
 
 def _handler(route: Route, key: RouteKey, method: str) -> Handler:

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
 import resource
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +22,10 @@ from fd2.cli_settings import add_settings, formatter, settings_from_args, switch
 from fd2.config import SETTINGS_ENV, Settings
 from fd2.settings_table import SettingsError
 from fd2.version import VersionAction
+
+# prometheus-client reads it when first imported: set before any worker imports it (not imported
+# here from fd2.request_metrics for that reason).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +84,7 @@ def serve(settings: Settings) -> None:
     from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
 
+    _metrics_directory()
     # Workers are separate processes: they read the parsed settings back from the environment.
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     # Granian reports every write to a vanished client at info level: keep its log to warnings.
@@ -148,3 +156,19 @@ def connection_cap(settings: Settings) -> int:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def _metrics_directory() -> None:
+    """The directory the workers share their request metrics through (prometheus-client's
+    multi-process mode, `fd2.request_metrics`): fresh for each server start, so no figure of an
+    earlier run is counted again. One an operator set is emptied of such files instead."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return
+    directory = Path(tempfile.mkdtemp(prefix="fd2-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(directory)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)

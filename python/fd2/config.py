@@ -228,6 +228,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     access_log: Annotated[
         bool, LOGGING("one line per request: id, method, path, status, duration")
     ] = False
+    log_format: Annotated[
+        Literal["text", "json"],
+        LOGGING("log lines as text, or as JSON objects with the request id and trace id"),
+    ] = "text"
+    otel_endpoint: Annotated[
+        str | None,
+        LOGGING(
+            "OpenTelemetry: send traces to this OTLP/HTTP endpoint (e.g. "
+            "http://collector:4318/v1/traces); needs `pip install 'fd2[otel]'`",
+            "URL",
+        ),
+    ] = None
+    otel_service_name: Annotated[
+        str, LOGGING("OpenTelemetry: the service.name of fd2's spans", "NAME")
+    ] = "fd2"
 
     def __post_init__(self) -> None:
         # msgspec checks types and bounds when it decodes; a Settings built in Python gets the

@@ -80,6 +80,8 @@ class Unauthorized(Fd2Error):
             )
         super().__init__(message, code=code)
         self._missing = missing
+        self.missing = missing
+        """No credential was sent (else one was sent and not accepted)."""
         self._challenge = f'Bearer realm="{realm}"'.encode()
 
     def extra_headers(self) -> list[tuple[bytes, bytes]]:

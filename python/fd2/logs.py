@@ -6,6 +6,10 @@ import logging
 import sys
 import threading
 
+import orjson
+
+from fd2.log_context import REQUEST_ID, TRACE_ID
+
 _MIN_SECRET_LENGTH = 4
 _secret_values: set[str] = set()
 _lock = threading.Lock()
@@ -58,11 +62,33 @@ def _one_line(text: str) -> str:
     return text.translate(_CONTROL) if not text.isprintable() else text
 
 
-def configure_logging(level: str = "INFO") -> None:
+class _JsonFormatter(_RedactingFormatter):
+    """One JSON object per line: time, level, logger, pid, message, and the request id and
+    trace id of the request the line is about (null outside a request)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)  # redacted, one line, no stack
+        return orjson.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "pid": record.process,
+                "message": message,
+                "request_id": REQUEST_ID.get(),
+                "trace_id": TRACE_ID.get(),
+            }
+        ).decode()
+
+
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _RedactingFormatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s")
-    )
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter("%(message)s"))
+    else:
+        handler.setFormatter(
+            _RedactingFormatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s")
+        )
     root = logging.getLogger("fd2")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,9 +3,13 @@
 fd2's figures are computed when scraped: the collector reads counters the control plane keeps
 (rebuilds, each manifest source's outcomes, module health) when Prometheus asks, so the hot path
 takes no metric lock. Modules register theirs through `ModuleContext.metrics`
-(`module_metrics.py`), in the same registry. Metrics are per worker process (each worker has its
-own sources and route table); run one worker per container, or scrape each worker, when that
-matters.
+(`module_metrics.py`), in the same registry, and every request is counted by
+`request_metrics.py`.
+
+Under `fd2 serve` (prometheus-client's multi-process mode, `PROMETHEUS_MULTIPROC_DIR`) the request
+and module metrics of every worker are read from their files at each scrape, so one scrape shows
+all workers; the control-plane figures are the answering worker's own (every worker compiles the
+same route table from the same sources).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from prometheus_client.core import (
     Metric,
     SummaryMetricFamily,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from fd2.module_metrics import ModuleMetricFamilies, ModuleMetrics
+from fd2.request_metrics import RequestMetrics, install, multiprocess
 
 if TYPE_CHECKING:
     from fd2.runtime import Runtime
@@ -35,10 +41,17 @@ class MetricsRegistry:
 
     def __init__(self) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
+        self._multiprocess = multiprocess()
+        self._collectors: list[Collector] = []
         self._modules = ModuleMetricFamilies(self._registry)
+        self.requests = RequestMetrics(self._registry)
+        install(self.requests)
 
     def add_collector(self, collector: Collector) -> None:
-        self._registry.register(collector)
+        if self._multiprocess:
+            self._collectors.append(collector)
+        else:
+            self._registry.register(collector)
 
     def for_module(
         self, *, module_type: str, project: str, module: str, environment: str
@@ -53,7 +66,14 @@ class MetricsRegistry:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self._registry)
+        if not self._multiprocess:
+            return generate_latest(self._registry)
+        # Every worker's values, from the files; then this worker's control-plane collectors.
+        registry = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        for collector in self._collectors:
+            registry.register(collector)
+        return generate_latest(registry)
 
 
 class ControlPlaneCollector(Collector):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from fd2 import request_metrics
 from fd2.auth.errors import Forbidden
 from fd2.auth.policy import AuthPolicy
+from fd2.errors import Unauthorized
 from fd2.metering import Meter
 from fd2.module import Handler
 from fd2.request import Request
@@ -30,7 +32,14 @@ class Authenticate:
         self.policy = policy
 
     async def __call__(self, request: Request, send: Send, call_next: Handler) -> None:
-        request.identity = await self.policy.authenticate(request)
+        try:
+            request.identity = await self.policy.authenticate(request)
+        except Unauthorized as exc:
+            _failed(request, "missing" if exc.missing else "invalid")
+            raise
+        except Forbidden:
+            _failed(request, "forbidden")
+            raise
         await call_next(request, send)
 
 
@@ -50,11 +59,13 @@ class Authorise:
         if identity is not None:
             if not identity.allows_endpoint(request.path):
                 _log.info("request %s: endpoint not permitted", request.request_id)
+                _failed(request, "forbidden")
                 raise Forbidden()
             if identity.models is not None and not await self._model_allowed(
                 request, identity.models
             ):
                 _log.info("request %s: model not permitted", request.request_id)
+                _failed(request, "forbidden")
                 raise Forbidden()
         await call_next(request, send)
 
@@ -62,3 +73,12 @@ class Authorise:
         if self._meter is None:
             return request.method in _READS
         return await self._meter.model(request) in models
+
+
+def _failed(request: Request, reason: str) -> None:
+    """One auth failure in the metrics, by reason class (never the credential or its key id)."""
+    metrics = request_metrics.current()
+    if metrics is not None:
+        metrics.count(
+            metrics.auth_failures, request.project, request.module, request.environment, reason
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fd2 import request_metrics
 from fd2.auth.errors import RateLimited
 from fd2.errors import Fd2Error
 from fd2.limits.gcra import Decision
@@ -22,6 +23,7 @@ from fd2.limits.specs import LimitSpec
 from fd2.metering import Meter
 from fd2.module import Handler
 from fd2.request import Request
+from fd2.request_metrics import UPSTREAM_ERRORS
 from fd2.responses import send_error
 from fd2.types import Headers, Message, Send
 
@@ -64,6 +66,15 @@ class Limits:
         costs = [reserved if spec.kind == "tokens" else 1 for spec in specs]
         decision = await plan.limiter.acquire(specs, costs)
         headers = ratelimit_headers(specs, decision)
+        metrics = request_metrics.current()
+        if metrics is not None:
+            metrics.count(
+                metrics.limit_decisions,
+                request.project,
+                request.module,
+                request.environment,
+                "allowed" if decision.allowed else "limited",
+            )
         if not decision.allowed:
             raise _refusal(specs, costs, decision, headers)
         answer = _Answer(send, headers)
@@ -72,6 +83,8 @@ class Limits:
         except Fd2Error as exc:
             if answer.status:
                 raise
+            if isinstance(exc, UPSTREAM_ERRORS):  # counted here: the core never sees it
+                request_metrics.upstream_failed(request, exc.code or "bad_gateway")
             # Rendered here rather than by the core, so the error carries the headers too.
             await send_error(answer, exc)
         finally:

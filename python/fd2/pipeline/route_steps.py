@@ -17,6 +17,7 @@ from fd2.module import Handler
 from fd2.pipeline.auth import Authenticate, Authorise
 from fd2.pipeline.limits import Limits
 from fd2.pipeline.step import Step, compose
+from fd2.tracing import current as current_tracing
 
 Handlers = Mapping[str, Mapping[str, Handler]]
 
@@ -37,12 +38,16 @@ class RouteSteps:
         return self._authenticate is None and self.limits.empty
 
     def steps(self, meter: Meter | None) -> list[Step]:
-        """The steps of one endpoint, in order, given its meter (None: the module has none)."""
+        """The steps of one endpoint, in order, given its meter (None: the module has none);
+        each in a span of its own when tracing is on (decided here, once)."""
         steps: list[Step] = []
         if self._authenticate is not None:
             steps += (self._authenticate, Authorise(meter))
         if self._authenticate is not None or not self.limits.empty:
             steps.append(Limits(self.limits, meter))
+        tracing = current_tracing()
+        if tracing is not None:
+            steps = [tracing.step(step) for step in steps]
         return steps
 
     def apply(self, handlers: Handlers, meters: Mapping[str, Meter]) -> Handlers:
