@@ -9,11 +9,15 @@ DEFAULT_TIMEOUT_S = 0.05
 hung or lost, and the limiter's failure policy is better than waiting on it (`--redis-timeout`)."""
 
 
+_CONNECT_FLOOR_S = 0.5
+
+
 def make_redis(redis_url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
     """A Redis client for the hot path: short timeouts, no retries, a bounded blocking pool.
 
-    `timeout` bounds connecting and every command: with a hung server (stopped, not refusing)
-    a request waits at most this long, once, before the limiter's back-off takes over."""
+    `timeout` bounds every command: with a hung server (stopped, not refusing) a request waits
+    at most this long, once, before the limiter's back-off takes over. Connecting may take up to
+    half a second (a loaded machine's first connection must not fail over to local limits)."""
     import redis.asyncio  # imported only where Redis is configured
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -24,7 +28,9 @@ def make_redis(redis_url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
         redis_url,
         max_connections=64,
         timeout=1.0,
-        socket_connect_timeout=timeout,
+        # Connecting happens once per pooled connection; a hung server still accepts TCP (the
+        # kernel answers), so the command timeout below is what bounds a request against it.
+        socket_connect_timeout=max(timeout, _CONNECT_FLOOR_S),
         socket_timeout=timeout,
         health_check_interval=30,
         # No retries with back-off inside a request: the limiter's own breaker decides what a
