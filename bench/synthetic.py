@@ -32,6 +32,9 @@ def project_manifest(
                 "module_type": "inference_endpoint",
                 "name": f"chat-{index}",
                 "status": "enabled",
+                # The load profiles measure an open route: said explicitly (fd2 opens nothing by
+                # omission).
+                "auth": {"mode": "none"},
                 "config": {
                     "model_name": "gpt-4o-mini",
                     "endpoint_url": "${environments.${environment}.urls.llm_base_url}"
