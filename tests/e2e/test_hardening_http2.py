@@ -72,7 +72,11 @@ class H2Client:
     def _flush(self) -> None:
         data = self.conn.data_to_send()
         if data:
-            self.sock.sendall(data)
+            try:
+                self.sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server closed the connection before taking all of it: a refusal too.
+                self.closed = True
 
     def start(self, method: str, path: str, extra: list[tuple[bytes, bytes]], end: bool) -> int:
         stream = self.conn.get_next_available_stream_id()
