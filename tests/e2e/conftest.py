@@ -279,13 +279,18 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="session")
-def standin(logs_dir: Path) -> Iterator[Service]:
+def start_standin(name: str, log_dir: Path) -> Service:
+    """An OpenAI stand-in process on a free loopback port."""
     port = free_port()
     argv = [sys.executable, str(STANDIN_SCRIPT), "--host", "127.0.0.1", "--port", str(port)]
-    service = start_service(
-        "standin", argv, port=port, ready_path="/_standin/stats", log_dir=logs_dir, deadline_s=15
+    return start_service(
+        name, argv, port=port, ready_path="/_standin/stats", log_dir=log_dir, deadline_s=15
     )
+
+
+@pytest.fixture(scope="session")
+def standin(logs_dir: Path) -> Iterator[Service]:
+    service = start_standin("standin", logs_dir)
     yield service
     service.stop()
 

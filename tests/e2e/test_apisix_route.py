@@ -10,7 +10,6 @@ tests/e2e/manifest_cache/test_ct_secure_default.py.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +20,12 @@ import openai
 import pytest
 
 from .conftest import (
-    STANDIN_SCRIPT,
     Service,
     fd2_argv,
     fd2_env,
     free_port,
     start_service,
+    start_standin,
 )
 from .leaks import LEAKS
 from .support import assert_openai_error
@@ -178,11 +177,7 @@ def manifest(node_a: str, node_b: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def second_standin(logs_dir: Path) -> Iterator[Service]:
-    port = free_port()
-    argv = [sys.executable, str(STANDIN_SCRIPT), "--host", "127.0.0.1", "--port", str(port)]
-    service = start_service(
-        "standin-b", argv, port=port, ready_path="/_standin/stats", log_dir=logs_dir, deadline_s=15
-    )
+    service = start_standin("standin-b", logs_dir)
     yield service
     service.stop()
 
