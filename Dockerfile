@@ -45,7 +45,7 @@ RUN python3 -m venv /opt/fd2 \
 
 COPY pyproject.toml Cargo.toml Cargo.lock README.md ./
 COPY rust/ rust/
-# python/inference_openai is a link into modules/: both go in, and maturin packs the modules.
+# python/fd2_inference is a link into modules/: both go in, and maturin packs the modules.
 COPY python/ python/
 COPY modules/ modules/
 

@@ -30,18 +30,18 @@ import orjson
 import uvloop
 
 from fd2.auth.api_keys import KeyHasher
-from fd2.auth.compiler import GateCompiler
+from fd2.control.manifests.compile import declarations
+from fd2.control.manifests.decode import decode_manifest
+from fd2.control.secrets import SecretResolver
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import specs_for
-from fd2.manifests.compile import declarations
-from fd2.manifests.decode import decode_manifest
 from fd2.module import Handler
-from fd2.request import Request
-from fd2.secrets import SecretResolver
-from inference_openai.metering import CHAT, OpenAIMeter
-from inference_openai.transforms import Defaults, prepare_chat
+from fd2.pipeline.compiler import StepCompiler
+from fd2.serving.request import Request
+from fd2_inference.metering import CHAT, OpenAIMeter
+from fd2_inference.transforms import Defaults, prepare_chat
 
 SECRET = "bench-jwt-secret-" * 4
 PEPPER = b"bench-pepper"
@@ -102,7 +102,7 @@ def fresh_tokens() -> Callable[[], str]:
     return lambda: token(next(counter))
 
 
-def composed(compiler: GateCompiler) -> dict[str, Handler]:
+def composed(compiler: StepCompiler) -> dict[str, Handler]:
     found = declarations(decode_manifest(manifest(), origin="bench"), origin="b", default_env="dev")
     peers = {d.module: d for d in found}
     config = {"model_name": "gpt-4o-mini"}
@@ -171,7 +171,7 @@ async def time_case(route: Handler, make: Callable[[], Request], n: int) -> list
 
 async def run_suite(limiter: Any, label: str, n: int) -> None:
     async with aiohttp.ClientSession() as http:
-        compiler = GateCompiler(
+        compiler = StepCompiler(
             secrets=SecretResolver(environ={}),
             environ={},
             http=http,

@@ -22,11 +22,11 @@ from typing import Any
 
 import aiohttp
 
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import SecretResolver
+from fd2.control.sources.local import LocalDirectorySource
 from fd2.module import Timeouts
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import SecretResolver
-from fd2.sources.local import LocalDirectorySource
 from procs import BIN, Pinning, Processes, run_json
 from synthetic import project_manifest, write_projects
 from targets import Standins, chat_body, start_fd2

@@ -17,12 +17,12 @@ from typing import Any
 
 import aiohttp
 
-from fd2.manifests.compile import content_digest
-from fd2.manifests.decode import convert_manifest
+from fd2.control.manifests.compile import content_digest
+from fd2.control.manifests.decode import convert_manifest
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import SecretResolver
 from fd2.module import Timeouts
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import SecretResolver
 
 MODULES_PER_PROJECT = 5
 ENVIRONMENTS = ("development", "production")

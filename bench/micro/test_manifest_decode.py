@@ -14,8 +14,8 @@ import msgspec
 import pytest
 from synthetic_manifest import manifest_bytes
 
-from fd2.manifests.decode import decode_manifest
-from fd2.manifests.models import ProjectManifest
+from fd2.control.manifests.decode import decode_manifest
+from fd2.control.manifests.models import ProjectManifest
 
 DATA = manifest_bytes()
 _ONE_PASS = msgspec.json.Decoder(ProjectManifest)

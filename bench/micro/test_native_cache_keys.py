@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from fd2.cache_keys import CacheKeyer
-from inference_openai import InferenceOpenAIModule
+from fd2_inference import InferenceModule
 
-EXCLUDED = sorted(InferenceOpenAIModule.cache_key_ignores)
+EXCLUDED = sorted(InferenceModule.cache_key_ignores)
 KEYER = CacheKeyer(exclude=EXCLUDED, namespace="bench")
 
 

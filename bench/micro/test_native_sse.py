@@ -15,7 +15,7 @@ import orjson
 import pytest
 from python_sse import PythonSseRelay
 
-from fd2.sse import SseFramer
+from fd2.serving.sse import SseFramer
 
 
 def _event(payload: dict[str, Any]) -> bytes:

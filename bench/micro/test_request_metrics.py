@@ -20,14 +20,14 @@ from pathlib import Path
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from fd2.metering import Usage
-from fd2.metrics import MetricsRegistry
+from fd2.telemetry.metrics import MetricsRegistry
 
 LIMIT_US = 5.0
 _MEASURE = textwrap.dedent(
     """
     import time
     from fd2.metering import Usage
-    from fd2.metrics import MetricsRegistry
+    from fd2.telemetry.metrics import MetricsRegistry
 
     metrics = MetricsRegistry().requests
     usage = Usage(prompt_tokens=20, completion_tokens=7)
@@ -58,10 +58,10 @@ _MEASURE = textwrap.dedent(
 _DISPATCH = textwrap.dedent(
     """
     import asyncio, time, types
-    from fd2.app import Fd2App
+    from fd2.serving.app import Fd2App
     from fd2.config import Settings
-    from fd2.metrics import MetricsRegistry
-    from fd2.route_table import Route, RouteGroup, RouteTable
+    from fd2.telemetry.metrics import MetricsRegistry
+    from fd2.control.route_table import Route, RouteGroup, RouteTable
 
     class Loaded:  # the module instance's in-flight count: nothing to count here
         def acquire(self): pass

@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from fd2.environments import canonical_environment
-from fd2.errors import InvalidRoute
-from fd2.route_table import Route, RouteGroup, RouteTable
-from fd2.routing import key_from_path
+from fd2.control.environments import canonical_environment
+from fd2.control.route_table import Route, RouteGroup, RouteTable
+from fd2.serving.errors import InvalidRoute
+from fd2.serving.routing import key_from_path
 
 PROJECTS, MODULES = 1000, 5
 ENVIRONMENTS = ("development", "staging")  # 1000 x 5 x 2 = 10k routes

@@ -1,3 +1,3 @@
-from fd2.cli import main
+from fd2.cli.main import main
 
 main()

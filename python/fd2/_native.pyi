@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Final, final
 
-from fd2.errors import Fd2Error
+from fd2.serving.errors import Fd2Error
 
 __all__ = [
     "CACHE_KEY_VERSION",
@@ -27,7 +27,7 @@ __all__ = [
 CACHE_KEY_VERSION: Final[str]
 
 class NativeError(Fd2Error):
-    """Root of every exception raised by fd2._native (an fd2.errors.Fd2Error)."""
+    """Root of every exception raised by fd2._native (an fd2.serving.errors.Fd2Error)."""
 
 class SseStateError(NativeError):
     """An SSE framer was called in a state that does not allow it (e.g. feed() after finish())."""

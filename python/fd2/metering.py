@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 if TYPE_CHECKING:
-    from fd2.request import Request
+    from fd2.serving.request import Request
 
 
 class Cost(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import aiohttp
 import msgspec
 
+from fd2.control.secrets import Secret
+from fd2.control.tasks import Supervisor
 from fd2.metering import Meter
-from fd2.module_metrics import ModuleMetrics
-from fd2.request import Request
-from fd2.secrets import Secret
-from fd2.tasks import Supervisor
+from fd2.serving.request import Request
+from fd2.telemetry.module_metrics import ModuleMetrics
 from fd2.types import Send
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from fd2.module_calls import ModuleHandle
+    from fd2.serving.module_calls import ModuleHandle
 
 Handler = Callable[[Request, Send], Awaitable[None]]
 """Answers one request by writing a complete response to `send` (or raising an Fd2Error)."""
@@ -87,12 +87,13 @@ class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):
     modules: Mapping[str, ModuleHandle] = msgspec.field(default_factory=dict)
     """The same dependencies, callable in process: `await context.modules["chat"].call("POST",
     "/v1/chat/completions", body)` runs that module's route for this environment
-    (`fd2.module_calls`)."""
+    (`fd2.serving.module_calls`)."""
     redis: Redis | None = None
     """The worker's one Redis client (`--redis-url`), shared with limits and manifest sharing;
     None without Redis. Do not close it. Its commands time out after `--redis-timeout`."""
     metrics: ModuleMetrics = msgspec.field(default_factory=ModuleMetrics.unregistered)
-    """Where the module registers its metrics, shown by `GET /metrics` (`fd2.module_metrics`)."""
+    """Where the module registers its metrics, shown by `GET /metrics`
+    (`fd2.telemetry.module_metrics`)."""
     tasks: Supervisor = msgspec.field(default_factory=Supervisor)
     """Background work of this instance: `tasks.spawn(name, run)` / `tasks.every(name, s, tick)`;
     a task that fails is restarted with back-off, and all stop before `close()` is called."""
@@ -113,7 +114,8 @@ class Module(abc.ABC):
 
     @abc.abstractmethod
     async def setup(self, context: ModuleContext) -> None:
-        """Prepare to serve. Raise `fd2.errors.ConfigError` if the config cannot be served."""
+        """Prepare to serve. Raise `fd2.serving.errors.ConfigError` if the config cannot be
+        served."""
 
     @abc.abstractmethod
     def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:

@@ -6,7 +6,7 @@ request's content is. The encoder of an encoding is built on its first use (~0.2
 process; importing this module does no work.
 
 How a provider's request turns into text to count (OpenAI's chat messages, for one) is the
-module's rule, not the core's: see `inference_openai.metering`.
+module's rule, not the core's: see `fd2_inference.metering`.
 """
 
 from __future__ import annotations

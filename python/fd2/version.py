@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Any, NoReturn
 
-from fd2.registry import ENTRY_POINT_GROUP
+from fd2.control.registry import ENTRY_POINT_GROUP
 
 
 def version_text() -> str:

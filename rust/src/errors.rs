@@ -149,7 +149,7 @@ impl From<Error> for PyErr {
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let root = py
-        .import("fd2.errors")?
+        .import("fd2.serving.errors")?
         .getattr("Fd2Error")?
         .cast_into::<PyType>()?;
     let types = TYPES.get_or_try_init(py, || -> PyResult<Vec<Py<PyType>>> {

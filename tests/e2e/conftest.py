@@ -172,7 +172,7 @@ def quick_manifest(upstream: str) -> dict[str, Any]:
         "version": "1.0.0",
         "runtime": {
             "type": "python:3.11",
-            "implementation": "inference_openai.InferenceOpenAIModule",
+            "implementation": "fd2_inference.InferenceModule",
         },
         "endpoints": {"dev": {"primary": f"http://{upstream}/v1"}},
         "configuration_references": [

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fd2.manifests.portable import portable
+from fd2.control.manifests.portable import portable
 
 from .conftest import EXAMPLE_MANIFESTS, FD2_ENV, Service, fd2_argv, fd2_env
 from .manifest_cache.ct_support import CT_SECRET, start_tower

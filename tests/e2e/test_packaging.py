@@ -56,7 +56,7 @@ def test_installed_package_carries_the_built_in_modules(installed: Path) -> None
             str(installed / "python"),
             "-I",
             "-c",
-            "import inference_openai; print(inference_openai.__file__)",
+            "import fd2_inference; print(fd2_inference.__file__)",
         ],
         cwd=installed,
         env={"PATH": os.environ["PATH"]},

@@ -258,7 +258,7 @@ def module_manifest(
         "module_type": "inference_openai",
         "runtime": {
             "type": "python:3.11",
-            "implementation": "inference_openai.InferenceOpenAIModule",
+            "implementation": "fd2_inference.InferenceModule",
         },
         "endpoints": {"dev": {"primary": f"http://{upstream}/v1"}},
         "configuration_references": references,

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fd2.secrets import SecretResolver
-from fd2.vault.session import VaultFailure, VaultSession
-from fd2.vault.settings import VaultSettings
+from fd2.control.secrets import SecretResolver
+from fd2.control.vault.session import VaultFailure, VaultSession
+from fd2.control.vault.settings import VaultSettings
 
 from .conftest import Service, free_port
 from .leaks import LEAKS

@@ -57,7 +57,7 @@ from typing import Any
 import orjson
 
 from fd2.tokens import count_prompt, encoding_for_model
-from inference_openai.metering import count_chat
+from fd2_inference.metering import count_chat
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 
 from fd2.metering import Cost, Usage
-from fd2.request import Request
-from fd2.responses import send_bytes
+from fd2.serving.request import Request
+from fd2.serving.responses import send_bytes
 
 
 def make_request(

@@ -9,12 +9,12 @@ import aiohttp
 import pytest
 
 from fd2.auth.api_keys import KeyHasher
-from fd2.auth.compiler import GateCompiler
-from fd2.errors import ConfigError
+from fd2.control.manifests.compile import declarations
+from fd2.control.manifests.decode import decode_manifest
+from fd2.control.secrets import SecretResolver
 from fd2.limits.gcra import LocalLimiter
-from fd2.manifests.compile import declarations
-from fd2.manifests.decode import decode_manifest
-from fd2.secrets import SecretResolver
+from fd2.pipeline.compiler import StepCompiler
+from fd2.serving.errors import ConfigError
 
 REFERENCE = Path(__file__).parents[2] / "examples" / "manifests" / "acme.json"
 ENV = {"ACME_DEV_JWT_SECRET": "s" * 40, "ACME_UPSTREAM_API_KEY": "k"}
@@ -31,7 +31,7 @@ def acme(edit=None):
 @pytest.fixture
 async def compiler():
     async with aiohttp.ClientSession() as http:
-        yield GateCompiler(
+        yield StepCompiler(
             secrets=SecretResolver(environ=ENV),
             environ=ENV,
             http=http,

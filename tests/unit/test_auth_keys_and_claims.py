@@ -11,7 +11,7 @@ from fd2.auth import api_keys
 from fd2.auth.api_keys import ApiKey, ApiKeyRecord, KeyHasher, KeyTable, new_key
 from fd2.auth.credentials import looks_like_jwt, presented_credential
 from fd2.auth.identity import identity_from_claims
-from fd2.errors import Unauthorized
+from fd2.serving.errors import Unauthorized
 
 
 def test_hashes_are_hmac_sha256_with_the_pepper():

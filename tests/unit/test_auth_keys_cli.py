@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fd2.cli import main
+from fd2.cli.main import main
 
 
 def test_keys_new_prints_a_key_and_its_hmac(capsys, monkeypatch):

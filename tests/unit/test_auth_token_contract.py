@@ -15,8 +15,8 @@ from fd2.auth.token_contract import (
     service_request,
     token_settings,
 )
-from fd2.errors import BadRequest, ConfigError, UpstreamError
-from fd2.secrets import Secret
+from fd2.control.secrets import Secret
+from fd2.serving.errors import BadRequest, ConfigError, UpstreamError
 
 KEY = bytes(range(32))
 LOGIN = {"username": "alice", "password": "wonderland"}

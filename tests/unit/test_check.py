@@ -10,11 +10,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from fd2.check import CheckOptions, Report, check
-from fd2.check_problems import Problem
+from fd2.cli.check import CheckOptions, Report, check
+from fd2.cli.check_problems import Problem
 from fd2.config import Settings
-from fd2.manifest_set import read_directory
-from fd2.manifests.portable import portable
+from fd2.control.manifest_set import read_directory
+from fd2.control.manifests.portable import portable
 
 LLM = "http://127.0.0.1:9/v1"
 

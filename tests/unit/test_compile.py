@@ -1,10 +1,10 @@
 import pytest
 
-from fd2.errors import ConfigError
-from fd2.manifests.compile import declarations, resolve_declaration
-from fd2.manifests.decode import convert_manifest
+from fd2.control.manifests.compile import declarations, resolve_declaration
+from fd2.control.manifests.decode import convert_manifest
+from fd2.control.secrets import Secret, SecretResolver
 from fd2.module import Timeouts
-from fd2.secrets import Secret, SecretResolver
+from fd2.serving.errors import ConfigError
 
 BASE = Timeouts(connect_s=2, read_s=60, total_s=300)
 

@@ -8,8 +8,8 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from fd2.cli import build_parser, main
-from fd2.cli_settings import settings_from_args
+from fd2.cli.main import build_parser, main
+from fd2.cli.settings import settings_from_args
 from fd2.config import GROUPS, SETTINGS_ENV, Settings, settings_from_environment
 from fd2.settings_table import (
     Group,

@@ -4,8 +4,8 @@ import resource
 
 import pytest
 
-from fd2.cli import build_parser, connection_cap
-from fd2.cli_settings import settings_from_args
+from fd2.cli.main import build_parser, connection_cap
+from fd2.cli.settings import settings_from_args
 from fd2.config import Settings, settings_from_environment
 from fd2.settings_table import SettingsError
 

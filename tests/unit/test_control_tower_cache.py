@@ -11,16 +11,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from fd2.errors import NotFound, ServiceUnavailable
-from fd2.manifests.models import ProjectManifest
+from fd2.control.manifests.models import ProjectManifest
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import Secret, SecretResolver
+from fd2.control.sources.cache_state import SharedCopy
+from fd2.control.sources.control_tower_cache import ControlTowerCache, manifest_digest
+from fd2.control.sources.control_tower_client import ControlTowerClient
+from fd2.control.sources.lookup_limit import LookupLimiter
 from fd2.module import Timeouts
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import Secret, SecretResolver
-from fd2.sources.cache_state import SharedCopy
-from fd2.sources.control_tower_cache import ControlTowerCache, manifest_digest
-from fd2.sources.control_tower_client import ControlTowerClient
-from fd2.sources.lookup_limit import LookupLimiter
+from fd2.serving.errors import NotFound, ServiceUnavailable
 
 ACME = json.loads((Path(__file__).parents[2] / "examples" / "manifests" / "acme.json").read_text())
 

@@ -4,10 +4,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from fd2.manifests.decode import ManifestError
-from fd2.secrets import Secret
-from fd2.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
-from fd2.sources.lookup_limit import LookupLimiter
+from fd2.control.manifests.decode import ManifestError
+from fd2.control.secrets import Secret
+from fd2.control.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
+from fd2.control.sources.lookup_limit import LookupLimiter
 
 MANIFEST = {"project_id": "acme", "modules": []}
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from fd2.errors import ConfigError
-from fd2.secrets import Secret
-from fd2.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
+from fd2.control.secrets import Secret
+from fd2.control.sources.control_tower_client import ControlTowerClient, ControlTowerUnavailable
+from fd2.serving.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

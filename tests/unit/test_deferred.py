@@ -2,12 +2,12 @@
 
 import pytest
 
-from fd2.errors import ConfigError
-from fd2.manifests.compile import declarations, resolve_declaration
-from fd2.manifests.decode import convert_manifest
-from fd2.manifests.deferred import DeferredValue, DeferredValueError
+from fd2.control.manifests.compile import declarations, resolve_declaration
+from fd2.control.manifests.decode import convert_manifest
+from fd2.control.manifests.deferred import DeferredValue, DeferredValueError
+from fd2.control.secrets import Secret, SecretResolver
 from fd2.module import Timeouts
-from fd2.secrets import Secret, SecretResolver
+from fd2.serving.errors import ConfigError
 
 ENVIRONMENTS = {
     "common": {"secrets": {"groq_api_key": "env:GROQ_KEY", "nested": {"token": "env:NESTED"}}},

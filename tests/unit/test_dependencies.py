@@ -1,6 +1,6 @@
 import pytest
 
-from fd2.dependencies import dependency_problems
+from fd2.control.dependencies import dependency_problems
 
 
 def problems(graph: dict[str, list[str]], disabled: tuple[str, ...] = ()) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""fd2.draining: work held by a guard is cancelled at the deadline and told apart from other
+"""fd2.serving.draining: work held by a guard is cancelled at the deadline and told apart from other
 cancellations; the signal hook keeps the event loop's own handler (Granian's) working."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from fd2.draining import Drain, DrainGuard
+from fd2.serving.draining import Drain, DrainGuard
 
 
 async def test_the_deadline_cancels_held_work_which_takes_the_cut_back() -> None:
@@ -80,7 +80,7 @@ async def test_work_starting_after_the_deadline_is_ended_at_its_first_wait() -> 
 
 _HOOK = """
 import asyncio, os, signal, uvloop
-from fd2.draining import on_termination
+from fd2.serving.draining import on_termination
 
 async def main():
     loop = asyncio.get_running_loop()

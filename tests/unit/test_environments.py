@@ -1,6 +1,6 @@
 import pytest
 
-from fd2.environments import canonical_environment, is_valid_environment_name
+from fd2.control.environments import canonical_environment, is_valid_environment_name
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from fd2.errors import ConfigError
-from fd2.gateway import GatewayRoute, compile_apisix_route
-from fd2.gateway.route import (
+from fd2.control.gateway import GatewayRoute, compile_apisix_route
+from fd2.control.gateway.route import (
     HeaderOp,
     JwtAuthSpec,
     LimitRule,
@@ -18,7 +17,8 @@ from fd2.gateway.route import (
     UpstreamTimeouts,
     Variable,
 )
-from fd2.secrets import Secret
+from fd2.control.secrets import Secret
+from fd2.serving.errors import ConfigError
 
 NODES = {"127.0.0.1:9100": 1}
 

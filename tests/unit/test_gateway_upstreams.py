@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from fd2.errors import ConfigError
-from fd2.gateway import GatewayRoute, compile_apisix_route
-from fd2.gateway.route import Balancer, Node, UpstreamTimeouts
+from fd2.control.gateway import GatewayRoute, compile_apisix_route
+from fd2.control.gateway.route import Balancer, Node, UpstreamTimeouts
+from fd2.serving.errors import ConfigError
 
 
 def gateway(*routes: dict[str, Any], **extra: Any) -> dict[str, Any]:

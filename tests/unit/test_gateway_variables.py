@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd2.errors import ConfigError
-from fd2.gateway.route import Variable
-from fd2.gateway.variables import has_variables, parse_text, render, static_text
-from fd2.request import Request
-from fd2.secrets import Secret
+from fd2.control.gateway.route import Variable
+from fd2.control.gateway.variables import has_variables, parse_text, render, static_text
+from fd2.control.secrets import Secret
+from fd2.serving.errors import ConfigError
+from fd2.serving.request import Request
 
 
 def request(headers: Sequence[tuple[bytes, bytes]] = (), query: bytes = b"") -> Request:

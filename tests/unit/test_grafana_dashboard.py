@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from fd2.metrics import MetricsRegistry
+from fd2.telemetry.metrics import MetricsRegistry
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "fd2.json"
 _METRIC = re.compile(r"\bfd2_[a-z_]+")

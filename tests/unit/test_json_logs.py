@@ -6,8 +6,8 @@ import logging
 import orjson
 import pytest
 
-from fd2.log_context import REQUEST_ID, TRACE_ID, trace_id_from
-from fd2.logs import configure_logging, register_secret_value
+from fd2.telemetry.log_context import REQUEST_ID, TRACE_ID, trace_id_from
+from fd2.telemetry.logs import configure_logging, register_secret_value
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -33,7 +33,7 @@ def test_a_line_carries_the_request_and_trace_ids(json_lines):
     first, second = json_lines()
     assert first["message"] == "upstream said no"
     assert (first["request_id"], first["trace_id"]) == ("req-1", TRACE)
-    assert first["level"] == "INFO" and first["logger"] == "fd2.app"
+    assert first["level"] == "INFO" and first["logger"] == "fd2.serving.app"
     assert (second["request_id"], second["trace_id"]) == (None, None)
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import SecretResolver
+from fd2.control.sources.local import LocalDirectorySource
 from fd2.module import Timeouts
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import SecretResolver
-from fd2.sources.local import LocalDirectorySource
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 

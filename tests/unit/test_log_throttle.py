@@ -2,7 +2,7 @@
 
 import logging
 
-from fd2.log_throttle import ThrottledLog
+from fd2.telemetry.log_throttle import ThrottledLog
 
 
 def test_repeats_within_the_interval_are_counted_not_written(caplog):

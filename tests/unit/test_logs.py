@@ -3,7 +3,7 @@
 import io
 import logging
 
-from fd2.logs import configure_logging
+from fd2.telemetry.logs import configure_logging
 
 
 def test_control_characters_from_clients_cannot_forge_lines():

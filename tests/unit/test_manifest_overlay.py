@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from fd2.dependencies import dependency_names
-from fd2.manifests.compile import declarations
-from fd2.manifests.decode import ManifestError, decode_manifest
+from fd2.control.dependencies import dependency_names
+from fd2.control.manifests.compile import declarations
+from fd2.control.manifests.decode import ManifestError, decode_manifest
 
 
 def manifest(modules, metadata=None, **extra):

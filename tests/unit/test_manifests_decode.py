@@ -4,9 +4,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fd2.manifests.compile import content_digest, declarations
-from fd2.manifests.decode import ManifestError, decode_manifest
-from fd2.manifests.models import ModuleManifest, ProjectManifest
+from fd2.control.manifests.compile import content_digest, declarations
+from fd2.control.manifests.decode import ManifestError, decode_manifest
+from fd2.control.manifests.models import ModuleManifest, ProjectManifest
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 
@@ -34,7 +34,7 @@ def test_reference_project_manifest_decodes():
 def test_reference_module_manifest_decodes():
     manifest = decode_manifest(load("billing-assistant.module.json"), origin="billing")
     assert isinstance(manifest, ModuleManifest)
-    assert manifest.runtime.implementation == "inference_openai.InferenceOpenAIModule"
+    assert manifest.runtime.implementation == "fd2_inference.InferenceModule"
     assert manifest.endpoints["staging"].fallback == "http://127.0.0.1:9103/v1"
     assert manifest.timeouts is not None and manifest.timeouts.total_s == 300
     assert [r.required for r in manifest.configuration_references] == [True, False, False]

@@ -9,16 +9,16 @@ import msgspec
 import orjson
 import pytest
 
-from fd2.disconnect import cancel_on_disconnect
-from fd2.errors import BadRequest, ConfigError
-from fd2.manifests.models import ProjectManifest
+from fd2.control.manifests.models import ProjectManifest
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import SecretResolver
 from fd2.module import Module, ModuleContext, Timeouts
-from fd2.module_calls import ModuleHandle
-from fd2.registry import ModuleRegistry
-from fd2.request import Request
-from fd2.responses import send_bytes
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import SecretResolver
+from fd2.serving.disconnect import cancel_on_disconnect
+from fd2.serving.errors import BadRequest, ConfigError
+from fd2.serving.module_calls import ModuleHandle
+from fd2.serving.request import Request
+from fd2.serving.responses import send_bytes
 from fd2.types import Send
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from fd2.errors import ConfigError
-from fd2.manifests.decode import decode_manifest
+from fd2.control.manifests.decode import decode_manifest
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import Secret, SecretResolver
 from fd2.module import Module, ModuleContext, Timeouts
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import Secret, SecretResolver
+from fd2.serving.errors import ConfigError
 
 ACME = json.loads((Path(__file__).parents[2] / "examples" / "manifests" / "acme.json").read_text())
 ENV = {"ACME_UPSTREAM_API_KEY": "acme-upstream-1", "ACME_DEV_JWT_SECRET": "acme-jwt-dev-1"}

@@ -8,14 +8,14 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fd2.manifests.decode import decode_manifest
-from fd2.metrics import MetricsRegistry
+from fd2.control.manifests.decode import decode_manifest
+from fd2.control.module_health import ModuleHealth
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import SecretResolver
+from fd2.control.tasks import Supervisor
 from fd2.module import Health, Module, ModuleContext, Timeouts
-from fd2.module_health import ModuleHealth
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import SecretResolver
-from fd2.tasks import Supervisor
+from fd2.telemetry.metrics import MetricsRegistry
 
 
 class Checked(Module):

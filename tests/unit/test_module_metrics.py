@@ -5,8 +5,8 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fd2.errors import ConfigError
-from fd2.metrics import MetricsRegistry
+from fd2.serving.errors import ConfigError
+from fd2.telemetry.metrics import MetricsRegistry
 
 DEV = {"project": "acme", "module": "chat", "environment": "dev"}
 
@@ -78,7 +78,7 @@ def test_invalid_and_reserved_names_are_refused(name, labels):
 def test_label_sets_are_bounded_per_route(caplog):
     registry = MetricsRegistry()
     counter = route(registry).counter("by_user_total", "x", labels=("user",), max_series=3)
-    with caplog.at_level(logging.WARNING, logger="fd2.metrics"):
+    with caplog.at_level(logging.WARNING, logger="fd2.telemetry.metrics"):
         for user in ("u1", "u2", "u3", "u4", "u5", "u1"):
             counter.labels(user=user).inc()
     name = "fd2_prompt_runner_by_user_total"

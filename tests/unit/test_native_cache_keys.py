@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from jcs_reference import canonical as reference_canonical
 
 from fd2.cache_keys import CACHE_KEY_VERSION, CacheKeyer, CacheKeyError
-from fd2.errors import Fd2Error
-from inference_openai import InferenceOpenAIModule
+from fd2.serving.errors import Fd2Error
+from fd2_inference import InferenceModule
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[1] / "vectors" / "cache_keys.json").read_text("utf-8")
@@ -90,7 +90,7 @@ def test_equivalent_spellings_share_a_key() -> None:
 
 def test_excluded_fields() -> None:
     # The inference module's declaration: fields that change delivery, not the answer.
-    keyer = CacheKeyer(exclude=sorted(InferenceOpenAIModule.cache_key_ignores))
+    keyer = CacheKeyer(exclude=sorted(InferenceModule.cache_key_ignores))
     assert keyer.exclude == ["stream", "stream_options", "user"]
     a = b'{"model":"m","stream":true,"user":"a","stream_options":{"include_usage":true}}'
     b = b'{"model":"m","stream":false,"user":"b"}'

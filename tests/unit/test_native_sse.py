@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sse_reference import BOM, reference_events
 
 from fd2._native import NativeError, SseDecoder, SseEventTooLarge, SseFramer, SseStateError
-from fd2.errors import Fd2Error
+from fd2.serving.errors import Fd2Error
 
 
 def relay(chunks: list[bytes], **kwargs: int) -> tuple[bytes, SseFramer]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fd2.errors import Fd2Error
+from fd2.serving.errors import Fd2Error
 from fd2.tokens import (
     UnknownEncoding,
     count_prompt,

@@ -5,9 +5,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from fd2.auth.jwe import content_key
-from fd2.errors import SecretError
-from fd2.offline_secrets import UNSET_STAND_IN, OfflineSecrets, PlaceholderEnviron
-from fd2.secrets import SecretResolver
+from fd2.control.offline_secrets import UNSET_STAND_IN, OfflineSecrets, PlaceholderEnviron
+from fd2.control.secrets import SecretResolver
+from fd2.serving.errors import SecretError
 
 
 def test_a_reference_stands_in_for_itself_without_being_read(tmp_path):

@@ -12,8 +12,8 @@ from fd2.auth.api_keys import ApiKey, ApiKeyRecord, KeyHasher, KeyTable
 from fd2.auth.errors import Forbidden
 from fd2.auth.identity import Identity
 from fd2.auth.policy import AuthPolicy
-from fd2.errors import Unauthorized
 from fd2.pipeline.auth import Authenticate, Authorise
+from fd2.serving.errors import Unauthorized
 
 PEPPER = b"pepper"
 KEY = "fd2_unit-test-key"

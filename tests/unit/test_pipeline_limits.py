@@ -8,12 +8,12 @@ from pipeline_support import Answering, FixedMeter, Recorder, make_request
 
 from fd2.auth.errors import RateLimited
 from fd2.auth.identity import Identity
-from fd2.errors import UpstreamError
 from fd2.limits.gcra import LocalLimiter, decide
 from fd2.limits.plan import LimitPlan, credential_specs
 from fd2.limits.specs import LimitSpec, specs_for
 from fd2.metering import Usage
 from fd2.pipeline.limits import Limits, duration, ratelimit_headers, retry_after
+from fd2.serving.errors import UpstreamError
 
 TOKENS = {"tokens_per_minute": 1000}
 SECOND = 1_000_000

@@ -9,13 +9,13 @@ from test_request_metrics import value
 
 from fd2.auth.errors import Forbidden, RateLimited
 from fd2.auth.identity import Identity
-from fd2.errors import Unauthorized, UpstreamTimeout
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import specs_for
-from fd2.metrics import MetricsRegistry
 from fd2.pipeline.auth import Authenticate, Authorise
 from fd2.pipeline.limits import Limits
+from fd2.serving.errors import Unauthorized, UpstreamTimeout
+from fd2.telemetry.metrics import MetricsRegistry
 
 ROUTE = {"project": "acme", "module": "chat", "environment": "development"}
 

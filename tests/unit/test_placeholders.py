@@ -4,13 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd2.logs import redact
-from fd2.manifests.placeholders import (
+from fd2.control.manifests.placeholders import (
     EnvironmentAllowList,
     PlaceholderContext,
     PlaceholderError,
     resolve_value,
 )
+from fd2.telemetry.logs import redact
 
 ENVIRONMENTS = {
     "common": {"secrets": {"key": "env:SHARED"}, "region": "eu"},
@@ -156,8 +156,8 @@ def test_resolution_is_deterministic_and_literal_text_survives(envs, text):
 
 
 def test_a_secret_reached_inside_a_longer_string_makes_the_string_a_secret():
-    from fd2.manifests.placeholders import PlaceholderContext, resolve_value
-    from fd2.secrets import Secret, SecretResolver, is_secret_reference
+    from fd2.control.manifests.placeholders import PlaceholderContext, resolve_value
+    from fd2.control.secrets import Secret, SecretResolver, is_secret_reference
 
     secrets = SecretResolver(environ={"KEY": "sk-composed-0123"})
     context = PlaceholderContext(

@@ -6,11 +6,11 @@ from pathlib import Path
 import aiohttp
 
 from fd2.auth.token_module import JwtTokenModule
-from fd2.manifests.decode import decode_manifest
+from fd2.control.manifests.decode import decode_manifest
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import SecretResolver
 from fd2.module import Timeouts
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import SecretResolver
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 ENV = {"ACME_UPSTREAM_API_KEY": "k", "ACME_DEV_JWT_SECRET": "acme-dev-jwt-secret-0123456789"}
@@ -21,7 +21,7 @@ def test_installed_fd2_serves_every_built_in_type():
     registry = ModuleRegistry()
     for module_type in ("inference_endpoint", "inference_openai", "jwt_config"):
         assert registry.resolve(module_type, None) is not None, module_type
-    assert {"fd2", "inference_openai"} <= set(registry.allowed_packages)
+    assert {"fd2", "fd2_inference"} <= set(registry.allowed_packages)
 
 
 def test_install_hint_names_the_package():

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from fd2.errors import IncompleteBody, RequestTimeout
-from fd2.request import Request
+from fd2.serving.errors import IncompleteBody, RequestTimeout
+from fd2.serving.request import Request
 
 
 def make(receive: Any, timeout: float = 0.3) -> Request:

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from fd2.metering import Usage
-from fd2.metrics import MetricsRegistry
+from fd2.telemetry.metrics import MetricsRegistry
 
 ROUTE = {"project": "acme", "module": "chat", "environment": "dev"}
 
@@ -70,7 +70,7 @@ def test_label_children_are_made_once_per_series():
 _WORKER = textwrap.dedent(
     """
     import sys
-    from fd2.metrics import MetricsRegistry
+    from fd2.telemetry.metrics import MetricsRegistry
     registry = MetricsRegistry()
     for _ in range(int(sys.argv[1])):
         registry.requests.finished("acme", "chat", "dev", "/v1/models", 200, 0.01)

@@ -6,14 +6,14 @@ from typing import ClassVar
 import aiohttp
 import pytest
 
-from fd2.errors import ConfigError, NotFound
-from fd2.manifests.decode import decode_manifest
-from fd2.metrics import MetricsRegistry
+from fd2.control.manifests.decode import decode_manifest
+from fd2.control.registry import ModuleRegistry
+from fd2.control.route_builder import RouteBuilder
+from fd2.control.secrets import Secret, SecretResolver
+from fd2.control.tasks import Supervisor
 from fd2.module import Module, ModuleContext, Timeouts
-from fd2.registry import ModuleRegistry
-from fd2.route_builder import RouteBuilder
-from fd2.secrets import Secret, SecretResolver
-from fd2.tasks import Supervisor
+from fd2.serving.errors import ConfigError, NotFound
+from fd2.telemetry.metrics import MetricsRegistry
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
 ENV = {

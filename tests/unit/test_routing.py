@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd2.errors import InvalidRoute, NotFound
-from fd2.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
+from fd2.serving.errors import InvalidRoute, NotFound
+from fd2.serving.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
 
 NAMES = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z")
 

@@ -1,4 +1,4 @@
-"""fd2.scrub: the credentials fd2 sent upstream never come back to a client in an answer."""
+"""fd2.telemetry.scrub: the credentials fd2 sent upstream never come back to a client."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import orjson
 import pytest
 
-from fd2.scrub import Scrubber, credential_values
+from fd2.telemetry.scrub import Scrubber, credential_values
 
 KEY = "sk-live/Abc&<12>"
 

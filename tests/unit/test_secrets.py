@@ -2,9 +2,9 @@ import logging
 
 import pytest
 
-from fd2.errors import SecretError
-from fd2.logs import configure_logging
-from fd2.secrets import Secret, SecretResolver, is_secret_reference
+from fd2.control.secrets import Secret, SecretResolver, is_secret_reference
+from fd2.serving.errors import SecretError
+from fd2.telemetry.logs import configure_logging
 
 
 def test_env_and_file_references_resolve(tmp_path):

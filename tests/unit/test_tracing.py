@@ -10,13 +10,13 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pipeline_support import Answering, Recorder, make_request
 
-from fd2 import tracing
 from fd2.auth.policy import AuthPolicy
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import specs_for
 from fd2.metering import Cost
 from fd2.pipeline.route_steps import RouteSteps
+from fd2.telemetry import tracing
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -84,7 +84,7 @@ def test_off_imports_no_opentelemetry():
     code = (
         "import sys, redis, redis.asyncio;"
         "before = set(sys.modules);"
-        "import fd2.app, fd2.pipeline.route_steps, inference_openai, fd2.runtime;"
+        "import fd2.serving.app, fd2.pipeline.route_steps, fd2_inference, fd2.control.runtime;"
         "print(sorted(n for n in set(sys.modules) - before if n.startswith('opentelemetry')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

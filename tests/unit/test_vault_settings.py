@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from fd2.config import Settings
-from fd2.errors import ConfigError
-from fd2.vault.settings import VaultSettings, settings_from_fd2, settings_from_module_config
+from fd2.control.vault.settings import VaultSettings, settings_from_fd2, settings_from_module_config
+from fd2.serving.errors import ConfigError
 
 ACME = Path(__file__).parents[2] / "examples" / "manifests" / "acme.json"
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from fd2.errors import SecretError
-from fd2.vault.session import VaultFailure
-from fd2.vault.settings import VaultSettings
-from fd2.vault.store import VaultReadError, VaultStore, parse_vault_locator
+from fd2.control.vault.session import VaultFailure
+from fd2.control.vault.settings import VaultSettings
+from fd2.control.vault.store import VaultReadError, VaultStore, parse_vault_locator
+from fd2.serving.errors import SecretError
 
 REF = "vault:secret/data/acme/prod#api_key"
 

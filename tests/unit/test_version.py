@@ -3,7 +3,7 @@
 import pytest
 
 from fd2 import _native
-from fd2.cli import main
+from fd2.cli.main import main
 
 
 def test_version_prints_fd2_native_build_and_module_types(capsys):

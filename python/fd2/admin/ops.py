@@ -2,7 +2,8 @@
 
 /admin/* needs `Authorization: Bearer <token>`, the token coming from `--admin-token-ref` (a
 secret reference); without one configured, /admin/* does not exist (404). Every manifest source
-answers through the same protocol (`fd2.sources.protocol`): nothing here asks which is configured.
+answers through the same protocol (`fd2.control.sources.protocol`): nothing here asks which is
+configured.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import re
 import orjson
 
 from fd2.admin.routes_view import routes_view
-from fd2.errors import Fd2Error, MethodNotAllowed, NotFound, Unauthorized
-from fd2.metrics import CONTENT_TYPE
-from fd2.responses import send_bytes, send_error
-from fd2.runtime import Runtime
+from fd2.control.runtime import Runtime
+from fd2.serving.errors import Fd2Error, MethodNotAllowed, NotFound, Unauthorized
+from fd2.serving.responses import send_bytes, send_error
+from fd2.telemetry.metrics import CONTENT_TYPE
 from fd2.types import Scope, Send
 
 OPS_PATHS = frozenset({"/readyz", "/metrics"})
@@ -77,7 +78,8 @@ class OpsEndpoints:
 
     async def _readiness(self, send: Send) -> None:
         """Whether a manifest source is usable; unhealthy modules are counted, not fatal (see
-        `fd2.module_health`). Read from state kept in the background: this waits on nothing."""
+        `fd2.control.module_health`). Read from state kept in the background: this waits on
+        nothing."""
         if not self._runtime.ready():
             await send_bytes(send, 503, _NOT_READY)
             return

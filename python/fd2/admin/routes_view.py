@@ -2,7 +2,7 @@
 age, staleness, last errors, module health, background tasks that had to be restarted and what
 each module instance says about itself (`details`, e.g. an APISIX route's unimplemented
 plugins). Built from control-plane state; never a secret value. Each manifest source describes
-itself (`fd2.sources.protocol`)."""
+itself (`fd2.control.sources.protocol`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from fd2.control.module_health import ModuleHealth
+from fd2.control.route_table import Route, RouteGroup
+from fd2.control.runtime import Runtime
 from fd2.module import Module
-from fd2.module_health import ModuleHealth
-from fd2.route_table import Route, RouteGroup
-from fd2.runtime import Runtime
 
 _log = logging.getLogger("fd2.admin")
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from fd2.environments import canonical_environment
-from fd2.errors import ConfigError
+from fd2.control.environments import canonical_environment
 from fd2.limits.specs import parse_limits
+from fd2.serving.errors import ConfigError
 
 if TYPE_CHECKING:
     from fd2.auth.identity import Identity

@@ -15,12 +15,10 @@ from typing import Any, Final
 
 import msgspec
 
-from fd2.errors import ConfigError
-from fd2.gateway import GatewayRoute
-from fd2.manifests.compile import ModuleDeclaration
-from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE, SERVED_STATUSES
-
-JWT_MODULE_TYPE: Final = JWT_CONFIG_MODULE_TYPE
+from fd2.control.gateway import GatewayRoute
+from fd2.control.manifests.compile import ModuleDeclaration
+from fd2.control.manifests.models import JWT_CONFIG_MODULE_TYPE, SERVED_STATUSES
+from fd2.serving.errors import ConfigError
 
 MODES: Final = ("none", "api_key", "jwt", "either")
 
@@ -82,7 +80,7 @@ def _choose(
         if explicit in ("jwt", "either") and not jwt_modules:
             jwt_modules, source = _project_jwt_modules(peers), "the project's jwt_config modules"
             if not jwt_modules:
-                raise ConfigError(f"auth.mode {explicit!r} needs a {JWT_MODULE_TYPE} module")
+                raise ConfigError(f"auth.mode {explicit!r} needs a {JWT_CONFIG_MODULE_TYPE} module")
             return AuthChoice(mode=explicit, jwt_modules=jwt_modules, reason=f"auth.mode; {source}")
         return AuthChoice(
             mode=explicit,
@@ -90,7 +88,7 @@ def _choose(
             named=bool(jwt_modules),
             reason="auth.mode",
         )
-    if declaration.module_type == JWT_MODULE_TYPE:
+    if declaration.module_type == JWT_CONFIG_MODULE_TYPE:
         # The token endpoint is a login: the JWT service checks the username and password.
         return AuthChoice(mode="none", reason="a jwt_config module's token endpoint is a login")
     if jwt_modules:
@@ -120,7 +118,7 @@ def _jwt_references(
     found = [
         name
         for name in getattr(entry, "dependencies", None) or ()
-        if (peer := peers.get(name)) is not None and peer.module_type == JWT_MODULE_TYPE
+        if (peer := peers.get(name)) is not None and peer.module_type == JWT_CONFIG_MODULE_TYPE
     ]
     if found:
         return tuple(found), "a jwt_config dependency"
@@ -140,5 +138,5 @@ def _project_jwt_modules(peers: Mapping[str, ModuleDeclaration]) -> tuple[str, .
     return tuple(
         name
         for name, peer in peers.items()
-        if peer.module_type == JWT_MODULE_TYPE and peer.status in SERVED_STATUSES
+        if peer.module_type == JWT_CONFIG_MODULE_TYPE and peer.status in SERVED_STATUSES
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from fd2.errors import Unauthorized
+from fd2.serving.errors import Unauthorized
 from fd2.types import Scope
 
 MAX_CREDENTIAL_BYTES: Final = 16 * 1024

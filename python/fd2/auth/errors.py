@@ -1,9 +1,10 @@
-"""403 and 429 in OpenAI's shape (401 is `fd2.errors.Unauthorized`, shared with the admin API).
+"""403 and 429 in OpenAI's shape (401 is `fd2.serving.errors.Unauthorized`, shared with the
+admin API).
 Messages never say which part of a credential failed."""
 
 from __future__ import annotations
 
-from fd2.errors import Fd2Error
+from fd2.serving.errors import Fd2Error
 
 
 class Forbidden(Fd2Error):

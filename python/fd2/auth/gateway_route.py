@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from fd2.auth.jwt_verifier import JwtVerifier, TokenRejected
 from fd2.auth.verifiers import TokenVerifier
-from fd2.errors import ConfigError
-from fd2.gateway import GatewayRoute, compile_apisix_route
-from fd2.gateway.route import JwtAuthSpec, LimitRule
+from fd2.control.gateway import GatewayRoute, compile_apisix_route
+from fd2.control.gateway.route import JwtAuthSpec, LimitRule
+from fd2.control.manifests.compile import ModuleDeclaration, resolve_dependency
+from fd2.control.secrets import ResolvesSecrets
 from fd2.limits.specs import LimitSpec
-from fd2.manifests.compile import ModuleDeclaration, resolve_dependency
-from fd2.secrets import ResolvesSecrets
+from fd2.serving.errors import ConfigError
 
 _PER_CLIENT: Final = frozenset({"remote_addr", "http_x_real_ip", "http_x_forwarded_for"})
 _PER_CALLER: Final = frozenset({"consumer_name", "credential"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from fd2.environments import canonical_environment, is_valid_environment_name
+from fd2.control.environments import canonical_environment, is_valid_environment_name
 from fd2.limits.plan import credential_specs
 from fd2.limits.specs import LimitSpec
 

@@ -16,7 +16,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from fd2.errors import ConfigError
+from fd2.serving.errors import ConfigError
 
 
 class JweError(Exception):

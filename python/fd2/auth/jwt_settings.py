@@ -17,11 +17,11 @@ from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, RATE_LIMIT_WINDOWS
 from fd2.auth.jwe import JweDecrypter, content_key
 from fd2.auth.jwks import JwksKeys
 from fd2.auth.jwt_verifier import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, JwtVerifier
-from fd2.errors import ConfigError
-from fd2.manifests.compile import ModuleDeclaration, resolve_declaration
-from fd2.manifests.placeholders import PlaceholderContext, resolve_value
+from fd2.control.manifests.compile import ModuleDeclaration, resolve_declaration
+from fd2.control.manifests.placeholders import PlaceholderContext, resolve_value
+from fd2.control.secrets import Secret, SecretResolver, is_secret_reference
 from fd2.module import Timeouts
-from fd2.secrets import Secret, SecretResolver, is_secret_reference
+from fd2.serving.errors import ConfigError
 
 _SECRET_FIELDS: Final = frozenset({"secret_key", "public_key"})
 

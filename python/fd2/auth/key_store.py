@@ -14,7 +14,7 @@ from typing import Any, Final
 import msgspec
 
 from fd2.auth.api_keys import ApiKey, ApiKeyRecord
-from fd2.errors import ConfigError, ServiceUnavailable
+from fd2.serving.errors import ConfigError, ServiceUnavailable
 
 PREFIX: Final = "fd2:apikey:"
 _MAX_ENTRIES: Final = 10_000

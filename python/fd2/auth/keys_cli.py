@@ -9,9 +9,9 @@ import sys
 import orjson
 
 from fd2.auth.api_keys import KeyHasher, new_key
-from fd2.cli_settings import add_settings, formatter, settings_from_args
-from fd2.errors import SecretError
-from fd2.secrets import SecretResolver
+from fd2.cli.settings import add_settings, formatter, settings_from_args
+from fd2.control.secrets import SecretResolver
+from fd2.serving.errors import SecretError
 from fd2.settings_table import SettingsError
 
 _PEPPER = ("api_key_pepper_ref",)

@@ -13,9 +13,9 @@ from fd2.auth.jwt_verifier import TokenRejected
 from fd2.auth.key_store import RedisKeyStore
 from fd2.auth.token_cache import VerifiedTokens
 from fd2.auth.verifiers import TokenVerifier
-from fd2.errors import Unauthorized
 from fd2.limits.plan import credential_specs
-from fd2.request import Request
+from fd2.serving.errors import Unauthorized
+from fd2.serving.request import Request
 
 _log = logging.getLogger("fd2.auth")
 

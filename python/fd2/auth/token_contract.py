@@ -19,8 +19,8 @@ import msgspec
 import orjson
 
 from fd2.auth.jwe import content_key
-from fd2.errors import BadRequest, ConfigError, Fd2Error, UpstreamError
-from fd2.secrets import Secret
+from fd2.control.secrets import Secret
+from fd2.serving.errors import BadRequest, ConfigError, Fd2Error, UpstreamError
 
 LOGIN_FIELDS: Final = ("username", "password")
 _MAX_LOGIN_CHARS: Final = 4096

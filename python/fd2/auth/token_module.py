@@ -22,12 +22,12 @@ from fd2.auth.token_contract import (
     service_request,
     token_settings,
 )
-from fd2.errors import ConfigError, UpstreamError, UpstreamTimeout
-from fd2.manifests.deferred import DeferredValue, DeferredValueError
-from fd2.manifests.models import JWT_CONFIG_MODULE_TYPE
+from fd2.control.manifests.deferred import DeferredValue, DeferredValueError
+from fd2.control.manifests.models import JWT_CONFIG_MODULE_TYPE
 from fd2.module import Handler, Module, ModuleContext
-from fd2.request import Request
-from fd2.responses import JSON, send_bytes
+from fd2.serving.errors import ConfigError, UpstreamError, UpstreamTimeout
+from fd2.serving.request import Request
+from fd2.serving.responses import JSON, send_bytes
 from fd2.types import Send
 
 _ANSWER_LIMIT: Final = 1024 * 1024

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Final
 
-from fd2.errors import ServiceUnavailable
 from fd2.limits.gcra import Decision, LocalLimiter
 from fd2.limits.specs import LimitSpec
+from fd2.serving.errors import ServiceUnavailable
 
 _log = logging.getLogger("fd2.limits")
 FAILURE_POLICIES: Final = ("open", "closed")

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import msgspec
 
-from fd2.errors import ConfigError
+from fd2.serving.errors import ConfigError
 
 _WINDOWS_US: Final = {
     "requests_per_second": ("requests", 1_000_000),

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from fd2 import request_metrics
 from fd2.auth.errors import Forbidden
 from fd2.auth.policy import AuthPolicy
-from fd2.errors import Unauthorized
 from fd2.metering import Meter
 from fd2.module import Handler
-from fd2.request import Request
+from fd2.serving import request_metrics
+from fd2.serving.errors import Unauthorized
+from fd2.serving.request import Request
 from fd2.types import Send
 
 _log = logging.getLogger("fd2.auth")

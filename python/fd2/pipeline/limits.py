@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fd2 import request_metrics
 from fd2.auth.errors import RateLimited
-from fd2.errors import Fd2Error
 from fd2.limits.gcra import Decision
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import LimitSpec
 from fd2.metering import Meter
 from fd2.module import Handler
-from fd2.request import Request
-from fd2.request_metrics import UPSTREAM_ERRORS
-from fd2.responses import send_error
+from fd2.serving import request_metrics
+from fd2.serving.errors import Fd2Error
+from fd2.serving.request import Request
+from fd2.serving.request_metrics import UPSTREAM_ERRORS
+from fd2.serving.responses import send_error
 from fd2.types import Headers, Message, Send
 
 

@@ -1,6 +1,6 @@
 """The steps of one route (project, module, environment), put in front of each of its endpoints.
 
-Built by the route's compiler (`fd2.auth.compiler`) before the module is set up, then applied to
+Built by the route's compiler (`fd2.pipeline.compiler`) before the module is set up, then applied to
 the handlers and meters the module gives. Which steps an endpoint gets is decided here, once:
 authenticate and authorise unless the route is open; limits when the route has any, or when it
 authenticates (a caller's key or token may carry limits of its own).
@@ -17,7 +17,7 @@ from fd2.module import Handler
 from fd2.pipeline.auth import Authenticate, Authorise
 from fd2.pipeline.limits import Limits
 from fd2.pipeline.step import Step, compose
-from fd2.tracing import current as current_tracing
+from fd2.telemetry.tracing import current as current_tracing
 
 Handlers = Mapping[str, Mapping[str, Handler]]
 

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Protocol
 
 from fd2.module import Handler
-from fd2.request import Request
+from fd2.serving.request import Request
 from fd2.types import Send
 
 

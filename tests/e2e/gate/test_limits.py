@@ -10,7 +10,7 @@ import time
 import httpx
 import openai
 
-from inference_openai.metering import count_chat
+from fd2_inference.metering import count_chat
 
 from ..support import assert_openai_error, chat_body
 from .conftest import KEYS, AuthGateway

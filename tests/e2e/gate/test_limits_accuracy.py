@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis.asyncio
 
-from inference_openai.metering import count_chat
+from fd2_inference.metering import count_chat
 
 from ..conftest import Service
 from ..redis_server import running_redis

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from fd2.errors import ServiceUnavailable
 from fd2.limits.redis_client import make_redis
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import specs_for
+from fd2.serving.errors import ServiceUnavailable
 
 from ..conftest import free_port
 from ..redis_server import running_redis

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import openai
 
-from fd2.manifests.portable import portable
+from fd2.control.manifests.portable import portable
 
 from ..conftest import (
     EXAMPLE_MANIFESTS,

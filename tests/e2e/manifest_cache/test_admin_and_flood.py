@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from fd2.sources.control_tower_client import PROBE_PROJECT
+from fd2.control.sources.control_tower_client import PROBE_PROJECT
 
 from ..support import assert_openai_error, wait_until
 from .conftest import MakeGateway

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import jwt
 
-from fd2.manifests.portable import portable
+from fd2.control.manifests.portable import portable
 
 from ..conftest import EXAMPLE_MANIFESTS, EXAMPLE_UPSTREAM, FD2_ENV, Service
 from ..leaks import LEAKS

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from fd2.errors import BadRequest, ServiceUnavailable
 from fd2.module import Handler, Health, Module, ModuleContext
-from fd2.request import Request
-from fd2.responses import send_bytes
+from fd2.serving.errors import BadRequest, ServiceUnavailable
+from fd2.serving.request import Request
+from fd2.serving.responses import send_bytes
 from fd2.types import Send
 
 _RELAYED = (b"content-type", b"cache-control")

@@ -14,11 +14,11 @@ from typing import ClassVar
 
 import orjson
 
-from fd2.errors import BadRequest
 from fd2.metering import Meter, Usage
 from fd2.module import Handler, Module, ModuleContext
-from fd2.request import Request
-from fd2.responses import send_bytes
+from fd2.serving.errors import BadRequest
+from fd2.serving.request import Request
+from fd2.serving.responses import send_bytes
 from fd2.types import Send
 from meter_probe.words import WordsMeter, completion_bound, prompt_words
 

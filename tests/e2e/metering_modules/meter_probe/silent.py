@@ -8,8 +8,8 @@ from typing import ClassVar
 
 from fd2.metering import Meter
 from fd2.module import Handler, Module, ModuleContext
-from fd2.request import Request
-from fd2.responses import send_bytes
+from fd2.serving.request import Request
+from fd2.serving.responses import send_bytes
 from fd2.types import Send
 from meter_probe.words import WordsMeter, prompt_words
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fd2.errors import BadRequest
 from fd2.metering import Cost
-from fd2.request import Request
+from fd2.serving.errors import BadRequest
+from fd2.serving.request import Request
 
 
 def prompt_words(payload: dict[str, Any]) -> int:

@@ -1,0 +1,54 @@
+"""The inference module's config (an `inference_endpoint` entry of a manifest), typed and checked.
+
+The Control Tower owns this format and may add fields, so unknown keys are ignored. Values reached
+through placeholders can arrive as strings ("1024"), hence the lax conversion of numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from fd2.control.secrets import Secret
+from fd2.serving.errors import ConfigError
+
+
+class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
+    model_name: str | None = None
+    model_version: str | None = None
+    endpoint_url: str | None = None
+    """The inference endpoint itself. When it ends with an OpenAI path (.../v1/chat/completions)
+    the other endpoints derive from the same base; any other path is the chat endpoint only."""
+    apisix_route: str | None = None
+    """The name of a route of the `apisix_gateway_module`: fd2 applies that route itself."""
+    apisix_gateway_module: str | None = None
+    system_prompt: str | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    batch_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    api_key: Secret | None = None
+    """Resolved by the core (a secret field); never a plain string."""
+    # `timeouts` in the config is read by the core, which merges it into the context's Timeouts.
+
+
+def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
+    """Decode a module config; ConfigError names the offending field."""
+    try:
+        config = msgspec.convert(dict(raw), InferenceConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec's messages name the field and the expected type, never a string's value.
+        raise ConfigError(f"inference module config is invalid: {exc}") from None
+    if bool(config.apisix_route) != bool(config.apisix_gateway_module):
+        raise ConfigError(
+            "inference module config names "
+            + (
+                "apisix_route without apisix_gateway_module"
+                if config.apisix_route
+                else "apisix_gateway_module without apisix_route"
+            )
+            + ": a gateway route needs both"
+        )
+    return config

@@ -1,0 +1,255 @@
+"""InferenceModule: an OpenAI-compatible upstream behind fd2, with the manifest's defaults.
+
+Serves /v1/chat/completions, /v1/completions, /v1/embeddings (POST) and /v1/models (GET), so the
+official OpenAI SDKs work against `http://<fd2>/<project>/<module>/v1` unchanged. A module whose
+`endpoint_url` names one inference endpoint (not an OpenAI path), or that is served through an
+APISIX route (`apisix_route` + `apisix_gateway_module`), serves chat completions only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, ClassVar
+
+from fd2.control.secrets import Secret
+from fd2.metering import Meter
+from fd2.module import Handler, Module, ModuleContext
+from fd2.serving.disconnect import cancel_on_disconnect
+from fd2.serving.errors import NotFound
+from fd2.serving.request import ClientDisconnected, Request
+from fd2.serving.request_metrics import upstream_failed
+from fd2.types import Send
+from fd2_inference.config import InferenceConfig, load_config
+from fd2_inference.exchange import relay_json
+from fd2_inference.metering import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    OpenAIMeter,
+    UsageReport,
+    stream_report,
+    warm_up,
+)
+from fd2_inference.route_chat import RouteChat, gateway_route
+from fd2_inference.route_upstream import RouteUpstream
+from fd2_inference.streaming import relay_stream
+from fd2_inference.transforms import (
+    Defaults,
+    Prepared,
+    defaults_from,
+    display_url,
+    prepare_chat,
+    prepare_completion,
+    prepare_embedding,
+    upstream_body,
+    upstream_target,
+)
+from fd2_inference.upstream import Upstream
+
+_Prepare = Callable[[dict[str, Any], Defaults], Prepared]
+_PREPARE: dict[str, _Prepare] = {
+    CHAT: prepare_chat,
+    COMPLETIONS: prepare_completion,
+    EMBEDDINGS: prepare_embedding,
+}
+_PATHS = {
+    CHAT: "/v1/chat/completions",
+    COMPLETIONS: "/v1/completions",
+    EMBEDDINGS: "/v1/embeddings",
+}
+_OTHER_ENDPOINTS = (("/v1/completions", "POST"), ("/v1/embeddings", "POST"), ("/v1/models", "GET"))
+
+
+class InferenceModule(Module):
+    """Proxies OpenAI's inference API to one upstream, applying manifest defaults."""
+
+    module_types: ClassVar[tuple[str, ...]] = ("inference_endpoint", "inference_openai")
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    cache_key_ignores: ClassVar[frozenset[str]] = frozenset({"user", "stream", "stream_options"})
+
+    _upstream: Upstream
+    _defaults: Defaults
+    _logger: logging.Logger
+    _chat_path: str
+    _only_chat: str | None
+    """Why only chat completions are served (None: every endpoint is)."""
+    _route: RouteChat | None
+    _gateway_module: str
+    _meters: dict[str, OpenAIMeter]
+
+    async def setup(self, context: ModuleContext) -> None:
+        config = load_config(context.config)
+        self._defaults = defaults_from(config)
+        self._logger = context.logger
+        self._route = None
+        warm_up()
+        api_key = config.api_key or context.references.get("api_key")
+        if config.apisix_route and config.apisix_gateway_module:
+            self._setup_route(context, config, api_key)
+            return
+        self._meters = {
+            kind: OpenAIMeter(kind, _bound(prepare, self._defaults), config.max_tokens)
+            for kind, prepare in _PREPARE.items()
+        }
+        primary = context.endpoints.primary if context.endpoints is not None else None
+        target = upstream_target(primary, config.endpoint_url)
+        fallback = context.endpoints.fallback if context.endpoints is not None else None
+        fallback_url = upstream_target(fallback, None).url if fallback else None
+        timeouts = context.timeouts
+        self._upstream = Upstream(
+            context.http, target.url, api_key.reveal() if api_key else None, timeouts, fallback_url
+        )
+        # An endpoint_url that is not an OpenAI path is the chat endpoint itself, used as written.
+        self._chat_path = "" if target.chat_only else "/chat/completions"
+        self._only_chat = (
+            "its endpoint_url names a single chat endpoint" if target.chat_only else None
+        )
+        self._logger.info(
+            "inference module %s/%s (%s): upstream %s%s%s, %s, default model %s",
+            context.project,
+            context.module,
+            context.environment,
+            display_url(target.url),
+            " (chat completions only)" if target.chat_only else "",
+            f" (fallback {display_url(fallback_url)})" if fallback_url else "",
+            "with an API key" if self._upstream.authenticated else "without an API key",
+            self._defaults.model or "none",
+        )
+
+    def _setup_route(
+        self, context: ModuleContext, config: InferenceConfig, api_key: Secret | None
+    ) -> None:
+        assert config.apisix_route and config.apisix_gateway_module
+        gateway = config.apisix_gateway_module
+        route = gateway_route(context, gateway, config.apisix_route)
+        upstream = RouteUpstream(
+            context.http, route, api_key.reveal() if api_key else None, context.timeouts
+        )
+        self._route = RouteChat(route, upstream, self._defaults, self._logger)
+        self._gateway_module = gateway
+        self._only_chat = f"it is served through APISIX route {route.name!r}"
+        label = f"{context.project}/{context.module} ({context.environment})"
+        self._logger.info(
+            "inference module %s: APISIX route %r of gateway module %r: path %s, %s over %s, %s",
+            label,
+            route.name,
+            gateway,
+            route.path,
+            route.balancer.type,
+            ", ".join(f"{node.origin} (weight {node.weight})" for node in route.nodes),
+            "with an Authorization header" if upstream.authenticated else "without credentials",
+        )
+        if route.unimplemented_plugins or route.ignored:
+            self._logger.warning(
+                "inference module %s: APISIX route %r: plugins fd2 does not apply: %s%s",
+                label,
+                route.name,
+                ", ".join(route.unimplemented_plugins) or "none",
+                f"; fields not applied: {', '.join(route.ignored)}" if route.ignored else "",
+            )
+
+    def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
+        if self._only_chat is not None:
+            chat = self._route.handle if self._route is not None else self._chat_completions
+            return {
+                "/v1/chat/completions": {"POST": chat},
+                **{path: {method: self._not_served} for path, method in _OTHER_ENDPOINTS},
+            }
+        return {
+            "/v1/chat/completions": {"POST": self._chat_completions},
+            "/v1/completions": {"POST": self._completions},
+            "/v1/embeddings": {"POST": self._embeddings},
+            "/v1/models": {"GET": self._models},
+        }
+
+    def meters(self) -> Mapping[str, Meter]:
+        if self._route is not None:
+            return {_PATHS[CHAT]: self._route.meter}
+        if self._only_chat is not None:
+            return {_PATHS[CHAT]: self._meters[CHAT]}
+        return {_PATHS[kind]: meter for kind, meter in self._meters.items()}
+
+    def describe(self) -> Mapping[str, Any]:
+        if self._route is not None:
+            return {
+                "endpoints": ["/v1/chat/completions"],
+                **self._route.describe(self._gateway_module),
+            }
+        if self._only_chat is not None:
+            return {"endpoints": ["/v1/chat/completions"]}
+        return {}
+
+    async def _chat_completions(self, request: Request, send: Send) -> None:
+        await self._inference(request, send, self._chat_path, CHAT)
+
+    async def _completions(self, request: Request, send: Send) -> None:
+        await self._inference(request, send, "/completions", COMPLETIONS)
+
+    async def _embeddings(self, request: Request, send: Send) -> None:
+        await self._inference(request, send, "/embeddings", EMBEDDINGS)
+
+    async def _not_served(self, request: Request, send: Send) -> None:
+        raise NotFound(
+            f"Module {request.project}/{request.module} serves only /v1/chat/completions: "
+            f"{self._only_chat}."
+        )
+
+    async def _models(self, request: Request, send: Send) -> None:
+        try:
+            await request.body()  # read first: from here on the disconnect watcher owns `receive`
+            call = self._upstream.build(
+                "GET", "/models", None, request_id=request.request_id, stream=False
+            )
+            work = relay_json(self._upstream, call, send, self._logger, request.request_id)
+            await cancel_on_disconnect(request, work)
+        except ClientDisconnected:
+            self._logger.debug("request %s: client disconnected", request.request_id)
+
+    async def _inference(self, request: Request, send: Send, path: str, kind: str) -> None:
+        try:
+            original = await request.body()
+            prepared = _PREPARE[kind](await request.json_object(), self._defaults)
+            call = self._upstream.build(
+                "POST",
+                path,
+                upstream_body(original, prepared),
+                request_id=request.request_id,
+                stream=prepared.stream,
+            )
+            self._logger.debug(
+                "request %s: POST %s model=%s stream=%s defaults_applied=%s",
+                request.request_id,
+                path or "(endpoint_url)",
+                prepared.payload.get("model"),
+                prepared.stream,
+                prepared.changed,
+            )
+            rid, logger = request.request_id, self._logger
+            if prepared.stream:
+                # Before sending: the prompt count is needed if the upstream leaves usage out.
+                meter = self._meters[kind]
+                usage = await stream_report(request, meter, prepared.payload, chat=kind == CHAT)
+                work = relay_stream(
+                    self._upstream,
+                    call,
+                    send,
+                    logger,
+                    rid,
+                    usage,
+                    partial(upstream_failed, request),
+                )
+            else:
+                # Usage is reported only when a step reads it (nothing to do otherwise).
+                usage = UsageReport(request) if request.metered else None
+                work = relay_json(self._upstream, call, send, logger, rid, usage)
+            # Only now that the body has been read: the watcher takes over `receive`, and a client
+            # that leaves cancels the upstream call, an open stream included.
+            await cancel_on_disconnect(request, work)
+        except ClientDisconnected:
+            self._logger.debug("request %s: client disconnected", request.request_id)
+
+
+def _bound(prepare: _Prepare, defaults: Defaults) -> Callable[[dict[str, Any]], Prepared]:
+    return lambda body: prepare(body, defaults)

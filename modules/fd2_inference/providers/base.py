@@ -1,0 +1,132 @@
+"""The provider seam: what translating OpenAI's inference API to one provider's wire API takes.
+
+A provider is pure: it turns an OpenAI-shaped request body into the call to send, and the
+provider's answer, stream events and errors back into OpenAI's shapes. It never does I/O; the
+module's relays send the call, frame the stream (SSE or AWS event stream) and hand the events
+over. Keeping I/O apart is what lets one conformance table of recorded transcripts drive every
+provider, and what keeps the OpenAI passthrough free of any translation cost.
+
+Bodies are the decoded JSON objects (dicts); the OpenAI shapes are those of OpenAI's API
+reference (`chat.completion`, `chat.completion.chunk`, `list` of `embedding`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+ParamPolicy = Literal["refuse", "drop"]
+"""What a provider does with a request parameter it cannot honour: a 400 naming it (`refuse`,
+the default), or leave it out and say so in the log (`drop`). Never a silent mistranslation."""
+
+Framing = Literal["sse", "eventstream"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """One request as the provider wants it: method, path and query below the provider's base
+    URL, headers (credentials included; the relay adds `x-request-id`) and the body."""
+
+    method: str
+    path: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes | None
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One framed event of a provider's stream: its name (SSE `event:` or the event stream's
+    `:event-type` header; None when the protocol names none) and its payload bytes."""
+
+    name: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFailure:
+    """A provider's error answer in OpenAI's terms: the status that keeps its meaning (401, 403,
+    404, 400, 413, 429, overloaded 503, upstream 5xx 502), OpenAI's error `type` and `code`, a
+    message safe to show the client, and the headers to pass through (`retry-after`, the
+    rate-limit ones)."""
+
+    status: int
+    type: str
+    message: str
+    code: str | None = None
+    headers: Sequence[tuple[str, str]] = field(default_factory=tuple)
+
+
+class UnsupportedParameter(ValueError):
+    """A request parameter this provider cannot honour under the `refuse` policy; the module
+    answers 400 with `param` set to it."""
+
+    def __init__(self, param: str, provider: str, why: str = "") -> None:
+        super().__init__(f"{param!r} is not supported by provider {provider!r}{why}")
+        self.param = param
+
+
+class StreamTranslator(Protocol):
+    """Translates one stream: fed the provider's events in order, returns the OpenAI
+    `chat.completion.chunk` objects to send for each (often none, sometimes several)."""
+
+    def feed(self, event: StreamEvent) -> Sequence[Mapping[str, Any]]: ...
+
+    def finish(self) -> Sequence[Mapping[str, Any]]:
+        """At the provider's end of stream: the last chunks (the finish reason, usage when the
+        client asked for it). Raises ProviderStreamError when the stream ended before its end."""
+        ...
+
+    @property
+    def usage(self) -> Mapping[str, int] | None:
+        """OpenAI-shaped usage seen so far (`prompt_tokens`, `completion_tokens`, ...)."""
+        ...
+
+
+class ProviderStreamError(Exception):
+    """The provider's stream said it failed (an `error` event) or ended before its end; the
+    relay ends the client's stream with one OpenAI error event built from `failure`."""
+
+    def __init__(self, failure: ProviderFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class Provider(Protocol):
+    """One provider's translation. Instances are built once per module (from its settings) and
+    shared by every request: no per-request state outside the StreamTranslator."""
+
+    name: ClassVar[str]
+    framing: ClassVar[Framing]
+    passthrough: ClassVar[bool]
+    """True for OpenAI-compatible servers: the relays send the client's bytes unchanged and none
+    of the methods below is called on the hot path."""
+
+    def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall: ...
+
+    def chat_answer(self, payload: bytes, *, model: str) -> Mapping[str, Any]: ...
+
+    def chat_stream(self, *, model: str, include_usage: bool) -> StreamTranslator: ...
+
+    def embeddings_call(self, body: Mapping[str, Any]) -> ProviderCall:
+        """Raises UnsupportedParameter("input", ...) when the provider has no embeddings."""
+        ...
+
+    def embeddings_answer(self, payload: bytes, *, model: str) -> Mapping[str, Any]: ...
+
+    def failure(
+        self, status: int, headers: Mapping[str, str], payload: bytes
+    ) -> ProviderFailure: ...
+
+
+class ChatService(Protocol):
+    """The module's chat path as other endpoints of the module use it (the Anthropic inbound
+    `/v1/messages`, later the Responses API): an OpenAI chat request body in, OpenAI objects
+    out, over whichever provider the module is configured for. Failures are raised as
+    `fd2.serving.errors.Fd2Error` subclasses (already in OpenAI's terms) before the first chunk;
+    after it, a failed stream raises ProviderStreamError."""
+
+    async def complete(self, body: dict[str, Any], request: Any) -> Mapping[str, Any]: ...
+
+    def stream(self, body: dict[str, Any], request: Any) -> AsyncIterator[Mapping[str, Any]]: ...

@@ -1,0 +1,1 @@
+"""The `fd2` command and its operator subcommands."""

@@ -1,0 +1,174 @@
+"""The local manifest directory: the embedded default, re-read when a file in it changes.
+
+A file that stops decoding keeps its last good version serving (and is reported once per change),
+so a half-written or broken edit never takes a working module down. Projects found here are
+served from here (the runtime asks this source first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from fd2.control.manifests.compile import AnyManifest, content_digest, manifest_project
+from fd2.control.manifests.decode import convert_manifest
+from fd2.control.route_builder import RouteBuilder
+from fd2.serving.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from fd2.control.tasks import Supervisor
+
+_log = logging.getLogger("fd2.manifests.local")
+_json_object = msgspec.json.Decoder(dict)
+
+Snapshot = tuple[tuple[str, int, int], ...]
+
+
+class _Loaded(msgspec.Struct, frozen=True):
+    manifest: AnyManifest
+    digest: str
+
+
+class ManifestDirectory:
+    """Reads `*.json` manifests of either format from one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._good: dict[str, _Loaded] = {}
+        self._reported: dict[str, tuple[int, int]] = {}
+
+    def snapshot(self) -> Snapshot:
+        """Names, modification times and sizes: cheap to take, and changes when a file does."""
+        entries = []
+        try:
+            with os.scandir(self.directory) as scan:
+                for entry in scan:
+                    if entry.name.endswith(".json") and entry.is_file():
+                        stat = entry.stat()
+                        entries.append((entry.name, stat.st_mtime_ns, stat.st_size))
+        except FileNotFoundError:
+            return ()
+        return tuple(sorted(entries))
+
+    def load(self, snapshot: Snapshot) -> dict[str, list[tuple[str, AnyManifest, str]]]:
+        """Projects → [(origin, manifest, digest)], from every file that decodes (or did)."""
+        present = {name for name, _, _ in snapshot}
+        for name in list(self._good):
+            if name not in present:
+                del self._good[name]
+        for name, mtime, size in snapshot:
+            loaded = self._read(name, (mtime, size))
+            if loaded is not None:
+                self._good[name] = loaded
+        projects: dict[str, list[tuple[str, AnyManifest, str]]] = {}
+        for name in sorted(self._good):
+            loaded = self._good[name]
+            projects.setdefault(manifest_project(loaded.manifest), []).append(
+                (name, loaded.manifest, loaded.digest)
+            )
+        return projects
+
+    def _read(self, name: str, stamp: tuple[int, int]) -> _Loaded | None:
+        path = self.directory / name
+        try:
+            raw = _json_object.decode(path.read_bytes())
+            manifest = convert_manifest(raw, origin=name)
+        except (OSError, msgspec.DecodeError, ConfigError) as exc:
+            if self._reported.get(name) != stamp:
+                self._reported[name] = stamp
+                detail = exc.message if isinstance(exc, ConfigError) else type(exc).__name__
+                kept = "keeping its last good version" if name in self._good else "not served"
+                _log.error("manifest file %s is invalid (%s); %s", name, detail, kept)
+            return None
+        return _Loaded(manifest, content_digest(raw))
+
+
+class LocalDirectorySource:
+    """The directory as a `ManifestSource`: keeps the route table in step with its files,
+    polling their stamps off the hot path."""
+
+    kind = "directory"
+    view_key = "manifest_directory"
+
+    def __init__(self, directory: Path, builder: RouteBuilder, *, poll_s: float = 1.0) -> None:
+        self._files = ManifestDirectory(directory)
+        self._builder = builder
+        self._poll_s = poll_s
+        self._last: Snapshot | None = None
+        self._projects: set[str] = set()
+        self._usable = False
+        """The directory could be read at the last check (readiness)."""
+
+    @property
+    def directory(self) -> Path:
+        return self._files.directory
+
+    @property
+    def projects(self) -> frozenset[str]:
+        return frozenset(self._projects)
+
+    async def start(self, tasks: Supervisor) -> None:
+        if not await asyncio.to_thread(self.directory.is_dir):
+            raise ConfigError(f"--manifests {self.directory} is not a directory")
+        await self.sync()
+        tasks.every("manifest directory", self._poll_s, self.sync)
+
+    async def sync(self) -> None:
+        self._usable = await asyncio.to_thread(self.directory.is_dir)
+        snapshot = await asyncio.to_thread(self._files.snapshot)
+        if snapshot == self._last:
+            return
+        self._last = snapshot
+        # Reading and decoding files runs in a thread: the event loop keeps serving meanwhile.
+        projects = await asyncio.to_thread(self._files.load, snapshot)
+        for project, files in projects.items():
+            digest = hashlib.sha256(
+                "\n".join(f"{origin}:{digest}" for origin, _, digest in files).encode()
+            ).hexdigest()
+            await self._builder.apply_project(
+                project, [(origin, manifest) for origin, manifest, _ in files], digest
+            )
+        for project in self._projects - projects.keys():
+            await self._builder.apply_project(project, None, "")
+        self._projects = set(projects)
+
+    # -- ManifestSource ---------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        return self._usable
+
+    def serves(self, project: str) -> bool:
+        return project in self._projects
+
+    async def lookup(self, project: str) -> None:
+        return None  # every file is loaded up front: there is nothing to look up
+
+    async def refresh(self, project: str) -> Mapping[str, object] | None:
+        if project not in self._projects:
+            return None
+        await self.sync()
+        return {"project": project, "source": self.kind, "digest": self._builder.digest(project)}
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"path": str(self.directory), "usable": self._usable}
+
+    def describe_project(self, project: str) -> Mapping[str, Any]:
+        return {}
+
+    def failing(self, served: frozenset[str]) -> Iterable[Mapping[str, Any]]:
+        return ()
+
+    def metric_families(self) -> Iterable[Metric]:
+        return ()
+
+    async def aclose(self) -> None:
+        return None

@@ -1,6 +1,0 @@
-"""Gateway descriptions fd2 serves natively (the Control Tower's APISIX `api_gateway` module)."""
-
-from fd2.gateway.apisix import compile_apisix_route
-from fd2.gateway.route import GatewayRoute
-
-__all__ = ["GatewayRoute", "compile_apisix_route"]

@@ -1,0 +1,229 @@
+"""Compiles a route's steps from its manifests: the auth policy and the rate limits.
+
+Runs when a route is compiled, never per request; the steps are put in front of the module's
+handlers once it is set up (`RouteSteps.apply`, with the module's meters). A policy that cannot be
+built (a missing JWT secret, a malformed key record) makes the route unavailable (503): it never
+falls back to letting everyone in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Final
+
+import aiohttp
+
+from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
+from fd2.auth.choice import AuthChoice, choose_auth
+from fd2.auth.gateway_route import RouteLimits, consumer_verifier, gateway_route_of
+from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity
+from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context, rate_limit_window
+from fd2.auth.key_store import RedisKeyStore
+from fd2.auth.policy import AuthPolicy
+from fd2.auth.verifiers import AnyOfVerifiers, TokenVerifier
+from fd2.config import Settings
+from fd2.control.gateway import GatewayRoute
+from fd2.control.manifests.compile import ModuleDeclaration
+from fd2.control.manifests.models import JWT_CONFIG_MODULE_TYPE
+from fd2.control.manifests.placeholders import resolve_value
+from fd2.control.secrets import SecretResolver
+from fd2.limits.gcra import LocalLimiter
+from fd2.limits.plan import Limiter, compile_plan, credential_specs
+from fd2.limits.shared import SharedLimiter
+from fd2.limits.specs import LimitSpec
+from fd2.pipeline.route_steps import RouteSteps
+from fd2.serving.errors import ConfigError
+
+_log = logging.getLogger("fd2.auth")
+_WINDOW_ORDER: Final = ("second", "minute", "hour")
+
+
+class StepCompiler:
+    """Compiles each route's steps; shared by every route of a worker: the limiter, the key
+    hasher, the JWT verifiers."""
+
+    def __init__(
+        self,
+        *,
+        secrets: SecretResolver,
+        environ: Mapping[str, str],
+        http: aiohttp.ClientSession,
+        limiter: Limiter,
+        hasher: KeyHasher,
+        key_store: RedisKeyStore | None = None,
+        default_auth: str = "api_key",
+    ) -> None:
+        self._key_store = key_store
+        self._default_auth = default_auth
+        self._secrets = secrets
+        self._environ = environ
+        self._limiter = limiter
+        self._hasher = hasher
+        self._verifiers = JwtVerifiers(secrets=secrets, environ=environ, http=http)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        secrets: SecretResolver,
+        http: aiohttp.ClientSession,
+        redis: Any,
+    ) -> StepCompiler:
+        """The worker's compiler: Redis-shared limits and keys on `redis`, the worker's one Redis
+        client (None without `redis_url`; the runtime owns and closes it)."""
+        pepper = b""
+        if settings.api_key_pepper_ref:
+            pepper = secrets.resolve(settings.api_key_pepper_ref).reveal().encode()
+        if settings.default_auth == "none":
+            _log.warning(
+                "--default-auth none: modules whose manifests name no auth are served without "
+                "authentication"
+            )
+        limiter: Limiter = (
+            SharedLimiter(redis, on_failure=settings.limits_on_redis_failure)
+            if redis is not None
+            else LocalLimiter()
+        )
+        return cls(
+            secrets=secrets,
+            environ=os.environ,
+            http=http,
+            limiter=limiter,
+            hasher=KeyHasher(pepper),
+            key_store=RedisKeyStore(redis) if redis is not None else None,
+            default_auth=settings.default_auth,
+        )
+
+    def compile(
+        self,
+        declaration: ModuleDeclaration,
+        environment: str,
+        peers: Mapping[str, ModuleDeclaration],
+        config: Mapping[str, Any],
+        secrets: SecretResolver | None = None,
+    ) -> RouteSteps:
+        """The route's steps (none for an open route without limits). `secrets`: the project's
+        resolver for this environment (with its Vault), else fd2's own."""
+        secrets = secrets or self._secrets
+        context = placeholder_context(declaration, environment, secrets, self._environ)
+        entry = declaration.entry
+        auth = resolve_value(dict(entry.auth or {}), context, "auth")
+        gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
+        choice = choose_auth(declaration, auth, peers, self._default_auth, gateway)
+        mode = choice.mode
+        verifier: TokenVerifier | None = None
+        keys = None
+        identities: dict[bytes, Identity | None] = {}
+        window = DEFAULT_RATE_LIMIT_WINDOW
+        if choice.gateway and gateway is not None and gateway.jwt_auth is not None:
+            verifier = consumer_verifier(gateway.jwt_auth)
+            if verifier is None:
+                raise ConfigError(f"APISIX route {gateway.name!r}: jwt-auth consumer has no key")
+        elif mode in ("jwt", "either"):
+            verifier, window = self._verifier(choice, peers, declaration, environment, secrets)
+        if mode in ("api_key", "either"):
+            keys, identities = self._keys(declaration, environment)
+        policy = AuthPolicy(
+            mode=mode,
+            project=declaration.project,
+            module=declaration.module,
+            environment=environment,
+            verifier=verifier,
+            keys=keys,
+            hasher=self._hasher,
+            identities=identities,
+            store=self._key_store,
+            require_route_claims=bool(auth.get("require_route_claims", True)),
+            source=choice.reason,
+            rate_limit_window=window,
+        )
+        environment_entry = context.environment_entry(environment)
+        env_limits = (
+            environment_entry.get("limits") if isinstance(environment_entry, dict) else None
+        )
+        if env_limits is None:
+            common = context.environment_entry("common")
+            env_limits = common.get("limits") if isinstance(common, dict) else None
+        plan = compile_plan(
+            self._limiter,
+            project=declaration.project,
+            module=declaration.module,
+            environment=environment,
+            environment_limits=resolve_value(env_limits, context, "limits"),
+            module_limits=resolve_value(entry.limits, context, "limits"),
+            gateway=_gateway_limits(declaration, environment, gateway),
+        )
+        return RouteSteps(policy, plan)
+
+    def _verifier(
+        self,
+        choice: AuthChoice,
+        peers: Mapping[str, ModuleDeclaration],
+        declaration: ModuleDeclaration,
+        environment: str,
+        secrets: SecretResolver,
+    ) -> tuple[TokenVerifier, str]:
+        """The verifier of the chosen jwt_config module(s). A module the manifest names must
+        work; of modules inferred from the project, the unusable ones are skipped (fewer
+        accepted tokens, never more) as long as one works."""
+        verifiers: list[TokenVerifier] = []
+        windows: list[str] = []
+        problems: list[str] = []
+        for name in choice.jwt_modules:
+            peer = peers.get(name)
+            try:
+                if peer is None or peer.module_type != JWT_CONFIG_MODULE_TYPE:
+                    raise ConfigError(
+                        f"auth needs a {JWT_CONFIG_MODULE_TYPE} module; {name!r} is not one"
+                    )
+                verifiers.append(self._verifiers.build(peer, environment, secrets))
+                windows.append(rate_limit_window(peer, environment, self._environ))
+            except ConfigError as exc:
+                if choice.named:
+                    raise
+                problems.append(exc.message)
+        if not verifiers:
+            raise ConfigError("no usable jwt_config module: " + "; ".join(problems))
+        for problem in problems:
+            _log.warning(
+                "%s/%s [%s]: skipped a jwt_config module: %s",
+                declaration.project,
+                declaration.module,
+                environment,
+                problem,
+            )
+        verifier = verifiers[0] if len(verifiers) == 1 else AnyOfVerifiers(tuple(verifiers))
+        # Several modules may read `rate_limit` over different windows: the longest is the
+        # strictest reading of the same number.
+        return verifier, max(windows, key=_WINDOW_ORDER.index)
+
+    def _keys(
+        self, declaration: ModuleDeclaration, environment: str
+    ) -> tuple[KeyTable, dict[bytes, Identity | None]]:
+        records = decode_records(list(declaration.api_keys), "api_keys")
+        keys = [ApiKey(record, declaration.project) for record in records if not record.disabled]
+        identities: dict[bytes, Identity | None] = {}
+        for key in keys:
+            if key.allows_route(declaration.project, declaration.module, environment):
+                credential = f"key:{key.id}"
+                identities[key.digest] = Identity(
+                    credential,
+                    models=key.models,
+                    limit_specs=credential_specs(key.project, credential, key.limits),
+                )
+            else:
+                identities[key.digest] = None
+        return KeyTable(keys), identities
+
+
+def _gateway_limits(
+    declaration: ModuleDeclaration, environment: str, gateway: GatewayRoute | None
+) -> tuple[tuple[LimitSpec, ...], tuple[LimitSpec, ...], tuple[LimitSpec, ...]]:
+    if gateway is None or not gateway.limits:
+        return (), (), ()
+    prefix = f"route:{declaration.project}:{declaration.module}:{environment}"
+    limits = RouteLimits(prefix, gateway.limits)
+    return limits.route_wide, limits.per_client, limits.per_caller

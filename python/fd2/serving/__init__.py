@@ -1,0 +1,1 @@
+"""The hot path: the ASGI app, routing, the request and its answers."""

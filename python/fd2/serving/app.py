@@ -1,0 +1,444 @@
+"""The raw ASGI application: route each request to its module, render every error one way.
+
+This is the hot path. Per request: one pass over the headers, a dict lookup for the route, the
+route's handler (the module's own, or composed behind the route's steps: auth, limits). Anything
+that can be decided earlier (handlers, steps, environments) was decided when the route table was
+compiled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+
+from fd2.admin.ops import ADMIN_PREFIX, OPS_PATHS, OpsEndpoints
+from fd2.config import Settings, settings_from_environment
+from fd2.control.environments import canonical_environment, is_valid_environment_name
+from fd2.control.manifests.placeholders import allow_environment_variables
+from fd2.control.route_table import Route
+from fd2.control.runtime import Runtime
+from fd2.gc_tuning import tune_gc_for_serving
+from fd2.module import Handler
+from fd2.serving.draining import current_drain, on_termination
+from fd2.serving.errors import (
+    INTERNAL_ERROR_BODY,
+    BadRequest,
+    Fd2Error,
+    HeadersTooLarge,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    UnknownEnvironment,
+)
+from fd2.serving.health_listener import start_health_listener
+from fd2.serving.request import ClientDisconnected, Request
+from fd2.serving.request_ids import request_id_from
+from fd2.serving.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
+from fd2.serving.responses import send_bytes, send_error
+from fd2.serving.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
+from fd2.telemetry.log_context import REQUEST_ID, TRACE_ID, trace_id_from
+from fd2.telemetry.logs import configure_logging
+from fd2.telemetry.tracing import RequestSpan, Tracing, install
+from fd2.types import Message, Receive, Scope, Send
+
+_log = logging.getLogger("fd2.app")
+_access = logging.getLogger("fd2.access")
+_HEALTH_OK = b'{"status":"ok"}'
+_HEALTH_DRAINING = b'{"status":"draining"}'
+
+
+class Fd2App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self._ops: OpsEndpoints | None = None
+        self._health: asyncio.Server | None = None
+        self._base_domain = settings.base_domain.encode() if settings.base_domain else None
+        self._default_environment = canonical_environment(settings.default_env)
+        self._access_log = settings.access_log
+        self._max_headers = settings.max_headers
+        self._draining = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._metrics: RequestMetrics | None = None
+        self._log_context = settings.log_format == "json"
+        self._tracing: Tracing | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client_id = project_module = environment = host = length = None
+        hosts = 0
+        headers = scope["headers"]
+        for name, value in headers:
+            if name == b"x-request-id":
+                client_id = value
+            elif name == b"x-project-module":
+                project_module = value
+            elif name == b"x-environment":
+                environment = value
+            elif name == b"host":
+                host = value
+                hosts += 1
+            elif name == b"content-length":
+                length = value
+        request_id = request_id_from(client_id)
+        span: RequestSpan | None = None
+        if self._log_context:
+            _bind_log_context(request_id, headers)
+        started = False
+        status = 0
+        began = time.perf_counter()
+        metrics = self._metrics
+        route: Route | None = None
+        request: Request | None = None
+        endpoint = UNKNOWN
+        counted = True
+        streamed = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started, status, streamed
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            elif not streamed and route is not None and message.get("more_body"):
+                # A body in parts is a stream: its first part is the first token's time.
+                streamed = True
+                if metrics is not None:
+                    series = metrics.route(route.project, route.module, route.environment)
+                    series.ttft.observe(time.perf_counter() - began)
+                    series.active.inc()
+            await send(message)
+
+        self._in_flight += 1
+        try:
+            if len(headers) > self._max_headers:
+                raise HeadersTooLarge(
+                    f"The request has more header fields than this gateway accepts "
+                    f"({self._max_headers})."
+                )
+            if (hosts != 1 or not host) and scope.get("http_version") == "1.1":
+                # RFC 9112 3.2: exactly one Host in HTTP/1.1; which of two counts would decide
+                # the subdomain route, so neither does. (Granian fills a missing one in empty.)
+                raise BadRequest("An HTTP/1.1 request needs exactly one Host header.", param="Host")
+            path = scope["path"]
+            if path == "/healthz":
+                counted = False
+                await send_bytes(
+                    send_with_id,
+                    503 if self._draining else 200,
+                    _HEALTH_DRAINING if self._draining else _HEALTH_OK,
+                )
+                return
+            if path in OPS_PATHS or path.startswith(ADMIN_PREFIX):
+                counted = False
+                if self._ops is None:
+                    raise ServiceUnavailable("The gateway is starting; try again shortly.")
+                await self._ops.handle(scope, send_with_id)
+                return
+            if self._tracing is not None:  # requests for routes only: no probe or scrape
+                span = self._tracing.start_request(headers, scope["method"])
+                if self._log_context:
+                    TRACE_ID.set(span.trace_id)
+            raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+            key = await self._route_key(raw_path, project_module, host)
+            route = await self._route(key, environment)
+            handler = _handler(route, key, scope["method"])
+            endpoint = key.path  # a path the route declares: `_handler` found it
+            if span is not None:
+                span.route(route.project, route.module, route.environment, endpoint)
+            request = Request(
+                scope,
+                receive,
+                request_id=request_id.decode("ascii"),
+                project=key.project,
+                module=key.module,
+                environment=route.environment,
+                path=key.path,
+                content_length=_content_length(length),
+                max_body=self.settings.max_body_bytes,
+                body_timeout=self.settings.body_timeout,
+            )
+            loaded = route.loaded
+            assert loaded is not None
+            loaded.acquire()
+            try:
+                # The route's steps (auth, limits) are composed into its handlers already.
+                await handler(request, send_with_id)
+            finally:
+                loaded.release()
+            if not started and not request.disconnected:
+                # Never leave it to the server, whose fallback is a bare text/plain 500.
+                _log.error("request %s: the module sent no answer", request_id.decode("ascii"))
+                await send_bytes(send_with_id, 500, INTERNAL_ERROR_BODY)
+        except Fd2Error as exc:
+            if metrics is not None and route is not None and isinstance(exc, UPSTREAM_ERRORS):
+                # Before the answer started (on a route with limits the limits step counts it, as
+                # it renders it); a stream that breaks later is reported by its module.
+                metrics.count(
+                    metrics.upstream_errors,
+                    route.project,
+                    route.module,
+                    route.environment,
+                    exc.code or "bad_gateway",
+                )
+            if not started:
+                await send_error(send_with_id, exc)
+            else:  # too late for an error response: the module should have ended the body itself
+                _log.warning(
+                    "request %s: %s after the response started",
+                    request_id.decode("ascii"),
+                    exc.code,
+                )
+        except ClientDisconnected:
+            pass
+        except Exception as exc:
+            _log.error("request %s failed: %s", request_id.decode("ascii"), type(exc).__name__)
+            if not started:
+                await send_bytes(send_with_id, 500, INTERNAL_ERROR_BODY)
+        finally:
+            self._in_flight -= 1
+            if self._draining and not self._in_flight:
+                self._idle.set()
+            if metrics is not None and counted:
+                self._count(metrics, route, request, endpoint, status, streamed, began)
+            if span is not None:
+                span.end(status or 499, request)
+            if self._access_log:
+                _access.info(
+                    "%s %s %s %d %.1fms",
+                    request_id.decode("ascii"),
+                    scope["method"],
+                    _loggable_path(scope),
+                    status,
+                    (time.perf_counter() - began) * 1000,
+                )
+            if self._log_context:  # whatever runs next in this context is not this request
+                REQUEST_ID.set(None)
+                TRACE_ID.set(None)
+
+    @staticmethod
+    def _count(
+        metrics: RequestMetrics,
+        route: Route | None,
+        request: Request | None,
+        endpoint: str,
+        status: int,
+        streamed: bool,
+        began: float,
+    ) -> None:
+        """The request's figures: labels from its route (one `unknown` series without one, so
+        made-up project names create none); status 499 when no answer was sent (client gone)."""
+        took = time.perf_counter() - began
+        if route is None:
+            metrics.finished(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, status or 499, took)
+            return
+        metrics.finished(
+            route.project, route.module, route.environment, endpoint, status or 499, took
+        )
+        if streamed or (request is not None and request.usage is not None):
+            series = metrics.route(route.project, route.module, route.environment)
+            if streamed:
+                series.active.dec()
+            if request is not None and request.usage is not None:
+                metrics.used(series, request.usage)
+
+    async def _route_key(
+        self, raw_path: bytes, project_module: bytes | None, host: bytes | None
+    ) -> RouteKey:
+        if project_module is not None:
+            return key_from_header(project_module, raw_path)
+        if self._base_domain is not None and host is not None:
+            candidates = subdomain_candidates(host, self._base_domain)
+            if candidates:
+                return await self._pick_subdomain(candidates, raw_path)
+        return key_from_path(raw_path)
+
+    async def _pick_subdomain(self, candidates: list[tuple[str, str]], raw_path: bytes) -> RouteKey:
+        path = raw_path.decode("latin-1")
+        runtime = self._runtime()
+        for project, module in candidates:
+            if (project, module) in runtime.builder.table.groups:
+                return RouteKey(project, module, path)
+        if runtime.control_tower is not None:
+            for project, module in candidates:
+                try:
+                    await runtime.control_tower.ensure(project)
+                except NotFound:
+                    continue
+                if (project, module) in runtime.builder.table.groups:
+                    return RouteKey(project, module, path)
+        project, module = candidates[0]
+        return RouteKey(project, module, path)
+
+    async def _route(self, key: RouteKey, environment: bytes | None) -> Route:
+        runtime = self._runtime()
+        group = runtime.builder.table.groups.get((key.project, key.module))
+        if group is None:
+            if key.project not in runtime.builder.table.projects and runtime.control_tower:
+                await runtime.control_tower.ensure(key.project)
+                group = runtime.builder.table.groups.get((key.project, key.module))
+            if group is None:
+                if key.project in runtime.builder.table.projects:
+                    raise NotFound(f"Unknown module {key.module!r} in project {key.project!r}.")
+                raise NotFound(f"Unknown project {key.project!r}.")
+        if environment is not None:
+            name = environment.decode("latin-1")
+            if not is_valid_environment_name(name):
+                raise BadRequest("Invalid X-Environment header.", param="X-Environment")
+            env = canonical_environment(name)
+        elif group.default_environment is not None:
+            env = group.default_environment
+        elif len(group.by_environment) == 1:
+            env = next(iter(group.by_environment))
+        else:
+            env = self._default_environment
+        route = group.by_environment.get(env)
+        if route is None:
+            raise UnknownEnvironment(
+                f"Environment {env!r} is not configured for {key.project}/{key.module}; "
+                f"valid environments: {group.environment_list}.",
+                param="X-Environment",
+            )
+        if route.unavailable is not None:
+            raise route.unavailable
+        return route
+
+    def _runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise ServiceUnavailable("The gateway is starting; try again shortly.")
+        return self.runtime
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    configure_logging(self.settings.log_level, self.settings.log_format)
+                    allow_environment_variables(self.settings.manifest_env_allow)
+                    if self.settings.otel_endpoint is not None:
+                        # Before the routes are compiled: their steps are wrapped in spans then.
+                        self._tracing = Tracing(
+                            self.settings.otel_endpoint, self.settings.otel_service_name
+                        )
+                        install(self._tracing)
+                    self.runtime = await Runtime.start(self.settings)
+                    self._ops = OpsEndpoints(self.runtime)
+                    self._metrics = self.runtime.metrics.requests
+                    if self.settings.health_port is not None:
+                        self._health = await start_health_listener(
+                            self.settings.host, self.settings.health_port
+                        )
+                    tune_gc_for_serving()
+                    on_termination(asyncio.get_running_loop(), self._begin_drain)
+                except Fd2Error as exc:
+                    _log.error("start-up failed: %s", exc.message)
+                    await send({"type": "lifespan.startup.failed", "message": exc.message})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._drain()
+                if self._health is not None:
+                    self._health.close()
+                if self.runtime is not None:
+                    await self.runtime.close()
+                if self._tracing is not None:
+                    self._tracing.shutdown()  # sends the spans still buffered
+                if multiprocess():
+                    # This worker's live gauges (active streams) leave the sum.
+                    from prometheus_client.multiprocess import mark_process_dead
+
+                    mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _begin_drain(self) -> None:
+        """The worker was told to stop (SIGTERM or SIGINT): Granian stops accepting and lets the
+        requests in flight finish; fd2 says it drains and bounds that by the shutdown timeout."""
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain_until_deadline())
+
+    async def _drain(self) -> None:
+        """At the lifespan shutdown: the drain begun at the signal has ended (Granian starts the
+        shutdown once nothing is in flight); without one, drain now."""
+        self._begin_drain()
+        assert self._drain_task is not None
+        await self._drain_task
+
+    async def _drain_until_deadline(self) -> None:
+        """Let in-flight requests and streams finish, for at most the shutdown timeout; then end
+        the streams still running with an error event each."""
+        self._draining = True
+        drain = current_drain()
+        timeout = self.settings.shutdown_timeout
+        _log.info("shutdown: draining %d requests (at most %g s)", self._in_flight, timeout)
+        if not self._in_flight:
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            _log.warning(
+                "shutdown: %d requests still running at the deadline; %d streams and upstream "
+                "calls ended with an error",
+                self._in_flight,
+                drain.cut(),
+            )
+
+
+def _bind_log_context(request_id: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """JSON logs: the request's id and trace id on every line logged while it runs (the
+    request's own task, and the tasks it starts). The trace is the client's `traceparent`'s
+    (the request span's, once tracing starts one)."""
+    REQUEST_ID.set(request_id.decode("ascii"))
+    traceparent = None
+    for name, value in headers:
+        if name == b"traceparent":
+            traceparent = value
+    TRACE_ID.set(trace_id_from(traceparent))
+
+
+def _handler(route: Route, key: RouteKey, method: str) -> Handler:
+    methods = route.handlers.get(key.path)
+    if methods is None:
+        raise NotFound(f"Unknown endpoint {key.path} for module {key.project}/{key.module}.")
+    handler = methods.get(method)
+    if handler is None:
+        raise MethodNotAllowed(
+            f"Method {method} is not allowed for {key.path}.", allowed=tuple(methods)
+        )
+    return handler
+
+
+_UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The path as the client sent it (still percent-encoded: `%0a` cannot forge a log line),
+    with any byte outside printable ASCII written as `\\xNN`."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    if _UNPRINTABLE.search(raw) is None:
+        return raw.decode("ascii")
+    return _UNPRINTABLE.sub(lambda match: b"\\x%02x" % match[0][0], raw).decode("ascii")
+
+
+def _content_length(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest("Invalid Content-Length header.")
+    return int(value)
+
+
+def create_app() -> Fd2App:
+    """Granian's factory target: settings come from the environment `fd2 serve` prepared."""
+    return Fd2App(settings_from_environment())

@@ -1,0 +1,213 @@
+"""Per-request metrics: requests, latency, time to first token, tokens, active streams, limit
+decisions, auth failures and upstream errors, shown by `GET /metrics` for every worker at once.
+
+`fd2 serve` sets `PROMETHEUS_MULTIPROC_DIR` to a fresh directory per server start before its
+workers start: prometheus-client then keeps each value in a memory-mapped file per worker, and
+one scrape (whichever worker answers it) reads them all (`metrics.py`). Without it (tests, an
+embedded app) the same metrics are per process.
+
+Cost on the hot path: the label children of one (route, endpoint, status) are looked up once and
+kept in a dict, so a request pays a dict lookup and a few value writes, never `labels()`.
+Cardinality is bounded by the route table: a request that matched no route is counted under one
+`unknown` series, and the endpoint label is a path the route declares (else `unknown`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.multiprocess import mark_process_dead
+
+from fd2.metering import Usage
+from fd2.serving.errors import UpstreamError, UpstreamTimeout
+
+if TYPE_CHECKING:
+    from fd2.serving.request import Request
+
+UNKNOWN: Final = "unknown"
+UPSTREAM_ERRORS: Final = (UpstreamError, UpstreamTimeout)
+"""The errors counted as upstream errors, by their code, when they reach the client."""
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+_ROUTE: Final = ("project", "module", "environment")
+_LATENCY_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+_TTFT_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def multiprocess() -> bool:
+    """Whether values are shared between the workers (set before prometheus-client is used)."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def _share_values() -> None:
+    """prometheus-client picks its value class when first imported; Granian forks its workers
+    from a parent that imported it before `fd2 serve` set the directory, so pick it again (before
+    any metric of this worker is made)."""
+    if multiprocess():
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        _forget_dead_workers(os.environ[MULTIPROC_ENV])
+
+
+def _forget_dead_workers(directory: str) -> None:
+    """A worker killed outright (then respawned) never took its live gauges out of the sum: the
+    next worker to start does. Its counters stay, as totals over the server's life."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, someone else's
+            pass
+
+
+class _Series:
+    """The children of one (route, endpoint, status): what one finished request writes."""
+
+    __slots__ = ("latency", "requests")
+
+    def __init__(self, requests: Counter, latency: Histogram) -> None:
+        self.requests = requests
+        self.latency = latency
+
+
+class _RouteSeries:
+    """The children of one route (project, module, environment), status aside."""
+
+    __slots__ = ("active", "tokens_in", "tokens_out", "ttft")
+
+    def __init__(self, metrics: RequestMetrics, labels: tuple[str, str, str]) -> None:
+        self.ttft = metrics.ttft.labels(*labels)
+        self.active = metrics.active_streams.labels(*labels)
+        self.tokens_in = metrics.tokens.labels(*labels, "in")
+        self.tokens_out = metrics.tokens.labels(*labels, "out")
+
+
+class RequestMetrics:
+    """The request metrics of one worker, registered in `registry` (a private one when values
+    are shared between workers: the scrape reads them from the files, not from the objects)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        _share_values()
+        self.requests = Counter(
+            "fd2_requests",
+            "Requests answered, by route, endpoint and HTTP status",
+            [*_ROUTE, "endpoint", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "fd2_request_duration_seconds",
+            "Time from the request's arrival to the end of its answer (streams included)",
+            [*_ROUTE, "endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "fd2_time_to_first_token_seconds",
+            "Time from a streamed request's arrival to the first chunk of its answer body",
+            list(_ROUTE),
+            buckets=_TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "fd2_tokens",
+            "Tokens used, as the module reported them (direction: in = prompt, out = completion)",
+            [*_ROUTE, "direction"],
+            registry=registry,
+        )
+        self.active_streams = Gauge(
+            "fd2_active_streams",
+            "Streamed answers being sent now",
+            list(_ROUTE),
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.limit_decisions = Counter(
+            "fd2_limit_decisions",
+            "Rate-limit decisions taken by the limits step (allowed or limited)",
+            [*_ROUTE, "decision"],
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "fd2_auth_failures",
+            "Requests refused by the auth steps, by reason (missing, invalid, forbidden)",
+            [*_ROUTE, "reason"],
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "fd2_upstream_errors",
+            "Failed upstream exchanges, by kind (the error code the client got: bad_gateway, "
+            "gateway_timeout, upstream_stream_incomplete, ...)",
+            [*_ROUTE, "kind"],
+            registry=registry,
+        )
+        self._series: dict[tuple[str, str, str, str, int], _Series] = {}
+        self._routes: dict[tuple[str, str, str], _RouteSeries] = {}
+        self._counters: dict[tuple[Counter, str, str, str, str], Counter] = {}
+
+    def route(self, project: str, module: str, environment: str) -> _RouteSeries:
+        key = (project, module, environment)
+        series = self._routes.get(key)
+        if series is None:
+            series = self._routes[key] = _RouteSeries(self, key)
+        return series
+
+    def finished(
+        self, project: str, module: str, environment: str, endpoint: str, status: int, took: float
+    ) -> None:
+        """One request answered (the labels are the route's, or `unknown` without a route)."""
+        key = (project, module, environment, endpoint, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(
+                self.requests.labels(project, module, environment, endpoint, str(status)),
+                self.latency.labels(project, module, environment, endpoint),
+            )
+        series.requests.inc()
+        series.latency.observe(took)
+
+    def used(self, route: _RouteSeries, usage: Usage) -> None:
+        if usage.prompt_tokens:
+            route.tokens_in.inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            route.tokens_out.inc(usage.completion_tokens)
+
+    def count(
+        self, counter: Counter, project: str, module: str, environment: str, value: str
+    ) -> None:
+        """One event of a route counter (limit decisions, auth failures, upstream errors)."""
+        key = (counter, project, module, environment, value)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = counter.labels(project, module, environment, value)
+        child.inc()
+
+
+_current: RequestMetrics | None = None
+
+
+def current() -> RequestMetrics | None:
+    """The worker's request metrics, once its metrics registry made them (None before: steps
+    and modules built outside a running gateway count nothing)."""
+    return _current
+
+
+def upstream_failed(request: Request, code: str) -> None:
+    """The core hook a module calls when its upstream fails after the answer started (a broken
+    stream): the failures before that are raised as errors and counted where they are rendered
+    (the core's dispatch, or the limits step). `code` is the error's code (a constant of the
+    module's, never request data)."""
+    metrics = _current
+    if metrics is not None:
+        metrics.count(
+            metrics.upstream_errors, request.project, request.module, request.environment, code
+        )
+
+
+def install(metrics: RequestMetrics) -> None:
+    global _current
+    _current = metrics

@@ -1,0 +1,35 @@
+"""Small helpers that write whole responses to an ASGI `send`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fd2.serving.errors import Fd2Error, render_error
+from fd2.types import Send
+
+JSON = b"application/json"
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = JSON,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, exc: Fd2Error) -> None:
+    await send_bytes(send, exc.status, render_error(exc), headers=exc.extra_headers())
