@@ -132,6 +132,13 @@ impl Scanner {
             if let Some(m) = hit {
                 found.push(m);
                 i = m.end;
+            } else if byte.is_ascii_alphanumeric() {
+                // No match starts inside a run of letters and digits (each detector needs a
+                // word start): skip to its end.
+                i += 1;
+                while i < text.len() && text[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
             } else {
                 i += 1;
             }
