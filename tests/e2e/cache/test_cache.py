@@ -23,8 +23,9 @@ ADMIN_TOKEN = "cache-admin-token-e2e-5531"
 LEAKS.add_secret(ADMIN_TOKEN)
 
 
-def manifest(upstream: str, module: str, cache: dict[str, Any]) -> dict[str, Any]:
+def manifest(upstream: str, module: str, cache: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
+        **extra,
         "auth": {"mode": "none"},
         "project": "cachep",
         "module": module,
@@ -47,6 +48,9 @@ def cached(tmp_path_factory: pytest.TempPathFactory, standin: Service) -> Iterat
     for name, cache in (("chat", {"ttl_s": 60}), ("small", {"max_entry_bytes": 200})):
         text = json.dumps(manifest(standin.address, name, cache))
         (manifests / f"{name}.module.json").write_text(text)
+    limits = {"requests_per_minute": 3, "tokens_per_minute": 600}
+    limited = manifest(standin.address, "limited", {}, limits=limits)
+    (manifests / "limited.module.json").write_text(json.dumps(limited))
     with running_redis(root) as redis_url:
         port = free_port()
         env = fd2_env()
@@ -247,3 +251,19 @@ def test_delete_by_pattern_needs_the_admin_token(cached: Service, sdk, standin_s
         if line.startswith("fd2_cache_lookups_total") and 'result="hit"' in line
     ]
     assert hits and float(hits[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_a_hit_counts_as_a_request_but_charges_no_tokens(cached: Service) -> None:
+    body = {"model": "gpt-4o-mini", "messages": prompt(), "max_tokens": 40}
+    url = f"{cached.url}/cachep/limited/v1/chat/completions"
+    with httpx.Client(timeout=30) as client:
+        answers = [client.post(url, json=body) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers.get("x-fd2-cache") for a in answers[:3]] == ["miss", "hit", "hit"]
+    remaining = [int(a.headers["x-ratelimit-remaining-requests"]) for a in answers[:3]]
+    assert remaining == [2, 1, 0]
+    tokens = [int(a.headers["x-ratelimit-remaining-tokens"]) for a in answers[:3]]
+    # Each hit reserved the estimate and got all of it back: the second hit sees what the first
+    # saw (plus what refilled meanwhile, 10 tokens a second); the miss was charged its usage.
+    assert 0 <= tokens[2] - tokens[1] <= 3
+    assert tokens[0] > tokens[1]

@@ -84,7 +84,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         redaction={"on": ["response"]},
         audit={"content": True},
     )
-    for raw in (guard, answers):
+    cached = manifest(
+        upstream.address,
+        "cached",
+        auth={"mode": "none"},
+        cache={"ttl_s": 60},
+        redaction={"on": ["response"]},
+        audit={},
+    )
+    for raw in (guard, answers, cached):
         (manifests / f"{raw['module']}.module.json").write_text(json.dumps(raw))
     audit_file = root / "audit.jsonl"
     try:
@@ -247,3 +255,26 @@ def test_a_raw_stream_never_carries_the_split_card(stack: Stack) -> None:
     digits = "".join(ch for ch in raw.decode() if ch.isdigit())
     assert "41111111" not in digits
     assert raw.endswith(b"data: [DONE]\n\n")
+
+
+def test_the_cache_holds_redacted_answers_and_audit_sees_its_hits(stack: Stack) -> None:
+    messages = [{"role": "user", "content": f"write to {EMAIL} today"}]
+    with sdk(stack, "cached") as client:
+        create = client.chat.completions.with_raw_response.create
+        first = create(model="gpt-4o-mini", messages=messages)
+        second = create(model="gpt-4o-mini", messages=messages)
+    assert [first.headers["x-fd2-cache"], second.headers["x-fd2-cache"]] == ["miss", "hit"]
+    for answer in (first, second):
+        assert answer.parse().choices[0].message.content == "write to [EMAIL] today"
+    # The cache sits outside redaction: Redis holds the answer as the client got it.
+    client_ = redis.Redis.from_url(stack.redis_url)
+    try:
+        stored = [client_.get(key) for key in client_.scan_iter("fd2:cache:privacy:*")]
+    finally:
+        client_.close()
+    assert stored and all(EMAIL.encode() not in (value or b"") for value in stored)
+    missed, _, _ = records(stack, first.headers["x-request-id"])
+    hit, _, _ = records(stack, second.headers["x-request-id"])
+    assert missed["cache"] == "miss" and missed["redactions"] == {"response.email": 1}
+    assert hit["cache"] == "hit" and "redactions" not in hit
+    assert hit["prompt_tokens"] == 0 and hit["completion_tokens"] == 0
