@@ -187,3 +187,13 @@ def test_the_held_tail_is_bounded() -> None:
     stream = TextStream(r)
     sent = "".join(stream.push("word ", Found()) for _ in range(200))
     assert len("word " * 200) - len(sent) <= PII_WINDOW
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=300) | st.text(alphabet="0123456789 -.:+@()abcdefxAKIsk_", max_size=300))
+def test_any_text_scans_to_ordered_disjoint_matches(text: str) -> None:
+    last = 0
+    for kind, start, end in scanner().scan(text):
+        assert kind in PII_KINDS
+        assert last <= start < end <= len(text)
+        last = end

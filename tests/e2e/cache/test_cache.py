@@ -41,7 +41,10 @@ def manifest(upstream: str, module: str, cache: dict[str, Any], **extra: Any) ->
 
 
 @pytest.fixture(scope="module")
-def cached(tmp_path_factory: pytest.TempPathFactory, standin: Service) -> Iterator[Service]:
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory, standin: Service
+) -> Iterator[tuple[Service, Service]]:
+    """Two fd2 replicas (two workers, one worker) sharing one redis-server and the manifests."""
     root = tmp_path_factory.mktemp("cache")
     manifests = root / "manifests"
     manifests.mkdir()
@@ -51,22 +54,33 @@ def cached(tmp_path_factory: pytest.TempPathFactory, standin: Service) -> Iterat
     limits = {"requests_per_minute": 3, "tokens_per_minute": 600}
     limited = manifest(standin.address, "limited", {}, limits=limits)
     (manifests / "limited.module.json").write_text(json.dumps(limited))
+    services: list[Service] = []
     with running_redis(root) as redis_url:
-        port = free_port()
-        env = fd2_env()
-        env["FD2_E2E_ADMIN_TOKEN"] = ADMIN_TOKEN
-        argv = fd2_argv(
-            "serve", "--host", "127.0.0.1", "--port", str(port), "--manifests", str(manifests),
-            "--default-env", "development", "--workers", "2", "--redis-url", redis_url,
-            "--redis-timeout", "0.5", "--admin-token-ref", "env:FD2_E2E_ADMIN_TOKEN",
-        )  # fmt: skip
-        service = start_service(
-            "fd2-cache", argv, port=port, ready_path="/healthz", log_dir=root, env=env
-        )
         try:
-            yield service
+            for name, workers in (("fd2-cache", "2"), ("fd2-cache-b", "1")):
+                port = free_port()
+                env = fd2_env()
+                env["FD2_E2E_ADMIN_TOKEN"] = ADMIN_TOKEN
+                argv = fd2_argv(
+                    "serve", "--host", "127.0.0.1", "--port", str(port),
+                    "--manifests", str(manifests), "--default-env", "development",
+                    "--workers", workers, "--redis-url", redis_url, "--redis-timeout", "0.5",
+                    "--admin-token-ref", "env:FD2_E2E_ADMIN_TOKEN",
+                )  # fmt: skip
+                services.append(
+                    start_service(
+                        name, argv, port=port, ready_path="/healthz", log_dir=root, env=env
+                    )
+                )
+            yield services[0], services[1]
         finally:
-            service.stop()
+            for service in services:
+                service.stop()
+
+
+@pytest.fixture(scope="module")
+def cached(replicas: tuple[Service, Service]) -> Service:
+    return replicas[0]
 
 
 @pytest.fixture
@@ -201,20 +215,22 @@ def test_errors_and_oversized_answers_are_never_stored(cached: Service, standin_
     assert standin_stats.get()["started"] == 6
 
 
-def test_concurrent_identical_misses_make_one_upstream_call(cached: Service, standin_stats):
+def test_concurrent_identical_misses_make_one_upstream_call(replicas, standin_stats):
+    """Ten identical requests at once, spread over two replicas (three workers): one upstream
+    call (single flight in a worker, the Redis lock across workers and replicas)."""
     standin_stats.settle()
     body = {"model": "slow-400", "messages": prompt()}
-    url = f"{cached.url}/cachep/chat/v1/chat/completions"
+    urls = [f"{r.url}/cachep/chat/v1/chat/completions" for r in replicas]
     results: list[tuple[int, str, str]] = []
     lock = threading.Lock()
 
-    def call() -> None:
+    def call(index: int) -> None:
         with httpx.Client(timeout=30) as client:
-            answer = client.post(url, json=body)
+            answer = client.post(urls[index % 2], json=body)
         with lock:
             results.append((answer.status_code, answer.headers["x-fd2-cache"], answer.text))
 
-    threads = [threading.Thread(target=call) for _ in range(10)]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
