@@ -197,3 +197,10 @@ def test_any_text_scans_to_ordered_disjoint_matches(text: str) -> None:
         assert kind in PII_KINDS
         assert last <= start < end <= len(text)
         last = end
+
+
+def test_events_that_are_not_openai_json_are_redacted_as_text() -> None:
+    stream = StreamRedactor(redactor())
+    raw = b"event: note\ndata: write to a@example.com\ndata: more\n\n: comment\n\ndata: [DONE]\n\n"
+    out = stream.feed(raw) + stream.finish()
+    assert out == raw.replace(b"a@example.com", b"[EMAIL]")

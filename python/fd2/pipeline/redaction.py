@@ -45,8 +45,10 @@ class Redaction:
             await self._redact_request(request)
         if self._response:
             answer = _Answer(send, self._redactor, request)
-            await call_next(request, answer)
-            await answer.close()
+            try:
+                await call_next(request, answer)
+            finally:
+                answer.close()
         else:
             await call_next(request, send)
 
@@ -128,6 +130,11 @@ class _Answer:
             redacted = self._redactor.json(value, found, block=False)
             if redacted is not value:
                 body = orjson.dumps(redacted)
+        else:  # labelled JSON but not JSON: still never unscanned
+            text = body.decode(errors="replace")
+            redacted_text = self._redactor.text(text, found, block=False)
+            if redacted_text is not text:
+                body = redacted_text.encode()
         _record(self._request, "response", found)
         start["headers"] = [
             (name, b"%d" % len(body) if name == b"content-length" else value)
@@ -136,9 +143,9 @@ class _Answer:
         await self._send(start)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def close(self) -> None:
-        """A stream the handler ended without a last message: its held text is dropped with
-        it (nothing more reaches the client), and its counts are recorded."""
+    def close(self) -> None:
+        """A stream the handler ended without a last message (it failed, or the client left):
+        its held text is dropped with it, and its counts are recorded."""
         if self._stream is not None:
             _record(self._request, "response", self._stream.found)
             self._stream = None

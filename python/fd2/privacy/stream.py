@@ -97,16 +97,16 @@ class StreamRedactor:
 
     def _event(self, event: bytes) -> bytes:
         data = _data(event)
-        if data is None:
-            return event
         if data == b"[DONE]":
             return self._flush_all() + event
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event
+        value: Any = None
+        if data is not None:
+            try:
+                value = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                value = None
         if not isinstance(value, dict):
-            return event
+            return self._as_text(event)
         changed = False
         choices = value.get("choices")
         if isinstance(choices, list):
@@ -120,6 +120,13 @@ class StreamRedactor:
         if not changed:
             return event
         return b"data: " + orjson.dumps(value) + b"\n\n"
+
+    def _as_text(self, event: bytes) -> bytes:
+        """An event that is not OpenAI's one-line JSON: redacted as text, on its own (a
+        replacement holds no line break, so the event's framing is kept)."""
+        text = event.decode(errors="replace")
+        redacted = self._redactor.text(text, self.found, block=False)
+        return event if redacted is text else redacted.encode()
 
     def _choice(self, choice: dict[str, Any]) -> bool:
         index = choice.get("index", 0)
