@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 
 from ..conftest import Service, StandinStats, fd2_argv, fd2_env, free_port, start_service
 from ..leaks import LEAKS
-from ..redis_server import running_redis
+from ..redis_server import RedisServer, running_redis
 
 ADMIN_TOKEN = "cache-admin-token-e2e-5531"
 LEAKS.add_secret(ADMIN_TOKEN)
@@ -283,3 +284,41 @@ def test_a_hit_counts_as_a_request_but_charges_no_tokens(cached: Service) -> Non
     # saw (plus what refilled meanwhile, 10 tokens a second); the miss was charged its usage.
     assert 0 <= tokens[2] - tokens[1] <= 3
     assert tokens[0] > tokens[1]
+
+
+def test_without_redis_requests_are_served_uncached(
+    tmp_path: Path, standin: Service, standin_stats: StandinStats
+) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    raw = manifest(standin.address, "chat", {"ttl_s": 60})
+    (manifests / "chat.module.json").write_text(json.dumps(raw))
+    server = RedisServer(tmp_path)
+    server.start()
+    port = free_port()
+    argv = fd2_argv(
+        "serve", "--host", "127.0.0.1", "--port", str(port), "--manifests", str(manifests),
+        "--default-env", "development", "--redis-url", server.url, "--redis-timeout", "0.2",
+    )  # fmt: skip
+    service = start_service(
+        "fd2-cache-outage", argv, port=port, ready_path="/healthz", log_dir=tmp_path,
+        env=fd2_env(),
+    )  # fmt: skip
+    try:
+        standin_stats.settle()
+        body = {"model": "gpt-4o-mini", "messages": prompt()}
+        url = f"{service.url}/cachep/chat/v1/chat/completions"
+        with httpx.Client(timeout=30) as client:
+            states = [client.post(url, json=body).headers["x-fd2-cache"] for _ in range(2)]
+            assert states == ["miss", "hit"]
+            server.stop()
+            for _ in range(3):
+                answer = client.post(url, json=body)
+                assert answer.status_code == 200
+                assert answer.headers["x-fd2-cache"] == "miss"
+        assert standin_stats.get()["started"] == 4
+    finally:
+        service.stop()
+        server.stop()
+    log = service.stderr_path.read_text()
+    assert log.count("response cache: Redis read failed") == 1, log[-3000:]
