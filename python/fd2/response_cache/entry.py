@@ -35,9 +35,11 @@ def decode(raw: bytes) -> Entry | None:
 
 
 async def replay(entry: Entry, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
-    """The stored answer, with `x-fd2-cache` and `extra` headers."""
+    """The stored answer, with the `extra` headers (`x-fd2-cache: hit`)."""
     headers = [(b"content-type", entry.content_type), *extra]
-    if not entry.streamed:
+    if entry.streamed:
+        headers.append((b"cache-control", b"no-cache"))  # as a live stream is sent
+    else:
         size = sum(len(chunk) for chunk in entry.chunks)
         headers.append((b"content-length", b"%d" % size))
     await send({"type": "http.response.start", "status": entry.status, "headers": headers})
