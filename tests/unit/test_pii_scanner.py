@@ -204,3 +204,30 @@ def test_events_that_are_not_openai_json_are_redacted_as_text() -> None:
     raw = b"event: note\ndata: write to a@example.com\ndata: more\n\n: comment\n\ndata: [DONE]\n\n"
     out = stream.feed(raw) + stream.finish()
     assert out == raw.replace(b"a@example.com", b"[EMAIL]")
+
+
+def test_other_strings_of_an_event_are_redacted_in_place() -> None:
+    event = {
+        "id": "x",
+        "model": "mail-a@example.com",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"function": {"arguments": '{"to":"b@example.com"}'}}]},
+                "logprobs": {"content": [{"token": "c@example.com"}]},
+                "finish_reason": None,
+            }
+        ],
+    }
+    raw = b"data: " + orjson.dumps(event) + b"\n\ndata: [DONE]\n\n"
+    stream = StreamRedactor(redactor())
+    out = stream.feed(raw) + stream.finish()
+    assert b"@example.com" not in out
+    assert stream.found.counts == {"email": 3}
+    # JSON escapes (here: non-ASCII written as \\u) never hide a value.
+    escaped = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"\\u00e94111 1111 1111 1111 ok"}}]}\n\n'
+    )
+    stream = StreamRedactor(redactor())
+    out = stream.feed(escaped) + stream.finish()
+    assert b"4111" not in out and stream.found.counts == {"card": 1}

@@ -22,6 +22,7 @@ _CONTEXT: Final = 64
 """Characters already sent that are kept as left context (a detector's look-behind)."""
 _TEXT_FIELDS: Final = ("content", "refusal")
 _DONE: Final = b"data: [DONE]"
+_CHOICES: Final = frozenset({"choices"})
 
 
 class TextStream:
@@ -107,15 +108,21 @@ class StreamRedactor:
                 value = None
         if not isinstance(value, dict):
             return self._as_text(event)
+        assert data is not None
+        # One look at the whole event first. Without escapes, a string's characters stand in the
+        # event as they are, between quotes that no detector reads as part of a value: no match
+        # in the event means none in its strings, and only the held text needs work.
+        quiet = b"\\" not in data and not self._redactor.scanner.scan(data.decode(errors="replace"))
         changed = False
         choices = value.get("choices")
         if isinstance(choices, list):
             for choice in choices:
-                if isinstance(choice, dict) and self._choice(choice):
+                if isinstance(choice, dict) and self._choice(choice, quiet):
                     changed = True
-        rest = self._redactor.json(value, self.found, block=False, skip=frozenset({"choices"}))
-        if rest is not value:
-            value, changed = rest, True
+        if not quiet:
+            rest = self._redactor.json(value, self.found, block=False, skip=_CHOICES)
+            if rest is not value:
+                value, changed = rest, True
         self._last = value
         if not changed:
             return event
@@ -128,7 +135,7 @@ class StreamRedactor:
         redacted = self._redactor.text(text, self.found, block=False)
         return event if redacted is text else redacted.encode()
 
-    def _choice(self, choice: dict[str, Any]) -> bool:
+    def _choice(self, choice: dict[str, Any], quiet: bool) -> bool:
         index = choice.get("index", 0)
         index = index if isinstance(index, int) else 0
         changed = False
@@ -152,13 +159,16 @@ class StreamRedactor:
                 if stream is not None and stream.held:
                     holder[field] = (holder.get(field) or "") + stream.flush(self.found)
                     changed = True
+        if quiet:
+            return changed
         # The choice's other strings (tool call arguments, logprobs' tokens) in place.
-        for key, item in list(holder.items()):
-            if key not in fields:
-                new = self._redactor.json(item, self.found, block=False)
-                if new is not item:
-                    holder[key] = new
-                    changed = True
+        for where in (holder, choice) if holder is not choice else (choice,):
+            for key, item in list(where.items()):
+                if key not in fields and item is not holder:
+                    new = self._redactor.json(item, self.found, block=False)
+                    if new is not item:
+                        where[key] = new
+                        changed = True
         return changed
 
     def _flush_all(self) -> bytes:
