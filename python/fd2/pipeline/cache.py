@@ -127,6 +127,10 @@ class ResponseCache:
                     variant = ":" + hashlib.sha256(canonical).hexdigest()[:16]
         except (CacheKeyError, Fd2Error):  # the module gives the error this body deserves
             return None
+        if self._settings.scope == "caller":
+            identity = request.identity
+            caller = identity.credential if identity is not None else "-"
+            variant += ":" + hashlib.sha256(caller.encode()).hexdigest()[:16]
         return f"{self._prefix}{model or '-'}:{digest}{variant}"
 
     async def _fetch(

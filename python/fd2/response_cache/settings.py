@@ -11,7 +11,7 @@ answer) or `no-store` (neither). `cache_ttl` is not an OpenAI body field, so a h
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -28,6 +28,9 @@ class CacheSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """The most a request's `x-fd2-cache-ttl` may ask for."""
     max_entry_bytes: int = 1 << 20
     """Answers larger than this (streams: all their chunks together) are not stored."""
+    scope: Literal["route", "caller"] = "route"
+    """`route`: every caller of the route shares the entries (an answer depends only on the
+    request it answers); `caller`: each API key or JWT subject has its own."""
     lock_s: float = 10.0
     """How long identical misses on other workers and replicas wait for the first one's answer
     before calling upstream themselves (also the lifetime of the Redis lock)."""

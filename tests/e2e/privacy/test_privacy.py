@@ -25,7 +25,9 @@ from ..leaks import LEAKS
 from ..redis_server import running_redis
 
 API_KEY = "fd2_privacy-e2e-key-7d1f0c2b9a8e4d6f"
+OTHER_KEY = "fd2_privacy-e2e-other-3c5e7a9b1d2f4e6a"
 LEAKS.add_secret(API_KEY)
+LEAKS.add_secret(OTHER_KEY)
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"
 STREAM_KEY = "fd2:audit-e2e"
@@ -92,7 +94,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         redaction={"on": ["response"]},
         audit={},
     )
-    for raw in (guard, answers, cached):
+    mine = manifest(
+        upstream.address,
+        "mine",
+        auth={"mode": "api_key"},
+        api_keys=[
+            {"id": "team-a", "hash": digest},
+            {"id": "team-b", "hash": hmac.new(b"", OTHER_KEY.encode(), hashlib.sha256).hexdigest()},
+        ],
+        cache={"scope": "caller"},
+    )
+    for raw in (guard, answers, cached, mine):
         (manifests / f"{raw['module']}.module.json").write_text(json.dumps(raw))
     audit_file = root / "audit.jsonl"
     try:
@@ -278,3 +290,17 @@ def test_the_cache_holds_redacted_answers_and_audit_sees_its_hits(stack: Stack) 
     assert missed["cache"] == "miss" and missed["redactions"] == {"response.email": 1}
     assert hit["cache"] == "hit" and "redactions" not in hit
     assert hit["prompt_tokens"] == 0 and hit["completion_tokens"] == 0
+
+
+def test_a_caller_scoped_cache_keeps_each_callers_entries_apart(stack: Stack) -> None:
+    messages = [{"role": "user", "content": "the same question"}]
+    states = []
+    for key in (API_KEY, API_KEY, OTHER_KEY, OTHER_KEY):
+        client = sdk(stack, "mine")
+        client.api_key = key
+        with client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=messages
+            )
+        states.append(raw.headers["x-fd2-cache"])
+    assert states == ["miss", "hit", "miss", "hit"]
