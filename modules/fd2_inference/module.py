@@ -68,6 +68,9 @@ class InferenceModule(Module):
     module_types: ClassVar[tuple[str, ...]] = ("inference_endpoint", "inference_openai")
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
     cache_key_ignores: ClassVar[frozenset[str]] = frozenset({"user", "stream", "stream_options"})
+    # Of those, the ones that change the answer's shape (a stream, its usage chunk): the response
+    # cache keeps one stored variant per value (fd2.pipeline.cache).
+    cache_variant_fields: ClassVar[frozenset[str]] = frozenset({"stream", "stream_options"})
 
     _upstream: Upstream
     _defaults: Defaults
