@@ -13,7 +13,7 @@ from .conftest import Service
 from .devkit_services import MODEL_SERVER_KEY, STANDINS, devkit_fixture, refused, reset, seen  # noqa: F401
 
 sys.path.insert(0, str(STANDINS))
-from model_server import vector  # noqa: E402  # the stand-in's own vectors, to compare with
+from model_server import vector  # the stand-in's own vectors, to compare with
 
 Devkit = dict[str, Service]
 TEXTS = [f"text number {index}" for index in range(10)]
