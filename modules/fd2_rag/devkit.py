@@ -116,8 +116,19 @@ class DevkitService:
         return Scrubber(credential_values(call.headers))
 
     async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
-        """Send `call`, retrying only a connection that was never made."""
-        return await self._open(call, idempotent=False)
+        """Send `call` for a relay (a stream), retrying only a connection that was never made.
+
+        A refusal or failure is settled here, in the devkit's words, before the relay sees it:
+        its errors are not OpenAI-shaped, and a relay would only name their status."""
+        response = await self._open(call, idempotent=False)
+        if 200 <= response.status < 300:
+            return response
+        try:
+            body = await read_answer(response, ERROR_BODY_LIMIT)
+        finally:
+            response.close()
+        self.settle(response.status, body, self.scrubber(call))
+        raise UpstreamError(f"The {self._label} answered HTTP {response.status}.")
 
     async def _open(self, call: UpstreamCall, *, idempotent: bool) -> aiohttp.ClientResponse:
         attempt = 0

@@ -234,3 +234,25 @@ def test_query_is_not_retried_after_the_service_answered(devkit: Devkit) -> None
     )
     assert "HTTP 500" in error["message"]
     assert len(seen(devkit["rag"])) == 1
+
+
+def test_a_streamed_chat_refused_by_the_service_keeps_its_status_and_words(
+    devkit: Devkit,
+) -> None:
+    body = {"model": "nope", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    error = refused(post(devkit, "/knowledge-base/v1/chat/completions", body), 404)
+    assert "Model (configuration) 'nope' not found" in error["message"]
+    with (
+        openai.OpenAI(
+            base_url=f"{devkit['fd2'].url}/kb/knowledge-base/v1", api_key="unused", max_retries=0
+        ) as sdk,
+        pytest.raises(openai.NotFoundError),
+    ):
+        sdk.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_hanging_stream_times_out(devkit: Devkit) -> None:
+    body = {"stream": True, "messages": [{"role": "user", "content": "x"}]}
+    started = time.monotonic()
+    refused(post(devkit, "/hung/v1/chat/completions", {**body, "model": "hang"}), 504)
+    assert time.monotonic() - started < 5
