@@ -205,24 +205,26 @@ class ModelServerModule(Module):
         if len(parts) == 1:
             call = self._call("POST", path, orjson.dumps(body), rid, auth)
             return (await self._service.exchange(call, idempotent=True)).body
-        gate = asyncio.Semaphore(CONCURRENT_BATCHES)
+        answers: list[Any] = [None] * len(parts)
+        pending = iter(range(len(parts)))
 
-        async def one(part: dict[str, Any]) -> Any:
-            async with gate:
-                call = self._call("POST", path, orjson.dumps(part), rid, auth)
-                return (await self._service.exchange(call, idempotent=True)).value
+        async def worker() -> None:
+            # A few workers take the batches in turn: never more calls in flight, nor more
+            # tasks alive, than CONCURRENT_BATCHES, however many batches a request makes.
+            for index in pending:
+                call = self._call("POST", path, orjson.dumps(parts[index]), rid, auth)
+                answers[index] = (await self._service.exchange(call, idempotent=True)).value
 
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(part)) for part in parts]
+                for _ in range(min(CONCURRENT_BATCHES, len(parts))):
+                    group.create_task(worker())
         except ExceptionGroup as failed:
-            # The first failure answers; the other batches were cancelled with it.
+            # The first failure answers; the other workers were cancelled with it.
             raise _first_error(failed) from None
         self._logger.debug("request %s: %d batches of %s", rid, len(parts), kind)
         try:
-            merged = merge(
-                kind, [task.result() for task in tasks], [len(p["texts"]) for p in parts]
-            )
+            merged = merge(kind, answers, [len(part["texts"]) for part in parts])
         except MergeError as exc:
             raise UpstreamError(f"The {_LABEL} answered badly: {exc}.") from None
         return orjson.dumps(merged)
