@@ -105,6 +105,11 @@ def project_manifest(rag: str, models: str) -> dict[str, Any]:
             },
             {
                 "module_type": "rag_service",
+                "name": "metered-kb",
+                "config": rag_base,
+            },
+            {
+                "module_type": "rag_service",
                 "name": "hung",
                 "config": {**rag_base, "configuration_name": "hang", "request_timeout": 1},
             },
@@ -152,6 +157,8 @@ def project_manifest(rag: str, models: str) -> dict[str, Any]:
                 "config": {"service_url": f"http://{closed}/api/v1/models", "max_retries": 1},
             },
         ],
+        # Each query is charged its estimate (no usage comes back): the question's tokens + 1024.
+        "metadata": {"fd2": {"modules": {"metered-kb": {"limits": {"tokens_per_minute": 2500}}}}},
     }
 
 

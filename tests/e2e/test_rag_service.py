@@ -256,3 +256,11 @@ def test_a_hanging_stream_times_out(devkit: Devkit) -> None:
     started = time.monotonic()
     refused(post(devkit, "/hung/v1/chat/completions", {**body, "model": "hang"}), 504)
     assert time.monotonic() - started < 5
+
+
+def test_queries_are_charged_their_estimate_against_token_limits(devkit: Devkit) -> None:
+    # tokens_per_minute 2500; a query costs its question's tokens plus 1024 for the answer.
+    statuses = [post(devkit, "/metered-kb/query", QUERY).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    # Retrieval generates nothing: only the question's tokens, which still fit.
+    assert post(devkit, "/metered-kb/retrieve", QUERY).status_code == 200
