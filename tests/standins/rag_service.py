@@ -19,7 +19,8 @@ Configurations: ``default``, ``kb``, ``production-kb`` (open) and ``secure`` (se
 ``Authorization: Bearer <JWT>`` signed HS256 with ``--jwt-secret``; its ``metadata_filter``
 claim is ``$and``-ed with the request's filter). Behaviours, by configuration name: ``boom``
 (500), ``hang`` (no answer for 60 s), ``garbage`` (200, not JSON), ``flaky`` (503 for the first
-two calls after a reset, then as ``default``); any other name is unknown.
+two calls after a reset, then as ``default``); any other name is unknown. ``boom`` and ``hang``
+also work as the ``model`` of a chat completion.
 
 ``GET /_standin/requests`` lists the last requests (path, headers, decoded body, the filter the
 devkit would apply); ``POST /_standin/reset`` clears it and the ``flaky`` count.
