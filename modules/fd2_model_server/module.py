@@ -24,6 +24,7 @@ from fd2.serving.errors import Fd2Error, UpstreamError
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.responses import send_bytes
 from fd2.types import Send
+from fd2_inference.upstream import UpstreamCall
 from fd2_model_server.bodies import (
     CLASSIFY,
     EMBEDDINGS,
@@ -161,7 +162,7 @@ class ModelServerModule(Module):
 
     def _call(
         self, method: str, path: str, body: bytes | None, request_id: str, auth: str | None
-    ) -> Any:
+    ) -> UpstreamCall:
         return self._service.build(method, path, body, request_id=request_id, authorization=auth)
 
     def _authorization(self, request: Request) -> str | None:
