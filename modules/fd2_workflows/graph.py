@@ -63,7 +63,9 @@ def compile_graph(config: WorkflowConfig, schema: StateSchema, modules: Collecti
         nodes[spec.id] = compile_node(spec, schema, default_module)
     written: set[str] = set()
     for node in nodes.values():
-        if node.writes is not None:
+        if node.writes is None:  # writes whichever declared fields its input holds
+            written.update(schema.fields)
+        else:
             schema.check_written(node.writes, f"node {node.id!r}")
             written.update(node.writes)
         if isinstance(node, LlmNode) and node.module not in modules:

@@ -2,9 +2,9 @@
 
 `state_schema` maps a field to a type name (the Control Tower's sample writes `"document":
 "string"`, `"chunks": "array"`) or to `{"type", "required", "default"}`. A field that no node
-writes is an input: the caller must give it, unless it says `"required": false`. Missing optional
-fields start empty ("" / [] / {} / 0 / false), as the earlier front door started its state.
-`metadata` belongs to the run (what ran, when); a caller cannot set it.
+writes is an input: the caller must give it, unless it says `"required": false` or has a
+`default`. Missing optional fields start empty ("" / [] / {} / 0 / false), as the earlier front
+door started its state. `metadata` belongs to the run (what ran, when); a caller cannot set it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ _CANONICAL: Final = {
 
 
 class Field:
-    __slots__ = ("default", "kinds", "name", "required", "type_name")
+    __slots__ = ("default", "has_default", "kinds", "name", "required", "type_name")
 
     def __init__(self, name: str, raw: Any) -> None:
         spec = raw if isinstance(raw, Mapping) else {"type": raw}
@@ -76,6 +76,7 @@ class Field:
         self.type_name = _CANONICAL.get(lowered, lowered)
         self.kinds = _TYPES[lowered]
         self.required: bool | None = required
+        self.has_default = "default" in spec
         self.default = spec.get("default", _EMPTY.get(self.type_name))
         if self.default is not None and not self.accepts(self.default):
             raise ConfigError(f"state_schema.{name}.default is not of type {self.type_name}")
@@ -110,7 +111,8 @@ class StateSchema:
         self._inputs = frozenset(
             name
             for name, field in self.fields.items()
-            if field.required or (field.required is None and name not in written)
+            if field.required
+            or (field.required is None and not field.has_default and name not in written)
         )
 
     @property
