@@ -141,6 +141,34 @@ def test_a_streamed_run_sends_each_node_then_the_final_state(gateway: Service) -
     assert events[-1]["state"]["final_summary"] == events[2]["update"]["final_summary"]
 
 
+def test_a_client_that_leaves_mid_stream_cancels_the_run_and_its_model_calls(
+    gateway: Service, counts: StandinStats
+) -> None:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/{PROJECT}/slow-chunks/invoke",
+        json={"document": "a" * 30, "stream": True},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert next(lines) == "event: node"
+        assert json.loads(next(lines)[len("data: ") :])["node"] == "split"
+        # The three chunks' model calls are now waiting on the stand-in; leave.
+        deadline = time.monotonic() + 5
+        while counts.get()["started"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    deadline = time.monotonic() + 5
+    while counts.get()["cancelled"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counts.get() | {"open_streams": 0} == {
+        "started": 3,
+        "completed": 0,
+        "cancelled": 3,
+        "open_streams": 0,
+    }
+
+
 def test_accept_event_stream_asks_for_a_stream_too(gateway: Service) -> None:
     response = invoke(gateway, "counter", {}, headers={"accept": "text/event-stream"})
     assert response.status_code == 200

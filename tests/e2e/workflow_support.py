@@ -139,6 +139,25 @@ def workflow_manifest(upstream: str) -> dict[str, Any]:
             ],
         ),
         _workflow(
+            "slow-chunks",
+            inference_modules=["plain-llm"],
+            state_schema={"document": "string", "chunks": "array", "summaries": "array"},
+            nodes=[
+                {
+                    "id": "split",
+                    "type": "function",
+                    "function": "split_into_chunks",
+                    "config": {"chunk_size": 10, "chunk_overlap": 0},
+                },
+                {
+                    "id": "each",
+                    "type": "llm",
+                    "prompt_template": "{chunk}",
+                    "config": {"parallel": True, "model": "slow-5000"},
+                },
+            ],
+        ),
+        _workflow(
             "escape",
             **{
                 **_summarize("gpt-4o-mini"),
