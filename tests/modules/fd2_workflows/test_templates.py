@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fd2.serving.errors import ConfigError
 from fd2_workflows.templates import PromptTemplate, as_text
@@ -47,3 +49,16 @@ def test_values_as_text() -> None:
     assert as_text(True) == "true"
     assert as_text({"k": 1}) == '{"k":1}'
     assert PromptTemplate("[{missing}]", "n").render({}) == "[]"
+
+
+_PIECES = st.sampled_from(["{a}", "{b}", "{{", "}}", "{", "}", "{a.b}", "{0}", "{a!s}", "x", "\n"])
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join), st.text(max_size=20), st.text(max_size=20))
+def test_an_accepted_template_renders_as_str_format_would(text: str, a: str, b: str) -> None:
+    try:
+        template = PromptTemplate(text, "n")
+    except ConfigError:
+        return  # refused: never rendered
+    assert template.fields <= {"a", "b"}
+    assert template.render({"a": a, "b": b}) == text.format(a=a, b=b)
