@@ -14,7 +14,14 @@ import pytest
 
 from .conftest import Service, StandinStats, fd2_argv, fd2_env, free_port, start_service
 from .support import assert_no_leak, assert_openai_error
-from .workflow_support import CLIENT_KEY, PROJECT, WORKFLOW, WORKFLOW_ENV, workflow_manifest
+from .workflow_support import (
+    CLIENT_KEY,
+    NARROW_KEY,
+    PROJECT,
+    WORKFLOW,
+    WORKFLOW_ENV,
+    workflow_manifest,
+)
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 # 4000 characters: chunks of 2000 overlapping by 200 start at 0, 1800 and 3600.
@@ -96,12 +103,24 @@ def test_the_summarizer_runs_its_llm_nodes_in_process(
     assert_no_leak(response.content)
 
 
-def test_the_inference_modules_auth_applies_to_each_call(gateway: Service) -> None:
+def test_the_inference_modules_auth_applies_to_each_call(
+    gateway: Service, counts: StandinStats
+) -> None:
     refused = invoke(gateway, WORKFLOW, {"document": "x"})
     assert refused.status_code == 401
     assert_openai_error(refused.content, status=401)
     wrong = invoke(gateway, WORKFLOW, {"document": "x"}, headers={"authorization": "Bearer no"})
     assert wrong.status_code == 401
+    # A key that may call the workflow but not the inference module: the first model call is
+    # refused by the inference module's own auth step, and nothing reaches the upstream.
+    narrow = invoke(
+        gateway, WORKFLOW, {"document": "x"}, headers={"authorization": f"Bearer {NARROW_KEY}"}
+    )
+    assert narrow.status_code == 403
+    error = assert_openai_error(narrow.content, status=403)
+    assert "workflow node 'summarize_chunks'" in error["message"]
+    assert "'summarize-llm' answered 403" in error["message"]
+    assert counts.get()["started"] == 0
 
 
 def test_input_is_checked_against_the_state_schema(gateway: Service) -> None:

@@ -4,6 +4,8 @@ inference module's rate limit and a template that tries to escape."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -14,11 +16,13 @@ EXAMPLE = EXAMPLE_MANIFESTS / "langgraph-summarizer.json"
 PROJECT = "langgraph-summarizer"
 WORKFLOW = "doc-summarizer-workflow"
 CLIENT_KEY = "fd2-summarizer-example-key-0001"  # the example's api_keys hash is of this key
+NARROW_KEY = "fd2-summarizer-workflow-only-key-0002"
+"""A key for the workflow alone, not for the inference module its nodes call."""
 WORKFLOW_ENV = {
     "SUMMARIZER_UPSTREAM_API_KEY": "test-summarizer-upstream-key",
     "SUMMARIZER_JWT_SECRET": "summarizer-jwt-secret-for-tests-0123456789",
 }
-for _value in (CLIENT_KEY, *WORKFLOW_ENV.values()):
+for _value in (CLIENT_KEY, NARROW_KEY, *WORKFLOW_ENV.values()):
     LEAKS.add_secret(_value)
 
 OPEN = {"mode": "none"}
@@ -74,6 +78,10 @@ def _summarize(model: str, **config: Any) -> dict[str, Any]:
 
 def workflow_manifest(upstream: str) -> dict[str, Any]:
     manifest = example(upstream)
+    narrow = hmac.new(b"", NARROW_KEY.encode(), hashlib.sha256).hexdigest()
+    manifest["metadata"]["fd2"]["api_keys"].append(
+        {"id": "workflow-only", "hash": narrow, "modules": ["doc-summarizer-workflow"]}
+    )
     modules = manifest["modules"]
     modules += [
         _llm("plain-llm"),
