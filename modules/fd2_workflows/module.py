@@ -34,6 +34,7 @@ from fd2_workflows.sse import DONE, SSE_HEADERS, error_event, event
 from fd2_workflows.state import STREAM, StateSchema
 
 _CREDENTIALS: Final = (b"authorization", b"api-key", b"x-api-key")
+_INTERNAL: Final = "The workflow failed; see the request id in the gateway logs."
 """The caller's credential goes with each model call: the inference route authorises it."""
 
 
@@ -105,6 +106,11 @@ class WorkflowModule(Module):
         except ClientDisconnected:
             self._runs.labels(outcome="disconnected").inc()
             return
+        except Exception as exc:
+            # The response has started: end the stream with an error event rather than cut it.
+            self._log.error("workflow run %s failed: %s", request.request_id, type(exc).__name__)
+            outcome = "internal_error"
+            await _chunk(send, error_event(Fd2Error(_INTERNAL)))
         self._runs.labels(outcome=outcome).inc()
         await send({"type": "http.response.body", "body": DONE, "more_body": False})
 
