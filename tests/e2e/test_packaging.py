@@ -56,8 +56,9 @@ def test_installed_package_carries_the_built_in_modules(installed: Path) -> None
             str(installed / "python"),
             "-I",
             "-c",
-            "import fd2_inference, fd2_model_server, fd2_rag; print(fd2_inference.__file__);"
-            " print(fd2_rag.__file__); print(fd2_model_server.__file__)",
+            "import fd2_inference, fd2_model_server, fd2_rag, fd2_workflows;"
+            " print(fd2_inference.__file__); print(fd2_rag.__file__);"
+            " print(fd2_model_server.__file__); print(fd2_workflows.__file__)",
         ],
         cwd=installed,
         env={"PATH": os.environ["PATH"]},
@@ -68,10 +69,15 @@ def test_installed_package_carries_the_built_in_modules(installed: Path) -> None
     lines = version.splitlines()
     assert lines[0].startswith("fd2 0.") and lines[1].startswith("fd2._native 0.")
     assert "rustc " in lines[1] and "release" in lines[1]
-    assert lines[3].startswith("module types: inference_endpoint, inference_openai, jwt_config")
-    assert {"rag_service", "model_server"} <= set(
-        lines[3].removeprefix("module types: ").split(", ")
-    )
+    types = set(lines[3].removeprefix("module types: ").split(", "))
+    assert {
+        "inference_endpoint",
+        "inference_openai",
+        "jwt_config",
+        "rag_service",
+        "model_server",
+        "langgraph_workflow",
+    } <= types
 
 
 def test_installed_fd2_serves_the_example_manifests(

@@ -25,6 +25,7 @@ _BUILT_IN_TYPES = frozenset(
         JWT_CONFIG_MODULE_TYPE,
         "rag_service",
         "model_server",
+        "langgraph_workflow",
     }
 )
 _log = logging.getLogger("fd2.registry")
