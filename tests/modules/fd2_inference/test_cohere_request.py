@@ -1,0 +1,327 @@
+"""Cohere v2: the call fd2 sends for an OpenAI chat or embeddings request, built exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from fd2.control.secrets import Secret
+from fd2.serving.errors import BadRequest
+from fd2_inference.providers.base import UnsupportedParameter
+from fd2_inference.providers.cohere import CohereProvider
+
+KEY = "co-test-cohere-key-0001"
+PROVIDER = CohereProvider(api_key=Secret(KEY, "test"))
+DROPPING = CohereProvider(api_key=Secret(KEY, "test"), policy="drop")
+MODEL = "command-a-03-2025"
+USER = {"role": "user", "content": "Hi"}
+
+
+def sent(body: dict[str, Any], *, stream: bool = False, provider: CohereProvider = PROVIDER) -> Any:
+    call = provider.chat_call({"model": MODEL, **body}, stream=stream)
+    assert call.body is not None
+    return orjson.loads(call.body)
+
+
+def test_plain_chat_call() -> None:
+    call = PROVIDER.chat_call({"model": MODEL, "messages": [USER]}, stream=False)
+    assert (call.method, call.path, call.stream) == ("POST", "/v2/chat", False)
+    assert dict(call.headers) == {
+        "content-type": "application/json",
+        "accept": "application/json",
+        "authorization": f"Bearer {KEY}",
+    }
+    assert orjson.loads(call.body or b"") == {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    assert KEY not in repr(PROVIDER)
+
+
+def test_stream_call() -> None:
+    call = PROVIDER.chat_call({"model": MODEL, "messages": [USER], "stream": True}, stream=True)
+    assert call.stream is True
+    assert dict(call.headers)["accept"] == "text/event-stream"
+    assert orjson.loads(call.body or b"")["stream"] is True
+
+
+def test_missing_model_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest) as err:
+        PROVIDER.chat_call({"messages": [USER]}, stream=False)
+    assert err.value.param == "model"
+
+
+def test_sampling_and_limits() -> None:
+    body = sent(
+        {
+            "messages": [USER],
+            "temperature": 0.3,
+            "top_p": 0.75,
+            "max_tokens": 50,
+            "max_completion_tokens": 64,
+            "stop": ["\n\n", "END"],
+            "seed": 3,
+            "presence_penalty": 0.1,
+            "frequency_penalty": 0.2,
+            "n": 1,
+            "user": "u",
+            "stream_options": {"include_usage": True},
+        }
+    )
+    assert body == {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "temperature": 0.3,
+        "p": 0.75,
+        "seed": 3,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+        "max_tokens": 64,
+        "stop_sequences": ["\n\n", "END"],
+    }
+    assert sent({"messages": [USER], "stop": "END"})["stop_sequences"] == ["END"]
+
+
+def test_roles_and_images() -> None:
+    body = sent(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "Use French."}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is this?"},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": "data:image/png;base64,AAAA", "detail": "high"},
+                        },
+                        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                    ],
+                },
+                {"role": "assistant", "content": [{"type": "text", "text": "Un chat."}]},
+            ]
+        }
+    )
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "system", "content": "Use French."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64,AAAA", "detail": "high"},
+                },
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+            ],
+        },
+        {"role": "assistant", "content": "Un chat."},
+    ]
+
+
+def test_audio_is_refused_or_dropped() -> None:
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Listen"},
+            {"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}},
+        ],
+    }
+    with pytest.raises(UnsupportedParameter) as err:
+        sent({"messages": [message]})
+    assert err.value.param == "messages[0].content[1]"
+    assert sent({"messages": [message]}, provider=DROPPING)["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Listen"}]}
+    ]
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+NOW = {
+    "type": "function",
+    "function": {"name": "now", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+def test_tools() -> None:
+    body = sent({"messages": [USER], "tools": [WEATHER, NOW]})
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather in a city",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {"name": "now", "parameters": {"type": "object", "properties": {}}},
+        },
+    ]
+    assert "strict_tools" not in body  # one of the two tools did not ask for strict
+    assert "tool_choice" not in body
+    assert sent({"messages": [USER], "tools": [WEATHER]})["strict_tools"] is True
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent_choice"), [("auto", None), ("required", "REQUIRED"), ("none", "NONE")]
+)
+def test_tool_choice(choice: str, sent_choice: str | None) -> None:
+    body = sent({"messages": [USER], "tools": [WEATHER, NOW], "tool_choice": choice})
+    assert body.get("tool_choice") == sent_choice
+    assert len(body["tools"]) == 2
+
+
+def test_named_tool_choice_offers_only_that_tool() -> None:
+    body = sent(
+        {
+            "messages": [USER],
+            "tools": [WEATHER, NOW],
+            "tool_choice": {"type": "function", "function": {"name": "now"}},
+        }
+    )
+    assert body["tool_choice"] == "REQUIRED"
+    assert [t["function"]["name"] for t in body["tools"]] == ["now"]
+    with pytest.raises(BadRequest):
+        sent(
+            {
+                "messages": [USER],
+                "tools": [NOW],
+                "tool_choice": {"type": "function", "function": {"name": "x"}},
+            }
+        )
+
+
+def test_tool_round_trip() -> None:
+    body = sent(
+        {
+            "messages": [
+                USER,
+                {
+                    "role": "assistant",
+                    "content": "I will look it up.",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                        },
+                        {
+                            "id": "c2",
+                            "type": "function",
+                            "function": {"name": "now", "arguments": "{}"},
+                        },
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21}'},
+                {
+                    "role": "tool",
+                    "tool_call_id": "c2",
+                    "content": [{"type": "text", "text": "12:00"}],
+                },
+            ]
+        }
+    )
+    assert body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+                {"id": "c2", "type": "function", "function": {"name": "now", "arguments": "{}"}},
+            ],
+            "tool_plan": "I will look it up.",
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21}'},
+        {"role": "tool", "tool_call_id": "c2", "content": "12:00"},
+    ]
+
+
+def test_response_formats() -> None:
+    assert sent({"messages": [USER], "response_format": {"type": "json_object"}})[
+        "response_format"
+    ] == {"type": "json_object"}
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    body = sent(
+        {
+            "messages": [USER],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema},
+            },
+        }
+    )
+    assert body["response_format"] == {"type": "json_object", "json_schema": schema}
+    assert "response_format" not in sent({"messages": [USER], "response_format": {"type": "text"}})
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"logit_bias": {"1": 1}}, "logit_bias"),
+        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+        ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
+        ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0].role"),
+    ],
+)
+def test_what_cohere_cannot_honour_is_refused(extra: dict[str, Any], param: str) -> None:
+    with pytest.raises(UnsupportedParameter) as err:
+        sent({"messages": [USER], **extra})
+    assert err.value.param == param
+
+
+def test_drop_policy() -> None:
+    body = sent({"messages": [USER], "n": 3, "logprobs": True}, provider=DROPPING)
+    assert body == {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def test_embeddings_call() -> None:
+    call = PROVIDER.embeddings_call(
+        {"model": "embed-v4.0", "input": "hello", "dimensions": 512, "encoding_format": "float"}
+    )
+    assert (call.method, call.path) == ("POST", "/v2/embed")
+    assert dict(call.headers)["authorization"] == f"Bearer {KEY}"
+    assert orjson.loads(call.body or b"") == {
+        "model": "embed-v4.0",
+        "texts": ["hello"],
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+        "truncate": "NONE",
+        "output_dimension": 512,
+    }
+    query = CohereProvider(api_key=None, input_type="search_query")
+    call = query.embeddings_call({"model": "embed-v4.0", "input": ["a", "b"]})
+    assert "authorization" not in dict(call.headers)
+    assert orjson.loads(call.body or b"")["input_type"] == "search_query"
+    assert orjson.loads(call.body or b"")["texts"] == ["a", "b"]
+
+
+def test_token_array_embeddings_are_refused() -> None:
+    with pytest.raises(UnsupportedParameter) as err:
+        PROVIDER.embeddings_call({"model": "embed-v4.0", "input": [1, 2]})
+    assert err.value.param == "input"
