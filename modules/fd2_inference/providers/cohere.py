@@ -14,16 +14,17 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
-from fd2.control.secrets import Secret
-from fd2.serving.errors import BadRequest
+from fd2.serving.errors import BadRequest, ConfigError
 from fd2_inference.providers import cohere_answer
 from fd2_inference.providers.base import (
     Framing,
     ParamPolicy,
     ProviderCall,
     ProviderFailure,
+    ProviderSettings,
     StreamTranslator,
     UnsupportedParameter,
+    standard_failure,
 )
 from fd2_inference.providers.cohere_request import chat_request
 from fd2_inference.providers.cohere_stream import CohereStream
@@ -31,27 +32,18 @@ from fd2_inference.providers.cohere_stream import CohereStream
 _log = logging.getLogger("fd2.inference.providers")
 
 _EMBED_KEYS: Final = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
+_INPUT_TYPES: Final = frozenset(
+    {"search_document", "search_query", "classification", "clustering", "image"}
+)
 _MESSAGE_LIMIT: Final = 2000
-# Cohere's documented statuses: (status, OpenAI type, code). 498 is Cohere's "invalid token";
-# 402 (no credit left) is what OpenAI answers as 429 insufficient_quota.
-_BY_STATUS: Final = {
-    400: (400, "invalid_request_error", "invalid_request"),
-    401: (401, "invalid_request_error", "invalid_api_key"),
-    402: (429, "insufficient_quota", "insufficient_quota"),
-    403: (403, "invalid_request_error", "permission_denied"),
-    404: (404, "invalid_request_error", "not_found"),
-    413: (413, "invalid_request_error", "request_too_large"),
-    422: (400, "invalid_request_error", "invalid_request"),
-    429: (429, "requests", "rate_limit_exceeded"),
-    498: (401, "invalid_request_error", "invalid_api_key"),
-    503: (503, "server_error", "service_unavailable"),
-}
-_UPSTREAM: Final = (502, "upstream_error", "bad_gateway")
+_INVALID_TOKEN: Final = 498
+"""Cohere's own status for a key it does not accept: a 401 in OpenAI's terms."""
 
 
 class CohereProvider:
-    """Cohere v2's translation; `api_key` is the module's resolved secret, `input_type` what
-    embeddings are for (Cohere's v3+ embedding models require one)."""
+    """Cohere v2's translation. Settings: `api_key`, `unsupported_params`, and in
+    `provider_options` `input_type`: what embeddings are for (Cohere's v3+ embedding models
+    require one; `search_document` unless set)."""
 
     name: ClassVar[str] = "cohere"
     framing: ClassVar[Framing] = "sse"
@@ -59,16 +51,15 @@ class CohereProvider:
 
     __slots__ = ("_api_key", "_input_type", "_policy")
 
-    def __init__(
-        self,
-        *,
-        api_key: Secret | None,
-        policy: ParamPolicy = "refuse",
-        input_type: str = "search_document",
-    ) -> None:
-        self._api_key = api_key
-        self._policy = policy
-        self._input_type = input_type
+    def __init__(self, settings: ProviderSettings) -> None:
+        self._api_key = settings.api_key or None
+        self._policy: ParamPolicy = settings.unsupported_params
+        input_type = settings.options.get("input_type", "search_document")
+        if input_type not in _INPUT_TYPES:
+            raise ConfigError(
+                "provider_options.input_type must be one of " + ", ".join(sorted(_INPUT_TYPES))
+            )
+        self._input_type: str = input_type
 
     def __repr__(self) -> str:
         return f"CohereProvider(policy={self._policy!r})"
@@ -84,7 +75,7 @@ class CohereProvider:
             ("accept", "text/event-stream" if stream else "application/json"),
         )
         if self._api_key is not None:
-            headers += (("authorization", f"Bearer {self._api_key.reveal()}"),)
+            headers += (("authorization", f"Bearer {self._api_key}"),)
         return headers
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
@@ -135,24 +126,18 @@ class CohereProvider:
         return cohere_answer.embeddings(cohere_answer.decode(payload), model)
 
     def failure(self, status: int, headers: Mapping[str, str], payload: bytes) -> ProviderFailure:
-        mapped, kind, code = _BY_STATUS.get(status, _UPSTREAM if status >= 500 else _BY_STATUS[400])
+        """Cohere's `{"id", "message"}` error in the shared status mapping (503 is Cohere's
+        overloaded; 498, its invalid token, is a 401)."""
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
             body = None
         message = body.get("message") if isinstance(body, dict) else None
+        text = f"Cohere answered HTTP {status}."
         if isinstance(message, str) and message:
             text = f"Cohere: {self._without_key(message)[:_MESSAGE_LIMIT]}"
-        else:
-            text = f"Cohere answered HTTP {status}."
-        passed = tuple(
-            (name.lower(), value)
-            for name, value in headers.items()
-            if name.lower() == "retry-after" or name.lower().startswith("x-ratelimit-")
-        )
-        return ProviderFailure(status=mapped, type=kind, code=code, message=text, headers=passed)
+        status = 401 if status == _INVALID_TOKEN else status
+        return standard_failure(status, text, headers, overloaded=status == 503)
 
     def _without_key(self, message: str) -> str:
-        if self._api_key is None or not self._api_key.reveal():
-            return message
-        return message.replace(self._api_key.reveal(), "***")
+        return message.replace(self._api_key, "***") if self._api_key else message

@@ -13,20 +13,22 @@ import logging
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Final
 
 import orjson
 
-from fd2.control.secrets import Secret
-from fd2.serving.errors import BadRequest
+from fd2.serving.errors import BadRequest, ConfigError
 from fd2_inference.providers import gemini_answer
 from fd2_inference.providers.base import (
     Framing,
     ParamPolicy,
     ProviderCall,
     ProviderFailure,
+    ProviderSettings,
     StreamTranslator,
     UnsupportedParameter,
+    standard_failure,
 )
 from fd2_inference.providers.gemini_request import chat_request, model_path
 from fd2_inference.providers.gemini_stream import GeminiStream
@@ -35,22 +37,13 @@ _log = logging.getLogger("fd2.inference.providers")
 
 _EMBED_KEYS: Final = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
 _MESSAGE_LIMIT: Final = 2000
-# Google's canonical error statuses, by HTTP status first: (status, OpenAI type, code).
-_BY_STATUS: Final = {
-    400: (400, "invalid_request_error", "invalid_request"),
-    401: (401, "invalid_request_error", "invalid_api_key"),
-    403: (403, "invalid_request_error", "permission_denied"),
-    404: (404, "invalid_request_error", "not_found"),
-    413: (413, "invalid_request_error", "request_too_large"),
-    429: (429, "requests", "rate_limit_exceeded"),
-    503: (503, "server_error", "service_unavailable"),
-}
-_UPSTREAM: Final = (502, "upstream_error", "bad_gateway")
 _RETRY_DELAY: Final = re.compile(r"(\d+(?:\.\d+)?)s")
 
 
 class GeminiProvider:
-    """Gemini's translation; `api_key` is the module's resolved secret."""
+    """Gemini's translation. Settings: `api_key`, `unsupported_params`, and in
+    `provider_options` `embedding_task_type` (Gemini's `taskType` for embeddings, e.g.
+    RETRIEVAL_DOCUMENT; none by default)."""
 
     name: ClassVar[str] = "gemini"
     framing: ClassVar[Framing] = "sse"
@@ -58,16 +51,13 @@ class GeminiProvider:
 
     __slots__ = ("_api_key", "_policy", "_task_type")
 
-    def __init__(
-        self,
-        *,
-        api_key: Secret | None,
-        policy: ParamPolicy = "refuse",
-        embedding_task_type: str | None = None,
-    ) -> None:
-        self._api_key = api_key
-        self._policy = policy
-        self._task_type = embedding_task_type
+    def __init__(self, settings: ProviderSettings) -> None:
+        self._api_key = settings.api_key or None
+        self._policy: ParamPolicy = settings.unsupported_params
+        task_type = settings.options.get("embedding_task_type")
+        if task_type is not None and not isinstance(task_type, str):
+            raise ConfigError("provider_options.embedding_task_type must be a string")
+        self._task_type: str | None = task_type
 
     def __repr__(self) -> str:
         return f"GeminiProvider(policy={self._policy!r})"
@@ -80,7 +70,7 @@ class GeminiProvider:
     def _headers(self) -> tuple[tuple[str, str], ...]:
         headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
         if self._api_key is not None:
-            headers += (("x-goog-api-key", self._api_key.reveal()),)
+            headers += (("x-goog-api-key", self._api_key),)
         return headers
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
@@ -147,28 +137,13 @@ class GeminiProvider:
         except orjson.JSONDecodeError:
             body = None
         error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, Mapping):
-            error = {}
-        failure = self._google_failure(status, error)
-        passed = [
-            (name.lower(), value)
-            for name, value in headers.items()
-            if name.lower() == "retry-after" or name.lower().startswith("x-ratelimit-")
-        ]
-        if not passed:
-            return failure
-        # The upstream's own Retry-After wins over the one read from the error's details.
-        derived = () if any(name == "retry-after" for name, _ in passed) else tuple(failure.headers)
-        return ProviderFailure(
-            status=failure.status,
-            type=failure.type,
-            code=failure.code,
-            message=failure.message,
-            headers=tuple(passed) + derived,
-        )
+        return self._google_failure(status, error if isinstance(error, Mapping) else {}, headers)
 
-    def _google_failure(self, status: int, error: Mapping[str, Any]) -> ProviderFailure:
-        """A `google.rpc.Status`-shaped error object (`code`, `message`, `status`, `details`)."""
+    def _google_failure(
+        self, status: int, error: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> ProviderFailure:
+        """A `google.rpc.Status`-shaped error object (`code`, `message`, `status`, `details`)
+        in the shared status mapping; UNAVAILABLE ("the model is overloaded") is a 503."""
         reasons = {
             detail.get("reason")
             for detail in error.get("details") or ()
@@ -176,27 +151,23 @@ class GeminiProvider:
         }
         if "API_KEY_INVALID" in reasons or error.get("status") == "UNAUTHENTICATED":
             status = 401  # Gemini answers a wrong key with 400 INVALID_ARGUMENT
-        mapped_status, kind, code = _BY_STATUS.get(
-            status, _UPSTREAM if status >= 500 else _BY_STATUS[400]
-        )
         message = error.get("message")
+        text = ""
         if isinstance(message, str) and message:
             text = f"Gemini: {self._without_key(message)[:_MESSAGE_LIMIT]}"
-        else:
-            text = f"Gemini answered HTTP {status}."
-        retry = _retry_after(error) if mapped_status == 429 else None
-        return ProviderFailure(
-            status=mapped_status,
-            type=kind,
-            code=code,
-            message=text,
-            headers=(("retry-after", retry),) if retry else (),
+        failure = standard_failure(
+            status,
+            text or f"Gemini answered HTTP {status}.",
+            headers or {},
+            overloaded=status == 503 or error.get("status") == "UNAVAILABLE",
         )
+        retry = _retry_after(error) if failure.status == 429 else None
+        if retry is None or any(name == "retry-after" for name, _ in failure.headers):
+            return failure
+        return replace(failure, headers=(*failure.headers, ("retry-after", retry)))
 
     def _without_key(self, message: str) -> str:
-        if self._api_key is None or not self._api_key.reveal():
-            return message
-        return message.replace(self._api_key.reveal(), "***")
+        return message.replace(self._api_key, "***") if self._api_key else message
 
 
 def _retry_after(error: Mapping[str, Any]) -> str | None:

@@ -11,14 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd2.control.secrets import Secret
 from fd2.serving.errors import UpstreamError
 from fd2.serving.sse import SseDecoder
-from fd2_inference.providers.base import ProviderStreamError, StreamEvent
+from fd2_inference.providers.base import ProviderSettings, ProviderStreamError, StreamEvent
 from fd2_inference.providers.cohere import CohereProvider
 
 KEY = "co-test-cohere-key-0002"
-PROVIDER = CohereProvider(api_key=Secret(KEY, "test"))
+PROVIDER = CohereProvider(ProviderSettings(name="cohere", base_url="", api_key=KEY))
 MODEL = "command-a-03-2025"
 USAGE = {
     "billed_units": {"input_tokens": 9, "output_tokens": 4},
@@ -399,19 +398,21 @@ def test_stream_that_ends_in_error() -> None:
 @pytest.mark.parametrize(
     ("status", "expected", "kind", "code"),
     [
-        (400, 400, "invalid_request_error", "invalid_request"),
-        (401, 401, "invalid_request_error", "invalid_api_key"),
-        (402, 429, "insufficient_quota", "insufficient_quota"),
-        (404, 404, "invalid_request_error", "not_found"),
-        (422, 400, "invalid_request_error", "invalid_request"),
-        (429, 429, "requests", "rate_limit_exceeded"),
-        (498, 401, "invalid_request_error", "invalid_api_key"),
+        (400, 400, "invalid_request_error", None),
+        (401, 401, "authentication_error", "invalid_api_key"),
+        (402, 402, "invalid_request_error", None),
+        (403, 403, "permission_error", None),
+        (404, 404, "not_found_error", "model_not_found"),
+        (413, 413, "invalid_request_error", "request_too_large"),
+        (422, 400, "invalid_request_error", None),
+        (429, 429, "rate_limit_error", "rate_limit_exceeded"),
+        (498, 401, "authentication_error", "invalid_api_key"),
         (500, 502, "upstream_error", "bad_gateway"),
-        (503, 503, "server_error", "service_unavailable"),
-        (504, 502, "upstream_error", "bad_gateway"),
+        (503, 503, "server_error", "upstream_overloaded"),
+        (504, 504, "upstream_error", "gateway_timeout"),
     ],
 )
-def test_error_statuses(status: int, expected: int, kind: str, code: str) -> None:
+def test_error_statuses(status: int, expected: int, kind: str, code: str | None) -> None:
     failure = PROVIDER.failure(status, {}, orjson.dumps({"id": "e", "message": "It failed."}))
     assert (failure.status, failure.type, failure.code) == (expected, kind, code)
     assert failure.message == "Cohere: It failed."

@@ -7,14 +7,15 @@ from typing import Any
 import orjson
 import pytest
 
-from fd2.control.secrets import Secret
-from fd2.serving.errors import BadRequest
-from fd2_inference.providers.base import UnsupportedParameter
+from fd2.serving.errors import BadRequest, ConfigError
+from fd2_inference.providers.base import ProviderSettings, UnsupportedParameter
 from fd2_inference.providers.cohere import CohereProvider
 
 KEY = "co-test-cohere-key-0001"
-PROVIDER = CohereProvider(api_key=Secret(KEY, "test"))
-DROPPING = CohereProvider(api_key=Secret(KEY, "test"), policy="drop")
+PROVIDER = CohereProvider(ProviderSettings(name="cohere", base_url="", api_key=KEY))
+DROPPING = CohereProvider(
+    ProviderSettings(name="cohere", base_url="", api_key=KEY, unsupported_params="drop")
+)
 MODEL = "command-a-03-2025"
 USER = {"role": "user", "content": "Hi"}
 
@@ -314,7 +315,9 @@ def test_embeddings_call() -> None:
         "truncate": "NONE",
         "output_dimension": 512,
     }
-    query = CohereProvider(api_key=None, input_type="search_query")
+    query = CohereProvider(
+        ProviderSettings(name="cohere", base_url="", options={"input_type": "search_query"})
+    )
     call = query.embeddings_call({"model": "embed-v4.0", "input": ["a", "b"]})
     assert "authorization" not in dict(call.headers)
     assert orjson.loads(call.body or b"")["input_type"] == "search_query"
@@ -325,3 +328,8 @@ def test_token_array_embeddings_are_refused() -> None:
     with pytest.raises(UnsupportedParameter) as err:
         PROVIDER.embeddings_call({"model": "embed-v4.0", "input": [1, 2]})
     assert err.value.param == "input"
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError):
+        CohereProvider(ProviderSettings(name="cohere", base_url="", options={"input_type": "x"}))

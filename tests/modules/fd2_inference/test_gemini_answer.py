@@ -11,15 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fd2.control.secrets import Secret
 from fd2.serving.errors import UpstreamError
 from fd2.serving.sse import SseDecoder
-from fd2_inference.providers.base import ProviderStreamError, StreamEvent
+from fd2_inference.providers.base import ProviderSettings, ProviderStreamError, StreamEvent
 from fd2_inference.providers.gemini import GeminiProvider
 from fd2_inference.providers.gemini_ids import split_call_id
 
 KEY = "AIzaSy-test-gemini-key-0002"
-PROVIDER = GeminiProvider(api_key=Secret(KEY, "test"))
+PROVIDER = GeminiProvider(ProviderSettings(name="gemini", base_url="", api_key=KEY))
 MODEL = "gemini-2.5-flash"
 
 
@@ -384,18 +383,19 @@ def google_error(code: int, status: str, message: str, details: list[Any] | None
 @pytest.mark.parametrize(
     ("http", "status", "expected", "kind", "code"),
     [
-        (400, "INVALID_ARGUMENT", 400, "invalid_request_error", "invalid_request"),
-        (400, "FAILED_PRECONDITION", 400, "invalid_request_error", "invalid_request"),
-        (401, "UNAUTHENTICATED", 401, "invalid_request_error", "invalid_api_key"),
-        (403, "PERMISSION_DENIED", 403, "invalid_request_error", "permission_denied"),
-        (404, "NOT_FOUND", 404, "invalid_request_error", "not_found"),
-        (429, "RESOURCE_EXHAUSTED", 429, "requests", "rate_limit_exceeded"),
+        (400, "INVALID_ARGUMENT", 400, "invalid_request_error", None),
+        (400, "FAILED_PRECONDITION", 400, "invalid_request_error", None),
+        (401, "UNAUTHENTICATED", 401, "authentication_error", "invalid_api_key"),
+        (403, "PERMISSION_DENIED", 403, "permission_error", None),
+        (404, "NOT_FOUND", 404, "not_found_error", "model_not_found"),
+        (413, "INVALID_ARGUMENT", 413, "invalid_request_error", "request_too_large"),
+        (429, "RESOURCE_EXHAUSTED", 429, "rate_limit_error", "rate_limit_exceeded"),
         (500, "INTERNAL", 502, "upstream_error", "bad_gateway"),
-        (503, "UNAVAILABLE", 503, "server_error", "service_unavailable"),
-        (504, "DEADLINE_EXCEEDED", 502, "upstream_error", "bad_gateway"),
+        (503, "UNAVAILABLE", 503, "server_error", "upstream_overloaded"),
+        (504, "DEADLINE_EXCEEDED", 504, "upstream_error", "gateway_timeout"),
     ],
 )
-def test_error_statuses(http: int, status: str, expected: int, kind: str, code: str) -> None:
+def test_error_statuses(http: int, status: str, expected: int, kind: str, code: str | None) -> None:
     failure = PROVIDER.failure(http, {}, google_error(http, status, "It failed."))
     assert (failure.status, failure.type, failure.code) == (expected, kind, code)
     assert failure.message == "Gemini: It failed."

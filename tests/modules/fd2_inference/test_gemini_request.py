@@ -7,15 +7,16 @@ from typing import Any
 import orjson
 import pytest
 
-from fd2.control.secrets import Secret
-from fd2.serving.errors import BadRequest
-from fd2_inference.providers.base import UnsupportedParameter
+from fd2.serving.errors import BadRequest, ConfigError
+from fd2_inference.providers.base import ProviderSettings, UnsupportedParameter
 from fd2_inference.providers.gemini import GeminiProvider
 from fd2_inference.providers.gemini_ids import new_call_id
 
 KEY = "AIzaSy-test-gemini-key-0001"
-PROVIDER = GeminiProvider(api_key=Secret(KEY, "test"))
-DROPPING = GeminiProvider(api_key=Secret(KEY, "test"), policy="drop")
+PROVIDER = GeminiProvider(ProviderSettings(name="gemini", base_url="", api_key=KEY))
+DROPPING = GeminiProvider(
+    ProviderSettings(name="gemini", base_url="", api_key=KEY, unsupported_params="drop")
+)
 USER = {"role": "user", "content": "Hi"}
 
 
@@ -434,7 +435,11 @@ def test_embeddings_one_and_many() -> None:
         "content": {"parts": [{"text": "hello"}]},
         "outputDimensionality": 256,
     }
-    tasked = GeminiProvider(api_key=None, embedding_task_type="RETRIEVAL_DOCUMENT")
+    tasked = GeminiProvider(
+        ProviderSettings(
+            name="gemini", base_url="", options={"embedding_task_type": "RETRIEVAL_DOCUMENT"}
+        )
+    )
     call = tasked.embeddings_call(
         {"model": "text-embedding-004", "input": ["a", "b"], "encoding_format": "float"}
     )
@@ -456,3 +461,10 @@ def test_token_array_embeddings_are_refused() -> None:
     with pytest.raises(UnsupportedParameter) as err:
         PROVIDER.embeddings_call({"model": "text-embedding-004", "input": [[1, 2, 3]]})
     assert err.value.param == "input"
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError):
+        GeminiProvider(
+            ProviderSettings(name="gemini", base_url="", options={"embedding_task_type": 3})
+        )
