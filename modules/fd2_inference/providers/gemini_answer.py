@@ -148,8 +148,8 @@ def _choice(candidate: Mapping[str, Any], position: int) -> dict[str, Any]:
 
 
 def embeddings(answer: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """`:embedContent` (`embedding`) or `:batchEmbedContents` (`embeddings`) as an OpenAI list.
-    Gemini reports no token counts for embeddings, so usage reads zero unless it does."""
+    """`:embedContent` (`embedding`) or `:batchEmbedContents` (`embeddings`) as an OpenAI list,
+    usage from its `usageMetadata.promptTokenCount` (zero from the API versions without it)."""
     found = answer.get("embeddings")
     if found is None and "embedding" in answer:
         found = [answer["embedding"]]
