@@ -43,13 +43,14 @@ _RETRY_DELAY: Final = re.compile(r"(\d+(?:\.\d+)?)s")
 class GeminiProvider:
     """Gemini's translation. Settings: `api_key`, `unsupported_params`, and in
     `provider_options` `embedding_task_type` (Gemini's `taskType` for embeddings, e.g.
-    RETRIEVAL_DOCUMENT; none by default)."""
+    RETRIEVAL_DOCUMENT; none by default) and `skip_thought_signature_validation` (false by
+    default: true lets Gemini 3 continue conversations whose tool calls another model made)."""
 
     name: ClassVar[str] = "gemini"
     framing: ClassVar[Framing] = "sse"
     passthrough: ClassVar[bool] = False
 
-    __slots__ = ("_api_key", "_policy", "_task_type")
+    __slots__ = ("_api_key", "_policy", "_sign_foreign", "_task_type")
 
     def __init__(self, settings: ProviderSettings) -> None:
         self._api_key = settings.api_key or None
@@ -58,6 +59,12 @@ class GeminiProvider:
         if task_type is not None and not isinstance(task_type, str):
             raise ConfigError("provider_options.embedding_task_type must be a string")
         self._task_type: str | None = task_type
+        sign_foreign = settings.options.get("skip_thought_signature_validation", False)
+        if not isinstance(sign_foreign, bool):
+            raise ConfigError(
+                "provider_options.skip_thought_signature_validation must be a boolean"
+            )
+        self._sign_foreign = sign_foreign
 
     def __repr__(self) -> str:
         return f"GeminiProvider(policy={self._policy!r})"
@@ -75,7 +82,7 @@ class GeminiProvider:
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
         model = model_path(body)
-        request = chat_request(body, self._unsupported)
+        request = chat_request(body, self._unsupported, sign_foreign_calls=self._sign_foreign)
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
         return ProviderCall(
             method="POST",

@@ -69,15 +69,23 @@ def model_path(body: Mapping[str, Any]) -> str:
     )
 
 
-def chat_request(body: Mapping[str, Any], unsupported: Unsupported) -> dict[str, Any]:
-    """The `GenerateContentRequest` body for an OpenAI chat request."""
+SKIP_SIGNATURE: Final = "skip_thought_signature_validator"
+"""The value Google documents for a function call Gemini did not make (a conversation begun
+with another model): Gemini 3 then does not refuse the call for lacking its signature."""
+
+
+def chat_request(
+    body: Mapping[str, Any], unsupported: Unsupported, *, sign_foreign_calls: bool = False
+) -> dict[str, Any]:
+    """The `GenerateContentRequest` body for an OpenAI chat request. `sign_foreign_calls`: give
+    the first unsigned function call of each model turn Google's bypass value."""
     for key, value in body.items():
         if key not in _HANDLED and value is not None:
             unsupported(key, "")
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise BadRequest("'messages' must be a list.", param="messages")
-    system, contents = _Contents(unsupported).build(messages)
+    system, contents = _Contents(unsupported, sign_foreign_calls).build(messages)
     out: dict[str, Any] = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
@@ -177,10 +185,11 @@ def _tool_choice(choice: Any, unsupported: Unsupported) -> dict[str, Any]:
 class _Contents:
     """Builds `systemInstruction` parts and `contents` from OpenAI messages."""
 
-    __slots__ = ("_calls", "_contents", "_system", "_unsupported")
+    __slots__ = ("_calls", "_contents", "_sign_foreign", "_system", "_unsupported")
 
-    def __init__(self, unsupported: Unsupported) -> None:
+    def __init__(self, unsupported: Unsupported, sign_foreign: bool) -> None:
         self._unsupported = unsupported
+        self._sign_foreign = sign_foreign
         self._system: list[dict[str, Any]] = []
         self._contents: list[dict[str, Any]] = []
         self._calls: dict[str, str] = {}  # tool call id -> function name, for tool results
@@ -276,8 +285,13 @@ class _Contents:
         calls = message.get("tool_calls") or []
         if not isinstance(calls, list):
             raise BadRequest(f"'{where}.tool_calls' must be a list.", param=f"{where}.tool_calls")
-        for j, call in enumerate(calls):
-            parts.append(self._function_call(call, f"{where}.tool_calls[{j}]"))
+        calls_made = [
+            self._function_call(c, f"{where}.tool_calls[{j}]") for j, c in enumerate(calls)
+        ]
+        # Gemini 3 checks the signature of the first call of a turn only.
+        if calls_made and self._sign_foreign and "thoughtSignature" not in calls_made[0]:
+            calls_made[0]["thoughtSignature"] = SKIP_SIGNATURE
+        parts.extend(calls_made)
         return parts
 
     def _function_call(self, call: Any, at: str) -> dict[str, Any]:

@@ -468,3 +468,46 @@ def test_settings_are_checked() -> None:
         GeminiProvider(
             ProviderSettings(name="gemini", base_url="", options={"embedding_task_type": 3})
         )
+
+
+def test_foreign_tool_calls_get_the_bypass_signature_when_asked() -> None:
+    signed = new_call_id("U0lH")
+    history = [
+        USER,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call_abc",
+                    "type": "function",
+                    "function": {"name": "now", "arguments": "{}"},
+                },
+                {
+                    "id": "call_def",
+                    "type": "function",
+                    "function": {"name": "now", "arguments": "{}"},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_abc", "content": "1"},
+        {"role": "tool", "tool_call_id": "call_def", "content": "2"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": signed, "type": "function", "function": {"name": "now", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": signed, "content": "3"},
+    ]
+    plain = sent({"model": "g", "messages": history})
+    assert "thoughtSignature" not in plain["contents"][1]["parts"][0]
+    signing = GeminiProvider(
+        ProviderSettings(
+            name="gemini", base_url="", options={"skip_thought_signature_validation": True}
+        )
+    )
+    body = sent({"model": "g", "messages": history}, provider=signing)
+    first, second = body["contents"][1]["parts"]
+    assert first["thoughtSignature"] == "skip_thought_signature_validator"
+    assert "thoughtSignature" not in second
+    assert body["contents"][3]["parts"][0]["thoughtSignature"] == "U0lH"
