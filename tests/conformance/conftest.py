@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 TRANSCRIPTS = HERE / "transcripts"
 REPLAY_SCRIPT = REPO / "tests" / "standins" / "provider_replay.py"
 PROJECT = "conformance"
+UNKNOWN_PROVIDER_MODULE = "unknown-provider"
 SECRET_FIELDS = ("api_key", "aws_secret_access_key", "aws_session_token")
 
 
@@ -75,6 +76,16 @@ def manifest(replay: str) -> dict[str, Any]:
             }
         )
         overlay[provider.name] = {"auth": {"mode": "none"}, "config": provider.config}
+    # A module naming a provider fd2 does not know: its routes answer 503, its siblings serve.
+    modules.append(
+        {
+            "module_type": "inference_endpoint",
+            "name": UNKNOWN_PROVIDER_MODULE,
+            "version": "1.0.0",
+            "config": {"endpoint_url": f"http://{replay}"},
+        }
+    )
+    overlay[UNKNOWN_PROVIDER_MODULE] = {"auth": {"mode": "none"}, "config": {"provider": "nope"}}
     return {
         "project_id": PROJECT,
         "project_name": "Provider conformance",
