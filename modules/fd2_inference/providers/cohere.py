@@ -7,7 +7,6 @@ in `cohere_request`, `cohere_answer` and `cohere_stream`.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
@@ -29,8 +28,6 @@ from fd2_inference.providers.base import (
 from fd2_inference.providers.cohere_request import chat_request
 from fd2_inference.providers.cohere_stream import CohereStream
 
-_log = logging.getLogger("fd2.inference.providers")
-
 _EMBED_KEYS: Final = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
 _INPUT_TYPES: Final = frozenset(
     {"search_document", "search_query", "classification", "clustering", "image"}
@@ -38,6 +35,24 @@ _INPUT_TYPES: Final = frozenset(
 _MESSAGE_LIMIT: Final = 2000
 _INVALID_TOKEN: Final = 498
 """Cohere's own status for a key it does not accept: a 401 in OpenAI's terms."""
+
+
+class _Policy:
+    """One call's `unsupported_params` policy: raises under `refuse`; under `drop` notes the
+    parameter for `ProviderCall.dropped` (the module logs it)."""
+
+    __slots__ = ("_provider", "_refuse", "dropped")
+
+    def __init__(self, provider: str, policy: ParamPolicy) -> None:
+        self._provider = provider
+        self._refuse = policy == "refuse"
+        self.dropped: list[str] = []
+
+    def __call__(self, param: str, why: str) -> None:
+        if self._refuse:
+            raise UnsupportedParameter(param, self._provider, why)
+        if param not in self.dropped:
+            self.dropped.append(param)
 
 
 class CohereProvider:
@@ -64,11 +79,6 @@ class CohereProvider:
     def __repr__(self) -> str:
         return f"CohereProvider(policy={self._policy!r})"
 
-    def _unsupported(self, param: str, why: str) -> None:
-        if self._policy == "refuse":
-            raise UnsupportedParameter(param, self.name, why)
-        _log.info("provider %s: dropped %r%s", self.name, param, why)
-
     def _headers(self, *, stream: bool = False) -> tuple[tuple[str, str], ...]:
         headers: tuple[tuple[str, str], ...] = (
             ("content-type", "application/json"),
@@ -79,13 +89,15 @@ class CohereProvider:
         return headers
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
-        request = chat_request(body, self._unsupported, stream=stream)
+        policy = _Policy(self.name, self._policy)
+        request = chat_request(body, policy, stream=stream)
         return ProviderCall(
             method="POST",
             path="/v2/chat",
             headers=self._headers(stream=stream),
             body=orjson.dumps(request),
             stream=stream,
+            dropped=tuple(policy.dropped),
         )
 
     def chat_answer(self, payload: bytes, *, model: str) -> Mapping[str, Any]:
@@ -95,9 +107,10 @@ class CohereProvider:
         return CohereStream(model=model, include_usage=include_usage, created=int(time.time()))
 
     def embeddings_call(self, body: Mapping[str, Any]) -> ProviderCall:
+        policy = _Policy(self.name, self._policy)
         for key, value in body.items():
             if key not in _EMBED_KEYS and value is not None:
-                self._unsupported(key, "")
+                policy(key, "")
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("'model' must name a Cohere embedding model.", param="model")
@@ -105,7 +118,7 @@ class CohereProvider:
         if isinstance(texts, str):
             texts = [texts]
         if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
-            self._unsupported("input", ": Cohere embeds text only (not token arrays)")
+            policy("input", ": Cohere embeds text only (not token arrays)")
             raise BadRequest("'input' must be a string or a list of strings.", param="input")
         request: dict[str, Any] = {
             "model": model,
@@ -119,7 +132,11 @@ class CohereProvider:
             request["output_dimension"] = body["dimensions"]
         # Answers are floats; the relay encodes them when the client asked for base64.
         return ProviderCall(
-            method="POST", path="/v2/embed", headers=self._headers(), body=orjson.dumps(request)
+            method="POST",
+            path="/v2/embed",
+            headers=self._headers(),
+            body=orjson.dumps(request),
+            dropped=tuple(policy.dropped),
         )
 
     def embeddings_answer(self, payload: bytes, *, model: str) -> Mapping[str, Any]:

@@ -9,7 +9,6 @@ The request and answer mappings are in `gemini_request`, `gemini_answer` and `ge
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Mapping
@@ -33,11 +32,27 @@ from fd2_inference.providers.base import (
 from fd2_inference.providers.gemini_request import chat_request, model_path
 from fd2_inference.providers.gemini_stream import GeminiStream
 
-_log = logging.getLogger("fd2.inference.providers")
-
 _EMBED_KEYS: Final = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
 _MESSAGE_LIMIT: Final = 2000
 _RETRY_DELAY: Final = re.compile(r"(\d+(?:\.\d+)?)s")
+
+
+class _Policy:
+    """One call's `unsupported_params` policy: raises under `refuse`; under `drop` notes the
+    parameter for `ProviderCall.dropped` (the module logs it)."""
+
+    __slots__ = ("_provider", "_refuse", "dropped")
+
+    def __init__(self, provider: str, policy: ParamPolicy) -> None:
+        self._provider = provider
+        self._refuse = policy == "refuse"
+        self.dropped: list[str] = []
+
+    def __call__(self, param: str, why: str) -> None:
+        if self._refuse:
+            raise UnsupportedParameter(param, self._provider, why)
+        if param not in self.dropped:
+            self.dropped.append(param)
 
 
 class GeminiProvider:
@@ -69,11 +84,6 @@ class GeminiProvider:
     def __repr__(self) -> str:
         return f"GeminiProvider(policy={self._policy!r})"
 
-    def _unsupported(self, param: str, why: str) -> None:
-        if self._policy == "refuse":
-            raise UnsupportedParameter(param, self.name, why)
-        _log.info("provider %s: dropped %r%s", self.name, param, why)
-
     def _headers(self) -> tuple[tuple[str, str], ...]:
         headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
         if self._api_key is not None:
@@ -82,7 +92,8 @@ class GeminiProvider:
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
         model = model_path(body)
-        request = chat_request(body, self._unsupported, sign_foreign_calls=self._sign_foreign)
+        policy = _Policy(self.name, self._policy)
+        request = chat_request(body, policy, sign_foreign_calls=self._sign_foreign)
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
         return ProviderCall(
             method="POST",
@@ -90,6 +101,7 @@ class GeminiProvider:
             headers=self._headers(),
             body=orjson.dumps(request),
             stream=stream,
+            dropped=tuple(policy.dropped),
         )
 
     def chat_answer(self, payload: bytes, *, model: str) -> Mapping[str, Any]:
@@ -102,16 +114,17 @@ class GeminiProvider:
 
     def embeddings_call(self, body: Mapping[str, Any]) -> ProviderCall:
         model = model_path(body)
+        policy = _Policy(self.name, self._policy)
         for key, value in body.items():
             if key not in _EMBED_KEYS and value is not None:
-                self._unsupported(key, "")
+                policy(key, "")
         # Answers are floats; the relay encodes them when the client asked for base64.
         texts = body.get("input")
         one = isinstance(texts, str)
         if one:
             texts = [texts]
         if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
-            self._unsupported("input", ": Gemini embeds text only (not token arrays)")
+            policy("input", ": Gemini embeds text only (not token arrays)")
             raise BadRequest("'input' must be a string or a list of strings.", param="input")
         requests = [self._embed_request(model, text, body) for text in texts]
         path = (
@@ -121,7 +134,11 @@ class GeminiProvider:
         )
         request: Any = requests[0] if one else {"requests": requests}
         return ProviderCall(
-            method="POST", path=path, headers=self._headers(), body=orjson.dumps(request)
+            method="POST",
+            path=path,
+            headers=self._headers(),
+            body=orjson.dumps(request),
+            dropped=tuple(policy.dropped),
         )
 
     def _embed_request(self, model: str, text: str, body: Mapping[str, Any]) -> dict[str, Any]:

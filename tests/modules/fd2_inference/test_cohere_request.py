@@ -333,3 +333,11 @@ def test_token_array_embeddings_are_refused() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ConfigError):
         CohereProvider(ProviderSettings(name="cohere", base_url="", options={"input_type": "x"}))
+
+
+def test_dropped_parameters_are_named_on_the_call() -> None:
+    call = DROPPING.chat_call(
+        {"model": MODEL, "messages": [USER], "n": 3, "logprobs": True}, stream=False
+    )
+    assert call.dropped == ("logprobs", "n")
+    assert PROVIDER.chat_call({"model": MODEL, "messages": [USER]}, stream=False).dropped == ()

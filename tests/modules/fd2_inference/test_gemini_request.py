@@ -511,3 +511,23 @@ def test_foreign_tool_calls_get_the_bypass_signature_when_asked() -> None:
     assert first["thoughtSignature"] == "skip_thought_signature_validator"
     assert "thoughtSignature" not in second
     assert body["contents"][3]["parts"][0]["thoughtSignature"] == "U0lH"
+
+
+def test_dropped_parameters_are_named_on_the_call() -> None:
+    schema = {"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}}
+    call = DROPPING.chat_call(
+        {
+            "model": "g",
+            "messages": [USER],
+            "logit_bias": {"1": 2},
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema},
+            },
+        },
+        stream=False,
+    )
+    assert call.dropped == ("logit_bias", "response_format.json_schema.schema")
+    assert PROVIDER.chat_call({"model": "g", "messages": [USER]}, stream=False).dropped == ()
+    call = DROPPING.embeddings_call({"model": "e", "input": "x", "user_tag": 1})
+    assert call.dropped == ("user_tag",)
