@@ -115,7 +115,7 @@ def _tools(body: Mapping[str, Any], out: dict[str, Any], unsupported: Unsupporte
     strict: list[bool] = []
     for i, tool in enumerate(tools or ()):
         function = tool.get("function") if isinstance(tool, Mapping) else None
-        if tool.get("type") != "function" or not isinstance(function, Mapping):
+        if not isinstance(function, Mapping) or tool.get("type") != "function":
             unsupported(f"tools[{i}]", ": Cohere takes function tools only")
             continue
         functions.append(

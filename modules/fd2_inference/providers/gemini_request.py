@@ -152,7 +152,7 @@ def _declarations(tools: Any, unsupported: Unsupported) -> list[dict[str, Any]]:
     declarations = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, Mapping) else None
-        if tool.get("type") != "function" or not isinstance(function, Mapping):
+        if not isinstance(function, Mapping) or tool.get("type") != "function":
             unsupported(f"tools[{i}]", ": Gemini takes function tools only")
             continue
         declaration: dict[str, Any] = {"name": function.get("name")}
@@ -317,7 +317,8 @@ class _Contents:
         return part
 
     def _tool_result(self, message: Mapping[str, Any], where: str) -> dict[str, Any]:
-        name = self._calls.get(message.get("tool_call_id"))  # type: ignore[arg-type]
+        call_id = message.get("tool_call_id")
+        name = self._calls.get(call_id) if isinstance(call_id, str) else None
         if name is None:
             raise BadRequest(
                 f"'{where}.tool_call_id' names no tool call of an earlier assistant message.",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fd2.serving.errors import BadRequest, ConfigError
 from fd2_inference.providers.base import ProviderSettings, UnsupportedParameter
@@ -531,3 +534,48 @@ def test_dropped_parameters_are_named_on_the_call() -> None:
     assert PROVIDER.chat_call({"model": "g", "messages": [USER]}, stream=False).dropped == ()
     call = DROPPING.embeddings_call({"model": "e", "input": "x", "user_tag": 1})
     assert call.dropped == ("user_tag",)
+
+
+_words = st.sampled_from(
+    ["user", "assistant", "tool", "system", "text", "image_url", "function", "auto", "object"]
+)
+_keys = st.sampled_from(
+    [
+        "role",
+        "content",
+        "type",
+        "text",
+        "image_url",
+        "url",
+        "tool_calls",
+        "id",
+        "function",
+        "name",
+        "arguments",
+        "tool_call_id",
+        "schema",
+        "json_schema",
+        "properties",
+        "items",
+        "$ref",
+        "anyOf",
+        "enum",
+        "parameters",
+    ]
+)
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=4) | _words,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=4),
+    max_leaves=12,
+)
+_bodies = st.fixed_dictionaries(
+    {"model": st.just("m"), "messages": _values},
+    optional={"tools": _values, "tool_choice": _values, "response_format": _values, "n": _values},
+)
+
+
+@given(_bodies, st.booleans(), st.booleans())
+def test_any_body_is_a_call_or_a_400(body: dict[str, Any], stream: bool, drop: bool) -> None:
+    """Whatever a client sends, the call is built or refused with a 400, never a crash."""
+    with contextlib.suppress(BadRequest, UnsupportedParameter):
+        (DROPPING if drop else PROVIDER).chat_call(body, stream=stream)
