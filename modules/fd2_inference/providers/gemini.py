@@ -59,13 +59,15 @@ class GeminiProvider:
     """Gemini's translation. Settings: `api_key`, `unsupported_params`, and in
     `provider_options` `embedding_task_type` (Gemini's `taskType` for embeddings, e.g.
     RETRIEVAL_DOCUMENT; none by default) and `skip_thought_signature_validation` (false by
-    default: true lets Gemini 3 continue conversations whose tool calls another model made)."""
+    default: true lets Gemini 3 continue conversations whose tool calls another model made) and
+    `json_schema` (`subset`, the default: schemas converted to Gemini's `Schema`, refused where
+    it cannot express them; `native`: sent as JSON Schema, for Gemini 2.5 and later)."""
 
     name: ClassVar[str] = "gemini"
     framing: ClassVar[Framing] = "sse"
     passthrough: ClassVar[bool] = False
 
-    __slots__ = ("_api_key", "_policy", "_sign_foreign", "_task_type")
+    __slots__ = ("_api_key", "_native_schemas", "_policy", "_sign_foreign", "_task_type")
 
     def __init__(self, settings: ProviderSettings) -> None:
         self._api_key = settings.api_key or None
@@ -80,6 +82,10 @@ class GeminiProvider:
                 "provider_options.skip_thought_signature_validation must be a boolean"
             )
         self._sign_foreign = sign_foreign
+        schemas = settings.options.get("json_schema", "subset")
+        if schemas not in ("subset", "native"):
+            raise ConfigError('provider_options.json_schema must be "subset" or "native"')
+        self._native_schemas = schemas == "native"
 
     def __repr__(self) -> str:
         return f"GeminiProvider(policy={self._policy!r})"
@@ -93,7 +99,12 @@ class GeminiProvider:
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
         model = model_path(body)
         policy = _Policy(self.name, self._policy)
-        request = chat_request(body, policy, sign_foreign_calls=self._sign_foreign)
+        request = chat_request(
+            body,
+            policy,
+            sign_foreign_calls=self._sign_foreign,
+            native_schemas=self._native_schemas,
+        )
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
         return ProviderCall(
             method="POST",

@@ -75,10 +75,16 @@ with another model): Gemini 3 then does not refuse the call for lacking its sign
 
 
 def chat_request(
-    body: Mapping[str, Any], unsupported: Unsupported, *, sign_foreign_calls: bool = False
+    body: Mapping[str, Any],
+    unsupported: Unsupported,
+    *,
+    sign_foreign_calls: bool = False,
+    native_schemas: bool = False,
 ) -> dict[str, Any]:
     """The `GenerateContentRequest` body for an OpenAI chat request. `sign_foreign_calls`: give
-    the first unsigned function call of each model turn Google's bypass value."""
+    the first unsigned function call of each model turn Google's bypass value. `native_schemas`:
+    send JSON Schemas as they are (`responseJsonSchema`, `parametersJsonSchema`, Gemini 2.5 and
+    later) instead of converted to the `Schema` subset every model takes."""
     for key, value in body.items():
         if key not in _HANDLED and value is not None:
             unsupported(key, "")
@@ -91,20 +97,23 @@ def chat_request(
         out["systemInstruction"] = {"parts": system}
     tools = body.get("tools")
     if tools:
-        out["tools"] = [{"functionDeclarations": _declarations(tools, unsupported)}]
+        declarations = _declarations(tools, unsupported, native_schemas)
+        out["tools"] = [{"functionDeclarations": declarations}]
     if body.get("tool_choice") is not None:
         out["toolConfig"] = {
             "functionCallingConfig": _tool_choice(body["tool_choice"], unsupported)
         }
     if body.get("parallel_tool_calls") is False:
         unsupported("parallel_tool_calls", ": Gemini cannot be told to call one function at a time")
-    config = _generation_config(body, unsupported)
+    config = _generation_config(body, unsupported, native_schemas)
     if config:
         out["generationConfig"] = config
     return out
 
 
-def _generation_config(body: Mapping[str, Any], unsupported: Unsupported) -> dict[str, Any]:
+def _generation_config(
+    body: Mapping[str, Any], unsupported: Unsupported, native_schemas: bool
+) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for name, gemini in _COPIED:
         if body.get(name) is not None:
@@ -122,11 +131,11 @@ def _generation_config(body: Mapping[str, Any], unsupported: Unsupported) -> dic
         config["candidateCount"] = n
     response_format = body.get("response_format")
     if response_format is not None:
-        config.update(_response_format(response_format, unsupported))
+        config.update(_response_format(response_format, unsupported, native_schemas))
     return config
 
 
-def _response_format(value: Any, unsupported: Unsupported) -> dict[str, Any]:
+def _response_format(value: Any, unsupported: Unsupported, native: bool) -> dict[str, Any]:
     kind = value.get("type") if isinstance(value, Mapping) else None
     if kind == "text":
         return {}
@@ -140,13 +149,15 @@ def _response_format(value: Any, unsupported: Unsupported) -> dict[str, Any]:
                 "'response_format.json_schema.schema' must be a JSON Schema object.",
                 param="response_format.json_schema.schema",
             )
+        if native:
+            return {"responseMimeType": "application/json", "responseJsonSchema": schema}
         converted = gemini_schema(schema, "response_format.json_schema.schema", unsupported)
         return {"responseMimeType": "application/json", "responseSchema": converted}
     unsupported("response_format", f": the type {kind!r}")
     return {}
 
 
-def _declarations(tools: Any, unsupported: Unsupported) -> list[dict[str, Any]]:
+def _declarations(tools: Any, unsupported: Unsupported, native: bool) -> list[dict[str, Any]]:
     if not isinstance(tools, list):
         raise BadRequest("'tools' must be a list.", param="tools")
     declarations = []
@@ -162,7 +173,10 @@ def _declarations(tools: Any, unsupported: Unsupported) -> list[dict[str, Any]]:
         # Gemini refuses an OBJECT without properties; a function without arguments omits them.
         if isinstance(parameters, Mapping) and parameters.get("properties"):
             param = f"tools[{i}].function.parameters"
-            declaration["parameters"] = gemini_schema(parameters, param, unsupported)
+            if native:
+                declaration["parametersJsonSchema"] = parameters
+            else:
+                declaration["parameters"] = gemini_schema(parameters, param, unsupported)
         declarations.append(declaration)
     return declarations
 

@@ -579,3 +579,31 @@ def test_any_body_is_a_call_or_a_400(body: dict[str, Any], stream: bool, drop: b
     """Whatever a client sends, the call is built or refused with a 400, never a crash."""
     with contextlib.suppress(BadRequest, UnsupportedParameter):
         (DROPPING if drop else PROVIDER).chat_call(body, stream=stream)
+
+
+def test_native_json_schema_sends_schemas_as_they_are() -> None:
+    native = GeminiProvider(
+        ProviderSettings(name="gemini", base_url="", options={"json_schema": "native"})
+    )
+    schema = {"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}}
+    body = sent(
+        {
+            "model": "g",
+            "messages": [USER],
+            "tools": [WEATHER],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema},
+            },
+        },
+        provider=native,
+    )
+    assert body["generationConfig"] == {
+        "responseMimeType": "application/json",
+        "responseJsonSchema": schema,
+    }
+    [declaration] = body["tools"][0]["functionDeclarations"]
+    assert declaration["parametersJsonSchema"] == WEATHER["function"]["parameters"]  # type: ignore[index]
+    assert "parameters" not in declaration
+    with pytest.raises(ConfigError):
+        GeminiProvider(ProviderSettings(name="gemini", base_url="", options={"json_schema": "x"}))
