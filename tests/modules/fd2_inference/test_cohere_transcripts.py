@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modules.fd2_inference.test_gemini_transcripts import (
+from .test_gemini_transcripts import (
     ERRORS,
     REQUESTS,
     check_chat,
