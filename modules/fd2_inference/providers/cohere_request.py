@@ -40,9 +40,10 @@ _HANDLED: Final = frozenset(
         "user",
     }
 )
+_P_MIN: Final = 0.01
+_P_MAX: Final = 0.99
 _COPIED: Final = (
     ("temperature", "temperature"),
-    ("top_p", "p"),
     ("presence_penalty", "presence_penalty"),
     ("frequency_penalty", "frequency_penalty"),
     ("seed", "seed"),
@@ -70,6 +71,13 @@ def chat_request(
     for name, cohere in _COPIED:
         if body.get(name) is not None:
             out[cohere] = body[name]
+    top_p = body.get("top_p")
+    if isinstance(top_p, int | float) and not isinstance(top_p, bool):
+        # Cohere takes p in [0.01, 0.99] and samples with p 0.75 when none is sent: OpenAI's
+        # top_p 1 (no nucleus cut) is nearest to 0.99, not to leaving p out.
+        out["p"] = min(max(float(top_p), _P_MIN), _P_MAX)
+    elif top_p is not None:
+        out["p"] = top_p  # not a number: Cohere's 400 says so
     limit = body.get("max_completion_tokens")
     if limit is None:
         limit = body.get("max_tokens")

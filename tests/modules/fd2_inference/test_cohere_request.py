@@ -389,3 +389,8 @@ def test_any_body_is_a_call_or_a_400(body: dict[str, Any], stream: bool, drop: b
     """Whatever a client sends, the call is built or refused with a 400, never a crash."""
     with contextlib.suppress(BadRequest, UnsupportedParameter):
         (DROPPING if drop else PROVIDER).chat_call(body, stream=stream)
+
+
+@pytest.mark.parametrize(("top_p", "p"), [(1, 0.99), (1.0, 0.99), (0.5, 0.5), (0, 0.01)])
+def test_top_p_within_cohere_range(top_p: float, p: float) -> None:
+    assert sent({"messages": [USER], "top_p": top_p})["p"] == p
