@@ -188,6 +188,17 @@ def main() -> None:
     parser.add_argument(
         "--no-control-plane", action="store_true", help="skip the route-table figures"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit (its python/ dir run with this venv and native build) "
+        "measured as fd2-base in the same rounds: before/after in one run",
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda text: [name.strip() for name in text.split(",")],
+        help="only these scenarios, e.g. 'closed c=16,stream c=1'",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results folder")
     args = parser.parse_args()
     cfg = settings_for(args)
@@ -200,6 +211,13 @@ def main() -> None:
     with Processes() as procs:
         standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
         targets = [standins.direct, start_fd2(procs, pin, standins, out, cfg.fd2_workers)]
+        if args.baseline is not None:
+            targets.append(
+                start_fd2(
+                    procs, pin, standins, out, cfg.fd2_workers, name="fd2-base",
+                    source=args.baseline,
+                )
+            )  # fmt: skip
         if not args.no_anchors:
             targets += start_anchors(procs, pin, standins, out)
         if args.peers:
@@ -211,6 +229,8 @@ def main() -> None:
         check_correctness(targets)
         for round_no in range(1, cfg.rounds + 1):
             for scenario in cfg.scenarios():
+                if args.only and scenario.name not in args.only:
+                    continue
                 for target in targets:
                     if scenario.mode == "stream" and not target.stream_url:
                         continue  # floor-fixed has no upstream to stream from

@@ -137,6 +137,9 @@ def start_fd2(
     workdir: Path,
     workers: int,
     extra: list[str] | None = None,
+    *,
+    name: str = "fd2",
+    source: Path | None = None,
 ) -> Target:
     manifests = workdir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
@@ -145,6 +148,8 @@ def start_fd2(
     )
     port = free_port()
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key"}
+    if source is not None:  # another checkout's Python (same venv and native build): a baseline
+        env["PYTHONPATH"] = str(source / "python")
     fd2 = str(Path(sys.executable).with_name("fd2"))
     child = procs.start(
         [
@@ -162,12 +167,12 @@ def start_fd2(
             *(extra or []),
         ],
         env=env,
-        log=workdir / "fd2.log",
+        log=workdir / f"{name}.log",
     )
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/healthz", child, "fd2", timeout=600)
     return Target(
-        name="fd2",
+        name=name,
         chat_url=f"{base}/bench/chat/v1/chat/completions",
         stream_url=f"{base}/bench/stream/v1/chat/completions",
         embeddings_url=f"{base}/bench/embed/v1/embeddings",

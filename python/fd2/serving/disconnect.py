@@ -14,22 +14,21 @@ T = TypeVar("T")
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Await `work`; if the client disconnects first, cancel it and raise ClientDisconnected.
 
-    Call only after the request body has been read: the watcher consumes `receive`. The work runs
-    in the current task (one extra task per request, for the watcher), so cancelling it unwinds
-    `async with` blocks such as an open upstream stream, which closes that upstream request.
+    Call only after the request body has been read: the watch consumes `receive`. The work runs
+    in the current task, so cancelling it unwinds `async with` blocks such as an open upstream
+    stream, which closes that upstream request. No task is started for the watch: a callback on
+    the request's pending `receive` (`Request.on_disconnect`) cancels the current task.
     """
     task = asyncio.current_task()
     assert task is not None
     disconnected = False
 
-    def _on_watcher_done(watcher: asyncio.Task[None]) -> None:
+    def _gone() -> None:
         nonlocal disconnected
-        if not watcher.cancelled() and watcher.exception() is None:
-            disconnected = True
-            task.cancel()
+        disconnected = True
+        task.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(request.wait_for_disconnect())
-    watcher.add_done_callback(_on_watcher_done)
+    request.on_disconnect(_gone)
     try:
         return await work
     except asyncio.CancelledError:
@@ -37,5 +36,4 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
             raise ClientDisconnected from None
         raise
     finally:
-        watcher.remove_done_callback(_on_watcher_done)
-        watcher.cancel()
+        request.on_disconnect(None)

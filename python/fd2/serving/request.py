@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
@@ -26,7 +27,9 @@ class Request:
     __slots__ = (
         "_body",
         "_json",
+        "_on_gone",
         "_receive",
+        "_watch",
         "body_timeout",
         "content_length",
         "cost",
@@ -73,6 +76,8 @@ class Request:
         self._json: dict[str, Any] | None = None
         # Set once fd2 has seen the client go away (or its body cut): nothing reaches it then.
         self.disconnected = False
+        self._watch: Any = None
+        self._on_gone: Callable[[], None] | None = None
         self.identity: Identity | None = None
         """Who is calling, set by the route's authentication step (None: an open route)."""
         self.cost: Cost | None = None
@@ -202,6 +207,44 @@ class Request:
             if message["type"] == "http.disconnect":
                 self.disconnected = True
                 return
+
+    def on_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` (on the loop) once the client has gone away; None stops watching.
+        Only after the body has been read: the watch consumes `receive`.
+
+        No task: Granian's `receive()` returns a future-like awaitable that takes done callbacks,
+        so the watch is one callback on it (a task per request was ~10% of a request's CPU). A
+        server whose `receive` is a coroutine gets it wrapped in a task."""
+        self._on_gone = callback
+        watch = self._watch
+        if callback is None:
+            if watch is not None:
+                self._watch = None
+                watch.remove_done_callback(self._watched)
+                watch.cancel()
+        elif watch is None:
+            self._watch_next()
+
+    def _watch_next(self) -> None:
+        waiting: Any = self._receive()
+        if not hasattr(waiting, "add_done_callback"):
+            waiting = asyncio.ensure_future(waiting)
+        self._watch = waiting
+        waiting.add_done_callback(self._watched)
+
+    def _watched(self, waiting: Any) -> None:
+        if waiting is not self._watch:
+            return
+        self._watch = None
+        if waiting.cancelled() or waiting.exception() is not None:
+            return
+        callback = self._on_gone
+        if waiting.result()["type"] == "http.disconnect":
+            self.disconnected = True
+            if callback is not None:
+                callback()
+        elif callback is not None:  # a message that is not the client leaving: watch on
+            self._watch_next()
 
 
 _BODY_LATE = "fd2: request body deadline"
