@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
-from fd2.serving.errors import UpstreamError
+from fd2.serving.errors import ConfigError, UpstreamError
 from fd2_inference.providers.anthropic_answer import chat_completion
 from fd2_inference.providers.anthropic_errors import failure
 from fd2_inference.providers.anthropic_request import PROVIDER, messages_body
@@ -23,6 +23,7 @@ from fd2_inference.providers.base import (
     ParamPolicy,
     ProviderCall,
     ProviderFailure,
+    ProviderSettings,
     StreamTranslator,
     UnsupportedParameter,
 )
@@ -30,8 +31,8 @@ from fd2_inference.providers.base import (
 API_VERSION: Final = "2023-06-01"
 MESSAGES_PATH: Final = "/v1/messages"
 DEFAULT_MAX_TOKENS: Final = 4096
-"""`max_tokens` sent when the request names none (Anthropic requires one); a module changes it
-with its `max_tokens` setting."""
+"""`max_tokens` sent when the request names none and the module sets no `max_tokens` default
+(Anthropic requires one); `provider_options.default_max_tokens` changes it."""
 
 
 class AnthropicProvider:
@@ -43,20 +44,16 @@ class AnthropicProvider:
 
     __slots__ = ("_default_max_tokens", "_headers", "_policy")
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        default_max_tokens: int | None = None,
-        policy: ParamPolicy = "refuse",
-        api_version: str = API_VERSION,
-    ) -> None:
-        headers = [("content-type", "application/json"), ("anthropic-version", api_version)]
-        if api_key:
-            headers.append(("x-api-key", api_key))
+    def __init__(self, settings: ProviderSettings) -> None:
+        headers = [
+            ("content-type", "application/json"),
+            ("anthropic-version", settings.api_version or API_VERSION),
+        ]
+        if settings.api_key:
+            headers.append(("x-api-key", settings.api_key))
         self._headers = tuple(headers)
-        self._default_max_tokens = default_max_tokens or DEFAULT_MAX_TOKENS
-        self._policy: ParamPolicy = policy
+        self._default_max_tokens = _default_max_tokens(settings.options)
+        self._policy: ParamPolicy = settings.unsupported_params
 
     def __repr__(self) -> str:  # never the key
         return f"AnthropicProvider(policy={self._policy!r})"
@@ -88,3 +85,12 @@ class AnthropicProvider:
 
     def failure(self, status: int, headers: Mapping[str, str], payload: bytes) -> ProviderFailure:
         return failure(status, headers, payload)
+
+
+def _default_max_tokens(options: Mapping[str, Any]) -> int:
+    value = options.get("default_max_tokens", DEFAULT_MAX_TOKENS)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)  # placeholders resolve to strings
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError("provider_options.default_max_tokens must be a positive integer")
+    return value

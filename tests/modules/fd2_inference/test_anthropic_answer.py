@@ -9,9 +9,9 @@ import pytest
 
 from fd2.serving.errors import UpstreamError
 from fd2_inference.providers.anthropic import AnthropicProvider
-from fd2_inference.providers.base import ProviderStreamError, StreamEvent
+from fd2_inference.providers.base import ProviderSettings, ProviderStreamError, StreamEvent
 
-PROVIDER = AnthropicProvider(api_key="k")
+PROVIDER = AnthropicProvider(ProviderSettings(name="anthropic", base_url="http://x", api_key="k"))
 
 
 def _message(content: list[dict[str, Any]], stop: str = "end_turn", **usage: int) -> bytes:

@@ -9,11 +9,24 @@ import pytest
 
 from fd2.serving.errors import BadRequest
 from fd2_inference.providers.anthropic import AnthropicProvider
-from fd2_inference.providers.base import ParamPolicy, UnsupportedParameter
+from fd2_inference.providers.base import ParamPolicy, ProviderSettings, UnsupportedParameter
+
+
+def _provider(
+    api_key: str | None, policy: ParamPolicy = "refuse", **options: Any
+) -> AnthropicProvider:
+    settings = ProviderSettings(
+        name="anthropic",
+        base_url="https://api.anthropic.com",
+        api_key=api_key,
+        unsupported_params=policy,
+        options=options,
+    )
+    return AnthropicProvider(settings)
 
 
 def _call(body: dict[str, Any], *, stream: bool = False, policy: ParamPolicy = "refuse") -> Any:
-    provider = AnthropicProvider(api_key="sk-ant-test", policy=policy)
+    provider = _provider("sk-ant-test", policy)
     return provider.chat_call(body, stream=stream)
 
 
@@ -38,14 +51,14 @@ def test_plain_call_headers_path_and_body() -> None:
 
 
 def test_no_key_sends_no_key_header_and_repr_hides_it() -> None:
-    provider = AnthropicProvider(api_key=None)
+    provider = _provider(None)
     call = provider.chat_call(
         {"model": "m", "messages": [{"role": "user", "content": "x"}]}, stream=True
     )
     assert "x-api-key" not in dict(call.headers)
     assert dict(call.headers)["accept"] == "text/event-stream"
     assert orjson.loads(call.body or b"")["stream"] is True
-    assert "sk-" not in repr(AnthropicProvider(api_key="sk-ant-secret"))
+    assert "sk-" not in repr(_provider("sk-ant-secret"))
 
 
 def test_system_and_developer_split_out_and_max_tokens() -> None:
@@ -74,7 +87,7 @@ def test_system_and_developer_split_out_and_max_tokens() -> None:
         }
     )
     assert one["system"] == "S"
-    assert AnthropicProvider(api_key=None, default_max_tokens=99).chat_call(
+    assert _provider(None, default_max_tokens="99").chat_call(
         {"model": "m", "messages": [{"role": "user", "content": "u"}]}, stream=False
     ).body == orjson.dumps(
         {"model": "m", "max_tokens": 99, "messages": [{"role": "user", "content": "u"}]}
