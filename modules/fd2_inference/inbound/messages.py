@@ -2,7 +2,8 @@
 
 The request is translated to an OpenAI chat body (anthropic_request.py) and run through the
 module's `ChatService`, whichever provider serves it; the answer, or each chunk of a stream, is
-translated back (anthropic_answer.py, anthropic_stream.py). Errors use Anthropic's shape
+translated back (anthropic_answer.py, anthropic_stream.py). The chat path reports the usage on
+the request; this endpoint only translates. Errors use Anthropic's shape
 (`{"type": "error", "error": {"type", "message"}}`) with fd2's status and headers, so the
 official `anthropic` SDK raises the exception it would raise against Anthropic itself.
 """
@@ -10,12 +11,12 @@ official `anthropic` SDK raises the exception it would raise against Anthropic i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
 
-from fd2.metering import Cost, Usage
+from fd2.metering import Cost
 from fd2.serving.disconnect import cancel_on_disconnect
 from fd2.serving.errors import Fd2Error
 from fd2.serving.request import ClientDisconnected, Request
@@ -23,6 +24,7 @@ from fd2.serving.request_metrics import UPSTREAM_ERRORS, upstream_failed
 from fd2.serving.responses import send_bytes
 from fd2.tokens import encoding_for_model
 from fd2.types import Send
+from fd2_inference.extras import ExtraEndpoint, ModuleParts
 from fd2_inference.inbound.anthropic_answer import anthropic_message, error_body
 from fd2_inference.inbound.anthropic_request import openai_body
 from fd2_inference.inbound.anthropic_stream import MessagesStream
@@ -34,6 +36,13 @@ _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
 ]
+
+
+def endpoints(parts: ModuleParts) -> Sequence[ExtraEndpoint]:
+    """The endpoint this package adds to an inference module (`extra_endpoints.EXTRA_ENDPOINTS`),
+    whatever its provider."""
+    endpoint = MessagesEndpoint(parts.chat, parts.logger)
+    return (ExtraEndpoint(PATH, "POST", endpoint.handle, endpoint.meter),)
 
 
 class MessagesMeter:
@@ -78,7 +87,6 @@ class MessagesEndpoint:
                 await cancel_on_disconnect(request, self._stream(request, send, body))
                 return
             answer = await cancel_on_disconnect(request, self._chat.complete(body, request))
-            _report(request, answer.get("usage"))
             message = orjson.dumps(anthropic_message(answer, rid))
             await send_bytes(send, 200, message, headers=[(b"request-id", rid.encode())])
         except Fd2Error as exc:
@@ -124,7 +132,7 @@ class MessagesEndpoint:
             )
             opening = translator.feed(first) if first is not None else b""
             await send({"type": "http.response.body", "body": opening, "more_body": True})
-            tail = await self._relay(request, send, chunks, translator, first)
+            tail = await self._relay(request, send, chunks, translator)
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             closing = getattr(chunks, "aclose", None)
@@ -137,13 +145,9 @@ class MessagesEndpoint:
         send: Send,
         chunks: AsyncIterator[Mapping[str, Any]],
         translator: MessagesStream,
-        first: Mapping[str, Any] | None,
     ) -> bytes:
-        usage = first.get("usage") if first is not None else None
         try:
             async for chunk in chunks:
-                if chunk.get("usage") is not None:
-                    usage = chunk["usage"]
                 data = translator.feed(chunk)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
@@ -155,24 +159,4 @@ class MessagesEndpoint:
             if isinstance(exc, UPSTREAM_ERRORS):
                 upstream_failed(request, exc.code or "bad_gateway")
             return translator.error(exc.status, exc.message)
-        _report(request, usage)
         return translator.finish()
-
-
-def _report(request: Request, usage: object) -> None:
-    """Reports OpenAI-shaped usage on the request (the chat path may have done it already: a
-    later report replaces an earlier one, with the same numbers)."""
-    if not isinstance(usage, Mapping):
-        return
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-    request.report_usage(
-        Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cached_tokens=cached if isinstance(cached, int) else 0,
-        )
-    )

@@ -103,7 +103,8 @@ def test_invalid_answer_is_502() -> None:
         (429, "rate_limit_error", 429),
         (529, "overloaded_error", 503),
         (500, "api_error", 502),
-        (503, "something_new", 502),
+        (503, "something_new", 503),
+        (502, "something_new", 502),
     ],
 )
 def test_errors(status: int, kind: str, expected: int) -> None:
