@@ -402,3 +402,18 @@ def test_openai_sdk_streamed_tools_over_anthropic(fd2: Service) -> None:
     assert pieces > 4, "the arguments arrive in pieces"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "tool_calls"
+
+
+def test_openai_sdk_json_object_over_anthropic(fd2: Service, standin: Service) -> None:
+    completion = _openai_sdk(fd2).chat.completions.create(
+        model="claude-test",
+        max_tokens=100,
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Weather in Paris, as JSON?"}],
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop"
+    assert choice.message.tool_calls is None
+    assert json.loads(choice.message.content or "") == {"location": "Paris"}
+    sent = _last_upstream_request(standin)["body"]
+    assert sent["tool_choice"] == {"type": "tool", "name": "fd2_json_object"}

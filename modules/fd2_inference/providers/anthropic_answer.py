@@ -1,8 +1,10 @@
 """Anthropic message object -> OpenAI `chat.completion` (pure), and the pieces the stream shares.
 
 Text blocks are joined into `content`; `tool_use` blocks become `tool_calls` whose `arguments`
-are the compact JSON of their input; `thinking` blocks are not shown (OpenAI's chat completion
-has no place for them; their tokens are reported as `reasoning_tokens`).
+are the compact JSON of their input (the call of the tool a `json_object` request forced is the
+answer itself: its input is the content, and the answer finished with `stop`); `thinking`
+blocks are not shown (OpenAI's chat completion has no place for them; their tokens are reported
+as `reasoning_tokens`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
+
+from fd2_inference.providers.anthropic_request import JSON_OBJECT_TOOL
+
+JSON_TOOL_NAME: Final = JSON_OBJECT_TOOL["name"]
 
 FINISH_REASONS: Final = {
     "end_turn": "stop",
@@ -61,6 +67,8 @@ def chat_completion(message: Mapping[str, Any], model: str) -> dict[str, Any]:
         kind = block.get("type")
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif kind == "tool_use" and block.get("name") == JSON_TOOL_NAME:
+            texts.append(orjson.dumps(block.get("input", {})).decode())
         elif kind == "tool_use":
             calls.append(
                 {
@@ -90,10 +98,18 @@ def chat_completion(message: Mapping[str, Any], model: str) -> dict[str, Any]:
                 "index": 0,
                 "message": answer,
                 "logprobs": None,
-                "finish_reason": finish_reason(message.get("stop_reason")),
+                "finish_reason": finish_reason(message.get("stop_reason"))
+                if calls
+                else _text_finish(message.get("stop_reason")),
             }
         ],
     }
     if isinstance(usage, Mapping):
         out["usage"] = openai_usage(usage)
     return out
+
+
+def _text_finish(stop_reason: object) -> str:
+    # An answer without tool calls did not finish for them (the forced json_object tool).
+    found = finish_reason(stop_reason)
+    return "stop" if found == "tool_calls" else found

@@ -7,7 +7,8 @@ What is translated, and how (docs/providers_anthropic.md says the same for users
 - `max_completion_tokens`, else `max_tokens`, else the module's default: Anthropic requires one.
 - `stop` -> `stop_sequences`, `user` -> `metadata.user_id`, `tools` -> `tools` (`input_schema`,
   `strict`), `tool_choice` and `parallel_tool_calls` -> `tool_choice`,
-  `response_format` json_schema -> `output_config.format` (Anthropic's structured outputs).
+  `response_format` json_schema -> `output_config.format` (Anthropic's structured outputs),
+  json_object -> a forced call of one tool whose input (any JSON object) is the answer.
 - Anything else Anthropic cannot honour goes through the module's parameter policy: refused with
   a 400 naming it, or dropped. Message `name`s and image `detail` hints have no Anthropic
   counterpart and are not sent (they only ever inform the model, never change the shape).
@@ -44,6 +45,12 @@ _TRANSLATED: Final = frozenset(
 )
 # Anthropic accepts 0..1; OpenAI 0..2. Values above 1 have no Anthropic equivalent.
 _MAX_TEMPERATURE: Final = 1.0
+JSON_OBJECT_TOOL: Final = {
+    "name": "fd2_json_object",
+    "description": "Give the whole answer as this tool's input: one JSON object.",
+    "input_schema": {"type": "object"},
+}
+"""The tool a `json_object` request is forced to call (its input is the answer)."""
 _IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
@@ -188,7 +195,14 @@ def _response_format(value: object, out: dict[str, Any], unsupported: _Policy) -
         out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         return
     if kind == "json_object":
-        unsupported("response_format", ": Anthropic's structured outputs need a json_schema")
+        # Anthropic's structured outputs need a schema; a forced tool whose input is any object
+        # is how its documentation gets JSON out otherwise. The answer's input becomes the
+        # content (anthropic_answer.py), so the client sees what OpenAI would have sent.
+        if "tools" in out:
+            unsupported("response_format", ": json_object together with tools")
+            return
+        out["tools"] = [JSON_OBJECT_TOOL]
+        out["tool_choice"] = {"type": "tool", "name": JSON_OBJECT_TOOL["name"]}
         return
     raise BadRequest("Unsupported 'response_format'.", param="response_format")
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from fd2_inference.providers.anthropic_answer import finish_reason, openai_usage
+from fd2_inference.providers.anthropic_answer import JSON_TOOL_NAME, finish_reason, openai_usage
 from fd2_inference.providers.anthropic_errors import stream_failure
 from fd2_inference.providers.base import ProviderFailure, ProviderStreamError, StreamEvent
 
@@ -37,6 +37,7 @@ class AnthropicStream:
         "_done",
         "_id",
         "_include_usage",
+        "_json_block",
         "_model",
         "_raw_usage",
         "_stop_reason",
@@ -52,6 +53,8 @@ class AnthropicStream:
         self._stop_reason: object = None
         self._tools: dict[int, int] = {}
         """Anthropic content block index -> OpenAI tool call index (0, 1, ... in order)."""
+        self._json_block = -2
+        """The content block of the forced json_object tool: its input is streamed as text."""
         self._done = False
 
     @property
@@ -118,6 +121,9 @@ class AnthropicStream:
             return (self._chunk({"content": text}),) if isinstance(text, str) and text else _NOTHING
         if kind != "tool_use":
             return _NOTHING  # thinking blocks: OpenAI's chunks have no place for them
+        if block.get("name") == JSON_TOOL_NAME:
+            self._json_block = _index(data)
+            return _NOTHING
         position = len(self._tools)
         self._tools[_index(data)] = position
         call = {
@@ -138,6 +144,8 @@ class AnthropicStream:
             return (self._chunk({"content": text}),) if isinstance(text, str) and text else _NOTHING
         if kind == "input_json_delta":
             piece = delta.get("partial_json")
+            if _index(data) == self._json_block:
+                return (self._chunk({"content": piece}),) if piece else _NOTHING
             position = self._tools.get(_index(data))
             if not isinstance(piece, str) or not piece or position is None:
                 return _NOTHING
@@ -156,7 +164,10 @@ class AnthropicStream:
 
     def _stop(self) -> Sequence[Mapping[str, Any]]:
         self._done = True
-        last = self._chunk({}, finish_reason(self._stop_reason))
+        finish = finish_reason(self._stop_reason)
+        if finish == "tool_calls" and not self._tools:
+            finish = "stop"  # the forced json_object tool's call is the answer, not a call
+        last = self._chunk({}, finish)
         if not self._include_usage:
             return (last,)
         usage_chunk = self._chunk({})

@@ -315,3 +315,47 @@ def test_error_event_and_cut_stream() -> None:
     assert ended.value.failure.status == 502
     with pytest.raises(ProviderStreamError):
         PROVIDER.chat_stream(model="m", include_usage=False).feed(StreamEvent(None, b"{not json"))
+
+
+def test_json_object_answer_and_stream() -> None:
+    forced = {"type": "tool_use", "id": "toolu_j", "name": "fd2_json_object", "input": {"a": 1}}
+    answer = PROVIDER.chat_answer(_message([forced], stop="tool_use"), model="m")
+    choice = answer["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": '{"a":1}', "refusal": None}
+    assert choice["finish_reason"] == "stop"
+    chunks = _run(
+        _events(
+            START,
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {**forced, "input": {}},
+                },
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"a": '},
+                },
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": "1}"},
+                },
+            ),
+            _delta("tool_use", 5),
+            STOP,
+        ),
+        include_usage=False,
+    )
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
+    assert deltas[1:3] == [{"content": '{"a": '}, {"content": "1}"}]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("tool_calls" not in delta for delta in deltas)

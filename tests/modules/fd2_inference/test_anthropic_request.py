@@ -292,7 +292,13 @@ def test_sampling_stop_user_and_json_schema() -> None:
     [
         ({"n": 2}, "n"),
         ({"temperature": 1.5}, "temperature"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {
+                "response_format": {"type": "json_object"},
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
+            "response_format",
+        ),
         ({"logprobs": True}, "logprobs"),
         ({"frequency_penalty": 0.5}, "frequency_penalty"),
         (
@@ -337,3 +343,21 @@ def test_unsupported_refused_or_dropped(extra: dict[str, Any], param: str) -> No
 def test_malformed_requests_are_400(body: dict[str, Any]) -> None:
     with pytest.raises(BadRequest):
         _call(body)
+
+
+def test_json_object_is_a_forced_tool() -> None:
+    sent = _sent(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "u"}],
+            "response_format": {"type": "json_object"},
+        }
+    )
+    assert sent["tools"] == [
+        {
+            "name": "fd2_json_object",
+            "description": "Give the whole answer as this tool's input: one JSON object.",
+            "input_schema": {"type": "object"},
+        }
+    ]
+    assert sent["tool_choice"] == {"type": "tool", "name": "fd2_json_object"}
