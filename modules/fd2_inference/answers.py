@@ -33,7 +33,8 @@ ERROR_BODY_LIMIT: Final = 1 << 20
 """Most bytes read of an answer that is not a success (error bodies are small)."""
 
 _RELAYED_PREFIX: Final = b"x-ratelimit-"
-_RELAYED_NAMES: Final = frozenset({b"openai-processing-ms"})
+# `retry-after` (and OpenAI's `retry-after-ms`) tell a client of a 429 or 503 when to come back.
+_RELAYED_NAMES: Final = frozenset({b"openai-processing-ms", b"retry-after", b"retry-after-ms"})
 
 
 class _Answer(msgspec.Struct):

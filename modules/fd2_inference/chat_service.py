@@ -48,13 +48,27 @@ def upstream_call(call: ProviderCall, request_id: str) -> UpstreamCall:
 
 
 def provider_call(
-    provider: Provider, body: Mapping[str, Any], *, stream: bool, request_id: str
+    provider: Provider,
+    body: Mapping[str, Any],
+    *,
+    stream: bool,
+    request_id: str,
+    logger: logging.Logger,
 ) -> UpstreamCall:
-    """The provider's chat call for an OpenAI body; a refused parameter is a 400 naming it."""
+    """The provider's chat call for an OpenAI body; a refused parameter is a 400 naming it, a
+    dropped one is logged."""
     try:
-        return upstream_call(provider.chat_call(body, stream=stream), request_id)
+        call = provider.chat_call(body, stream=stream)
     except UnsupportedParameter as exc:
         raise unsupported(exc) from None
+    if call.dropped:
+        logger.info(
+            "request %s: provider %s cannot honour %s: dropped (unsupported_params: drop)",
+            request_id,
+            provider.name,
+            ", ".join(call.dropped),
+        )
+    return upstream_call(call, request_id)
 
 
 class ProviderChat:
@@ -94,7 +108,9 @@ class ProviderChat:
         """An OpenAI `chat.completion` for `body` (Fd2Error on failure, in OpenAI's terms)."""
         payload = self._prepared(body, stream=False)
         rid = request.request_id
-        call = provider_call(self._provider, payload, stream=False, request_id=rid)
+        call = provider_call(
+            self._provider, payload, stream=False, request_id=rid, logger=self._logger
+        )
         translate = partial(self._provider.chat_answer, model=str(payload.get("model", "")))
         answer, _raw = await translated_answer(
             self._upstream, self._provider, call, translate, self._logger, rid
@@ -111,7 +127,7 @@ class ProviderChat:
         payload = self._prepared(body, stream=True)
         rid = request.request_id
         provider, upstream = self._provider, self._upstream
-        call = provider_call(provider, payload, stream=True, request_id=rid)
+        call = provider_call(provider, payload, stream=True, request_id=rid, logger=self._logger)
         translator = provider.chat_stream(model=str(payload.get("model", "")), include_usage=True)
         try:
             async with asyncio.timeout(upstream.total_s):

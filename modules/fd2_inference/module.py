@@ -290,7 +290,9 @@ class InferenceModule(Module):
             await request.body()
             prepared = prepare_chat(await request.json_object(), self._defaults)
             payload, provider, rid = prepared.payload, self._provider, request.request_id
-            call = provider_call(provider, payload, stream=prepared.stream, request_id=rid)
+            call = provider_call(
+                provider, payload, stream=prepared.stream, request_id=rid, logger=self._logger
+            )
             model = str(payload.get("model", ""))
             self._logger.debug(
                 "request %s: chat over %s model=%s stream=%s",

@@ -62,6 +62,8 @@ class ProviderCall:
     headers: Sequence[tuple[str, str]]
     body: bytes | None
     stream: bool = False
+    dropped: tuple[str, ...] = ()
+    """Parameters left out under the `drop` policy: the module logs them (never silent)."""
 
 
 @dataclass(frozen=True, slots=True)
