@@ -59,11 +59,12 @@ class AnthropicProvider:
         return f"AnthropicProvider(policy={self._policy!r})"
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
-        payload = messages_body(
+        payload, dropped = messages_body(
             body, default_max_tokens=self._default_max_tokens, policy=self._policy, stream=stream
         )
         headers = (*self._headers, ("accept", "text/event-stream")) if stream else self._headers
-        return ProviderCall("POST", MESSAGES_PATH, headers, orjson.dumps(payload), stream)
+        body_bytes = orjson.dumps(payload)
+        return ProviderCall("POST", MESSAGES_PATH, headers, body_bytes, stream, dropped)
 
     def chat_answer(self, payload: bytes, *, model: str) -> Mapping[str, Any]:
         try:

@@ -56,8 +56,9 @@ _IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/
 
 def messages_body(
     body: Mapping[str, Any], *, default_max_tokens: int, policy: ParamPolicy, stream: bool
-) -> dict[str, Any]:
-    """The Messages API body for an OpenAI chat request body."""
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The Messages API body for an OpenAI chat request body, and the parameters left out under
+    the `drop` policy (the module logs them)."""
     unsupported = _Policy(policy)
     for key in body:
         if key not in _CONSUMED and key not in _TRANSLATED:
@@ -81,18 +82,20 @@ def messages_body(
         out["metadata"] = {"user_id": user}
     if stream:
         out["stream"] = True
-    return out
+    return out, tuple(dict.fromkeys(unsupported.dropped))
 
 
 class _Policy:
-    __slots__ = ("_policy",)
+    __slots__ = ("_policy", "dropped")
 
     def __init__(self, policy: ParamPolicy) -> None:
         self._policy = policy
+        self.dropped: list[str] = []
 
     def __call__(self, param: str, why: str = "") -> None:
         if self._policy == "refuse":
             raise UnsupportedParameter(param, PROVIDER, why)
+        self.dropped.append(param)
 
 
 def _max_tokens(body: Mapping[str, Any], default: int) -> int:

@@ -318,6 +318,7 @@ def test_unsupported_refused_or_dropped(extra: dict[str, Any], param: str) -> No
     assert caught.value.param == param
     assert "anthropic" in str(caught.value)
     sent = _sent(body, policy="drop")
+    assert _call(body, policy="drop").dropped == (param,)
     assert param not in sent or param == "messages"
     assert "output_config" not in sent
 
