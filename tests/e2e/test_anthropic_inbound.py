@@ -144,16 +144,35 @@ def fd2(
     service.stop()
 
 
-def _claude_sdk(fd2: Service, module: str, key: str = CLIENT_KEY) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        api_key=key, base_url=f"{fd2.url}/polyglot/{module}", max_retries=0, timeout=20
-    )
+class Clients:
+    """The SDK clients of one test, closed when it ends (their pooled sockets with them)."""
+
+    def __init__(self, fd2: Service) -> None:
+        self._fd2 = fd2
+        self._open: list[anthropic.Anthropic | openai.OpenAI] = []
+
+    def claude(self, module: str, key: str = CLIENT_KEY) -> anthropic.Anthropic:
+        base_url = f"{self._fd2.url}/polyglot/{module}"
+        client = anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0, timeout=20)
+        self._open.append(client)
+        return client
+
+    def openai(self, module: str = "claude") -> openai.OpenAI:
+        base_url = f"{self._fd2.url}/polyglot/{module}/v1"
+        client = openai.OpenAI(api_key=CLIENT_KEY, base_url=base_url, max_retries=0, timeout=20)
+        self._open.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._open:
+            client.close()
 
 
-def _openai_sdk(fd2: Service, module: str = "claude") -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key=CLIENT_KEY, base_url=f"{fd2.url}/polyglot/{module}/v1", max_retries=0, timeout=20
-    )
+@pytest.fixture
+def sdk(fd2: Service) -> Iterator[Clients]:
+    clients = Clients(fd2)
+    yield clients
+    clients.close()
 
 
 def _last_upstream_request(standin: Service) -> dict[str, Any]:
@@ -175,8 +194,8 @@ def _ask(**extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_messages_create(fd2: Service, standin: Service, module: str) -> None:
-    message = _claude_sdk(fd2, module).messages.create(**_ask())
+def test_messages_create(sdk: Clients, standin: Service, module: str) -> None:
+    message = sdk.claude(module).messages.create(**_ask())
     assert message.type == "message" and message.role == "assistant"
     assert [block.type for block in message.content] == ["text"]
     assert message.content[0].text == EXPECTED  # type: ignore[union-attr]
@@ -198,8 +217,8 @@ def test_messages_create(fd2: Service, standin: Service, module: str) -> None:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_messages_create_stream(fd2: Service, module: str) -> None:
-    events = list(_claude_sdk(fd2, module).messages.create(**_ask(), stream=True))
+def test_messages_create_stream(sdk: Clients, module: str) -> None:
+    events = list(sdk.claude(module).messages.create(**_ask(), stream=True))
     kinds = [event.type for event in events]
     assert kinds[0] == "message_start"
     assert kinds[-2:] == ["message_delta", "message_stop"]
@@ -217,8 +236,8 @@ def test_messages_create_stream(fd2: Service, module: str) -> None:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_messages_stream_helper(fd2: Service, module: str) -> None:
-    with _claude_sdk(fd2, module).messages.stream(**_ask()) as stream:
+def test_messages_stream_helper(sdk: Clients, module: str) -> None:
+    with sdk.claude(module).messages.stream(**_ask()) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
     assert len(pieces) > 1
@@ -229,8 +248,8 @@ def test_messages_stream_helper(fd2: Service, module: str) -> None:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_tool_use_round_trip(fd2: Service, standin: Service, module: str) -> None:
-    client = _claude_sdk(fd2, module)
+def test_tool_use_round_trip(sdk: Clients, standin: Service, module: str) -> None:
+    client = sdk.claude(module)
     question = {"role": "user", "content": "What is the weather in Paris?"}
     first = client.messages.create(
         model="claude-test", max_tokens=100, tools=[WEATHER_TOOL], messages=[question]
@@ -264,8 +283,8 @@ def test_tool_use_round_trip(fd2: Service, standin: Service, module: str) -> Non
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_streamed_parallel_tool_use(fd2: Service, module: str) -> None:
-    with _claude_sdk(fd2, module).messages.stream(
+def test_streamed_parallel_tool_use(sdk: Clients, module: str) -> None:
+    with sdk.claude(module).messages.stream(
         model="claude-test",
         max_tokens=100,
         tools=[WEATHER_TOOL],
@@ -281,8 +300,8 @@ def test_streamed_parallel_tool_use(fd2: Service, module: str) -> None:
     assert len(pieces) > 2, "the tool input arrives in pieces"
 
 
-def test_upstream_errors_keep_their_meaning(fd2: Service) -> None:
-    client = _claude_sdk(fd2, "claude")
+def test_upstream_errors_keep_their_meaning(sdk: Clients) -> None:
+    client = sdk.claude("claude")
     with pytest.raises(anthropic.RateLimitError) as limited:
         client.messages.create(**_ask(model="error-429"))
     assert limited.value.response.headers["retry-after"] == "7"
@@ -300,9 +319,9 @@ def test_upstream_errors_keep_their_meaning(fd2: Service) -> None:
     assert "top_k" in refused.value.body["error"]["message"]  # type: ignore[index]
 
 
-def test_stream_error_event_reaches_the_sdk(fd2: Service) -> None:
+def test_stream_error_event_reaches_the_sdk(sdk: Clients) -> None:
     received = ""
-    client = _claude_sdk(fd2, "claude")
+    client = sdk.claude("claude")
     with (
         pytest.raises(anthropic.APIStatusError) as failed,
         client.messages.stream(**_ask(model="stream-error")) as stream,
@@ -313,18 +332,26 @@ def test_stream_error_event_reaches_the_sdk(fd2: Service) -> None:
     assert "Overloaded" in str(failed.value)
 
 
-def test_x_api_key_is_the_credential(fd2: Service) -> None:
+def test_x_api_key_is_the_credential_and_requests_are_metered(sdk: Clients, fd2: Service) -> None:
     with pytest.raises(anthropic.AuthenticationError):
-        _claude_sdk(fd2, "claude", key="not-a-project-key").messages.create(**_ask())
-    answer = httpx.post(f"{fd2.url}/polyglot/claude/v1/messages", json=_ask(), timeout=20)
-    assert answer.status_code == 401
+        sdk.claude("claude", key="not-a-project-key").messages.create(**_ask())
+    url = f"{fd2.url}/polyglot/claude/v1/messages"
+    assert httpx.post(url, json=_ask(), timeout=20).status_code == 401
+    answer = httpx.post(url, json=_ask(), headers={"x-api-key": CLIENT_KEY}, timeout=20)
+    assert answer.status_code == 200
+    assert answer.json()["type"] == "message"
+    assert answer.headers["request-id"] == answer.headers["x-request-id"]
+    # The token limit reserved the estimate: the prompt counted from the Messages body, plus
+    # its max_tokens (100).
+    assert int(answer.headers["x-ratelimit-limit-tokens"]) == 1_000_000
+    assert int(answer.headers["x-ratelimit-remaining-tokens"]) <= 1_000_000 - 100
 
 
 # --- the openai SDK over the Anthropic provider
 
 
-def test_openai_sdk_plain_over_anthropic(fd2: Service) -> None:
-    completion = _openai_sdk(fd2).chat.completions.create(
+def test_openai_sdk_plain_over_anthropic(sdk: Clients) -> None:
+    completion = sdk.openai().chat.completions.create(
         model="claude-test",
         max_tokens=100,
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}],
@@ -337,9 +364,9 @@ def test_openai_sdk_plain_over_anthropic(fd2: Service) -> None:
     assert completion.usage.prompt_tokens_details.cached_tokens == 4
 
 
-def test_openai_sdk_stream_over_anthropic(fd2: Service) -> None:
+def test_openai_sdk_stream_over_anthropic(sdk: Clients) -> None:
     chunks = list(
-        _openai_sdk(fd2).chat.completions.create(
+        sdk.openai().chat.completions.create(
             model="claude-test",
             max_tokens=100,
             messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}],
@@ -355,8 +382,8 @@ def test_openai_sdk_stream_over_anthropic(fd2: Service) -> None:
     assert chunks[-1].usage.prompt_tokens == 12
 
 
-def test_openai_sdk_tools_over_anthropic(fd2: Service) -> None:
-    completion = _openai_sdk(fd2).chat.completions.create(
+def test_openai_sdk_tools_over_anthropic(sdk: Clients) -> None:
+    completion = sdk.openai().chat.completions.create(
         model="claude-test",
         max_tokens=100,
         tools=[OPENAI_TOOL],  # type: ignore[list-item]
@@ -370,9 +397,9 @@ def test_openai_sdk_tools_over_anthropic(fd2: Service) -> None:
     assert json.loads(call.function.arguments) == {"location": "Paris"}  # type: ignore[union-attr]
 
 
-def test_openai_sdk_streamed_tools_over_anthropic(fd2: Service) -> None:
+def test_openai_sdk_streamed_tools_over_anthropic(sdk: Clients) -> None:
     chunks = list(
-        _openai_sdk(fd2).chat.completions.create(
+        sdk.openai().chat.completions.create(
             model="claude-test",
             max_tokens=100,
             tools=[OPENAI_TOOL],  # type: ignore[list-item]
@@ -404,8 +431,8 @@ def test_openai_sdk_streamed_tools_over_anthropic(fd2: Service) -> None:
     assert finishes[-1] == "tool_calls"
 
 
-def test_openai_sdk_json_object_over_anthropic(fd2: Service, standin: Service) -> None:
-    completion = _openai_sdk(fd2).chat.completions.create(
+def test_openai_sdk_json_object_over_anthropic(sdk: Clients, standin: Service) -> None:
+    completion = sdk.openai().chat.completions.create(
         model="claude-test",
         max_tokens=100,
         response_format={"type": "json_object"},
