@@ -300,12 +300,14 @@ def test_streamed_parallel_tool_use(sdk: Clients, module: str) -> None:
     assert len(pieces) > 2, "the tool input arrives in pieces"
 
 
-def test_upstream_errors_keep_their_meaning(sdk: Clients) -> None:
-    client = sdk.claude("claude")
+@pytest.mark.parametrize("module", MODULES)
+def test_upstream_errors_keep_their_meaning(sdk: Clients, module: str) -> None:
+    client = sdk.claude(module)
     with pytest.raises(anthropic.RateLimitError) as limited:
         client.messages.create(**_ask(model="error-429"))
     assert limited.value.response.headers["retry-after"] == "7"
     assert limited.value.response.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert limited.value.response.headers["request-id"]
     assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
     with pytest.raises(anthropic.InternalServerError) as overloaded:
         client.messages.create(**_ask(model="error-529"))

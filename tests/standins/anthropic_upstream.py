@@ -20,9 +20,10 @@ The script, the same in both formats:
 
 Usage: 12 input tokens (4 of them read from the cache), 1 output token per piece of text.
 Models named ``error-401``, ``error-429`` (``retry-after: 7`` and rate-limit headers),
-``error-529`` (overloaded) answer that error; ``stream-error`` streams some text, then an
-``error`` event (overloaded). ``GET /_standin/requests`` returns the path, headers and JSON body
-of the last requests (newest last).
+``error-529`` (overloaded; 503 on the OpenAI side) answer that error in either shape;
+``stream-error`` streams some text, then an ``error`` event (overloaded; Anthropic side only).
+``GET /_standin/requests`` returns the path, headers and JSON body of the last requests (newest
+last).
 """
 
 from __future__ import annotations
@@ -280,6 +281,11 @@ def _openai_stream(model: str, answer: Any, include_usage: bool) -> list[bytes]:
 
 async def _chat(body: dict[str, Any], send: Send) -> None:
     model = str(body.get("model", ""))
+    if model in _ANTHROPIC_ERRORS:  # the same errors, in OpenAI's shape (529 as 503)
+        status, _kind, text, headers = _ANTHROPIC_ERRORS[model]
+        error = {"message": text, "type": "error", "code": None, "param": None}
+        await _json(send, 503 if status == 529 else status, {"error": error}, headers)
+        return
     answer = _read_openai(body)
     if body.get("stream"):
         options = body.get("stream_options") or {}
