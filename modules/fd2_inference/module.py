@@ -76,8 +76,14 @@ class InferenceModule(Module):
     """Proxies OpenAI's inference API to one upstream, applying manifest defaults."""
 
     module_types: ClassVar[tuple[str, ...]] = ("inference_endpoint", "inference_openai")
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        # The AWS ones: Bedrock's SigV4 credentials (the config declares them as secrets).
+        {"api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+    )
     cache_key_ignores: ClassVar[frozenset[str]] = frozenset({"user", "stream", "stream_options"})
+    # Of those, the ones that change the answer's shape (a stream, its usage chunk): the response
+    # cache keeps one stored variant per value (fd2.pipeline.cache).
+    cache_variant_fields: ClassVar[frozenset[str]] = frozenset({"stream", "stream_options"})
 
     _upstream: Upstream
     _defaults: Defaults
@@ -261,6 +267,8 @@ class InferenceModule(Module):
         return {_PATHS[kind]: meter for kind, meter in self._meters.items()} | extra
 
     def describe(self) -> Mapping[str, Any]:
+        if self._route is None and not self._provider.passthrough:
+            return {"provider": self._provider.name}
         if self._route is not None:
             return {
                 "endpoints": ["/v1/chat/completions"],
