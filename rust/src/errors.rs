@@ -102,7 +102,7 @@ const EXCEPTIONS: [ExceptionSpec; 6] = [
     ExceptionSpec {
         name: c"fd2._native.NativeError",
         parent: None,
-        doc: c"Root of every exception raised by fd2._native (an fd2.errors.Fd2Error).",
+        doc: c"Root of every exception raised by fd2._native (an fd2.serving.errors.Fd2Error).",
     },
     ExceptionSpec {
         name: c"fd2._native.SseStateError",
@@ -131,7 +131,7 @@ const EXCEPTIONS: [ExceptionSpec; 6] = [
     },
 ];
 
-/// The exception classes, created once at module init under `fd2.errors.Fd2Error`
+/// The exception classes, created once at module init under `fd2.serving.errors.Fd2Error`
 /// (a Python class, so they cannot be static Rust types).
 static TYPES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 
@@ -158,11 +158,11 @@ impl From<Error> for PyErr {
     }
 }
 
-/// Creates the exception classes under `fd2.errors.Fd2Error` and adds them to
+/// Creates the exception classes under `fd2.serving.errors.Fd2Error` and adds them to
 /// the extension module.
 ///
 /// # Errors
-/// If `fd2.errors` cannot be imported or a class cannot be created.
+/// If `fd2.serving.errors` cannot be imported or a class cannot be created.
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let root = py

@@ -1,4 +1,4 @@
-"""python/fd2/registry.py: the installed module types, and what a missing one is logged as."""
+"""python/fd2/control/registry.py: the installed module types, and how a missing one is logged."""
 
 import logging
 from pathlib import Path

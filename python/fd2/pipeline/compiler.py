@@ -17,7 +17,7 @@ import aiohttp
 
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
 from fd2.auth.choice import AuthChoice, choose_auth
-from fd2.auth.gateway_route import RouteLimits, consumer_verifier, gateway_route_of
+from fd2.auth.gateway_route import consumer_verifier, gateway_route_of
 from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity
 from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context, rate_limit_window
 from fd2.auth.key_store import RedisKeyStore
@@ -31,6 +31,7 @@ from fd2.control.manifests.placeholders import resolve_value
 from fd2.control.secrets import SecretResolver
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
+from fd2.limits.route_limits import RouteLimits
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import LimitSpec
 from fd2.pipeline.route_steps import RouteSteps

@@ -268,7 +268,7 @@ class Fd2App:
         path = raw_path.decode("latin-1")
         runtime = self._runtime()
         for project, module in candidates:
-            if (project, module) in runtime.builder.table.groups:
+            if runtime.builder.table.group(project, module) is not None:
                 return RouteKey(project, module, path)
         if runtime.control_tower is not None:
             for project, module in candidates:
@@ -276,18 +276,18 @@ class Fd2App:
                     await runtime.control_tower.ensure(project)
                 except NotFound:
                     continue
-                if (project, module) in runtime.builder.table.groups:
+                if runtime.builder.table.group(project, module) is not None:
                     return RouteKey(project, module, path)
         project, module = candidates[0]
         return RouteKey(project, module, path)
 
     async def _route(self, key: RouteKey, environment: bytes | None) -> Route:
         runtime = self._runtime()
-        group = runtime.builder.table.groups.get((key.project, key.module))
+        group = runtime.builder.table.group(key.project, key.module)
         if group is None:
             if key.project not in runtime.builder.table.projects and runtime.control_tower:
                 await runtime.control_tower.ensure(key.project)
-                group = runtime.builder.table.groups.get((key.project, key.module))
+                group = runtime.builder.table.group(key.project, key.module)
             if group is None:
                 if key.project in runtime.builder.table.projects:
                     raise NotFound(f"Unknown module {key.module!r} in project {key.project!r}.")
