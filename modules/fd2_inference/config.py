@@ -7,7 +7,7 @@ through placeholders can arrive as strings ("1024"), hence the lax conversion of
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -32,6 +32,18 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
     api_key: Secret | None = None
     """Resolved by the core (a secret field); never a plain string."""
     # `timeouts` in the config is read by the core, which merges it into the context's Timeouts.
+    provider: str | None = None
+    """The upstream's API (`fd2_inference.providers.registry`); None: OpenAI-compatible, relayed
+    byte for byte. Set it in `metadata.fd2.modules.<name>.config` to survive the Control Tower."""
+    api_version: str | None = None
+    deployment: str | None = None
+    region: str | None = None
+    unsupported_params: Literal["refuse", "drop"] = "refuse"
+    """A request parameter the provider cannot honour: a 400 naming it, or dropped (logged)."""
+    provider_options: dict[str, Any] = {}
+    aws_access_key_id: Secret | None = None
+    aws_secret_access_key: Secret | None = None
+    aws_session_token: Secret | None = None
 
 
 def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
@@ -41,6 +53,8 @@ def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
     except msgspec.ValidationError as exc:
         # msgspec's messages name the field and the expected type, never a string's value.
         raise ConfigError(f"inference module config is invalid: {exc}") from None
+    if config.provider is not None and not config.provider.strip():
+        raise ConfigError("inference module config has an empty provider")
     if bool(config.apisix_route) != bool(config.apisix_gateway_module):
         raise ConfigError(
             "inference module config names "

@@ -12,7 +12,7 @@ reference (`chat.completion`, `chat.completion.chunk`, `list` of `embedding`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -21,6 +21,35 @@ ParamPolicy = Literal["refuse", "drop"]
 the default), or leave it out and say so in the log (`drop`). Never a silent mistranslation."""
 
 Framing = Literal["sse", "eventstream"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """What a provider is built from (`ProviderClass(settings)`, once per module): the module's
+    provider settings as its config gives them (`metadata.fd2.modules.<name>.config` included),
+    credentials revealed. A provider reads what it needs and ignores the rest; a setting it
+    requires and lacks is a `fd2.serving.errors.ConfigError` raised from its constructor."""
+
+    name: str
+    """The `provider` setting ("openai", "azure", "anthropic", ...)."""
+    base_url: str
+    """The upstream base URL (`endpoints.<env>.primary`, else `endpoint_url`; no trailing /).
+    `ProviderCall.path` is appended to it."""
+    api_key: str | None = None
+    api_version: str | None = None
+    """Azure's `api-version` query value, Anthropic's `anthropic-version` header, ..."""
+    deployment: str | None = None
+    """Azure's deployment name (the model of the request maps to it)."""
+    region: str | None = None
+    """Bedrock's AWS region (SigV4 scope)."""
+    unsupported_params: ParamPolicy = "refuse"
+    model: str | None = None
+    """The module's default model (`model_name`), already applied to request bodies."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """`provider_options` of the config: anything provider specific not named above."""
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    """Further secrets by name, revealed (`aws_access_key_id`, `aws_secret_access_key`,
+    `aws_session_token`). Never logged; the relays scrub answers of every value here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +111,23 @@ class StreamTranslator(Protocol):
     def usage(self) -> Mapping[str, int] | None:
         """OpenAI-shaped usage seen so far (`prompt_tokens`, `completion_tokens`, ...)."""
         ...
+
+
+class Deframer(Protocol):
+    """Cuts one provider stream's bytes into events; one per stream. `feed` takes each chunk as
+    it arrives (cut anywhere, even inside a frame's header) and returns the events it completed;
+    `finish` at the end of the bytes returns how many bytes of an unfinished event were dropped.
+    Raises ValueError (or a NativeError) for bytes that cannot be framed (a bad checksum)."""
+
+    def feed(self, chunk: bytes) -> Sequence[StreamEvent]: ...
+
+    def finish(self) -> int: ...
+
+
+FrameEventstream = Callable[[], Deframer]
+"""The seam for AWS's `application/vnd.amazon.eventstream` framing (prov-bedrock supplies it as
+`fd2_inference.providers.eventstream.frame_eventstream`): a new Deframer per stream. SSE framing
+is the module's own (`fd2_inference.framing.SseDeframer`)."""
 
 
 class ProviderStreamError(Exception):
