@@ -13,6 +13,7 @@ import msgspec
 
 from fd2.control.secrets import Secret
 from fd2.serving.errors import ConfigError
+from fd2_inference.providers.base import ProviderSettings
 
 
 class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,3 +67,35 @@ def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
             + ": a gateway route needs both"
         )
     return config
+
+
+def provider_settings(
+    config: InferenceConfig,
+    name: str,
+    base_url: str,
+    api_key: Secret | None,
+    *,
+    options: Mapping[str, Any] | None = None,
+) -> ProviderSettings:
+    """What the provider `name` is built from: the config's provider settings, revealed."""
+    credentials = {
+        field: secret.reveal()
+        for field, secret in (
+            ("aws_access_key_id", config.aws_access_key_id),
+            ("aws_secret_access_key", config.aws_secret_access_key),
+            ("aws_session_token", config.aws_session_token),
+        )
+        if secret is not None
+    }
+    return ProviderSettings(
+        name=name,
+        base_url=base_url,
+        api_key=api_key.reveal() if api_key is not None else None,
+        api_version=config.api_version or None,
+        deployment=config.deployment or None,
+        region=config.region or None,
+        unsupported_params=config.unsupported_params,
+        model=config.model_name or None,
+        options=config.provider_options if options is None else options,
+        credentials=credentials,
+    )

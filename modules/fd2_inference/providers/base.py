@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 ParamPolicy = Literal["refuse", "drop"]
 """What a provider does with a request parameter it cannot honour: a 400 naming it (`refuse`,
@@ -62,6 +62,8 @@ class ProviderCall:
     headers: Sequence[tuple[str, str]]
     body: bytes | None
     stream: bool = False
+    dropped: tuple[str, ...] = ()
+    """Parameters left out under the `drop` policy: the module logs them (never silent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,3 +178,65 @@ class ChatService(Protocol):
     async def complete(self, body: dict[str, Any], request: Any) -> Mapping[str, Any]: ...
 
     def stream(self, body: dict[str, Any], request: Any) -> AsyncIterator[Mapping[str, Any]]: ...
+
+
+# --- Helpers every provider's `failure` may use: one mapping of statuses for all of them.
+
+_KINDS: dict[int, tuple[int, str, str | None]] = {
+    400: (400, "invalid_request_error", None),
+    401: (401, "authentication_error", "invalid_api_key"),
+    403: (403, "permission_error", None),
+    404: (404, "not_found_error", "model_not_found"),
+    408: (504, "upstream_error", "gateway_timeout"),
+    413: (413, "invalid_request_error", "request_too_large"),
+    422: (400, "invalid_request_error", None),
+    429: (429, "rate_limit_error", "rate_limit_exceeded"),
+    503: (503, "server_error", "upstream_overloaded"),
+    504: (504, "upstream_error", "gateway_timeout"),
+    529: (503, "server_error", "upstream_overloaded"),
+}
+"""A provider's HTTP status -> (the status fd2 answers, OpenAI error type, default code)."""
+
+OVERLOADED: Final[tuple[int, str, str | None]] = (503, "server_error", "upstream_overloaded")
+"""What an overloaded provider becomes whatever its status (Anthropic 529, `overloaded_error`)."""
+
+
+def standard_failure(
+    status: int,
+    message: str,
+    headers: Mapping[str, str],
+    *,
+    code: str | None = None,
+    overloaded: bool = False,
+) -> ProviderFailure:
+    """The ProviderFailure for a provider status (and its headers) under the shared mapping:
+    401/403/404/400/413/429 keep their meaning, overloaded -> 503, other 5xx -> 502, other 4xx
+    kept as they are; `retry-after` and rate-limit headers passed through. `code` (the
+    provider's own, when it has one worth keeping) replaces the default code."""
+    if overloaded:
+        kind = OVERLOADED
+    elif status in _KINDS:
+        kind = _KINDS[status]
+    elif status >= 500:
+        kind = (502, "upstream_error", "bad_gateway")
+    elif status >= 400:
+        kind = (status, "invalid_request_error", None)
+    else:  # a success status with an error body: still an upstream failure
+        kind = (502, "upstream_error", "bad_gateway")
+    answered, error_type, default_code = kind
+    return ProviderFailure(
+        status=answered,
+        type=error_type,
+        message=message or f"The provider answered HTTP {status}.",
+        code=code or default_code,
+        headers=passed_headers(headers),
+    )
+
+
+def passed_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The answer headers a client of an error needs: `retry-after` (`-ms`) and rate limits."""
+    return tuple(
+        (name.lower(), value)
+        for name, value in headers.items()
+        if name.lower() in ("retry-after", "retry-after-ms") or "ratelimit" in name.lower()
+    )

@@ -1,0 +1,12 @@
+"""Endpoints other parts of fd2 add to every inference module (see `fd2_inference.extras`).
+
+One line per factory; the module's code does not change when one is added.
+"""
+
+from __future__ import annotations
+
+from fd2_inference.extras import EndpointFactory
+
+EXTRA_ENDPOINTS: tuple[EndpointFactory, ...] = (
+    # e.g. fd2_inference.inbound.messages.endpoints (Anthropic's /v1/messages)
+)
