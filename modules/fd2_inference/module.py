@@ -76,7 +76,10 @@ class InferenceModule(Module):
     """Proxies OpenAI's inference API to one upstream, applying manifest defaults."""
 
     module_types: ClassVar[tuple[str, ...]] = ("inference_endpoint", "inference_openai")
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        # The AWS ones: Bedrock's SigV4 credentials (the config declares them as secrets).
+        {"api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+    )
     cache_key_ignores: ClassVar[frozenset[str]] = frozenset({"user", "stream", "stream_options"})
 
     _upstream: Upstream
