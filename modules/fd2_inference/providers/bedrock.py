@@ -60,15 +60,16 @@ class BedrockProvider:
             raise ConfigError(
                 "the bedrock provider needs the secrets aws_access_key_id and aws_secret_access_key"
             )
+        self._base_url = (settings.base_url or default_base_url(region)).rstrip("/")
         self._signer = SigV4Signer(
+            endpoint=self._base_url,
             access_key_id=access_key,
             secret_access_key=secret_key,
             session_token=credentials.get("aws_session_token"),
             region=region,
             clock=clock,
         )
-        self._base_url = (settings.base_url or default_base_url(region)).rstrip("/")
-        self._policy = Policy(settings.unsupported_params)
+        self._mode = settings.unsupported_params
         self._default_model = settings.model
 
     def __repr__(self) -> str:
@@ -86,18 +87,27 @@ class BedrockProvider:
         path = f"/model/{quote(model, safe='')}/{action}"
         return yarl.URL(path).raw_path
 
-    def _signed(self, path: str, body: bytes, *, accept: str, stream: bool) -> ProviderCall:
+    def _signed(
+        self, path: str, body: bytes, *, accept: str, stream: bool, dropped: list[str]
+    ) -> ProviderCall:
         headers = [("content-type", JSON)]
-        signed = self._signer.sign("POST", self._base_url + path, headers, body)
+        signed = self._signer.sign("POST", path, headers, body)
         # `accept` is left out of the signature: nothing in it needs protecting.
         return ProviderCall(
-            "POST", path, [*headers, ("accept", accept), *signed], body, stream=stream
+            "POST",
+            path,
+            [*headers, ("accept", accept), *signed],
+            body,
+            stream=stream,
+            dropped=tuple(dropped),
         )
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
         path = self._model_path(body.get("model"), "converse-stream" if stream else "converse")
-        payload = orjson.dumps(converse_body(body, self._policy))
-        return self._signed(path, payload, accept=EVENTSTREAM if stream else JSON, stream=stream)
+        policy = Policy(self._mode)
+        payload = orjson.dumps(converse_body(body, policy))
+        accept = EVENTSTREAM if stream else JSON
+        return self._signed(path, payload, accept=accept, stream=stream, dropped=policy.dropped)
 
     def chat_answer(self, payload: bytes, *, model: str) -> Mapping[str, Any]:
         return chat_completion(payload, model=model)
@@ -107,10 +117,10 @@ class BedrockProvider:
 
     # --- embeddings: Titan takes one text per call
 
-    def _embedding_inputs(self, body: Mapping[str, Any]) -> list[str]:
+    def _embedding_inputs(self, body: Mapping[str, Any], policy: Policy) -> list[str]:
         for key, value in body.items():
             if key not in EMBEDDINGS_HANDLED and value is not None:
-                self._policy.unsupported(key, "Titan embeddings have no such parameter")
+                policy.unsupported(key, "Titan embeddings have no such parameter")
         raw = body.get("input")
         inputs = [raw] if isinstance(raw, str) else raw
         if not isinstance(inputs, list) or not inputs:
@@ -123,9 +133,13 @@ class BedrockProvider:
         """One InvokeModel call per input (Titan embeds one text per call), in input order;
         `embeddings_merge` makes one OpenAI list of their answers."""
         path = self._model_path(body.get("model"), "invoke")
+        policy = Policy(self._mode)
+        texts = self._embedding_inputs(body, policy)
         return [
-            self._signed(path, titan_body(text, body), accept=JSON, stream=False)
-            for text in self._embedding_inputs(body)
+            self._signed(
+                path, titan_body(text, body), accept=JSON, stream=False, dropped=policy.dropped
+            )
+            for text in texts
         ]
 
     def embeddings_merge(self, payloads: Sequence[bytes], *, model: str) -> Mapping[str, Any]:

@@ -14,7 +14,6 @@ name carries ANSWER_TOOL_PREFIX so they recognise it without the request.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -57,21 +56,22 @@ IMAGE_FORMATS: Final = {
 _DATA_URL: Final = re.compile(r"data:([\w/+.-]+);base64,(.*)", re.DOTALL)
 _TOOL_NAME: Final = re.compile(r"[^a-zA-Z0-9_-]")
 
-logger = logging.getLogger("fd2.inference.bedrock")
-
 
 class Policy:
-    """The module's policy for a parameter Converse cannot honour: raise, or log and go on."""
+    """The module's policy for a parameter Converse cannot honour, for one call: raise, or leave
+    it out and name it in `dropped` (the module logs ProviderCall.dropped)."""
 
-    __slots__ = ("mode",)
+    __slots__ = ("dropped", "mode")
 
     def __init__(self, mode: ParamPolicy) -> None:
         self.mode = mode
+        self.dropped: list[str] = []
 
     def unsupported(self, param: str, why: str) -> None:
         if self.mode == "refuse":
             raise UnsupportedParameter(param, PROVIDER, f": {why}")
-        logger.info("bedrock: dropped %s (%s)", param, why)
+        if param not in self.dropped:
+            self.dropped.append(param)
 
 
 def converse_body(body: Mapping[str, Any], policy: Policy) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Final
 
 SERVICE: Final = "bedrock"
-TIMESTAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 
 Clock = Callable[[], datetime]
 
@@ -23,14 +22,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SigV4Signer:
-    """Signs requests for one set of credentials and region. Its repr names the region only."""
+def amz_date(now: datetime) -> str:
+    """`20261129T190005Z` (formatted by hand: strftime costs more than the rest of a call)."""
+    d = now.astimezone(UTC)
+    return f"{d.year:04d}{d.month:02d}{d.day:02d}T{d.hour:02d}{d.minute:02d}{d.second:02d}Z"
 
-    __slots__ = ("_auth", "_clock", "_request_class", "_token", "region")
+
+class SigV4Signer:
+    """Signs requests to one endpoint for one set of credentials and region. Its repr names the
+    endpoint and region only."""
+
+    __slots__ = (
+        "_auth",
+        "_clock",
+        "_host",
+        "_request_class",
+        "_signed",
+        "_token",
+        "endpoint",
+        "region",
+    )
 
     def __init__(
         self,
         *,
+        endpoint: str,
         access_key_id: str,
         secret_access_key: str,
         session_token: str | None,
@@ -48,22 +64,32 @@ class SigV4Signer:
         self._request_class = AWSRequest
         self._token = session_token or None
         self._clock = clock
+        self.endpoint = endpoint.rstrip("/")
         self.region = region
+        # The Host value botocore derives from the endpoint (default ports left out), once: given
+        # as a header, botocore does not parse the URL again on every request.
+        template = AWSRequest(method="POST", url=self.endpoint + "/", headers={})
+        self._host: str = self._auth.headers_to_sign(template)["host"]
+        self._signed: dict[tuple[str, ...], str] = {}
+        """Header names -> botocore's SignedHeaders list for them (the same for every call)."""
 
     def __repr__(self) -> str:
-        return f"SigV4Signer(service={SERVICE!r}, region={self.region!r})"
+        return f"SigV4Signer(endpoint={self.endpoint!r}, region={self.region!r})"
 
     def sign(
-        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes | None
+        self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes | None
     ) -> list[tuple[str, str]]:
-        """The headers to add to a request for `url` carrying `headers` (all of which are
-        signed, with the URL's host) and `body`: `x-amz-date`, the session token if any, and
-        `authorization`. The URL's path must be sent exactly as given."""
-        request = self._request_class(method=method, url=url, data=body or b"", headers=None)
+        """The headers to add to a request for `endpoint + path` carrying `headers` (all of
+        which are signed, with the host) and `body`: `x-amz-date`, the session token if any, and
+        `authorization`. The path must be sent exactly as given."""
+        request = self._request_class(
+            method=method, url=self.endpoint + path, data=body or b"", headers=None
+        )
         for name, value in headers:
             request.headers[name] = value
-        stamp = self._clock().astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+        stamp = amz_date(self._clock())
         request.context["timestamp"] = stamp
+        request.headers["host"] = self._host
         request.headers["X-Amz-Date"] = stamp
         added = [("x-amz-date", stamp)]
         if self._token is not None:
@@ -72,7 +98,11 @@ class SigV4Signer:
         auth = self._auth
         canonical = auth.canonical_request(request)
         signature = auth.signature(auth.string_to_sign(request, canonical), request)
-        signed_headers = auth.signed_headers(auth.headers_to_sign(request))
+        names = tuple(name for name, _ in headers)
+        signed_headers = self._signed.get(names)
+        if signed_headers is None:
+            signed_headers = auth.signed_headers(auth.headers_to_sign(request))
+            self._signed[names] = signed_headers
         added.append(
             (
                 "authorization",

@@ -247,9 +247,15 @@ def test_dropped_parameters_under_the_drop_policy() -> None:
         policy="drop",
     )
     assert body == {"messages": [{"role": "user", "content": [{"text": "look"}]}]}
-    with pytest.raises(
-        UnsupportedParameter
-    ):  # n > 1 cannot be dropped: it changes the answer's shape
+    call = provider("drop").chat_call(
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "seed": 1, "logprobs": True},
+        stream=False,
+    )
+    assert call.dropped == ("seed", "logprobs")
+    plain = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    assert provider().chat_call(plain, stream=False).dropped == ()
+    # n > 1 is refused even under `drop`: leaving it out would change the answer's shape.
+    with pytest.raises(UnsupportedParameter):
         converse({"messages": [{"role": "user", "content": "x"}], "n": 3}, policy="drop")
 
 
