@@ -115,8 +115,10 @@ class EventStreamDecoder:
     ConverseStream): `feed()` returns the messages completed so far as (headers, payload), both
     CRCs checked; headers map names to typed values (timestamps as aware UTC datetimes, uuids as
     UUID; the first of a repeated name wins). A CRC mismatch, impossible length, malformed header
-    or a message over `max_message_bytes` raises EventStreamError, after which every call does.
-    `finish()` returns the size of an unfinished last message (0 on a clean end)."""
+    or a message over `max_message_bytes` raises EventStreamError, after which every call does;
+    when the chunk also completed good messages before the bad one, those are returned and the
+    next call raises. `finish()` returns the size of an unfinished last message (0 on a clean
+    end)."""
 
     def __new__(cls, *, max_message_bytes: int = 16777216) -> EventStreamDecoder: ...
     def feed(self, chunk: bytes) -> list[tuple[dict[str, _HeaderValue], bytes]]: ...

@@ -10,13 +10,17 @@ use crate::eventstream::{DEFAULT_MAX_MESSAGE_BYTES, Decoder, HeaderValue, Messag
 type PyMessage<'py> = (Bound<'py, PyDict>, Bound<'py, PyBytes>);
 
 /// Incremental decoder for `application/vnd.amazon.eventstream` bytes: `feed()` returns every
-/// message completed so far as (headers, payload), CRCs checked.
+/// message completed so far as (headers, payload), CRCs checked. When a chunk completes good
+/// messages and then fails, the good ones are returned and the error is raised by the next call
+/// (what came before a corrupt message is still relayed).
 //
 // The GIL is kept: a Bedrock event is a few hundred bytes, decoded in far less time than
 // detaching from the interpreter costs, and the results are Python objects anyway.
 #[pyclass(module = "fd2._native", name = "EventStreamDecoder")]
 pub struct PyEventStreamDecoder {
     inner: Decoder,
+    /// An error met after good messages of the same chunk, raised by the next call.
+    pending: Option<Error>,
 }
 
 #[pymethods]
@@ -29,6 +33,7 @@ impl PyEventStreamDecoder {
     fn new(max_message_bytes: usize) -> Self {
         Self {
             inner: Decoder::new(max_message_bytes),
+            pending: None,
         }
     }
 
@@ -36,6 +41,9 @@ impl PyEventStreamDecoder {
     /// of name to value (bool, int, bytes, str, datetime for timestamps, UUID for uuids; the
     /// first of a repeated name wins).
     fn feed<'py>(&mut self, chunk: &Bound<'py, PyBytes>) -> PyResult<Vec<PyMessage<'py>>> {
+        if let Some(err) = self.pending.take() {
+            return Err(err.into());
+        }
         let py = chunk.py();
         let bytes = chunk.as_bytes();
         let mut out = Vec::new();
@@ -53,19 +61,29 @@ impl PyEventStreamDecoder {
                 }
             })
         });
-        if let Err(Error::Panic(_)) = result {
-            self.inner.poison();
+        if let Some(err) = py_err {
+            return Err(err);
         }
-        result?;
-        match py_err {
-            Some(err) => Err(err),
-            None => Ok(out),
+        match result {
+            Ok(()) => Ok(out),
+            Err(Error::Panic(msg)) => {
+                self.inner.poison();
+                Err(Error::Panic(msg).into())
+            }
+            Err(err) if !out.is_empty() => {
+                self.pending = Some(err);
+                Ok(out)
+            }
+            Err(err) => Err(err.into()),
         }
     }
 
     /// Ends the stream: returns the bytes of an unfinished last message (0 when the stream
     /// ended on a message boundary), which are dropped.
     fn finish(&mut self) -> PyResult<usize> {
+        if let Some(err) = self.pending.take() {
+            return Err(err.into());
+        }
         Ok(self.inner.finish()?)
     }
 

@@ -9,7 +9,7 @@ or `error`, and bytes that fail their CRC, end the stream with ProviderStreamErr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Final
 
 from fd2._native import EventStreamDecoder, EventStreamError
@@ -36,14 +36,19 @@ def corrupt_failure(detail: str) -> ProviderFailure:
 
 class EventStreamDeframer:
     """One stream's decoder: `feed` returns the events each chunk completed, `finish` the size of
-    an unfinished last message (the relay decides what a cut stream means)."""
+    an unfinished last message (the relay decides what a cut stream means). A chunk holding
+    events and then a failure returns the events; the next call raises the failure (the text
+    before it still reaches the client)."""
 
-    __slots__ = ("_decoder",)
+    __slots__ = ("_decoder", "_pending")
 
     def __init__(self, *, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self._decoder = EventStreamDecoder(max_message_bytes=max_message_bytes)
+        self._pending: ProviderStreamError | None = None
 
     def feed(self, chunk: bytes) -> Sequence[StreamEvent]:
+        if self._pending is not None:
+            raise self._pending
         try:
             messages = self._decoder.feed(chunk)
         except EventStreamError as exc:
@@ -55,26 +60,37 @@ class EventStreamDeframer:
             if kind == "event":
                 name = headers.get(":event-type")
                 events.append(StreamEvent(name if isinstance(name, str) else None, payload))
-            elif kind == "exception":
-                name = headers.get(":exception-type")
-                raise ProviderStreamError(
-                    exception_failure(name if isinstance(name, str) else "", payload)
-                )
-            elif kind == "error":
-                code = headers.get(":error-code")
-                message = headers.get(":error-message")
-                raise ProviderStreamError(
-                    exception_failure(
-                        code if isinstance(code, str) else "",
-                        b"",
-                        message=message if isinstance(message, str) else "",
-                    )
-                )
+            elif isinstance(kind, str) and kind in ("exception", "error"):
+                failure = ProviderStreamError(_failure_of(kind, headers, payload))
+                if not events:
+                    raise failure
+                self._pending = failure
+                break
             # Other message types (none defined for Bedrock today) carry nothing to relay.
         return events
 
     def finish(self) -> int:
-        return self._decoder.finish()
+        if self._pending is not None:
+            raise self._pending
+        try:
+            return self._decoder.finish()
+        except EventStreamError as exc:  # one met after the last chunk's good events
+            raise EventStreamCorrupt(corrupt_failure(str(exc))) from None
+
+
+def _failure_of(kind: str, headers: Mapping[str, object], payload: bytes) -> ProviderFailure:
+    """An `exception` message names its kind in `:exception-type` (its payload has the message);
+    an `error` message has `:error-code` and `:error-message` headers."""
+    if kind == "exception":
+        name = headers.get(":exception-type")
+        return exception_failure(name if isinstance(name, str) else "", payload)
+    code = headers.get(":error-code")
+    message = headers.get(":error-message")
+    return exception_failure(
+        code if isinstance(code, str) else "",
+        b"",
+        message=message if isinstance(message, str) else "",
+    )
 
 
 def frame_eventstream() -> EventStreamDeframer:

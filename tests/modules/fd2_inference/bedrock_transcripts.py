@@ -50,7 +50,7 @@ def _signed(accept: str) -> dict[str, str]:
     }
 
 
-def _request(body: dict[str, Any], *, stream: bool, action: str = "") -> dict[str, Any]:
+def signed_request(body: dict[str, Any], *, stream: bool, action: str = "") -> dict[str, Any]:
     action = action or ("converse-stream" if stream else "converse")
     accept = "application/vnd.amazon.eventstream" if stream else "application/json"
     return {
@@ -61,7 +61,7 @@ def _request(body: dict[str, Any], *, stream: bool, action: str = "") -> dict[st
     }
 
 
-def _conversation(**extra: Any) -> dict[str, Any]:
+def conversation(**extra: Any) -> dict[str, Any]:
     return {
         "system": [{"text": sc.SYSTEM}],
         "messages": [{"role": "user", "content": [{"text": sc.QUESTION}]}],
@@ -170,8 +170,8 @@ def _error(status: int, kind: str | None, message: str, *extra: list[str]) -> di
 
 
 def build() -> dict[str, dict[str, Any]]:
-    plain = _request(_conversation(), stream=False)
-    streamed = _request(_conversation(), stream=True)
+    plain = signed_request(conversation(), stream=False)
+    streamed = signed_request(conversation(), stream=True)
     text_pieces = ["The", " capital of", " France is", " Paris", "."]
     cut_frames = _text_frames(["The", " capital"])
     half = event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": " of France"}})
@@ -198,7 +198,7 @@ def build() -> dict[str, dict[str, Any]]:
             ),
         },
         "tool_call": {
-            "request": _request(_weather_request(weather), stream=False),
+            "request": signed_request(_weather_request(weather), stream=False),
             "response": _answer(
                 [{"text": "I'll check the weather in Paris."}, tool_call],
                 "tool_use",
@@ -206,7 +206,7 @@ def build() -> dict[str, dict[str, Any]]:
             ),
         },
         "stream_tool_call": {
-            "request": _request(_weather_request(weather), stream=True),
+            "request": signed_request(_weather_request(weather), stream=True),
             "response": _stream(
                 [
                     event("messageStart", {"p": "abcdefghij", "role": "assistant"}),
@@ -216,7 +216,7 @@ def build() -> dict[str, dict[str, Any]]:
             ),
         },
         "parallel_tool_calls": {
-            "request": _request(_weather_request(both), stream=True),
+            "request": signed_request(_weather_request(both), stream=True),
             "response": _stream(
                 [
                     *_text_frames(["Checking both cities."]),
@@ -233,7 +233,7 @@ def build() -> dict[str, dict[str, Any]]:
             ),
         },
         "json_schema": {
-            "request": _request(
+            "request": signed_request(
                 {
                     "messages": [{"role": "user", "content": [{"text": sc.QUESTION}]}],
                     "inferenceConfig": {"maxTokens": sc.MAX_TOKENS},
@@ -267,7 +267,7 @@ def build() -> dict[str, dict[str, Any]]:
             ),
         },
         "vision": {
-            "request": _request(
+            "request": signed_request(
                 {
                     "messages": [
                         {
@@ -303,7 +303,7 @@ def build() -> dict[str, dict[str, Any]]:
             ),
         },
         "stream_cut": {
-            "request": _request(_conversation(), stream=True),
+            "request": signed_request(conversation(), stream=True),
             # Two deltas, then 23 bytes of the next message (inside its headers), then the
             # connection drops.
             "response": _stream([*cut_frames, half[:23]], cut=True),

@@ -118,6 +118,35 @@ def test_decoder_counts_and_limits() -> None:
         decoder.feed(STREAM[0])
 
 
+def test_good_messages_before_a_bad_one_come_first() -> None:
+    corrupt = bytearray(STREAM[1])
+    corrupt[-1] ^= 0x01
+    for last_call in ("feed", "finish"):
+        decoder = EventStreamDecoder()
+        got = decoder.feed(STREAM[0] + bytes(corrupt))
+        assert [headers[":event-type"] for headers, _ in got] == ["messageStart"]
+        with pytest.raises(EventStreamError, match="message CRC mismatch"):
+            decoder.feed(STREAM[2]) if last_call == "feed" else decoder.finish()
+        with pytest.raises(EventStreamError, match="failed earlier"):
+            decoder.feed(STREAM[2])
+
+
+def test_events_before_an_exception_are_relayed_first() -> None:
+    for last_call in ("feed", "finish"):
+        deframer = frame_eventstream()
+        events = deframer.feed(STREAM[0] + STREAM[1] + exception("throttlingException", "slow"))
+        assert [e.name for e in events] == ["messageStart", "contentBlockDelta"]
+        with pytest.raises(ProviderStreamError) as caught:
+            deframer.feed(STREAM[3]) if last_call == "feed" else deframer.finish()
+        assert caught.value.failure.status == 429
+    deframer = frame_eventstream()
+    corrupt = bytearray(STREAM[1])
+    corrupt[-1] ^= 0x01
+    assert len(deframer.feed(STREAM[0] + bytes(corrupt))) == 1
+    with pytest.raises(EventStreamCorrupt):
+        deframer.finish()
+
+
 def test_frame_eventstream_names_events_by_event_type() -> None:
     deframer = frame_eventstream()
     events = [
