@@ -264,6 +264,8 @@ class InferenceModule(Module):
         return {_PATHS[kind]: meter for kind, meter in self._meters.items()} | extra
 
     def describe(self) -> Mapping[str, Any]:
+        if self._route is None and not self._provider.passthrough:
+            return {"provider": self._provider.name}
         if self._route is not None:
             return {
                 "endpoints": ["/v1/chat/completions"],

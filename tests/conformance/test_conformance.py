@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from e2e.conftest import Service
+from e2e.leaks import LEAKS
 from fd2_inference.providers.registry import PROVIDERS
 
 from .conftest import PROJECT, TRANSCRIPTS, Replay, providers
@@ -85,6 +86,9 @@ def _run(client: openai.OpenAI, provider: str, scenario: Scenario, refused: str 
     if expected.passthrough_status is not None and _passthrough(provider):
         status = expected.passthrough_status
     assert response.status_code == status, response.text
+    # The SDK's own HTTP client is not seen by the suite-wide leak check: checked here.
+    for secret in LEAKS.secrets:
+        assert secret not in response.content, "a test secret reached the client"
     error = response.json()["error"]
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["type"], str) and error["type"]

@@ -7,9 +7,11 @@ with ``POST /_replay/load`` (``{"transcript": {...}}``, or ``{"transcript": null
 request may come), then drives fd2. Every other request is compared with the transcript's
 ``request`` (method, path and query, the listed headers, the JSON body) and answered with its
 ``response``, byte for byte: streams in pieces of ``split_every`` bytes, each flushed on its own,
-and ``cut`` aborts the connection after the last piece. ``GET /_replay/result`` returns what
-was received (``requests``: how many; ``mismatches``: what differed, readable); the test fails on
-any mismatch. ``GET /_replay/health`` answers 200.
+and ``cut`` aborts the connection after the last piece; ``delay_s`` waits before answering and
+``gap_s`` between pieces (default 0.5 ms). ``GET /_replay/result`` returns what was received
+(``requests``: how many; ``mismatches``: what differed, readable; ``gone``: answers stopped
+because the client went away first; ``completed``); the test fails on any mismatch.
+``GET /_replay/health`` answers 200.
 """
 
 from __future__ import annotations
@@ -46,11 +48,15 @@ class _State:
         self.transcript: dict[str, Any] | None = None
         self.requests = 0
         self.mismatches: list[str] = []
+        self.gone = 0
+        self.completed = 0
 
     def load(self, transcript: dict[str, Any] | None) -> None:
         self.transcript = transcript
         self.requests = 0
         self.mismatches = []
+        self.gone = 0
+        self.completed = 0
 
 
 STATE = _State()
@@ -133,26 +139,47 @@ def answer_bytes(response: dict[str, Any]) -> tuple[bytes, str, bool]:
     return text + response.get("tail", "").encode(), "text/plain", "split_every" in response
 
 
-async def _replay(send: Send, response: dict[str, Any]) -> None:
+async def _replay(send: Send, response: dict[str, Any], gone: asyncio.Event) -> None:
+    """Sends `response`; stops (counted in `gone`) when the client has gone first."""
     body, content_type, streamed = answer_bytes(response)
     headers = [(k.lower().encode(), v.encode()) for k, v in response.get("headers", [])]
     if not any(name == b"content-type" for name, _ in headers):
         headers.append((b"content-type", content_type.encode()))
-    await send(
-        {"type": "http.response.start", "status": response.get("status", 200), "headers": headers}
-    )
+    if response.get("delay_s") and await _gone_within(gone, float(response["delay_s"])):
+        STATE.gone += 1
+        return
+    status = response.get("status", 200)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     if not streamed and not response.get("cut"):
         await send({"type": "http.response.body", "body": body})
+        STATE.completed += 1
         return
     step = int(response.get("split_every", DEFAULT_SPLIT))
+    gap = float(response.get("gap_s", PIECE_GAP_S))
     for start in range(0, len(body), step):
-        await send(
-            {"type": "http.response.body", "body": body[start : start + step], "more_body": True}
-        )
-        await asyncio.sleep(PIECE_GAP_S)
+        piece = body[start : start + step]
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if await _gone_within(gone, gap):
+            STATE.gone += 1
+            return
     if response.get("cut"):
         raise _Cut
     await send({"type": "http.response.body", "body": b""})
+    STATE.completed += 1
+
+
+async def _gone_within(gone: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(gone.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _watch(receive: Receive, gone: asyncio.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
 
 
 async def app(scope: Message, receive: Receive, send: Send) -> None:
@@ -168,7 +195,13 @@ async def app(scope: Message, receive: Receive, send: Send) -> None:
         await send_json(send, 200, {"ok": True})
         return
     if path == "/_replay/result":
-        await send_json(send, 200, {"requests": STATE.requests, "mismatches": STATE.mismatches})
+        result = {
+            "requests": STATE.requests,
+            "mismatches": STATE.mismatches,
+            "gone": STATE.gone,
+            "completed": STATE.completed,
+        }
+        await send_json(send, 200, result)
         return
     body = await read_body(receive)
     raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
@@ -184,7 +217,12 @@ async def app(scope: Message, receive: Receive, send: Send) -> None:
     if STATE.requests > 1:
         STATE.mismatches.append(f"request {STATE.requests}: {method} {full}: only one expected")
     STATE.mismatches += compare(transcript["request"], method, full, headers, body)
-    await _replay(send, transcript["response"])
+    gone = asyncio.Event()
+    watcher = asyncio.create_task(_watch(receive, gone))
+    try:
+        await _replay(send, transcript["response"], gone)
+    finally:
+        watcher.cancel()
 
 
 def main() -> None:
