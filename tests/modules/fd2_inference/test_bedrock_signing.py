@@ -8,6 +8,8 @@ import datetime
 import hashlib
 import hmac
 import re
+import subprocess
+import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -155,3 +157,21 @@ def test_no_secret_in_reprs() -> None:
         assert TOKEN not in text
         assert ACCESS_KEY not in text
     assert isinstance(signer, SigV4Signer)
+
+
+def test_botocore_is_imported_only_when_a_bedrock_provider_is_built() -> None:
+    script = (
+        "import sys\n"
+        "import fd2_inference.module, fd2_inference.providers.registry\n"
+        "import fd2_inference.providers.bedrock\n"
+        "assert 'botocore' not in sys.modules, 'imported before a provider was built'\n"
+        "from fd2_inference.providers.base import ProviderSettings\n"
+        "from fd2_inference.providers.bedrock import BedrockProvider\n"
+        "BedrockProvider(ProviderSettings(name='bedrock', base_url='', region='us-east-1',\n"
+        "    credentials={'aws_access_key_id': 'a', 'aws_secret_access_key': 'b'}))\n"
+        "assert 'botocore.auth' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
