@@ -75,7 +75,25 @@ class Policy:
 
 
 def converse_body(body: Mapping[str, Any], policy: Policy) -> dict[str, Any]:
-    """The Converse request body for OpenAI chat `body` (the model goes in the path)."""
+    """The Converse request body for OpenAI chat `body` (the model goes in the path). A body not
+    in OpenAI's documented shape is refused (400) rather than half translated."""
+    try:
+        return _converse_body(body, policy)
+    except UnsupportedParameter:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError):
+        tools = body.get("tools")
+        tools_ok = tools is None or (
+            isinstance(tools, list) and all(isinstance(tool, dict) for tool in tools)
+        )
+        raise UnsupportedParameter(
+            "messages" if tools_ok else "tools",
+            PROVIDER,
+            ": the request is not in the shape OpenAI documents",
+        ) from None
+
+
+def _converse_body(body: Mapping[str, Any], policy: Policy) -> dict[str, Any]:
     for key, value in body.items():
         if key not in HANDLED and value is not None:
             policy.unsupported(key, "Bedrock Converse has no such parameter")
@@ -132,14 +150,14 @@ def _text_of(content: Any, role: str) -> str:
         return "".join(texts)
     if content is None:
         return ""
-    raise ValueError(f"{role} message content is neither text nor parts")
+    raise UnsupportedParameter("messages", PROVIDER, f": {role} content is neither text nor parts")
 
 
 def _user_blocks(content: Any, policy: Policy) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
     if not isinstance(content, list):
-        raise ValueError("user message content is neither text nor parts")
+        raise UnsupportedParameter("messages", PROVIDER, ": user content is neither text nor parts")
     blocks: list[dict[str, Any]] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
@@ -209,7 +227,7 @@ def _messages(raw: Any, policy: Policy) -> tuple[list[dict[str, str]], list[dict
 
     for message in raw:
         if not isinstance(message, dict):
-            raise ValueError("a message is not an object")
+            raise UnsupportedParameter("messages", PROVIDER, ": a message is not an object")
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
@@ -235,6 +253,8 @@ def _messages(raw: Any, policy: Policy) -> tuple[list[dict[str, str]], list[dict
             add("user", [result])
         else:
             raise UnsupportedParameter("messages", PROVIDER, f": unknown role {role!r}")
+    if not turns:
+        raise UnsupportedParameter("messages", PROVIDER, ": no user or assistant content to send")
     return system, turns
 
 
@@ -301,7 +321,7 @@ def _tool_config(
     elif isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
         if not isinstance(name, str):
-            raise ValueError("tool_choice names no function")
+            raise UnsupportedParameter("tool_choice", PROVIDER, ": it names no function")
         config["toolChoice"] = {"tool": {"name": name}}
     return config
 

@@ -574,3 +574,30 @@ def test_error_kind_from_the_body_and_retry_after() -> None:
     )
     assert (failure.status, failure.message) == (429, "slow")
     assert ("retry-after", "7") in failure.headers
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [{"role": "user", "content": 7}]}, "messages"),
+        ({"messages": ["hello"]}, "messages"),
+        ({"messages": [{"role": "user", "content": [7]}]}, "messages"),
+        ({"messages": [{"role": "assistant", "tool_calls": [1]}]}, "messages"),
+        ({"messages": [{"role": "user", "content": "x"}], "tools": ["x"]}, "tools"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "tools": [WEATHER], "tool_choice": {}},
+            "tool_choice",
+        ),
+        ({"messages": []}, "messages"),
+    ],
+)
+def test_malformed_requests_are_refused_not_failed(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(UnsupportedParameter) as caught:
+        converse(body)
+    assert caught.value.param == param
+
+
+def test_a_conversation_left_empty_by_drops_is_refused() -> None:
+    with pytest.raises(UnsupportedParameter) as caught:
+        converse({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, policy="drop")
+    assert caught.value.param == "messages"
