@@ -38,15 +38,22 @@ SPLIT = 5
 """Stream pieces of 5 bytes: cuts inside preludes, header names, header values and payloads."""
 
 
+AUTHORIZATION = (
+    "<re>AWS4-HMAC-SHA256 Credential=AKIDCONFORMANCE00001/20[0-9]{6}/us-east-1/bedrock/"
+    "aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "
+    "Signature=[0-9a-f]{64}"
+)
+"""SigV4's date and signature change with the clock: the structure is compared (key id, scope,
+signed headers); the signature itself is recomputed at a fixed clock in test_bedrock_signing.py."""
+
+
 def _signed(accept: str) -> dict[str, str]:
-    # SigV4's date and signature change with the clock: present, not compared. The signature
-    # itself is recomputed at a fixed clock in test_bedrock_signing.py.
     return {
         "content-type": "application/json",
         "accept": accept,
-        "x-amz-date": "<any>",
+        "x-amz-date": "<re>20[0-9]{6}T[0-9]{6}Z",
         "x-amz-security-token": SESSION_TOKEN,
-        "authorization": "<any>",
+        "authorization": AUTHORIZATION,
     }
 
 
