@@ -6,6 +6,8 @@ mod cache_key_py;
 pub mod errors;
 pub mod eventstream;
 mod eventstream_py;
+pub mod pii;
+mod pii_py;
 pub mod sse;
 mod sse_py;
 pub mod tokens;
@@ -25,6 +27,7 @@ mod _native {
         crate::eventstream_py::init_pymodule(m)?;
         crate::tokens_py::init_pymodule(m)?;
         crate::cache_key_py::init_pymodule(m)?;
+        crate::pii_py::init_pymodule(m)?;
         crate::build_info_py::init_pymodule(m)
     }
 }

@@ -341,7 +341,7 @@ class RouteBuilder:
             await instance.setup(self._context(declaration, environment, resolution, tasks))
             handlers = instance.endpoints()
             if steps is not None:  # the module's handlers behind the route's steps, composed once
-                handlers = steps.apply(handlers, instance.meters())
+                handlers = steps.apply(handlers, instance.meters(), instance)
         except BaseException:
             await tasks.aclose()  # what a failed set-up started must not run on
             raise

@@ -14,7 +14,7 @@ import os
 import re
 import time
 
-from fd2.admin.ops import ADMIN_PREFIX, OPS_PATHS, OpsEndpoints
+from fd2.admin.ops import ADMIN_PREFIX, CACHE_PREFIX, OPS_PATHS, OpsEndpoints
 from fd2.config import Settings, settings_from_environment
 from fd2.control.environments import canonical_environment, is_valid_environment_name
 from fd2.control.manifests.placeholders import allow_environment_variables
@@ -140,7 +140,7 @@ class Fd2App:
                     _HEALTH_DRAINING if self._draining else _HEALTH_OK,
                 )
                 return
-            if path in OPS_PATHS or path.startswith(ADMIN_PREFIX):
+            if path in OPS_PATHS or path.startswith((ADMIN_PREFIX, CACHE_PREFIX)):
                 counted = False
                 if self._ops is None:
                     raise ServiceUnavailable("The gateway is starting; try again shortly.")
