@@ -98,6 +98,9 @@ def settings_for(args: argparse.Namespace) -> Settings:
     if args.rate:
         base.rate = args.rate
     base.delay_ms = args.delay_ms
+    if args.stream_shape:
+        ttft, chunks, gap = args.stream_shape.split(",")
+        base.shape = StreamShape(float(ttft), int(chunks), float(gap))
     return base
 
 
@@ -198,6 +201,11 @@ def main() -> None:
         "--only",
         type=lambda text: [name.strip() for name in text.split(",")],
         help="only these scenarios, e.g. 'closed c=16,stream c=1'",
+    )
+    parser.add_argument(
+        "--stream-shape",
+        help="the stand-in's streams as TTFT_MS,CHUNKS,GAP_MS (default 50,64,20); short ones "
+        "(e.g. 5,4,1) give hundreds of streams per run, for time-to-first-token at c=1",
     )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results folder")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ import aiohttp
 import msgspec
 import orjson
 
+from fd2.http_client import ClientError, ConnectFailed, ConnectTimeout, ReadTimeout
 from fd2.serving.errors import (
     BadRequest,
     Fd2Error,
@@ -108,6 +109,8 @@ def gateway_error(exc: BaseException, total_s: float) -> Fd2Error | None:
     # limit (asyncio.timeout's bare TimeoutError) first.
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return UpstreamTimeout(_TIMEOUT_MESSAGES.get(type(exc), "The upstream timed out."))
+    if isinstance(exc, ClientError):  # fd2.http_client's, told apart like aiohttp's
+        return _pooled_client_error(exc)
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"The upstream call exceeded its time limit of {total_s:g} s.")
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -116,6 +119,16 @@ def gateway_error(exc: BaseException, total_s: float) -> Fd2Error | None:
         # The exception's text can name hosts, paths or body fragments; its type is enough.
         return UpstreamError(f"The upstream connection failed ({type(exc).__name__}).")
     return None
+
+
+def _pooled_client_error(exc: ClientError) -> Fd2Error:
+    if isinstance(exc, ConnectTimeout):
+        return UpstreamTimeout(_TIMEOUT_MESSAGES[aiohttp.ConnectionTimeoutError])
+    if isinstance(exc, ReadTimeout):
+        return UpstreamTimeout(_TIMEOUT_MESSAGES[aiohttp.SocketTimeoutError])
+    if isinstance(exc, ConnectFailed):
+        return UpstreamError("The upstream could not be reached (connection failed).")
+    return UpstreamError(f"The upstream connection failed ({type(exc).__name__}).")
 
 
 def shutting_down() -> ServiceUnavailable:

@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Mapping
 from functools import partial
 from typing import Any
 
-import aiohttp
-
 from fd2.serving.draining import drain_guard
 from fd2.serving.errors import Fd2Error, UpstreamError
 from fd2.serving.request import Request
@@ -43,7 +41,13 @@ from fd2_inference.translated import (
     translated_answer,
     translated_chunks,
 )
-from fd2_inference.upstream import Upstream, UpstreamCall, read_answer
+from fd2_inference.upstream import (
+    CLIENT_ERRORS,
+    Upstream,
+    UpstreamCall,
+    UpstreamResponse,
+    read_answer,
+)
 
 
 def upstream_call(call: ProviderCall, request_id: str) -> UpstreamCall:
@@ -153,7 +157,7 @@ class ProviderChat:
                 if not guard.take_cut():
                     raise
                 raise shutting_down() from None
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, *CLIENT_ERRORS) as exc:
                 error = gateway_error(exc, upstream.total_s)
                 assert error is not None
                 raise error from None
@@ -172,7 +176,7 @@ class ProviderChat:
                         if not guard.take_cut():
                             raise
                         raise ProviderStreamError(_as_failure(shutting_down())) from None
-                    except (aiohttp.ClientError, TimeoutError) as exc:
+                    except (*CLIENT_ERRORS, TimeoutError) as exc:
                         error = gateway_error(exc, upstream.total_s)
                         assert error is not None
                         raise ProviderStreamError(_as_failure(error)) from None
@@ -182,7 +186,7 @@ class ProviderChat:
                 response.close()
                 report_usage(request, translator.usage)
 
-    async def _not_streamed(self, response: aiohttp.ClientResponse, call: UpstreamCall) -> Fd2Error:
+    async def _not_streamed(self, response: UpstreamResponse, call: UpstreamCall) -> Fd2Error:
         status = response.status
         body = await read_answer(response, ERROR_BODY_LIMIT)
         if 200 <= status < 300:

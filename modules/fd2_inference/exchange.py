@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
-
 from fd2.serving.draining import drain_guard
 from fd2.serving.errors import UpstreamError
 from fd2.serving.responses import send_bytes
@@ -19,7 +17,7 @@ from fd2_inference.answers import (
     shutting_down,
 )
 from fd2_inference.metering import UsageReport
-from fd2_inference.upstream import Opens, UpstreamCall, read_answer
+from fd2_inference.upstream import CLIENT_ERRORS, Opens, UpstreamCall, read_answer
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 Answer = tuple[int, bytes | None, RawHeaders]
@@ -64,7 +62,7 @@ async def _exchange(
                 # then this only marks the response done. One cut short (a failure, a timeout, a
                 # cancellation, an oversized error body) has its connection closed, not pooled.
                 response.close()
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except (TimeoutError, *CLIENT_ERRORS) as exc:
         error = gateway_error(exc, upstream.total_s)
         assert error is not None
         logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)

@@ -136,6 +136,7 @@ class InferenceModule(Module):
                 api_key.reveal() if api_key else None,
                 timeouts,
                 fallback_url,
+                pool=context.upstream_pool,
             )
             # An endpoint_url that is not an OpenAI path is the chat endpoint itself, as written.
             self._chat_path = "" if target.chat_only else "/chat/completions"
@@ -155,6 +156,7 @@ class InferenceModule(Module):
                 timeouts,
                 fallback_url,
                 secrets=((probe.api_key,) if probe.api_key else ()) + credentials,
+                pool=context.upstream_pool,
             )
             self._chat_path = ""
             self._only_chat = None

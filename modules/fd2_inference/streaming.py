@@ -18,8 +18,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
-import aiohttp
-
 from fd2.serving.draining import drain_guard
 from fd2.serving.errors import Fd2Error, UpstreamError
 from fd2.serving.sse import SseFramer
@@ -36,7 +34,7 @@ from fd2_inference.answers import (
 )
 from fd2_inference.exchange import Answer, send_settled
 from fd2_inference.metering import UsageReport
-from fd2_inference.upstream import Opens, UpstreamCall, read_answer
+from fd2_inference.upstream import CLIENT_ERRORS, Opens, UpstreamCall, UpstreamResponse, read_answer
 
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -97,7 +95,7 @@ class _Relay:
         self.verified = False
         """Whether the stream's first event has been seen to be an OpenAI event stream's."""
 
-    async def start(self, response: aiohttp.ClientResponse) -> None:
+    async def start(self, response: UpstreamResponse) -> None:
         await self.send(
             {
                 "type": "http.response.start",
@@ -107,7 +105,7 @@ class _Relay:
         )
         self.started = True
 
-    async def pump(self, response: aiohttp.ClientResponse) -> None:
+    async def pump(self, response: UpstreamResponse) -> None:
         framer, send = self.framer, self.send
         chunks = response.content.iter_any()
         try:
@@ -124,7 +122,7 @@ class _Relay:
                         if framer.error is not None:
                             out = self._scrubbed(out)
                         await send({"type": "http.response.body", "body": out, "more_body": True})
-        except aiohttp.ClientError:
+        except CLIENT_ERRORS:
             if not framer.done:
                 raise
             # The answer is complete ([DONE] was read): end it normally, held [DONE] included.

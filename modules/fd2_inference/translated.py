@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final
 
-import aiohttp
 import orjson
 
 from fd2.metering import Usage
@@ -41,7 +40,7 @@ from fd2_inference.providers.base import (
     ProviderStreamError,
     StreamTranslator,
 )
-from fd2_inference.upstream import Opens, UpstreamCall, read_answer
+from fd2_inference.upstream import CLIENT_ERRORS, Opens, UpstreamCall, UpstreamResponse, read_answer
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 Translate = Callable[[bytes], Mapping[str, Any]]
@@ -96,7 +95,7 @@ async def translated_answer(
                 body = await read_answer(response, ERROR_BODY_LIMIT)
             finally:
                 response.close()
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except (TimeoutError, *CLIENT_ERRORS) as exc:
         error = gateway_error(exc, upstream.total_s)
         assert error is not None
         logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)
@@ -259,7 +258,7 @@ async def _stream(
 
 
 async def translated_chunks(
-    response: aiohttp.ClientResponse, deframer: Deframer, translator: StreamTranslator
+    response: UpstreamResponse, deframer: Deframer, translator: StreamTranslator
 ) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
     """The OpenAI chunks of each read of a provider stream (none when a read completed no
     event), then the translator's last ones; raises ProviderStreamError for a stream that
@@ -285,7 +284,7 @@ async def translated_chunks(
     yield translator.finish()
 
 
-def _not_streamed(relay: _Stream, response: aiohttp.ClientResponse, body: bytes | None) -> Fd2Error:
+def _not_streamed(relay: _Stream, response: UpstreamResponse, body: bytes | None) -> Fd2Error:
     status = response.status
     if 200 <= status < 300:
         return untranslatable(relay.provider.name, "it answered a stream request without a stream")

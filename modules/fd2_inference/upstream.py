@@ -1,16 +1,25 @@
 """The upstream service as this module sees it: base URL, credentials, time limits, reads.
 
-Built once at set-up. Requests go through the gateway's shared pooled aiohttp session; nothing
-here creates or closes sessions. Headers and timeouts are built here once, not per request.
+Built once at set-up. Requests go through the worker's shared connection pool (fd2.http_client,
+`ModuleContext.upstream_pool`; the aiohttp session when a context has no pool); nothing here
+creates or closes either. Headers, origins and timeouts are built here once, not per request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Final, Protocol
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
+from fd2.http_client import (
+    ClientError,
+    ConnectFailed,
+    ConnectionPool,
+    Origin,
+    Response,
+)
 from fd2.module import Timeouts
 from fd2.telemetry.scrub import Scrubber, credential_values
 from fd2.telemetry.tracing import Tracing
@@ -21,7 +30,64 @@ _EVENT_STREAM: Final = "text/event-stream"
 # Failures that mean the request never reached the upstream, so another one may be tried.
 # ClientConnectorError covers refused connections, DNS and TLS failures; ConnectionTimeoutError
 # also covers waiting for a free connection in the pool.
-NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, ConnectFailed)
+CLIENT_ERRORS: Final = (aiohttp.ClientError, ClientError)
+"""What either upstream client raises when an exchange fails (besides TimeoutError)."""
+
+
+class PooledResponse:
+    """An fd2.http_client answer with the part of aiohttp's ClientResponse the relays read:
+    `status`, `raw_headers`, `headers`, `content_type`, `content_length`, `content.iter_any()`,
+    `read()` and `close()` (which gives a connection read to its end back to the pool)."""
+
+    __slots__ = ("_headers", "_read_s", "_response", "content", "status")
+
+    def __init__(self, response: Response, read_s: float) -> None:
+        self._response = response
+        self._read_s = read_s
+        self._headers: CIMultiDictProxy[str] | None = None
+        self.status = response.status
+        self.content = self
+
+    @property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return tuple(self._response.headers)
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """Made when asked for (error answers, providers' failure mapping), not per request."""
+        if self._headers is None:
+            self._headers = CIMultiDictProxy(
+                CIMultiDict(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in self._response.headers
+                )
+            )
+        return self._headers
+
+    @property
+    def content_type(self) -> str:
+        value = self._response.header(b"content-type")
+        if value is None:
+            return "application/octet-stream"  # as aiohttp says of an answer without one
+        return value.decode("latin-1").partition(";")[0].strip().lower()
+
+    @property
+    def content_length(self) -> int | None:
+        value = self._response.header(b"content-length")
+        return int(value) if value is not None and value.isdigit() else None
+
+    def iter_any(self) -> AsyncIterator[bytes]:
+        return self._response.iter_chunks(self._read_s)
+
+    async def read(self) -> bytes:
+        return await self._response.read(SUCCESS_BODY_LIMIT, self._read_s)
+
+    def close(self) -> None:
+        self._response.release()
+
+
+UpstreamResponse = aiohttp.ClientResponse | PooledResponse
 
 
 CallHeaders = Mapping[str, str] | list[tuple[str, str]]
@@ -46,13 +112,25 @@ class Opens(Protocol):
 
     total_s: float
 
-    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse: ...
+    async def open(self, call: UpstreamCall) -> UpstreamResponse: ...
 
     def scrubber(self, call: UpstreamCall) -> Scrubber: ...
 
 
 class Upstream:
-    __slots__ = ("_base", "_fallback", "_headers", "_secrets", "_session", "_timeout", "total_s")
+    __slots__ = (
+        "_base",
+        "_connect_s",
+        "_fallback",
+        "_headers",
+        "_origins",
+        "_pool",
+        "_read_s",
+        "_secrets",
+        "_session",
+        "_timeout",
+        "total_s",
+    )
 
     def __init__(
         self,
@@ -62,10 +140,16 @@ class Upstream:
         timeouts: Timeouts,
         fallback_url: str | None = None,
         secrets: tuple[str, ...] = (),
+        pool: ConnectionPool | None = None,
     ) -> None:
         self._session = session
         self._base = base_url
         self._fallback = fallback_url
+        self._pool = pool
+        # Parsed once; None: a URL the pooled client does not take (then aiohttp sends it).
+        self._origins = (_origin(base_url), _origin(fallback_url) if fallback_url else None)
+        self._connect_s = timeouts.connect_s
+        self._read_s = timeouts.read_s
         # `secrets`: credentials a provider's calls carry or are signed with, scrubbed likewise.
         self._secrets = ((api_key,) if api_key else ()) + secrets
         # Only these headers go upstream, never the client's own: its Authorization authenticated
@@ -106,7 +190,7 @@ class Upstream:
         headers = {**self._headers[stream, body is not None], "x-request-id": request_id}
         return UpstreamCall(method, path, body, headers)
 
-    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+    async def open(self, call: UpstreamCall) -> UpstreamResponse:
         """Send `call` and return once the status and headers are in; the caller reads the body
         and must release the response (or close it, to drop a half-read connection).
 
@@ -114,12 +198,50 @@ class Upstream:
         the fallback instead: a failed connection means the primary never saw the request, so
         sending it elsewhere cannot run it twice.
         """
+        pool, (primary, fallback) = self._pool, self._origins
+        if pool is not None and primary is not None:
+            try:
+                return await self._pooled(pool, primary, self._base, call)
+            except ConnectFailed:
+                if self._fallback is None:
+                    raise
+            if fallback is not None:
+                return await self._pooled(pool, fallback, self._fallback, call)
+            return await self._send(self._fallback, call)
         try:
             return await self._send(self._base, call)
         except NOT_SENT:
             if self._fallback is None:
                 raise
         return await self._send(self._fallback, call)
+
+    async def _pooled(
+        self, pool: ConnectionPool, origin: Origin, base: str, call: UpstreamCall
+    ) -> PooledResponse:
+        tracing = current_tracing()
+        if tracing is not None:
+            with tracing.upstream(call.method, base) as trace:
+                response = await self._pooled_once(
+                    pool, origin, call, _with_trace(call.headers, trace)
+                )
+                tracing.answered(response.status)
+                return response
+        return await self._pooled_once(pool, origin, call, call.headers)
+
+    async def _pooled_once(
+        self, pool: ConnectionPool, origin: Origin, call: UpstreamCall, headers: CallHeaders
+    ) -> PooledResponse:
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        response = await pool.request(
+            origin,
+            _METHODS.get(call.method) or call.method.encode("ascii"),
+            call.path,
+            pairs,
+            call.body,
+            connect_timeout_s=self._connect_s,
+            read_timeout_s=self._read_s,
+        )
+        return PooledResponse(response, self._read_s)
 
     def _send(self, base: str, call: UpstreamCall) -> Awaitable[aiohttp.ClientResponse]:
         tracing = current_tracing()
@@ -151,6 +273,20 @@ class Upstream:
             return response
 
 
+_METHODS: Final = {name: name.encode() for name in ("GET", "POST", "PUT", "DELETE", "PATCH")}
+
+
+def _origin(url: str) -> Origin | None:
+    try:
+        origin = Origin.of(url)
+    except ValueError:
+        return None
+    # A query in the base URL, or credentials in it, are left to aiohttp's URL handling.
+    return (
+        origin if "?" not in url and "@" not in url.partition("//")[2].partition("/")[0] else None
+    )
+
+
 def _with_trace(headers: CallHeaders, trace: Mapping[str, str]) -> CallHeaders:
     """The call's headers, with the trace context replacing any of the same name."""
     if isinstance(headers, list):
@@ -158,7 +294,7 @@ def _with_trace(headers: CallHeaders, trace: Mapping[str, str]) -> CallHeaders:
     return {**headers, **trace}
 
 
-async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+async def read_bounded(response: UpstreamResponse, limit: int) -> bytes | None:
     """The whole (decoded) body, or None as soon as it grows past `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
@@ -176,7 +312,7 @@ SUCCESS_BODY_LIMIT = 256 * 1024 * 1024
 
 
 async def read_answer(
-    response: aiohttp.ClientResponse, error_limit: int, success_limit: int = SUCCESS_BODY_LIMIT
+    response: UpstreamResponse, error_limit: int, success_limit: int = SUCCESS_BODY_LIMIT
 ) -> bytes | None:
     """A non-streamed answer's body: up to `success_limit` bytes when it is a success (embeddings
     can be large), `error_limit` otherwise; None past the limit."""

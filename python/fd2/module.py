@@ -20,6 +20,7 @@ import msgspec
 
 from fd2.control.secrets import Secret
 from fd2.control.tasks import Supervisor
+from fd2.http_client import ConnectionPool
 from fd2.metering import Meter
 from fd2.serving.request import Request
 from fd2.telemetry.module_metrics import ModuleMetrics
@@ -86,6 +87,10 @@ class ModuleContext(msgspec.Struct, frozen=True, kw_only=True):
     timeouts: Timeouts
     http: aiohttp.ClientSession
     """The shared, pooled upstream client (keep-alive connections). Do not close it."""
+    upstream_pool: ConnectionPool | None = None
+    """The worker's lean upstream client (fd2.http_client: keep-alive HTTP/1.1 connections,
+    ~half aiohttp's CPU per request), shared by every module; None where a context is made
+    without one (then use `http`). Do not close it."""
     logger: logging.Logger
     dependencies: Mapping[str, ModuleDependency] = msgspec.field(default_factory=dict)
     """The modules named in the manifest's `dependencies`, by name (e.g. `auth` → jwt_config)."""

@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from fd2.http_client import ConnectFailed, ConnectionPool, Origin, ResponseFailed, UpstreamClosed
+from fd2.http_client import (
+    ConnectFailed,
+    ConnectionPool,
+    ConnectTimeout,
+    Origin,
+    ReadTimeout,
+    ResponseFailed,
+    UpstreamClosed,
+)
 
 Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 """Answers one request (its head given); returns whether to keep the connection open."""
@@ -196,3 +204,48 @@ async def test_an_answer_larger_than_the_limit_is_refused(pool: ConnectionPool) 
         with pytest.raises(ResponseFailed):
             await answer.read(3, 1)
         answer.close()
+
+
+async def test_the_connection_cap_holds_a_request_until_a_connection_comes_free() -> None:
+    release = asyncio.Event()
+
+    async def slow(head: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
+        await release.wait()
+        w.write(_answer(b"{}"))
+        await w.drain()
+        return True
+
+    capped = ConnectionPool(max_connections=2)
+    try:
+        async with Server(slow) as server:
+            calls = [asyncio.create_task(_post(capped, server.origin)) for _ in range(3)]
+            await asyncio.sleep(0.1)
+            assert capped.open_connections == 2 and server.connections == 2  # the third waits
+            release.set()
+            assert await asyncio.gather(*calls) == [b"{}"] * 3
+            assert server.connections == 2  # it took a connection that came back idle
+            release.clear()
+            with pytest.raises(ConnectTimeout):  # both busy, none comes free in time
+                busy = [asyncio.create_task(_post(capped, server.origin)) for _ in range(2)]
+                await asyncio.sleep(0.05)
+                await capped.request(
+                    server.origin, b"GET", "/x", [], None, connect_timeout_s=0.1, read_timeout_s=1
+                )
+            release.set()
+            await asyncio.gather(*busy)
+    finally:
+        await capped.close()
+
+
+async def test_timeouts_are_told_apart_and_targets_are_never_sent_raw(pool: ConnectionPool) -> None:
+    async def silent(head: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(5)
+        return False
+
+    async with Server(silent) as server:
+        with pytest.raises(ReadTimeout):
+            await pool.request(
+                server.origin, b"GET", "/a b\r\nx", [], None, connect_timeout_s=1,
+                read_timeout_s=0.2,
+            )  # fmt: skip
+    assert server.requests[0].startswith(b"GET /v1/a%20b%0D%0Ax HTTP/1.1\r\n")

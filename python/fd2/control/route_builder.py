@@ -31,6 +31,7 @@ from fd2.control.secret_usage import SecretUsage
 from fd2.control.secrets import SecretResolver
 from fd2.control.tasks import Supervisor
 from fd2.control.vault.pool import VaultPool
+from fd2.http_client import ConnectionPool
 from fd2.module import Module, ModuleContext, ModuleDependency, Timeouts
 from fd2.serving.errors import ConfigError, Fd2Error, NotFound
 from fd2.serving.module_calls import ModuleHandle
@@ -89,8 +90,13 @@ class RouteBuilder:
         redis: Redis | None = None,
         metrics: MetricsRegistry | None = None,
         tasks: Supervisor | None = None,
+        upstream_pool: ConnectionPool | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        # The worker's lean upstream client; a builder made without one owns one of its own.
+        self._own_pool = upstream_pool is None
+        self._pool = upstream_pool if upstream_pool is not None else ConnectionPool()
+        self._loggers: dict[str, logging.Logger] = {}
         # The worker's shared means, handed to every module in its context.
         self._redis = redis
         self._metrics = metrics if metrics is not None else MetricsRegistry()
@@ -114,6 +120,11 @@ class RouteBuilder:
         self.last_rebuild_seconds = 0.0
         self._retired: list[LoadedModule] = []
         self._versions: dict[str, str | None] = {}
+
+    @property
+    def upstream_pool(self) -> ConnectionPool:
+        """The upstream connection pool handed to every module (closed by its owner)."""
+        return self._pool
 
     def digest(self, project: str) -> str | None:
         return self._digests.get(project)
@@ -190,6 +201,8 @@ class RouteBuilder:
             for module in loaded:
                 module.retire()
             await asyncio.gather(*(module.wait_closed() for module in loaded))
+            if self._own_pool:
+                await self._pool.close()
 
     async def _build_project(
         self, project: str, manifests: Sequence[tuple[str, AnyManifest]]
@@ -375,7 +388,8 @@ class RouteBuilder:
             endpoints=resolved.endpoints,
             timeouts=resolved.timeouts,
             http=self._http,
-            logger=logging.getLogger(f"fd2.module.{declaration.module_type}"),
+            upstream_pool=self._pool,
+            logger=self._logger(declaration.module_type),
             dependencies=dependencies,
             modules={
                 name: ModuleHandle(
@@ -397,6 +411,13 @@ class RouteBuilder:
             ),
             tasks=tasks,
         )
+
+    def _logger(self, module_type: str) -> logging.Logger:
+        # One per module type, looked up once: `getLogger` takes the logging lock each call.
+        logger = self._loggers.get(module_type)
+        if logger is None:
+            logger = self._loggers[module_type] = logging.getLogger(f"fd2.module.{module_type}")
+        return logger
 
     def _current_table(self) -> RouteTable:
         return self.table

@@ -26,6 +26,7 @@ from fd2.control.sources.redis_share import RedisManifestShare
 from fd2.control.tasks import Supervisor
 from fd2.control.vault.pool import VaultPool
 from fd2.control.vault.settings import settings_from_fd2
+from fd2.http_client import ConnectionPool
 from fd2.limits.redis_client import make_redis
 from fd2.pipeline.compiler import StepCompiler
 from fd2.serving.errors import ConfigError
@@ -117,6 +118,8 @@ class Runtime:
             redis=redis,
             metrics=metrics,
             tasks=tasks.child("module"),
+            # The relays' client (fd2.http_client); aiohttp stays for JWKS, Control Tower, etc.
+            upstream_pool=ConnectionPool(max_connections=settings.upstream_max_connections),
         )
         tasks.spawn("vault refresh", lambda: vault.run(builder.refresh_secrets))
         sources: list[ManifestSource] = []
@@ -165,6 +168,7 @@ class Runtime:
         # own tasks stop before each one's close), then what they all shared.
         await self.tasks.aclose()
         await self.builder.close()
+        await self.builder.upstream_pool.close()
         for source in self.sources:
             await source.aclose()
         if self.redis is not None:

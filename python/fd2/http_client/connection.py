@@ -22,6 +22,7 @@ class Connection(asyncio.Protocol):
         "_delimited_by_close",
         "_headers_ready",
         "_keep_alive",
+        "_on_closed",
         "_on_idle",
         "_parser",
         "_response",
@@ -31,8 +32,14 @@ class Connection(asyncio.Protocol):
         "reused",
     )
 
-    def __init__(self, on_idle: Callable[[Connection], None]) -> None:
+    def __init__(
+        self,
+        on_idle: Callable[[Connection], None],
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
         self._on_idle = on_idle
+        self._on_closed = on_closed
+        """Told once, when the connection closes (the pool's count of open connections)."""
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._response: Response | None = None
@@ -60,7 +67,7 @@ class Connection(asyncio.Protocol):
             self._broken(ResponseFailed(f"malformed HTTP answer: {type(exc).__name__}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self._mark_closed()
         self._transport = None
         response = self._response
         if response is None:
@@ -69,8 +76,10 @@ class Connection(asyncio.Protocol):
             self._headers_ready.set_exception(
                 UpstreamClosed("the upstream closed the connection", reused=self.reused)
             )
-        elif self._delimited_by_close and exc is None:
-            response._finish()  # an answer without a length ends when the connection does
+        elif self._delimited_by_close:
+            # An answer without a length ends when the connection does, by a FIN or a reset
+            # alike: neither says whether it was complete (the reader judges by what it got).
+            response._finish()
         else:
             response._fail(ResponseFailed("the upstream connection broke off mid-answer"))
         self._response = None
@@ -154,8 +163,14 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         if transport is not None:
             transport.abort()
-        self.closed = True
+        self._mark_closed()
         self._response = None
+
+    def _mark_closed(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._on_closed is not None:
+                self._on_closed()
 
     def _broken(self, error: Exception) -> None:
         waiter = self._headers_ready

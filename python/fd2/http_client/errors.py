@@ -12,6 +12,16 @@ class ConnectFailed(ClientError):
     the request, so sending it elsewhere cannot run it twice."""
 
 
+class ConnectTimeout(ConnectFailed, TimeoutError):
+    """No connection within the connect time limit (connecting, or waiting for a free one under
+    the pool's connection cap): the request was never sent."""
+
+
+class ReadTimeout(ClientError, TimeoutError):
+    """The upstream sent nothing for the read time limit (before its headers or between two
+    pieces of its body). A TimeoutError too, but told apart from a caller's whole-call limit."""
+
+
 class UpstreamClosed(ClientError):
     """The connection closed before any byte of the answer. On a reused keep-alive connection
     this is the upstream having closed an idle connection as the request went out: `sent` says

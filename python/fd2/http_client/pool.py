@@ -10,19 +10,22 @@ instead of reading the request.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fd2.http_client.connection import Connection
-from fd2.http_client.errors import ConnectFailed, UpstreamClosed
+from fd2.http_client.errors import ConnectFailed, ConnectTimeout, ReadTimeout, UpstreamClosed
 from fd2.http_client.response import Response
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_NOT_IN_TARGET: Final = re.compile(r"[^\x21-\x7e]")
+"""What a request target may not carry as is: spaces, controls, non-ASCII (percent-encoded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,18 +53,31 @@ class Origin:
 
 
 class ConnectionPool:
-    """One per worker, shared by every module. Not thread-safe (one event loop)."""
+    """One per worker, shared by every module. Not thread-safe (one event loop).
+
+    `max_connections` (0: no cap) bounds the connections open at once, busy or idle, over all
+    origins: past it an idle connection to another origin is closed to make room, or the request
+    waits for one to come free (within its connect time limit, then ConnectTimeout)."""
 
     def __init__(
         self,
         *,
         keepalive_s: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 0,
     ) -> None:
         self._idle: dict[Origin, deque[Connection]] = {}
         self._keepalive_s = keepalive_s
         self._ssl = ssl_context
         self._closed = False
+        self._max = max_connections
+        self._open = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, busy or idle."""
+        return self._open
 
     async def request(
         self,
@@ -87,8 +103,11 @@ class ConnectionPool:
                 waiting = connection.send(payload)
                 if read_timeout_s is None:
                     return await waiting
-                async with asyncio.timeout(read_timeout_s):
-                    return await waiting
+                try:
+                    async with asyncio.timeout(read_timeout_s):
+                        return await waiting
+                except TimeoutError:
+                    raise ReadTimeout("no answer from the upstream in time") from None
             except UpstreamClosed as closed:
                 connection.abort()
                 if not closed.reused:
@@ -108,7 +127,54 @@ class ConnectionPool:
                 if not connection.closed and now - connection.idle_since < self._keepalive_s:
                     return connection
                 connection.abort()
+        if not self._max or self._open < self._max:
+            return await self._connect(origin, connect_timeout_s)
+        return await self._acquire_capped(origin, connect_timeout_s)
+
+    async def _acquire_capped(self, origin: Origin, connect_timeout_s: float) -> Connection:
+        """At the cap: make room by closing another origin's idle connection, else wait for a
+        connection to close or come back idle (both wake one waiter)."""
+        try:
+            async with asyncio.timeout(connect_timeout_s):
+                while True:
+                    idle = self._idle.get(origin)
+                    while idle:
+                        connection = idle.pop()
+                        if not connection.closed:
+                            return connection
+                    if self._open < self._max or self._close_one_idle():
+                        break
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiting.append(waiter)
+                    try:
+                        await waiter
+                    finally:
+                        if waiter in self._waiting:
+                            self._waiting.remove(waiter)
+        except TimeoutError:
+            raise ConnectTimeout("no free upstream connection in time") from None
         return await self._connect(origin, connect_timeout_s)
+
+    def _close_one_idle(self) -> bool:
+        for idle in self._idle.values():
+            while idle:
+                connection = idle.popleft()  # the longest idle
+                if not connection.closed:
+                    connection.abort()
+                    return True
+        return False
+
+    def _wake_one(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _connection_closed(self) -> None:
+        self._open -= 1
+        if self._waiting:
+            self._wake_one()
 
     async def _connect(self, origin: Origin, timeout_s: float) -> Connection:
         if self._closed:
@@ -116,18 +182,28 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         tls = None
         if origin.scheme == "https":
-            tls = self._ssl or ssl.create_default_context()
+            if self._ssl is None:  # one context for every connection (loading CAs is slow)
+                self._ssl = ssl.create_default_context()
+            tls = self._ssl
+        self._open += 1  # counted from the attempt on: the cap bounds connects under way too
         try:
             async with asyncio.timeout(timeout_s):
                 _, connection = await loop.create_connection(
-                    lambda: Connection(self._put_back_for(origin)),
+                    lambda: Connection(self._put_back_for(origin), self._connection_closed),
                     origin.host,
                     origin.port,
                     ssl=tls,
                     server_hostname=origin.host if tls else None,
                 )
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
+        except TimeoutError:
+            self._connection_closed()
+            raise ConnectTimeout("cannot connect: TimeoutError") from None
+        except (OSError, ssl.SSLError) as exc:
+            self._connection_closed()
             raise ConnectFailed(f"cannot connect: {type(exc).__name__}") from None
+        except BaseException:
+            self._connection_closed()
+            raise
         return connection
 
     def _put_back_for(self, origin: Origin) -> _PutBack:
@@ -138,6 +214,8 @@ class ConnectionPool:
             connection.abort()
             return
         self._idle.setdefault(origin, deque()).append(connection)
+        if self._waiting:
+            self._wake_one()
 
     async def close(self) -> None:
         self._closed = True
@@ -168,10 +246,13 @@ def _request_head(
     headers: Iterable[tuple[str, str]],
     body: bytes | None,
 ) -> bytes:
+    path = origin.base_path + target
+    if _NOT_IN_TARGET.search(path) is not None:  # as a browser would send it, never raw
+        path = quote(path, safe="!#$%&'()*+,/:;=?@[]~")
     lines = [
         method,
         b" ",
-        (origin.base_path + target).encode("ascii"),
+        path.encode("ascii"),
         b" HTTP/1.1\r\nhost: ",
         origin.host_header,
         b"\r\n",

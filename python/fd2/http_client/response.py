@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Final
 
-from fd2.http_client.errors import ResponseFailed
+from fd2.http_client.errors import ReadTimeout, ResponseFailed
 
 if TYPE_CHECKING:
     from fd2.http_client.connection import Connection
@@ -94,8 +94,11 @@ class Response:
                 if timeout_s is None:
                     await self._waiter
                 else:
-                    async with asyncio.timeout(timeout_s):
-                        await self._waiter
+                    try:
+                        async with asyncio.timeout(timeout_s):
+                            await self._waiter
+                    except TimeoutError:
+                        raise ReadTimeout("the upstream sent nothing in time") from None
             finally:
                 self._waiter = None
         chunk = self._chunks.popleft()
@@ -106,7 +109,7 @@ class Response:
         return chunk
 
     async def read(self, limit: int, timeout_s: float | None = None) -> bytes:
-        """The whole body. ResponseFailed when it is longer than `limit`; TimeoutError when no
+        """The whole body. ResponseFailed when it is longer than `limit`; ReadTimeout when no
         byte arrives for `timeout_s`."""
         if self._done and len(self._chunks) == 1:  # the common case: one piece, already here
             whole = self._chunks.popleft()
@@ -124,7 +127,7 @@ class Response:
         return b"".join(parts)
 
     async def iter_chunks(self, timeout_s: float | None = None) -> AsyncIterator[bytes]:
-        """The body's pieces as they arrive; TimeoutError when none comes for `timeout_s`."""
+        """The body's pieces as they arrive; ReadTimeout when none comes for `timeout_s`."""
         while (chunk := await self._next(timeout_s)) is not None:
             yield chunk
 
