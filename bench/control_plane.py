@@ -11,6 +11,7 @@ while one project's manifest is rewritten (a new version, so a real rebuild) eve
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -23,9 +24,10 @@ from typing import Any
 import aiohttp
 
 from fd2.control.registry import ModuleRegistry
-from fd2.control.route_builder import RouteBuilder
+from fd2.control.route_builder import RouteBuilder, collector_paused
 from fd2.control.secrets import SecretResolver
 from fd2.control.sources.local import LocalDirectorySource
+from fd2.gc_tuning import tune_gc_for_serving
 from fd2.module import Timeouts
 from procs import BIN, Pinning, Processes, run_json
 from synthetic import project_manifest, write_projects
@@ -41,6 +43,7 @@ def _spread(values: list[float]) -> dict[str, float]:
 async def _rebuild_times(directory: Path, changed: Path, upstream: str) -> tuple[float, float, int]:
     """(full build s, one-project rebuild s, routes) with a fresh builder, as fd2 starts one."""
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
+    threshold = gc.get_threshold()
     async with aiohttp.ClientSession() as http:
         builder = RouteBuilder(
             registry=ModuleRegistry(allowed_packages=""),
@@ -52,8 +55,10 @@ async def _rebuild_times(directory: Path, changed: Path, upstream: str) -> tuple
         )
         watcher = LocalDirectorySource(directory, builder)
         began = time.perf_counter()
-        await watcher.sync()
+        with collector_paused():  # as fd2's start-up sync runs it (fd2.control.runtime)
+            await watcher.sync()
         full = time.perf_counter() - began
+        tune_gc_for_serving()  # as fd2 does once start-up is over, before it serves
         routes = len(builder.table)
         manifest = project_manifest(changed.stem, MODULES, ENVIRONMENTS, upstream, version=2)
         await asyncio.to_thread(changed.write_text, json.dumps(manifest))
@@ -61,6 +66,8 @@ async def _rebuild_times(directory: Path, changed: Path, upstream: str) -> tuple
         await watcher.sync()
         one = time.perf_counter() - began
         await builder.close()
+    gc.unfreeze()  # the next round starts from scratch, as a new fd2 would
+    gc.set_threshold(*threshold)
     return full, one, routes
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from procs import BENCH, BIN, Pinning, Processes, build_tools, run_json, tree
-from targets import StreamShape, chat_body, start_fd2, start_standins
+from targets import StreamShape, chat_body, start_fd2, start_standins, stream_body
 
 
 def py_spy() -> str:
@@ -57,6 +57,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="short streams (first chunk at 5 ms, 4 chunks 1 ms apart) instead of whole answers",
+    )
     args = parser.parse_args()
     spy = py_spy()
     build_tools()
@@ -65,12 +70,17 @@ def main() -> None:
     out.mkdir(parents=True)
     collapsed = out / "fd2.collapsed"
     with Processes() as procs:
-        standins = start_standins(procs, pin, StreamShape(50, 64, 20), 0, out)
+        shape = StreamShape(5, 4, 1) if args.stream else StreamShape(50, 64, 20)
+        standins = start_standins(procs, pin, shape, 0, out)
         fd2 = start_fd2(procs, pin, standins, out, workers=1)
         worker = tree(fd2.process.pid)[-1]  # Granian's worker process: the one serving requests
         argv = [*pin.prefix(pin.tools), str(BIN / "loadgen"), "-url", fd2.chat_url,
                 "-body", chat_body("gpt-4o-mini"), "-c", str(args.concurrency),
                 "-duration", f"{args.seconds + 2}s", "-warmup", "0s"]  # fmt: skip
+        if args.stream:
+            argv[argv.index(fd2.chat_url)] = fd2.stream_url
+            argv[argv.index(chat_body("gpt-4o-mini"))] = stream_body("gpt-4o-mini")
+            argv += ["-mode", "stream", "-chunks", str(shape.chunks)]
         result: dict[str, Any] = {}
         load = threading.Thread(target=lambda: result.update(run_json(argv, args.seconds + 120)))
         load.start()

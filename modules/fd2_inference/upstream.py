@@ -8,6 +8,7 @@ creates or closes either. Headers, origins and timeouts are built here once, not
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from functools import lru_cache
 from typing import Final, Protocol
 
 import aiohttp
@@ -276,6 +277,7 @@ class Upstream:
 _METHODS: Final = {name: name.encode() for name in ("GET", "POST", "PUT", "DELETE", "PATCH")}
 
 
+@lru_cache(maxsize=4096)  # routes of one upstream share it: parsed once, not per route
 def _origin(url: str) -> Origin | None:
     try:
         origin = Origin.of(url)

@@ -7,10 +7,12 @@ set up becomes an entry that answers with the reason (503), never a failure of t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -167,7 +169,10 @@ class RouteBuilder:
     ) -> None:
         """Builds `project` (None: removes it) and swaps it into the table; the lock is held."""
         began = time.perf_counter()
-        groups = await self._build_project(project, manifests) if manifests is not None else None
+        with collector_paused():
+            groups = (
+                await self._build_project(project, manifests) if manifests is not None else None
+            )
         old = self.table
         if manifests is None:
             self._digests.pop(project, None)
@@ -421,6 +426,22 @@ class RouteBuilder:
 
     def _current_table(self) -> RouteTable:
         return self.table
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off for a build (the start-up sync of every project, or one
+    project's rebuild), on again after: the objects a build makes all live on, so collections
+    during it free nothing and walk the growing table again and again (over half of a
+    10k-route build's CPU). Nests."""
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 _BLOCKING_REFERENCE: Final = re.compile(rb"(?:file|vault|config|encrypted):")

@@ -16,7 +16,7 @@ import aiohttp
 
 from fd2.config import Settings
 from fd2.control.module_health import ModuleHealth
-from fd2.control.route_builder import RouteBuilder
+from fd2.control.route_builder import RouteBuilder, collector_paused
 from fd2.control.secrets import Secret, SecretResolver
 from fd2.control.sources.control_tower_cache import ControlTowerCache
 from fd2.control.sources.control_tower_client import ControlTowerClient
@@ -153,8 +153,9 @@ class Runtime:
             vault=vault,
         )
         try:
-            for source in sources:
-                await source.start(tasks)
+            with collector_paused():  # start-up builds the whole table; collected right after
+                for source in sources:
+                    await source.start(tasks)
         except BaseException:  # e.g. --manifests is not a directory: stop what was started
             await runtime.close()
             raise
