@@ -65,6 +65,7 @@ def start_anchors(
         start_nginx(procs, pin, standins, workdir),
         start_floor(procs, pin, standins, workdir, "floor-fixed", "floor_fixed:app"),
         start_floor(procs, pin, standins, workdir, "floor-relay", "floor_relay:app"),
+        start_floor(procs, pin, standins, workdir, "floor-lean", "floor_lean:app"),
     ]
 
 

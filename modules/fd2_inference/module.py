@@ -81,6 +81,9 @@ class InferenceModule(Module):
         {"api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
     )
     cache_key_ignores: ClassVar[frozenset[str]] = frozenset({"user", "stream", "stream_options"})
+    # Of those, the ones that change the answer's shape (a stream, its usage chunk): the response
+    # cache keeps one stored variant per value (fd2.pipeline.cache).
+    cache_variant_fields: ClassVar[frozenset[str]] = frozenset({"stream", "stream_options"})
 
     _upstream: Upstream
     _defaults: Defaults

@@ -7,9 +7,12 @@ from fd2.serving.errors import Fd2Error
 
 __all__ = [
     "CACHE_KEY_VERSION",
+    "PII_KINDS",
+    "PII_WINDOW",
     "CacheKeyError",
     "CacheKeyer",
     "NativeError",
+    "PiiScanner",
     "SseDecoder",
     "SseEventTooLarge",
     "SseFramer",
@@ -25,6 +28,8 @@ __all__ = [
 ]
 
 CACHE_KEY_VERSION: Final[str]
+PII_KINDS: Final[list[str]]
+PII_WINDOW: Final[int]
 
 class NativeError(Fd2Error):
     """Root of every exception raised by fd2._native (an fd2.serving.errors.Fd2Error)."""
@@ -123,3 +128,12 @@ class CacheKeyer:
 
 def build_info() -> dict[str, str]:
     """How this extension was built: version, rustc, target, profile, opt_level, debug asserts."""
+
+@final
+class PiiScanner:
+    """Finds PII of the given kinds (`PII_KINDS`) in text: e-mail addresses, phone numbers,
+    payment cards (Luhn), IBANs (mod 97), US SSNs, IPv4/IPv6 addresses, credentials."""
+
+    def __new__(cls, kinds: Sequence[str]) -> PiiScanner: ...
+    def scan(self, text: str) -> list[tuple[str, int, int]]:
+        """(kind, start, end) of each match, ordered, offsets in characters."""

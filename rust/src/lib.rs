@@ -4,6 +4,8 @@ mod build_info_py;
 pub mod cache_key;
 mod cache_key_py;
 pub mod errors;
+pub mod pii;
+mod pii_py;
 pub mod sse;
 mod sse_py;
 pub mod tokens;
@@ -22,6 +24,7 @@ mod _native {
         crate::sse_py::init_pymodule(m)?;
         crate::tokens_py::init_pymodule(m)?;
         crate::cache_key_py::init_pymodule(m)?;
+        crate::pii_py::init_pymodule(m)?;
         crate::build_info_py::init_pymodule(m)
     }
 }

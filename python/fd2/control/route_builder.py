@@ -250,6 +250,7 @@ class RouteBuilder:
                         inputs.resolver_for(environment),
                     )
             groups[name] = RouteGroup(
+                module_type=declaration.module_type,
                 by_environment=routes,
                 default_environment=declaration.default_environment,
                 origin=declaration.origin,
@@ -341,7 +342,7 @@ class RouteBuilder:
             await instance.setup(self._context(declaration, environment, resolution, tasks))
             handlers = instance.endpoints()
             if steps is not None:  # the module's handlers behind the route's steps, composed once
-                handlers = steps.apply(handlers, instance.meters())
+                handlers = steps.apply(handlers, instance.meters(), instance)
         except BaseException:
             await tasks.aclose()  # what a failed set-up started must not run on
             raise

@@ -106,7 +106,13 @@ class Route:
 class RouteGroup:
     """The routes of one (project, module), by canonical environment name."""
 
-    __slots__ = ("by_environment", "default_environment", "environment_list", "origin")
+    __slots__ = (
+        "by_environment",
+        "default_environment",
+        "environment_list",
+        "module_type",
+        "origin",
+    )
 
     def __init__(
         self,
@@ -114,7 +120,9 @@ class RouteGroup:
         by_environment: Mapping[str, Route],
         default_environment: str | None,
         origin: str,
+        module_type: str = "",
     ) -> None:
+        self.module_type = module_type
         self.by_environment = by_environment
         self.default_environment = default_environment
         self.origin = origin
