@@ -338,7 +338,15 @@ def test_x_api_key_is_the_credential_and_requests_are_metered(sdk: Clients, fd2:
     with pytest.raises(anthropic.AuthenticationError):
         sdk.claude("claude", key="not-a-project-key").messages.create(**_ask())
     url = f"{fd2.url}/polyglot/claude/v1/messages"
-    assert httpx.post(url, json=_ask(), timeout=20).status_code == 401
+    refused = httpx.post(url, json=_ask(), timeout=20)
+    assert refused.status_code == 401
+    # The gateway's own refusal is in Anthropic's shape on this endpoint, as the SDK expects.
+    body = refused.json()
+    assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    assert body["request_id"] == refused.headers["x-request-id"]
+    # ...and in OpenAI's on the OpenAI endpoints of the same module.
+    chat = httpx.post(f"{fd2.url}/polyglot/claude/v1/chat/completions", json={}, timeout=20)
+    assert chat.status_code == 401 and set(chat.json()["error"]) >= {"message", "type", "code"}
     answer = httpx.post(url, json=_ask(), headers={"x-api-key": CLIENT_KEY}, timeout=20)
     assert answer.status_code == 200
     assert answer.json()["type"] == "message"

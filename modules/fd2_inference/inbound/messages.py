@@ -42,7 +42,12 @@ def endpoints(parts: ModuleParts) -> Sequence[ExtraEndpoint]:
     """The endpoint this package adds to an inference module (`extra_endpoints.EXTRA_ENDPOINTS`),
     whatever its provider."""
     endpoint = MessagesEndpoint(parts.chat, parts.logger)
-    return (ExtraEndpoint(PATH, "POST", endpoint.handle, endpoint.meter),)
+    return (ExtraEndpoint(PATH, "POST", endpoint.handle, endpoint.meter, _anthropic_error),)
+
+
+def _anthropic_error(exc: Fd2Error, request_id: str) -> bytes:
+    """The core's refusals on this endpoint (401, 403, 429, ...) in Anthropic's error shape."""
+    return error_body(exc.status, exc.message, request_id)
 
 
 class MessagesMeter:

@@ -353,6 +353,7 @@ class RouteBuilder:
             loaded=LoadedModule(instance, label, tasks),
             handlers=handlers,
             steps=steps,
+            error_renderers=instance.error_renderers(),
         )
 
     def _context(

@@ -200,7 +200,9 @@ class Fd2App:
                     exc.code or "bad_gateway",
                 )
             if not started:
-                await send_error(send_with_id, exc)
+                render = route.error_renderers.get(key.path) if route is not None else None
+                rid = request_id.decode("ascii")
+                await send_error(send_with_id, exc, render(exc, rid) if render else None)
             else:  # too late for an error response: the module should have ended the body itself
                 _log.warning(
                     "request %s: %s after the response started",
