@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from fd2.config import Settings
+    from fd2.jobs.service import JobService
     from fd2.pipeline.compiler import StepCompiler
 
 _log = logging.getLogger("fd2.routes")
@@ -87,8 +88,10 @@ class RouteBuilder:
         redis: Redis | None = None,
         metrics: MetricsRegistry | None = None,
         tasks: Supervisor | None = None,
+        jobs: JobService | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        self._jobs = jobs
         # The worker's shared means, handed to every module in its context.
         self._redis = redis
         self._metrics = metrics if metrics is not None else MetricsRegistry()
@@ -340,6 +343,15 @@ class RouteBuilder:
         try:
             await instance.setup(self._context(declaration, environment, resolution, tasks))
             handlers = instance.endpoints()
+            if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches: behind the same steps
+                handlers = self._jobs.endpoints(
+                    project=declaration.project,
+                    module=declaration.module,
+                    environment=environment,
+                    handlers=handlers,
+                    config=resolution[0].config,
+                    secrets=secrets,
+                )
             if steps is not None:  # the module's handlers behind the route's steps, composed once
                 handlers = steps.apply(handlers, instance.meters())
         except BaseException:

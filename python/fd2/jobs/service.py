@@ -1,0 +1,135 @@
+"""The job machinery of one worker process, as the control plane wires it: the endpoints every
+module route gets (`endpoints`), and the consumer loops (`start`).
+
+Without `--redis-url` the endpoints exist and answer 503: fd2 keeps no job it could lose.
+Jobs use a Redis client of their own (same URL as the shared one): a blocking stream read and
+a batch file's upload need longer command timeouts than the hot path's `--redis-timeout`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from fd2.control.secrets import ResolvesSecrets, Secret, is_secret_reference
+from fd2.jobs.api import JobRoute, JobsApi, unavailable
+from fd2.jobs.batches import BatchesApi, BatchWork
+from fd2.jobs.files import FilesApi
+from fd2.jobs.runner import JobRunner
+from fd2.jobs.settings import JobSettings
+from fd2.jobs.store import JobStore
+from fd2.jobs.webhooks import WebhookSender, signing_key
+from fd2.jobs.worker import JobWorker
+from fd2.serving.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from fd2.config import Settings
+    from fd2.control.route_table import RouteTable
+    from fd2.control.tasks import Supervisor
+    from fd2.module import Handler
+
+_log = logging.getLogger("fd2.jobs")
+REDIS_TIMEOUT_S: Final = 5.0
+"""Longer than a blocking stream read (1 s) and a large batch file's transfer."""
+RESERVED: Final = ("/v1/jobs", "/v1/files", "/v1/batches")
+
+
+class JobService:
+    def __init__(
+        self, settings: JobSettings, redis: Redis | None, table: Callable[[], RouteTable]
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self._routes: dict[tuple[str, str, str], JobRoute] = {}
+        self.store = JobStore(redis, settings) if redis is not None else None
+        self.worker: JobWorker | None = None
+        if self.store is not None:
+            batches = BatchWork(self)
+            self.worker = JobWorker(
+                self.store,
+                JobRunner(table, settings.max_file_bytes),
+                handlers={
+                    "deliver": WebhookSender(self.store, self._secret).deliver,
+                    "finalize": batches.finalize,
+                    "cancel_batch": batches.cancel,
+                },
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, table: Callable[[], RouteTable]) -> JobService:
+        redis = None
+        if settings.redis_url:
+            from fd2.limits.redis_client import make_redis
+
+            redis = make_redis(settings.redis_url, timeout=REDIS_TIMEOUT_S)
+        return cls(JobSettings.from_settings(settings), redis, table)
+
+    def require_store(self) -> JobStore:
+        if self.store is None:
+            raise unavailable()
+        return self.store
+
+    def endpoints(
+        self,
+        *,
+        project: str,
+        module: str,
+        environment: str,
+        handlers: Mapping[str, Mapping[str, Handler]],
+        config: Mapping[str, Any],
+        secrets: ResolvesSecrets,
+    ) -> dict[str, Mapping[str, Handler]]:
+        """`handlers` (a module's) with the job, file and batch endpoints added; the route is
+        remembered for its webhook secret. ConfigError for a webhook secret that cannot be used.
+        """
+        route = JobRoute(
+            project=project,
+            module=module,
+            environment=environment,
+            endpoints=frozenset(
+                path
+                for path, methods in handlers.items()
+                if "POST" in methods and not path.startswith(RESERVED)
+            ),
+            webhook_secret=_webhook_secret(config, secrets),
+        )
+        self._routes[(project, module, environment)] = route
+        added: dict[str, Mapping[str, Handler]] = {}
+        for api in (JobsApi(self, route), FilesApi(self, route), BatchesApi(self, route)):
+            added.update(api.handlers())
+        # The module's own endpoints win: a module that serves /v1/files itself keeps them.
+        return {**added, **handlers}
+
+    def start(self, tasks: Supervisor) -> None:
+        if self.worker is not None and self.settings.workers > 0:
+            self.worker.start(tasks)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    def _secret(self, project: str, module: str, environment: str) -> Secret | None:
+        route = self._routes.get((project, module, environment))
+        return route.webhook_secret if route is not None else None
+
+
+def _webhook_secret(config: Mapping[str, Any], secrets: ResolvesSecrets) -> Secret | None:
+    jobs = config.get("jobs")
+    if jobs is None:
+        return None
+    if not isinstance(jobs, Mapping):
+        raise ConfigError("config.jobs must be an object")
+    value = jobs.get("webhook_secret")
+    if value is None:
+        return None
+    if isinstance(value, Secret):
+        secret = value
+    elif is_secret_reference(value):
+        secret = secrets.resolve(str(value))
+    else:
+        raise ConfigError("config.jobs.webhook_secret must be a secret reference (env:, vault:...)")
+    signing_key(secret)  # its form is checked now, not at the first delivery
+    return secret
