@@ -1,0 +1,103 @@
+"""No job is lost and none gets two results: fd2 killed mid-job, a replica frozen mid-job.
+
+At-least-once: the job's module call may run again (the stand-in sees it twice); its result and
+its webhook are written once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from ..redis_server import RedisServer
+from ..support import wait_until
+from .conftest import CHAT, Gateway, start_receiver, wait_job
+
+SLOW = {**CHAT, "model": "slow-4000"}
+
+
+def _running(gateway: Gateway, job_id: str) -> bool:
+    with gateway.client() as client:
+        return bool(client.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
+
+
+def test_a_job_survives_fd2_killed_mid_job(gateway: Gateway) -> None:
+    gateway.start()
+    with gateway.client() as client:
+        submitted = client.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": SLOW})
+        job_id = submitted.json()["job_id"]
+    wait_until(lambda: _running(gateway, job_id), timeout=10, what="the job to start")
+    assert gateway.service is not None
+    os.killpg(gateway.service.proc.pid, signal.SIGKILL)  # no shutdown: the job is held, unacked
+    gateway.service.proc.wait(5)
+    gateway.service = None
+    gateway.start()
+    with gateway.client() as client:
+        job = wait_job(client, job_id, timeout=30)
+        assert job["status"] == "succeeded", job
+        assert job["attempts"] == 2  # the first start died with its process
+        assert job["result"]["status_code"] == 200
+        listed = client.get("/v1/jobs").json()["data"]
+    assert [entry["job_id"] for entry in listed] == [job_id]
+
+
+def test_a_job_survives_a_graceful_restart(gateway: Gateway) -> None:
+    gateway.start()
+    with gateway.client() as client:
+        submitted = client.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": SLOW})
+        job_id = submitted.json()["job_id"]
+    wait_until(lambda: _running(gateway, job_id), timeout=10, what="the job to start")
+    gateway.stop()  # SIGTERM: the worker gives the job back before it exits
+    gateway.start()
+    with gateway.client() as client:
+        job = wait_job(client, job_id, timeout=30)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1  # given back, not counted as an interruption
+
+
+def test_a_frozen_replicas_job_is_claimed_again_and_written_once(
+    gateway: Gateway, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    receiver = start_receiver(tmp_path)
+    try:
+        gateway.start()
+        first = gateway.service
+        assert first is not None
+        with gateway.client() as client:
+            submitted = client.post(
+                "/v1/jobs",
+                json={
+                    "endpoint": "/v1/chat/completions",
+                    "body": SLOW,
+                    "webhook": {"url": receiver.url},
+                },
+            )
+            job_id = submitted.json()["job_id"]
+        wait_until(lambda: _running(gateway, job_id), timeout=10, what="the job to start")
+        os.killpg(first.proc.pid, signal.SIGSTOP)  # alive but silent: its lease runs out
+        try:
+            gateway.service = None
+            second = gateway.start()
+            with gateway.client() as client:
+                wait_until(
+                    lambda: client.get(f"/v1/jobs/{job_id}").json()["attempts"] == 2,
+                    timeout=15,
+                    what="the second replica to claim the job",
+                )
+        finally:
+            os.killpg(first.proc.pid, signal.SIGCONT)
+        with gateway.client() as client:
+            job = wait_job(client, job_id, timeout=30)
+            time.sleep(6)  # both replicas' calls have answered by now
+            later = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == later["status"] == "succeeded"
+        assert later["result"] == job["result"]
+        assert later["completed_at"] == job["completed_at"]
+        deliveries = receiver.received()
+        assert len(deliveries) == 1, deliveries  # one terminal write, one webhook
+        gateway.service = second
+        first.stop()
+    finally:
+        receiver.service.stop()
