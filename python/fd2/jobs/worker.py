@@ -122,6 +122,11 @@ class JobWorker:
         record = await self.store.get(project, job_id)
         if record is None:
             return  # expired and gone
+        batch_id = record.get("batch_id")
+        if batch_id and await self._batch_cancelling(project, batch_id):
+            # Seen before the batch's own cancel work, which may wait behind its requests.
+            await self.store.finish(record, "cancelled")
+            return
         outcome, attempt = await self.store.start(project, job_id)
         if outcome == "expired":
             await self.store.finish(record, "expired", error=_expired())
@@ -131,6 +136,10 @@ class JobWorker:
             await self.store.retry_later(record, 0.2 + random.random() * 0.3)  # noqa: S311
         elif outcome == "run":
             await self._execute(record, attempt)
+
+    async def _batch_cancelling(self, project: str, batch_id: str) -> bool:
+        status = await self.redis.hget(keys.batch(project, batch_id), "status")
+        return status in (b"cancelling", b"cancelled")
 
     async def _execute(self, record: Mapping[str, str], attempt: int) -> None:
         project, job_id = record["project"], record["id"]
