@@ -264,7 +264,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         str | None,
         JOBS(
             "comma-separated CIDRs webhooks may reach although private, loopback or link-local "
-            "(e.g. 10.0.0.0/8); `all` allows every address",
+            "(e.g. 10.0.0.0/8); `all`: every address but cloud metadata ones",
             "CIDRS",
         ),
     ] = None
