@@ -343,17 +343,18 @@ class RouteBuilder:
         try:
             await instance.setup(self._context(declaration, environment, resolution, tasks))
             handlers = instance.endpoints()
-            if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches: behind the same steps
+            if steps is not None:  # the module's handlers behind the route's steps, composed once
+                handlers = steps.apply(handlers, instance.meters())
+            if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind the route's auth
                 handlers = self._jobs.endpoints(
                     project=declaration.project,
                     module=declaration.module,
                     environment=environment,
                     handlers=handlers,
+                    steps=steps,
                     config=resolution[0].config,
                     secrets=secrets,
                 )
-            if steps is not None:  # the module's handlers behind the route's steps, composed once
-                handlers = steps.apply(handlers, instance.meters())
         except BaseException:
             await tasks.aclose()  # what a failed set-up started must not run on
             raise

@@ -21,6 +21,8 @@ from fd2.jobs.settings import JobSettings
 from fd2.jobs.store import JobStore
 from fd2.jobs.webhooks import WebhookSender, signing_key
 from fd2.jobs.worker import JobWorker
+from fd2.pipeline.auth import Authenticate
+from fd2.pipeline.step import Step, compose
 from fd2.serving.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from fd2.control.route_table import RouteTable
     from fd2.control.tasks import Supervisor
     from fd2.module import Handler
+    from fd2.pipeline.route_steps import RouteSteps
 
 _log = logging.getLogger("fd2.jobs")
 REDIS_TIMEOUT_S: Final = 5.0
@@ -79,12 +82,17 @@ class JobService:
         module: str,
         environment: str,
         handlers: Mapping[str, Mapping[str, Handler]],
+        steps: RouteSteps | None,
         config: Mapping[str, Any],
         secrets: ResolvesSecrets,
     ) -> dict[str, Mapping[str, Handler]]:
-        """`handlers` (a module's) with the job, file and batch endpoints added; the route is
-        remembered for its webhook secret. ConfigError for a webhook secret that cannot be used.
-        """
+        """`handlers` (a route's, behind its steps) with the job, file and batch endpoints
+        added; the route is remembered for its webhook secret. ConfigError for a webhook secret
+        that cannot be used.
+
+        The added endpoints authenticate the caller as the route does, and take no rate limit:
+        the work a job does is limited when it runs (through the route's steps, as its
+        caller); submitting it and polling it are not counted against that work's limits."""
         route = JobRoute(
             project=project,
             module=module,
@@ -97,9 +105,13 @@ class JobService:
             webhook_secret=_webhook_secret(config, secrets),
         )
         self._routes[(project, module, environment)] = route
+        guard: list[Step] = []
+        if steps is not None and steps.policy.mode != "none":
+            guard.append(Authenticate(steps.policy))
         added: dict[str, Mapping[str, Handler]] = {}
         for api in (JobsApi(self, route), FilesApi(self, route), BatchesApi(self, route)):
-            added.update(api.handlers())
+            for path, methods in api.handlers().items():
+                added[path] = {method: compose(guard, h) for method, h in methods.items()}
         # The module's own endpoints win: a module that serves /v1/files itself keeps them.
         return {**added, **handlers}
 

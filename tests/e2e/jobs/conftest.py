@@ -6,6 +6,8 @@ receiver stand-in. Short timeouts (visibility 2 s, webhook back-off 0.2 s) keep 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import sys
 import time
@@ -25,6 +27,10 @@ RECEIVER_SCRIPT = REPO / "tests" / "standins" / "webhook_receiver.py"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"jobs-e2e-signing-key-0123456789ab").decode()
 LEAKS.add_secret(WEBHOOK_SECRET)
 LEAKS.add_secret(WEBHOOK_SECRET.removeprefix("whsec_"))
+PEPPER = "jobs-e2e-key-pepper"
+GAMMA_KEY = "fd2_gamma-jobs-key-00000000000000000000000"
+LEAKS.add_secret(PEPPER)
+LEAKS.add_secret(GAMMA_KEY)
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -47,6 +53,16 @@ def module_manifest(project: str, upstream: str) -> dict[str, Any]:
         "config": {"jobs": {"webhook_secret": "env:JOBS_WEBHOOK_SECRET"}},
         "default_environment": "dev",
     }
+
+
+def keyed_manifest(upstream: str) -> dict[str, Any]:
+    """Project `gamma`: API keys, and a limit of one request a minute on its module."""
+    raw = module_manifest("gamma", upstream)
+    raw["auth"] = {"mode": "api_key"}
+    raw["limits"] = {"requests_per_minute": 1}
+    digest = hmac.new(PEPPER.encode(), GAMMA_KEY.encode(), hashlib.sha256).hexdigest()
+    raw["api_keys"] = [{"id": "gamma-key", "hash": digest}]
+    return raw
 
 
 @dataclass
@@ -76,6 +92,8 @@ class Gateway:
             FD2_WEBHOOK_ALLOW_PRIVATE="127.0.0.0/8",
             FD2_WEBHOOK_BACKOFF="0.2",
             FD2_WEBHOOK_MAX_ATTEMPTS="3",
+            FD2_API_KEY_PEPPER_REF="env:JOBS_KEY_PEPPER",
+            JOBS_KEY_PEPPER=PEPPER,
             JOBS_WEBHOOK_SECRET=WEBHOOK_SECRET,
         )
         env.update(self.settings)
@@ -99,8 +117,9 @@ class Gateway:
         assert self.service is not None
         return self.service.url
 
-    def client(self, project: str = "alpha") -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/{project}/chat", timeout=10.0)
+    def client(self, project: str = "alpha", key: str | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=f"{self.url}/{project}/chat", timeout=10.0, headers=headers)
 
 
 @pytest.fixture
@@ -118,6 +137,8 @@ def gateway(tmp_path: Path, standin: Service, redis_server: RedisServer) -> Iter
     for project in ("alpha", "beta"):
         text = json.dumps(module_manifest(project, standin.address), indent=2)
         (manifests / f"{project}.module.json").write_text(text)
+    keyed = json.dumps(keyed_manifest(standin.address), indent=2)
+    (manifests / "gamma.module.json").write_text(keyed)
     gateway = Gateway(manifests, tmp_path, redis_server.url)
     yield gateway
     gateway.stop()
