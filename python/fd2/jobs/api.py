@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
+
+from fd2.auth.errors import Forbidden
 from fd2.jobs import ssrf
 from fd2.jobs.http import Conflict, limit_of, page, query, send_json, tail_id
 from fd2.jobs.records import identity_record, job_view, submitted_view
@@ -69,7 +72,7 @@ class JobsApi:
             raise BadRequest("A job's answer is stored whole: stream must be off.", param="stream")
         identity = request.identity
         if identity is not None and not identity.allows_endpoint(endpoint):
-            raise NotFound(f"Unknown endpoint {endpoint}.")
+            raise Forbidden()
         webhook = await self._webhook(body.get("webhook"))
         record = await store.submit(
             project=request.project,
@@ -132,8 +135,6 @@ class JobsApi:
 
 
 def _dumps(value: Mapping[str, Any]) -> bytes:
-    import orjson
-
     return orjson.dumps(value)
 
 

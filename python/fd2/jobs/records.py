@@ -78,6 +78,7 @@ def job_view(record: Mapping[str, str]) -> dict[str, Any]:
         "attempts": _number(record, "attempts") or 0,
         "result": _json(record, "result"),
         "error": _json(record, "error"),
+        "last_error": _json(record, "last_error") if record["status"] == "queued" else None,
         "batch_id": record.get("batch_id") or None,
         "webhook": None
         if webhook is None
