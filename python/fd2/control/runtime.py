@@ -153,6 +153,7 @@ class Runtime:
             vault=vault,
             jobs=jobs,
         )
+        jobs.find_project = runtime.find_project
         try:
             for source in sources:
                 await source.start(tasks)

@@ -8,7 +8,7 @@ limits, and whatever else the route applies) run as they do for an HTTP request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -16,6 +16,7 @@ import orjson
 
 from fd2.jobs.records import identity_from_record
 from fd2.pipeline.auth import JOB_IDENTITY
+from fd2.serving.errors import Fd2Error, ServiceUnavailable
 from fd2.serving.module_calls import ModuleHandle
 
 if TYPE_CHECKING:
@@ -38,11 +39,23 @@ class Outcome:
 
 
 class JobRunner:
-    def __init__(self, table: Callable[[], RouteTable], max_answer_bytes: int) -> None:
+    def __init__(
+        self,
+        table: Callable[[], RouteTable],
+        max_answer_bytes: int,
+        ensure_project: Callable[[str], Awaitable[None]],
+    ) -> None:
         self._table = table
         self._max_answer = max_answer_bytes
+        self._ensure = ensure_project
 
     async def run(self, record: Mapping[str, str]) -> Outcome:
+        try:
+            await self._ensure(record["project"])
+        except ServiceUnavailable as exc:  # the Control Tower cannot say now: try again later
+            return Outcome("transient", error=_error(503, exc.code or "unavailable", exc.message))
+        except Fd2Error:
+            pass  # not found: the call below answers that as an HTTP client would see it
         handle = ModuleHandle(
             self._table,
             project=record["project"],

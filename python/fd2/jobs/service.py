@@ -9,7 +9,7 @@ a batch file's upload need longer command timeouts than the hot path's `--redis-
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from fd2.control.secrets import ResolvesSecrets, Secret, is_secret_reference
@@ -47,15 +47,19 @@ class JobService:
         self.settings = settings
         self.redis = redis
         self._routes: dict[tuple[str, str, str], JobRoute] = {}
+        self._table = table
+        self.find_project: Callable[[str], Awaitable[None]] | None = None
+        """How a project this worker has not loaded is made known (Control Tower projects are
+        looked up on demand): `Runtime.find_project`, set by the runtime."""
         self.store = JobStore(redis, settings) if redis is not None else None
         self.worker: JobWorker | None = None
         if self.store is not None:
             batches = BatchWork(self)
             self.worker = JobWorker(
                 self.store,
-                JobRunner(table, settings.max_file_bytes),
+                JobRunner(table, settings.max_file_bytes, self.ensure_project),
                 handlers={
-                    "deliver": WebhookSender(self.store, self._secret).deliver,
+                    "deliver": WebhookSender(self.store, self._secret, self.ensure_project).deliver,
                     "finalize": batches.finalize,
                     "cancel_batch": batches.cancel,
                 },
@@ -122,6 +126,12 @@ class JobService:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+
+    async def ensure_project(self, project: str) -> None:
+        """Load `project` into the route table if this worker has not (a job or webhook of it
+        may be claimed by any replica). Raises what the lookup raises."""
+        if project not in self._table().projects and self.find_project is not None:
+            await self.find_project(project)
 
     def _secret(self, project: str, module: str, environment: str) -> Secret | None:
         route = self._routes.get((project, module, environment))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -27,7 +28,7 @@ from fd2.control.secrets import Secret
 from fd2.jobs import keys, ssrf
 from fd2.jobs.records import job_view
 from fd2.jobs.store import JobStore
-from fd2.serving.errors import ConfigError
+from fd2.serving.errors import ConfigError, Fd2Error
 
 _log = logging.getLogger("fd2.jobs.webhooks")
 _KEPT_DELIVERIES: Final = 20
@@ -64,10 +65,16 @@ def backoff_s(attempt: int, first_s: float, cap_s: float) -> float:
 
 
 class WebhookSender:
-    def __init__(self, store: JobStore, secrets: SecretLookup) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        secrets: SecretLookup,
+        ensure_project: Callable[[str], Awaitable[None]],
+    ) -> None:
         self.store = store
         self.settings = store.settings
         self._secrets = secrets
+        self._ensure = ensure_project
 
     async def deliver(self, project: str, job_id: str) -> None:
         store = self.store
@@ -117,6 +124,8 @@ class WebhookSender:
             )
 
     async def _post(self, record: dict[str, str], url: str) -> int:
+        with contextlib.suppress(Fd2Error):  # no route, no secret: said below
+            await self._ensure(record["project"])  # its routes hold the signing secret
         secret = self._secrets(record["project"], record["module"], record["environment"])
         if secret is None:
             raise ConfigError("No webhook signing secret is configured for this module.")
