@@ -26,6 +26,7 @@ from fd2.control.sources.redis_share import RedisManifestShare
 from fd2.control.tasks import Supervisor
 from fd2.control.vault.pool import VaultPool
 from fd2.control.vault.settings import settings_from_fd2
+from fd2.jobs.metrics import JobsCollector
 from fd2.jobs.service import JobService
 from fd2.limits.redis_client import make_redis
 from fd2.pipeline.compiler import StepCompiler
@@ -163,6 +164,8 @@ class Runtime:
         health.start(tasks)
         jobs.start(tasks)
         metrics.add_collector(ControlPlaneCollector(runtime))
+        if jobs.store is not None:
+            metrics.add_collector(JobsCollector(jobs.store.counters))
         _log.info("ready: %d routes from the manifest directory", len(builder.table))
         return runtime
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from fd2.jobs import keys, scripts
+from fd2.jobs.metrics import JobCounters
 from fd2.jobs.records import decode_hash, new_id
 from fd2.jobs.settings import JobSettings
 
@@ -35,6 +36,7 @@ class JobStore:
         # redis-py's command types are unions of sync and async answers: untyped here.
         self.redis: Any = redis
         self.settings = settings
+        self.counters = JobCounters()
         self._start = redis.register_script(scripts.START)
         self._finish = redis.register_script(scripts.FINISH)
         self._retry = redis.register_script(scripts.RETRY)
@@ -156,6 +158,8 @@ class JobStore:
             ],
         )
         outcome = answer[0].decode()
+        if outcome == "run":
+            self.counters.started += 1
         return outcome, int(answer[1]) if len(answer) > 1 else 0
 
     async def extend(self, project: str, job_id: str) -> str | None:
@@ -197,6 +201,8 @@ class JobStore:
                 count,
             ],
         )
+        if won:
+            self.counters.finished[status] += 1
         return bool(won)
 
     async def retry_later(

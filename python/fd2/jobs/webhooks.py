@@ -109,6 +109,7 @@ class WebhookSender:
         await store.redis.hset(
             key, mapping={"deliveries": orjson.dumps(deliveries), "webhook_status": status}
         )
+        store.counters.deliveries[status] += 1
         if status == "retrying":
             delay = backoff_s(
                 attempt, self.settings.webhook_backoff_s, self.settings.webhook_backoff_cap_s

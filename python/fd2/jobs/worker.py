@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("fd2.jobs")
 _BLOCK_MS: Final = 1000
 _MOVE_EVERY_S: Final = 0.25
+_SAMPLE_EVERY_S: Final = 5.0
 RECLAIM_MARGIN: Final = 1.25
 """Work is claimed again after 1.25 visibility timeouts without a sign of life, while a job's
 lease ends after one: a job is never claimed while its lease looks alive."""
@@ -58,6 +59,7 @@ class JobWorker:
             tasks.spawn(f"jobs consumer {number}", self._consume)
         tasks.spawn("jobs reclaim", self._reclaim)
         tasks.every("jobs due", _MOVE_EVERY_S, self.store.move_due)
+        tasks.every("jobs depth", _SAMPLE_EVERY_S, self._sample, first_delay_s=0.0)
 
     async def ensure_group(self) -> None:
         try:
@@ -65,6 +67,9 @@ class JobWorker:
         except Exception as exc:  # BUSYGROUP: made by another worker already
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def _sample(self) -> None:
+        await self.store.counters.sample(self.redis)
 
     async def _consume(self) -> None:
         await self.ensure_group()
@@ -90,6 +95,7 @@ class JobWorker:
                 for entry_id, fields in claimed:
                     if fields:  # an entry deleted meanwhile comes back empty
                         _log.info("job work %s: claimed again from a silent worker", entry_id)
+                        self.store.counters.reclaimed += 1
                         await self._handle(entry_id, fields)
                 if cursor in (b"0-0", "0-0"):
                     break

@@ -99,6 +99,18 @@ def test_a_webhook_that_keeps_failing_is_dead_lettered(
         with redis.Redis.from_url(redis_server.url) as client:
             dead = client.xrange("fd2:jobs:dead")
         assert [entry[1][b"id"].decode() for entry in dead] == [job_id]
+        metrics = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+        assert 'fd2_webhook_deliveries_total{outcome="dead_lettered"} 1.0' in metrics
+        assert 'fd2_webhook_deliveries_total{outcome="retrying"} 2.0' in metrics
+        assert 'fd2_jobs_finished_total{status="succeeded"} 1.0' in metrics
+        wait_until(
+            lambda: (
+                'fd2_jobs_queue_depth{queue="dead"} 1.0'
+                in httpx.get(f"{gateway.url}/metrics", timeout=5).text
+            ),
+            timeout=10,
+            what="the sampled dead-letter depth",
+        )
     finally:
         receiver.service.stop()
 
