@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from fd2.control.secrets import ResolvesSecrets, Secret, is_secret_reference
@@ -23,7 +24,9 @@ from fd2.jobs.webhooks import WebhookSender, signing_key
 from fd2.jobs.worker import JobWorker
 from fd2.pipeline.auth import Authenticate
 from fd2.pipeline.step import Step, compose
-from fd2.serving.errors import ConfigError
+from fd2.serving.errors import ConfigError, ServiceUnavailable
+from fd2.serving.request import Request
+from fd2.types import Send
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -115,7 +118,10 @@ class JobService:
         added: dict[str, Mapping[str, Handler]] = {}
         for api in (JobsApi(self, route), FilesApi(self, route), BatchesApi(self, route)):
             for path, methods in api.handlers().items():
-                added[path] = {method: compose(guard, h) for method, h in methods.items()}
+                added[path] = {
+                    method: compose(guard, partial(_redis_guard, handler=h))
+                    for method, h in methods.items()
+                }
         # The module's own endpoints win: a module that serves /v1/files itself keeps them.
         return {**added, **handlers}
 
@@ -136,6 +142,20 @@ class JobService:
     def _secret(self, project: str, module: str, environment: str) -> Secret | None:
         route = self._routes.get((project, module, environment))
         return route.webhook_secret if route is not None else None
+
+
+async def _redis_guard(request: Request, send: Send, *, handler: Handler) -> None:
+    """A Redis that does not answer is a 503 saying so, not a 500."""
+    from redis.exceptions import RedisError
+
+    try:
+        await handler(request, send)
+    except (RedisError, OSError) as exc:
+        _log.warning("jobs: Redis failed (%s)", type(exc).__name__)
+        raise ServiceUnavailable(
+            "Jobs are unavailable: their Redis does not answer; try again shortly.",
+            code="jobs_unavailable",
+        ) from None
 
 
 def _webhook_secret(config: Mapping[str, Any], secrets: ResolvesSecrets) -> Secret | None:

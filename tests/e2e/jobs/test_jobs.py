@@ -155,3 +155,33 @@ def test_without_redis_the_job_endpoints_answer_503(
             assert answer.status_code == 503
             error = assert_openai_error(answer.content, status=503)
             assert "--redis-url" in error["message"]
+
+
+def test_a_redis_that_does_not_answer_is_a_503_then_jobs_resume(
+    gateway: Gateway, redis_server: RedisServer
+) -> None:
+    gateway.start()
+    redis_server.stop()
+    with gateway.client() as client:
+        for method, path in (("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/x")):
+            answer = client.request(
+                method, path, json={"endpoint": "/v1/chat/completions", "body": CHAT}
+            )
+            assert answer.status_code == 503, (path, answer.text)
+            assert assert_openai_error(answer.content, status=503)["code"] == "jobs_unavailable"
+        redis_server.start()  # same port; the worker's loops start again after their back-off
+        job_id = wait_until(
+            lambda: (
+                (
+                    a := client.post(
+                        "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": CHAT}
+                    )
+                ).status_code
+                == 202
+                and a.json()["job_id"]
+            ),
+            timeout=15,
+            what="submissions to work again",
+        )
+        job = wait_job(client, job_id, timeout=40)
+    assert job["status"] == "succeeded"
