@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 BATCHES_PATH: Final = "/v1/batches"
 WINDOW_S: Final = {"24h": 86400}
 _CHUNK: Final = 500
+_SHRINK: Final = """
+-- KEYS: batch, stream. ARGV: jobs made, project, batch id.
+redis.call('HSET', KEYS[1], 'total', ARGV[1])
+if tonumber(redis.call('HGET', KEYS[1], 'settled')) >= tonumber(ARGV[1]) then
+  redis.call('XADD', KEYS[2], '*', 'kind', 'finalize', 'project', ARGV[2], 'id', ARGV[3])
+end
+"""
 _IN_PROGRESS: Final = """
 redis.call('HSETNX', KEYS[1], 'in_progress_at', ARGV[1])
 if redis.call('HGET', KEYS[1], 'status') == 'validating' then
@@ -129,38 +136,19 @@ class BatchesApi:
         }
         if metadata is not None:
             record["metadata"] = orjson.dumps(metadata).decode()
+        record["identity"] = identity_record(request.identity)
+        record["expires_at_ms"] = str(expires)
         key = keys.batch(project, batch_id)
         keep_ms = expires + int(self._service.settings.retention_s * 1000)
+        # The batch and the work that makes its jobs, in one transaction: a gateway that dies
+        # while making them leaves that work pending, and another worker finishes it.
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=record)
             pipe.pexpireat(key, keep_ms)
             pipe.zadd(keys.batches_index(project), {batch_id: created})
             pipe.expire(keys.batches_index(project), store.retention_s())
+            pipe.xadd(keys.STREAM, {"kind": "expand", "project": project, "id": batch_id})
             await pipe.execute()
-        identity = identity_record(request.identity)
-        for start in range(0, len(lines), _CHUNK):
-            async with redis.pipeline(transaction=True) as pipe:
-                ids = []
-                for line in lines[start : start + _CHUNK]:
-                    job = store.new_record(
-                        project=project,
-                        module=request.module,
-                        environment=request.environment,
-                        endpoint=endpoint,
-                        body=orjson.dumps(line["body"]),
-                        identity=identity,
-                        batch_id=batch_id,
-                        custom_id=line["custom_id"],
-                        expires_at_ms=expires,
-                    )
-                    store.add(pipe, job)
-                    ids.append(job["id"])
-                pipe.rpush(keys.batch_jobs(project, batch_id), *ids)
-                pipe.pexpireat(keys.batch_jobs(project, batch_id), keep_ms)
-                await pipe.execute()
-        # Only from validating: every request may have run and the batch been finalised already.
-        await redis.eval(_IN_PROGRESS, 1, key, int(time.time()))
-        record = decode_hash(await redis.hgetall(key))
         await send_json(send, 200, batch_view(record))
 
     async def get(self, request: Request, send: Send) -> None:
@@ -216,10 +204,58 @@ class BatchesApi:
 
 
 class BatchWork:
-    """The batch work the job workers do: cancel a batch's requests, write its files."""
+    """The batch work the job workers do: make a batch's jobs, cancel them, write its files."""
 
     def __init__(self, service: JobService) -> None:
         self._service = service
+
+    async def expand(self, project: str, batch_id: str) -> None:
+        """One job per request of the input file, ids `<batch id>_<line index>`: done again
+        after a crash, it makes only the jobs that are missing."""
+        store = self._service.require_store()
+        redis = store.redis
+        key = keys.batch(project, batch_id)
+        raw = await redis.hgetall(key)
+        if not raw:
+            return
+        batch = decode_hash(raw)
+        if batch["status"] not in ("validating", "cancelling"):
+            return
+        content = await redis.get(keys.file_content(project, batch["input_file_id"]))
+        if content is None:
+            await redis.hset(key, mapping={"status": "failed", "failed_at": int(time.time())})
+            return
+        lines = check_batch_input(content, frozenset({batch["endpoint"]}), len(content) + 1)
+        for start in range(0, len(lines), _CHUNK):
+            if await redis.hget(key, "status") == b"cancelling":
+                # The jobs not made yet will never settle: the batch counts only those made.
+                await redis.eval(_SHRINK, 2, key, keys.STREAM, start, project, batch_id)
+                return
+            ids = [f"{batch_id}_{n}" for n in range(start, min(start + _CHUNK, len(lines)))]
+            async with redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.exists(keys.job(project, job_id))
+                present = await pipe.execute()
+            async with redis.pipeline(transaction=True) as pipe:
+                for job_id, line, exists in zip(ids, lines[start:], present, strict=False):
+                    if exists:
+                        continue
+                    job = store.new_record(
+                        project=project,
+                        module=batch["module"],
+                        environment=batch["environment"],
+                        endpoint=batch["endpoint"],
+                        body=orjson.dumps(line["body"]),
+                        identity=batch.get("identity", ""),
+                        batch_id=batch_id,
+                        custom_id=line["custom_id"],
+                        expires_at_ms=int(batch["expires_at_ms"]),
+                    )
+                    job["id"] = job_id
+                    store.add(pipe, job)
+                await pipe.execute()
+        # Only from validating: every request may have run and the batch been finalised already.
+        await redis.eval(_IN_PROGRESS, 1, key, int(time.time()))
 
     async def cancel(self, project: str, batch_id: str) -> None:
         store = self._service.require_store()
@@ -284,10 +320,9 @@ class BatchWork:
 
     async def _chunks(self, project: str, batch_id: str) -> list[list[str]]:
         redis = self._service.require_store().redis
-        ids = [
-            raw.decode() for raw in await redis.lrange(keys.batch_jobs(project, batch_id), 0, -1)
-        ]
-        return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+        total = int(await redis.hget(keys.batch(project, batch_id), "total") or 0)
+        ids = [f"{batch_id}_{n}" for n in range(total)]
+        return [ids[i : i + _CHUNK] for i in range(0, total, _CHUNK)]
 
 
 def output_line(job: Mapping[str, str]) -> tuple[bytes, bool]:

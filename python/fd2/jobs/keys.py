@@ -6,7 +6,7 @@ from typing import Final
 
 PREFIX: Final = "fd2:jobs"
 STREAM: Final = f"{PREFIX}:stream"
-"""Work to do: `kind` (run, deliver, finalize), `project`, `id`."""
+"""Work to do: `kind` (run, deliver, expand, finalize, cancel_batch), `project`, `id`."""
 GROUP: Final = "fd2-jobs"
 DELAYED: Final = f"{PREFIX}:delayed"
 """Work due later (retries, webhook back-off): a sorted set by due time (ms)."""
@@ -42,11 +42,6 @@ def files_index(project: str) -> str:
 
 def batch(project: str, batch_id: str) -> str:
     return f"{PREFIX}:batch:{project}:{batch_id}"
-
-
-def batch_jobs(project: str, batch_id: str) -> str:
-    """The batch's job ids in input order (a list)."""
-    return f"{PREFIX}:batch:{project}:{batch_id}:jobs"
 
 
 def batches_index(project: str) -> str:

@@ -63,6 +63,7 @@ class JobService:
                 JobRunner(table, settings.max_file_bytes, self.ensure_project),
                 handlers={
                     "deliver": WebhookSender(self.store, self._secret, self.ensure_project).deliver,
+                    "expand": batches.expand,
                     "finalize": batches.finalize,
                     "cancel_batch": batches.cancel,
                 },

@@ -154,3 +154,38 @@ def test_a_file_of_one_project_is_not_found_by_another(gateway: Gateway) -> None
         pass
     else:
         raise AssertionError("another project's file was found")
+
+
+def test_a_batch_made_while_no_worker_runs_is_done_after_a_restart(gateway: Gateway) -> None:
+    gateway.start(FD2_JOBS_WORKERS="0")  # this gateway takes the batch but runs nothing
+    client = _sdk(gateway)
+    lines = [_line(f"r{n}", CHAT) for n in range(3)]
+    uploaded = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    time.sleep(1.0)
+    assert client.batches.retrieve(batch.id).status == "validating"
+    gateway.stop()
+    gateway.start(FD2_JOBS_WORKERS="4")
+    done, seen = _wait(_sdk(gateway), batch.id)
+    assert done.status == "completed", seen
+    assert done.request_counts is not None and done.request_counts.completed == 3
+
+
+def test_a_batch_cancelled_before_its_jobs_are_made_ends_cancelled(gateway: Gateway) -> None:
+    gateway.start(FD2_JOBS_WORKERS="0")
+    client = _sdk(gateway)
+    uploaded = client.files.create(
+        file=("in.jsonl", "\n".join(_line(f"r{n}", CHAT) for n in range(3)).encode()),
+        purpose="batch",
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert client.batches.cancel(batch.id).status == "cancelling"
+    gateway.stop()
+    gateway.start(FD2_JOBS_WORKERS="2")
+    done, seen = _wait(_sdk(gateway), batch.id)
+    assert done.status == "cancelled", seen
+    assert done.output_file_id is None
