@@ -19,6 +19,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from fd2.jobs import keys
 from fd2.jobs.runner import JobRunner, Outcome
 from fd2.jobs.store import JobStore
@@ -30,6 +33,8 @@ _log = logging.getLogger("fd2.jobs")
 _BLOCK_MS: Final = 1000
 _MOVE_EVERY_S: Final = 0.25
 _SAMPLE_EVERY_S: Final = 5.0
+_POISON_AFTER: Final = 5
+"""Failures of one stream entry's handler (not Redis failures) before it is dead-lettered."""
 RECLAIM_MARGIN: Final = 1.25
 """Work is claimed again after 1.25 visibility timeouts without a sign of life, while a job's
 lease ends after one: a job is never claimed while its lease looks alive."""
@@ -109,6 +114,11 @@ class JobWorker:
             beat = asyncio.get_running_loop().create_task(self._keep_alive(entry_id))
             try:
                 await handler(project, item)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                raise  # Redis is away: the loop starts again; the entry stays pending
+            except Exception as exc:
+                if not await self._give_up(entry_id, kind, project, item, exc):
+                    return  # pending: claimed again after the visibility timeout
             finally:
                 beat.cancel()
                 await asyncio.gather(beat, return_exceptions=True)
@@ -116,6 +126,43 @@ class JobWorker:
             pipe.xack(keys.STREAM, keys.GROUP, entry_id)
             pipe.xdel(keys.STREAM, entry_id)
             await pipe.execute()
+
+    async def _give_up(
+        self, entry_id: Any, kind: str, project: str, item: str, exc: Exception
+    ) -> bool:
+        """A handler that failed: True (drop the entry, dead-lettered) once it failed
+        `_POISON_AFTER` times, so one bad entry cannot stall the loops for ever."""
+        name = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        marker = f"{keys.PREFIX}:failures:{name}"
+        failures = int(await self.redis.incr(marker))
+        await self.redis.expire(marker, 86400)
+        _log.error(
+            "job work %s (%s of %s/%s) failed: %s (%d time(s))",
+            entry_id,
+            kind,
+            project,
+            item,
+            type(exc).__name__,
+            failures,
+        )
+        if failures < _POISON_AFTER:
+            return False
+        await self.redis.xadd(
+            keys.DEAD,
+            {"kind": kind, "project": project, "id": item, "error": type(exc).__name__},
+            maxlen=10000,
+            approximate=True,
+        )
+        if kind == "run":  # the job must not wait for ever on work that was dropped
+            record = await self.store.get(project, item)
+            try:
+                if record is not None:
+                    await self.store.finish(
+                        {**record, "project": project, "id": item}, "failed", error=_internal()
+                    )
+            except Exception as failed:  # a record too broken to end: it expires
+                _log.error("job %s/%s cannot be ended: %s", project, item, type(failed).__name__)
+        return True
 
     async def _keep_alive(self, entry_id: Any) -> None:
         while True:

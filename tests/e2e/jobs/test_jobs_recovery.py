@@ -11,6 +11,8 @@ import signal
 import time
 from pathlib import Path
 
+import redis
+
 from ..redis_server import RedisServer
 from ..support import wait_until
 from .conftest import CHAT, Gateway, start_receiver, wait_job
@@ -101,3 +103,30 @@ def test_a_frozen_replicas_job_is_claimed_again_and_written_once(
         first.stop()
     finally:
         receiver.service.stop()
+
+
+def test_work_that_keeps_failing_is_dead_lettered_and_stalls_nothing(
+    gateway: Gateway, redis_server: RedisServer
+) -> None:
+    gateway.start()
+    with redis.Redis.from_url(redis_server.url) as store:
+        # A job record missing its fields (as a bug or a hand edit could leave one).
+        store.hset("fd2:jobs:job:alpha:job_broken", mapping={"status": "queued", "id": "x"})
+        store.xadd("fd2:jobs:stream", {"kind": "run", "project": "alpha", "id": "job_broken"})
+        with gateway.client() as client:
+            answer = client.post(
+                "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": CHAT}
+            )
+            assert wait_job(client, answer.json()["job_id"])["status"] == "succeeded"
+        dead = wait_until(
+            lambda: [e for e in store.xrange("fd2:jobs:dead") if e[1][b"id"] == b"job_broken"],
+            timeout=40,
+            what="the broken work to be dead-lettered",
+        )
+        assert dead[0][1][b"kind"] == b"run"
+        wait_until(
+            lambda: store.xpending("fd2:jobs:stream", "fd2-jobs")["pending"] == 0,
+            timeout=5,
+            what="the broken work to be acknowledged",
+        )
+        assert store.hget("fd2:jobs:job:alpha:job_broken", "status") == b"failed"
