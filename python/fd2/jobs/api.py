@@ -16,7 +16,7 @@ from fd2.auth.errors import Forbidden
 from fd2.jobs import ssrf
 from fd2.jobs.http import Conflict, limit_of, page, query, send_json, tail_id
 from fd2.jobs.records import identity_record, job_view, submitted_view
-from fd2.jobs.store import STATUSES
+from fd2.jobs.store import STATUSES, JobStore
 from fd2.serving.errors import BadRequest, NotFound, ServiceUnavailable
 from fd2.serving.request import Request
 from fd2.types import Send
@@ -104,17 +104,13 @@ class JobsApi:
     async def get(self, request: Request, send: Send) -> None:
         store = self._service.require_store()
         job_id, more = tail_id(request, JOBS_PATH)
-        record = await store.get(request.project, job_id) if not more else None
-        if record is None:
-            raise NotFound(f"No job {job_id!r}.")
+        record = await _visible(store, request, job_id, more)
         await send_json(send, 200, job_view(record))
 
     async def cancel(self, request: Request, send: Send) -> None:
         store = self._service.require_store()
         job_id, more = tail_id(request, JOBS_PATH)
-        record = await store.get(request.project, job_id) if not more else None
-        if record is None:
-            raise NotFound(f"No job {job_id!r}.")
+        record = await _visible(store, request, job_id, more)
         if not await store.finish(record, "cancelled"):
             raise Conflict(f"Job {job_id} has already ended ({record['status']}).")
         record = await store.get(request.project, job_id) or record
@@ -129,9 +125,22 @@ class JobsApi:
                 f"status must be one of {', '.join(sorted(STATUSES))}.", param="status"
             )
         records, more = await store.list(
-            request.project, status=status, limit=limit_of(params), after=params.get("after")
+            request.project,
+            request.module,
+            status=status,
+            limit=limit_of(params),
+            after=params.get("after"),
         )
         await send_json(send, 200, page([job_view(r) for r in records], more, key="job_id"))
+
+
+async def _visible(store: JobStore, request: Request, job_id: str, more: str) -> dict[str, str]:
+    """The job if the caller's route may see it: same project, same module (a caller admitted
+    to one module of a project reads no other module's jobs); else 404."""
+    record = await store.get(request.project, job_id) if not more else None
+    if record is None or record.get("module") != request.module:
+        raise NotFound(f"No job {job_id!r}.")
+    return record
 
 
 def _dumps(value: Mapping[str, Any]) -> bytes:

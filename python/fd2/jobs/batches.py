@@ -108,7 +108,7 @@ class BatchesApi:
         project = request.project
         meta = await redis.hgetall(keys.file(project, file_id))
         content = await redis.get(keys.file_content(project, file_id))
-        if not meta or content is None:
+        if not meta or content is None or decode_hash(meta).get("module") != request.module:
             raise NotFound(f"No file {file_id!r}.")
         if decode_hash(meta).get("purpose") != "batch":
             raise BadRequest("The input file's purpose is not 'batch'.", param="input_file_id")
@@ -145,8 +145,8 @@ class BatchesApi:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=record)
             pipe.pexpireat(key, keep_ms)
-            pipe.zadd(keys.batches_index(project), {batch_id: created})
-            pipe.expire(keys.batches_index(project), store.retention_s())
+            pipe.zadd(keys.batches_index(project, request.module), {batch_id: created})
+            pipe.expire(keys.batches_index(project, request.module), store.retention_s())
             pipe.xadd(keys.STREAM, {"kind": "expand", "project": project, "id": batch_id})
             await pipe.execute()
         await send_json(send, 200, batch_view(record))
@@ -179,7 +179,7 @@ class BatchesApi:
     async def list(self, request: Request, send: Send) -> None:
         redis = self._service.require_store().redis
         params = query(request)
-        index = keys.batches_index(request.project)
+        index = keys.batches_index(request.project, request.module)
         start = 0
         after = params.get("after")
         if after:
@@ -198,7 +198,7 @@ class BatchesApi:
         redis = self._service.require_store().redis
         batch_id, _ = tail_id(request, BATCHES_PATH)
         raw = await redis.hgetall(keys.batch(request.project, batch_id))
-        if not raw:
+        if not raw or decode_hash(raw).get("module") != request.module:
             raise NotFound(f"No batch {batch_id!r}.")
         return decode_hash(raw)
 
@@ -298,6 +298,7 @@ class BatchWork:
             saved = await save_file(
                 self._service,
                 project,
+                record["module"],
                 b"".join(output),
                 filename=f"{batch_id}_output.jsonl",
                 purpose="batch_output",
@@ -308,6 +309,7 @@ class BatchWork:
             saved = await save_file(
                 self._service,
                 project,
+                record["module"],
                 b"".join(errors),
                 filename=f"{batch_id}_errors.jsonl",
                 purpose="batch_output",

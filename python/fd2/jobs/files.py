@@ -48,7 +48,12 @@ class FilesApi:
             raise BadRequest("purpose must be 'batch'.", param="purpose")
         check_batch_input(content, self._route.endpoints, self._service.settings.batch_max_requests)
         record = await save_file(
-            self._service, request.project, content, filename=filename, purpose="batch"
+            self._service,
+            request.project,
+            request.module,
+            content,
+            filename=filename,
+            purpose="batch",
         )
         del store
         await send_json(send, 200, file_view(record))
@@ -57,7 +62,7 @@ class FilesApi:
         redis = self._service.require_store().redis
         file_id, more = tail_id(request, FILES_PATH)
         raw = await redis.hgetall(keys.file(request.project, file_id))
-        if not raw:
+        if not raw or decode_hash(raw).get("module") != request.module:
             raise NotFound(f"No file {file_id!r}.")
         if more == "content":
             content = await redis.get(keys.file_content(request.project, file_id)) or b""
@@ -70,8 +75,13 @@ class FilesApi:
     async def delete(self, request: Request, send: Send) -> None:
         redis = self._service.require_store().redis
         file_id, more = tail_id(request, FILES_PATH)
-        if more or not await redis.delete(
-            keys.file(request.project, file_id), keys.file_content(request.project, file_id)
+        owner = await redis.hget(keys.file(request.project, file_id), "module")
+        if (
+            more
+            or owner != request.module.encode()
+            or not await redis.delete(
+                keys.file(request.project, file_id), keys.file_content(request.project, file_id)
+            )
         ):
             raise NotFound(f"No file {file_id!r}.")
         await send_json(send, 200, {"id": file_id, "object": "file", "deleted": True})
@@ -80,6 +90,7 @@ class FilesApi:
 async def save_file(
     service: JobService,
     project: str,
+    module: str,
     content: bytes,
     *,
     filename: str,
@@ -91,6 +102,7 @@ async def save_file(
     keep = int(service.settings.ttl_s + service.settings.retention_s)
     record = {
         "id": file_id or new_id("file"),
+        "module": module,
         "bytes": str(len(content)),
         "created_at": str(now),
         "expires_at": str(now + keep),

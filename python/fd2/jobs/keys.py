@@ -18,9 +18,9 @@ def job(project: str, job_id: str) -> str:
     return f"{PREFIX}:job:{project}:{job_id}"
 
 
-def index(project: str) -> str:
-    """The project's jobs by creation time (ms), for listing."""
-    return f"{PREFIX}:index:{project}"
+def index(project: str, module: str) -> str:
+    """The jobs submitted through one module's route, by creation time (ms), for listing."""
+    return f"{PREFIX}:index:{project}:{module}"
 
 
 def running(project: str) -> str:
@@ -36,13 +36,9 @@ def file_content(project: str, file_id: str) -> str:
     return f"{PREFIX}:file:{project}:{file_id}:content"
 
 
-def files_index(project: str) -> str:
-    return f"{PREFIX}:files:{project}"
-
-
 def batch(project: str, batch_id: str) -> str:
     return f"{PREFIX}:batch:{project}:{batch_id}"
 
 
-def batches_index(project: str) -> str:
-    return f"{PREFIX}:batches:{project}"
+def batches_index(project: str, module: str) -> str:
+    return f"{PREFIX}:batches:{project}:{module}"

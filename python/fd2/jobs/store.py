@@ -99,8 +99,9 @@ class JobStore:
         pipe.hset(key, mapping=record)
         pipe.pexpireat(key, int(record["expires_at_ms"]) + int(self.settings.retention_s * 1000))
         if not record.get("batch_id"):  # a batch's requests are read through the batch
-            pipe.zadd(keys.index(project), {job_id: int(record["created_at_ms"])})
-            pipe.expire(keys.index(project), self.retention_s())
+            index = keys.index(project, record["module"])
+            pipe.zadd(index, {job_id: int(record["created_at_ms"])})
+            pipe.expire(index, self.retention_s())
         pipe.xadd(keys.STREAM, {"kind": "run", "project": project, "id": job_id})
 
     async def get(self, project: str, job_id: str) -> dict[str, str] | None:
@@ -108,10 +109,11 @@ class JobStore:
         return decode_hash(raw) if raw else None
 
     async def list(
-        self, project: str, *, status: str | None, limit: int, after: str | None
+        self, project: str, module: str, *, status: str | None, limit: int, after: str | None
     ) -> tuple[list[dict[str, str]], bool]:
-        """The project's jobs, newest first, after the job `after`; and whether more follow."""
-        index = keys.index(project)
+        """The jobs submitted through a module's route, newest first, after the job `after`;
+        and whether more follow."""
+        index = keys.index(project, module)
         start = 0
         if after:
             rank = await self.redis.zrevrank(index, after)

@@ -34,11 +34,11 @@ LEAKS.add_secret(GAMMA_KEY)
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def module_manifest(project: str, upstream: str) -> dict[str, Any]:
+def module_manifest(project: str, upstream: str, module: str = "chat") -> dict[str, Any]:
     return {
         "auth": {"mode": "none"},
         "project": project,
-        "module": "chat",
+        "module": module,
         "module_type": "inference_openai",
         "version": "1.0.0",
         "runtime": {"type": "python:3.11", "implementation": "fd2_inference.InferenceModule"},
@@ -117,9 +117,13 @@ class Gateway:
         assert self.service is not None
         return self.service.url
 
-    def client(self, project: str = "alpha", key: str | None = None) -> httpx.Client:
+    def client(
+        self, project: str = "alpha", key: str | None = None, module: str = "chat"
+    ) -> httpx.Client:
         headers = {"authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=f"{self.url}/{project}/chat", timeout=10.0, headers=headers)
+        return httpx.Client(
+            base_url=f"{self.url}/{project}/{module}", timeout=10.0, headers=headers
+        )
 
 
 @pytest.fixture
@@ -137,6 +141,8 @@ def gateway(tmp_path: Path, standin: Service, redis_server: RedisServer) -> Iter
     for project in ("alpha", "beta"):
         text = json.dumps(module_manifest(project, standin.address), indent=2)
         (manifests / f"{project}.module.json").write_text(text)
+    other = json.dumps(module_manifest("alpha", standin.address, "other"), indent=2)
+    (manifests / "alpha-other.module.json").write_text(other)
     keyed = json.dumps(keyed_manifest(standin.address), indent=2)
     (manifests / "gamma.module.json").write_text(keyed)
     gateway = Gateway(manifests, tmp_path, redis_server.url)

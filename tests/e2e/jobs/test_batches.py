@@ -142,18 +142,29 @@ def test_bad_batch_input_is_refused(gateway: Gateway) -> None:
         assert window.status_code == 400
 
 
-def test_a_file_of_one_project_is_not_found_by_another(gateway: Gateway) -> None:
+def test_a_file_is_not_found_through_another_project_or_module(gateway: Gateway) -> None:
     gateway.start()
     uploaded = _sdk(gateway, "alpha").files.create(
         file=("in.jsonl", _line("a", CHAT).encode()), purpose="batch"
     )
-    beta = _sdk(gateway, "beta")
-    try:
-        beta.files.retrieve(uploaded.id)
-    except openai.NotFoundError:
-        pass
-    else:
-        raise AssertionError("another project's file was found")
+    other = openai.OpenAI(base_url=f"{gateway.url}/alpha/other/v1", api_key="unused", max_retries=0)
+    for client in (_sdk(gateway, "beta"), other):
+        try:
+            client.files.retrieve(uploaded.id)
+        except openai.NotFoundError:
+            pass
+        else:
+            raise AssertionError("a file was found through another route")
+        try:
+            client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+            )
+        except openai.NotFoundError:
+            pass
+        else:
+            raise AssertionError("a batch was made of another route's file")
 
 
 def test_a_batch_made_while_no_worker_runs_is_done_after_a_restart(gateway: Gateway) -> None:

@@ -67,6 +67,18 @@ def test_a_job_of_one_project_is_not_found_by_another(gateway: Gateway) -> None:
         assert [job["job_id"] for job in alpha.get("/v1/jobs").json()["data"]] == [job_id]
 
 
+def test_a_job_is_read_through_the_module_it_was_submitted_to(gateway: Gateway) -> None:
+    gateway.start()
+    with gateway.client("alpha") as chat, gateway.client("alpha", module="other") as other:
+        job_id = _submit(chat)
+        wait_job(chat, job_id)
+        # Another module of the same project: a caller admitted to it alone reads nothing here.
+        assert other.get(f"/v1/jobs/{job_id}").status_code == 404
+        assert other.delete(f"/v1/jobs/{job_id}").status_code == 404
+        assert other.get("/v1/jobs").json()["data"] == []
+        assert chat.get(f"/v1/jobs/{job_id}").status_code == 200
+
+
 def test_the_list_filters_by_status_and_pages(gateway: Gateway) -> None:
     gateway.start()
     with gateway.client() as client:
