@@ -132,3 +132,13 @@ async def test_the_pinned_resolver_answers_no_other_host() -> None:
         await resolver.resolve("b.example", 443)
     (answer,) = await resolver.resolve("a.example", 443)
     assert answer["host"] == "93.184.216.34"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://2130706433/hook", "https://0x7f.1/hook", "https://localhost./hook", "https://[::1]/"],
+)
+async def test_other_spellings_of_loopback_are_refused(url: str) -> None:
+    # Checked on the addresses a name resolves to, whatever way the name is written.
+    with pytest.raises(ssrf.Refused):
+        await ssrf.check(url, DEFAULT)
