@@ -81,3 +81,9 @@ async def test_without_redis_the_endpoints_answer_503() -> None:
     with pytest.raises(Exception, match="--redis-url") as caught:
         service.require_store()
     assert getattr(caught.value, "status", None) == 503
+
+
+def test_an_operator_may_turn_jobs_off_for_a_module() -> None:
+    service, handlers = _endpoints({"jobs": {"enabled": False}})
+    assert handlers == HANDLERS
+    assert ("p", "m", "dev") not in service._routes

@@ -74,6 +74,7 @@ class JobsApi:
         if identity is not None and not identity.allows_endpoint(endpoint):
             raise Forbidden()
         webhook = await self._webhook(body.get("webhook"))
+        metadata = _metadata(body.get("metadata"))
         record = await store.submit(
             project=request.project,
             module=request.module,
@@ -82,6 +83,7 @@ class JobsApi:
             body=_dumps(payload),
             identity=identity_record(identity),
             webhook=webhook,
+            metadata=metadata,
         )
         await send_json(send, 202, submitted_view(record))
 
@@ -141,6 +143,27 @@ async def _visible(store: JobStore, request: Request, job_id: str, more: str) ->
     if record is None or record.get("module") != request.module:
         raise NotFound(f"No job {job_id!r}.")
     return record
+
+
+def _metadata(raw: Any) -> dict[str, str] | None:
+    """The caller's own labels for a job, as OpenAI bounds them: at most 16 string pairs, keys
+    up to 64 characters, values up to 512."""
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, Mapping)
+        or len(raw) > 16
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512
+            for k, v in raw.items()
+        )
+    ):
+        raise BadRequest(
+            "metadata must be an object of at most 16 strings (keys up to 64 characters, "
+            "values up to 512).",
+            param="metadata",
+        )
+    return dict(raw)
 
 
 def _dumps(value: Mapping[str, Any]) -> bytes:

@@ -80,6 +80,7 @@ def job_view(record: Mapping[str, str]) -> dict[str, Any]:
         "error": _json(record, "error"),
         "last_error": _json(record, "last_error") if record["status"] == "queued" else None,
         "batch_id": record.get("batch_id") or None,
+        "metadata": _json(record, "metadata"),
         "webhook": None
         if webhook is None
         else {
@@ -98,4 +99,5 @@ def submitted_view(record: Mapping[str, str]) -> dict[str, Any]:
         "status": record["status"],
         "created_at": _number(record, "created_at"),
         "expires_at": _number(record, "expires_at"),
+        "metadata": _json(record, "metadata"),
     }

@@ -101,6 +101,8 @@ class JobService:
         The added endpoints authenticate the caller as the route does, and take no rate limit:
         the work a job does is limited when it runs (through the route's steps, as its
         caller); submitting it and polling it are not counted against that work's limits."""
+        if _jobs_config(config).get("enabled", True) is False:
+            return dict(handlers)  # the operator turned jobs off for this module
         route = JobRoute(
             project=project,
             module=module,
@@ -159,13 +161,17 @@ async def _redis_guard(request: Request, send: Send, *, handler: Handler) -> Non
         ) from None
 
 
-def _webhook_secret(config: Mapping[str, Any], secrets: ResolvesSecrets) -> Secret | None:
+def _jobs_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     jobs = config.get("jobs")
     if jobs is None:
-        return None
+        return {}
     if not isinstance(jobs, Mapping):
         raise ConfigError("config.jobs must be an object")
-    value = jobs.get("webhook_secret")
+    return jobs
+
+
+def _webhook_secret(config: Mapping[str, Any], secrets: ResolvesSecrets) -> Secret | None:
+    value = _jobs_config(config).get("webhook_secret")
     if value is None:
         return None
     if isinstance(value, Secret):

@@ -63,6 +63,7 @@ class JobStore:
         body: bytes,
         identity: str,
         webhook: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
         batch_id: str = "",
         custom_id: str = "",
         expires_at_ms: int | None = None,
@@ -87,6 +88,8 @@ class JobStore:
         if webhook is not None:
             record["webhook"] = orjson.dumps(webhook).decode()
             record["webhook_status"] = "waiting"
+        if metadata is not None:
+            record["metadata"] = orjson.dumps(metadata).decode()
         if batch_id:
             record["batch_id"] = batch_id
             record["custom_id"] = custom_id

@@ -16,7 +16,10 @@ from .conftest import CHAT, Gateway, wait_job
 def test_a_job_runs_the_endpoint_and_keeps_its_result(gateway: Gateway) -> None:
     gateway.start()
     with gateway.client() as client:
-        submitted = client.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": CHAT})
+        submitted = client.post(
+            "/v1/jobs",
+            json={"endpoint": "/v1/chat/completions", "body": CHAT, "metadata": {"ticket": "t-1"}},
+        )
         assert submitted.status_code == 202, submitted.text
         answer = submitted.json()
         assert set(answer) >= {"job_id", "status", "created_at", "expires_at"}
@@ -33,6 +36,7 @@ def test_a_job_runs_the_endpoint_and_keeps_its_result(gateway: Gateway) -> None:
     described = json.loads(body["choices"][0]["message"]["content"])
     assert described["messages"] == CHAT["messages"]
     assert job["error"] is None
+    assert job["metadata"] == answer["metadata"] == {"ticket": "t-1"}
 
 
 def _submit(client: httpx.Client, body: dict[str, Any] | None = None, **extra: Any) -> str:
@@ -131,6 +135,12 @@ def test_bad_submissions_are_refused_in_openai_shape(gateway: Gateway) -> None:
             {"endpoint": "/v1/chat/completions", "body": [1]},
             {"endpoint": "/v1/chat/completions", "body": {**CHAT, "stream": True}},
             {"endpoint": "/v1/chat/completions", "body": CHAT, "webhook": {"url": 3}},
+            {"endpoint": "/v1/chat/completions", "body": CHAT, "metadata": {"k": 1}},
+            {
+                "endpoint": "/v1/chat/completions",
+                "body": CHAT,
+                "metadata": {str(n): "" for n in range(17)},
+            },
         ]
         for case in cases:
             answer = client.post("/v1/jobs", json=case)
