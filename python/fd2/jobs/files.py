@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from fd2.jobs import keys
-from fd2.jobs.http import send_json, tail_id
+from fd2.jobs.http import limit_of, page, query, send_json, tail_id
 from fd2.jobs.records import decode_hash, new_id
 from fd2.serving.errors import BadRequest, NotFound
 from fd2.serving.request import Request
@@ -35,7 +35,7 @@ class FilesApi:
 
     def handlers(self) -> dict[str, dict[str, Any]]:
         return {
-            FILES_PATH: {"POST": self.upload},
+            FILES_PATH: {"POST": self.upload, "GET": self.list},
             FILES_PATH + "/*": {"GET": self.get, "DELETE": self.delete},
         }
 
@@ -71,6 +71,36 @@ class FilesApi:
             await send_json(send, 200, file_view(decode_hash(raw)))
         else:
             raise NotFound(f"Unknown endpoint {request.path}.")
+
+    async def list(self, request: Request, send: Send) -> None:
+        """Newest first; `purpose`, `limit` (1 to 10000, default 10000) and `after` as OpenAI's."""
+        redis = self._service.require_store().redis
+        params = query(request)
+        purpose = params.get("purpose")
+        index = keys.files_index(request.project, request.module)
+        start = 0
+        if params.get("after"):
+            rank = await redis.zrevrank(index, params["after"])
+            start = int(rank) + 1 if rank is not None else 0
+        limit = limit_of(params, default=10000, most=10000)
+        rows: list[dict[str, Any]] = []
+        gone: list[bytes] = []
+        more = False
+        for file_id in await redis.zrevrange(index, start, -1):
+            raw = await redis.hgetall(keys.file(request.project, file_id.decode()))
+            if not raw:
+                gone.append(file_id)
+                continue
+            record = decode_hash(raw)
+            if purpose is not None and record["purpose"] != purpose:
+                continue
+            if len(rows) == limit:
+                more = True
+                break
+            rows.append(file_view(record))
+        if gone:
+            await redis.zrem(index, *gone)
+        await send_json(send, 200, page(rows, more))
 
     async def delete(self, request: Request, send: Send) -> None:
         redis = self._service.require_store().redis
@@ -113,6 +143,8 @@ async def save_file(
         pipe.hset(keys.file(project, record["id"]), mapping=record)
         pipe.set(keys.file_content(project, record["id"]), content, ex=keep)
         pipe.expire(keys.file(project, record["id"]), keep)
+        pipe.zadd(keys.files_index(project, module), {record["id"]: now})
+        pipe.expire(keys.files_index(project, module), keep)
         await pipe.execute()
     return record
 

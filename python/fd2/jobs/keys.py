@@ -36,6 +36,11 @@ def file_content(project: str, file_id: str) -> str:
     return f"{PREFIX}:file:{project}:{file_id}:content"
 
 
+def files_index(project: str, module: str) -> str:
+    """The files uploaded or written through one module's route, by creation time."""
+    return f"{PREFIX}:files:{project}:{module}"
+
+
 def batch(project: str, batch_id: str) -> str:
     return f"{PREFIX}:batch:{project}:{batch_id}"
 

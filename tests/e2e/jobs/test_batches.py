@@ -77,6 +77,9 @@ def test_the_sdk_batch_flow_runs_end_to_end(gateway: Gateway) -> None:
     assert error["response"]["body"]["error"]["type"] == "invalid_request_error"
     listed = client.batches.list()
     assert [b.id for b in listed.data] == [batch.id]
+    files = client.files.list()
+    assert {f.id for f in files.data} == {uploaded.id, done.output_file_id, done.error_file_id}
+    assert [f.id for f in client.files.list(purpose="batch").data] == [uploaded.id]
 
 
 def test_a_cancelled_batch_ends_cancelled_with_what_finished(gateway: Gateway) -> None:
