@@ -10,9 +10,12 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import redis
 
+from ..hardening import wait_for, worker_pids
 from ..redis_server import RedisServer
 from ..support import wait_until
 from .conftest import CHAT, Gateway, start_receiver, wait_job
@@ -23,6 +26,16 @@ SLOW = {**CHAT, "model": "slow-4000"}
 def _running(gateway: Gateway, job_id: str) -> bool:
     with gateway.client() as client:
         return bool(client.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
+
+
+def _ended(gateway: Gateway, job_id: str) -> dict[str, Any] | None:
+    try:
+        job: dict[str, Any] = httpx.get(
+            f"{gateway.url}/alpha/chat/v1/jobs/{job_id}", timeout=5
+        ).json()
+    except httpx.TransportError:
+        return None
+    return job if job["status"] in ("succeeded", "failed", "cancelled", "expired") else None
 
 
 def test_a_job_survives_fd2_killed_mid_job(gateway: Gateway) -> None:
@@ -130,3 +143,28 @@ def test_work_that_keeps_failing_is_dead_lettered_and_stalls_nothing(
             what="the broken work to be acknowledged",
         )
         assert store.hget("fd2:jobs:job:alpha:job_broken", "status") == b"failed"
+
+
+def test_a_job_survives_its_granian_worker_killed(gateway: Gateway) -> None:
+    # One job slot per worker process: two running jobs are one on each worker.
+    service = gateway.start(FD2_WORKERS="2", FD2_JOBS_WORKERS="1")
+    assert wait_for(lambda: len(worker_pids(service.proc.pid)) == 2, timeout=20)
+    with gateway.client() as client:
+        jobs = [
+            client.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": SLOW}).json()[
+                "job_id"
+            ]
+            for _ in range(2)
+        ]
+        wait_until(
+            lambda: all(client.get(f"/v1/jobs/{j}").json()["status"] == "running" for j in jobs),
+            timeout=10,
+            what="the jobs to start on both workers",
+        )
+        victim = worker_pids(service.proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)  # its job is held by a consumer that is gone
+    # A new connection each time: one kept alive may have been to the worker killed.
+    ended = [wait_until(lambda j=j: _ended(gateway, j), timeout=40, what=f"job {j}") for j in jobs]
+    assert all(job["status"] == "succeeded" for job in ended), ended
+    attempts = sorted(job["attempts"] for job in ended)
+    assert attempts == [1, 2], attempts  # the victim's job ran again, the other's once
