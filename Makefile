@@ -82,10 +82,16 @@ test-python: install redis-server haproxy ## the pytest suite (unit, module, end
 # The benchmark's stand-in and load generator are Go programs (standard library only; Go >= 1.19).
 GO_BIN := $(shell command -v go 2>/dev/null || ls /usr/local/go/bin/go 2>/dev/null)
 
-bench-tools: ## install Go (Debian golang-go) when absent; the harness builds its tools with it
+NGINX_BIN := $(shell command -v nginx 2>/dev/null || ls /usr/sbin/nginx 2>/dev/null)
+
+bench-tools: ## install Go (the harness builds its tools with it) and nginx (an anchor) when absent
 	@if [ -z "$(GO_BIN)" ]; then \
 		echo "installing Go to build the benchmark tools"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go; \
+	fi
+	@if [ -z "$(NGINX_BIN)" ]; then \
+		echo "installing nginx-light (the C proxy every benchmark report is read against)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; \
 	fi
 
 bench: install bench-tools ## overhead, streaming and load: direct vs fd2, 3 interleaved rounds (minutes)

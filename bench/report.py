@@ -188,9 +188,9 @@ def markdown(data: dict[str, Any]) -> str:
     if ratios:
         lines += [
             "",
-            "## fd2 / peer (same run, same rounds)",
+            "## fd2 against the anchors and peers (same run, same rounds)",
             "",
-            "| load | peer | fd2 req/s ÷ peer req/s (closed) or peer TTFT ÷ fd2 TTFT (stream) |",
+            "| load | against | fd2 req/s ÷ its req/s (closed) or its TTFT ÷ fd2 TTFT (stream) |",
             "|---|---|---|",
         ]
         lines += [

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import report
+from anchor_targets import start_anchors
 from control_plane import latency_under_rebuilds, rebuild_figures
 from machine import describe_machine
 from peer_targets import start_peers
@@ -174,6 +175,12 @@ def main() -> None:
     mode.add_argument("--quick", action="store_true", help="2 rounds of 2 s")
     mode.add_argument("--smoke", action="store_true", help="seconds; exit 1 on any error")
     parser.add_argument("--peers", action="store_true", help="also measure LiteLLM and Portkey")
+    parser.add_argument(
+        "--no-anchors",
+        action="store_true",
+        help="skip nginx and the two floor apps (measured by default: every figure is read "
+        "against them)",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
     parser.add_argument("--duration", type=float, help="seconds per closed/open run (default 5)")
     parser.add_argument("--rate", type=float, help="open-loop requests/s (default 1000)")
@@ -193,6 +200,8 @@ def main() -> None:
     with Processes() as procs:
         standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
         targets = [standins.direct, start_fd2(procs, pin, standins, out, cfg.fd2_workers)]
+        if not args.no_anchors:
+            targets += start_anchors(procs, pin, standins, out)
         if args.peers:
             targets += start_peers(procs, pin, standins, out)
         print(f"pinning: {pin.describe()}", flush=True)
@@ -203,6 +212,8 @@ def main() -> None:
         for round_no in range(1, cfg.rounds + 1):
             for scenario in cfg.scenarios():
                 for target in targets:
+                    if scenario.mode == "stream" and not target.stream_url:
+                        continue  # floor-fixed has no upstream to stream from
                     result = measure(target, scenario, cfg, pin)
                     runs.append(
                         {

@@ -76,7 +76,7 @@ _DISPATCH = textwrap.dedent(
         handlers={"/v1/models": {"GET": handler}},
     )
     group = RouteGroup(by_environment={"dev": route}, default_environment="dev", origin="bench")
-    table = RouteTable({("acme", "chat"): group}, frozenset({"acme"}), 1)
+    table = RouteTable.of_groups({("acme", "chat"): group}, 1)
     app = Fd2App(Settings(manifests="/tmp"))
     app.runtime = types.SimpleNamespace(
         builder=types.SimpleNamespace(table=table), control_tower=None

@@ -36,7 +36,7 @@ def _table() -> RouteTable:
             groups[(project, module)] = RouteGroup(
                 by_environment=routes, default_environment="development", origin="bench"
             )
-    return RouteTable(groups, frozenset(p for p, _ in groups), 1)
+    return RouteTable.of_groups(groups, 1)
 
 
 TABLE = _table()
@@ -48,7 +48,8 @@ _ONE_REGEX = re.compile(rb"^/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})(/.*)?$"
 
 def fd2_lookup(raw_path: bytes, environment: bytes) -> tuple[Route, str]:
     key = key_from_path(raw_path)
-    group = TABLE.groups[(key.project, key.module)]
+    group = TABLE.group(key.project, key.module)
+    assert group is not None
     return group.by_environment[canonical_environment(environment.decode("latin-1"))], key.path
 
 

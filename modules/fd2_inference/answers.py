@@ -17,6 +17,7 @@ import msgspec
 import orjson
 
 from fd2.serving.errors import (
+    BadRequest,
     Fd2Error,
     ServiceUnavailable,
     UpstreamError,
@@ -24,6 +25,7 @@ from fd2.serving.errors import (
     render_error,
 )
 from fd2.telemetry.scrub import Scrubber
+from fd2_inference.providers.base import ProviderFailure, UnsupportedParameter
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -31,7 +33,8 @@ ERROR_BODY_LIMIT: Final = 1 << 20
 """Most bytes read of an answer that is not a success (error bodies are small)."""
 
 _RELAYED_PREFIX: Final = b"x-ratelimit-"
-_RELAYED_NAMES: Final = frozenset({b"openai-processing-ms"})
+# `retry-after` (and OpenAI's `retry-after-ms`) tell a client of a 429 or 503 when to come back.
+_RELAYED_NAMES: Final = frozenset({b"openai-processing-ms", b"retry-after", b"retry-after-ms"})
 
 
 class _Answer(msgspec.Struct):
@@ -175,3 +178,37 @@ _TIMEOUT_MESSAGES: Final[dict[type[Exception], str]] = {
     ),
     aiohttp.SocketTimeoutError: "The upstream stopped sending data (read timeout).",
 }
+
+
+class ProviderError(Fd2Error):
+    """A translated provider's error answer, in OpenAI's terms (`ProviderFailure`): its status,
+    type, code and the headers a client needs (`retry-after`, rate limits) passed through."""
+
+    def __init__(self, failure: ProviderFailure, scrubber: Scrubber | None = None) -> None:
+        message = scrubber.text(failure.message) if scrubber is not None else failure.message
+        super().__init__(message, code=failure.code)
+        # Per instance: the status and type are the provider's, mapped.
+        self.status = failure.status  # type: ignore[misc]
+        self.error_type = failure.type  # type: ignore[misc]
+        if failure.code is None:
+            self.code = None  # type: ignore[misc]
+        self._headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in failure.headers
+        ]
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._headers
+
+
+def unsupported(exc: UnsupportedParameter) -> BadRequest:
+    """The 400 for a parameter the provider cannot honour (the `refuse` policy)."""
+    return BadRequest(str(exc) + ".", param=exc.param, code="unsupported_parameter")
+
+
+def untranslatable(provider: str, what: str) -> UpstreamError:
+    """A provider answer that could not be translated (not the shape its reference gives)."""
+    return UpstreamError(
+        f"The answer of provider {provider!r} could not be translated ({what}).",
+        code="upstream_untranslatable",
+    )

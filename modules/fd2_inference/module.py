@@ -15,14 +15,19 @@ from typing import Any, ClassVar
 
 from fd2.control.secrets import Secret
 from fd2.metering import Meter
-from fd2.module import Handler, Module, ModuleContext
+from fd2.module import ErrorRenderer, Handler, Module, ModuleContext
 from fd2.serving.disconnect import cancel_on_disconnect
-from fd2.serving.errors import NotFound
+from fd2.serving.errors import ConfigError, NotFound
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_metrics import upstream_failed
 from fd2.types import Send
-from fd2_inference.config import InferenceConfig, load_config
+from fd2_inference.answers import unsupported
+from fd2_inference.chat_service import ProviderChat, provider_call, upstream_call
+from fd2_inference.config import InferenceConfig, load_config, provider_settings
+from fd2_inference.embeddings import as_requested
 from fd2_inference.exchange import relay_json
+from fd2_inference.extra_endpoints import EXTRA_ENDPOINTS
+from fd2_inference.extras import ExtraEndpoint, ModuleParts
 from fd2_inference.metering import (
     CHAT,
     COMPLETIONS,
@@ -30,8 +35,11 @@ from fd2_inference.metering import (
     OpenAIMeter,
     UsageReport,
     stream_report,
+    wants_usage,
     warm_up,
 )
+from fd2_inference.providers.base import Provider, UnsupportedParameter
+from fd2_inference.providers.registry import DEFAULT_PROVIDER, build_provider
 from fd2_inference.route_chat import RouteChat, gateway_route
 from fd2_inference.route_upstream import RouteUpstream
 from fd2_inference.streaming import relay_stream
@@ -43,9 +51,11 @@ from fd2_inference.transforms import (
     prepare_chat,
     prepare_completion,
     prepare_embedding,
+    provider_base_url,
     upstream_body,
     upstream_target,
 )
+from fd2_inference.translated import relay_translated_json, relay_translated_stream
 from fd2_inference.upstream import Upstream
 
 _Prepare = Callable[[dict[str, Any], Defaults], Prepared]
@@ -66,8 +76,14 @@ class InferenceModule(Module):
     """Proxies OpenAI's inference API to one upstream, applying manifest defaults."""
 
     module_types: ClassVar[tuple[str, ...]] = ("inference_endpoint", "inference_openai")
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        # The AWS ones: Bedrock's SigV4 credentials (the config declares them as secrets).
+        {"api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+    )
     cache_key_ignores: ClassVar[frozenset[str]] = frozenset({"user", "stream", "stream_options"})
+    # Of those, the ones that change the answer's shape (a stream, its usage chunk): the response
+    # cache keeps one stored variant per value (fd2.pipeline.cache).
+    cache_variant_fields: ClassVar[frozenset[str]] = frozenset({"stream", "stream_options"})
 
     _upstream: Upstream
     _defaults: Defaults
@@ -78,15 +94,28 @@ class InferenceModule(Module):
     _route: RouteChat | None
     _gateway_module: str
     _meters: dict[str, OpenAIMeter]
+    _provider: Provider
+    chat_service: ProviderChat | None
+    """The module's chat path in process (`providers.base.ChatService`) for its other endpoints
+    (Anthropic's /v1/messages); None for a module served through an APISIX route."""
+    _extras: tuple[ExtraEndpoint, ...]
 
     async def setup(self, context: ModuleContext) -> None:
         config = load_config(context.config)
         self._defaults = defaults_from(config)
         self._logger = context.logger
         self._route = None
+        self.chat_service = None
+        self._extras = ()
         warm_up()
         api_key = config.api_key or context.references.get("api_key")
+        name = (config.provider or DEFAULT_PROVIDER).strip().lower()
         if config.apisix_route and config.apisix_gateway_module:
+            if name != DEFAULT_PROVIDER:
+                raise ConfigError(
+                    f"inference module config names provider {name!r} and an APISIX route: "
+                    "a gateway route serves OpenAI-compatible upstreams only"
+                )
             self._setup_route(context, config, api_key)
             return
         self._meters = {
@@ -94,18 +123,71 @@ class InferenceModule(Module):
             for kind, prepare in _PREPARE.items()
         }
         primary = context.endpoints.primary if context.endpoints is not None else None
-        target = upstream_target(primary, config.endpoint_url)
         fallback = context.endpoints.fallback if context.endpoints is not None else None
-        fallback_url = upstream_target(fallback, None).url if fallback else None
         timeouts = context.timeouts
-        self._upstream = Upstream(
-            context.http, target.url, api_key.reveal() if api_key else None, timeouts, fallback_url
+        # Built first: an unknown provider is the module's ConfigError (a 503 for its routes).
+        probe = provider_settings(config, name, "", api_key)
+        if name == DEFAULT_PROVIDER:
+            target = upstream_target(primary, config.endpoint_url)
+            fallback_url = upstream_target(fallback, None).url if fallback else None
+            self._upstream = Upstream(
+                context.http,
+                target.url,
+                api_key.reveal() if api_key else None,
+                timeouts,
+                fallback_url,
+            )
+            # An endpoint_url that is not an OpenAI path is the chat endpoint itself, as written.
+            self._chat_path = "" if target.chat_only else "/chat/completions"
+            self._only_chat = (
+                "its endpoint_url names a single chat endpoint" if target.chat_only else None
+            )
+            base_url = target.url
+            options = {**probe.options, "chat_path": self._chat_path}
+        else:
+            base_url = provider_base_url(primary, config.endpoint_url)
+            fallback_url = provider_base_url(fallback, None) if fallback else None
+            credentials = tuple(probe.credentials.values())
+            self._upstream = Upstream(
+                context.http,
+                base_url,
+                None,  # the provider's calls carry its credentials in its own headers
+                timeouts,
+                fallback_url,
+                secrets=((probe.api_key,) if probe.api_key else ()) + credentials,
+            )
+            self._chat_path = ""
+            self._only_chat = None
+            target = None
+            options = dict(probe.options)
+        self._provider = build_provider(
+            provider_settings(config, name, base_url, api_key, options=options)
         )
-        # An endpoint_url that is not an OpenAI path is the chat endpoint itself, used as written.
-        self._chat_path = "" if target.chat_only else "/chat/completions"
-        self._only_chat = (
-            "its endpoint_url names a single chat endpoint" if target.chat_only else None
+        self.chat_service = ProviderChat(
+            self._provider, self._upstream, self._defaults, self._logger
         )
+        parts = ModuleParts(
+            chat=self.chat_service,
+            provider=name,
+            defaults=self._defaults,
+            logger=self._logger,
+            project=context.project,
+            module=context.module,
+        )
+        self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
+        if target is None:
+            self._logger.info(
+                "inference module %s/%s (%s): provider %s at %s%s, %s, default model %s",
+                context.project,
+                context.module,
+                context.environment,
+                name,
+                display_url(base_url),
+                f" (fallback {display_url(fallback_url)})" if fallback_url else "",
+                "with credentials" if probe.api_key or probe.credentials else "without credentials",
+                self._defaults.model or "none",
+            )
+            return
         self._logger.info(
             "inference module %s/%s (%s): upstream %s%s%s, %s, default model %s",
             context.project,
@@ -151,11 +233,21 @@ class InferenceModule(Module):
             )
 
     def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
+        return {**self._own_endpoints(), **_extra_handlers(self._extras)}
+
+    def _own_endpoints(self) -> dict[str, Mapping[str, Handler]]:
         if self._only_chat is not None:
             chat = self._route.handle if self._route is not None else self._chat_completions
             return {
                 "/v1/chat/completions": {"POST": chat},
                 **{path: {method: self._not_served} for path, method in _OTHER_ENDPOINTS},
+            }
+        if not self._provider.passthrough:
+            return {
+                "/v1/chat/completions": {"POST": self._translated_chat},
+                "/v1/embeddings": {"POST": self._translated_embeddings},
+                "/v1/completions": {"POST": self._not_translated},
+                "/v1/models": {"GET": self._not_translated},
             }
         return {
             "/v1/chat/completions": {"POST": self._chat_completions},
@@ -164,14 +256,22 @@ class InferenceModule(Module):
             "/v1/models": {"GET": self._models},
         }
 
+    def error_renderers(self) -> Mapping[str, ErrorRenderer]:
+        return {e.path: e.error_renderer for e in self._extras if e.error_renderer is not None}
+
     def meters(self) -> Mapping[str, Meter]:
+        extra = {e.path: e.meter for e in self._extras if e.meter is not None}
         if self._route is not None:
             return {_PATHS[CHAT]: self._route.meter}
         if self._only_chat is not None:
-            return {_PATHS[CHAT]: self._meters[CHAT]}
-        return {_PATHS[kind]: meter for kind, meter in self._meters.items()}
+            return {_PATHS[CHAT]: self._meters[CHAT], **extra}
+        if not self._provider.passthrough:
+            return {_PATHS[kind]: self._meters[kind] for kind in (CHAT, EMBEDDINGS)} | extra
+        return {_PATHS[kind]: meter for kind, meter in self._meters.items()} | extra
 
     def describe(self) -> Mapping[str, Any]:
+        if self._route is None and not self._provider.passthrough:
+            return {"provider": self._provider.name}
         if self._route is not None:
             return {
                 "endpoints": ["/v1/chat/completions"],
@@ -189,6 +289,73 @@ class InferenceModule(Module):
 
     async def _embeddings(self, request: Request, send: Send) -> None:
         await self._inference(request, send, "/embeddings", EMBEDDINGS)
+
+    async def _not_translated(self, request: Request, send: Send) -> None:
+        raise NotFound(
+            f"Module {request.project}/{request.module} serves /v1/chat/completions and "
+            f"/v1/embeddings: its provider {self._provider.name!r} is not OpenAI-compatible."
+        )
+
+    async def _translated_chat(self, request: Request, send: Send) -> None:
+        try:
+            await request.body()
+            prepared = prepare_chat(await request.json_object(), self._defaults)
+            payload, provider, rid = prepared.payload, self._provider, request.request_id
+            call = provider_call(
+                provider, payload, stream=prepared.stream, request_id=rid, logger=self._logger
+            )
+            model = str(payload.get("model", ""))
+            self._logger.debug(
+                "request %s: chat over %s model=%s stream=%s",
+                rid,
+                provider.name,
+                model,
+                prepared.stream,
+            )
+            if prepared.stream:
+                translator = provider.chat_stream(model=model, include_usage=wants_usage(payload))
+                work = relay_translated_stream(
+                    self._upstream,
+                    provider,
+                    call,
+                    translator,
+                    send,
+                    self._logger,
+                    request,
+                    partial(upstream_failed, request),
+                )
+            else:
+                translate = partial(provider.chat_answer, model=model)
+                work = relay_translated_json(
+                    self._upstream, provider, call, translate, send, self._logger, request
+                )
+            await cancel_on_disconnect(request, work)
+        except ClientDisconnected:
+            self._logger.debug("request %s: client disconnected", request.request_id)
+
+    async def _translated_embeddings(self, request: Request, send: Send) -> None:
+        try:
+            await request.body()
+            payload = prepare_embedding(await request.json_object(), self._defaults).payload
+            provider, rid = self._provider, request.request_id
+            try:
+                call = upstream_call(provider.embeddings_call(payload), rid)
+            except UnsupportedParameter as exc:
+                raise unsupported(exc) from None
+            translate = partial(provider.embeddings_answer, model=str(payload.get("model", "")))
+            work = relay_translated_json(
+                self._upstream,
+                provider,
+                call,
+                translate,
+                send,
+                self._logger,
+                request,
+                finish=as_requested(payload),
+            )
+            await cancel_on_disconnect(request, work)
+        except ClientDisconnected:
+            self._logger.debug("request %s: client disconnected", request.request_id)
 
     async def _not_served(self, request: Request, send: Send) -> None:
         raise NotFound(
@@ -249,6 +416,13 @@ class InferenceModule(Module):
             await cancel_on_disconnect(request, work)
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)
+
+
+def _extra_handlers(extras: tuple[ExtraEndpoint, ...]) -> dict[str, Mapping[str, Handler]]:
+    handlers: dict[str, dict[str, Handler]] = {}
+    for extra in extras:
+        handlers.setdefault(extra.path, {})[extra.method] = extra.handler
+    return dict(handlers)
 
 
 def _bound(prepare: _Prepare, defaults: Defaults) -> Callable[[dict[str, Any]], Prepared]:

@@ -125,6 +125,18 @@ def upstream_target(primary: str | None, endpoint_url: str | None) -> UpstreamTa
     return UpstreamTarget(_checked(url, "endpoint_url", query_ok=True), chat_only=True)
 
 
+def provider_base_url(primary: str | None, endpoint_url: str | None) -> str:
+    """A translated provider's base URL: the manifest's primary endpoint, else `endpoint_url`,
+    as written (the provider's paths are appended to it; no OpenAI path is taken off)."""
+    for source, value in (("endpoints.primary", primary), ("endpoint_url", endpoint_url)):
+        if value and value.strip():
+            return _checked(value.strip(), source).rstrip("/")
+    raise ConfigError(
+        "inference module has no upstream: set endpoint_url in its config "
+        "or endpoints.<environment>.primary in its manifest"
+    )
+
+
 def _checked(url: str, source: str, *, query_ok: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -61,11 +61,13 @@ class Upstream:
         api_key: str | None,
         timeouts: Timeouts,
         fallback_url: str | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self._session = session
         self._base = base_url
         self._fallback = fallback_url
-        self._secrets = (api_key,) if api_key else ()
+        # `secrets`: credentials a provider's calls carry or are signed with, scrubbed likewise.
+        self._secrets = ((api_key,) if api_key else ()) + secrets
         # Only these headers go upstream, never the client's own: its Authorization authenticated
         # it to the gateway, not to the upstream. Keyed by (stream, has a body).
         common = {"authorization": f"Bearer {api_key}"} if api_key else {}

@@ -1,15 +1,22 @@
 """Type stub for fd2._native, the gateway's Rust extension (source: rust/src)."""
 
+import datetime
+import uuid
 from collections.abc import Sequence
-from typing import Final, final
+from typing import Final, TypeAlias, final
 
 from fd2.serving.errors import Fd2Error
 
 __all__ = [
     "CACHE_KEY_VERSION",
+    "PII_KINDS",
+    "PII_WINDOW",
     "CacheKeyError",
     "CacheKeyer",
+    "EventStreamDecoder",
+    "EventStreamError",
     "NativeError",
+    "PiiScanner",
     "SseDecoder",
     "SseEventTooLarge",
     "SseFramer",
@@ -25,6 +32,8 @@ __all__ = [
 ]
 
 CACHE_KEY_VERSION: Final[str]
+PII_KINDS: Final[list[str]]
+PII_WINDOW: Final[int]
 
 class NativeError(Fd2Error):
     """Root of every exception raised by fd2._native (an fd2.serving.errors.Fd2Error)."""
@@ -40,6 +49,9 @@ class UnknownEncoding(NativeError):
 
 class CacheKeyError(NativeError):
     """A request body that cannot be canonicalised (not JSON, duplicate keys, ...)."""
+
+class EventStreamError(NativeError):
+    """AWS event stream bytes that are not a valid message (CRC, lengths, headers, size limit)."""
 
 @final
 class SseFramer:
@@ -100,6 +112,29 @@ class SseDecoder:
     @property
     def retry(self) -> int | None: ...
 
+_HeaderValue: TypeAlias = bool | int | bytes | str | datetime.datetime | uuid.UUID
+
+@final
+class EventStreamDecoder:
+    """Incremental decoder for AWS `application/vnd.amazon.eventstream` bytes (Bedrock's
+    ConverseStream): `feed()` returns the messages completed so far as (headers, payload), both
+    CRCs checked; headers map names to typed values (timestamps as aware UTC datetimes, uuids as
+    UUID; the first of a repeated name wins). A CRC mismatch, impossible length, malformed header
+    or a message over `max_message_bytes` raises EventStreamError, after which every call does;
+    when the chunk also completed good messages before the bad one, those are returned and the
+    next call raises. `finish()` returns the size of an unfinished last message (0 on a clean
+    end)."""
+
+    def __new__(cls, *, max_message_bytes: int = 16777216) -> EventStreamDecoder: ...
+    def feed(self, chunk: bytes) -> list[tuple[dict[str, _HeaderValue], bytes]]: ...
+    def finish(self) -> int: ...
+    @property
+    def messages(self) -> int: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def max_message_bytes(self) -> int: ...
+
 def encode(text: str, encoding: str = "o200k_base") -> list[int]: ...
 def count_tokens(text: str, encoding: str = "o200k_base") -> int: ...
 def count_tokens_all(texts: Sequence[str], encoding: str = "o200k_base") -> int: ...
@@ -123,3 +158,12 @@ class CacheKeyer:
 
 def build_info() -> dict[str, str]:
     """How this extension was built: version, rustc, target, profile, opt_level, debug asserts."""
+
+@final
+class PiiScanner:
+    """Finds PII of the given kinds (`PII_KINDS`) in text: e-mail addresses, phone numbers,
+    payment cards (Luhn), IBANs (mod 97), US SSNs, IPv4/IPv6 addresses, credentials."""
+
+    def __new__(cls, kinds: Sequence[str]) -> PiiScanner: ...
+    def scan(self, text: str) -> list[tuple[str, int, int]]:
+        """(kind, start, end) of each match, ordered, offsets in characters."""

@@ -294,6 +294,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     otel_service_name: Annotated[
         str, LOGGING("OpenTelemetry: the service.name of fd2's spans", "NAME")
     ] = "fd2"
+    audit_file: Annotated[
+        str | None,
+        LOGGING("JSON Lines file the audit records of modules with `audit` go to", "PATH"),
+    ] = None
+    audit_file_max_bytes: Annotated[
+        Count, LOGGING("size at which the audit file is rotated (PATH.1, PATH.2, ...)")
+    ] = 104857600
+    audit_file_keep: Annotated[Count, LOGGING("rotated audit files kept")] = 5
+    audit_stream: Annotated[
+        str | None,
+        LOGGING("Redis Stream the audit records go to (needs --redis-url)", "KEY"),
+    ] = None
+    audit_stream_maxlen: Annotated[
+        Count, LOGGING("approximate length the audit stream is trimmed to (XADD MAXLEN ~)")
+    ] = 100000
 
     def __post_init__(self) -> None:
         # msgspec checks types and bounds when it decodes; a Settings built in Python gets the

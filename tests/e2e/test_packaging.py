@@ -56,17 +56,28 @@ def test_installed_package_carries_the_built_in_modules(installed: Path) -> None
             str(installed / "python"),
             "-I",
             "-c",
-            "import fd2_inference; print(fd2_inference.__file__)",
+            "import fd2_inference, fd2_model_server, fd2_rag, fd2_workflows;"
+            " print(fd2_inference.__file__); print(fd2_rag.__file__);"
+            " print(fd2_model_server.__file__); print(fd2_workflows.__file__)",
         ],
         cwd=installed,
         env={"PATH": os.environ["PATH"]},
     )
-    assert Path(where.strip()).is_relative_to(installed.parent / "lib"), where
+    for line in where.split():
+        assert Path(line).is_relative_to(installed.parent / "lib"), where
     version = _run([str(installed / "fd2"), "--version"], cwd=installed, env=dict(os.environ))
     lines = version.splitlines()
     assert lines[0].startswith("fd2 0.") and lines[1].startswith("fd2._native 0.")
     assert "rustc " in lines[1] and "release" in lines[1]
-    assert lines[3] == "module types: inference_endpoint, inference_openai, jwt_config"
+    types = set(lines[3].removeprefix("module types: ").split(", "))
+    assert {
+        "inference_endpoint",
+        "inference_openai",
+        "jwt_config",
+        "rag_service",
+        "model_server",
+        "langgraph_workflow",
+    } <= types
 
 
 def test_installed_fd2_serves_the_example_manifests(

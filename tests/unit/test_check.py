@@ -1,4 +1,4 @@
-"""`fd2 check` (python/fd2/check.py): what a manifest directory would do in a gateway, offline.
+"""`fd2 check` (python/fd2/cli/check.py): what a manifest directory would do in a gateway, offline.
 
 Manifests are written to a directory and read as the command reads them; the routes are built by
 the gateway's own route builder with the installed modules."""

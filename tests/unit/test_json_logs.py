@@ -33,7 +33,7 @@ def test_a_line_carries_the_request_and_trace_ids(json_lines):
     first, second = json_lines()
     assert first["message"] == "upstream said no"
     assert (first["request_id"], first["trace_id"]) == ("req-1", TRACE)
-    assert first["level"] == "INFO" and first["logger"] == "fd2.serving.app"
+    assert first["level"] == "INFO" and first["logger"] == "fd2.app"
     assert (second["request_id"], second["trace_id"]) == (None, None)
 
 

@@ -85,3 +85,11 @@ def test_config_fields_that_name_modules_are_dependencies():
     # The Control Tower writes jwt_auth_enabled: false by default: then the reference is inert.
     off = {**rag, "config": {"jwt_auth_enabled": False, "jwt_module_reference": "auth"}}
     assert dependency_names(manifest([off]).modules[0]) == ()
+
+
+def test_cache_redaction_and_audit_blocks_come_from_the_overlay():
+    blocks = {"cache": {"ttl_s": 30}, "redaction": {}, "audit": {"content": True}}
+    entry = by_name(manifest([CHAT], {"fd2": {"modules": {"chat": blocks}}}))["chat"].entry
+    assert (entry.cache, entry.redaction, entry.audit) == ({"ttl_s": 30}, {}, {"content": True})
+    with pytest.raises(ManifestError, match="cache"):
+        manifest([{**CHAT, "cache": {}}], {"fd2": {"modules": {"chat": {"cache": {}}}}})

@@ -78,7 +78,7 @@ def test_invalid_and_reserved_names_are_refused(name, labels):
 def test_label_sets_are_bounded_per_route(caplog):
     registry = MetricsRegistry()
     counter = route(registry).counter("by_user_total", "x", labels=("user",), max_series=3)
-    with caplog.at_level(logging.WARNING, logger="fd2.telemetry.metrics"):
+    with caplog.at_level(logging.WARNING, logger="fd2.metrics"):
         for user in ("u1", "u2", "u3", "u4", "u5", "u1"):
             counter.labels(user=user).inc()
     name = "fd2_prompt_runner_by_user_total"

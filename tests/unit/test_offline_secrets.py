@@ -1,5 +1,5 @@
-"""Secrets and environment for fd2 check/routes (python/fd2/offline_secrets.py): references are
-checked and stand in for themselves; nothing is read."""
+"""Secrets and environment for fd2 check/routes (python/fd2/control/offline_secrets.py):
+references are checked and stand in for themselves; nothing is read."""
 
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pipeline_support import Answering, FixedMeter, Recorder, make_request
 
-from fd2.auth.errors import RateLimited
 from fd2.auth.identity import Identity
+from fd2.limits.errors import RateLimited
 from fd2.limits.gcra import LocalLimiter, decide
 from fd2.limits.plan import LimitPlan, credential_specs
 from fd2.limits.specs import LimitSpec, specs_for

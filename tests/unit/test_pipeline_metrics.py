@@ -7,8 +7,9 @@ from pipeline_support import Answering, Recorder, make_request
 from test_pipeline_auth import KEY, bearer, policy
 from test_request_metrics import value
 
-from fd2.auth.errors import Forbidden, RateLimited
+from fd2.auth.errors import Forbidden
 from fd2.auth.identity import Identity
+from fd2.limits.errors import RateLimited
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import specs_for

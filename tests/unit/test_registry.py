@@ -1,4 +1,4 @@
-"""python/fd2/registry.py: the installed module types, and what a missing one is logged as."""
+"""python/fd2/control/registry.py: the installed module types, and how a missing one is logged."""
 
 import logging
 from pathlib import Path
@@ -19,15 +19,21 @@ ENV = {"ACME_UPSTREAM_API_KEY": "k", "ACME_DEV_JWT_SECRET": "acme-dev-jwt-secret
 def test_installed_fd2_serves_every_built_in_type():
     # The entry points come from fd2's own distribution (the built-in modules ship inside it).
     registry = ModuleRegistry()
-    for module_type in ("inference_endpoint", "inference_openai", "jwt_config"):
+    for module_type in (
+        "inference_endpoint",
+        "inference_openai",
+        "jwt_config",
+        "rag_service",
+        "model_server",
+    ):
         assert registry.resolve(module_type, None) is not None, module_type
-    assert {"fd2", "fd2_inference"} <= set(registry.allowed_packages)
+    assert {"fd2", "fd2_inference", "fd2_rag", "fd2_model_server"} <= set(registry.allowed_packages)
 
 
 def test_install_hint_names_the_package():
     assert "reinstall the fd2 package" in ModuleRegistry.install_hint("inference_endpoint")
-    hint = ModuleRegistry.install_hint("rag_service")
-    assert "'rag_service'" in hint and "'fd2.modules'" in hint
+    hint = ModuleRegistry.install_hint("monitoring")
+    assert "'monitoring'" in hint and "'fd2.modules'" in hint
 
 
 async def test_a_type_no_package_serves_is_a_warning(caplog):

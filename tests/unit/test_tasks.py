@@ -24,7 +24,7 @@ async def test_a_task_that_raises_is_logged_and_restarted_with_growing_back_off(
         up.set()
         await asyncio.Event().wait()  # the fourth run stays up
 
-    with caplog.at_level(logging.ERROR, logger="fd2.control.tasks"):
+    with caplog.at_level(logging.ERROR, logger="fd2.tasks"):
         job = supervisor.spawn("flaky", flaky)
         await asyncio.wait_for(up.wait(), 5)
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
@@ -48,7 +48,7 @@ async def test_repeated_crashes_of_one_cause_are_logged_once(caplog):
             enough.set()
         raise ValueError
 
-    with caplog.at_level(logging.ERROR, logger="fd2.control.tasks"):
+    with caplog.at_level(logging.ERROR, logger="fd2.tasks"):
         supervisor.spawn("broken", always_fails)
         await asyncio.wait_for(enough.wait(), 5)
         await supervisor.aclose()

@@ -13,6 +13,7 @@ import re
 
 import orjson
 
+from fd2.admin import cache_admin
 from fd2.admin.routes_view import routes_view
 from fd2.control.runtime import Runtime
 from fd2.serving.errors import Fd2Error, MethodNotAllowed, NotFound, Unauthorized
@@ -22,6 +23,9 @@ from fd2.types import Scope, Send
 
 OPS_PATHS = frozenset({"/readyz", "/metrics"})
 ADMIN_PREFIX = "/admin/"
+CACHE_PREFIX = "/v1/cache/"
+"""The OpenAI-style path of the cache deletion (docs/cache.md), answered here with the admin
+token, never routed to a project."""
 _REFRESH = re.compile(r"^/admin/manifests/([A-Za-z0-9_-]{1,64})/refresh$")
 _READY = b'{"status":"ready"}'
 _NOT_READY = b'{"status":"not ready","reason":"no manifest source is usable"}'
@@ -54,6 +58,11 @@ class OpsEndpoints:
             _only(method, "GET")
             body = orjson.dumps(routes_view(self._runtime), option=orjson.OPT_INDENT_2)
             await send_bytes(send, 200, body)
+            return
+        if path.startswith(cache_admin.PATHS):
+            _only(method, "DELETE")
+            answer = await cache_admin.delete(self._runtime.redis, path)
+            await send_bytes(send, 200, orjson.dumps(answer))
             return
         match = _REFRESH.match(path)
         if match is None:

@@ -1,10 +1,9 @@
-"""What an APISIX route the module names asks of fd2's gate: its jwt-auth and its limits.
+"""What an APISIX route the module names asks of fd2's auth: its jwt-auth.
 
 The Control Tower's own manifests describe auth and limits as APISIX plugins on the route the
 inference module names (`apisix_route` + `apisix_gateway_module`). fd2 is the gateway, so it
-enforces them itself: `jwt-auth` becomes a verifier that also checks the consumer's key claim, and
-`limit-count` / `limit-req` become buckets — per client address (APISIX's default key), per
-caller (`consumer_name`), or for the whole route.
+enforces them itself: `jwt-auth` becomes a verifier that also checks the consumer's key claim
+(here); `limit-count` / `limit-req` become buckets (`fd2.limits.route_limits`).
 """
 
 from __future__ import annotations
@@ -12,21 +11,17 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from fd2.auth.jwt_verifier import JwtVerifier, TokenRejected
 from fd2.auth.verifiers import TokenVerifier
 from fd2.control.gateway import GatewayRoute, compile_apisix_route
-from fd2.control.gateway.route import JwtAuthSpec, LimitRule
+from fd2.control.gateway.route import JwtAuthSpec
 from fd2.control.manifests.compile import ModuleDeclaration, resolve_dependency
 from fd2.control.secrets import ResolvesSecrets
-from fd2.limits.specs import LimitSpec
 from fd2.serving.errors import ConfigError
-
-_PER_CLIENT: Final = frozenset({"remote_addr", "http_x_real_ip", "http_x_forwarded_for"})
-_PER_CALLER: Final = frozenset({"consumer_name", "credential"})
 
 
 def gateway_route_of(
@@ -93,33 +88,3 @@ def consumer_verifier(spec: JwtAuthSpec, leeway_s: float = 10.0) -> TokenVerifie
     leeway = max(leeway_s, float(spec.lifetime_grace_period))
     inner = JwtVerifier(algorithm=spec.algorithm, key=key, leeway_s=leeway)
     return KeyClaimVerifier(inner, spec.key_claim_name, spec.key)
-
-
-class RouteLimits:
-    """A route's APISIX limits as fd2 buckets, by what they are counted per."""
-
-    __slots__ = ("per_caller", "per_client", "route_wide")
-
-    def __init__(self, prefix: str, rules: tuple[LimitRule, ...]) -> None:
-        route_wide: list[LimitSpec] = []
-        per_client: list[LimitSpec] = []
-        per_caller: list[LimitSpec] = []
-        for index, rule in enumerate(rules):
-            window_us = max(1, round(rule.window_s * 1_000_000))
-            spec = LimitSpec(
-                f"{prefix}:apisix:{index}:{rule.plugin}",
-                rule.kind,
-                rule.limit,
-                max(1, window_us // rule.limit),
-            )
-            if rule.key in _PER_CLIENT:
-                per_client.append(spec)
-            elif rule.key in _PER_CALLER:
-                per_caller.append(spec)
-            else:
-                route_wide.append(spec)
-        self.route_wide = tuple(route_wide)
-        self.per_client = tuple(per_client)
-        """Completed with the client's address per request."""
-        self.per_caller = tuple(per_caller)
-        """Completed with the caller's credential per request."""

@@ -8,6 +8,7 @@ from fd2.cli.check import Report
 from fd2.cli.check_command import OFFLINE_NOTE
 from fd2.cli.check_problems import Problem
 from fd2.cli.route_preview import RouteRow
+from fd2.control.manifests.models import JWT_CONFIG_MODULE_TYPE
 
 
 def check_text(report: Report) -> str:
@@ -64,7 +65,9 @@ def _where(problem: Problem) -> str:
 
 def _mode(row: RouteRow) -> str:
     return (
-        "none (OPEN)" if row.auth == "none" and row.module_type != "jwt_config" else str(row.auth)
+        "none (OPEN)"
+        if row.auth == "none" and row.module_type != JWT_CONFIG_MODULE_TYPE
+        else str(row.auth)
     )
 
 

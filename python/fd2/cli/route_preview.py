@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 import aiohttp
 import msgspec
 
+from fd2.audit.writer import AuditWriter
 from fd2.auth.api_keys import KeyHasher
 from fd2.auth.choice import AuthChoice, choose_auth
 from fd2.auth.gateway_route import gateway_route_of
@@ -160,6 +161,8 @@ async def _build(
         limiter=LocalLimiter(),
         hasher=KeyHasher(b""),
         default_auth=settings.default_auth,
+        # Modules with `audit` compile as `fd2 serve` would: served when it has a sink.
+        audit=AuditWriter([]) if settings.audit_file or settings.audit_stream else None,
     )
     builder = RouteBuilder.from_settings(
         settings, secrets=secrets, http=http, environ=environ, gates=gates

@@ -16,6 +16,8 @@ from fd2.control.manifests.models import SERVED_STATUSES
 # handed over as a dependency, as if listed there.
 _REFERENCE_FIELDS: Final = ("apisix_gateway_module",)
 _JWT_REFERENCE: Final = ("jwt_auth_enabled", "jwt_module_reference")
+# Config fields that list modules (`langgraph_workflow`: the inference modules its nodes call).
+_REFERENCE_LISTS: Final = ("inference_modules",)
 
 
 def dependency_names(entry: object) -> tuple[str, ...]:
@@ -27,6 +29,10 @@ def dependency_names(entry: object) -> tuple[str, ...]:
             value = config.get(field)
             if isinstance(value, str) and value:
                 names.append(value)
+        for field in _REFERENCE_LISTS:
+            listed = config.get(field)
+            if isinstance(listed, list):
+                names.extend(name for name in listed if isinstance(name, str) and name)
         enabled, reference = (config.get(field) for field in _JWT_REFERENCE)
         if enabled is True and isinstance(reference, str) and reference:
             names.append(reference)

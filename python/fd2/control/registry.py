@@ -18,7 +18,16 @@ from fd2.serving.errors import ConfigError
 
 ENTRY_POINT_GROUP = "fd2.modules"
 # The module types fd2's own distribution serves: missing, the install itself is incomplete.
-_BUILT_IN_TYPES = frozenset({"inference_endpoint", "inference_openai", JWT_CONFIG_MODULE_TYPE})
+_BUILT_IN_TYPES = frozenset(
+    {
+        "inference_endpoint",
+        "inference_openai",
+        JWT_CONFIG_MODULE_TYPE,
+        "rag_service",
+        "model_server",
+        "langgraph_workflow",
+    }
+)
 _log = logging.getLogger("fd2.registry")
 # Implementations that moved: a manifest written for an older fd2 keeps working.
 _RENAMED_IMPLEMENTATIONS = {

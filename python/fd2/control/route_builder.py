@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
+import msgspec
 
 from fd2.control.environments import canonical_environment
 from fd2.control.manifests.compile import (
@@ -157,30 +159,22 @@ class RouteBuilder:
     ) -> None:
         """Builds `project` (None: removes it) and swaps it into the table; the lock is held."""
         began = time.perf_counter()
-        groups = await self._build_project(project, manifests) if manifests is not None else {}
+        groups = await self._build_project(project, manifests) if manifests is not None else None
         old = self.table
-        merged = {key: group for key, group in old.groups.items() if key[0] != project}
-        merged.update(groups)
-        projects = set(old.projects)
         if manifests is None:
-            projects.discard(project)
             self._digests.pop(project, None)
             self._manifests.pop(project, None)
             self._secret_usage.pop(project, None)
             self._versions.pop(project, None)
         else:
-            projects.add(project)
             self._digests[project] = digest
             self._manifests[project] = manifests
             versions = sorted({str(m.version) for _, m in manifests if m.version})
             self._versions[project] = ", ".join(versions) or None
-        self.table = RouteTable(merged, frozenset(projects), old.version + 1)
-        for key, group in old.groups.items():
-            if key[0] == project:
-                for route in group.by_environment.values():
-                    if route.loaded is not None:
-                        route.loaded.retire()
-                        self._retired.append(route.loaded)
+        self.table = old.with_project(project, groups)
+        for loaded in old.loaded_modules(project):
+            loaded.retire()
+            self._retired.append(loaded)
         self.last_rebuild_seconds = time.perf_counter() - began
         self.rebuilds += 1
         self.rebuild_seconds += self.last_rebuild_seconds
@@ -202,7 +196,7 @@ class RouteBuilder:
 
     async def _build_project(
         self, project: str, manifests: Sequence[tuple[str, AnyManifest]]
-    ) -> dict[tuple[str, str], RouteGroup]:
+    ) -> dict[str, RouteGroup]:
         by_module: dict[str, ModuleDeclaration] = {}
         for origin, manifest in manifests:
             for declaration in declarations(
@@ -233,10 +227,16 @@ class RouteBuilder:
             if cls is not None and problem is None
             for environment in by_module[name].environments
         ]
-        # One hop off the event loop per project: secret files and Vault (hvac is synchronous)
-        # may block.
-        resolutions = await asyncio.to_thread(inputs.resolve_all, jobs) if jobs else {}
-        groups: dict[tuple[str, str], RouteGroup] = {}
+        # Secret files and Vault (hvac is synchronous) may block: then one hop off the event loop
+        # per project. A project whose references are all `env:` resolves in place (a thread
+        # hop costs more than the whole resolution, and 10k of them dominate a full build).
+        if not jobs:
+            resolutions: dict[tuple[str, str], Resolution] = {}
+        elif _may_block(manifests):
+            resolutions = await asyncio.to_thread(inputs.resolve_all, jobs)
+        else:
+            resolutions = inputs.resolve_all(jobs)
+        groups: dict[str, RouteGroup] = {}
         for name, declaration in by_module.items():
             cls, problem = classes[name]
             routes: dict[str, Route] = {}
@@ -252,7 +252,8 @@ class RouteBuilder:
                         by_module,
                         inputs.resolver_for(environment),
                     )
-            groups[(project, name)] = RouteGroup(
+            groups[name] = RouteGroup(
+                module_type=declaration.module_type,
                 by_environment=routes,
                 default_environment=declaration.default_environment,
                 origin=declaration.origin,
@@ -344,7 +345,7 @@ class RouteBuilder:
             await instance.setup(self._context(declaration, environment, resolution, tasks))
             handlers = instance.endpoints()
             if steps is not None:  # the module's handlers behind the route's steps, composed once
-                handlers = steps.apply(handlers, instance.meters())
+                handlers = steps.apply(handlers, instance.meters(), instance)
             if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind the route's auth
                 handlers = self._jobs.endpoints(
                     project=declaration.project,
@@ -365,6 +366,7 @@ class RouteBuilder:
             loaded=LoadedModule(instance, label, tasks),
             handlers=handlers,
             steps=steps,
+            error_renderers=instance.error_renderers(),
         )
 
     def _context(
@@ -411,6 +413,15 @@ class RouteBuilder:
 
     def _current_table(self) -> RouteTable:
         return self.table
+
+
+_BLOCKING_REFERENCE: Final = re.compile(rb"(?:file|vault|config|encrypted):")
+
+
+def _may_block(manifests: Sequence[tuple[str, AnyManifest]]) -> bool:
+    """Whether resolving these manifests may read a file or ask Vault: any text that looks like
+    such a reference, anywhere (a false positive only costs a thread hop)."""
+    return any(_BLOCKING_REFERENCE.search(msgspec.json.encode(m)) for _, m in manifests)
 
 
 def _unavailable(

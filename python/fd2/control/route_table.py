@@ -1,4 +1,4 @@
-"""The compiled route table: (project, module) → environment → a ready-to-serve Route.
+"""The compiled route table: project → module → environment → a ready-to-serve Route.
 
 The table is immutable; the builder makes a new one and swaps it in with one assignment, so a
 request sees either the old table or the new one, never half of each. A request holds the module
@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
-from fd2.module import Handler, Module
+from fd2.module import ErrorRenderer, Handler, Module
 from fd2.serving.errors import Fd2Error
 
 if TYPE_CHECKING:
@@ -76,7 +77,16 @@ class LoadedModule:
 class Route:
     """Everything the hot path needs for one (project, module, environment)."""
 
-    __slots__ = ("environment", "handlers", "loaded", "module", "project", "steps", "unavailable")
+    __slots__ = (
+        "environment",
+        "error_renderers",
+        "handlers",
+        "loaded",
+        "module",
+        "project",
+        "steps",
+        "unavailable",
+    )
 
     def __init__(
         self,
@@ -88,10 +98,13 @@ class Route:
         handlers: Mapping[str, Mapping[str, Handler]],
         unavailable: Fd2Error | None = None,
         steps: RouteSteps | None = None,
+        error_renderers: Mapping[str, ErrorRenderer] | None = None,
     ) -> None:
         self.steps = steps
         """The route's compiled steps: its auth policy and limits, for the operator views (the
         handlers already include them); None when the gateway was built without auth."""
+        self.error_renderers = error_renderers or {}
+        """By endpoint path: errors in that endpoint's API shape (`Module.error_renderers`)."""
         self.project = project
         self.module = module
         self.environment = environment
@@ -105,7 +118,13 @@ class Route:
 class RouteGroup:
     """The routes of one (project, module), by canonical environment name."""
 
-    __slots__ = ("by_environment", "default_environment", "environment_list", "origin")
+    __slots__ = (
+        "by_environment",
+        "default_environment",
+        "environment_list",
+        "module_type",
+        "origin",
+    )
 
     def __init__(
         self,
@@ -113,7 +132,9 @@ class RouteGroup:
         by_environment: Mapping[str, Route],
         default_environment: str | None,
         origin: str,
+        module_type: str = "",
     ) -> None:
+        self.module_type = module_type
         self.by_environment = by_environment
         self.default_environment = default_environment
         self.origin = origin
@@ -121,30 +142,88 @@ class RouteGroup:
 
 
 class RouteTable:
-    """An immutable snapshot: groups by (project, module), and the projects it knows."""
+    """An immutable snapshot: route groups by project, then module.
 
-    __slots__ = ("groups", "projects", "version")
+    The project level is an indirection so that changing one project makes a new table that
+    shares every other project's groups (`with_project` copies the project index, never the
+    routes): a rebuild costs the same at 10 routes and at 10,000.
+    """
+
+    __slots__ = ("_flat", "by_project", "route_count", "version")
 
     def __init__(
         self,
-        groups: Mapping[tuple[str, str], RouteGroup],
-        projects: frozenset[str],
+        by_project: Mapping[str, Mapping[str, RouteGroup]],
         version: int,
+        route_count: int | None = None,
     ) -> None:
-        self.groups = groups
-        self.projects = projects
+        self.by_project = by_project
         self.version = version
+        self.route_count = (
+            route_count
+            if route_count is not None
+            else sum(_routes_in(groups) for groups in by_project.values())
+        )
+        self._flat: dict[tuple[str, str], RouteGroup] | None = None
+
+    @classmethod
+    def of_groups(cls, groups: Mapping[tuple[str, str], RouteGroup], version: int) -> RouteTable:
+        """A table from groups keyed by (project, module)."""
+        by_project: dict[str, dict[str, RouteGroup]] = {}
+        for (project, module), group in groups.items():
+            by_project.setdefault(project, {})[module] = group
+        return cls(by_project, version)
+
+    def group(self, project: str, module: str) -> RouteGroup | None:
+        """The hot path's lookup: two dict lookups, no allocation."""
+        modules = self.by_project.get(project)
+        return None if modules is None else modules.get(module)
+
+    @property
+    def projects(self) -> AbstractSet[str]:
+        return self.by_project.keys()
+
+    @property
+    def groups(self) -> Mapping[tuple[str, str], RouteGroup]:
+        """Every group by (project, module), for operator views and tests; built on first use."""
+        if self._flat is None:
+            self._flat = {
+                (project, module): group
+                for project, modules in self.by_project.items()
+                for module, group in modules.items()
+            }
+        return self._flat
+
+    def with_project(self, project: str, groups: Mapping[str, RouteGroup] | None) -> RouteTable:
+        """The next table: `project`'s groups replaced (None: the project removed). Other
+        projects' groups are shared with this table."""
+        by_project = dict(self.by_project)
+        previous = by_project.pop(project, None)
+        count = self.route_count - (_routes_in(previous) if previous is not None else 0)
+        if groups is not None:
+            by_project[project] = groups
+            count += _routes_in(groups)
+        return RouteTable(by_project, self.version + 1, count)
 
     def __len__(self) -> int:
-        return sum(len(group.by_environment) for group in self.groups.values())
+        return self.route_count
 
-    def loaded_modules(self) -> list[LoadedModule]:
+    def loaded_modules(self, project: str | None = None) -> list[LoadedModule]:
+        """The module instances of every route, or of one project's."""
+        projects = (
+            self.by_project.values() if project is None else [self.by_project.get(project, {})]
+        )
         return [
             route.loaded
-            for group in self.groups.values()
+            for modules in projects
+            for group in modules.values()
             for route in group.by_environment.values()
             if route.loaded is not None
         ]
 
 
-EMPTY_TABLE = RouteTable({}, frozenset(), 0)
+def _routes_in(groups: Mapping[str, RouteGroup]) -> int:
+    return sum(len(group.by_environment) for group in groups.values())
+
+
+EMPTY_TABLE = RouteTable({}, 0)

@@ -108,7 +108,9 @@ class Runtime:
         http = _upstream_client(settings)
         tasks = Supervisor()
         metrics = MetricsRegistry()
-        gates = StepCompiler.from_settings(settings, secrets=secrets, http=http, redis=redis)
+        gates = StepCompiler.from_settings(
+            settings, secrets=secrets, http=http, redis=redis, tasks=tasks
+        )
         jobs = JobService.from_settings(settings, lambda: builder.table)
         builder = RouteBuilder.from_settings(
             settings,

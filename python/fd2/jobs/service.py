@@ -116,6 +116,8 @@ class JobService:
         )
         self._routes[(project, module, environment)] = route
         guard: list[Step] = []
+        if steps is not None and steps.audit is not None:  # submissions and reads are audited
+            guard.append(steps.audit(None, None))
         if steps is not None and steps.policy.mode != "none":
             guard.append(Authenticate(steps.policy))
         added: dict[str, Mapping[str, Handler]] = {}

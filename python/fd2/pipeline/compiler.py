@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 
+from fd2.audit.sinks import FileSink, Sink, StreamSink
+from fd2.audit.writer import AuditWriter
 from fd2.auth.api_keys import ApiKey, KeyHasher, KeyTable, decode_records
 from fd2.auth.choice import AuthChoice, choose_auth
-from fd2.auth.gateway_route import RouteLimits, consumer_verifier, gateway_route_of
+from fd2.auth.gateway_route import consumer_verifier, gateway_route_of
 from fd2.auth.identity import DEFAULT_RATE_LIMIT_WINDOW, Identity
 from fd2.auth.jwt_settings import JwtVerifiers, placeholder_context, rate_limit_window
 from fd2.auth.key_store import RedisKeyStore
@@ -29,11 +32,16 @@ from fd2.control.manifests.compile import ModuleDeclaration
 from fd2.control.manifests.models import JWT_CONFIG_MODULE_TYPE
 from fd2.control.manifests.placeholders import resolve_value
 from fd2.control.secrets import SecretResolver
+from fd2.control.tasks import Supervisor
 from fd2.limits.gcra import LocalLimiter
 from fd2.limits.plan import Limiter, compile_plan, credential_specs
+from fd2.limits.route_limits import RouteLimits
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import LimitSpec
+from fd2.pipeline.data_steps import audit_factory, cache_factory, redaction_factory
 from fd2.pipeline.route_steps import RouteSteps
+from fd2.response_cache.flight import Flights
+from fd2.response_cache.store import CacheStore
 from fd2.serving.errors import ConfigError
 
 _log = logging.getLogger("fd2.auth")
@@ -54,7 +62,12 @@ class StepCompiler:
         hasher: KeyHasher,
         key_store: RedisKeyStore | None = None,
         default_auth: str = "api_key",
+        redis: Any = None,
+        audit: AuditWriter | None = None,
     ) -> None:
+        self._audit = audit
+        self._cache_store = CacheStore(redis) if redis is not None else None
+        self._flights = Flights()
         self._key_store = key_store
         self._default_auth = default_auth
         self._secrets = secrets
@@ -71,6 +84,7 @@ class StepCompiler:
         secrets: SecretResolver,
         http: aiohttp.ClientSession,
         redis: Any,
+        tasks: Supervisor | None = None,
     ) -> StepCompiler:
         """The worker's compiler: Redis-shared limits and keys on `redis`, the worker's one Redis
         client (None without `redis_url`; the runtime owns and closes it)."""
@@ -95,6 +109,8 @@ class StepCompiler:
             hasher=KeyHasher(pepper),
             key_store=RedisKeyStore(redis) if redis is not None else None,
             default_auth=settings.default_auth,
+            redis=redis,
+            audit=_audit_writer(settings, redis, tasks),
         )
 
     def compile(
@@ -156,7 +172,20 @@ class StepCompiler:
             module_limits=resolve_value(entry.limits, context, "limits"),
             gateway=_gateway_limits(declaration, environment, gateway),
         )
-        return RouteSteps(policy, plan)
+        return RouteSteps(
+            policy,
+            plan,
+            cache=cache_factory(
+                resolve_value(entry.cache, context, "cache"),
+                self._cache_store,
+                self._flights,
+                declaration.project,
+                declaration.module,
+                environment,
+            ),
+            redaction=redaction_factory(resolve_value(entry.redaction, context, "redaction")),
+            audit=audit_factory(resolve_value(entry.audit, context, "audit"), self._audit),
+        )
 
     def _verifier(
         self,
@@ -217,6 +246,28 @@ class StepCompiler:
             else:
                 identities[key.digest] = None
         return KeyTable(keys), identities
+
+
+def _audit_writer(settings: Settings, redis: Any, tasks: Supervisor | None) -> AuditWriter | None:
+    """The worker's audit writer, drained by a supervised task (None: no sink configured)."""
+    sinks: list[Sink] = []
+    if settings.audit_file:
+        sinks.append(
+            FileSink(
+                Path(settings.audit_file),
+                max_bytes=settings.audit_file_max_bytes,
+                keep=settings.audit_file_keep,
+            )
+        )
+    if settings.audit_stream:
+        if redis is None:
+            raise ConfigError("--audit-stream needs --redis-url")
+        sinks.append(StreamSink(redis, settings.audit_stream, maxlen=settings.audit_stream_maxlen))
+    if not sinks or tasks is None:
+        return None
+    writer = AuditWriter(sinks)
+    tasks.spawn("audit writer", writer.run)
+    return writer
 
 
 def _gateway_limits(

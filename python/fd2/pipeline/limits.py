@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fd2.auth.errors import RateLimited
+from fd2.limits.errors import RateLimited
 from fd2.limits.gcra import Decision
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import LimitSpec

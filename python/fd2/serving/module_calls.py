@@ -210,7 +210,7 @@ class ModuleHandle:
 
     def _resolve(self, method: str, path: str) -> tuple[Route, Handler]:
         label = f"{self.project}/{self.name}"
-        group = self._table().groups.get((self.project, self.name))
+        group = self._table().group(self.project, self.name)
         if group is None:
             raise NotFound(f"Module {label} is not served.")
         route = group.by_environment.get(self.environment)

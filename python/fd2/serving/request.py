@@ -184,6 +184,17 @@ class Request:
         self._json = value
         return value
 
+    def body_if_read(self) -> bytes | None:
+        """The body if it has been read already (None: it has not), never waiting for it."""
+        return self._body
+
+    def replace_json(self, value: dict[str, Any], body: bytes) -> None:
+        """A step's rewrite of the body (PII redaction): the module and the steps after it see
+        `value` and `body` (its encoding) instead of what the client sent."""
+        self._json = value
+        self._body = body
+        self.content_length = len(body)
+
     async def wait_for_disconnect(self) -> None:
         """Returns once the client has gone away (call only after the body has been read)."""
         while True:

@@ -145,6 +145,24 @@ class RequestMetrics:
             [*_ROUTE, "kind"],
             registry=registry,
         )
+        self.cache_lookups = Counter(
+            "fd2_cache_lookups",
+            "Response cache outcomes (hit, miss, bypass); hit ratio: hit / (hit + miss)",
+            [*_ROUTE, "result"],
+            registry=registry,
+        )
+        self.pii_matches = Counter(
+            "fd2_pii_matches",
+            "PII found by the redaction step, by kind (request and answer together)",
+            [*_ROUTE, "kind"],
+            registry=registry,
+        )
+        self.audit_dropped = Counter(
+            "fd2_audit_dropped",
+            "Audit records not written: the queue was full or a sink failed (by sink)",
+            ["sink"],
+            registry=registry,
+        )
         self._series: dict[tuple[str, str, str, str, int], _Series] = {}
         self._routes: dict[tuple[str, str, str], _RouteSeries] = {}
         self._counters: dict[tuple[Counter, str, str, str, str], Counter] = {}

@@ -46,6 +46,12 @@ class ProjectModule(msgspec.Struct, frozen=True, kw_only=True):
     jwt_config module, else anyone."""
     limits: dict[str, Any] | None = None
     """Rate limits of this module, overriding `environments.<env>.limits` field by field."""
+    cache: dict[str, Any] | None = None
+    """The response cache of this module (docs/cache.md); none: not cached."""
+    redaction: dict[str, Any] | None = None
+    """PII redaction of this module (docs/privacy.md); none: nothing scanned."""
+    audit: dict[str, Any] | None = None
+    """The audit trail of this module (docs/privacy.md); none: not audited."""
 
     def __post_init__(self) -> None:
         _check_name("module name", self.name)
@@ -97,6 +103,11 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
                     module,
                     auth=merged_field(module.name, "auth", module.auth, extra.auth),
                     limits=merged_field(module.name, "limits", module.limits, extra.limits),
+                    cache=merged_field(module.name, "cache", module.cache, extra.cache),
+                    redaction=merged_field(
+                        module.name, "redaction", module.redaction, extra.redaction
+                    ),
+                    audit=merged_field(module.name, "audit", module.audit, extra.audit),
                     dependencies=merged_field(
                         module.name, "dependencies", module.dependencies, extra.dependencies
                     ),
@@ -165,6 +176,9 @@ class ModuleManifest(msgspec.Struct, frozen=True, kw_only=True):
     config: dict[str, Any] = msgspec.field(default_factory=dict)
     auth: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    redaction: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = None
     api_keys: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:

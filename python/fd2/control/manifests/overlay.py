@@ -28,6 +28,9 @@ class ModuleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     auth: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    redaction: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = None
     dependencies: list[str] | None = None
     config: dict[str, Any] | None = None
     """Merged into the module's `config`; a key here wins over the same key there (the Control

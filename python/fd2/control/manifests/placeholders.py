@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -170,19 +170,19 @@ def _resolve_string(text: str, ctx: PlaceholderContext, path: str, depth: int) -
     return "".join(_as_text(piece, path) for piece in pieces)
 
 
+_BRACES: Final = re.compile(r"\$\{|\}")
+
+
 def _matching_brace(text: str, start: int) -> int:
+    """The index of the `}` closing the `${` at `start`, nested ones skipped; -1 if none."""
     depth = 0
-    i = start
-    while i < len(text):
-        if text.startswith("${", i):
+    for match in _BRACES.finditer(text, start):
+        if match.group() == "${":
             depth += 1
-            i += 2
-            continue
-        if text[i] == "}":
+        else:
             depth -= 1
             if depth == 0:
-                return i
-        i += 1
+                return match.start()
     return -1
 
 

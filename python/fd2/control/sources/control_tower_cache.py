@@ -18,6 +18,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -126,7 +127,7 @@ class ControlTowerCache:
     def describe_project(self, project: str) -> Mapping[str, Any]:
         return control_tower_views.describe_project(self, project)
 
-    def failing(self, served: frozenset[str]) -> Iterable[Mapping[str, Any]]:
+    def failing(self, served: AbstractSet[str]) -> Iterable[Mapping[str, Any]]:
         return control_tower_views.failing(self, served)
 
     def metric_families(self) -> Iterable[Metric]:

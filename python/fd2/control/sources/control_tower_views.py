@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -46,7 +47,7 @@ def describe_project(cache: ControlTowerCache, project: str) -> Mapping[str, Any
     }
 
 
-def failing(cache: ControlTowerCache, served: frozenset[str]) -> list[dict[str, Any]]:
+def failing(cache: ControlTowerCache, served: AbstractSet[str]) -> list[dict[str, Any]]:
     """Projects the Control Tower was asked for recently but that do not serve."""
     return [
         {"project": project, "error": state.failure.message if state.failure else state.last_error}

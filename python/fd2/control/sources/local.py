@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +165,7 @@ class LocalDirectorySource:
     def describe_project(self, project: str) -> Mapping[str, Any]:
         return {}
 
-    def failing(self, served: frozenset[str]) -> Iterable[Mapping[str, Any]]:
+    def failing(self, served: AbstractSet[str]) -> Iterable[Mapping[str, Any]]:
         return ()
 
     def metric_families(self) -> Iterable[Metric]:

@@ -10,6 +10,7 @@ there).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class ManifestSource(Protocol):
         """What it knows of one project it serves (age, staleness, last error), for
         `/admin/routes`."""
 
-    def failing(self, served: frozenset[str]) -> Iterable[Mapping[str, Any]]:
+    def failing(self, served: AbstractSet[str]) -> Iterable[Mapping[str, Any]]:
         """Projects it was asked for that do not serve, each with its error."""
 
     def metric_families(self) -> Iterable[Metric]:

@@ -1,0 +1,83 @@
+"""Request bodies for the RAG service: the caller's, completed with the module's defaults.
+
+Pure functions over decoded JSON. The devkit's own request models (`QueryRequest`,
+`RetrieveRequest`) validate everything else and their refusals reach the caller as 400s; here
+only what fd2 must read itself is checked (the query text, the filter it merges).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fd2.serving.errors import BadRequest
+from fd2_rag.config import RagServiceConfig
+
+
+def prepare_query(body: dict[str, Any], config: RagServiceConfig) -> dict[str, Any]:
+    """A `/query` body (the devkit's QueryRequest): defaults for what the caller left out."""
+    return _common(body, config)
+
+
+def prepare_retrieve(body: dict[str, Any], config: RagServiceConfig) -> dict[str, Any]:
+    """A `/retrieve` body (the devkit's RetrieveRequest): as a query, plus reranking."""
+    prepared = _common(body, config)
+    _default(prepared, "use_reranking", config.use_reranking)
+    return prepared
+
+
+def prepare_chat(body: dict[str, Any], config: RagServiceConfig) -> dict[str, Any]:
+    """A `/v1/chat/completions` body: the devkit reads its `model` as the configuration name."""
+    prepared = dict(body)
+    _default(prepared, "model", config.configuration_name)
+    if not isinstance(prepared["model"], str) or not prepared["model"]:
+        raise BadRequest("'model' must be a RAG configuration name (a string)", param="model")
+    return prepared
+
+
+def query_text(body: dict[str, Any]) -> str:
+    query = body.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("'query' is required: the question, a non-empty string", param="query")
+    return query
+
+
+def _common(body: dict[str, Any], config: RagServiceConfig) -> dict[str, Any]:
+    query_text(body)
+    prepared = dict(body)
+    if not prepared.get("configuration_names"):
+        _default(prepared, "configuration_name", config.configuration_name)
+    _default(prepared, "k", config.default_k)
+    _default(prepared, "similarity_threshold", config.default_similarity_threshold)
+    _default(prepared, "filter_after_reranking", config.filter_after_reranking)
+    if config.query_expansion_enabled and config.query_expansion_llm_config:
+        _default(
+            prepared,
+            "query_expansion",
+            {
+                "enabled": True,
+                "strategy": config.query_expansion_strategy or "fusion",
+                "llm_config_name": config.query_expansion_llm_config,
+                "num_queries": config.query_expansion_num_queries,
+            },
+        )
+    prepared["filter"] = merged_filter(prepared.get("filter"), config.default_metadata_filter)
+    if prepared["filter"] is None:
+        del prepared["filter"]
+    return prepared
+
+
+def merged_filter(caller: object, default: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The module's metadata filter always applies: alone, or `$and`-ed with the caller's (as
+    the devkit itself merges the filter a JWT carries), so a caller cannot widen it."""
+    if caller is not None and not isinstance(caller, dict):
+        raise BadRequest("'filter' must be an object (a metadata filter)", param="filter")
+    if not caller:
+        return dict(default) if default else None
+    if not default:
+        return caller
+    return {"$and": [default, caller]}
+
+
+def _default(body: dict[str, Any], field: str, value: Any) -> None:
+    if body.get(field) is None:
+        body[field] = value

@@ -1,0 +1,58 @@
+"""What a RAG call costs, for the core's token limits (fd2.metering).
+
+The RAG service reports no token usage, so a call is charged its estimate: the question's tokens
+and, for the endpoints that generate an answer, the devkit's own default answer length (its
+`GenerationConfig.max_tokens`, 1024). Its "model" is the RAG configuration the call uses: what a
+caller whose key or token lists `models` must be allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from fd2.metering import Cost
+from fd2.serving.request import Request
+from fd2.tokens import count_tokens
+from fd2_inference.metering import count_chat
+
+ANSWER_BOUND: Final = 1024
+"""The most tokens a generated answer adds (the devkit's default max_tokens)."""
+
+Prepare = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class RagMeter:
+    """One endpoint's meter: `prepare` applies the module's defaults, as the handler will."""
+
+    __slots__ = ("_answers", "_prepare")
+
+    def __init__(self, prepare: Prepare, *, answers: bool) -> None:
+        self._prepare = prepare
+        self._answers = answers
+
+    async def model(self, request: Request) -> str | None:
+        body = self._prepare(await request.json_object())
+        name = body.get("model", body.get("configuration_name"))
+        if isinstance(name, str) and name:
+            return name
+        names = body.get("configuration_names")
+        # Several configurations: a caller limited to some models must be allowed the first,
+        # the one whose security the devkit applies.
+        if isinstance(names, list) and names and isinstance(names[0], str):
+            return names[0]
+        return None
+
+    async def estimate(self, request: Request) -> Cost:
+        body = self._prepare(await request.json_object())
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            tokens = count_chat(messages)
+        else:
+            query = body.get("query")
+            tokens = count_tokens(query) if isinstance(query, str) else 0
+        return Cost(
+            model=await self.model(request),
+            prompt_tokens=tokens,
+            completion_bound=ANSWER_BOUND if self._answers else 0,
+        )

@@ -1,0 +1,138 @@
+"""One upstream answer: status and headers once they are in, then the body, read whole or chunk
+by chunk as it arrives, with back-pressure (the connection stops reading while the reader lags).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Final
+
+from fd2.http_client.errors import ResponseFailed
+
+if TYPE_CHECKING:
+    from fd2.http_client.connection import Connection
+
+_HIGH_WATER: Final = 256 * 1024
+"""Buffered body bytes at which the connection stops reading from the socket."""
+_LOW_WATER: Final = 64 * 1024
+
+
+class Response:
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_connection",
+        "_done",
+        "_error",
+        "_paused",
+        "_waiter",
+        "headers",
+        "status",
+    )
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        """As received: names lower-cased, values raw."""
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header `name` (lower-case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def complete(self) -> bool:
+        """The whole body has arrived."""
+        return self._done
+
+    # Fed by the connection --------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > _HIGH_WATER and not self._paused:
+            self._paused = True
+            self._connection.pause_reading()
+        self._wake()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._wake()
+
+    def _fail(self, error: BaseException) -> None:
+        if not self._done:
+            self._error = error
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # Read by the caller ------------------------------------------------------------------------
+
+    async def _next(self, timeout_s: float | None) -> bytes | None:
+        """The next chunk; None at the end of the body."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                if timeout_s is None:
+                    await self._waiter
+                else:
+                    async with asyncio.timeout(timeout_s):
+                        await self._waiter
+            finally:
+                self._waiter = None
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        if self._paused and self._buffered < _LOW_WATER:
+            self._paused = False
+            self._connection.resume_reading()
+        return chunk
+
+    async def read(self, limit: int, timeout_s: float | None = None) -> bytes:
+        """The whole body. ResponseFailed when it is longer than `limit`; TimeoutError when no
+        byte arrives for `timeout_s`."""
+        if self._done and len(self._chunks) == 1:  # the common case: one piece, already here
+            whole = self._chunks.popleft()
+            self._buffered = 0
+            if len(whole) > limit:
+                raise ResponseFailed(f"answer longer than {limit} bytes")
+            return whole
+        parts: list[bytes] = []
+        size = 0
+        while (chunk := await self._next(timeout_s)) is not None:
+            size += len(chunk)
+            if size > limit:
+                raise ResponseFailed(f"answer longer than {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def iter_chunks(self, timeout_s: float | None = None) -> AsyncIterator[bytes]:
+        """The body's pieces as they arrive; TimeoutError when none comes for `timeout_s`."""
+        while (chunk := await self._next(timeout_s)) is not None:
+            yield chunk
+
+    def release(self) -> None:
+        """Done with this answer: its connection goes back to the pool when the body was read to
+        its end and the upstream keeps it alive; otherwise it is closed."""
+        self._connection.release(self)
+
+    def close(self) -> None:
+        """Drop the connection (e.g. a client that left mid-stream): never reused."""
+        self._connection.abort()

@@ -1,0 +1,206 @@
+"""Redaction of an OpenAI-style event stream, matches that straddle events included.
+
+The generated text of a choice (`delta.content`, `delta.refusal`, `text`) arrives in pieces, one
+per event, and a card number may be split across several. Each such text field is scanned as one
+running text: the last `PII_WINDOW` characters (the longest a match, or the unfinished start of
+one, can span) are held back and sent with a later event, so a match is always seen whole before
+any of it leaves. The held text goes out with the choice's finishing event (its `finish_reason`),
+or in an event of its own before `[DONE]`. Every event keeps its place: an event whose text was
+held carries less text, not fewer events. Other strings of an event are redacted in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from fd2._native import PII_WINDOW, SseFramer
+from fd2.privacy.redactor import Found, Redactor
+
+_CONTEXT: Final = 64
+"""Characters already sent that are kept as left context (a detector's look-behind)."""
+_TEXT_FIELDS: Final = ("content", "refusal")
+_DONE: Final = b"data: [DONE]"
+_CHOICES: Final = frozenset({"choices"})
+
+
+class TextStream:
+    """One running text (a choice's content): `push` returns what may be sent now."""
+
+    __slots__ = ("_context", "_pending", "_redactor", "window")
+
+    def __init__(self, redactor: Redactor, window: int = PII_WINDOW) -> None:
+        self._redactor = redactor
+        self._pending = ""
+        self._context = ""
+        self.window = window
+
+    def push(self, text: str, found: Found) -> str:
+        self._pending += text
+        return self._drain(found, final=False)
+
+    def flush(self, found: Found) -> str:
+        return self._drain(found, final=True)
+
+    @property
+    def held(self) -> bool:
+        return bool(self._pending)
+
+    def _drain(self, found: Found, *, final: bool) -> str:
+        pending, context = self._pending, self._context
+        limit = len(pending) if final else max(0, len(pending) - self.window)
+        if limit == 0:
+            return ""
+        offset = len(context)
+        matches = []
+        for kind, start, end in self._redactor.scanner.scan(context + pending):
+            start -= offset
+            end -= offset
+            if start < 0:
+                continue  # began in text already sent (and then judged whole)
+            if start >= limit:
+                break
+            if end > limit:  # straddles what may go now: keep all of it for later
+                limit = start
+                break
+            matches.append((kind, start, end))
+        out = pending[:limit]
+        self._context = (context + out)[-_CONTEXT:]
+        self._pending = pending[limit:]
+        if matches:
+            out = self._redactor.apply(out, matches, found, block=False)
+        return out
+
+
+class StreamRedactor:
+    """Feeds the bytes of an event stream, returns the redacted bytes to send."""
+
+    __slots__ = ("_framer", "_last", "_redactor", "_texts", "found")
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._framer = SseFramer()
+        self._texts: dict[tuple[int, str], TextStream] = {}
+        self._last: dict[str, Any] | None = None
+        self.found = Found()
+
+    def feed(self, chunk: bytes) -> bytes:
+        events = self._framer.feed(chunk)
+        if not events:
+            return b""
+        return b"".join(self._event(event) for event in _split(events))
+
+    def finish(self) -> bytes:
+        """What is still held, as one last event (when the stream ended without [DONE])."""
+        self._framer.finish()
+        return self._flush_all()
+
+    def _event(self, event: bytes) -> bytes:
+        data = _data(event)
+        if data == b"[DONE]":
+            return self._flush_all() + event
+        value: Any = None
+        if data is not None:
+            try:
+                value = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                value = None
+        if not isinstance(value, dict):
+            return self._as_text(event)
+        assert data is not None
+        # One look at the whole event first. Without escapes, a string's characters stand in the
+        # event as they are, between quotes that no detector reads as part of a value: no match
+        # in the event means none in its strings, and only the held text needs work.
+        quiet = b"\\" not in data and not self._redactor.scanner.scan(data.decode(errors="replace"))
+        changed = False
+        choices = value.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict) and self._choice(choice, quiet):
+                    changed = True
+        if not quiet:
+            rest = self._redactor.json(value, self.found, block=False, skip=_CHOICES)
+            if rest is not value:
+                value, changed = rest, True
+        self._last = value
+        if not changed:
+            return event
+        return b"data: " + orjson.dumps(value) + b"\n\n"
+
+    def _as_text(self, event: bytes) -> bytes:
+        """An event that is not OpenAI's one-line JSON: redacted as text, on its own (a
+        replacement holds no line break, so the event's framing is kept)."""
+        text = event.decode(errors="replace")
+        redacted = self._redactor.text(text, self.found, block=False)
+        return event if redacted is text else redacted.encode()
+
+    def _choice(self, choice: dict[str, Any], quiet: bool) -> bool:
+        index = choice.get("index", 0)
+        index = index if isinstance(index, int) else 0
+        changed = False
+        holder = choice.get("delta")
+        fields: tuple[str, ...] = _TEXT_FIELDS
+        if not isinstance(holder, dict):
+            holder, fields = choice, ("text",)
+        for field in fields:
+            piece = holder.get(field)
+            if isinstance(piece, str) and piece:
+                stream = self._texts.get((index, field))
+                if stream is None:
+                    stream = self._texts[(index, field)] = TextStream(self._redactor)
+                out = stream.push(piece, self.found)
+                if out != piece:
+                    holder[field] = out
+                    changed = True
+        if choice.get("finish_reason") is not None:
+            for field in fields:
+                stream = self._texts.get((index, field))
+                if stream is not None and stream.held:
+                    holder[field] = (holder.get(field) or "") + stream.flush(self.found)
+                    changed = True
+        if quiet:
+            return changed
+        # The choice's other strings (tool call arguments, logprobs' tokens) in place.
+        for where in (holder, choice) if holder is not choice else (choice,):
+            for key, item in list(where.items()):
+                if key not in fields and item is not holder:
+                    new = self._redactor.json(item, self.found, block=False)
+                    if new is not item:
+                        where[key] = new
+                        changed = True
+        return changed
+
+    def _flush_all(self) -> bytes:
+        out = b""
+        for (index, field), stream in self._texts.items():
+            if not stream.held:
+                continue
+            text = stream.flush(self.found)
+            base = {
+                k: v
+                for k, v in (self._last or {}).items()
+                if k in ("id", "object", "created", "model")
+            }
+            chat = field != "text"
+            choice: dict[str, Any] = {"index": index, "finish_reason": None}
+            if chat:
+                choice["delta"] = {field: text}
+            else:
+                choice["text"] = text
+            out += b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+        return out
+
+
+def _split(events: bytes) -> list[bytes]:
+    """The framer's output as single events, each with its blank line."""
+    parts = events.replace(b"\r\n", b"\n").split(b"\n\n")
+    return [part + b"\n\n" for part in parts if part]
+
+
+def _data(event: bytes) -> bytes | None:
+    """The data of a one-line `data:` event (OpenAI's shape); None for anything else."""
+    body = event.rstrip(b"\n")
+    if b"\n" in body or not body.startswith(b"data:"):
+        return None
+    return body[5:].lstrip(b" ")
