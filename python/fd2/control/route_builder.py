@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from fd2.config import Settings
+    from fd2.jobs.service import JobService
     from fd2.pipeline.compiler import StepCompiler
 
 _log = logging.getLogger("fd2.routes")
@@ -92,9 +93,11 @@ class RouteBuilder:
         redis: Redis | None = None,
         metrics: MetricsRegistry | None = None,
         tasks: Supervisor | None = None,
+        jobs: JobService | None = None,
         upstream_pool: ConnectionPool | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        self._jobs = jobs
         # The worker's lean upstream client; a builder made without one owns one of its own.
         self._own_pool = upstream_pool is None
         self._pool = upstream_pool if upstream_pool is not None else ConnectionPool()
@@ -361,6 +364,16 @@ class RouteBuilder:
             handlers = instance.endpoints()
             if steps is not None:  # the module's handlers behind the route's steps, composed once
                 handlers = steps.apply(handlers, instance.meters(), instance)
+            if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind the route's auth
+                handlers = self._jobs.endpoints(
+                    project=declaration.project,
+                    module=declaration.module,
+                    environment=environment,
+                    handlers=handlers,
+                    steps=steps,
+                    config=resolution[0].config,
+                    secrets=secrets,
+                )
         except BaseException:
             await tasks.aclose()  # what a failed set-up started must not run on
             raise

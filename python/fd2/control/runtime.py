@@ -27,6 +27,8 @@ from fd2.control.tasks import Supervisor
 from fd2.control.vault.pool import VaultPool
 from fd2.control.vault.settings import settings_from_fd2
 from fd2.http_client import ConnectionPool
+from fd2.jobs.metrics import JobsCollector
+from fd2.jobs.service import JobService
 from fd2.limits.redis_client import make_redis
 from fd2.pipeline.compiler import StepCompiler
 from fd2.serving.errors import ConfigError
@@ -53,8 +55,10 @@ class Runtime:
         share: RedisManifestShare | None = None,
         admin_token: Secret | None = None,
         vault: VaultPool | None = None,
+        jobs: JobService | None = None,
     ) -> None:
         self.settings = settings
+        self.jobs = jobs
         self.http = http
         self.redis = redis
         """The worker's one Redis client (None without --redis-url)."""
@@ -108,6 +112,7 @@ class Runtime:
         gates = StepCompiler.from_settings(
             settings, secrets=secrets, http=http, redis=redis, tasks=tasks
         )
+        jobs = JobService.from_settings(settings, lambda: builder.table)
         builder = RouteBuilder.from_settings(
             settings,
             secrets=secrets,
@@ -118,6 +123,7 @@ class Runtime:
             redis=redis,
             metrics=metrics,
             tasks=tasks.child("module"),
+            jobs=jobs,
             # The relays' client (fd2.http_client); aiohttp stays for JWKS, Control Tower, etc.
             upstream_pool=ConnectionPool(max_connections=settings.upstream_max_connections),
         )
@@ -151,7 +157,9 @@ class Runtime:
             share=share,
             admin_token=admin_token,
             vault=vault,
+            jobs=jobs,
         )
+        jobs.find_project = runtime.find_project
         try:
             with collector_paused():  # start-up builds the whole table; collected right after
                 for source in sources:
@@ -160,7 +168,10 @@ class Runtime:
             await runtime.close()
             raise
         health.start(tasks)
+        jobs.start(tasks)
         metrics.add_collector(ControlPlaneCollector(runtime))
+        if jobs.store is not None:
+            metrics.add_collector(JobsCollector(jobs.store.counters))
         _log.info("ready: %d routes from the manifest directory", len(builder.table))
         return runtime
 
@@ -169,6 +180,8 @@ class Runtime:
         # own tasks stop before each one's close), then what they all shared.
         await self.tasks.aclose()
         await self.builder.close()
+        if self.jobs is not None:
+            await self.jobs.close()
         await self.builder.upstream_pool.close()
         for source in self.sources:
             await source.aclose()
