@@ -144,6 +144,10 @@ class Request:
             if len(first) > self.max_body:
                 raise PayloadTooLarge(_too_large(self.max_body))
             return first
+        if len(first) == self.content_length:
+            # All the announced bytes are here (Granian often sends a last, empty part after
+            # them): the body is complete without waiting for that part.
+            return first
         chunks = [first] if first else []
         size = len(first)
         while True:
