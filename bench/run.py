@@ -35,7 +35,7 @@ from procs import (
     run_json,
     tree,
 )
-from targets import StreamShape, Target, chat_body, start_fd2, start_standins, stream_body
+from targets import StreamShape, Target, chat_body, keyed, start_fd2, start_standins, stream_body
 
 
 @dataclass
@@ -218,14 +218,13 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     with Processes() as procs:
         standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
-        targets = [standins.direct, start_fd2(procs, pin, standins, out, cfg.fd2_workers)]
+        fd2 = start_fd2(procs, pin, standins, out, cfg.fd2_workers)
+        targets = [standins.direct, fd2, keyed(fd2)]
         if args.baseline is not None:
-            targets.append(
-                start_fd2(
-                    procs, pin, standins, out, cfg.fd2_workers, name="fd2-base",
-                    source=args.baseline,
-                )
-            )  # fmt: skip
+            base = start_fd2(
+                procs, pin, standins, out, cfg.fd2_workers, name="fd2-base", source=args.baseline
+            )
+            targets += [base, keyed(base)]
         if not args.no_anchors:
             targets += start_anchors(procs, pin, standins, out)
         if args.peers:

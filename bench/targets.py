@@ -7,6 +7,8 @@ process whose CPU and memory are measured.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -15,6 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procs import BIN, Pinning, Processes, free_port, wait_http
+
+
+BENCH_KEY = "fd2_bench-key-000000000000000000000000000"
+BENCH_PEPPER = "bench-pepper"
+
+
+def keyed(fd2: Target) -> Target:
+    """The same fd2 on its route with an API key and the in-process limiter (chat only)."""
+    return Target(
+        name=f"{fd2.name}-key",
+        chat_url=fd2.chat_url.replace("/bench/chat/", "/bench/chat_key/"),
+        stream_url="",
+        process=fd2.process,
+        chat_headers=[f"Authorization: Bearer {BENCH_KEY}"],
+        workers=fd2.workers,
+    )
 
 
 def chat_body(model: str) -> str:
@@ -115,8 +133,17 @@ def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
             },
         }
 
+    keyed = {
+        **module("chat_key", chat_port, "chat/completions"),
+        # An API key and the in-process limiter (limits far above what one core reaches: every
+        # request is admitted, as in steady state).
+        "auth": {"mode": "api_key"},
+        "limits": {"requests_per_second": 10_000_000, "requests_per_minute": 600_000_000},
+    }
+    digest = hmac.new(BENCH_PEPPER.encode(), BENCH_KEY.encode(), hashlib.sha256).hexdigest()
     return {
         "project_id": "bench",
+        "api_keys": [{"id": "bench", "hash": digest}],
         "project_name": "fd2 benchmark",
         "version": "1.0.0",
         "owner": "bench",
@@ -126,6 +153,7 @@ def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
             module("chat", chat_port, "chat/completions"),
             module("stream", stream_port, "chat/completions"),
             module("embed", chat_port, "embeddings"),
+            keyed,
         ],
     }
 
@@ -147,7 +175,7 @@ def start_fd2(
         json.dumps(bench_manifest(standins.chat_port, standins.stream_port))
     )
     port = free_port()
-    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key"}
+    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key", "BENCH_PEPPER": BENCH_PEPPER}
     if source is not None:  # another checkout's Python (same venv and native build): a baseline
         env["PYTHONPATH"] = str(source / "python")
     fd2 = str(Path(sys.executable).with_name("fd2"))
@@ -164,6 +192,8 @@ def start_fd2(
             str(manifests),
             "--log-level",
             "warning",
+            "--api-key-pepper-ref",
+            "env:BENCH_PEPPER",
             *(extra or []),
         ],
         env=env,
