@@ -18,7 +18,6 @@ from pathlib import Path
 
 from procs import BIN, Pinning, Processes, free_port, wait_http
 
-
 BENCH_KEY = "fd2_bench-key-000000000000000000000000000"
 BENCH_PEPPER = "bench-pepper"
 
