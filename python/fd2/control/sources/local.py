@@ -45,6 +45,8 @@ class ManifestDirectory:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._good: dict[str, _Loaded] = {}
+        self._stamps: dict[str, tuple[int, int]] = {}
+        """(mtime, size) each good file was read at: an unchanged file is not read again."""
         self._reported: dict[str, tuple[int, int]] = {}
 
     def snapshot(self) -> Snapshot:
@@ -66,10 +68,15 @@ class ManifestDirectory:
         for name in list(self._good):
             if name not in present:
                 del self._good[name]
+                self._stamps.pop(name, None)
         for name, mtime, size in snapshot:
-            loaded = self._read(name, (mtime, size))
+            stamp = (mtime, size)
+            if self._stamps.get(name) == stamp and name in self._good:
+                continue  # one file changed among thousands: only it is read and decoded again
+            loaded = self._read(name, stamp)
             if loaded is not None:
                 self._good[name] = loaded
+                self._stamps[name] = stamp
         projects: dict[str, list[tuple[str, AnyManifest, str]]] = {}
         for name in sorted(self._good):
             loaded = self._good[name]
