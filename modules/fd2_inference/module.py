@@ -173,6 +173,8 @@ class InferenceModule(Module):
             logger=self._logger,
             project=context.project,
             module=context.module,
+            config=context.config,
+            redis=context.redis,
         )
         self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
         if target is None:
