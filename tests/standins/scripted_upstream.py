@@ -7,7 +7,8 @@ Run it with ``python tests/standins/scripted_upstream.py --port 9200``.
 The model name picks the script:
 - ``tools``: calls the function ``get_weather`` with ``{"city": "Paris"}``; once the conversation
   holds the function's output, answers ``weather: <that output>``;
-- ``json``: answers ``{"name": "Ada", "age": 36}``; ``bad-json``: always ``{"name": 5}``;
+- ``json``: answers ``{"name": "Ada", "age": 36}``; ``confident``: the same as
+  ``{"data": ..., "confidence": 0.9}``; ``bad-json``: always ``{"name": 5}``;
 - ``reask``: answers ``{"name": 5}`` until a user message quotes schema errors ("does not match
   the required JSON Schema"), then ``{"name": "Ada", "age": 36}``;
 - anything else: echoes the conversation as JSON ``{"messages": [[role, text], ...],
@@ -80,6 +81,8 @@ def reply(model: str, turns: list[tuple[str, str]], fmt: Any) -> tuple[str, dict
         return "", {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     if model == "json":
         return VALID, None
+    if model == "confident":
+        return '{"data": ' + VALID + ', "confidence": 0.9}', None
     if model == "bad-json":
         return INVALID, None
     if model == "reask":

@@ -49,6 +49,18 @@ def test_an_answer_that_never_validates(gateway: Service) -> None:
     assert any("age" in error for error in result["validation_errors"])
 
 
+def test_include_confidence(gateway: Service) -> None:
+    body = {
+        "prompt": "Who?",
+        "schema": PERSON,
+        "options": {"include_confidence": True, "model": "confident"},
+    }
+    result = analyze(gateway, body).json()
+    assert result["validation_status"] == "valid"
+    assert result["data"] == {"name": "Ada", "age": 36}
+    assert result["confidence"] == 0.9
+
+
 def test_the_gemini_provider_is_chosen_by_name(gateway: Service) -> None:
     body = {"prompt": "Who?", "schema": PERSON, "options": {"provider": "gemini", "model": "reask"}}
     result = analyze(gateway, body).json()
