@@ -55,7 +55,8 @@ def test_escapes_are_refused_when_the_version_is_made(template: str) -> None:
             "longer",
         ),
         (
-            "{% for i in range(9999) %}{% for j in range(9999) %}{% if x[0] %}{% endif %}{% endfor %}{% endfor %}",
+            "{% for i in range(9999) %}{% for j in range(9999) %}{% if x[0] %}{% endif %}"
+            "{% endfor %}{% endfor %}",
             "ms",
         ),
         ("{{ x.append(1) }}", "unsafe"),
