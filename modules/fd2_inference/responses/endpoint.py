@@ -6,6 +6,7 @@ official SDK raises the exception it would raise against OpenAI.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
@@ -13,7 +14,9 @@ from typing import Any, Final
 import orjson
 
 from fd2.metering import Cost, Usage
-from fd2.prompts.resolve import PromptResolver, RenderedPrompt
+from fd2.prompts.compiled import CompiledVersion
+from fd2.prompts.record import check_id
+from fd2.prompts.resolve import PromptResolver, RenderedPrompt, rendered
 from fd2.serving.disconnect import cancel_on_disconnect
 from fd2.serving.errors import BadRequest, Fd2Error, NotFound
 from fd2.serving.request import ClientDisconnected, Request
@@ -99,8 +102,15 @@ class ResponsesEndpoint:
     # --- fd2.metering.Meter: what limits reserve before the call
 
     async def model(self, request: Request) -> str | None:
-        model = (await request.json_object()).get("model")
-        return model if isinstance(model, str) and model else self._default_model
+        body = await request.json_object()
+        model = body.get("model")
+        if isinstance(model, str) and model:
+            return model
+        # A prompt's own model is the one used: authorise must check that one.
+        version = await self._prompt_version(body)
+        if version is not None and version.source.model:
+            return version.source.model
+        return self._default_model
 
     async def estimate(self, request: Request) -> Cost:
         body = await request.json_object()
@@ -111,10 +121,25 @@ class ResponsesEndpoint:
             messages = []
         if isinstance(body.get("instructions"), str):
             messages.append({"role": "system", "content": body["instructions"]})
+        version = await self._prompt_version(body)
+        variables = body["prompt"].get("variables") if version is not None else None
+        if version is not None and (variables is None or isinstance(variables, Mapping)):
+            with contextlib.suppress(Fd2Error):  # the handler answers the error
+                messages.extend(rendered(version, variables).messages)
         prompt = count_chat(messages, encoding_for_model(model or "")) if messages else 0
         bound = body.get("max_output_tokens")
         completion = bound if isinstance(bound, int) and bound > 0 else _DEFAULT_COMPLETION_BOUND
         return Cost(model=model, prompt_tokens=prompt, completion_bound=completion)
+
+    async def _prompt_version(self, body: Mapping[str, Any]) -> CompiledVersion | None:
+        reference = body.get("prompt")
+        if not isinstance(reference, Mapping):
+            return None
+        try:
+            prompt = await self._prompts.find(check_id(reference.get("id")))
+            return prompt.version(reference.get("version"))
+        except Fd2Error:
+            return None  # the handler answers the error
 
     # --- handlers
 
