@@ -34,6 +34,9 @@ class ModuleParts:
     """The module's resolved config (an endpoint's own settings live there, e.g. `prompts`)."""
     redis: Any = None
     """The worker's shared Redis client (`ModuleContext.redis`), None without --redis-url."""
+    upstream: Any = None
+    """The module's `fd2_inference.upstream.Upstream` when its upstream is OpenAI-compatible
+    (relayed byte for byte, every endpoint served), else None."""
 
 
 @dataclass(frozen=True, slots=True)

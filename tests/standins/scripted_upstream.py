@@ -13,6 +13,8 @@ The model name picks the script:
   the required JSON Schema"), then ``{"name": "Ada", "age": 36}``;
 - anything else: echoes the conversation as JSON ``{"messages": [[role, text], ...],
   "response_format": ...}``.
+``POST /v1/responses`` answers as OpenAI's own Responses API would (for the passthrough), its
+text echoing the ``input`` received (``error-401``: a 401 quoting the Authorization header).
 Streams cut text in three pieces and function arguments in two. ``GET /_scripted/requests``
 lists the bodies received (newest last); ``POST /_scripted/reset`` forgets them.
 """
@@ -152,6 +154,60 @@ async def _openai(body: dict[str, Any], send: Send) -> None:
     await _events(send, frames)
 
 
+async def _responses(scope: Scope, body: dict[str, Any], send: Send) -> None:
+    """OpenAI's own /v1/responses, for the passthrough: the text echoes the input received."""
+    if body.get("model") == "error-401":
+        headers = dict(scope["headers"])
+        quoted = headers.get(b"authorization", b"").decode()
+        error = {
+            "message": f"Incorrect API key provided: {quoted}",
+            "type": "invalid_request_error",
+        }
+        await _whole(send, 401, {"error": {**error, "code": "invalid_api_key", "param": None}})
+        return
+    n = next(_ids)
+    text = orjson.dumps({"input": body.get("input"), "extra": sorted(body)}).decode()
+    item = {
+        "type": "message",
+        "id": f"msg_up{n}",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    response = {
+        "id": f"resp_upstream_{n}",
+        "object": "response",
+        "created_at": 0,
+        "status": "completed",
+        "model": body.get("model"),
+        "output": [item],
+        "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8},
+    }
+    if not body.get("stream"):
+        await _whole(send, 200, response)
+        return
+    seq = itertools.count()
+
+    def event(kind: str, **payload: Any) -> bytes:
+        data = {"type": kind, "sequence_number": next(seq), **payload}
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+    opening = {**response, "status": "in_progress", "output": []}
+    frames = [event("response.created", response=opening)]
+    empty = {**item, "status": "in_progress", "content": []}
+    frames.append(event("response.output_item.added", output_index=0, item=empty))
+    part = {"type": "output_text", "text": "", "annotations": []}
+    where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    frames.append(event("response.content_part.added", part=part, **where))
+    frames.extend(
+        event("response.output_text.delta", delta=piece, logprobs=[], **where)
+        for piece in _pieces(text, 3)
+    )
+    frames.append(event("response.output_item.done", output_index=0, item=item))
+    frames.append(event("response.completed", response=response))
+    await _events(send, frames)
+
+
 def _gemini_usage() -> dict[str, int]:
     return {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
 
@@ -211,6 +267,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     body = orjson.loads(await _read(receive) or b"{}")
     RECEIVED.append({"path": path, "body": body})
+    if path.endswith("/responses"):
+        await _responses(scope, body, send)
+        return
     if path.endswith("/chat/completions"):
         await _openai(body, send)
         return

@@ -18,7 +18,7 @@ from fd2.prompts.compiled import CompiledVersion
 from fd2.prompts.record import check_id
 from fd2.prompts.resolve import PromptResolver, RenderedPrompt, rendered
 from fd2.serving.disconnect import cancel_on_disconnect
-from fd2.serving.errors import BadRequest, Fd2Error, NotFound
+from fd2.serving.errors import BadRequest, ConfigError, Fd2Error, NotFound
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_metrics import UPSTREAM_ERRORS, upstream_failed
 from fd2.serving.responses import send_bytes
@@ -32,6 +32,7 @@ from fd2_inference.metering import count_chat
 from fd2_inference.providers.base import ChatService, ProviderStreamError
 from fd2_inference.responses import answer as answers
 from fd2_inference.responses.events import ResponseEvents
+from fd2_inference.responses.passthrough import ResponsesPassthrough
 from fd2_inference.responses.request import chat_body, check_fields, input_messages
 from fd2_inference.responses.store import DEFAULT_TTL_S, ResponseStore
 
@@ -59,6 +60,15 @@ def endpoints(parts: ModuleParts) -> Sequence[ExtraEndpoint]:
     endpoint = ResponsesEndpoint(
         parts.chat, store, prompts, parts.logger, parts.defaults.model, attempts
     )
+    if isinstance(settings, Mapping) and settings.get("passthrough") is True:
+        if parts.upstream is None:
+            raise ConfigError(
+                "responses.passthrough needs an OpenAI-compatible upstream (no provider, and an "
+                "endpoint_url that is a base URL or an OpenAI path)"
+            )
+        relay = ResponsesPassthrough(parts.upstream, prompts, parts.logger, parts.defaults.model)
+        # Stored responses are the upstream's then: fd2 keeps none to show or delete.
+        return (ExtraEndpoint(PATH, "POST", relay.handle, endpoint),)
     return (
         ExtraEndpoint(PATH, "POST", endpoint.create, endpoint),
         ExtraEndpoint(ITEM_PATH, "GET", endpoint.retrieve),

@@ -109,6 +109,7 @@ def project_manifest(standin: str, scripted: str) -> dict[str, Any]:
             _llm("chat", "llm", "gpt-4o-mini"),
             _llm("scripted", "scripted", "echo"),
             _llm("cached", "scripted", "json"),
+            _llm("native", "scripted", "echo"),
             gemini,
             {
                 "module_type": "structured_prompt",
@@ -125,6 +126,12 @@ def project_manifest(standin: str, scripted: str) -> dict[str, Any]:
                     "scripted": {"config": {"prompts": {"extract": EXTRACT}}},
                     "gemini": {"config": {"provider": "gemini", "prompts": {"review": REVIEW}}},
                     "cached": {"cache": {"ttl_s": 60}},
+                    "native": {
+                        "config": {
+                            "responses": {"passthrough": True},
+                            "prompts": {"extract": EXTRACT},
+                        }
+                    },
                     "analyze": {
                         "dependencies": ["scripted", "gemini", "cached"],
                         "config": {"prompts": {"extract": EXTRACT}},
