@@ -44,7 +44,8 @@ class CompiledVersion:
         self.prompt_id = prompt_id
         self.number = number
         self.source = source
-        where = f"prompt {prompt_id!r} version {number}"
+        # Number 0: a version being created, checked before it is given its number.
+        where = f"prompt {prompt_id!r} " + (f"version {number}" if number else "new version")
         if not source.messages:
             raise PromptDefinitionError(
                 f"{where}: a version needs at least one message.", param="messages"

@@ -65,10 +65,11 @@ class PromptStore:
             raise PromptDefinitionError(f"The prompt version is invalid: {exc}") from None
         for label in labels:
             _check_label(label)
+        # Refuses what cannot render before a version number is taken (numbers have no gaps).
+        CompiledVersion(prompt_id, 0, version)
         key = _key(project, prompt_id)
         number = int(await self._do(self._redis.hincrby(key, "next", 1)))
         version = msgspec.structs.replace(version, created_at=int(time.time()))
-        CompiledVersion(prompt_id, number, version)  # refuses what cannot render, before storing
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, f"v:{number}", msgspec.json.encode(version))
             for label in labels:

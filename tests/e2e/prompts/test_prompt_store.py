@@ -251,3 +251,12 @@ def test_a_prompt_output_schema_is_validated_and_reasked(gateway: Service) -> No
     assert json.loads(raw.parse().output_text) == {"name": "Ada", "age": 36}
     assert raw.headers["x-fd2-structured-attempts"] == "2"
     client.close()
+
+
+def test_a_refused_version_takes_no_number(admin: httpx.Client) -> None:
+    prompt_id = new_id()
+    path = f"/admin/prompts/{PROJECT}/{prompt_id}/versions"
+    bad = admin.post(path, json={"messages": [{"role": "user", "content": "{{ x.__dict__ }}"}]})
+    assert bad.status_code == 400
+    assert "new version" in bad.json()["error"]["message"]
+    assert admin.post(path, json=VERSION_1).json()["version"] == 1
