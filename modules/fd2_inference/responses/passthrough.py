@@ -75,17 +75,21 @@ class ResponsesPassthrough:
 
     async def _body(self, body: dict[str, Any]) -> dict[str, Any]:
         out = dict(body)
+        reference = out.get("prompt")
+        if isinstance(reference, Mapping):
+            await self._render(out, reference)
+        # The module's default model last: the body's, then the prompt's, win over it.
         if not isinstance(out.get("model"), str) and self._default_model:
             out["model"] = self._default_model
-        reference = out.get("prompt")
-        if not isinstance(reference, Mapping):
-            return out
+        return out
+
+    async def _render(self, out: dict[str, Any], reference: Mapping[str, Any]) -> None:
         try:
             rendered = await self._prompts.render(reference)
         except PromptNotFound as exc:
             if exc.param != "prompt.id":
                 raise
-            return out  # not one of fd2's: the upstream's own stored prompt
+            return  # not one of fd2's: the upstream's own stored prompt
         del out["prompt"]
         items: list[Any] = [{"role": m["role"], "content": m["content"]} for m in rendered.messages]
         given = out.get("input")
@@ -104,7 +108,6 @@ class ResponsesPassthrough:
         if rendered.output_schema is not None and "text" not in out:
             schema = {"type": "json_schema", "name": rendered.schema_name}
             out["text"] = {"format": {**schema, "schema": rendered.output_schema}}
-        return out
 
     async def _stream(self, call: Any, send: Send, rid: str) -> None:
         upstream, started = self._upstream, False
