@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import aiohttp
+import msgspec
 import orjson
 
+from fd2.metering import Usage
 from fd2.prompts.errors import PromptNotFound
 from fd2.prompts.resolve import PromptResolver
 from fd2.serving.disconnect import cancel_on_disconnect
@@ -28,6 +30,7 @@ from fd2.serving.request import ClientDisconnected, Request
 from fd2.types import Send
 from fd2_inference.answers import ERROR_BODY_LIMIT, gateway_error, is_event_stream, relayed_headers
 from fd2_inference.exchange import relay_json, send_settled
+from fd2_inference.metering import UsageReport
 from fd2_inference.responses.events import sse
 from fd2_inference.upstream import Upstream, read_answer
 
@@ -36,6 +39,9 @@ _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
 ]
+_COMPLETED: Final = b"event: response.completed"
+_CAPTURE_MAX: Final = 4 * 1024 * 1024
+"""The bytes of a relayed stream's `response.completed` event kept to read its usage."""
 _PARAMETERS: Final = {
     "temperature": "temperature",
     "top_p": "top_p",
@@ -65,10 +71,11 @@ class ResponsesPassthrough:
             call = self._upstream.build(
                 "POST", PATH, orjson.dumps(body), request_id=rid, stream=stream
             )
+            usage = ResponsesUsage(request)
             if stream:
-                work = self._stream(call, send, rid)
+                work = self._stream(call, send, rid, usage)
             else:
-                work = relay_json(self._upstream, call, send, self._logger, rid)
+                work = relay_json(self._upstream, call, send, self._logger, rid, usage)
             await cancel_on_disconnect(request, work)
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", rid)
@@ -109,8 +116,9 @@ class ResponsesPassthrough:
             schema = {"type": "json_schema", "name": rendered.schema_name}
             out["text"] = {"format": {**schema, "schema": rendered.output_schema}}
 
-    async def _stream(self, call: Any, send: Send, rid: str) -> None:
+    async def _stream(self, call: Any, send: Send, rid: str, usage: ResponsesUsage) -> None:
         upstream, started = self._upstream, False
+        completed: bytearray | None = None
         try:
             async with asyncio.timeout(upstream.total_s):
                 response = await upstream.open(call)
@@ -125,6 +133,12 @@ class ResponsesPassthrough:
                     started = True
                     async for chunk in response.content.iter_any():
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        # The usage is in the last event: keep its bytes (bounded) to read it.
+                        at = chunk.find(_COMPLETED) if completed is None else 0
+                        if at >= 0:
+                            completed = (completed or bytearray()) + chunk[at:]
+                            if len(completed) > _CAPTURE_MAX:
+                                completed = None
                 finally:
                     response.close()
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -139,3 +153,52 @@ class ResponsesPassthrough:
             )
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if completed is not None:
+            usage.completed_event(bytes(completed))
+
+
+class _ResponsesUsage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class _Completed(msgspec.Struct):
+    usage: _ResponsesUsage | None = None
+
+
+class _CompletedEvent(msgspec.Struct):
+    response: _Completed | None = None
+
+
+_USAGE: Final = msgspec.json.Decoder(_ResponsesUsage | None)
+_EVENT: Final = msgspec.json.Decoder(_CompletedEvent)
+
+
+class ResponsesUsage(UsageReport):
+    """Reports the usage of a relayed Responses answer (`input_tokens`, `output_tokens`)."""
+
+    def answer(self, usage: bytes | None) -> None:
+        if usage is None:
+            return
+        try:
+            found = _USAGE.decode(usage)
+        except msgspec.DecodeError:
+            return
+        if found is not None:
+            self._report(found)
+
+    def completed_event(self, data: bytes) -> None:
+        for line in data.split(b"\n"):
+            if line.startswith(b"data:"):
+                try:
+                    event = _EVENT.decode(line[5:])
+                except msgspec.DecodeError:
+                    return
+                if event.response is not None and event.response.usage is not None:
+                    self._report(event.response.usage)
+                return
+
+    def _report(self, found: _ResponsesUsage) -> None:
+        self.request.report_usage(
+            Usage(prompt_tokens=found.input_tokens, completion_tokens=found.output_tokens)
+        )

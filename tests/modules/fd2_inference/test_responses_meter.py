@@ -73,3 +73,21 @@ async def test_the_estimate_counts_the_prompt() -> None:
     # Bad variables are the handler's to refuse: the estimate does not fail on them.
     bad = await endpoint.estimate(_request({"prompt": {"id": "p", "variables": [1]}}))
     assert bad.model == "gpt-4o"
+
+
+def test_a_relayed_responses_answer_reports_its_usage() -> None:
+    from fd2_inference.responses.passthrough import ResponsesUsage
+
+    request = _request({"input": "x"})
+    report = ResponsesUsage(request)
+    report.answer(b'{"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}')
+    assert request.usage is not None
+    assert (request.usage.prompt_tokens, request.usage.completion_tokens) == (5, 3)
+    event = {
+        "type": "response.completed",
+        "response": {"usage": {"input_tokens": 7, "output_tokens": 2}},
+    }
+    report.completed_event(b"event: response.completed\ndata: " + orjson.dumps(event) + b"\n\n")
+    assert (request.usage.prompt_tokens, request.usage.completion_tokens) == (7, 2)
+    report.completed_event(b"event: response.completed\ndata: {not json")
+    assert request.usage.prompt_tokens == 7
