@@ -25,10 +25,11 @@ class ModuleCallError(Fd2Error):
 
     def __init__(self, status: int, error: Mapping[str, Any], module: str) -> None:
         message = str(error.get("message") or "an error")[:_MESSAGE_MAX]
-        code = error.get("code")
+        code, param = error.get("code"), error.get("param")
         super().__init__(
             f"inference module {module!r} answered {status}: {message}",
             code=code if isinstance(code, str) else None,
+            param=param if isinstance(param, str) else None,
         )
         self.status = status  # type: ignore[misc]
         kind = error.get("type")

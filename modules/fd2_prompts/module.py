@@ -193,7 +193,7 @@ class StructuredPromptModule(Module):
         try:
             result = await structured_chat(chat, body, asked, native=native, max_attempts=attempts)
         except Fd2Error as exc:
-            if not native or not (exc.param or exc.message).count("response_format"):
+            if not native or not (exc.param or "").startswith("response_format"):
                 raise
             # The provider has no native structured output: the schema goes into the prompt.
             result = await structured_chat(chat, body, asked, native=False, max_attempts=attempts)
