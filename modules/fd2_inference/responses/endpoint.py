@@ -38,7 +38,7 @@ from fd2_inference.responses.store import DEFAULT_TTL_S, ResponseStore
 
 PATH: Final = "/v1/responses"
 ITEM_PATH: Final = "/v1/responses/*"
-"""`/v1/responses/{id}`: served where the core routes `/*` patterns (the jobs branch adds it)."""
+"""`/v1/responses/{id}` (the core serves a path below an endpoint through its `/*` pattern)."""
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),

@@ -128,18 +128,17 @@ def test_previous_response_id_carries_the_conversation(scripted_sdk: openai.Open
     assert turns[1] == ["user", "my name is Ada"]
     assert turns[2][0] == "assistant"
     assert turns[3] == ["user", "what is my name?"]
-    retrieved = scripted_sdk.responses.retrieve(second.id) if _item_paths(scripted_sdk) else None
-    if retrieved is not None:
-        assert retrieved.id == second.id
 
 
-def _item_paths(client: openai.OpenAI) -> bool:
-    """Whether the core routes `/v1/responses/{id}` (the `/*` patterns the jobs branch adds)."""
-    try:
-        client.responses.retrieve("resp_" + "0" * 32)
-    except openai.NotFoundError as exc:
-        return "response_not_found" in str(exc.body)
-    return True
+def test_retrieve_and_delete_a_stored_response(scripted_sdk: openai.OpenAI) -> None:
+    created = scripted_sdk.responses.create(model="echo", input="keep me")
+    retrieved = scripted_sdk.responses.retrieve(created.id)
+    assert retrieved.id == created.id
+    assert retrieved.output_text == created.output_text
+    scripted_sdk.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError) as caught:
+        scripted_sdk.responses.retrieve(created.id)
+    assert "response_not_found" in str(caught.value.body)
 
 
 def test_previous_response_id_shared_between_replicas(
