@@ -3,6 +3,9 @@ requests sent to fd2's passthrough modules (`chat`, `stream`) and to modules tha
 to Anthropic's Messages API (`chat-anthropic`, `stream-anthropic`, targets.with_anthropic_modules)
 against the same Go stand-ins, back to back in each round of the run, one fd2 process for both.
 
+CPU is the scheduler's per-thread count of fd2's processes (/proc/*/task/*/schedstat, ns), not
+the harness's 10 ms ticks: at c=1 a run holds only a few streams.
+
 Every answer is still checked as an OpenAI completion or chunk stream by the load generator, so a
 translation that loses or reorders a chunk fails the run. Per round, translated minus passthrough:
 
@@ -18,10 +21,12 @@ work done per event. The budget is 50 µs for each.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from procs import tree
 from targets import Target, translated
 
 BUDGET_US = 50.0
@@ -57,7 +62,10 @@ def measure_round(measure: Measure, fd2: Target, round_no: int) -> list[dict[str
     runs = []
     for case in CASES:
         for target in pair:
+            pids = tree(target.process.pid)
+            before = cpu_ns(pids)
             result = measure(target, case)
+            precise_cpu(result, cpu_ns(pids) - before)
             runs.append(
                 {
                     "round": round_no,
@@ -69,6 +77,32 @@ def measure_round(measure: Measure, fd2: Target, round_no: int) -> list[dict[str
             )
             print(_progress(runs[-1]), flush=True)
     return runs
+
+
+def cpu_ns(pids: Sequence[int]) -> int:
+    """On-CPU nanoseconds of every thread of the processes (the scheduler's own count): the
+    harness's utime + stime come in 10 ms ticks, too coarse for a few streams at c=1."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that ended in between
+    return total
+
+
+def precise_cpu(result: dict[str, Any], nanoseconds: int) -> None:
+    """CPU per request from the scheduler's count (run and settling after it, as for every
+    target alike); the tick-based figure is kept beside it."""
+    sent = int(result["sent_in_all"])
+    if sent and nanoseconds:  # else (no schedstat) the tick-based figure stays
+        result["cpu_us_per_request_ticks"] = result.get("cpu_us_per_request")
+        result["cpu_us_per_request"] = nanoseconds / 1000 / sent
 
 
 def _progress(run: dict[str, Any]) -> str:
