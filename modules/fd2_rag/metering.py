@@ -20,28 +20,25 @@ ANSWER_BOUND: Final = 1024
 """The most tokens a generated answer adds (the devkit's default max_tokens)."""
 
 Prepare = Callable[[dict[str, Any]], dict[str, Any]]
+Configurations = Callable[[dict[str, Any]], list[str]]
+"""The configurations a prepared body reads, the primary first (fd2_rag.bodies)."""
 
 
 class RagMeter:
     """One endpoint's meter: `prepare` applies the module's defaults, as the handler will."""
 
-    __slots__ = ("_answers", "_prepare")
+    __slots__ = ("_answers", "_configurations", "_prepare")
 
-    def __init__(self, prepare: Prepare, *, answers: bool) -> None:
+    def __init__(self, prepare: Prepare, configurations: Configurations, *, answers: bool) -> None:
         self._prepare = prepare
+        self._configurations = configurations
         self._answers = answers
 
     async def model(self, request: Request) -> str | None:
-        body = self._prepare(await request.json_object())
-        name = body.get("model", body.get("configuration_name"))
-        if isinstance(name, str) and name:
-            return name
-        names = body.get("configuration_names")
-        # Several configurations: a caller limited to some models must be allowed the first,
-        # the one whose security the devkit applies.
-        if isinstance(names, list) and names and isinstance(names[0], str):
-            return names[0]
-        return None
+        """The primary configuration. The others of a multi-configuration retrieve are checked
+        by the module's handler (`RagServiceModule`), since a meter names one model."""
+        names = self._configurations(self._prepare(await request.json_object()))
+        return names[0] if names and names[0] else None
 
     async def estimate(self, request: Request) -> Cost:
         body = self._prepare(await request.json_object())
