@@ -44,6 +44,7 @@ from fd2_model_server.openai_shape import (
     openai_answer,
     openai_texts,
 )
+from fd2_rag.bodies import encoded
 from fd2_rag.devkit import DevkitService
 from fd2_rag.identity import forwarded_authorization
 
@@ -211,7 +212,7 @@ class ModelServerModule(Module):
         path = self._paths[kind]
         parts = batches(body, self._config.batch_size)
         if len(parts) == 1:
-            call = self._call("POST", path, orjson.dumps(body), rid, auth)
+            call = self._call("POST", path, encoded(body), rid, auth)
             answer = await self._service.exchange(call, idempotent=True)
             try:
                 results_of(kind, answer.value, len(body["texts"]))
@@ -225,7 +226,7 @@ class ModelServerModule(Module):
             # A few workers take the batches in turn: never more calls in flight, nor more
             # tasks alive, than CONCURRENT_BATCHES, however many batches a request makes.
             for index in pending:
-                call = self._call("POST", path, orjson.dumps(parts[index]), rid, auth)
+                call = self._call("POST", path, encoded(parts[index]), rid, auth)
                 answers[index] = (await self._service.exchange(call, idempotent=True)).value
 
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from fd2.serving.errors import BadRequest
 from fd2_rag.config import RagServiceConfig
 
@@ -122,3 +124,13 @@ def merged_filter(caller: object, default: dict[str, Any] | None) -> dict[str, A
 def _default(body: dict[str, Any], field: str, value: Any) -> None:
     if body.get(field) is None:
         body[field] = value
+
+
+def encoded(body: dict[str, Any]) -> bytes:
+    """The JSON to send the service. orjson reads deeper nesting (1024) than it writes (255): a
+    body between the two was accepted by fd2 and cannot be forwarded, which is the caller's 400,
+    not the gateway's 500."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise BadRequest("The request body is nested too deeply to be forwarded.") from None

@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar, Final
 
-import orjson
-
 from fd2.auth.errors import Forbidden
 from fd2.metering import Meter
 from fd2.module import Handler, Health, Module, ModuleContext
@@ -31,6 +29,7 @@ from fd2_inference.streaming import relay_stream
 from fd2_rag.bodies import (
     chat_configuration,
     configurations_read,
+    encoded,
     prepare_chat,
     prepare_query,
     prepare_retrieve,
@@ -168,7 +167,7 @@ class RagServiceModule(Module):
             call = self._service.build(
                 "POST",
                 path,
-                orjson.dumps(body),
+                encoded(body),
                 request_id=request.request_id,
                 authorization=authorization,
             )
@@ -187,7 +186,7 @@ class RagServiceModule(Module):
             call = self._openai.build(
                 "POST",
                 "/v1/chat/completions",
-                orjson.dumps(body),
+                encoded(body),
                 request_id=request.request_id,
                 authorization=authorization,
                 stream=stream,
