@@ -8,7 +8,10 @@ app/model_schemas/base_models.py, app/services/security_service.py, unified_open
 - ``POST /api/v1/query`` (QueryRequest -> QueryResponse), ``POST /api/v1/retrieve``
   (RetrieveRequest -> RetrieveResponse), ``GET /api/v1/health`` (HealthResponse);
 - ``POST /v1/chat/completions`` (``model`` = configuration; ``stream: true`` streams the answer
-  word by word, a final chunk with ``finish_reason: "stop"``, then ``[DONE]``), ``GET /v1/models``;
+  word by word, a final chunk with ``finish_reason: "stop"``, then ``[DONE]``; as in the devkit,
+  a streamed answer starts (200) before it is worked out, so a refused token or a failure is
+  an event ``{"error": {"message": str(exception), ...}}`` ending the stream without
+  ``[DONE]``, and ``hang`` hangs after the status line), ``GET /v1/models``;
 - errors as the devkit writes them: ``{"error": <detail>, "detail": <detail>, "timestamp"}`` for
   its HTTPExceptions, FastAPI's ``{"detail": [{"type", "loc", "msg", "input"}]}`` with 422 for a
   body that fails validation. As in the devkit, ``/query`` turns every failure (an unknown
@@ -282,10 +285,34 @@ async def _chat(body: Any, authorization: str | None, send: Any) -> tuple[int, A
             f"Model (configuration) '{name}' not found. "
             "Use GET /v1/models to see available models.",
         )
+    if body.get("stream"):
+        # The devkit's StreamingResponse starts (200) before its generator answers the question,
+        # so what fails after this point is an event `{"error": {"message": str(exception)}}`,
+        # and the stream ends without [DONE].
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
+            }
+        )
     try:
         _security_filter(name, authorization, body.get("filter"))
         await _behave(name)
     except Refused as exc:
+        if body.get("stream"):
+            # str() of a FastAPI HTTPException is "<status>: <detail>"; other exceptions
+            # are their own text.
+            text = exc.detail if exc.status >= 500 else f"{exc.status}: {exc.detail}"
+            event = {"error": {"message": text, "type": "internal_error", "code": "internal_error"}}
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + orjson.dumps(event) + b"\n\n",
+                    "more_body": False,
+                }
+            )
+            return None
         return (
             _devkit_error(500, str(exc.detail))
             if exc.status >= 500
@@ -313,13 +340,6 @@ async def _chat(body: Any, authorization: str | None, send: Any) -> tuple[int, A
             "usage": {"prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11},
             "processing_time": 0.01,
         }
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
-        }
-    )
     words = answer.split()
     for index, word in enumerate(words):
         chunk = {

@@ -4,6 +4,7 @@ request id and never reaches the service when fd2 can tell it is wrong."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -224,3 +225,38 @@ def test_api_key_enabled_with_a_jwt_module_takes_either(services: Services) -> N
     first, second = calls(services["models"])
     assert "authorization" not in first["headers"]
     assert second["headers"]["authorization"] == f"Bearer {jwt_token}"
+
+
+# --- the devkit's streamed chat: failures arrive after its status line ----------------------
+
+
+def stream_events(answer: httpx.Response) -> list[dict[str, Any]]:
+    assert answer.status_code == 200, answer.text
+    assert answer.headers.get("x-request-id")
+    return [
+        json.loads(line[len("data: ") :])
+        for line in answer.text.splitlines()
+        if line.startswith("data: ") and line != "data: [DONE]"
+    ]
+
+
+def test_a_streamed_refusal_keeps_the_devkits_words(services: Services) -> None:
+    """fd2 accepts the token (the project's JWT module) and passes it on; the stand-in's
+    `secure` configuration verifies it with another secret and refuses it inside the stream."""
+    body = {"model": "secure", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    answer = post(services, "/kb/v1/chat/completions", body, **bearer(token()))
+    (event,) = stream_events(answer)
+    error = event["error"]
+    assert set(error) == {"message", "type", "code", "param"}
+    assert error["message"].startswith("The RAG service refused the request: ")
+    assert "Invalid token" in error["message"] and error["code"] == "upstream_unauthorized"
+
+
+def test_a_streamed_failure_does_not_relay_the_devkits_exception_text(
+    services: Services,
+) -> None:
+    body = {"model": "boom", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    answer = post(services, "/kb/v1/chat/completions", body, **bearer(token()))
+    (event,) = stream_events(answer)
+    assert event["error"]["message"] == "The RAG service failed."
+    assert "vector store" not in answer.text
