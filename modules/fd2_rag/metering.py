@@ -1,17 +1,19 @@
 """What a RAG call costs, for the core's token limits (fd2.metering).
 
-The RAG service reports no token usage, so a call is charged its estimate: the question's tokens
-and, for the endpoints that generate an answer, the devkit's own default answer length (its
-`GenerationConfig.max_tokens`, 1024). Its "model" is the RAG configuration the call uses: what a
-caller whose key or token lists `models` must be allowed.
+The RAG service's query and retrieve report no token usage, so such a call is charged its
+estimate: the question's tokens and, for a query, the devkit's own default answer length (its
+`GenerationConfig.max_tokens`, 1024). A chat completion that is not streamed carries the devkit's
+`usage` (its own count), which settles the charge; a streamed one carries none. Its "model" is
+the RAG configuration the call uses: what a caller whose key or token lists `models` must be
+allowed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
-from fd2.metering import Cost
+from fd2.metering import Cost, Usage
 from fd2.serving.request import Request
 from fd2.tokens import count_tokens
 from fd2_inference.metering import count_chat
@@ -53,3 +55,18 @@ class RagMeter:
             prompt_tokens=tokens,
             completion_bound=ANSWER_BOUND if self._answers else 0,
         )
+
+
+def reported_usage(answer: Any) -> Usage | None:
+    """The `usage` of a devkit chat completion (its ChatCompletionResponse), when well formed."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not (_count(prompt) and _count(completion)):
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def _count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -38,7 +38,7 @@ from fd2_rag.bodies import (
 from fd2_rag.config import RagServiceConfig, load_config
 from fd2_rag.devkit import DevkitService
 from fd2_rag.identity import forwarded_authorization
-from fd2_rag.metering import RagMeter
+from fd2_rag.metering import RagMeter, reported_usage
 
 _HEALTH_S: Final = 2.0
 _LABEL: Final = "RAG service"
@@ -199,6 +199,10 @@ class RagServiceModule(Module):
             answer = await cancel_on_disconnect(
                 request, self._openai.exchange(call, idempotent=False)
             )
+            if request.metered:
+                usage = reported_usage(answer.value)
+                if usage is not None:
+                    request.report_usage(usage)
             await send_bytes(send, 200, answer.body)
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)

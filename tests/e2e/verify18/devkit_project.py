@@ -68,6 +68,11 @@ def manifest(rag: str, models: str) -> dict[str, Any]:
                 "config": {"service_url": f"http://{rag}/api/v1", "configuration_name": "kb"},
             },
             {
+                "module_type": "rag_service",
+                "name": "metered-kb",
+                "config": {"service_url": f"http://{rag}/api/v1", "configuration_name": "kb"},
+            },
+            {
                 "module_type": "model_server",
                 "name": "open-models",
                 "config": {"service_url": ms, "batch_size": 4, "request_timeout": 2},
@@ -101,8 +106,15 @@ def manifest(rag: str, models: str) -> dict[str, Any]:
                     {"id": "limited", "hash": _hash(LIMITED_KEY), "models": ["kb"]},
                 ],
                 "modules": {
-                    name: {"auth": {"mode": "api_key"}}
-                    for name in ("keyed-kb", "open-models", "down-models")
+                    **{
+                        name: {"auth": {"mode": "api_key"}}
+                        for name in ("keyed-kb", "open-models", "down-models")
+                    },
+                    # A chat's estimate is its prompt + 1024; the devkit reports 11 tokens.
+                    "metered-kb": {
+                        "auth": {"mode": "api_key"},
+                        "limits": {"tokens_per_minute": 3000},
+                    },
                 },
             }
         },

@@ -260,3 +260,17 @@ def test_a_streamed_failure_does_not_relay_the_devkits_exception_text(
     (event,) = stream_events(answer)
     assert event["error"]["message"] == "The RAG service failed."
     assert "vector store" not in answer.text
+
+
+def test_a_chat_is_charged_the_usage_the_devkit_reports(services: Services) -> None:
+    """Each chat reserves its estimate (about 1030 tokens of 3000 a minute) and is settled at
+    the 11 tokens the devkit reports: six in a row fit. Charged the estimate, the third would
+    be refused. A query reports nothing and is charged its estimate: the budget then runs out."""
+    body = {"model": "kb", "messages": [{"role": "user", "content": "hello"}]}
+    for _ in range(6):
+        answer = post(services, "/metered-kb/v1/chat/completions", body, **KEY)
+        assert answer.status_code == 200, answer.text
+    statuses = [
+        post(services, "/metered-kb/query", {"query": "hello"}, **KEY).status_code for _ in range(3)
+    ]
+    assert statuses[:2] == [200, 200] and statuses[2] == 429
