@@ -90,7 +90,11 @@ def _common(body: dict[str, Any], config: RagServiceConfig) -> dict[str, Any]:
     query_text(body)
     prepared = dict(body)
     _default(prepared, "k", config.default_k)
-    _default(prepared, "similarity_threshold", config.default_similarity_threshold)
+    if config.default_similarity_threshold > 0:
+        # 0.0 is the Control Tower's default, written into every manifest that names none: sent,
+        # it would replace the RAG configuration's own threshold (the devkit's is 0.7) with
+        # "keep everything". Left out, the devkit applies the configuration's.
+        _default(prepared, "similarity_threshold", config.default_similarity_threshold)
     _default(prepared, "filter_after_reranking", config.filter_after_reranking)
     if config.query_expansion_enabled and config.query_expansion_llm_config:
         _default(
