@@ -185,10 +185,15 @@ def test_the_devkits_validation_error_becomes_a_400_naming_the_field(devkit: Dev
 
 
 def test_an_unknown_configuration(devkit: Devkit) -> None:
-    error = refused(
-        post(devkit, "/knowledge-base/retrieve", {**QUERY, "configuration_name": "nope"}), 404
-    )
+    # The devkit looks up the first configuration's security settings before it checks that the
+    # configurations exist: an unknown first one is its 500, a later one its 404.
+    names = {"configuration_names": ["kb", "nope"]}
+    error = refused(post(devkit, "/knowledge-base/retrieve", {**QUERY, **names}), 404)
     assert "Configuration 'nope' not found" in error["message"]
+    error = refused(
+        post(devkit, "/knowledge-base/retrieve", {**QUERY, "configuration_name": "nope"}), 502
+    )
+    assert error["message"] == "The RAG service failed (HTTP 500)."
     # The devkit's /query answers every failure with a 500: fd2 says the service failed.
     error = refused(
         post(devkit, "/knowledge-base/query", {**QUERY, "configuration_name": "nope"}), 502

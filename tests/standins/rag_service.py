@@ -16,7 +16,8 @@ app/model_schemas/base_models.py, app/services/security_service.py, unified_open
   its HTTPExceptions, FastAPI's ``{"detail": [{"type", "loc", "msg", "input"}]}`` with 422 for a
   body that fails validation. As in the devkit, ``/query`` turns every failure (an unknown
   configuration, a refused token) into a 500 ``Internal server error: ...``; ``/retrieve``
-  answers 404 and 401 as such.
+  answers 404 (a configuration after the first that is unknown) and 401 as such, and an unknown
+  first configuration with a 500 (its security lookup's KeyError).
 
 Configurations: ``default``, ``kb``, ``production-kb`` (open) and ``secure`` (security enabled:
 ``Authorization: Bearer <JWT>`` signed HS256 with ``--jwt-secret``; its ``metadata_filter``
@@ -238,10 +239,17 @@ async def _query(body: Any, authorization: str | None) -> tuple[int, Any]:
 async def _retrieve(body: Any, authorization: str | None) -> tuple[int, Any]:
     request = _validate(body, k_max=50)
     names = request.get("configuration_names") or [request.get("configuration_name") or "default"]
+    special = ("boom", "hang", "garbage")
+    if not _known(names[0]) and names[0] not in special:
+        # The devkit looks the primary configuration up for its security settings first, and
+        # that lookup's KeyError is no HTTPException: an unknown primary one is a 500.
+        return _devkit_error(
+            500, f"Internal server error: \"Configuration '{names[0]}' not found\""
+        )
     try:
         merged = _security_filter(names[0], authorization, request.get("filter"))
         for name in names:
-            if not _known(name) and name not in ("boom", "hang", "garbage"):
+            if not _known(name) and name not in special:
                 raise Refused(404, f"Configuration '{name}' not found")
         await _behave(names[0])
     except Refused as exc:  # /retrieve lets its HTTPExceptions through as they are
