@@ -229,19 +229,25 @@ async def _stream(
                     body = await read_answer(response, ERROR_BODY_LIMIT)
                     raise _not_streamed(relay, response, body)
                 deframer = deframer_for(framing)
-                await relay.send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [*_SSE_HEADERS, *relayed_headers(response.raw_headers)],
-                    }
-                )
-                relay.started = True
+                start = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_SSE_HEADERS, *relayed_headers(response.raw_headers)],
+                }
                 send = relay.send
                 async for chunks in translated_chunks(response, deframer, translator):
                     if chunks:
+                        if not relay.started:
+                            # Started with the first chunk, not the provider's 200: a stream
+                            # whose first event is an error (a throttling or validation
+                            # exception) is still answered with that error's status.
+                            await send(start)
+                            relay.started = True
                         out = b"".join([chunk_event(chunk) for chunk in chunks])
                         await send({"type": "http.response.body", "body": out, "more_body": True})
+                if not relay.started:
+                    await send(start)
+                    relay.started = True
             finally:
                 response.close()
     except Exception as exc:
@@ -274,9 +280,10 @@ async def translated_chunks(
         try:
             for event in events:
                 chunks.extend(translate(event))
-        except ProviderStreamError:
-            # One read may hold text and then the provider's error event: the client gets the
-            # text before the error, as it would have had the two come in separate reads.
+        except (ProviderStreamError, *_TRANSLATION_ERRORS):
+            # One read may hold text and then the provider's error event (or an event that
+            # cannot be translated): the client gets the text before the error, as it would
+            # have had the two come in separate reads.
             if chunks:
                 yield chunks
             raise

@@ -147,6 +147,7 @@ class ModuleHandle:
         module_type: str,
         environment: str,
         caller: str,
+        sets_scope: bool = False,
     ) -> None:
         self._table = table
         self.project = project
@@ -154,6 +155,9 @@ class ModuleHandle:
         self.module_type = module_type
         self.environment = environment
         self._caller = caller
+        self._sets_scope = sets_scope
+        """Whether `call` may put entries in the ASGI scope: for fd2's own callers (the job
+        runner's captured identity), never for the handles modules get."""
 
     async def call(
         self,
@@ -163,12 +167,17 @@ class ModuleHandle:
         *,
         headers: Iterable[tuple[bytes, bytes]] = (),
         request_id: str | None = None,
+        scope: Mapping[str, Any] | None = None,
     ) -> ModuleAnswer:
         """Call the module's endpoint `path` (e.g. `/v1/chat/completions`) with `method`.
 
         `body` is bytes as they are or a mapping sent as JSON. `headers` are what the target
         (and its route's steps) see: forward the caller's `authorization` where the target
-        needs one. `request_id` ties the call to the request being served in the logs."""
+        needs one. `request_id` ties the call to the request being served in the logs. `scope`:
+        extra ASGI scope entries for the route's steps (only in-process callers can set any;
+        `fd2.jobs` passes the identity a job was submitted with; a module's handle refuses)."""
+        if scope and not self._sets_scope:
+            raise ValueError("scope entries are for fd2's own callers, not a module's handle")
         payload, content_type = _payload(body)
         request_id = request_id or uuid.uuid4().hex
         try:
@@ -176,9 +185,11 @@ class ModuleHandle:
         except Fd2Error as exc:
             return await _error_answer(exc)
         exchange = _Exchange(payload)
-        scope = self._scope(method, path, payload, content_type, headers, request_id)
+        asgi_scope = self._scope(method, path, payload, content_type, headers, request_id)
+        if scope:
+            asgi_scope.update(scope)
         request = Request(
-            scope,
+            asgi_scope,
             exchange.receive,
             request_id=request_id,
             project=self.project,
