@@ -6,6 +6,8 @@ against the same Go stand-ins, back to back in each round of the run, one fd2 pr
 CPU is the scheduler's per-thread count of fd2's processes (/proc/*/task/*/schedstat, ns), not
 the harness's 10 ms ticks: at c=1 a run holds only a few streams.
 
+    .venv/bin/python bench/translation.py --rounds 8 --quick   # these cases alone, more rounds
+
 Every answer is still checked as an OpenAI completion or chunk stream by the load generator, so a
 translation that loses or reorders a chunk fails the run. Per round, translated minus passthrough:
 
@@ -20,14 +22,18 @@ work done per event. The budget is 50 µs for each.
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from procs import tree
-from targets import Target, translated
+from procs import BENCH, Pinning, Processes, build_tools, tree
+from targets import Target, start_fd2, start_standins, translated
 
 BUDGET_US = 50.0
 PROVIDER = "anthropic"
@@ -231,3 +237,48 @@ def markdown(summary: dict[str, Any] | None) -> list[str]:
         "included (an upper bound of the per-chunk work).",
     ]
     return lines
+
+
+class _Options(argparse.Namespace):
+    """run.settings_for's options; any it reads that are not given here are unset."""
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
+def main() -> None:
+    """The translation cases alone, for more rounds than a whole run affords on a busy machine:
+    the same stand-ins, fd2, settings and measurement as bench/run.py."""
+    import run  # the runner's measurement (run imports this module: imported here, not above)
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="bench-quick's durations")
+    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    args = parser.parse_args()
+    cfg = run.settings_for(_Options(quick=args.quick, smoke=False, rounds=args.rounds, delay_ms=0))
+    build_tools()
+    pin = Pinning()
+    out = args.out / time.strftime("translation-%Y%m%d-%H%M%S", time.gmtime())
+    out.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    with Processes() as procs:
+        standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
+        fd2 = start_fd2(procs, pin, standins, out, cfg.fd2_workers)
+        print(f"pinning: {pin.describe()}", flush=True)
+        for round_no in range(1, cfg.rounds + 1):
+            runs += measure_round(lambda t, c: run.measure(t, c, cfg, pin), fd2, round_no)
+    summary = summarize(runs)
+    data = {"settings": {**asdict(cfg), "pinning": pin.describe()}, "runs": runs,
+            "translation": summary}  # fmt: skip
+    (out / "translation.json").write_text(json.dumps(data, indent=2) + "\n")
+    text = "\n".join(markdown(summary)) + "\n"
+    (out / "translation.md").write_text(text)
+    print(text)
+    print(f"report: {out / 'translation.md'}")
+    if errors(summary):
+        sys.exit(f"translation cost: {errors(summary)} errors")
+
+
+if __name__ == "__main__":
+    main()
