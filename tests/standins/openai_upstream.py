@@ -15,6 +15,7 @@ forwards unchanged):
 
 - ``error-400`` / ``error-429``: an OpenAI error JSON with that status ("stand-in says no");
 - ``error-500-plain``: 500 with a text/plain body;
+- ``error-context``: 400, OpenAI's ``context_length_exceeded`` error;
 - ``garbage``: 200 with a body that is not JSON;
 - ``stream-break``: streams 3 content chunks, then drops the connection mid-body;
 - ``no-done``: a stream that ends cleanly without ``data: [DONE]``;
@@ -87,6 +88,11 @@ def _error_body(message: str, error_type: str, code: str | None) -> bytes:
 
 _ERROR_400 = _error_body("stand-in says no", "invalid_request_error", "standin_refused")
 _ERROR_429 = _error_body("stand-in says no: slow down", "requests", "rate_limit_exceeded")
+_ERROR_CONTEXT = _error_body(
+    "This model's maximum context length is 8 tokens (stand-in).",
+    "invalid_request_error",
+    "context_length_exceeded",
+)
 
 
 class Stats:
@@ -139,6 +145,7 @@ _FIXED = {
         "no-usage",  # like many OpenAI-compatible servers: ignores stream_options.include_usage
         *("stream-no-finish", "stream-garbage", "error-key", "error-key-escaped"),
         "stream-error-key",
+        "error-context",
     )
 }
 _ECHO = Behaviour("echo")
@@ -344,6 +351,10 @@ async def _generate(
         await _send_whole(send, 429, _ERROR_429, request_id=rid)
         STATS.completed += 1
         return
+    if kind == "error-context":
+        await _send_whole(send, 400, _ERROR_CONTEXT, request_id=rid)
+        STATS.completed += 1
+        return
     if kind == "error-500-plain":
         await _send_whole(send, 500, _PLAIN_500, b"text/plain; charset=utf-8", rid)
         STATS.completed += 1
@@ -488,7 +499,7 @@ async def _embeddings(ex: _Exchange, payload: dict[str, Any], send: Send, n: int
     model = payload.get("model")
     behaviour = behaviour_for(model) if isinstance(model, str) else _ECHO
     # Errors behave as for chat; stream-only behaviours are plain echoes here.
-    if behaviour.kind in ("error-400", "error-429", "error-500-plain", "garbage"):
+    if behaviour.kind in ("error-400", "error-429", "error-500-plain", "garbage", "error-context"):
         await _generate(ex, payload, send, n, chat=True)
         return
     if behaviour.slow_s and not await ex.pause(behaviour.slow_s):

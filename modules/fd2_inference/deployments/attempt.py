@@ -1,0 +1,166 @@
+"""One upstream attempt on one target, classified: a good answer, or why it failed.
+
+The attempt loop (`router.py`) only sees `Tried`. The client is behind `Client` (aiohttp's shared
+session today); an attempt reads a whole answer, except a stream's good answer, which stays open
+for the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Final, Protocol
+
+import aiohttp
+import orjson
+
+from fd2.serving.errors import Fd2Error
+from fd2_inference.answers import ERROR_BODY_LIMIT, gateway_error, is_event_stream
+from fd2_inference.deployments.config import Cause
+from fd2_inference.deployments.target import Target
+from fd2_inference.exchange import Answer
+from fd2_inference.upstream import read_answer
+
+_MAX_RETRY_AFTER_S: Final = 60.0
+_DEFAULT_COOL_S: Final = 1.0
+_CONTEXT_MARKERS: Final = (b"context_length_exceeded", b"maximum context length")
+_FILTER_MARKERS: Final = (b"content_filter", b"content_policy_violation")
+
+
+class Client(Protocol):
+    """What an attempt needs of an HTTP client: send a POST, give back the status line, headers
+    and a readable body. `SessionClient` is aiohttp's; the lean client fits behind an adapter."""
+
+    async def open(
+        self, url: str, body: bytes, headers: Mapping[str, str], limits: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse: ...
+
+
+class SessionClient:
+    """The gateway's shared pooled aiohttp session (never closed here)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def open(
+        self, url: str, body: bytes, headers: Mapping[str, str], limits: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        return await self._session.request(
+            "POST", url, data=body, headers=headers, timeout=limits, allow_redirects=False
+        )
+
+
+class Tried:
+    """An attempt's result. `cause` None: a good answer (live for a stream, else `answer`)."""
+
+    __slots__ = ("answer", "cause", "error", "live", "retry_after", "target", "ttfb_s")
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.cause: Cause | None = None
+        self.answer: Answer | None = None
+        self.live: aiohttp.ClientResponse | None = None
+        self.error: Fd2Error | None = None
+        """The gateway's error when no HTTP answer came (connect failure, timeout)."""
+        self.retry_after: float | None = None
+        self.ttfb_s = 0.0
+
+    def close(self) -> None:
+        """Ends a live stream's attempt (the relay is done with it, or it lost a race)."""
+        if self.live is not None:
+            self.live.close()
+            self.live = None
+            self.target.ended()
+
+
+def request_body(payload: Mapping[str, object], model: str) -> bytes:
+    return orjson.dumps({**payload, "model": model})
+
+
+async def attempt(
+    client: Client,
+    target: Target,
+    path: str,
+    body: bytes,
+    request_id: str,
+    *,
+    stream: bool,
+) -> Tried:
+    """Send one attempt; the target's in-flight count is taken here and given back when the
+    attempt ends, except for a live stream (the relay gives it back)."""
+    tried = Tried(target)
+    began = time.monotonic()
+    target.started(began)
+    response: aiohttp.ClientResponse | None = None
+    keep = False
+    try:
+        async with asyncio.timeout(target.timeouts.total_s):
+            response = await client.open(
+                target.base_url + path,
+                body,
+                {**target.headers[stream], "x-request-id": request_id},
+                target.client_timeout,
+            )
+            tried.ttfb_s = time.monotonic() - began
+            status = response.status
+            if stream and is_event_stream(status, response.headers.get("content-type")):
+                tried.live, keep = response, True
+                return tried
+            read = await read_answer(response, ERROR_BODY_LIMIT)
+            tried.answer = (status, read, response.raw_headers)
+            tried.cause = classify(status, read)
+            if tried.cause == "429" or (status == 503 and "retry-after" in response.headers):
+                tried.retry_after = retry_after(response.headers.get("retry-after"))
+            return tried
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        tried.cause = cause_of(exc)
+        tried.error = gateway_error(exc, target.timeouts.total_s)
+        return tried
+    finally:
+        if response is not None and not keep:
+            response.close()
+        if not keep:
+            target.ended()
+
+
+def classify(status: int, body: bytes | None) -> Cause | None:
+    if status == 429:
+        return "429"
+    if status >= 500:
+        return "5xx"
+    if status == 400 and body is not None:
+        if any(marker in body for marker in _CONTEXT_MARKERS):
+            return "context_length"
+        if any(marker in body for marker in _FILTER_MARKERS):
+            return "content_filter"
+    return None
+
+
+def cause_of(exc: BaseException) -> Cause:
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return "connect"  # never reached the upstream
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        # A keep-alive connection the upstream had closed (stale), or a reset before any answer.
+        return "connect"
+    return "5xx"
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After (seconds or an HTTP date), bounded; a default without one."""
+    if not value:
+        return _DEFAULT_COOL_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return _DEFAULT_COOL_S
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(_MAX_RETRY_AFTER_S, seconds))

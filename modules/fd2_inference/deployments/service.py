@@ -1,0 +1,217 @@
+"""An inference module's endpoints when its config declares `deployments`: the body's `model`
+names an alias, the router picks its target, and the answer is relayed by the usual relays.
+
+Answers carry `x-fd2-deployment` (the target that served them) and `x-fd2-attempts` (upstream
+attempts made for the request, hedges included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Final
+
+import aiohttp
+import orjson
+
+from fd2.metering import Meter
+from fd2.module import Handler, ModuleContext
+from fd2.serving.disconnect import cancel_on_disconnect
+from fd2.serving.draining import drain_guard
+from fd2.serving.errors import BadRequest, UpstreamError
+from fd2.serving.request import ClientDisconnected, Request
+from fd2.serving.request_metrics import upstream_failed
+from fd2.serving.responses import send_bytes
+from fd2.telemetry.scrub import Scrubber, credential_values
+from fd2.types import Message, Send
+from fd2_inference.answers import shutting_down
+from fd2_inference.deployments.attempt import SessionClient
+from fd2_inference.deployments.config import load_deployments
+from fd2_inference.deployments.router import Outcome, Router
+from fd2_inference.deployments.router_metrics import RouterMetrics
+from fd2_inference.exchange import send_settled
+from fd2_inference.metering import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    OpenAIMeter,
+    UsageReport,
+    stream_report,
+)
+from fd2_inference.streaming import relay_stream
+from fd2_inference.transforms import (
+    Defaults,
+    Prepared,
+    prepare_chat,
+    prepare_completion,
+    prepare_embedding,
+)
+from fd2_inference.upstream import UpstreamCall
+
+_Prepare = Callable[[dict[str, Any], Defaults], Prepared]
+_KINDS: Final[dict[str, tuple[str, _Prepare]]] = {
+    CHAT: ("/chat/completions", prepare_chat),
+    COMPLETIONS: ("/completions", prepare_completion),
+    EMBEDDINGS: ("/embeddings", prepare_embedding),
+}
+_PATHS: Final = {
+    CHAT: "/v1/chat/completions",
+    COMPLETIONS: "/v1/completions",
+    EMBEDDINGS: "/v1/embeddings",
+}
+
+
+class _Opened:
+    """The relays' view (`upstream.Opens`) of an answer the router already opened."""
+
+    __slots__ = ("_response", "_secrets", "total_s")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse | None, secrets: tuple[str, ...], total_s: float
+    ) -> None:
+        self._response = response
+        self._secrets = secrets
+        self.total_s = total_s
+
+    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+        assert self._response is not None
+        response, self._response = self._response, None
+        return response
+
+    def scrubber(self, call: UpstreamCall) -> Scrubber:
+        return Scrubber((*self._secrets, *credential_values(call.headers)))
+
+
+class DeployedEndpoints:
+    """Chat completions, completions, embeddings and the alias list, over the deployments."""
+
+    def __init__(self, context: ModuleContext, defaults: Defaults, max_tokens: int | None) -> None:
+        spec, keys = load_deployments(context.config, context.references)
+        self.router = Router(
+            spec,
+            keys,
+            context.timeouts,
+            SessionClient(context.http),
+            RouterMetrics(context.metrics),
+        )
+        self._defaults = defaults
+        self._logger = context.logger
+        self._total_s = context.timeouts.total_s
+        self._created = 0
+        self._meters = {
+            kind: OpenAIMeter(kind, partial(_prepared, prepare, defaults), max_tokens)
+            for kind, (_, prepare) in _KINDS.items()
+        }
+        self._logger.info(
+            "inference module %s/%s (%s): deployments %s",
+            context.project,
+            context.module,
+            context.environment,
+            ", ".join(
+                f"{name} ({d.spec.strategy} over {len(d.targets)} targets)"
+                for name, d in self.router.deployments.items()
+            ),
+        )
+
+    def endpoints(self) -> dict[str, Mapping[str, Handler]]:
+        return {
+            _PATHS[CHAT]: {"POST": partial(self._handle, kind=CHAT)},
+            _PATHS[COMPLETIONS]: {"POST": partial(self._handle, kind=COMPLETIONS)},
+            _PATHS[EMBEDDINGS]: {"POST": partial(self._handle, kind=EMBEDDINGS)},
+            "/v1/models": {"GET": self._models},
+        }
+
+    def meters(self) -> dict[str, Meter]:
+        return {_PATHS[kind]: meter for kind, meter in self._meters.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return self.router.describe()
+
+    def aliases(self) -> tuple[str, ...]:
+        return self.router.aliases()
+
+    async def _models(self, request: Request, send: Send) -> None:
+        """The aliases this caller may use (its identity's models, when it is limited)."""
+        allowed = request.identity.models if request.identity is not None else None
+        data = [
+            {"id": alias, "object": "model", "created": self._created, "owned_by": "fd2"}
+            for alias in self.router.aliases()
+            if allowed is None or alias in allowed
+        ]
+        await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}))
+
+    async def _handle(self, request: Request, send: Send, *, kind: str) -> None:
+        try:
+            await request.body()
+            path, prepare = _KINDS[kind]
+            prepared = prepare(await request.json_object(), self._defaults)
+            model = prepared.payload.get("model")
+            if not isinstance(model, str) or not model:
+                raise BadRequest("The request names no model.", param="model")
+            self.router.deployment(model)  # an unknown alias is a 404 before any work
+            work = self._serve(request, send, kind, path, prepared, model)
+            await cancel_on_disconnect(request, work)
+        except ClientDisconnected:
+            self._logger.debug("request %s: client disconnected", request.request_id)
+
+    async def _serve(
+        self, request: Request, send: Send, kind: str, path: str, prepared: Prepared, model: str
+    ) -> None:
+        rid, logger = request.request_id, self._logger
+        with drain_guard() as guard:
+            try:
+                outcome = await self.router.run(
+                    model, path, prepared.payload, rid, stream=prepared.stream
+                )
+            except asyncio.CancelledError:
+                if not guard.take_cut():
+                    raise
+                raise shutting_down() from None
+        tried = outcome.tried
+        tagged = _tagged(send, outcome)
+        call = UpstreamCall("POST", path, None, {})
+        opened = _Opened(tried.live, self.router.secrets, self._total_s)
+        logger.debug(
+            "request %s: %s served by %s after %d attempts",
+            rid,
+            model,
+            outcome.served_by,
+            outcome.attempts,
+        )
+        try:
+            if tried.live is not None:
+                meter = self._meters[kind]
+                usage = await stream_report(request, meter, prepared.payload, chat=kind == CHAT)
+                await relay_stream(
+                    opened, call, tagged, logger, rid, usage, partial(upstream_failed, request)
+                )
+            elif tried.answer is not None:
+                answer = UsageReport(request)
+                await send_settled(tagged, logger, rid, tried.answer, opened, call, answer)
+            else:
+                logger.warning("request %s: every attempt failed (%d)", rid, outcome.attempts)
+                raise tried.error or UpstreamError("The upstream could not be reached.")
+        finally:
+            tried.close()
+            used = request.usage
+            if used is not None:
+                tried.target.charge(used.prompt_tokens + used.completion_tokens)
+
+
+def _tagged(send: Send, outcome: Outcome) -> Send:
+    extra = [
+        (b"x-fd2-deployment", outcome.served_by.encode("latin-1", "replace")),
+        (b"x-fd2-attempts", str(outcome.attempts).encode()),
+    ]
+
+    async def tagged(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return tagged
+
+
+def _prepared(prepare: _Prepare, defaults: Defaults, body: dict[str, Any]) -> Prepared:
+    return prepare(body, defaults)
