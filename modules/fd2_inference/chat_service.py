@@ -18,9 +18,16 @@ from typing import Any
 
 import aiohttp
 
+from fd2.serving.draining import drain_guard
 from fd2.serving.errors import Fd2Error, UpstreamError
 from fd2.serving.request import Request
-from fd2_inference.answers import ERROR_BODY_LIMIT, ProviderError, gateway_error, unsupported
+from fd2_inference.answers import (
+    ERROR_BODY_LIMIT,
+    ProviderError,
+    gateway_error,
+    shutting_down,
+    unsupported,
+)
 from fd2_inference.framing import deframer_for, is_stream_answer
 from fd2_inference.metering import wants_usage
 from fd2_inference.providers.base import (
@@ -28,7 +35,6 @@ from fd2_inference.providers.base import (
     ProviderCall,
     ProviderFailure,
     ProviderStreamError,
-    StreamTranslator,
     UnsupportedParameter,
 )
 from fd2_inference.transforms import Defaults, prepare_chat
@@ -105,16 +111,23 @@ class ProviderChat:
         return payload
 
     async def complete(self, body: dict[str, Any], request: Request) -> Mapping[str, Any]:
-        """An OpenAI `chat.completion` for `body` (Fd2Error on failure, in OpenAI's terms)."""
+        """An OpenAI `chat.completion` for `body` (Fd2Error on failure, in OpenAI's terms; a
+        503 when the shutdown deadline comes first)."""
         payload = self._prepared(body, stream=False)
         rid = request.request_id
         call = provider_call(
             self._provider, payload, stream=False, request_id=rid, logger=self._logger
         )
         translate = partial(self._provider.chat_answer, model=str(payload.get("model", "")))
-        answer, _raw = await translated_answer(
-            self._upstream, self._provider, call, translate, self._logger, rid
-        )
+        with drain_guard() as guard:
+            try:
+                answer, _raw = await translated_answer(
+                    self._upstream, self._provider, call, translate, self._logger, rid
+                )
+            except asyncio.CancelledError:
+                if not guard.take_cut():
+                    raise
+                raise shutting_down() from None
         report_usage(request, answer.get("usage"))
         return answer
 
@@ -122,44 +135,52 @@ class ProviderChat:
         self, body: dict[str, Any], request: Request
     ) -> AsyncIterator[Mapping[str, Any]]:
         """The `chat.completion.chunk` objects of a streamed answer to `body`; Fd2Error before
-        the first, ProviderStreamError after it (a failed or cut stream). The last chunk carries
-        the usage (the request asks for it)."""
+        the first, ProviderStreamError after it (a failed or cut stream, the module's time limit,
+        the shutdown deadline while waiting on the provider). The last chunk carries the usage
+        (the request asks for it). A caller that stops early closes it (`aclose`): until then
+        the request is held for the shutdown deadline."""
         payload = self._prepared(body, stream=True)
         rid = request.request_id
         provider, upstream = self._provider, self._upstream
         call = provider_call(provider, payload, stream=True, request_id=rid, logger=self._logger)
         translator = provider.chat_stream(model=str(payload.get("model", "")), include_usage=True)
-        try:
-            async with asyncio.timeout(upstream.total_s):
-                response = await upstream.open(call)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            error = gateway_error(exc, upstream.total_s)
-            assert error is not None
-            raise error from None
-        try:
-            if not is_stream_answer(provider.framing, response.status, response.content_type):
-                raise await self._not_streamed(response, call)
-            async for chunks in self._chunks(response, translator):
-                for chunk in chunks:
-                    yield chunk
-        finally:
-            response.close()
-            report_usage(request, translator.usage)
-
-    async def _chunks(
-        self, response: aiohttp.ClientResponse, translator: StreamTranslator
-    ) -> AsyncIterator[Any]:
-        try:
-            async for chunks in translated_chunks(
-                response, deframer_for(self._provider.framing), translator
-            ):
-                yield chunks
-        except ProviderStreamError:
-            raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            error = gateway_error(exc, self._upstream.total_s)
-            assert error is not None
-            raise ProviderStreamError(_as_failure(error)) from None
+        deadline = asyncio.get_running_loop().time() + upstream.total_s
+        with drain_guard() as guard:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await upstream.open(call)
+            except asyncio.CancelledError:
+                if not guard.take_cut():
+                    raise
+                raise shutting_down() from None
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = gateway_error(exc, upstream.total_s)
+                assert error is not None
+                raise error from None
+            try:
+                if not is_stream_answer(provider.framing, response.status, response.content_type):
+                    raise await self._not_streamed(response, call)
+                chunks = translated_chunks(response, deframer_for(provider.framing), translator)
+                while True:
+                    # Bounded per read, never across a yield: the caller's own work is its own.
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            batch = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.CancelledError:
+                        if not guard.take_cut():
+                            raise
+                        raise ProviderStreamError(_as_failure(shutting_down())) from None
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        error = gateway_error(exc, upstream.total_s)
+                        assert error is not None
+                        raise ProviderStreamError(_as_failure(error)) from None
+                    for chunk in batch:
+                        yield chunk
+            finally:
+                response.close()
+                report_usage(request, translator.usage)
 
     async def _not_streamed(self, response: aiohttp.ClientResponse, call: UpstreamCall) -> Fd2Error:
         status = response.status

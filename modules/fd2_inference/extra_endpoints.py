@@ -6,7 +6,8 @@ One line per factory; the module's code does not change when one is added.
 from __future__ import annotations
 
 from fd2_inference.extras import EndpointFactory
+from fd2_inference.inbound import messages
 
 EXTRA_ENDPOINTS: tuple[EndpointFactory, ...] = (
-    # e.g. fd2_inference.inbound.messages.endpoints (Anthropic's /v1/messages)
+    messages.endpoints,  # Anthropic's Messages API at /v1/messages
 )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fd2.metering import Meter
-from fd2.module import Handler
+from fd2.module import ErrorRenderer, Handler
 from fd2_inference.providers.base import ChatService
 from fd2_inference.transforms import Defaults
 
@@ -39,6 +39,9 @@ class ExtraEndpoint:
     handler: Handler
     meter: Meter | None = None
     """How the endpoint's requests are estimated (limits, metering); None: not metered."""
+    error_renderer: ErrorRenderer | None = None
+    """Errors on this endpoint in its own API's shape, the route's refusals included (401, 429);
+    None: OpenAI's."""
 
 
 EndpointFactory = Callable[[ModuleParts], Sequence[ExtraEndpoint]]

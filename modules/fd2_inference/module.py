@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from fd2.control.secrets import Secret
 from fd2.metering import Meter
-from fd2.module import Handler, Module, ModuleContext
+from fd2.module import ErrorRenderer, Handler, Module, ModuleContext
 from fd2.serving.disconnect import cancel_on_disconnect
 from fd2.serving.errors import ConfigError, NotFound
 from fd2.serving.request import ClientDisconnected, Request
@@ -266,6 +266,9 @@ class InferenceModule(Module):
             "/v1/embeddings": {"POST": self._embeddings},
             "/v1/models": {"GET": self._models},
         }
+
+    def error_renderers(self) -> Mapping[str, ErrorRenderer]:
+        return {e.path: e.error_renderer for e in self._extras if e.error_renderer is not None}
 
     def meters(self) -> Mapping[str, Meter]:
         if self._deployed is not None:  # routing (issue 13)

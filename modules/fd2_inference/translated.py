@@ -269,8 +269,18 @@ async def translated_chunks(
         events = feed(data)
         if len(events) == 1:
             yield translate(events[0])
-        else:
-            yield [chunk for event in events for chunk in translate(event)]
+            continue
+        chunks: list[Mapping[str, Any]] = []
+        try:
+            for event in events:
+                chunks.extend(translate(event))
+        except ProviderStreamError:
+            # One read may hold text and then the provider's error event: the client gets the
+            # text before the error, as it would have had the two come in separate reads.
+            if chunks:
+                yield chunks
+            raise
+        yield chunks
     deframer.finish()  # an unfinished last event is dropped: the translator's finish tells
     yield translator.finish()
 

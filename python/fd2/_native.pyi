@@ -1,7 +1,9 @@
 """Type stub for fd2._native, the gateway's Rust extension (source: rust/src)."""
 
+import datetime
+import uuid
 from collections.abc import Sequence
-from typing import Final, final
+from typing import Final, TypeAlias, final
 
 from fd2.serving.errors import Fd2Error
 
@@ -11,6 +13,8 @@ __all__ = [
     "PII_WINDOW",
     "CacheKeyError",
     "CacheKeyer",
+    "EventStreamDecoder",
+    "EventStreamError",
     "NativeError",
     "PiiScanner",
     "SseDecoder",
@@ -45,6 +49,9 @@ class UnknownEncoding(NativeError):
 
 class CacheKeyError(NativeError):
     """A request body that cannot be canonicalised (not JSON, duplicate keys, ...)."""
+
+class EventStreamError(NativeError):
+    """AWS event stream bytes that are not a valid message (CRC, lengths, headers, size limit)."""
 
 @final
 class SseFramer:
@@ -104,6 +111,29 @@ class SseDecoder:
     def finish(self) -> int: ...
     @property
     def retry(self) -> int | None: ...
+
+_HeaderValue: TypeAlias = bool | int | bytes | str | datetime.datetime | uuid.UUID
+
+@final
+class EventStreamDecoder:
+    """Incremental decoder for AWS `application/vnd.amazon.eventstream` bytes (Bedrock's
+    ConverseStream): `feed()` returns the messages completed so far as (headers, payload), both
+    CRCs checked; headers map names to typed values (timestamps as aware UTC datetimes, uuids as
+    UUID; the first of a repeated name wins). A CRC mismatch, impossible length, malformed header
+    or a message over `max_message_bytes` raises EventStreamError, after which every call does;
+    when the chunk also completed good messages before the bad one, those are returned and the
+    next call raises. `finish()` returns the size of an unfinished last message (0 on a clean
+    end)."""
+
+    def __new__(cls, *, max_message_bytes: int = 16777216) -> EventStreamDecoder: ...
+    def feed(self, chunk: bytes) -> list[tuple[dict[str, _HeaderValue], bytes]]: ...
+    def finish(self) -> int: ...
+    @property
+    def messages(self) -> int: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def max_message_bytes(self) -> int: ...
 
 def encode(text: str, encoding: str = "o200k_base") -> list[int]: ...
 def count_tokens(text: str, encoding: str = "o200k_base") -> int: ...

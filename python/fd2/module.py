@@ -28,9 +28,14 @@ from fd2.types import Send
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from fd2.serving.errors import Fd2Error
     from fd2.serving.module_calls import ModuleHandle
 
 Handler = Callable[[Request, Send], Awaitable[None]]
+ErrorRenderer = Callable[["Fd2Error", str], bytes]
+"""The body of an error answer in an endpoint's own API shape (e.g. Anthropic's, on
+`/v1/messages`): given the error and the request id, the bytes to send with its status and
+headers."""
 """Answers one request by writing a complete response to `send` (or raising an Fd2Error)."""
 
 
@@ -125,6 +130,12 @@ class Module(abc.ABC):
         """Meters by endpoint path (fd2.metering): how the core estimates a request's cost
         before it is sent. Called once, after `endpoints()`. An endpoint without one costs no
         tokens, and callers limited to some models may only read from it."""
+        return {}
+
+    def error_renderers(self) -> Mapping[str, ErrorRenderer]:
+        """By endpoint path, how errors on that endpoint are written when its API is not
+        OpenAI's — the core's own refusals included (401, 403, 429 from the route's steps).
+        Endpoints not named here answer errors in OpenAI's shape. Called once, at set-up."""
         return {}
 
     async def health(self) -> Health:

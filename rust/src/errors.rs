@@ -26,6 +26,11 @@ pub enum Error {
     UnknownToken(u32),
     /// A request body that cannot be canonicalised into a cache key.
     CacheKey(String),
+    /// AWS event stream bytes that are not a valid message (bad CRC, lengths or header),
+    /// or a decoder used after it failed.
+    EventStream(String),
+    /// One AWS event stream message declares more bytes than the decoder's limit.
+    EventStreamTooLarge { limit: usize, size: usize },
     /// A Rust panic was caught at the boundary of a call.
     Panic(String),
 }
@@ -44,6 +49,11 @@ impl fmt::Display for Error {
             ),
             Self::UnknownToken(id) => write!(f, "token id {id} is not in the encoding"),
             Self::CacheKey(msg) => write!(f, "no cache key: {msg}"),
+            Self::EventStream(msg) => write!(f, "invalid event stream: {msg}"),
+            Self::EventStreamTooLarge { limit, size } => write!(
+                f,
+                "event stream message of {size} bytes exceeds max_message_bytes={limit}"
+            ),
             Self::Panic(msg) => write!(f, "internal error in fd2._native: {msg}"),
         }
     }
@@ -86,8 +96,9 @@ const SSE_STATE_ERROR: usize = 1;
 const SSE_EVENT_TOO_LARGE: usize = 2;
 const UNKNOWN_ENCODING: usize = 3;
 const CACHE_KEY_ERROR: usize = 4;
+const EVENT_STREAM_ERROR: usize = 5;
 
-const EXCEPTIONS: [ExceptionSpec; 5] = [
+const EXCEPTIONS: [ExceptionSpec; 6] = [
     ExceptionSpec {
         name: c"fd2._native.NativeError",
         parent: None,
@@ -113,6 +124,11 @@ const EXCEPTIONS: [ExceptionSpec; 5] = [
         parent: Some(NATIVE_ERROR),
         doc: c"A request body that cannot be canonicalised (not JSON, duplicate keys, ...).",
     },
+    ExceptionSpec {
+        name: c"fd2._native.EventStreamError",
+        parent: Some(NATIVE_ERROR),
+        doc: c"AWS event stream bytes that are not a valid message (CRC, lengths, headers, size limit).",
+    },
 ];
 
 /// The exception classes, created once at module init under `fd2.serving.errors.Fd2Error`
@@ -125,6 +141,7 @@ fn exception_index(err: &Error) -> usize {
         Error::SseState(_) => SSE_STATE_ERROR,
         Error::UnknownEncoding(_) | Error::UnknownToken(_) => UNKNOWN_ENCODING,
         Error::CacheKey(_) => CACHE_KEY_ERROR,
+        Error::EventStream(_) | Error::EventStreamTooLarge { .. } => EVENT_STREAM_ERROR,
         Error::Panic(_) => NATIVE_ERROR,
     }
 }

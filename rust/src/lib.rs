@@ -4,6 +4,8 @@ mod build_info_py;
 pub mod cache_key;
 mod cache_key_py;
 pub mod errors;
+pub mod eventstream;
+mod eventstream_py;
 pub mod pii;
 mod pii_py;
 pub mod sse;
@@ -22,6 +24,7 @@ mod _native {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::errors::init_pymodule(m)?;
         crate::sse_py::init_pymodule(m)?;
+        crate::eventstream_py::init_pymodule(m)?;
         crate::tokens_py::init_pymodule(m)?;
         crate::cache_key_py::init_pymodule(m)?;
         crate::pii_py::init_pymodule(m)?;

@@ -36,7 +36,7 @@ TRANSCRIPTS = HERE / "transcripts"
 REPLAY_SCRIPT = REPO / "tests" / "standins" / "provider_replay.py"
 PROJECT = "conformance"
 UNKNOWN_PROVIDER_MODULE = "unknown-provider"
-SECRET_FIELDS = ("api_key", "aws_secret_access_key", "aws_session_token")
+SECRET_FIELDS = ("api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 
 @dataclass(frozen=True)

@@ -337,7 +337,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("json_schema", _json_schema, _check_json_schema),
     Scenario("vision", _vision, _check_vision),
-    Scenario("embeddings", _embeddings, _check_embeddings, refused={"anthropic": "input"}),
+    Scenario(
+        "embeddings",
+        _embeddings,
+        _check_embeddings,
+        refused={"anthropic": "input", "bedrock": "input"},
+    ),
     Scenario("usage", _plain, _check_usage),
     Scenario("stream_cut", _stream_until_broken, _check_cut),
     _error("error_400", Expected(400)),

@@ -41,7 +41,7 @@ class _Request:
 
 
 async def _chat(
-    provider: ProviderDir, replay: Service, session: aiohttp.ClientSession
+    provider: ProviderDir, replay: Service, session: aiohttp.ClientSession, total_s: float = 10
 ) -> ProviderChat:
     raw = {
         key: Secret(value) if key in SECRET_FIELDS and isinstance(value, str) else value
@@ -53,10 +53,10 @@ async def _chat(
     settings = provider_settings(config, name, "", config.api_key)
     if name == "openai":
         base, options = upstream_target(None, url).url, {"chat_path": "/chat/completions"}
-        upstream = Upstream(session, base, settings.api_key, Timeouts(total_s=10))
+        upstream = Upstream(session, base, settings.api_key, Timeouts(total_s=total_s))
     else:
         base, options = provider_base_url(None, url), dict(settings.options)
-        upstream = Upstream(session, base, None, Timeouts(total_s=10))
+        upstream = Upstream(session, base, None, Timeouts(total_s=total_s))
     built = build_provider(provider_settings(config, name, base, config.api_key, options=options))
     return ProviderChat(built, upstream, Defaults(), logging.getLogger("test"))
 
@@ -120,3 +120,20 @@ async def test_failures(
             for choice in chunk["choices"]:
                 text += choice["delta"].get("content") or ""
     assert text == CUT_PREFIX
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_stream_time_limit(
+    name: str, replay: Service, replayer: Replay, session: aiohttp.ClientSession
+) -> None:
+    provider = next(p for p in providers() if p.name == name)
+    transcript = _transcript(name, "stream")
+    assert transcript is not None
+    transcript["response"]["gap_s"] = 0.05  # seconds of pieces
+    replayer.load(transcript)
+    chat = await _chat(provider, replay, session, total_s=0.5)
+    chunks = chat.stream(_body(stream=True), _Request())
+    with pytest.raises(ProviderStreamError) as raised:
+        async for _chunk in chunks:
+            pass
+    assert raised.value.failure.status == 504

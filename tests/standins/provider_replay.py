@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import re
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,6 +38,8 @@ DEFAULT_SPLIT = 7
 PIECE_GAP_S = 0.0005
 """A pause between pieces, so that each reaches the gateway as a read of its own."""
 ANY = "<any>"
+PATTERN = "<re>"
+"""A header value `<re>` + a regular expression: the sent value must match it whole."""
 
 
 class _Cut(Exception):
@@ -75,6 +78,9 @@ def compare(
         sent = headers.get(name.lower())
         if sent is None:
             found.append(f"header {name}: not sent (transcript {value!r})")
+        elif value.startswith(PATTERN):
+            if re.fullmatch(value[len(PATTERN) :], sent) is None:
+                found.append(f"header {name}: sent {sent!r}, not matching {value!r}")
         elif value != ANY and sent != value:
             found.append(f"header {name}: sent {sent!r}, transcript {value!r}")
     want = expected.get("json")

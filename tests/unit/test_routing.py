@@ -3,7 +3,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fd2.serving.errors import InvalidRoute, NotFound
-from fd2.serving.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
+from fd2.serving.routing import (
+    RouteKey,
+    key_from_header,
+    key_from_path,
+    subdomain_candidates,
+    typed_key,
+)
 
 NAMES = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z")
 
@@ -101,3 +107,14 @@ def test_subdomain_matching_is_case_insensitive_and_ignores_trailing_dot():
     assert subdomain_candidates(b"Acme-Chat.AI.example.com.", b"ai.example.com") == [
         ("acme", "chat")
     ]
+
+
+def test_typed_paths_name_their_module_in_the_next_segment() -> None:
+    assert typed_key(RouteKey("p", "rag", "/kb/query")) == RouteKey("p", "kb", "/query")
+    assert typed_key(RouteKey("p", "workflow", "/summarizer")) == RouteKey("p", "summarizer", "/")
+    assert typed_key(RouteKey("p", "models", "/m/v1/embeddings")) == RouteKey(
+        "p", "m", "/v1/embeddings"
+    )
+    assert typed_key(RouteKey("p", "chat", "/kb/query")) is None  # not a prefix
+    assert typed_key(RouteKey("p", "rag", "/")) is None
+    assert typed_key(RouteKey("p", "rag", "/..%2Fx/query")) is None

@@ -91,6 +91,16 @@ def _choose(
     if declaration.module_type == JWT_CONFIG_MODULE_TYPE:
         # The token endpoint is a login: the JWT service checks the username and password.
         return AuthChoice(mode="none", reason="a jwt_config module's token endpoint is a login")
+    if (declaration.entry.config or {}).get("api_key_enabled") is True:
+        # The Control Tower's model_server field: its gateway puts key-auth on the route.
+        if jwt_modules:
+            return AuthChoice(
+                mode="either",
+                jwt_modules=jwt_modules,
+                named=True,
+                reason=f"api_key_enabled and {source}",
+            )
+        return AuthChoice(mode="api_key", reason="api_key_enabled")
     if jwt_modules:
         return AuthChoice(mode="jwt", jwt_modules=jwt_modules, named=True, reason=source)
     if gateway is not None and gateway.jwt_auth is not None and gateway.jwt_auth.key is not None:

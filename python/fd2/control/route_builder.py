@@ -250,6 +250,7 @@ class RouteBuilder:
                         inputs.resolver_for(environment),
                     )
             groups[name] = RouteGroup(
+                module_type=declaration.module_type,
                 by_environment=routes,
                 default_environment=declaration.default_environment,
                 origin=declaration.origin,
@@ -352,6 +353,7 @@ class RouteBuilder:
             loaded=LoadedModule(instance, label, tasks),
             handlers=handlers,
             steps=steps,
+            error_renderers=instance.error_renderers(),
         )
 
     def _context(

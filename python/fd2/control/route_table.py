@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
-from fd2.module import Handler, Module
+from fd2.module import ErrorRenderer, Handler, Module
 from fd2.serving.errors import Fd2Error
 
 if TYPE_CHECKING:
@@ -77,7 +77,16 @@ class LoadedModule:
 class Route:
     """Everything the hot path needs for one (project, module, environment)."""
 
-    __slots__ = ("environment", "handlers", "loaded", "module", "project", "steps", "unavailable")
+    __slots__ = (
+        "environment",
+        "error_renderers",
+        "handlers",
+        "loaded",
+        "module",
+        "project",
+        "steps",
+        "unavailable",
+    )
 
     def __init__(
         self,
@@ -89,10 +98,13 @@ class Route:
         handlers: Mapping[str, Mapping[str, Handler]],
         unavailable: Fd2Error | None = None,
         steps: RouteSteps | None = None,
+        error_renderers: Mapping[str, ErrorRenderer] | None = None,
     ) -> None:
         self.steps = steps
         """The route's compiled steps: its auth policy and limits, for the operator views (the
         handlers already include them); None when the gateway was built without auth."""
+        self.error_renderers = error_renderers or {}
+        """By endpoint path: errors in that endpoint's API shape (`Module.error_renderers`)."""
         self.project = project
         self.module = module
         self.environment = environment
@@ -106,7 +118,13 @@ class Route:
 class RouteGroup:
     """The routes of one (project, module), by canonical environment name."""
 
-    __slots__ = ("by_environment", "default_environment", "environment_list", "origin")
+    __slots__ = (
+        "by_environment",
+        "default_environment",
+        "environment_list",
+        "module_type",
+        "origin",
+    )
 
     def __init__(
         self,
@@ -114,7 +132,9 @@ class RouteGroup:
         by_environment: Mapping[str, Route],
         default_environment: str | None,
         origin: str,
+        module_type: str = "",
     ) -> None:
+        self.module_type = module_type
         self.by_environment = by_environment
         self.default_environment = default_environment
         self.origin = origin

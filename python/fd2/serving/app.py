@@ -40,7 +40,14 @@ from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_ids import request_id_from
 from fd2.serving.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
 from fd2.serving.responses import send_bytes, send_error
-from fd2.serving.routing import RouteKey, key_from_header, key_from_path, subdomain_candidates
+from fd2.serving.routing import (
+    TYPED_PREFIXES,
+    RouteKey,
+    key_from_header,
+    key_from_path,
+    subdomain_candidates,
+    typed_key,
+)
 from fd2.telemetry.log_context import REQUEST_ID, TRACE_ID, trace_id_from
 from fd2.telemetry.logs import configure_logging
 from fd2.telemetry.tracing import RequestSpan, Tracing, install
@@ -179,7 +186,7 @@ class Fd2App:
                 request.environment = route.environment
             else:
                 key = await self._route_key(raw_path, project_module, host)
-                route = await self._route(key, environment)
+                route, key = await self._route(key, environment)
             handler = _handler(route, key, scope["method"])
             endpoint = key.path  # a path the route declares: `_handler` found it
             if span is not None:
@@ -221,7 +228,9 @@ class Fd2App:
                     exc.code or "bad_gateway",
                 )
             if not started:
-                await send_error(send_with_id, exc)
+                render = route.error_renderers.get(key.path) if route is not None else None
+                rid = request_id.decode("ascii")
+                await send_error(send_with_id, exc, render(exc, rid) if render else None)
             else:  # too late for an error response: the module should have ended the body itself
                 _log.warning(
                     "request %s: %s after the response started",
@@ -322,13 +331,21 @@ class Fd2App:
         project, module = candidates[0]
         return RouteKey(project, module, path)
 
-    async def _route(self, key: RouteKey, environment: bytes | None) -> Route:
+    async def _route(self, key: RouteKey, environment: bytes | None) -> tuple[Route, RouteKey]:
+        """The route for `key`, and the key as resolved (a typed path names its module later)."""
         runtime = self._runtime()
         group = runtime.builder.table.group(key.project, key.module)
         if group is None:
             if key.project not in runtime.builder.table.projects and runtime.control_tower:
                 await runtime.control_tower.ensure(key.project)
                 group = runtime.builder.table.group(key.project, key.module)
+            if group is None and (typed := typed_key(key)) is not None:
+                # `/{project}/rag/{module}/…`, the Control Tower's own paths for typed modules.
+                group = runtime.builder.table.group(typed.project, typed.module)
+                if group is not None and group.module_type in TYPED_PREFIXES[key.module]:
+                    key = typed
+                else:
+                    group = None
             if group is None:
                 if key.project in runtime.builder.table.projects:
                     raise NotFound(f"Unknown module {key.module!r} in project {key.project!r}.")
@@ -353,7 +370,7 @@ class Fd2App:
             )
         if route.unavailable is not None:
             raise route.unavailable
-        return route
+        return route, key
 
     def _runtime(self) -> Runtime:
         if self.runtime is None:

@@ -31,7 +31,7 @@ from fd2.serving.routing import RouteKey
 PREFIX: Final = b"/v1/"
 MODELS_PATH: Final = "/v1/models"
 
-RouteOf = Callable[[RouteKey, bytes | None], Awaitable[Route]]
+RouteOf = Callable[[RouteKey, bytes | None], Awaitable[tuple[Route, RouteKey]]]
 
 
 class _Index:
@@ -161,7 +161,7 @@ async def _served(
         return None
     route_key = RouteKey(key.project, module, path)
     try:
-        route = await route_of(route_key, environment)
+        route, _ = await route_of(route_key, environment)
     except Fd2Error:
         return None
     if key.environments is not None and route.environment not in key.environments:

@@ -31,5 +31,7 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, exc: Fd2Error) -> None:
-    await send_bytes(send, exc.status, render_error(exc), headers=exc.extra_headers())
+async def send_error(send: Send, exc: Fd2Error, body: bytes | None = None) -> None:
+    """`exc` as an answer: its status and headers, `body` or OpenAI's error shape."""
+    body = render_error(exc) if body is None else body
+    await send_bytes(send, exc.status, body, headers=exc.extra_headers())

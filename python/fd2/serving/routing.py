@@ -7,7 +7,7 @@ segment boundary past the check: anything but `[A-Za-z0-9_-]{1,64}` is refused b
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from fd2.serving.errors import InvalidRoute, NotFound
 
@@ -36,6 +36,27 @@ def key_from_path(raw_path: bytes) -> RouteKey:
     _check("module", module)
     rest = b"/" + parts[3] if len(parts) == 4 else b"/"
     return RouteKey(project.decode("ascii"), module.decode("ascii"), rest.decode("latin-1"))
+
+
+TYPED_PREFIXES: Final = {
+    "rag": frozenset({"rag_service"}),
+    "models": frozenset({"model_server"}),
+    "workflow": frozenset({"langgraph_workflow"}),
+}
+"""The Control Tower's documents address some module types as `/{project}/<prefix>/{module}/…`
+(RAG_MODEL_SERVER_INTEGRATION.md, LANGGRAPH_INTEGRATION.md). fd2 serves those paths too, for a
+module of the matching type, when the project has no module named like the prefix itself."""
+
+
+def typed_key(key: RouteKey) -> RouteKey | None:
+    """`/{project}/rag/{module}/rest` read as module `{module}`, path `/rest`; None when the key's
+    module is no prefix or the path names no valid module."""
+    if key.module not in TYPED_PREFIXES:
+        return None
+    _, module, rest = (key.path + ("" if key.path.count("/") > 1 else "/")).split("/", 2)
+    if not _NAME.match(module.encode("latin-1")):
+        return None
+    return RouteKey(key.project, module, "/" + rest)
 
 
 def key_from_header(value: bytes, raw_path: bytes) -> RouteKey:

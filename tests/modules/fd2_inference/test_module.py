@@ -733,10 +733,11 @@ async def test_meters_cover_the_inference_endpoints(make: Make) -> None:
         "/v1/chat/completions",
         "/v1/completions",
         "/v1/embeddings",
+        "/v1/messages",  # Anthropic's Messages API (fd2_inference.inbound), on every module
     }
     chat_only = make(answer(200), config={"endpoint_url": exchange.upstream.url("/invoke")})
     await chat_only.run("/v1/chat/completions", CHAT)
-    assert set(chat_only.module.meters()) == {"/v1/chat/completions"}
+    assert set(chat_only.module.meters()) == {"/v1/chat/completions", "/v1/messages"}
 
 
 async def test_finished_stream_without_done_ends_with_fd2s_done(make: Make) -> None:
