@@ -80,6 +80,14 @@ def _deployments(a: str, b: str, dead: str) -> dict[str, Any]:
                 target(b, "gpt-4o-mini", name="hedge", priority=1),
             ],
         },
+        "hedged-stream": {
+            "strategy": "priority",
+            "hedge": {"delay_ms": 100},
+            "targets": [
+                target(a, "slow-800-chunks-4", name="slow-s", priority=0),
+                target(b, "chunks-4", name="hedge-s", priority=1),
+            ],
+        },
         "broken": {
             "targets": [
                 target(a, "error-500-plain", name="broken-a"),
@@ -174,26 +182,54 @@ def test_500_falls_over_and_the_breaker_opens(client: httpx.Client) -> None:
     assert state.endswith(" 2.0")
 
 
-def test_a_stream_falls_over_before_its_first_chunk_and_is_never_duplicated(
-    client: httpx.Client,
-) -> None:
+def _streamed(client: httpx.Client, model: str, served_by: str) -> list[str]:
     with client.stream(
         "POST",
         "/routing/chat/v1/chat/completions",
-        json={"model": "flaky-stream", "messages": MESSAGES, "stream": True},
+        json={"model": model, "messages": MESSAGES, "stream": True},
     ) as response:
         assert response.status_code == 200
-        assert response.headers["x-fd2-deployment"] == "good-s"
-        events = [line for line in response.iter_lines() if line.startswith("data: ")]
-    assert events[-1] == "data: [DONE]"
-    chunks = [json.loads(event[6:]) for event in events[:-1]]
-    contents = [
+        assert response.headers["x-fd2-deployment"] == served_by
+        return [line for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def _contents(events: list[str]) -> list[str]:
+    chunks = [json.loads(event[6:]) for event in events if event != "data: [DONE]"]
+    return [
         choice["delta"]["content"]
         for chunk in chunks
         for choice in chunk.get("choices", [])
         if choice["delta"].get("content") and chunk.get("standin") is None
     ]
-    assert contents == ["1;", "2;", "3;", "4;"]
+
+
+def test_a_stream_falls_over_before_its_first_chunk_and_is_never_duplicated(
+    client: httpx.Client,
+) -> None:
+    events = _streamed(client, "flaky-stream", "good-s")
+    assert events[-1] == "data: [DONE]"
+    assert events.count("data: [DONE]") == 1
+    assert _contents(events) == ["1;", "2;", "3;", "4;"]
+
+
+def test_a_hedged_stream_is_the_first_tokens_winner_alone(
+    client: httpx.Client, pair: tuple[Service, Service]
+) -> None:
+    stats = StandinStats(pair[0].url)
+    try:
+        stats.settle()
+        began = time.monotonic()
+        events = _streamed(client, "hedged-stream", "hedge-s")
+        assert time.monotonic() - began < 0.6
+        # Only the winner's events: neither duplicated nor interleaved with the slow attempt's.
+        assert _contents(events) == ["1;", "2;", "3;", "4;"]
+        assert events.count("data: [DONE]") == 1
+        deadline = time.monotonic() + 3
+        while stats.get()["cancelled"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stats.get()["cancelled"] == 1
+    finally:
+        stats.close()
 
 
 def test_429_moves_to_the_fallback_alias(client: httpx.Client) -> None:

@@ -16,7 +16,7 @@ from typing import Final, Protocol
 import aiohttp
 import orjson
 
-from fd2.serving.errors import Fd2Error
+from fd2.serving.errors import Fd2Error, UpstreamError
 from fd2_inference.answers import ERROR_BODY_LIMIT, gateway_error, is_event_stream
 from fd2_inference.deployments.config import Cause
 from fd2_inference.deployments.target import Target
@@ -57,13 +57,15 @@ class SessionClient:
 class Tried:
     """An attempt's result. `cause` None: a good answer (live for a stream, else `answer`)."""
 
-    __slots__ = ("answer", "cause", "error", "live", "retry_after", "target", "ttfb_s")
+    __slots__ = ("answer", "cause", "error", "head", "live", "retry_after", "target", "ttfb_s")
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.cause: Cause | None = None
         self.answer: Answer | None = None
         self.live: aiohttp.ClientResponse | None = None
+        self.head = b""
+        """A live stream's first chunk, read before the stream is committed to."""
         self.error: Fd2Error | None = None
         """The gateway's error when no HTTP answer came (connect failure, timeout)."""
         self.retry_after: float | None = None
@@ -99,17 +101,20 @@ async def attempt(
     keep = False
     try:
         async with asyncio.timeout(target.timeouts.total_s):
-            response = await client.open(
-                target.base_url + path,
-                body,
-                {**target.headers[stream], "x-request-id": request_id},
-                target.client_timeout,
-            )
-            tried.ttfb_s = time.monotonic() - began
+            response = await _open(client, target, path, body, request_id, stream)
             status = response.status
             if stream and is_event_stream(status, response.headers.get("content-type")):
+                # The first chunk (first token) decides: a stream that breaks or ends before it
+                # can still go elsewhere, nothing having reached the client.
+                tried.head = await response.content.readany()
+                tried.ttfb_s = time.monotonic() - began
+                if not tried.head:
+                    tried.cause = "5xx"
+                    tried.error = UpstreamError("The upstream's stream ended before any event.")
+                    return tried
                 tried.live, keep = response, True
                 return tried
+            tried.ttfb_s = time.monotonic() - began
             read = await read_answer(response, ERROR_BODY_LIMIT)
             tried.answer = (status, read, response.raw_headers)
             tried.cause = classify(status, read)
@@ -125,6 +130,22 @@ async def attempt(
             response.close()
         if not keep:
             target.ended()
+
+
+async def _open(
+    client: Client, target: Target, path: str, body: bytes, request_id: str, stream: bool
+) -> aiohttp.ClientResponse:
+    """Send; a connection that turns out closed before any answer (a keep-alive connection the
+    upstream had dropped) is retried once on a new one, as the lean client does: not a failure
+    of the target, and not paid from the budget."""
+    headers = {**target.headers[stream], "x-request-id": request_id}
+    url = target.base_url + path
+    try:
+        return await client.open(url, body, headers, target.client_timeout)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise  # never connected: not a stale connection
+        return await client.open(url, body, headers, target.client_timeout)
 
 
 def classify(status: int, body: bytes | None) -> Cause | None:

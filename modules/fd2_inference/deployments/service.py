@@ -183,9 +183,8 @@ class DeployedEndpoints:
             if tried.live is not None:
                 meter = self._meters[kind]
                 usage = await stream_report(request, meter, prepared.payload, chat=kind == CHAT)
-                await relay_stream(
-                    opened, call, tagged, logger, rid, usage, partial(upstream_failed, request)
-                )
+                broke = partial(upstream_failed, request)
+                await relay_stream(opened, call, tagged, logger, rid, usage, broke, tried.head)
             elif tried.answer is not None:
                 answer = UsageReport(request)
                 await send_settled(tagged, logger, rid, tried.answer, opened, call, answer)
