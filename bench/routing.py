@@ -7,7 +7,7 @@ load of `concurrency` clients (aiohttp, in this process) per scenario:
 1. failover: two targets behind one alias at c=64, one stand-in killed (SIGKILL) mid-run: client
    errors, and the p99 in the second after the kill against the p99 before it;
 2. hedging: targets with a 5% slow tail (500 ms): p99 without hedging and with it (same run);
-3. least in flight against round robin: a fast target and a slow (50 ms) one: requests/s;
+3. least in flight against round robin: a fast target and a slow (200 ms) one: requests/s;
 4. budget: every target failing: upstream attempts per client request (at most 1.2 + 10/N).
 
 Figures, not a timed test: everything shares this machine's cores (nothing pinned), so read
@@ -42,7 +42,7 @@ def _target(port: int, model: str, **extra: Any) -> dict[str, Any]:
     return {"base_url": f"http://127.0.0.1:{port}/v1", "model": model, "api_key": KEY, **extra}
 
 
-def _manifest(deployments: dict[str, Any]) -> dict[str, Any]:
+def _manifest(deployments: dict[str, Any], routing: dict[str, Any]) -> dict[str, Any]:
     return {
         "project_id": "bench",
         "version": "1",
@@ -54,7 +54,11 @@ def _manifest(deployments: dict[str, Any]) -> dict[str, Any]:
                 "modules": {
                     "chat": {
                         "auth": {"mode": "none"},
-                        "config": {"deployments": deployments, "timeouts": {"read_s": 5}},
+                        "config": {
+                            "deployments": deployments,
+                            "routing": routing,
+                            "timeouts": {"read_s": 5},
+                        },
                     }
                 }
             }
@@ -123,9 +127,11 @@ class Bench:
         wait_http(f"http://127.0.0.1:{port}/_standin/stats", child, name)
         return port, child
 
-    def fd2(self, deployments: dict[str, Any]) -> tuple[str, Any]:
+    def fd2(
+        self, deployments: dict[str, Any], routing: dict[str, Any] | None = None
+    ) -> tuple[str, Any]:
         directory = Path(tempfile.mkdtemp(dir=self.logs))
-        (directory / "bench.json").write_text(json.dumps(_manifest(deployments)))
+        (directory / "bench.json").write_text(json.dumps(_manifest(deployments, routing or {})))
         port = free_port()
         env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-upstream-key"}
         argv = [str(FD2), "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -197,7 +203,7 @@ async def hedging(bench: Bench, seconds: float) -> dict[str, Any]:
 
 async def least_in_flight(bench: Bench, seconds: float) -> dict[str, Any]:
     port, _ = bench.standin("lif")
-    targets = [_target(port, "gpt-4o-mini", name="fast"), _target(port, "slow-50", name="slow")]
+    targets = [_target(port, "gpt-4o-mini", name="fast"), _target(port, "slow-200", name="slow")]
     url, fd2 = bench.fd2(
         {
             "rr": {"targets": targets, "strategy": "round_robin"},
@@ -216,19 +222,26 @@ async def least_in_flight(bench: Bench, seconds: float) -> dict[str, Any]:
 
 
 async def budget(bench: Bench, seconds: float) -> dict[str, Any]:
-    port, _ = bench.standin("budget")
-    targets = [_target(port, "error-500-plain", name=f"broken{i}") for i in range(3)]
-    url, fd2 = bench.fd2({"broken": {"targets": targets}})
-    load = Load(url, "broken", 64)
-    await load.run(seconds)
-    attempts = _stats(port)["started"]
-    bench.procs.stop(fd2)
-    requests = len(load.samples)
-    return {
-        "requests": requests,
-        "upstream_attempts": attempts,
-        "attempts_per_request": round(attempts / requests, 3),
-    }
+    """Every target failing, with the breakers (they open: retries find no target) and with
+    them kept shut (every failure asks for a retry: the budget alone bounds them)."""
+    figures: dict[str, Any] = {}
+    never = {"consecutive_failures": 10**9, "min_requests": 10**9}
+    for label, routing in (("breakers", {}), ("budget_alone", {"breaker": never})):
+        port, child = bench.standin(f"budget-{label}")
+        targets = [_target(port, "error-500-plain", name=f"broken{i}") for i in range(3)]
+        url, fd2 = bench.fd2({"broken": {"targets": targets}}, routing)
+        load = Load(url, "broken", 64)
+        await load.run(seconds)
+        attempts = _stats(port)["started"]
+        bench.procs.stop(fd2)
+        bench.procs.stop(child)
+        requests = len(load.samples)
+        figures[label] = {
+            "requests": requests,
+            "upstream_attempts": attempts,
+            "attempts_per_request": round(attempts / requests, 3),
+        }
+    return figures
 
 
 async def main() -> None:

@@ -323,11 +323,12 @@ class _Run:
         """Losers and leftovers: cancelled, and a stream that did open is closed."""
         if not self.running:
             return
-        tasks = list(self.running)
+        running = dict(self.running)
         self.running.clear()
-        for task in tasks:
+        for task in running:
             task.cancel()
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
+        results = await asyncio.gather(*running, return_exceptions=True)
+        for result, target in zip(results, running.values(), strict=True):
             if isinstance(result, Tried):
                 result.close()
-                self.router.metrics.finished(result.target, "cancelled")
+            self.router.metrics.finished(target, "cancelled")

@@ -46,7 +46,7 @@ class RouterMetrics:
 
     def finished(self, target: Target, cause: str | None) -> None:
         labels = {"alias": target.alias, "target": target.label}
-        if cause is not None:
+        if cause is not None and cause != "cancelled":
             self.counts["failures"] += 1
         self._attempts.labels(**labels, outcome=cause or "ok").inc()
         self._breaker.labels(**labels).set(_STATE[target.breaker.state])
