@@ -8,8 +8,11 @@ port nothing listens on, a killed stand-in a process stopped mid-test.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -31,7 +34,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Se
     b.stop()
 
 
-def _deployments(a: str, b: str, dead: str) -> dict[str, Any]:
+def _deployments(a: str, b: str, dead: str, mortal: str) -> dict[str, Any]:
     fast = {"read_s": 0.3}
     return {
         "both": {"targets": [target(a, "gpt-4o-mini"), target(b, "gpt-4o-mini")]},
@@ -88,6 +91,13 @@ def _deployments(a: str, b: str, dead: str) -> dict[str, Any]:
                 target(b, "chunks-4", name="hedge-s", priority=1),
             ],
         },
+        "mortal": {
+            "strategy": "priority",
+            "targets": [
+                target(mortal, "slow-400", name="mortal", priority=0),
+                target(b, "gpt-4o-mini", name="survivor", priority=1),
+            ],
+        },
         "broken": {
             "targets": [
                 target(a, "error-500-plain", name="broken-a"),
@@ -98,8 +108,16 @@ def _deployments(a: str, b: str, dead: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def mortal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A stand-in a test kills (SIGKILL) while it serves."""
+    service = start_standin("standin-mortal", tmp_path_factory.mktemp("mortal"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
 def routed(
-    pair: tuple[Service, Service], tmp_path_factory: pytest.TempPathFactory
+    pair: tuple[Service, Service], mortal: Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     a, b = pair
     root = tmp_path_factory.mktemp("routing")
@@ -107,7 +125,7 @@ def routed(
     manifests.mkdir()
     dead = f"127.0.0.1:{free_port()}"
     manifest = routing_manifest(
-        _deployments(a.address, b.address, dead),
+        _deployments(a.address, b.address, dead, mortal.address),
         routing={"breaker": {"consecutive_failures": 3, "open_s": 30}},
     )
     (manifests / "routing.json").write_text(json.dumps(manifest))
@@ -246,6 +264,25 @@ def test_a_dead_target_is_routed_around(client: httpx.Client) -> None:
     response = _chat(client, "unreachable")
     assert response.headers["x-fd2-deployment"] == "alive"
     assert _seen(response)["model"] == "gpt-4o-mini"
+
+
+def test_a_target_killed_mid_request_loses_no_request(
+    routed: Service, mortal: Service, client: httpx.Client
+) -> None:
+    def call() -> httpx.Response:
+        with httpx.Client(base_url=routed.url, timeout=10) as own:
+            return _chat(own, "mortal")
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(call) for _ in range(4)]
+        time.sleep(0.2)  # all four are waiting on the mortal stand-in now
+        os.killpg(mortal.proc.pid, signal.SIGKILL)  # the whole group: its server worker too
+        answers = [future.result() for future in futures]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-fd2-deployment"] == "survivor"
+    after = _chat(client, "mortal")
+    assert after.headers["x-fd2-deployment"] == "survivor"
 
 
 def test_a_hung_target_times_out_and_the_next_answers(client: httpx.Client) -> None:
