@@ -11,21 +11,27 @@ import asyncio
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import aiohttp
 import orjson
 
 from fd2.serving.errors import Fd2Error, UpstreamError
-from fd2_inference.answers import ERROR_BODY_LIMIT, gateway_error, is_event_stream
+from fd2_inference.answers import ERROR_BODY_LIMIT, gateway_error, is_event_stream, unsupported
 from fd2_inference.deployments.config import Cause
 from fd2_inference.deployments.target import Target
 from fd2_inference.exchange import Answer
+from fd2_inference.framing import is_stream_answer
+from fd2_inference.providers.base import UnsupportedParameter
 from fd2_inference.upstream import read_answer
 
 _MAX_RETRY_AFTER_S: Final = 60.0
 _DEFAULT_COOL_S: Final = 1.0
-_CONTEXT_MARKERS: Final = (b"context_length_exceeded", b"maximum context length")
+_CONTEXT_MARKERS: Final = (
+    b"context_length_exceeded",
+    b"maximum context length",
+    b"prompt is too long",  # Anthropic's
+)
 _FILTER_MARKERS: Final = (b"content_filter", b"content_policy_violation")
 
 
@@ -57,7 +63,17 @@ class SessionClient:
 class Tried:
     """An attempt's result. `cause` None: a good answer (live for a stream, else `answer`)."""
 
-    __slots__ = ("answer", "cause", "error", "head", "live", "retry_after", "target", "ttfb_s")
+    __slots__ = (
+        "answer",
+        "cause",
+        "error",
+        "head",
+        "headers",
+        "live",
+        "retry_after",
+        "target",
+        "ttfb_s",
+    )
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -65,6 +81,8 @@ class Tried:
         self.answer: Answer | None = None
         self.live: aiohttp.ClientResponse | None = None
         self.head = b""
+        self.headers: Mapping[str, str] = {}
+        """The answer's headers (a provider's error is mapped from them)."""
         """A live stream's first chunk, read before the stream is committed to."""
         self.error: Fd2Error | None = None
         """The gateway's error when no HTTP answer came (connect failure, timeout)."""
@@ -83,11 +101,45 @@ def request_body(payload: Mapping[str, object], model: str) -> bytes:
     return orjson.dumps({**payload, "model": model})
 
 
+class Sent:
+    """What goes to a target: the URL, headers and body (a provider's call for its targets)."""
+
+    __slots__ = ("body", "headers", "url")
+
+    def __init__(self, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        self.url = url
+        self.headers = headers
+        self.body = body
+
+
+def outgoing(
+    target: Target,
+    path: str,
+    body: bytes | None,
+    payload: Mapping[str, Any],
+    request_id: str,
+    stream: bool,
+) -> Sent:
+    """The request for `target`: the OpenAI body as it is (its model replaced), or the call its
+    provider builds from it. UnsupportedParameter (the caller's 400) propagates."""
+    provider = target.provider
+    if provider is None:
+        assert body is not None
+        return Sent(
+            target.base_url + path, {**target.headers[stream], "x-request-id": request_id}, body
+        )
+    call = provider.chat_call({**payload, "model": target.model}, stream=stream)
+    headers = dict(call.headers)
+    headers["x-request-id"] = request_id
+    return Sent(target.base_url + call.path, headers, call.body or b"")
+
+
 async def attempt(
     client: Client,
     target: Target,
     path: str,
-    body: bytes,
+    body: bytes | None,
+    payload: Mapping[str, Any],
     request_id: str,
     *,
     stream: bool,
@@ -95,15 +147,20 @@ async def attempt(
     """Send one attempt; the target's in-flight count is taken here and given back when the
     attempt ends, except for a live stream (the relay gives it back)."""
     tried = Tried(target)
+    try:
+        sent = outgoing(target, path, body, payload, request_id, stream)
+    except UnsupportedParameter as exc:
+        tried.error = unsupported(exc)  # the caller's request, not the target: no failure
+        return tried
     began = time.monotonic()
     target.started(began)
     response: aiohttp.ClientResponse | None = None
     keep = False
     try:
         async with asyncio.timeout(target.timeouts.total_s):
-            response = await _open(client, target, path, body, request_id, stream)
+            response = await _open(client, sent, target.client_timeout)
             status = response.status
-            if stream and is_event_stream(status, response.headers.get("content-type")):
+            if stream and _is_stream(target, status, response.headers.get("content-type")):
                 # The first chunk (first token) decides: a stream that breaks or ends before it
                 # can still go elsewhere, nothing having reached the client.
                 tried.head = await response.content.readany()
@@ -117,6 +174,7 @@ async def attempt(
             tried.ttfb_s = time.monotonic() - began
             read = await read_answer(response, ERROR_BODY_LIMIT)
             tried.answer = (status, read, response.raw_headers)
+            tried.headers = response.headers
             tried.cause = classify(status, read)
             if tried.cause == "429" or (status == 503 and "retry-after" in response.headers):
                 tried.retry_after = retry_after(response.headers.get("retry-after"))
@@ -132,20 +190,24 @@ async def attempt(
             target.ended()
 
 
+def _is_stream(target: Target, status: int, content_type: str | None) -> bool:
+    if target.provider is None:
+        return is_event_stream(status, content_type)
+    return is_stream_answer(target.provider.framing, status, content_type)
+
+
 async def _open(
-    client: Client, target: Target, path: str, body: bytes, request_id: str, stream: bool
+    client: Client, sent: Sent, limits: aiohttp.ClientTimeout
 ) -> aiohttp.ClientResponse:
     """Send; a connection that turns out closed before any answer (a keep-alive connection the
     upstream had dropped) is retried once on a new one, as the lean client does: not a failure
     of the target, and not paid from the budget."""
-    headers = {**target.headers[stream], "x-request-id": request_id}
-    url = target.base_url + path
     try:
-        return await client.open(url, body, headers, target.client_timeout)
+        return await client.open(sent.url, sent.body, sent.headers, limits)
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
         if isinstance(exc, aiohttp.ClientConnectorError):
             raise  # never connected: not a stale connection
-        return await client.open(url, body, headers, target.client_timeout)
+        return await client.open(sent.url, sent.body, sent.headers, limits)
 
 
 def classify(status: int, body: bytes | None) -> Cause | None:

@@ -16,6 +16,7 @@ import msgspec
 
 from fd2.control.secrets import Secret
 from fd2.serving.errors import ConfigError
+from fd2_inference.providers.registry import PROVIDERS
 
 Strategy = Literal["round_robin", "least_in_flight", "lowest_latency", "usage", "priority"]
 Cause = Literal["connect", "timeout", "5xx", "429", "context_length", "content_filter"]
@@ -45,6 +46,12 @@ class TargetSpec(msgspec.Struct, frozen=True, kw_only=True):
     """The model name sent upstream (None: the alias itself)."""
     name: str | None = None
     provider: str = "openai"
+    """`openai` (relayed byte for byte) or a provider of `fd2_inference.providers.registry`
+    (its calls built and its answers translated by the provider seam; chat completions only)."""
+    api_version: str | None = None
+    deployment: str | None = None
+    region: str | None = None
+    provider_options: dict[str, Any] = {}
     api_key: Any = None
     """A `Secret` once resolved; see the module docstring."""
     api_key_ref: str | None = None
@@ -126,10 +133,10 @@ def load_deployments(
                 raise ConfigError(f"deployment {alias!r} falls back to unknown alias {name!r}")
         for index, target in enumerate(entry.targets):
             where = f"deployment {alias!r} target {index}"
-            if target.provider.strip().lower() not in ("openai", "openai_compatible"):
+            if target.provider.strip().lower() not in PROVIDERS:
                 raise ConfigError(
-                    f"{where}: provider {target.provider!r}: deployments route "
-                    "OpenAI-compatible targets (translated providers are served by a module each)"
+                    f"{where}: unknown provider {target.provider!r} "
+                    f"(known: {', '.join(sorted(PROVIDERS))})"
                 )
             if not target.base_url.startswith(("http://", "https://")):
                 raise ConfigError(f"{where}: base_url must be an http(s) URL")

@@ -29,6 +29,8 @@ from fd2_inference.deployments.router_metrics import RouterMetrics
 from fd2_inference.deployments.strategies import Strategy, make_strategy
 from fd2_inference.deployments.target import Target
 
+CHAT_PATH = "/chat/completions"
+
 
 class Deployment:
     __slots__ = ("name", "spec", "strategy", "targets")
@@ -167,7 +169,11 @@ class _Run:
         spec = self.first.spec
         hedge = spec.hedge
         target = self._next(time.monotonic(), panic=True)
-        assert target is not None  # panic mode always finds one
+        if target is None:
+            raise NotFound(
+                f"The model {self.first.name!r} is not served on this endpoint.",
+                code="model_not_found",
+            )
         self._launch(target)
         last: Tried | None = None
         winner: Tried | None = None
@@ -254,7 +260,9 @@ class _Run:
         while self.position < len(self.chain):
             deployment = deployments[self.chain[self.position]]
             candidates = [
-                t for t in deployment.targets if id(t) not in self.tried and t.eligible(now)
+                t
+                for t in deployment.targets
+                if id(t) not in self.tried and t.eligible(now) and self._serves(t)
             ]
             while candidates:
                 choice = deployment.strategy.pick(candidates, now)
@@ -267,8 +275,14 @@ class _Run:
         # Nothing eligible anywhere at the request's start (every breaker open, every target
         # cooling or full): send it anyway rather than refuse (Envoy's panic routing).
         self.position = 0
-        pool = [t for t in self.first.targets if id(t) not in self.tried]
+        pool = [t for t in self.first.targets if id(t) not in self.tried and self._serves(t)]
+        if not pool:
+            return None
         return self.first.strategy.pick(pool, now)
+
+    def _serves(self, target: Target) -> bool:
+        """A provider's target serves chat completions only (its seam translates those)."""
+        return target.provider is None or self.path == CHAT_PATH
 
     def _launch(self, target: Target) -> None:
         self.attempts += 1
@@ -277,9 +291,11 @@ class _Run:
             self.fallbacks += 1
             self.router.metrics.fell_back(self.first.name, target.alias)
             self.last_alias = target.alias
-        body = self.bodies.get(target.model)
-        if body is None:
-            body = self.bodies[target.model] = request_body(self.payload, target.model)
+        body = None
+        if target.provider is None:  # a provider's target has its call built by the provider
+            body = self.bodies.get(target.model)
+            if body is None:
+                body = self.bodies[target.model] = request_body(self.payload, target.model)
         self.router.metrics.attempted(target)
         task = asyncio.get_running_loop().create_task(
             attempt(
@@ -287,6 +303,7 @@ class _Run:
                 target,
                 self.path,
                 body,
+                self.payload,
                 self.request_id,
                 stream=self.stream,
             )
@@ -295,6 +312,8 @@ class _Run:
 
     def _observe(self, result: Tried) -> None:
         target, cause = result.target, result.cause
+        if cause is None and result.error is not None:
+            return  # refused before it was sent (a parameter the provider cannot honour)
         if cause is None:
             target.breaker.success()
             target.answered(result.ttfb_s)

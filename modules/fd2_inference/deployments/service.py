@@ -12,34 +12,28 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Final
 
-import aiohttp
 import orjson
 
 from fd2.metering import Meter
 from fd2.module import Handler, ModuleContext
 from fd2.serving.disconnect import cancel_on_disconnect
 from fd2.serving.draining import drain_guard
-from fd2.serving.errors import BadRequest, UpstreamError
+from fd2.serving.errors import BadRequest
 from fd2.serving.request import ClientDisconnected, Request
-from fd2.serving.request_metrics import upstream_failed
 from fd2.serving.responses import send_bytes
-from fd2.telemetry.scrub import Scrubber, credential_values
 from fd2.types import Message, Send
 from fd2_inference.answers import shutting_down
 from fd2_inference.deployments.attempt import SessionClient
 from fd2_inference.deployments.config import load_deployments
+from fd2_inference.deployments.relay import Opened, relay_tried
 from fd2_inference.deployments.router import Outcome, Router
 from fd2_inference.deployments.router_metrics import RouterMetrics
-from fd2_inference.exchange import send_settled
 from fd2_inference.metering import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
     OpenAIMeter,
-    UsageReport,
-    stream_report,
 )
-from fd2_inference.streaming import relay_stream
 from fd2_inference.transforms import (
     Defaults,
     Prepared,
@@ -47,7 +41,6 @@ from fd2_inference.transforms import (
     prepare_completion,
     prepare_embedding,
 )
-from fd2_inference.upstream import UpstreamCall
 
 _Prepare = Callable[[dict[str, Any], Defaults], Prepared]
 _KINDS: Final[dict[str, tuple[str, _Prepare]]] = {
@@ -60,27 +53,6 @@ _PATHS: Final = {
     COMPLETIONS: "/v1/completions",
     EMBEDDINGS: "/v1/embeddings",
 }
-
-
-class _Opened:
-    """The relays' view (`upstream.Opens`) of an answer the router already opened."""
-
-    __slots__ = ("_response", "_secrets", "total_s")
-
-    def __init__(
-        self, response: aiohttp.ClientResponse | None, secrets: tuple[str, ...], total_s: float
-    ) -> None:
-        self._response = response
-        self._secrets = secrets
-        self.total_s = total_s
-
-    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
-        assert self._response is not None
-        response, self._response = self._response, None
-        return response
-
-    def scrubber(self, call: UpstreamCall) -> Scrubber:
-        return Scrubber((*self._secrets, *credential_values(call.headers)))
 
 
 class DeployedEndpoints:
@@ -169,9 +141,6 @@ class DeployedEndpoints:
                     raise
                 raise shutting_down() from None
         tried = outcome.tried
-        tagged = _tagged(send, outcome)
-        call = UpstreamCall("POST", path, None, {})
-        opened = _Opened(tried.live, self.router.secrets, self._total_s)
         logger.debug(
             "request %s: %s served by %s after %d attempts",
             rid,
@@ -179,18 +148,20 @@ class DeployedEndpoints:
             outcome.served_by,
             outcome.attempts,
         )
+        if tried.cause is not None:
+            logger.warning("request %s: every attempt failed (%d)", rid, outcome.attempts)
         try:
-            if tried.live is not None:
-                meter = self._meters[kind]
-                usage = await stream_report(request, meter, prepared.payload, chat=kind == CHAT)
-                broke = partial(upstream_failed, request)
-                await relay_stream(opened, call, tagged, logger, rid, usage, broke, tried.head)
-            elif tried.answer is not None:
-                answer = UsageReport(request)
-                await send_settled(tagged, logger, rid, tried.answer, opened, call, answer)
-            else:
-                logger.warning("request %s: every attempt failed (%d)", rid, outcome.attempts)
-                raise tried.error or UpstreamError("The upstream could not be reached.")
+            await relay_tried(
+                tried,
+                request,
+                _tagged(send, outcome),
+                path=path,
+                payload=prepared.payload,
+                meter=self._meters[kind],
+                chat=kind == CHAT,
+                opened=Opened(tried.live, self.router.secrets, self._total_s),
+                logger=logger,
+            )
         finally:
             tried.close()
             used = request.usage

@@ -13,6 +13,8 @@ import aiohttp
 from fd2.module import Timeouts
 from fd2_inference.deployments.breaker import Breaker
 from fd2_inference.deployments.config import BreakerSpec, TargetSpec
+from fd2_inference.providers.base import Provider, ProviderSettings
+from fd2_inference.providers.registry import DEFAULT_PROVIDER, build_provider
 
 _EWMA_WEIGHT: Final = 0.2
 _SAMPLES: Final = 128
@@ -39,6 +41,7 @@ class Target:
         "max_in_flight",
         "model",
         "priority",
+        "provider",
         "rpm",
         "timeouts",
         "tpm",
@@ -71,6 +74,22 @@ class Target:
             total_s=own.total_s or base.total_s,
         )
         self.breaker = Breaker(breaker)
+        name = spec.provider.strip().lower()
+        self.provider: Provider | None = None
+        """None: OpenAI-compatible, relayed byte for byte; else the provider seam's."""
+        if name != DEFAULT_PROVIDER:
+            self.provider = build_provider(
+                ProviderSettings(
+                    name=name,
+                    base_url=self.base_url,
+                    api_key=api_key,
+                    api_version=spec.api_version,
+                    deployment=spec.deployment,
+                    region=spec.region,
+                    model=self.model,
+                    options=spec.provider_options,
+                )
+            )
         # Only these go upstream, never the client's own headers (its credential is fd2's).
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.headers = {
@@ -154,6 +173,7 @@ class Target:
         return {
             "name": self.label,
             "model": self.model,
+            "provider": self.provider.name if self.provider is not None else DEFAULT_PROVIDER,
             "weight": self.weight,
             "priority": self.priority,
             "breaker": self.breaker.state,
