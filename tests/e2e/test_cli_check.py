@@ -221,6 +221,7 @@ def test_routes_prints_the_route_table():
         "  endpoints  POST /acme/chat/v1/chat/completions",
         "             POST /acme/chat/v1/completions",
         "             POST /acme/chat/v1/embeddings",
+        "             POST /acme/chat/v1/messages",
         "             GET /acme/chat/v1/models",
         "  limits     requests_per_second 20 (this route)",
     ]

@@ -17,7 +17,10 @@ def test_version_prints_fd2_native_build_and_module_types(capsys):
     assert build["rustc"].startswith("rustc ") and build["rustc"] in lines[1]
     assert build["target"] in lines[1]
     assert lines[2].startswith("CPython 3.")
-    assert lines[3] == "module types: inference_endpoint, inference_openai, jwt_config"
+    assert lines[3] == (
+        "module types: inference_endpoint, inference_openai, jwt_config, langgraph_workflow, "
+        "model_server, rag_service"
+    )
 
 
 def test_build_info_is_a_fresh_dict_of_strings():

@@ -143,7 +143,9 @@ def test_hung_redis_with_the_closed_policy_refuses_at_once(
         _stop(redis)
         _, statuses, slowest = load(url, 1.5)
         assert set(statuses) == {503}, statuses
-        assert slowest < 1.0
+        # Refused at the Redis timeout (50 ms; a new connection's 0.5 s floor), not held until the
+        # client's 5 s: loose, because a loaded machine stretches every figure.
+        assert slowest < 2.5
         answer = httpx.get(url, timeout=5)
         assert assert_openai_error(answer.content)["code"] == "rate_limiter_down"
         _cont(redis)
