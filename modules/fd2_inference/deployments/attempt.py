@@ -1,6 +1,6 @@
 """One upstream attempt on one target, classified: a good answer, or why it failed.
 
-The attempt loop (`router.py`) only sees `Tried`. The client is behind `Client` (aiohttp's shared
+The attempt loop (`router.py`) only sees `Tried`. The client is behind `client.Client` (aiohttp's
 session today); an attempt reads a whole answer, except a stream's good answer, which stays open
 for the relay.
 """
@@ -11,19 +11,18 @@ import asyncio
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-import aiohttp
 import orjson
 
 from fd2.serving.errors import Fd2Error, UpstreamError
-from fd2_inference.answers import ERROR_BODY_LIMIT, gateway_error, is_event_stream, unsupported
+from fd2_inference.answers import ERROR_BODY_LIMIT, is_event_stream, unsupported
+from fd2_inference.deployments.client import Client, Response
 from fd2_inference.deployments.config import Cause
 from fd2_inference.deployments.target import Target
 from fd2_inference.exchange import Answer
 from fd2_inference.framing import is_stream_answer
 from fd2_inference.providers.base import UnsupportedParameter
-from fd2_inference.upstream import read_answer
 
 _MAX_RETRY_AFTER_S: Final = 60.0
 _DEFAULT_COOL_S: Final = 1.0
@@ -33,31 +32,6 @@ _CONTEXT_MARKERS: Final = (
     b"prompt is too long",  # Anthropic's
 )
 _FILTER_MARKERS: Final = (b"content_filter", b"content_policy_violation")
-
-
-class Client(Protocol):
-    """What an attempt needs of an HTTP client: send a POST, give back the status line, headers
-    and a readable body. `SessionClient` is aiohttp's; the lean client fits behind an adapter."""
-
-    async def open(
-        self, url: str, body: bytes, headers: Mapping[str, str], limits: aiohttp.ClientTimeout
-    ) -> aiohttp.ClientResponse: ...
-
-
-class SessionClient:
-    """The gateway's shared pooled aiohttp session (never closed here)."""
-
-    __slots__ = ("_session",)
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
-
-    async def open(
-        self, url: str, body: bytes, headers: Mapping[str, str], limits: aiohttp.ClientTimeout
-    ) -> aiohttp.ClientResponse:
-        return await self._session.request(
-            "POST", url, data=body, headers=headers, timeout=limits, allow_redirects=False
-        )
 
 
 class Tried:
@@ -79,7 +53,7 @@ class Tried:
         self.target = target
         self.cause: Cause | None = None
         self.answer: Answer | None = None
-        self.live: aiohttp.ClientResponse | None = None
+        self.live: Response | None = None
         self.head = b""
         self.headers: Mapping[str, str] = {}
         """The answer's headers (a provider's error is mapped from them)."""
@@ -154,16 +128,16 @@ async def attempt(
         return tried
     began = time.monotonic()
     target.started(began)
-    response: aiohttp.ClientResponse | None = None
+    response: Response | None = None
     keep = False
     try:
         async with asyncio.timeout(target.timeouts.total_s):
-            response = await _open(client, sent, target.client_timeout)
-            status = response.status
-            if stream and _is_stream(target, status, response.headers.get("content-type")):
+            response = await client.send(sent.url, sent.body, sent.headers, target.timeouts)
+            status, headers, raw = client.head(response)
+            if stream and _is_stream(target, status, headers.get("content-type")):
                 # The first chunk (first token) decides: a stream that breaks or ends before it
                 # can still go elsewhere, nothing having reached the client.
-                tried.head = await response.content.readany()
+                tried.head = await client.first_chunk(response)
                 tried.ttfb_s = time.monotonic() - began
                 if not tried.head:
                     tried.cause = "5xx"
@@ -172,20 +146,22 @@ async def attempt(
                 tried.live, keep = response, True
                 return tried
             tried.ttfb_s = time.monotonic() - began
-            read = await read_answer(response, ERROR_BODY_LIMIT)
-            tried.answer = (status, read, response.raw_headers)
-            tried.headers = response.headers
+            read = await client.whole(response, ERROR_BODY_LIMIT)
+            tried.answer = (status, read, raw)
+            tried.headers = headers
             tried.cause = classify(status, read)
-            if tried.cause == "429" or (status == 503 and "retry-after" in response.headers):
-                tried.retry_after = retry_after(response.headers.get("retry-after"))
+            if tried.cause == "429" or (status == 503 and "retry-after" in headers):
+                tried.retry_after = retry_after(headers.get("retry-after"))
             return tried
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        tried.cause = cause_of(exc)
-        tried.error = gateway_error(exc, target.timeouts.total_s)
+    except Exception as exc:
+        failed = client.failure(exc, target.timeouts.total_s)
+        if failed is None:
+            raise
+        tried.cause, tried.error = failed
         return tried
     finally:
         if response is not None and not keep:
-            response.close()
+            client.close(response)
         if not keep:
             target.ended()
 
@@ -194,20 +170,6 @@ def _is_stream(target: Target, status: int, content_type: str | None) -> bool:
     if target.provider is None:
         return is_event_stream(status, content_type)
     return is_stream_answer(target.provider.framing, status, content_type)
-
-
-async def _open(
-    client: Client, sent: Sent, limits: aiohttp.ClientTimeout
-) -> aiohttp.ClientResponse:
-    """Send; a connection that turns out closed before any answer (a keep-alive connection the
-    upstream had dropped) is retried once on a new one, as the lean client does: not a failure
-    of the target, and not paid from the budget."""
-    try:
-        return await client.open(sent.url, sent.body, sent.headers, limits)
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            raise  # never connected: not a stale connection
-        return await client.open(sent.url, sent.body, sent.headers, limits)
 
 
 def classify(status: int, body: bytes | None) -> Cause | None:
@@ -221,17 +183,6 @@ def classify(status: int, body: bytes | None) -> Cause | None:
         if any(marker in body for marker in _FILTER_MARKERS):
             return "content_filter"
     return None
-
-
-def cause_of(exc: BaseException) -> Cause:
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        return "connect"  # never reached the upstream
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-        # A keep-alive connection the upstream had closed (stale), or a reset before any answer.
-        return "connect"
-    return "5xx"
 
 
 def retry_after(value: str | None) -> float:

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-import aiohttp
 import orjson
 
 from fd2.metering import Meter
@@ -19,6 +18,7 @@ from fd2.telemetry.scrub import Scrubber, credential_values
 from fd2.types import Send
 from fd2_inference.answers import ProviderError, relayed_headers, untranslatable
 from fd2_inference.deployments.attempt import Tried
+from fd2_inference.deployments.client import Response
 from fd2_inference.exchange import send_settled
 from fd2_inference.metering import UsageReport, stream_report, wants_usage
 from fd2_inference.providers.base import Provider
@@ -32,14 +32,12 @@ class Opened:
 
     __slots__ = ("_response", "_secrets", "total_s")
 
-    def __init__(
-        self, response: aiohttp.ClientResponse | None, secrets: tuple[str, ...], total_s: float
-    ) -> None:
+    def __init__(self, response: Response | None, secrets: tuple[str, ...], total_s: float) -> None:
         self._response = response
         self._secrets = secrets
         self.total_s = total_s
 
-    async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
+    async def open(self, call: UpstreamCall) -> Response:
         assert self._response is not None
         response, self._response = self._response, None
         return response

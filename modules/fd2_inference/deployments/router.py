@@ -22,8 +22,9 @@ from typing import Any
 from fd2.control.secrets import Secret
 from fd2.module import Timeouts
 from fd2.serving.errors import NotFound
-from fd2_inference.deployments.attempt import Client, Tried, attempt, request_body
+from fd2_inference.deployments.attempt import Tried, attempt, request_body
 from fd2_inference.deployments.budget import RetryBudget
+from fd2_inference.deployments.client import Client
 from fd2_inference.deployments.config import AliasSpec, DeploymentsSpec
 from fd2_inference.deployments.router_metrics import RouterMetrics
 from fd2_inference.deployments.strategies import Strategy, make_strategy

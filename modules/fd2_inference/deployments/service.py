@@ -23,7 +23,7 @@ from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.responses import send_bytes
 from fd2.types import Message, Send
 from fd2_inference.answers import shutting_down
-from fd2_inference.deployments.attempt import SessionClient
+from fd2_inference.deployments.client import SessionClient
 from fd2_inference.deployments.config import load_deployments
 from fd2_inference.deployments.relay import Opened, relay_tried
 from fd2_inference.deployments.router import Outcome, Router

@@ -8,8 +8,6 @@ import time
 from collections import deque
 from typing import Final
 
-import aiohttp
-
 from fd2.module import Timeouts
 from fd2_inference.deployments.breaker import Breaker
 from fd2_inference.deployments.config import BreakerSpec, TargetSpec
@@ -31,7 +29,6 @@ class Target:
         "attempts",
         "base_url",
         "breaker",
-        "client_timeout",
         "cool_until",
         "ewma_s",
         "failures",
@@ -100,12 +97,6 @@ class Target:
             }
             for stream in (False, True)
         }
-        self.client_timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=self.timeouts.connect_s,
-            sock_connect=self.timeouts.connect_s,
-            sock_read=self.timeouts.read_s,
-        )
         self.in_flight = 0
         self.ewma_s: float | None = None
         self.cool_until = 0.0
