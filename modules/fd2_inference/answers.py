@@ -81,8 +81,17 @@ def settle(
     if body is not None and scrubber is not None and is_openai_error(body):
         scrubbed = scrubber.json(body)
         if scrubbed is not None:
-            return status, scrubbed, None
+            return relayed_error_status(status), scrubbed, None
     raise UpstreamError(f"The upstream answered HTTP {status}.")
+
+
+def relayed_error_status(status: int) -> int:
+    """The status an upstream's error answer is relayed with: its own for a 4xx (the client's
+    request was at fault, and the SDKs act on 400/401/403/404/413/429), and for 503 and 504 (try
+    again later; too slow), else 502 for a 5xx — the gateway is fine, its upstream failed."""
+    if status < 500 or status in (503, 504):
+        return status
+    return 502
 
 
 def is_openai_error(body: bytes) -> bool:

@@ -285,9 +285,10 @@ async def translated_chunks(
         try:
             for event in events:
                 chunks.extend(translate(event))
-        except ProviderStreamError:
-            # One read may hold text and then the provider's error event: the client gets the
-            # text before the error, as it would have had the two come in separate reads.
+        except (ProviderStreamError, *_TRANSLATION_ERRORS):
+            # One read may hold text and then the provider's error event (or an event that
+            # cannot be translated): the client gets the text before the error, as it would
+            # have had the two come in separate reads.
             if chunks:
                 yield chunks
             raise

@@ -3,7 +3,6 @@ replayed from its transcript; the request fd2 sent and what the SDK saw are both
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from typing import Any
@@ -13,17 +12,11 @@ import pytest
 
 from e2e.conftest import Service
 from e2e.leaks import LEAKS
-from fd2_inference.providers.registry import PROVIDERS
 
 from .conftest import PROJECT, TRANSCRIPTS, Replay, providers
 from .scenarios import SCENARIOS, Scenario
 
 CASES = [(provider.name, scenario) for provider in providers() for scenario in SCENARIOS]
-
-
-def _passthrough(provider: str) -> bool:
-    module_name, _, class_name = PROVIDERS[provider].partition(":")
-    return bool(getattr(importlib.import_module(module_name), class_name).passthrough)
 
 
 def _transcript(provider: str, scenario: str) -> dict[str, Any] | None:
@@ -82,10 +75,7 @@ def _run(client: openai.OpenAI, provider: str, scenario: Scenario, refused: str 
     with pytest.raises(openai.APIStatusError) as raised:
         scenario.call(client)
     response = raised.value.response
-    status = expected.status
-    if expected.passthrough_status is not None and _passthrough(provider):
-        status = expected.passthrough_status
-    assert response.status_code == status, response.text
+    assert response.status_code == expected.status, response.text
     # The SDK's own HTTP client is not seen by the suite-wide leak check: checked here.
     for secret in LEAKS.secrets:
         assert secret not in response.content, "a test secret reached the client"

@@ -130,3 +130,43 @@ def test_the_shutdown_deadline_answers_a_waiting_translated_call_503(
     assert answer, "the waiting call got no answer"
     assert answer[0].status_code == 503
     assert assert_openai_error(answer[0].content)["code"] == "gateway_shutting_down"
+
+
+def test_a_stream_request_answered_without_a_stream_is_a_502(
+    conformance_fd2: Service, replayer: Replay
+) -> None:
+    plain = _transcript("azure", "plain")
+    assert plain is not None
+    answer = {"json": plain["response"]["json"], "headers": [["content-type", "application/json"]]}
+    transcript = _slow("stream", **answer)
+    del transcript["response"]["events"]
+    replayer.load(transcript)
+    response = httpx.post(conformance_fd2.url + CHAT, content=_request("stream"), timeout=10)
+    assert response.status_code == 502
+    assert assert_openai_error(response.content)["code"] == "upstream_untranslatable"
+
+
+def test_an_untranslatable_event_ends_the_stream_with_an_error_event(
+    conformance_fd2: Service, replayer: Replay
+) -> None:
+    transcript = _slow("stream")
+    events = transcript["response"]["events"]
+    events.insert(3, {"data": "<html>not an event</html>"})
+    replayer.load(transcript)
+    with httpx.Client(base_url=conformance_fd2.url, timeout=10) as client:
+        body = client.post(CHAT, content=_request("stream")).content
+    received = sse_events(body)
+    assert len(received) > 1
+    assert b"[DONE]" not in received
+    assert assert_openai_error(received[-1])["code"] == "upstream_untranslatable"
+
+
+def test_an_untranslatable_answer_is_a_502(conformance_fd2: Service, replayer: Replay) -> None:
+    transcript = _slow("plain", body="<html>502 Bad Gateway</html>")
+    del transcript["response"]["json"]
+    replayer.load(transcript)
+    response = httpx.post(conformance_fd2.url + CHAT, content=_request("plain"), timeout=10)
+    assert response.status_code == 502
+    error = assert_openai_error(response.content)
+    assert error["code"] == "upstream_untranslatable"
+    assert "html" not in error["message"].lower()

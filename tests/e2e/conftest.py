@@ -7,6 +7,7 @@ rewrites manifests or stops the server.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -14,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -378,38 +380,85 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # --- The suite-wide leak check (see leaks.py): record every answer, then grep it all at the end.
 
 
-class _RecordingStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, port: int | None, what: str) -> None:
-        self._inner = inner
-        self._port = port
-        self._what = what
+def _recording_streams(package: ModuleType) -> tuple[type, type]:
+    """Body streams of `package` (httpx or its fork) that record each piece before handing it on;
+    subclasses of its own stream types, which its Response checks for."""
 
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._inner:
-            LEAKS.record(self._port, self._what, chunk)
-            yield chunk
+    class Recording(package.SyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any, port: int | None, what: str) -> None:
+            self._inner, self._port, self._what = inner, port, what
 
-    def close(self) -> None:
-        self._inner.close()
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._inner:
+                LEAKS.record(self._port, self._what, chunk)
+                yield chunk
+
+        def close(self) -> None:
+            self._inner.close()
+
+    class AsyncRecording(package.AsyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any, port: int | None, what: str) -> None:
+            self._inner, self._port, self._what = inner, port, what
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self._inner:
+                LEAKS.record(self._port, self._what, chunk)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return Recording, AsyncRecording
+
+
+def _http_client_packages() -> list[ModuleType]:
+    """httpx, and httpx2 where installed: the OpenAI SDK (3.x) carries its own fork of httpx."""
+    packages: list[ModuleType] = [httpx]
+    with contextlib.suppress(ImportError):
+        packages.append(importlib.import_module("httpx2"))
+    return packages
+
+
+def _record(request: Any, response: Any, stream_type: type) -> None:
+    what = f"{request.method} {request.url.path}"
+    head = b"".join(b"%s: %s\n" % pair for pair in response.headers.raw)
+    LEAKS.record(request.url.port, what, head)
+    response.stream = stream_type(response.stream, request.url.port, what)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def record_answers() -> Iterator[None]:
-    """Every answer an httpx client (the OpenAI SDK included) receives goes to the leak check."""
-    original = httpx.HTTPTransport.handle_request
+    """Every answer an httpx client receives (the OpenAI and Anthropic SDKs' included, sync and
+    async) goes to the leak check."""
+    restore: list[tuple[type, str, Any]] = []
+    for package in _http_client_packages():
+        sync_stream, async_stream = _recording_streams(package)
+        sync_original = package.HTTPTransport.handle_request
+        async_original = package.AsyncHTTPTransport.handle_async_request
 
-    def recording(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
-        response = original(self, request)
-        what = f"{request.method} {request.url.path}"
-        head = b"".join(b"%s: %s\n" % pair for pair in response.headers.raw)
-        LEAKS.record(request.url.port, what, head)
-        assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _RecordingStream(response.stream, request.url.port, what)
-        return response
+        def recording(
+            self: Any, request: Any, _original: Any = sync_original, _stream: type = sync_stream
+        ) -> Any:
+            response = _original(self, request)
+            _record(request, response, _stream)
+            return response
 
-    httpx.HTTPTransport.handle_request = recording  # type: ignore[method-assign]
+        async def recording_async(
+            self: Any, request: Any, _original: Any = async_original, _stream: type = async_stream
+        ) -> Any:
+            response = await _original(self, request)
+            _record(request, response, _stream)
+            return response
+
+        restore += [
+            (package.HTTPTransport, "handle_request", sync_original),
+            (package.AsyncHTTPTransport, "handle_async_request", async_original),
+        ]
+        package.HTTPTransport.handle_request = recording
+        package.AsyncHTTPTransport.handle_async_request = recording_async
     yield
-    httpx.HTTPTransport.handle_request = original  # type: ignore[method-assign]
+    for owner, name, original in restore:
+        setattr(owner, name, original)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

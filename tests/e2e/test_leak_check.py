@@ -77,15 +77,23 @@ def test_talks_to_a_server(tmp_path):
         port=port, ready_path="/", log_dir=tmp_path,
     )
     try:
-        httpx.get(f"http://127.0.0.1:{port}/PATH").raise_for_status()
+        CALL
     finally:
         server.stop()
 """.replace("SECRET_VALUE", SECRET)
 
+CALLS = {
+    "httpx": 'httpx.get(f"http://127.0.0.1:{port}/PATH").raise_for_status()',
+    # The OpenAI SDK carries its own HTTP client (httpx2 in openai 3.x): its answers count too.
+    "openai": 'openai.OpenAI(api_key="k", base_url=f"http://127.0.0.1:{port}", max_retries=0)'
+    '.get("/PATH", cast_to=object)',
+}
 
+
+@pytest.mark.parametrize("client", sorted(CALLS))
 @pytest.mark.parametrize(("path", "leaks"), [("/leak", True), ("/fine", False)])
 def test_a_session_whose_server_leaks_a_secret_fails(
-    tmp_path: Path, path: str, leaks: bool
+    tmp_path: Path, path: str, leaks: bool, client: str
 ) -> None:
     """A whole pytest session with the e2e conftest: the answer leaks, so the session fails."""
     package = tmp_path / "e2e"
@@ -93,7 +101,8 @@ def test_a_session_whose_server_leaks_a_secret_fails(
     for name in ("__init__.py", "conftest.py", "leaks.py", "support.py", "vault_support.py"):
         shutil.copy(HERE / name, package / name)
     (package / "leaky_server.py").write_text(LEAKY_SERVER)
-    (package / "test_leaky.py").write_text(LEAKY_TEST.replace("/PATH", path))
+    test = LEAKY_TEST.replace("CALL", CALLS[client]).replace("/PATH", path)
+    (package / "test_leaky.py").write_text("import openai\n" + test)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package)],
         cwd=tmp_path,

@@ -12,6 +12,7 @@ from fd2.telemetry.scrub import Scrubber
 from fd2_inference.answers import (
     gateway_error,
     is_event_stream,
+    relayed_error_status,
     relayed_headers,
     settle,
     sse_error_event,
@@ -44,9 +45,11 @@ def test_success_status_without_a_json_object_is_502(body: bytes | None) -> None
     assert caught.value.status == 502
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 503])
-def test_openai_errors_pass_through(status: int) -> None:
-    assert settle(status, OPENAI_ERROR, Scrubber(["sk-unrelated"])) == (status, OPENAI_ERROR, None)
+@pytest.mark.parametrize(
+    ("status", "relayed"), [(400, 400), (401, 401), (404, 404), (429, 429), (500, 502), (503, 503)]
+)
+def test_openai_errors_pass_through(status: int, relayed: int) -> None:
+    assert settle(status, OPENAI_ERROR, Scrubber(["sk-unrelated"])) == (relayed, OPENAI_ERROR, None)
 
 
 def test_openai_errors_pass_through_without_the_credentials_sent() -> None:
@@ -176,3 +179,10 @@ def test_sse_error_event_is_one_openai_error_event() -> None:
             "param": None,
         }
     }
+
+
+def test_an_upstream_5xx_is_relayed_as_a_bad_gateway_but_busy_and_slow_keep_their_status() -> None:
+    assert [relayed_error_status(s) for s in (400, 401, 404, 413, 429)] == [400, 401, 404, 413, 429]
+    assert [relayed_error_status(s) for s in (500, 501, 502, 503, 504, 529)] == [
+        502, 502, 502, 503, 504, 502,
+    ]  # fmt: skip
