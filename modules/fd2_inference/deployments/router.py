@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from fd2.control.secrets import Secret
@@ -107,9 +107,12 @@ class Router:
         request_id: str,
         *,
         stream: bool,
+        original: bytes | None = None,
     ) -> Outcome:
-        """The request's answer: a good one, or the last failure once retries are spent."""
-        return await _Run(self, self.deployment(alias), path, payload, request_id, stream).go()
+        """The request's answer: a good one, or the last failure once retries are spent.
+        `original`: the client's body as it came, when the payload is it unchanged."""
+        deployment = self.deployment(alias)
+        return await _Run(self, deployment, path, payload, request_id, stream, original).go()
 
     def describe(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -146,6 +149,7 @@ class _Run:
         payload: Mapping[str, Any],
         request_id: str,
         stream: bool,
+        original: bytes | None,
     ) -> None:
         self.router = router
         self.first = first
@@ -162,6 +166,9 @@ class _Run:
         self.hedges = 0
         self.last_alias = first.name
         self.bodies: dict[str, bytes] = {}
+        """The body per upstream model name; the client's own bytes when nothing changed."""
+        if original is not None and isinstance(payload.get("model"), str):
+            self.bodies[payload["model"]] = original
 
     async def go(self) -> Outcome:
         router = self.router
@@ -175,6 +182,8 @@ class _Run:
                 f"The model {self.first.name!r} is not served on this endpoint.",
                 code="model_not_found",
             )
+        if hedge is None:
+            return await self._one_at_a_time(target)
         self._launch(target)
         last: Tried | None = None
         winner: Tried | None = None
@@ -234,6 +243,18 @@ class _Run:
         finally:
             await self._cancel_running()
 
+    async def _one_at_a_time(self, target: Target) -> Outcome:
+        """Without hedging: each attempt awaited in the request's own task (no task, no wait)."""
+        while True:
+            result = await self._attempt(target)
+            self._observe(result)
+            if result.cause is None:
+                return self._outcome(result)
+            following = self._after_failure(result)
+            if following is None:
+                return self._outcome(result)
+            target = following
+
     def _after_failure(self, last: Tried) -> Target | None:
         """The next target after `last` failed, or None when the request stops here."""
         spec = self.first.spec
@@ -286,6 +307,11 @@ class _Run:
         return target.provider is None or self.path == CHAT_PATH
 
     def _launch(self, target: Target) -> None:
+        task = asyncio.get_running_loop().create_task(self._attempt(target))
+        self.running[task] = target
+
+    def _attempt(self, target: Target) -> Coroutine[Any, Any, Tried]:
+        """One attempt on `target`, counted (not yet started)."""
         self.attempts += 1
         self.tried.add(id(target))
         if target.alias != self.last_alias:
@@ -298,18 +324,15 @@ class _Run:
             if body is None:
                 body = self.bodies[target.model] = request_body(self.payload, target.model)
         self.router.metrics.attempted(target)
-        task = asyncio.get_running_loop().create_task(
-            attempt(
-                self.router._client,
-                target,
-                self.path,
-                body,
-                self.payload,
-                self.request_id,
-                stream=self.stream,
-            )
+        return attempt(
+            self.router._client,
+            target,
+            self.path,
+            body,
+            self.payload,
+            self.request_id,
+            stream=self.stream,
         )
-        self.running[task] = target
 
     def _observe(self, result: Tried) -> None:
         target, cause = result.target, result.cause

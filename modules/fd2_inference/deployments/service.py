@@ -134,7 +134,12 @@ class DeployedEndpoints:
         with drain_guard() as guard:
             try:
                 outcome = await self.router.run(
-                    model, path, prepared.payload, rid, stream=prepared.stream
+                    model,
+                    path,
+                    prepared.payload,
+                    rid,
+                    stream=prepared.stream,
+                    original=None if prepared.changed else await request.body(),
                 )
             except asyncio.CancelledError:
                 if not guard.take_cut():
