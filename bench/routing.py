@@ -8,7 +8,8 @@ load of `concurrency` clients (aiohttp, in this process) per scenario:
    errors, and the p99 in the second after the kill against the p99 before it;
 2. hedging: targets with a 5% slow tail (500 ms): p99 without hedging and with it (same run);
 3. least in flight against round robin: a fast target and a slow (200 ms) one: requests/s;
-4. budget: every target failing: upstream attempts per client request (at most 1.2 + 10/N).
+4. budget: every target failing: upstream attempts per client request (at most 1.2 + 10/N);
+5. overhead: one target behind an alias against a plain single-upstream module, nothing failing.
 
 Figures, not a timed test: everything shares this machine's cores (nothing pinned), so read
 the ratios, not the absolute numbers. `--quick` runs each scenario for ~2 s (the smoke run).
@@ -42,13 +43,28 @@ def _target(port: int, model: str, **extra: Any) -> dict[str, Any]:
     return {"base_url": f"http://127.0.0.1:{port}/v1", "model": model, "api_key": KEY, **extra}
 
 
-def _manifest(deployments: dict[str, Any], routing: dict[str, Any]) -> dict[str, Any]:
+def _manifest(
+    deployments: dict[str, Any], routing: dict[str, Any], plain_port: int | None = None
+) -> dict[str, Any]:
+    modules: list[dict[str, Any]] = [
+        {"module_type": "inference_endpoint", "name": "chat", "config": {}}
+    ]
+    overlay: dict[str, Any] = {}
+    if plain_port is not None:  # a single-upstream module beside it, for the overhead figure
+        url = f"http://127.0.0.1:{plain_port}/v1/chat/completions"
+        modules.append(
+            {"module_type": "inference_endpoint", "name": "plain", "config": {"endpoint_url": url}}
+        )
+        overlay["plain"] = {
+            "auth": {"mode": "none"},
+            "config": {"api_key": KEY, "timeouts": {"read_s": 5}},
+        }
     return {
         "project_id": "bench",
         "version": "1",
         "environment": "development",
         "environments": {"development": {"secrets": {"up_key": "env:BENCH_UPSTREAM_KEY"}}},
-        "modules": [{"module_type": "inference_endpoint", "name": "chat", "config": {}}],
+        "modules": modules,
         "metadata": {
             "fd2": {
                 "modules": {
@@ -59,7 +75,8 @@ def _manifest(deployments: dict[str, Any], routing: dict[str, Any]) -> dict[str,
                             "routing": routing,
                             "timeouts": {"read_s": 5},
                         },
-                    }
+                    },
+                    **overlay,
                 }
             }
         },
@@ -128,10 +145,14 @@ class Bench:
         return port, child
 
     def fd2(
-        self, deployments: dict[str, Any], routing: dict[str, Any] | None = None
+        self,
+        deployments: dict[str, Any],
+        routing: dict[str, Any] | None = None,
+        plain_port: int | None = None,
     ) -> tuple[str, Any]:
         directory = Path(tempfile.mkdtemp(dir=self.logs))
-        (directory / "bench.json").write_text(json.dumps(_manifest(deployments, routing or {})))
+        manifest = _manifest(deployments, routing or {}, plain_port)
+        (directory / "bench.json").write_text(json.dumps(manifest))
         port = free_port()
         env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-upstream-key"}
         argv = [str(FD2), "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -221,6 +242,26 @@ async def least_in_flight(bench: Bench, seconds: float) -> dict[str, Any]:
     return figures
 
 
+async def overhead(bench: Bench, seconds: float) -> dict[str, Any]:
+    """One target behind an alias against the same upstream as a plain module (c=32): what the
+    attempt loop costs when nothing fails."""
+    port, _ = bench.standin("overhead")
+    url, fd2 = bench.fd2({"one": {"targets": [_target(port, "gpt-4o-mini")]}}, plain_port=port)
+    plain_url = url.replace("/bench/chat/", "/bench/plain/")
+    figures: dict[str, Any] = {}
+    for label, target_url, model in (("plain", plain_url, "gpt-4o-mini"), ("alias", url, "one")):
+        await Load(target_url, model, 32).run(1.0)
+        load = Load(target_url, model, 32)
+        await load.run(seconds)
+        figures[label] = {
+            "rps": round(load.rps(seconds), 1),
+            "p50_ms": round(1000 * statistics.median(load.latencies()), 2),
+            "errors": load.errors(),
+        }
+    bench.procs.stop(fd2)
+    return figures
+
+
 async def budget(bench: Bench, seconds: float) -> dict[str, Any]:
     """Every target failing, with the breakers (they open: retries find no target) and with
     them kept shut (every failure asks for a retry: the budget alone bounds them)."""
@@ -258,6 +299,7 @@ async def main() -> None:
             ("hedging", hedging),
             ("least_in_flight", least_in_flight),
             ("budget", budget),
+            ("overhead", overhead),
         ):
             results[name] = await scenario(bench, seconds)
             print(name, json.dumps(results[name]), flush=True)
