@@ -19,7 +19,8 @@ from .routing_support import routing_manifest, start_routed_fd2, target
 KEY_ONE = "fd2_routing-key-one-3c9f0a"
 KEY_NARROW = "fd2_routing-key-narrow-77b1"
 KEY_OTHER = "fd2_routing-key-other-a41e"
-for _key in (KEY_ONE, KEY_NARROW, KEY_OTHER):
+KEY_PLAIN = "fd2_routing-key-plain-0d3c"
+for _key in (KEY_ONE, KEY_NARROW, KEY_OTHER, KEY_PLAIN):
     LEAKS.add_secret(_key)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -61,6 +62,29 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         auth={"mode": "api_key"},
         api_keys=[{"id": "other", "hash": _hash(KEY_OTHER)}],
     )
+    plain = {
+        "project_id": "plainproj",
+        "version": "1",
+        "environment": "development",
+        "environments": {"development": {"secrets": {"up_key": "env:BILLING_UPSTREAM_API_KEY"}}},
+        "modules": [
+            {
+                "module_type": "inference_endpoint",
+                "name": "assistant",
+                "config": {
+                    "model_name": "plain-model",
+                    "endpoint_url": f"http://{address}/v1/chat/completions",
+                },
+            }
+        ],
+        "metadata": {
+            "fd2": {
+                "api_keys": [{"id": "plain", "hash": _hash(KEY_PLAIN)}],
+                "modules": {"assistant": {"auth": {"mode": "api_key"}}},
+            }
+        },
+    }
+    (manifests / "plain.json").write_text(json.dumps(plain))
     (manifests / "routing.json").write_text(json.dumps(own))
     (manifests / "other.json").write_text(json.dumps(other))
     service = start_routed_fd2(manifests, root, name="fd2-keys")
@@ -130,3 +154,10 @@ def test_limits_are_charged_once_per_client_request(gateway: Service) -> None:
         if response.status_code == 200:
             assert response.headers["x-fd2-attempts"] == "2"
     assert statuses == [200, 200, 200, 200, 429]
+
+
+def test_a_module_without_deployments_is_reached_by_its_model_name(gateway: Service) -> None:
+    response = _post(gateway, KEY_PLAIN, "plain-model")
+    assert response.status_code == 200, response.text
+    assert _models(gateway, KEY_PLAIN) == {"plain-model"}
+    assert _post(gateway, KEY_PLAIN, "gpt-4o").status_code == 404
