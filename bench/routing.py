@@ -288,6 +288,7 @@ async def budget(bench: Bench, seconds: float) -> dict[str, Any]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", help="one scenario by name (e.g. overhead)")
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 8.0
     logs = Path(tempfile.mkdtemp(prefix="fd2-bench-routing-"))
@@ -301,6 +302,8 @@ async def main() -> None:
             ("budget", budget),
             ("overhead", overhead),
         ):
+            if args.only and name != args.only:
+                continue
             results[name] = await scenario(bench, seconds)
             print(name, json.dumps(results[name]), flush=True)
     print(f"logs in {logs}")

@@ -3,7 +3,7 @@ totals `describe()` shows in /admin/routes."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from fd2.telemetry.module_metrics import ModuleMetrics
 from fd2_inference.deployments.breaker import CLOSED, HALF_OPEN, OPEN
@@ -39,18 +39,34 @@ class RouterMetrics:
             "deployment_in_flight", "Attempts in flight per target.", labels=("alias", "target")
         )
         self.counts = {"attempts": 0, "failures": 0, "fallbacks": 0, "hedges": 0, "hedge_wins": 0}
+        # Label children looked up once per target (and outcome): `labels()` is a lock and a
+        # tuple per call, per attempt otherwise.
+        self._children: dict[tuple[int, str], Any] = {}
+
+    def _child(self, target: Target, kind: str) -> Any:
+        key = (id(target), kind)
+        child = self._children.get(key)
+        if child is None:
+            labels = {"alias": target.alias, "target": target.label}
+            if kind == "breaker":
+                child = self._breaker.labels(**labels)
+            elif kind == "in_flight":
+                child = self._in_flight.labels(**labels)
+            else:
+                child = self._attempts.labels(**labels, outcome=kind)
+            self._children[key] = child
+        return child
 
     def attempted(self, target: Target) -> None:
         self.counts["attempts"] += 1
-        self._in_flight.labels(alias=target.alias, target=target.label).set(target.in_flight + 1)
+        self._child(target, "in_flight").set(target.in_flight + 1)
 
     def finished(self, target: Target, cause: str | None) -> None:
-        labels = {"alias": target.alias, "target": target.label}
         if cause is not None and cause != "cancelled":
             self.counts["failures"] += 1
-        self._attempts.labels(**labels, outcome=cause or "ok").inc()
-        self._breaker.labels(**labels).set(_STATE[target.breaker.state])
-        self._in_flight.labels(**labels).set(target.in_flight)
+        self._child(target, cause or "ok").inc()
+        self._child(target, "breaker").set(_STATE[target.breaker.state])
+        self._child(target, "in_flight").set(target.in_flight)
 
     def fell_back(self, alias: str, to: str) -> None:
         self.counts["fallbacks"] += 1
