@@ -30,6 +30,7 @@ from fd2_inference.embeddings import as_requested
 from fd2_inference.exchange import relay_json
 from fd2_inference.extra_endpoints import EXTRA_ENDPOINTS
 from fd2_inference.extras import ExtraEndpoint, ModuleParts
+from fd2_inference.fan_out import fans_out, relay_fanned_out
 from fd2_inference.metering import (
     CHAT,
     COMPLETIONS,
@@ -360,11 +361,30 @@ class InferenceModule(Module):
             await request.body()
             payload = prepare_embedding(await request.json_object(), self._defaults).payload
             provider, rid = self._provider, request.request_id
+            model = str(payload.get("model", ""))
+            if (per_input := fans_out(provider)) is not None:
+                try:
+                    calls = per_input.embeddings_calls(payload)
+                except UnsupportedParameter as exc:
+                    raise unsupported(exc) from None
+                merge = partial(per_input.embeddings_merge, model=model)
+                fanned = relay_fanned_out(
+                    self._upstream,
+                    provider,
+                    calls,
+                    merge,
+                    send,
+                    self._logger,
+                    request,
+                    finish=as_requested(payload),
+                )
+                await cancel_on_disconnect(request, fanned)
+                return
             try:
                 call = upstream_call(provider.embeddings_call(payload), rid)
             except UnsupportedParameter as exc:
                 raise unsupported(exc) from None
-            translate = partial(provider.embeddings_answer, model=str(payload.get("model", "")))
+            translate = partial(provider.embeddings_answer, model=model)
             work = relay_translated_json(
                 self._upstream,
                 provider,

@@ -234,19 +234,25 @@ async def _stream(
                     body = await read_answer(response, ERROR_BODY_LIMIT)
                     raise _not_streamed(relay, response, body)
                 deframer = deframer_for(framing)
-                await relay.send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [*_SSE_HEADERS, *relayed_headers(response.raw_headers)],
-                    }
-                )
-                relay.started = True
+                start = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_SSE_HEADERS, *relayed_headers(response.raw_headers)],
+                }
                 send = relay.send
                 async for chunks in translated_chunks(response, deframer, translator, head):
                     if chunks:
+                        if not relay.started:
+                            # Started with the first chunk, not the provider's 200: a stream
+                            # whose first event is an error (a throttling or validation
+                            # exception) is still answered with that error's status.
+                            await send(start)
+                            relay.started = True
                         out = b"".join([chunk_event(chunk) for chunk in chunks])
                         await send({"type": "http.response.body", "body": out, "more_body": True})
+                if not relay.started:
+                    await send(start)
+                    relay.started = True
             finally:
                 response.close()
     except Exception as exc:

@@ -34,13 +34,25 @@ SECRETS: Final = Group(
 AUTH: Final = Group("auth and limits", "who may call a module whose manifest names no auth")
 REDIS: Final = Group("Redis", "shared by replicas: manifest copies, rate limits, API keys")
 UPSTREAM: Final = Group("upstream", "the pooled client modules call their upstreams with")
+JOBS: Final = Group("jobs and webhooks", "asynchronous jobs and batches on Redis (docs/jobs.md)")
 LOGGING: Final = Group("logging", "what fd2 writes to stderr")
-GROUPS: Final = (SERVING, CONNECTIONS, MANIFESTS, SECRETS, AUTH, REDIS, UPSTREAM, LOGGING)
+GROUPS: Final = (
+    SERVING,
+    CONNECTIONS,
+    MANIFESTS,
+    SECRETS,
+    AUTH,
+    REDIS,
+    UPSTREAM,
+    JOBS,
+    LOGGING,
+)
 """In the order `--help` shows them."""
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Capacity = Annotated[int, msgspec.Meta(ge=0, le=1024)]
 ListenPort = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Ref = str | None
 """A secret reference (`env:`, `file:`, `config:`, `vault:`), never the secret itself."""
@@ -220,6 +232,45 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ] = 5.0
     read_timeout: Annotated[Seconds, UPSTREAM("seconds between bytes read from upstream")] = 120.0
     total_timeout: Annotated[Seconds, UPSTREAM("seconds a whole upstream call may take")] = 600.0
+
+    # --- jobs and webhooks
+    jobs_workers: Annotated[
+        Capacity, JOBS("jobs one worker process runs at once (0: this replica runs none)")
+    ] = 4
+    jobs_project_concurrency: Annotated[
+        Count, JOBS("jobs of one project running at once, across all replicas")
+    ] = 8
+    jobs_visibility_timeout: Annotated[
+        Seconds, JOBS("seconds after which a job held by a silent worker is claimed again")
+    ] = 60.0
+    jobs_max_attempts: Annotated[
+        Count, JOBS("times a job is started before it fails as interrupted")
+    ] = 3
+    jobs_ttl: Annotated[
+        Seconds, JOBS("seconds a job may wait and run before it expires (its expires_at)")
+    ] = 86400.0
+    jobs_retention: Annotated[
+        Seconds, JOBS("seconds a job, file or batch is kept after it expires")
+    ] = 604800.0
+    batch_max_requests: Annotated[Count, JOBS("requests one batch input file may hold")] = 50000
+    webhook_max_attempts: Annotated[
+        Count, JOBS("webhook deliveries tried before the webhook is dead-lettered")
+    ] = 8
+    webhook_backoff: Annotated[
+        Seconds, JOBS("seconds before the first webhook retry (doubling, with jitter, to 1 h)")
+    ] = 5.0
+    webhook_timeout: Annotated[Seconds, JOBS("seconds one webhook delivery may take")] = 10.0
+    webhook_allow_private: Annotated[
+        str | None,
+        JOBS(
+            "comma-separated CIDRs webhooks may reach although private, loopback or link-local "
+            "(e.g. 10.0.0.0/8); `all`: every address but cloud metadata ones",
+            "CIDRS",
+        ),
+    ] = None
+    webhook_allow_http: Annotated[bool, JOBS("allow http:// webhook URLs (https only without)")] = (
+        False
+    )
 
     # --- logging
     log_level: Annotated[Literal["debug", "info", "warning", "error"], LOGGING("log level")] = (

@@ -339,7 +339,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "embeddings",
         _embeddings,
         _check_embeddings,
-        refused={"anthropic": "input", "bedrock": "input"},
+        refused={"anthropic": "input"},
     ),
     Scenario("usage", _plain, _check_usage),
     Scenario("stream_cut", _stream_until_broken, _check_cut),

@@ -79,13 +79,13 @@ def test_a_failed_bedrock_stream_ends_with_one_error(
     )
     received = ""
     try:
-        stream = client.chat.completions.create(
-            model=MODEL,
-            messages=messages(),  # type: ignore[arg-type]
-            max_tokens=MAX_TOKENS,
-            stream=True,
-        )
         with pytest.raises(openai.APIError) as caught:
+            stream = client.chat.completions.create(
+                model=MODEL,
+                messages=messages(),  # type: ignore[arg-type]
+                max_tokens=MAX_TOKENS,
+                stream=True,
+            )
             for chunk in stream:
                 for choice in chunk.choices:
                     received += choice.delta.content or ""
@@ -93,6 +93,9 @@ def test_a_failed_bedrock_stream_ends_with_one_error(
         client.close()
     assert received == text
     assert message in str(caught.value.message)
+    if not text:
+        # Nothing was streamed yet: the failure is the answer's status, not an event.
+        assert isinstance(caught.value, openai.BadRequestError), caught.value
     result = replayer.result()
     assert not result["mismatches"], result["mismatches"]
     assert result["requests"] == 1

@@ -11,7 +11,8 @@ and ``cut`` aborts the connection after the last piece; ``delay_s`` waits before
 ``gap_s`` between pieces (default 0.5 ms). ``GET /_replay/result`` returns what was received
 (``requests``: how many; ``mismatches``: what differed, readable; ``gone``: answers stopped
 because the client went away first; ``completed``); the test fails on any mismatch.
-``GET /_replay/health`` answers 200.
+``GET /_replay/health`` answers 200. A transcript of several calls holds `exchanges` (a list
+of `request`/`response`) instead: each call is answered from the exchange it matches.
 """
 
 from __future__ import annotations
@@ -220,15 +221,39 @@ async def app(scope: Message, receive: Receive, send: Send) -> None:
         STATE.mismatches.append(f"unexpected request {method} {full}: no call was expected")
         await send_json(send, 500, {"error": {"message": "stand-in: no request expected"}})
         return
-    if STATE.requests > 1:
-        STATE.mismatches.append(f"request {STATE.requests}: {method} {full}: only one expected")
-    STATE.mismatches += compare(transcript["request"], method, full, headers, body)
+    exchange = _exchange_for(transcript, method, full, headers, body)
     gone = asyncio.Event()
     watcher = asyncio.create_task(_watch(receive, gone))
     try:
-        await _replay(send, transcript["response"], gone)
+        await _replay(send, exchange["response"], gone)
     finally:
         watcher.cancel()
+
+
+def _exchange_for(
+    transcript: dict[str, Any], method: str, full: str, headers: dict[str, str], body: bytes
+) -> dict[str, Any]:
+    """The exchange a request is answered from, its differences recorded. A transcript holds one
+    `request`/`response`, or `exchanges` (several calls for one client request, e.g. one per
+    embedding input): each is used once, matched by content since concurrent calls come in any
+    order."""
+    exchanges = transcript.get("exchanges")
+    if exchanges is None:
+        if STATE.requests > 1:
+            STATE.mismatches.append(f"request {STATE.requests}: {method} {full}: only one expected")
+        STATE.mismatches += compare(transcript["request"], method, full, headers, body)
+        return transcript
+    unused = [e for e in exchanges if not e.get("_used")]
+    if not unused:
+        STATE.mismatches.append(f"request {STATE.requests}: {method} {full}: no exchange left")
+        return exchanges[-1]
+    for exchange in unused:
+        if not compare(exchange["request"], method, full, headers, body):
+            exchange["_used"] = True
+            return exchange
+    STATE.mismatches += compare(unused[0]["request"], method, full, headers, body)
+    unused[0]["_used"] = True
+    return unused[0]
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from fd2.config import Settings
+    from fd2.jobs.service import JobService
     from fd2.pipeline.compiler import StepCompiler
 
 _log = logging.getLogger("fd2.routes")
@@ -89,8 +90,10 @@ class RouteBuilder:
         redis: Redis | None = None,
         metrics: MetricsRegistry | None = None,
         tasks: Supervisor | None = None,
+        jobs: JobService | None = None,
     ) -> None:
         self.table: RouteTable = EMPTY_TABLE
+        self._jobs = jobs
         # The worker's shared means, handed to every module in its context.
         self._redis = redis
         self._metrics = metrics if metrics is not None else MetricsRegistry()
@@ -343,6 +346,16 @@ class RouteBuilder:
             handlers = instance.endpoints()
             if steps is not None:  # the module's handlers behind the route's steps, composed once
                 handlers = steps.apply(handlers, instance.meters(), instance)
+            if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind the route's auth
+                handlers = self._jobs.endpoints(
+                    project=declaration.project,
+                    module=declaration.module,
+                    environment=environment,
+                    handlers=handlers,
+                    steps=steps,
+                    config=resolution[0].config,
+                    secrets=secrets,
+                )
         except BaseException:
             await tasks.aclose()  # what a failed set-up started must not run on
             raise

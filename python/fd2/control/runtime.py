@@ -26,6 +26,8 @@ from fd2.control.sources.redis_share import RedisManifestShare
 from fd2.control.tasks import Supervisor
 from fd2.control.vault.pool import VaultPool
 from fd2.control.vault.settings import settings_from_fd2
+from fd2.jobs.metrics import JobsCollector
+from fd2.jobs.service import JobService
 from fd2.limits.redis_client import make_redis
 from fd2.pipeline.compiler import StepCompiler
 from fd2.serving.errors import ConfigError
@@ -52,8 +54,10 @@ class Runtime:
         share: RedisManifestShare | None = None,
         admin_token: Secret | None = None,
         vault: VaultPool | None = None,
+        jobs: JobService | None = None,
     ) -> None:
         self.settings = settings
+        self.jobs = jobs
         self.http = http
         self.redis = redis
         """The worker's one Redis client (None without --redis-url)."""
@@ -107,6 +111,7 @@ class Runtime:
         gates = StepCompiler.from_settings(
             settings, secrets=secrets, http=http, redis=redis, tasks=tasks
         )
+        jobs = JobService.from_settings(settings, lambda: builder.table)
         builder = RouteBuilder.from_settings(
             settings,
             secrets=secrets,
@@ -117,6 +122,7 @@ class Runtime:
             redis=redis,
             metrics=metrics,
             tasks=tasks.child("module"),
+            jobs=jobs,
         )
         tasks.spawn("vault refresh", lambda: vault.run(builder.refresh_secrets))
         sources: list[ManifestSource] = []
@@ -148,7 +154,9 @@ class Runtime:
             share=share,
             admin_token=admin_token,
             vault=vault,
+            jobs=jobs,
         )
+        jobs.find_project = runtime.find_project
         try:
             for source in sources:
                 await source.start(tasks)
@@ -156,7 +164,10 @@ class Runtime:
             await runtime.close()
             raise
         health.start(tasks)
+        jobs.start(tasks)
         metrics.add_collector(ControlPlaneCollector(runtime))
+        if jobs.store is not None:
+            metrics.add_collector(JobsCollector(jobs.store.counters))
         _log.info("ready: %d routes from the manifest directory", len(builder.table))
         return runtime
 
@@ -165,6 +176,8 @@ class Runtime:
         # own tasks stop before each one's close), then what they all shared.
         await self.tasks.aclose()
         await self.builder.close()
+        if self.jobs is not None:
+            await self.jobs.close()
         for source in self.sources:
             await source.aclose()
         if self.redis is not None:

@@ -21,6 +21,8 @@ from fd2.types import Send
 
 _log = logging.getLogger("fd2.auth")
 _READS: Final = frozenset({"GET", "HEAD"})
+JOB_IDENTITY: Final = "fd2.job_identity"
+"""The ASGI scope key of the identity a job runs as (set by `fd2.jobs.runner` only)."""
 
 
 class Authenticate:
@@ -32,6 +34,13 @@ class Authenticate:
         self.policy = policy
 
     async def __call__(self, request: Request, send: Send, call_next: Handler) -> None:
+        captured = request.scope.get(JOB_IDENTITY)
+        if captured is not None:
+            # A job run in process (fd2.jobs): its caller was authenticated when it was
+            # submitted. Only in-process calls can put this key in a scope (no header can).
+            request.identity = captured
+            await call_next(request, send)
+            return
         try:
             request.identity = await self.policy.authenticate(request)
         except Unauthorized as exc:

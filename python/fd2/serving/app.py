@@ -187,8 +187,8 @@ class Fd2App:
             else:
                 key = await self._route_key(raw_path, project_module, host)
                 route, key = await self._route(key, environment)
-            handler = _handler(route, key, scope["method"])
-            endpoint = key.path  # a path the route declares: `_handler` found it
+            # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
+            handler, endpoint = _handler(route, key, scope["method"])
             if span is not None:
                 span.route(route.project, route.module, route.environment, endpoint)
             if request is None:
@@ -465,8 +465,16 @@ def _bind_log_context(request_id: bytes, headers: list[tuple[bytes, bytes]]) -> 
     TRACE_ID.set(trace_id_from(traceparent))
 
 
-def _handler(route: Route, key: RouteKey, method: str) -> Handler:
-    methods = route.handlers.get(key.path)
+def _handler(route: Route, key: RouteKey, method: str) -> tuple[Handler, str]:
+    endpoint = key.path
+    methods = route.handlers.get(endpoint)
+    head = endpoint
+    while methods is None and head.count("/") > 1:
+        # Paths with an id (`/v1/jobs/{id}`) are served by a `/v1/jobs/*` pattern: looked up
+        # only when the exact path is not a route's.
+        head = head.rsplit("/", 1)[0]
+        endpoint = head + "/*"
+        methods = route.handlers.get(endpoint)
     if methods is None:
         raise NotFound(f"Unknown endpoint {key.path} for module {key.project}/{key.module}.")
     handler = methods.get(method)
@@ -474,7 +482,7 @@ def _handler(route: Route, key: RouteKey, method: str) -> Handler:
         raise MethodNotAllowed(
             f"Method {method} is not allowed for {key.path}.", allowed=tuple(methods)
         )
-    return handler
+    return handler, endpoint
 
 
 _UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")

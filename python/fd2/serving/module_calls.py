@@ -163,12 +163,15 @@ class ModuleHandle:
         *,
         headers: Iterable[tuple[bytes, bytes]] = (),
         request_id: str | None = None,
+        scope: Mapping[str, Any] | None = None,
     ) -> ModuleAnswer:
         """Call the module's endpoint `path` (e.g. `/v1/chat/completions`) with `method`.
 
         `body` is bytes as they are or a mapping sent as JSON. `headers` are what the target
         (and its route's steps) see: forward the caller's `authorization` where the target
-        needs one. `request_id` ties the call to the request being served in the logs."""
+        needs one. `request_id` ties the call to the request being served in the logs. `scope`:
+        extra ASGI scope entries for the route's steps (only in-process callers can set any;
+        `fd2.jobs` passes the identity a job was submitted with)."""
         payload, content_type = _payload(body)
         request_id = request_id or uuid.uuid4().hex
         try:
@@ -176,9 +179,11 @@ class ModuleHandle:
         except Fd2Error as exc:
             return await _error_answer(exc)
         exchange = _Exchange(payload)
-        scope = self._scope(method, path, payload, content_type, headers, request_id)
+        asgi_scope = self._scope(method, path, payload, content_type, headers, request_id)
+        if scope:
+            asgi_scope.update(scope)
         request = Request(
-            scope,
+            asgi_scope,
             exchange.receive,
             request_id=request_id,
             project=self.project,

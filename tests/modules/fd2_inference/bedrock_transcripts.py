@@ -20,6 +20,7 @@ from .bedrock_frames import event
 
 DIRECTORY = Path(__file__).resolve().parents[2] / "conformance" / "transcripts" / "bedrock"
 MODEL = sc.MODEL
+EMBEDDING_MODEL = sc.EMBEDDING_MODEL
 SESSION_TOKEN = "conformance-bedrock-session-token"
 PROVIDER = {
     "config": {
@@ -57,12 +58,14 @@ def _signed(accept: str) -> dict[str, str]:
     }
 
 
-def signed_request(body: dict[str, Any], *, stream: bool, action: str = "") -> dict[str, Any]:
+def signed_request(
+    body: dict[str, Any], *, stream: bool, action: str = "", model: str = MODEL
+) -> dict[str, Any]:
     action = action or ("converse-stream" if stream else "converse")
     accept = "application/vnd.amazon.eventstream" if stream else "application/json"
     return {
         "method": "POST",
-        "path": f"/model/{MODEL}/{action}",
+        "path": f"/model/{model}/{action}",
         "headers": _signed(accept),
         "json": body,
     }
@@ -348,6 +351,25 @@ def build() -> dict[str, dict[str, Any]]:
             ),
         },
         "error_413": {"request": plain, "response": _error(413, None, "Request Entity Too Large")},
+        # Titan embeds one text per call: one InvokeModel call per input, answered as one list.
+        "embeddings": {
+            "exchanges": [
+                {
+                    "request": signed_request(
+                        {"inputText": text}, stream=False, action="invoke", model=EMBEDDING_MODEL
+                    ),
+                    "response": {
+                        "status": 200,
+                        "headers": JSON_HEADERS,
+                        "json": {
+                            "embedding": list(vector),
+                            "inputTextTokenCount": sc.EMBEDDING_TOKENS // 2,
+                        },
+                    },
+                }
+                for text, vector in zip(("hello", "world"), sc.EMBEDDINGS, strict=True)
+            ]
+        },
         "error_429": {
             "request": plain,
             "response": _error(
