@@ -183,6 +183,11 @@ class InferenceModule(Module):
             logger=self._logger,
             project=context.project,
             module=context.module,
+            config=context.config,
+            redis=context.redis,
+            upstream=self._upstream
+            if name == DEFAULT_PROVIDER and self._only_chat is None
+            else None,
         )
         self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
         if target is None:

@@ -154,7 +154,7 @@ class Fd2App:
                 counted = False
                 if self._ops is None:
                     raise ServiceUnavailable("The gateway is starting; try again shortly.")
-                await self._ops.handle(scope, send_with_id)
+                await self._ops.handle(scope, send_with_id, receive)
                 return
             if self._tracing is not None:  # requests for routes only: no probe or scrape
                 span = self._tracing.start_request(headers, scope["method"])
