@@ -15,6 +15,7 @@ import aiohttp
 
 from fd2.module import Timeouts
 from fd2.serving.errors import Fd2Error
+from fd2.telemetry.tracing import current as current_tracing
 from fd2_inference.answers import gateway_error
 from fd2_inference.deployments.config import Cause
 from fd2_inference.exchange import RawHeaders
@@ -76,9 +77,23 @@ class SessionClient:
     async def _post(
         self, url: str, body: bytes, headers: Mapping[str, str], limits: aiohttp.ClientTimeout
     ) -> Response:
-        return await self._session.request(
-            "POST", url, data=body, headers=headers, timeout=limits, allow_redirects=False
-        )
+        tracing = current_tracing()
+        if tracing is None:
+            return await self._session.request(
+                "POST", url, data=body, headers=headers, timeout=limits, allow_redirects=False
+            )
+        # Each attempt a client span of its own, its `traceparent` sent upstream.
+        with tracing.upstream("POST", url) as trace:  # records host and port only
+            response = await self._session.request(
+                "POST",
+                url,
+                data=body,
+                headers={**headers, **trace},
+                timeout=limits,
+                allow_redirects=False,
+            )
+            tracing.answered(response.status)
+            return response
 
     def head(self, response: Response) -> tuple[int, Mapping[str, str], RawHeaders]:
         return response.status, response.headers, response.raw_headers
