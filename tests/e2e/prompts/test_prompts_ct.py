@@ -62,3 +62,33 @@ def test_manifest_prompts_survive_the_control_tower(
         client.close()
     finally:
         gateway.stop()
+
+
+def test_a_structured_prompt_module_declared_in_metadata_is_served_from_the_control_tower(
+    tmp_path: Path, tower: Service, standin: Service
+) -> None:
+    """The Control Tower's ModuleType enum has no structured_prompt: the module lives whole in
+    metadata.fd2, which the Control Tower keeps, and fd2 serves it like a listed module."""
+    written = acme_manifest(standin.address, project_id="acmeanalyze")
+    modules = written.setdefault("metadata", {}).setdefault("fd2", {}).setdefault("modules", {})
+    modules["analyze"] = {
+        "module_type": "structured_prompt",
+        "config": {"inference_module": "chat"},
+        "dependencies": ["chat"],
+        "auth": {"mode": "none"},
+    }
+    headers = {"X-DSPAI-Client-Secret": CT_SECRET}
+    created = httpx.post(
+        f"{tower.url}/manifests", json={"manifest": written}, headers=headers, timeout=10
+    )
+    assert created.status_code == 201, created.text
+    stored = httpx.get(f"{tower.url}/manifests/acmeanalyze", headers=headers, timeout=10).json()
+    assert stored["metadata"]["fd2"]["modules"]["analyze"] == modules["analyze"]
+    gateway = start_fd2_on(tower.url, tmp_path, "--default-env", "development", name="fd2-ct-a")
+    try:
+        # Served by the module itself: its own 400 for a request without a prompt, not a 404.
+        answer = httpx.post(f"{gateway.url}/acmeanalyze/analyze/v1/analyze", json={}, timeout=20)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["param"] == "prompt", answer.text
+    finally:
+        gateway.stop()
