@@ -116,7 +116,7 @@ def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
             },
         }
 
-    manifest: dict[str, Any] = {
+    return {
         "project_id": "bench",
         "project_name": "fd2 benchmark",
         "version": "1.0.0",
@@ -129,7 +129,6 @@ def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
             module("embed", chat_port, "embeddings"),
         ],
     }
-    return with_anthropic_modules(manifest, chat_port, stream_port)
 
 
 def with_anthropic_modules(
@@ -154,7 +153,8 @@ def with_anthropic_modules(
             }
         )
         settings[name] = {"config": {"provider": "anthropic"}}
-    manifest["metadata"] = {"fd2": {"modules": settings}}
+    fd2 = manifest.setdefault("metadata", {}).setdefault("fd2", {})
+    fd2.setdefault("modules", {}).update(settings)
     return manifest
 
 
@@ -181,7 +181,13 @@ def start_fd2(
     manifests = workdir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
     (manifests / "bench.json").write_text(
-        json.dumps(bench_manifest(standins.chat_port, standins.stream_port))
+        json.dumps(
+            with_anthropic_modules(  # beside the passthrough: bench/translation.py
+                bench_manifest(standins.chat_port, standins.stream_port),
+                standins.chat_port,
+                standins.stream_port,
+            )
+        )
     )
     port = free_port()
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key"}
