@@ -6,7 +6,9 @@ running text: the last `PII_WINDOW` characters (the longest a match, or the unfi
 one, can span) are held back and sent with a later event, so a match is always seen whole before
 any of it leaves. The held text goes out with the choice's finishing event (its `finish_reason`),
 or in an event of its own before `[DONE]`. Every event keeps its place: an event whose text was
-held carries less text, not fewer events. Other strings of an event are redacted in place.
+held carries less text, not fewer events. Tool calls' `function.arguments` are running texts
+too (one per call index; held text is added to the finishing event's delta under the call's
+index). Other strings of an event are redacted in place.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _CONTEXT: Final = 64
 _TEXT_FIELDS: Final = ("content", "refusal")
 _DONE: Final = b"data: [DONE]"
 _CHOICES: Final = frozenset({"choices"})
+_TOOL: Final = "tool:"
+"""Running texts of tool call arguments are keyed `tool:<call index>`."""
 
 
 class TextStream:
@@ -153,11 +157,17 @@ class StreamRedactor:
                 if out != piece:
                     holder[field] = out
                     changed = True
+        if holder is not choice and self._tool_arguments(index, holder):
+            changed = True
         if choice.get("finish_reason") is not None:
             for field in fields:
                 stream = self._texts.get((index, field))
                 if stream is not None and stream.held:
                     holder[field] = (holder.get(field) or "") + stream.flush(self.found)
+                    changed = True
+            for (at, field), stream in self._texts.items():
+                if at == index and field.startswith(_TOOL) and stream.held:
+                    _add_arguments(holder, int(field[len(_TOOL) :]), stream.flush(self.found))
                     changed = True
         if quiet:
             return changed
@@ -171,6 +181,32 @@ class StreamRedactor:
                         changed = True
         return changed
 
+    def _tool_arguments(self, index: int, delta: dict[str, Any]) -> bool:
+        """A tool call's `function.arguments` arrive a few characters per event, like content:
+        each call's arguments are one running text too (an address split across argument
+        pieces is caught)."""
+        calls = delta.get("tool_calls")
+        if not isinstance(calls, list):
+            return False
+        changed = False
+        for position, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            piece = function.get("arguments") if isinstance(function, dict) else None
+            if not isinstance(piece, str) or not piece:
+                continue
+            assert isinstance(call, dict) and isinstance(function, dict)
+            number = call.get("index", position)
+            number = number if isinstance(number, int) else position
+            key = (index, f"{_TOOL}{number}")
+            stream = self._texts.get(key)
+            if stream is None:
+                stream = self._texts[key] = TextStream(self._redactor)
+            out = stream.push(piece, self.found)
+            if out != piece:
+                function["arguments"] = out
+                changed = True
+        return changed
+
     def _flush_all(self) -> bytes:
         out = b""
         for (index, field), stream in self._texts.items():
@@ -182,14 +218,30 @@ class StreamRedactor:
                 for k, v in (self._last or {}).items()
                 if k in ("id", "object", "created", "model")
             }
-            chat = field != "text"
             choice: dict[str, Any] = {"index": index, "finish_reason": None}
-            if chat:
+            if field.startswith(_TOOL):
+                choice["delta"] = {}
+                _add_arguments(choice["delta"], int(field[len(_TOOL) :]), text)
+            elif field != "text":
                 choice["delta"] = {field: text}
             else:
                 choice["text"] = text
             out += b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
         return out
+
+
+def _add_arguments(delta: dict[str, Any], number: int, text: str) -> None:
+    """Held argument text of tool call `number` added to `delta` (clients join a call's
+    argument pieces by its index)."""
+    calls = delta.get("tool_calls")
+    if not isinstance(calls, list):
+        calls = delta["tool_calls"] = []
+    for call in calls:
+        if isinstance(call, dict) and call.get("index") == number:
+            function = call.setdefault("function", {})
+            function["arguments"] = (function.get("arguments") or "") + text
+            return
+    calls.append({"index": number, "function": {"arguments": text}})
 
 
 def _split(events: bytes) -> list[bytes]:
