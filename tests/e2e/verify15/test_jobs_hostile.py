@@ -224,3 +224,47 @@ def test_redis_restarted_under_a_running_job_loses_nothing_and_writes_one_result
         assert connection.zcard("fd2:jobs:running:alpha") == 0
     finally:
         connection.close()
+
+
+def test_concurrent_cancels_of_a_running_job_end_it_once_with_one_webhook(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    receiver = start_receiver(tmp_path)
+    try:
+        gateway.start()
+        with gateway.client() as client:
+            job_id = _submit(client, {**CHAT, "model": "slow-3000"}, webhook={"url": receiver.url})
+            wait_until(
+                lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "running",
+                timeout=10,
+            )
+
+            def cancel(_: int) -> int:
+                with gateway.client() as own:
+                    return own.delete(f"/v1/jobs/{job_id}").status_code
+
+            with ThreadPoolExecutor(8) as pool:
+                codes = sorted(pool.map(cancel, range(8)))
+            assert codes == [200] + [409] * 7, codes
+            time.sleep(4.0)  # past the upstream's answer: it must not be written
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            assert job["status"] == "cancelled" and job.get("result") is None
+            wait_until(lambda: len(receiver.received()) >= 1, timeout=15)
+            time.sleep(1.0)
+        deliveries = receiver.received()
+        assert len(deliveries) == 1
+        assert b'"job.cancelled"' in deliveries[0]["body"]
+    finally:
+        receiver.service.stop()
+
+
+@pytest.mark.parametrize("job_id", ["x" * 129, "%00", "*", "job_1%2F..%2F..", "..", "a:b"])
+def test_odd_job_ids_are_refused_or_unknown(gateway: Gateway, job_id: str) -> None:
+    gateway.start()
+    with gateway.client() as client:
+        for method in ("GET", "DELETE"):
+            answer = client.request(method, f"/v1/jobs/{job_id}")
+            assert answer.status_code in (400, 404), answer.text
+            assert_openai_error(answer.content, status=answer.status_code)
