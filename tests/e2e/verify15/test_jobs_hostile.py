@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from ..jobs.conftest import CHAT, WEBHOOK_SECRET, Gateway, start_receiver, wait_job
+from ..leaks import LEAKS
 from ..redis_server import RedisServer
 from ..support import assert_openai_error, wait_until
 
@@ -268,3 +269,25 @@ def test_odd_job_ids_are_refused_or_unknown(gateway: Gateway, job_id: str) -> No
             answer = client.request(method, f"/v1/jobs/{job_id}")
             assert answer.status_code in (400, 404), answer.text
             assert_openai_error(answer.content, status=answer.status_code)
+
+
+BAD_FORM_SECRET = "not-a-whsec-value-verify15-0042"
+LEAKS.add_secret(BAD_FORM_SECRET)
+
+
+def test_a_webhook_secret_of_the_wrong_form_is_named_never_shown(gateway: Gateway) -> None:
+    service = gateway.start(JOBS_WEBHOOK_SECRET=BAD_FORM_SECRET)
+    with gateway.client() as client:
+        answer = client.post(
+            "/v1/jobs",
+            json={
+                "endpoint": "/v1/chat/completions",
+                "body": CHAT,
+                "webhook": {"url": "https://hooks.example/h"},
+            },
+        )
+        assert answer.status_code == 503, answer.text
+        error = assert_openai_error(answer.content, status=503)
+        assert "webhook_secret" in error["message"]
+        assert BAD_FORM_SECRET not in answer.text
+    assert BAD_FORM_SECRET not in service.output(tail=10**9)
