@@ -291,3 +291,26 @@ def test_a_webhook_secret_of_the_wrong_form_is_named_never_shown(gateway: Gatewa
         assert "webhook_secret" in error["message"]
         assert BAD_FORM_SECRET not in answer.text
     assert BAD_FORM_SECRET not in service.output(tail=10**9)
+
+
+def test_a_jobs_request_body_is_dropped_from_redis_once_it_ends(
+    gateway: Gateway, redis_server: RedisServer
+) -> None:
+    gateway.start()
+    marker = "verify15-body-marker-prompt"
+    with gateway.client() as client:
+        body = {**CHAT, "messages": [{"role": "user", "content": marker}]}
+        done = _submit(client, body)
+        cancelled = _submit(client, {**body, "model": "slow-3000"})
+        assert client.delete(f"/v1/jobs/{cancelled}").status_code == 200
+        assert wait_job(client, done)["status"] == "succeeded"
+    connection = redis.Redis.from_url(redis_server.url)
+    try:
+        for job_id in (done, cancelled):
+            assert connection.hget(f"fd2:jobs:job:alpha:{job_id}", "body") is None
+    finally:
+        connection.close()
+    # The answer (which the stand-in makes from the prompt) is kept for the caller; the body
+    # itself is nowhere else.
+    stored = _everything_in(redis_server)
+    assert stored.count(marker.encode()) <= 1
