@@ -213,3 +213,16 @@ def test_deleting_needs_the_admin_token(gateway: tuple[Service, str]) -> None:
     done = _delete(service, "vshared")
     assert done.status_code == 200 and done.json()["deleted"] >= 1
     assert _ask(service, CHAT, KEY_A, body).headers["x-fd2-cache"] == "miss"
+
+
+def test_one_body_sent_to_two_endpoints_is_two_entries(gateway: tuple[Service, str]) -> None:
+    """A body valid for two endpoints of one module (chat completions and Anthropic's messages
+    both take `model`, `messages`, `max_tokens`) must not be answered from the other's entry."""
+    service, _ = gateway
+    body = {**_body(), "max_tokens": 16}
+    chat = _ask(service, CHAT, KEY_A, body)
+    assert chat.status_code == 200 and chat.headers["x-fd2-cache"] == "miss"
+    for path in ("/vshared/chat/v1/messages", "/vshared/chat/v1/completions"):
+        other = _ask(service, path, KEY_A, body)
+        assert other.headers.get("x-fd2-cache") != "hit", (path, other.text[:300])
+        assert other.content != chat.content
