@@ -136,3 +136,80 @@ def test_a_value_split_across_tool_call_argument_pieces_is_masked(kind: str) -> 
     assert VALUES[kind] not in joined
     assert orjson.loads(joined) == {"to": f"[{kind.upper()}]", "n": 1}
     assert events == len(deltas) + 1  # every event keeps its place
+
+
+def _named(name: str, value: dict[str, object]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(value) + b"\n\n"
+
+
+def _anthropic(pieces: list[str], field: str = "text") -> bytes:
+    kind = {"text": "text_delta", "partial_json": "input_json_delta"}[field]
+    raw = _named("message_start", {"type": "message_start", "message": {"id": "msg_1"}})
+    raw += _named("content_block_start", {"type": "content_block_start", "index": 0})
+    for n, piece in enumerate(pieces):
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": kind, field: piece}}
+        raw += _named("content_block_delta", delta)
+        if n == 0:
+            raw += _named("ping", {"type": "ping"})  # held text survives other events
+    raw += _named("content_block_stop", {"type": "content_block_stop", "index": 0})
+    raw += _named("message_stop", {"type": "message_stop"})
+    return raw
+
+
+def _anthropic_text(out: bytes, field: str = "text") -> tuple[str, list[str]]:
+    text, names = "", []
+    for event in out.split(b"\n\n"):
+        if not event:
+            continue
+        name_line, data_line = event.split(b"\n")
+        names.append(name_line[7:].decode())
+        value = orjson.loads(data_line[6:])
+        if value["type"] == "content_block_delta":
+            text += value["delta"][field]
+    return text, names
+
+
+@pytest.mark.parametrize("kind", ["email", "card", "iban", "credential"])
+def test_an_anthropic_stream_with_a_value_split_at_every_point_is_masked(kind: str) -> None:
+    text = f"see {VALUES[kind]} end"
+    for cut in range(1, len(text)):
+        stream = StreamRedactor(redactor())
+        out = stream.feed(_anthropic([text[:cut], text[cut:]])) + stream.finish()
+        joined, names = _anthropic_text(out)
+        assert joined == f"see [{kind.upper()}] end", (cut, joined)
+        assert VALUES[kind].encode() not in out
+        # Held text goes out before its block closes; the message still ends last.
+        assert names[-2:] == ["content_block_stop", "message_stop"]
+        assert stream.found.counts == {kind: 1}
+
+
+def test_anthropic_tool_input_split_across_pieces_is_masked() -> None:
+    arguments = orjson.dumps({"to": VALUES["email"]}).decode()
+    pieces = [arguments[i : i + 4] for i in range(0, len(arguments), 4)]
+    stream = StreamRedactor(redactor())
+    out = stream.feed(_anthropic(pieces, "partial_json")) + stream.finish()
+    joined, _ = _anthropic_text(out, "partial_json")
+    assert orjson.loads(joined) == {"to": "[EMAIL]"}
+
+
+def test_a_responses_stream_with_a_value_split_across_deltas_is_masked() -> None:
+    value = VALUES["card"]
+    text = f"pay with {value} now"
+    base = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    raw = b""
+    for n, piece in enumerate([text[:12], text[12:18], text[18:]]):
+        event = {"type": "response.output_text.delta", **base, "delta": piece, "sequence_number": n}
+        raw += _named("response.output_text.delta", event)
+    done = {"type": "response.output_text.done", **base, "text": text, "sequence_number": 9}
+    raw += _named("response.output_text.done", done)
+    raw += _named("response.completed", {"type": "response.completed", "response": {"id": "r"}})
+    stream = StreamRedactor(redactor())
+    out = stream.feed(raw) + stream.finish()
+    assert value.encode() not in out
+    deltas = ""
+    for event in out.split(b"\n\n"):
+        if event.startswith(b"event: response.output_text.delta"):
+            deltas += orjson.loads(event.split(b"\n")[1][6:])["delta"]
+        if event.startswith(b"event: response.output_text.done"):
+            assert orjson.loads(event.split(b"\n")[1][6:])["text"] == "pay with [CARD] now"
+    assert deltas == "pay with [CARD] now"

@@ -25,6 +25,8 @@ _CONTEXT: Final = 64
 _TEXT_FIELDS: Final = ("content", "refusal")
 _DONE: Final = b"data: [DONE]"
 _CHOICES: Final = frozenset({"choices"})
+_NAMED: Final = "named:"
+"""Running texts of named events (Anthropic, Responses) are keyed `named:...`."""
 _TOOL: Final = "tool:"
 """Running texts of tool call arguments are keyed `tool:<call index>`."""
 
@@ -80,13 +82,15 @@ class TextStream:
 class StreamRedactor:
     """Feeds the bytes of an event stream, returns the redacted bytes to send."""
 
-    __slots__ = ("_framer", "_last", "_redactor", "_texts", "found")
+    __slots__ = ("_framer", "_last", "_named", "_redactor", "_texts", "found")
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
         self._framer = SseFramer()
         self._texts: dict[tuple[int, str], TextStream] = {}
         self._last: dict[str, Any] | None = None
+        # Named-event streams: the event name, a template of the delta event, the text's path.
+        self._named: dict[tuple[int, str], tuple[bytes, dict[str, Any], tuple[str, ...]]] = {}
         self.found = Found()
 
     def feed(self, chunk: bytes) -> bytes:
@@ -98,7 +102,7 @@ class StreamRedactor:
     def finish(self) -> bytes:
         """What is still held, as one last event (when the stream ended without [DONE])."""
         self._framer.finish()
-        return self._flush_all()
+        return self._flush_all() + self._flush_named(lambda _: True)
 
     def _event(self, event: bytes) -> bytes:
         data = _data(event)
@@ -111,6 +115,9 @@ class StreamRedactor:
             except orjson.JSONDecodeError:
                 value = None
         if not isinstance(value, dict):
+            named = _named(event)
+            if named is not None:
+                return self._named_event(event, *named)
             return self._as_text(event)
         assert data is not None
         # One look at the whole event first. Without escapes, a string's characters stand in the
@@ -131,6 +138,77 @@ class StreamRedactor:
         if not changed:
             return event
         return b"data: " + orjson.dumps(value) + b"\n\n"
+
+    def _named_event(self, event: bytes, name: bytes, value: dict[str, Any]) -> bytes:
+        """An `event: <name>` + one `data:` line event (Anthropic's messages stream, OpenAI's
+        Responses stream): the generated text in their delta events is a running text per
+        content block, held back like a chat choice's content; what is held goes out in an
+        extra delta event of the same shape just before the block's closing event."""
+        kind = value.get("type")
+        delta = value.get("delta")
+        if kind == "content_block_delta" and isinstance(delta, dict):  # Anthropic
+            for field in ("text", "partial_json", "thinking"):
+                piece = delta.get(field)
+                if isinstance(piece, str):
+                    index = value.get("index", 0)
+                    template = {**value, "delta": {**delta, field: ""}}
+                    key = (index if isinstance(index, int) else 0, f"{_NAMED}{field}")
+                    out = self._push_named(key, name, template, ("delta", field), piece)
+                    if out == piece:
+                        return event
+                    delta[field] = out
+                    return _named_bytes(name, value)
+        responses = isinstance(kind, str) and kind.startswith("response.")
+        if responses and isinstance(delta, str) and str(kind).endswith(".delta"):  # Responses
+            index = value.get("output_index", 0)
+            ident = f"{_NAMED}{kind}:{value.get('item_id')}:{value.get('content_index')}"
+            key = (index if isinstance(index, int) else 0, ident)
+            template = {k: v for k, v in value.items() if k != "sequence_number"}
+            out = self._push_named(key, name, {**template, "delta": ""}, ("delta",), delta)
+            if out == delta:
+                return event
+            value["delta"] = out
+            return _named_bytes(name, value)
+        held = b""
+        if kind == "content_block_stop":
+            index = value.get("index", 0)
+            held = self._flush_named(lambda key: key[0] == index)
+        elif kind in ("message_stop", "response.completed", "response.incomplete"):
+            held = self._flush_named(lambda _: True)
+        elif responses and str(kind).endswith(".done"):
+            index = value.get("output_index", 0)
+            ident = f"{_NAMED}{str(kind).removesuffix('.done')}.delta:{value.get('item_id')}:"
+            held = self._flush_named(lambda key: key[0] == index and key[1].startswith(ident))
+        redacted = self._redactor.json(value, self.found, block=False)
+        return held + (event if redacted is value else _named_bytes(name, redacted))
+
+    def _push_named(
+        self,
+        key: tuple[int, str],
+        name: bytes,
+        template: dict[str, Any],
+        path: tuple[str, ...],
+        piece: str,
+    ) -> str:
+        stream = self._texts.get(key)
+        if stream is None:
+            stream = self._texts[key] = TextStream(self._redactor)
+        self._named[key] = (name, template, path)
+        return stream.push(piece, self.found)
+
+    def _flush_named(self, which: Any) -> bytes:
+        out = b""
+        for key, (name, template, path) in self._named.items():
+            stream = self._texts.get(key)
+            if stream is None or not stream.held or not which(key):
+                continue
+            value = orjson.loads(orjson.dumps(template))
+            holder = value
+            for step in path[:-1]:
+                holder = holder[step]
+            holder[path[-1]] = stream.flush(self.found)
+            out += _named_bytes(name, value)
+        return out
 
     def _as_text(self, event: bytes) -> bytes:
         """An event that is not OpenAI's one-line JSON: redacted as text, on its own (a
@@ -210,7 +288,7 @@ class StreamRedactor:
     def _flush_all(self) -> bytes:
         out = b""
         for (index, field), stream in self._texts.items():
-            if not stream.held:
+            if not stream.held or field.startswith(_NAMED):
                 continue
             text = stream.flush(self.found)
             base = {
@@ -242,6 +320,24 @@ def _add_arguments(delta: dict[str, Any], number: int, text: str) -> None:
             function["arguments"] = (function.get("arguments") or "") + text
             return
     calls.append({"index": number, "function": {"arguments": text}})
+
+
+def _named(event: bytes) -> tuple[bytes, dict[str, Any]] | None:
+    """`(name, value)` of an event made of one `event:` line and one JSON-object `data:` line."""
+    lines = event.rstrip(b"\n").split(b"\n")
+    if len(lines) != 2 or not lines[0].startswith(b"event:") or not lines[1].startswith(b"data:"):
+        return None
+    try:
+        value = orjson.loads(lines[1][5:])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return lines[0][6:].strip(), value
+
+
+def _named_bytes(name: bytes, value: dict[str, Any]) -> bytes:
+    return b"event: " + name + b"\ndata: " + orjson.dumps(value) + b"\n\n"
 
 
 def _split(events: bytes) -> list[bytes]:
