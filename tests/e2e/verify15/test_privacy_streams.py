@@ -37,3 +37,19 @@ def test_an_anthropic_stream_never_carries_a_split_value(stack: Stack, model: st
     digits = "".join(ch for ch in raw.text if ch.isdigit())
     assert "41111111" not in digits
     assert EMAIL.split("@")[0] not in raw.text
+
+
+def test_a_responses_stream_never_carries_a_split_value(stack: Stack) -> None:
+    import openai
+
+    text = f"My card is {CARD} and my mail {EMAIL}, thanks"
+    client = openai.OpenAI(
+        base_url=f"{stack.fd2.url}/privacy/answers/v1", api_key="unused", max_retries=0
+    )
+    with client.responses.stream(model="split-3", input=text) as stream:
+        deltas = "".join(
+            event.delta for event in stream if event.type == "response.output_text.delta"
+        )
+        final = stream.get_final_response()
+    assert deltas == "My card is [CARD] and my mail [EMAIL], thanks"
+    assert final.output_text == deltas
