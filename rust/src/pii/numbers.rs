@@ -236,7 +236,11 @@ fn phone(text: &[u8], i: usize) -> Option<Match> {
     let ok = if plus {
         // With separators 8 to 15 digits; written compactly as E.164 (`+4915112345678`, how
         // phone systems and forms store them) at least 10, so a short signed number is not one.
-        if count >= 2 { (8..=15).contains(&digits) } else { (10..=15).contains(&digits) }
+        if count >= 2 {
+            (8..=15).contains(&digits)
+        } else {
+            (10..=15).contains(&digits)
+        }
     } else {
         matches!(&groups[..count], [3, 3, 4] | [1, 3, 3, 4])
     };

@@ -85,7 +85,10 @@ fn a_phone_number_ends_before_a_longer_number() {
 
 #[test]
 fn a_compact_international_number_is_a_phone_number() {
-    assert_eq!(kinds("call +4915112345678 now"), [("phone", "+4915112345678")]);
+    assert_eq!(
+        kinds("call +4915112345678 now"),
+        [("phone", "+4915112345678")]
+    );
     assert_eq!(kinds("call +14155552671."), [("phone", "+14155552671")]);
     // Too short to be a whole E.164 number without separators, or glued to a word.
     assert_eq!(kinds("delta +12345678 units"), []);
