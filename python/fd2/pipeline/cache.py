@@ -41,7 +41,16 @@ _HIT: Final = [(CACHE_HEADER, b"hit")]
 
 
 class ResponseCache:
-    __slots__ = ("_flights", "_keyer", "_meter", "_prefix", "_settings", "_store", "_variant")
+    __slots__ = (
+        "_flights",
+        "_generation",
+        "_keyer",
+        "_meter",
+        "_prefix",
+        "_settings",
+        "_store",
+        "_variant",
+    )
 
     def __init__(
         self,
@@ -55,7 +64,9 @@ class ResponseCache:
         ignores: frozenset[str],
         variant_fields: frozenset[str],
         meter: Meter | None,
+        generation: str = "",
     ) -> None:
+        self._generation = ":" + generation if generation else ""
         self._settings = settings
         self._store = store
         self._flights = flights
@@ -132,7 +143,7 @@ class ResponseCache:
         # The endpoint is part of the key: one body can be valid for two endpoints of a module
         # (chat completions and Anthropic's messages both take model, messages, max_tokens),
         # and neither may be answered with the other's answer.
-        variant += ":" + _endpoint_digest(request.path)
+        variant += ":" + _endpoint_digest(request.path) + self._generation
         if self._settings.scope == "caller":
             identity = request.identity
             caller = identity.credential if identity is not None else "-"
