@@ -68,7 +68,17 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, standin: Service):
         try:
             # extend() appends as it goes: replicas started before a failure are still stopped
             servers.extend(
-                start_auth_fd2(manifests, directory, "--redis-url", url, name=f"fd2-{i}")
+                # No job consumers: they run Lua scripts on the same Redis in the background,
+                # and the bursts below count the limiter's round trips (EVALSHA) alone.
+                start_auth_fd2(
+                    manifests,
+                    directory,
+                    "--redis-url",
+                    url,
+                    "--jobs-workers",
+                    "0",
+                    name=f"fd2-{i}",
+                )
                 for i in range(REPLICAS)
             )
             # Redis keeps scripts server-wide: one request loads the limiter's script for all
