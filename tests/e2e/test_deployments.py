@@ -327,7 +327,11 @@ def test_every_target_failing_stays_within_the_retry_budget(
             one.settle()
         requests = 200
         for _ in range(requests):
-            assert _chat(client, "broken").status_code == 502  # a plain-text 500, not relayed
+            failed = _chat(client, "broken")
+            assert failed.status_code == 502  # a plain-text 500, not relayed
+            # The error still says what was tried.
+            assert int(failed.headers["x-fd2-attempts"]) >= 1
+            assert failed.headers["x-fd2-deployment"]
         attempts = sum(one.get()["started"] for one in stats)
         # 20% of requests plus the starting balance of 10 (and what earlier tests left of it).
         assert requests <= attempts <= requests * 1.2 + 10

@@ -18,7 +18,7 @@ from fd2.metering import Meter
 from fd2.module import Handler, ModuleContext
 from fd2.serving.disconnect import cancel_on_disconnect
 from fd2.serving.draining import drain_guard
-from fd2.serving.errors import BadRequest
+from fd2.serving.errors import BadRequest, Fd2Error
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.responses import send_bytes
 from fd2.types import Message, Send
@@ -167,6 +167,9 @@ class DeployedEndpoints:
                 opened=Opened(tried.live, self.router.secrets, self._total_s),
                 logger=logger,
             )
+        except Fd2Error as failed:
+            # Every attempt failed: the error still says what was tried.
+            raise failed.with_headers(_served_headers(outcome)) from None
         finally:
             tried.close()
             used = request.usage
@@ -174,11 +177,15 @@ class DeployedEndpoints:
                 tried.target.charge(used.prompt_tokens + used.completion_tokens)
 
 
-def _tagged(send: Send, outcome: Outcome) -> Send:
-    extra = [
+def _served_headers(outcome: Outcome) -> list[tuple[bytes, bytes]]:
+    return [
         (b"x-fd2-deployment", outcome.served_by.encode("latin-1", "replace")),
         (b"x-fd2-attempts", str(outcome.attempts).encode()),
     ]
+
+
+def _tagged(send: Send, outcome: Outcome) -> Send:
+    extra = _served_headers(outcome)
 
     async def tagged(message: Message) -> None:
         if message["type"] == "http.response.start":

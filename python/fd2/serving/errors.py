@@ -29,6 +29,14 @@ class Fd2Error(Exception):
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
         return []
 
+    added_headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Headers a caller on the way out added to this error's answer (e.g. which deployments
+    were tried: `x-fd2-attempts`), beside the error's own `extra_headers()`."""
+
+    def with_headers(self, headers: list[tuple[bytes, bytes]]) -> Fd2Error:
+        self.added_headers = (*self.added_headers, *headers)
+        return self
+
 
 class BadRequest(Fd2Error):
     status = 400

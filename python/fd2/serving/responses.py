@@ -34,4 +34,7 @@ async def send_bytes(
 async def send_error(send: Send, exc: Fd2Error, body: bytes | None = None) -> None:
     """`exc` as an answer: its status and headers, `body` or OpenAI's error shape."""
     body = render_error(exc) if body is None else body
-    await send_bytes(send, exc.status, body, headers=exc.extra_headers())
+    headers = exc.extra_headers()
+    if exc.added_headers:
+        headers = [*headers, *exc.added_headers]
+    await send_bytes(send, exc.status, body, headers=headers)
