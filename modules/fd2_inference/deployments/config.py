@@ -55,6 +55,10 @@ class TargetSpec(msgspec.Struct, frozen=True, kw_only=True):
     api_key: Any = None
     """A `Secret` once resolved; see the module docstring."""
     api_key_ref: str | None = None
+    aws_access_key_id: Any = None
+    aws_secret_access_key: Any = None
+    aws_session_token: Any = None
+    """A Bedrock target's AWS credentials: `Secret`s, references like `api_key`, never literals."""
     weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     priority: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Lower first (strategy `priority`)."""
@@ -141,7 +145,28 @@ def load_deployments(
             if not target.base_url.startswith(("http://", "https://")):
                 raise ConfigError(f"{where}: base_url must be an http(s) URL")
             keys[alias, index] = _credential(target, references, where)
+            for name in AWS_CREDENTIALS:
+                value = getattr(target, name)
+                if value is not None and not isinstance(value, Secret):
+                    raise ConfigError(
+                        f"{where}: {name} must be a secret reference reached through a "
+                        "placeholder (${environments.${environment}.secrets.<name>}), "
+                        "not a literal"
+                    )
     return spec, keys
+
+
+AWS_CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def aws_credentials(target: TargetSpec) -> dict[str, str]:
+    """A target's AWS credentials revealed, by name (checked as Secrets when loaded)."""
+    found: dict[str, str] = {}
+    for name in AWS_CREDENTIALS:
+        value = getattr(target, name)
+        if isinstance(value, Secret):
+            found[name] = value.reveal()
+    return found
 
 
 def _credential(

@@ -25,7 +25,7 @@ from fd2.serving.errors import NotFound
 from fd2_inference.deployments.attempt import Tried, attempt, request_body
 from fd2_inference.deployments.budget import RetryBudget
 from fd2_inference.deployments.client import Client
-from fd2_inference.deployments.config import AliasSpec, DeploymentsSpec
+from fd2_inference.deployments.config import AliasSpec, DeploymentsSpec, aws_credentials
 from fd2_inference.deployments.router_metrics import RouterMetrics
 from fd2_inference.deployments.strategies import Strategy, make_strategy
 from fd2_inference.deployments.target import Target
@@ -80,6 +80,7 @@ class Router:
                 revealed = key.reveal() if key is not None else None
                 if revealed:
                     secrets.append(revealed)
+                secrets += aws_credentials(target_spec).values()  # scrubbed from answers too
                 targets.append(
                     Target(alias, index, target_spec, revealed, base, spec.routing.breaker)
                 )

@@ -10,7 +10,7 @@ from typing import Final
 
 from fd2.module import Timeouts
 from fd2_inference.deployments.breaker import Breaker
-from fd2_inference.deployments.config import BreakerSpec, TargetSpec
+from fd2_inference.deployments.config import BreakerSpec, TargetSpec, aws_credentials
 from fd2_inference.providers.base import Provider, ProviderSettings
 from fd2_inference.providers.registry import DEFAULT_PROVIDER, build_provider
 
@@ -85,6 +85,7 @@ class Target:
                     region=spec.region,
                     model=self.model,
                     options=spec.provider_options,
+                    credentials=aws_credentials(spec),
                 )
             )
         # Only these go upstream, never the client's own headers (its credential is fd2's).
