@@ -15,7 +15,7 @@ endif
 endif
 
 .PHONY: help install lock redis-server haproxy demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile \
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile bench-prompts \
 	deploy-check soak
 
 help: ## list the targets
@@ -94,9 +94,10 @@ bench-tools: ## install Go (the harness builds its tools with it) and nginx (an 
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; \
 	fi
 
-bench: install bench-tools ## overhead, streaming and load: direct vs fd2, 3 interleaved rounds (minutes); routing figures
+bench: install bench-tools ## overhead, streaming and load: direct vs fd2, 3 interleaved rounds (minutes); routing and prompt figures
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/prompt_render.py
 
 bench-quick: install bench-tools ## the same, 2 shorter rounds
 	$(BIN)/python bench/run.py --quick
@@ -118,11 +119,15 @@ bench-smoke: install bench-tools ## a short run of every benchmark (30-40 s), so
 	cd bench && GO=$$(command -v go || echo /usr/local/go/bin/go) && $$GO vet ./... \
 		&& test -z "$$($$(dirname $$GO)/gofmt -l .)"
 	$(BIN)/python bench/run.py --smoke
+	$(BIN)/python bench/prompt_render.py --smoke
 	$(BIN)/python bench/locust/run.py --smoke
 	$(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-disable
 	$(BIN)/python bench/route_rebuild.py --quick
 	$(BIN)/python bench/auth_cost.py --quick
 	$(BIN)/python bench/routing.py --quick
+
+bench-prompts: install bench-tools ## a stored prompt run through /v1/responses against the same request inline (~1 min)
+	$(BIN)/python bench/prompt_render.py
 
 bench-routing: install ## routing figures: failover on a kill, hedging a slow tail, least in flight, the retry budget (~1 min)
 	$(BIN)/python bench/routing.py

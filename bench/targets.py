@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -207,18 +208,19 @@ def start_fd2(
     *,
     name: str = "fd2",
     source: Path | None = None,
+    manifest_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Target:
+    """`manifest_hook`: adds to the bench manifest (e.g. bench/prompt_render.py's prompt)."""
     manifests = workdir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
-    (manifests / "bench.json").write_text(
-        json.dumps(
-            with_anthropic_modules(  # beside the passthrough: bench/translation.py
-                bench_manifest(standins.chat_port, standins.stream_port),
-                standins.chat_port,
-                standins.stream_port,
-            )
-        )
+    manifest = with_anthropic_modules(  # beside the passthrough: bench/translation.py
+        bench_manifest(standins.chat_port, standins.stream_port),
+        standins.chat_port,
+        standins.stream_port,
     )
+    if manifest_hook is not None:
+        manifest = manifest_hook(manifest)
+    (manifests / "bench.json").write_text(json.dumps(manifest))
     port = free_port()
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key", "BENCH_PEPPER": BENCH_PEPPER}
     if source is not None:  # another checkout's Python (same venv and native build): a baseline
