@@ -6,6 +6,7 @@ event. fd2 under Granian, the replay stand-in as the provider."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Iterator
@@ -315,5 +316,84 @@ def test_an_untranslatable_event_mid_stream(
     if "[DONE]" in events_seen:  # an event the translator rightly ignores (unknown kind)
         assert events_seen[-1] == "[DONE]"
         assert_no_secret(response.content)
+        return
+    assert_one_error_then_end(response.content)
+
+
+@pytest.mark.parametrize("provider", SSE_PROVIDERS)
+def test_an_event_of_many_megabytes(
+    provider: str,
+    verify_fd2: Service,  # noqa: F811
+    replayer: Replay,
+    http: httpx.Client,
+) -> None:
+    """One `data:` line of 20 MB (over the 16 MiB event bound) after the first events: one
+    error event, then the end; the gateway stays up."""
+    loaded, events = _stream_body(provider)
+    head = sse_text(events[:2]).decode()
+    loaded["response"] = {
+        "status": 200,
+        "headers": [["content-type", "text/event-stream"]],
+        "body": head + "data: " + "x" * (20 << 20) + "\n\n" + sse_text(events[2:]).decode(),
+        "split_every": 1 << 20,
+        "gap_s": 0,
+    }
+    replayer.load(loaded)
+    response = http.post(chat_url(verify_fd2, provider), json=STREAM)
+    if provider == "openai":
+        # The passthrough relays as it reads: the error event comes after what was relayed.
+        assert response.status_code == 200
+        assert b"[DONE]" not in response.content
+        assert_no_secret(response.content)
+    else:
+        assert response.status_code in (200, 502)
+        if response.status_code == 200:
+            assert_one_error_then_end(response.content)
+        else:
+            assert_clean_error(response, 502)
+    replayer.load(transcript(provider, "plain"))
+    assert http.post(chat_url(verify_fd2, provider), json=PLAIN).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x00" * 64, b"not an event stream frame at all, just text......", b"\xff" * 16],
+    ids=["zeros", "text", "ff"],
+)
+def test_bedrock_stream_with_garbage_between_frames(
+    garbage: bytes,
+    verify_fd2: Service,  # noqa: F811
+    replayer: Replay,
+    http: httpx.Client,
+) -> None:
+    loaded = transcript("bedrock", "stream")
+    frames = base64.b64decode(loaded["response"]["body_b64"])
+    # The first frame's total length is its prelude's first 4 bytes (big-endian).
+    first = int.from_bytes(frames[:4], "big")
+    second = first + int.from_bytes(frames[first : first + 4], "big")
+    body = frames[:second] + garbage + frames[second:]
+    loaded["response"]["body_b64"] = base64.b64encode(body).decode()
+    replayer.load(loaded)
+    response = http.post(chat_url(verify_fd2, "bedrock"), json=STREAM)
+    if response.status_code != 200:
+        assert_clean_error(response)
+        return
+    assert_one_error_then_end(response.content)
+
+
+def test_bedrock_frame_announcing_a_huge_length(
+    verify_fd2: Service,  # noqa: F811
+    replayer: Replay,
+    http: httpx.Client,
+) -> None:
+    loaded = transcript("bedrock", "stream")
+    frames = base64.b64decode(loaded["response"]["body_b64"])
+    first = int.from_bytes(frames[:4], "big")
+    huge = (1 << 31).to_bytes(4, "big") + b"\x00" * 8
+    loaded["response"]["body_b64"] = base64.b64encode(frames[:first] + huge).decode()
+    replayer.load(loaded)
+    response = http.post(chat_url(verify_fd2, "bedrock"), json=STREAM)
+    if response.status_code != 200:
+        assert_clean_error(response)
         return
     assert_one_error_then_end(response.content)
