@@ -56,6 +56,13 @@ _FINAL_SEND_S: Final = 1.0
 _TRANSLATION_ERRORS: Final = (ValueError, KeyError, TypeError, IndexError, AttributeError)
 
 
+def untranslatable_stream(exc: BaseException) -> bool:
+    """Whether `exc`, raised while framing or translating a provider stream, says the stream is
+    not the documented shape (a translation error, or the native framer's: an oversized event,
+    a bad checksum)."""
+    return isinstance(exc, _TRANSLATION_ERRORS) or type(exc).__module__ == "fd2._native"
+
+
 def chunk_event(chunk: Mapping[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
@@ -314,7 +321,7 @@ def _stream_error(relay: _Stream, exc: Exception, total_s: float) -> Fd2Error:
     error = gateway_error(exc, total_s)
     if error is not None:
         return error
-    if isinstance(exc, _TRANSLATION_ERRORS) or type(exc).__module__ == "fd2._native":
+    if untranslatable_stream(exc):
         relay.logger.warning(
             "request %s: untranslatable stream (%s)",
             relay.request.request_id,
