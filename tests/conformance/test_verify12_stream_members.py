@@ -46,7 +46,7 @@ ASK = {
     "messages": [{"role": "user", "content": QUESTION}],
     "stream": True,
 }
-WRONG: tuple[Any, ...] = (None, 7, "x", [], {"z": 1})
+WRONG: tuple[Any, ...] = (None, 7, "x", [], {"z": 1}, 1e300)
 
 
 def _frames_module() -> Any:

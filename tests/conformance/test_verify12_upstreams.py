@@ -114,7 +114,7 @@ def test_every_member_of_an_answer_of_the_wrong_type(
     assert isinstance(answer, dict)
     seen: dict[int, int] = {}
     for path in _paths(answer):
-        for wrong in (None, 7, "x", [], {"z": 1}, -1.5, True):
+        for wrong in (None, 7, "x", [], {"z": 1}, -1.5, True, 1e300, -5):
             _answered(
                 replayer,
                 provider,
