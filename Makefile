@@ -94,8 +94,9 @@ bench-tools: ## install Go (the harness builds its tools with it) and nginx (an 
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; \
 	fi
 
-bench: install bench-tools ## overhead, streaming and load: direct vs fd2, 3 interleaved rounds (minutes)
+bench: install bench-tools ## overhead, streaming and load: direct vs fd2, 3 interleaved rounds (minutes); routing figures
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/routing.py
 
 bench-quick: install bench-tools ## the same, 2 shorter rounds
 	$(BIN)/python bench/run.py --quick
@@ -121,6 +122,10 @@ bench-smoke: install bench-tools ## a short run of every benchmark (30-40 s), so
 	$(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-disable
 	$(BIN)/python bench/route_rebuild.py --quick
 	$(BIN)/python bench/auth_cost.py --quick
+	$(BIN)/python bench/routing.py --quick
+
+bench-routing: install ## routing figures: failover on a kill, hedging a slow tail, least in flight, the retry budget (~1 min)
+	$(BIN)/python bench/routing.py
 
 # Not part of `make test`: minutes long, and it kills processes of its own on purpose.
 soak: install redis-server ## 3 min of mixed hostile load on loopback (floods, slow bodies, resets, worker kills, Redis stops); fails on a lost or hung request

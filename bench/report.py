@@ -14,6 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import translation
+
 Run = dict[str, Any]
 
 WHOLE = {
@@ -196,6 +198,7 @@ def markdown(data: dict[str, Any]) -> str:
         lines += [
             f"| {r['scenario']} | {r['target']} | {_cell(r['fd2_ratio'], 1)} |" for r in ratios
         ]
+    lines += translation.markdown(data.get("translation"))
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import report
+import translation
 from anchor_targets import start_anchors
 from control_plane import latency_under_rebuilds, rebuild_figures
 from machine import describe_machine
@@ -197,6 +198,7 @@ def main() -> None:
     out = args.out / (f"smoke-{stamp}" if args.smoke else stamp)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
+    translation_runs: list[dict[str, Any]] = []  # fd2 passthrough vs translated (translation.py)
     with Processes() as procs:
         standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
         targets = [standins.direct, start_fd2(procs, pin, standins, out, cfg.fd2_workers)]
@@ -227,6 +229,8 @@ def main() -> None:
                         }
                     )
                     print(report.progress_line(runs[-1]), flush=True)
+            fd2_measure = lambda target, case: measure(target, case, cfg, pin)  # noqa: E731
+            translation_runs += translation.measure_round(fd2_measure, targets[1], round_no)
         control_plane: dict[str, Any] = {}
         if not args.no_control_plane:
             control_plane["rebuild"] = rebuild_figures(cfg.route_table_sizes, cfg.rounds, pin)
@@ -256,18 +260,21 @@ def main() -> None:
         "ceiling": ceiling,
         "runs": runs,
         "control_plane": control_plane,
+        "translation": translation.summarize(translation_runs),
     }
     summary = report.summarize(data)
     data["summary"] = summary
     report.write(data, out, latest=None if args.smoke else args.out)
     print(report.printable(data))
     print(f"report: {out / 'report.md'}")
-    errors = sum(int(run["result"]["errors"]) for run in runs) + sum(
+    errors = translation.errors(data["translation"])
+    errors += sum(int(run["result"]["errors"]) for run in runs) + sum(
         int(state["errors"])
         for figure in control_plane.get("under_load", [])
         for state in (figure["quiet"], figure["rebuilding"])
     )
-    if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in runs)):
+    every = runs + translation_runs
+    if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in every)):
         sys.exit(f"benchmark smoke failed: {errors} errors (or a run without requests)")
 
 

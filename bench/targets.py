@@ -11,8 +11,9 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from procs import BIN, Pinning, Processes, free_port, wait_http
 
@@ -130,6 +131,45 @@ def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:
     }
 
 
+def with_anthropic_modules(
+    manifest: dict[str, Any], chat_port: int, stream_port: int
+) -> dict[str, Any]:
+    """`chat-anthropic` and `stream-anthropic`: the same stand-ins spoken to in Anthropic's
+    Messages API (the provider set in `metadata.fd2`, where the real Control Tower keeps it), so
+    the translation is measured against the passthrough in the same run (bench/translation.py)."""
+    settings: dict[str, Any] = {}
+    for name, port in (("chat-anthropic", chat_port), ("stream-anthropic", stream_port)):
+        manifest["modules"].append(
+            {
+                "module_type": "inference_endpoint",
+                "name": name,
+                "status": "enabled",
+                "auth": {"mode": "none"},
+                "config": {
+                    "model_name": "gpt-4o-mini",
+                    "endpoint_url": f"http://127.0.0.1:{port}",  # the provider appends its path
+                    "api_key": "${environments.common.secrets.key}",
+                },
+            }
+        )
+        settings[name] = {"config": {"provider": "anthropic"}}
+    fd2 = manifest.setdefault("metadata", {}).setdefault("fd2", {})
+    fd2.setdefault("modules", {}).update(settings)
+    return manifest
+
+
+def translated(fd2: Target, provider: str = "anthropic") -> Target:
+    """fd2's own process, load sent to the modules that translate to `provider`."""
+    return replace(
+        fd2,
+        name=f"{fd2.name}-{provider}",
+        chat_url=fd2.chat_url.replace("/bench/chat/", f"/bench/chat-{provider}/"),
+        stream_url=fd2.stream_url.replace("/bench/stream/", f"/bench/stream-{provider}/"),
+        embeddings_url=None,
+        models_url=None,
+    )
+
+
 def start_fd2(
     procs: Processes,
     pin: Pinning,
@@ -141,7 +181,13 @@ def start_fd2(
     manifests = workdir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
     (manifests / "bench.json").write_text(
-        json.dumps(bench_manifest(standins.chat_port, standins.stream_port))
+        json.dumps(
+            with_anthropic_modules(  # beside the passthrough: bench/translation.py
+                bench_manifest(standins.chat_port, standins.stream_port),
+                standins.chat_port,
+                standins.stream_port,
+            )
+        )
     )
     port = free_port()
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key"}

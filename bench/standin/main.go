@@ -1,5 +1,7 @@
 // Command standin is the benchmark's OpenAI-compatible upstream: chat completions (whole or
-// streamed), embeddings and models, with zero or fixed delays. It is written in Go with the
+// streamed), embeddings and models, with zero or fixed delays. It also answers Anthropic's
+// Messages API (POST /v1/messages, whole or streamed on the same schedule) so that fd2's
+// translation to Anthropic is measured against its passthrough in the same run. It is written in Go with the
 // standard library only, so that at the rates fd2 is measured it is never the bottleneck (the
 // harness measures its ceiling and flags results near it).
 //
@@ -130,6 +132,7 @@ func main() {
 	mux.HandleFunc("/v1/chat/completions", s.chat)
 	mux.HandleFunc("/v1/embeddings", s.embeddings)
 	mux.HandleFunc("/v1/models", models)
+	mux.HandleFunc("/v1/messages", s.messages)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from fd2_inference.extras import EndpointFactory
 from fd2_inference.inbound import messages
+from fd2_inference.responses import endpoint as responses
 
 EXTRA_ENDPOINTS: tuple[EndpointFactory, ...] = (
     messages.endpoints,  # Anthropic's Messages API at /v1/messages
+    responses.endpoints,  # OpenAI's Responses API at /v1/responses
 )

@@ -9,8 +9,9 @@ the module's own. Not for modules served through an APISIX route (OpenAI chat on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from fd2.metering import Meter
 from fd2.module import ErrorRenderer, Handler
@@ -29,6 +30,13 @@ class ModuleParts:
     logger: logging.Logger
     project: str
     module: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The module's resolved config (an endpoint's own settings live there, e.g. `prompts`)."""
+    redis: Any = None
+    """The worker's shared Redis client (`ModuleContext.redis`), None without --redis-url."""
+    upstream: Any = None
+    """The module's `fd2_inference.upstream.Upstream` when its upstream is OpenAI-compatible
+    (relayed byte for byte, every endpoint served), else None."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ from fd2.types import Send
 from fd2_inference.answers import unsupported
 from fd2_inference.chat_service import ProviderChat, provider_call, upstream_call
 from fd2_inference.config import InferenceConfig, load_config, provider_settings
+from fd2_inference.deployments.config import has_deployments  # routing (issue 13)
+from fd2_inference.deployments.service import DeployedEndpoints  # routing (issue 13)
 from fd2_inference.embeddings import as_requested, checked, input_count
 from fd2_inference.exchange import relay_json
 from fd2_inference.extra_endpoints import EXTRA_ENDPOINTS
@@ -100,6 +102,9 @@ class InferenceModule(Module):
     """The module's chat path in process (`providers.base.ChatService`) for its other endpoints
     (Anthropic's /v1/messages); None for a module served through an APISIX route."""
     _extras: tuple[ExtraEndpoint, ...]
+    _deployed: DeployedEndpoints | None = None
+    """routing (issue 13): set when the config declares `deployments` (model aliases)."""
+    _model_name: str | None = None
 
     async def setup(self, context: ModuleContext) -> None:
         config = load_config(context.config)
@@ -109,6 +114,10 @@ class InferenceModule(Module):
         self.chat_service = None
         self._extras = ()
         warm_up()
+        self._model_name = config.model_name or None
+        if has_deployments(context.config):  # routing (issue 13): aliases over targets
+            self._deployed = DeployedEndpoints(context, self._defaults, config.max_tokens)
+            return
         api_key = config.api_key or context.references.get("api_key")
         name = (config.provider or DEFAULT_PROVIDER).strip().lower()
         if config.apisix_route and config.apisix_gateway_module:
@@ -174,6 +183,11 @@ class InferenceModule(Module):
             logger=self._logger,
             project=context.project,
             module=context.module,
+            config=context.config,
+            redis=context.redis,
+            upstream=self._upstream
+            if name == DEFAULT_PROVIDER and self._only_chat is None
+            else None,
         )
         self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
         if target is None:
@@ -234,6 +248,8 @@ class InferenceModule(Module):
             )
 
     def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
+        if self._deployed is not None:  # routing (issue 13)
+            return self._deployed.endpoints()
         return {**self._own_endpoints(), **_extra_handlers(self._extras)}
 
     def _own_endpoints(self) -> dict[str, Mapping[str, Handler]]:
@@ -261,6 +277,8 @@ class InferenceModule(Module):
         return {e.path: e.error_renderer for e in self._extras if e.error_renderer is not None}
 
     def meters(self) -> Mapping[str, Meter]:
+        if self._deployed is not None:  # routing (issue 13)
+            return self._deployed.meters()
         extra = {e.path: e.meter for e in self._extras if e.meter is not None}
         if self._route is not None:
             return {_PATHS[CHAT]: self._route.meter}
@@ -270,7 +288,16 @@ class InferenceModule(Module):
             return {_PATHS[kind]: self._meters[kind] for kind in (CHAT, EMBEDDINGS)} | extra
         return {_PATHS[kind]: meter for kind, meter in self._meters.items()} | extra
 
+    def model_aliases(self) -> tuple[str, ...]:
+        """routing (issue 13): the `model` values this module serves, for routing by project
+        key (`fd2.serving.key_routing`): its deployments' aliases, or its default model."""
+        if self._deployed is not None:
+            return self._deployed.aliases()
+        return (self._model_name,) if self._model_name else ()
+
     def describe(self) -> Mapping[str, Any]:
+        if self._deployed is not None:  # routing (issue 13)
+            return self._deployed.describe()
         if self._route is None and not self._provider.passthrough:
             return {"provider": self._provider.name}
         if self._route is not None:

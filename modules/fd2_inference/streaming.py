@@ -56,6 +56,7 @@ class _Relay:
         "call",
         "ended",
         "framer",
+        "head",
         "logger",
         "request_id",
         "send",
@@ -74,7 +75,10 @@ class _Relay:
         request_id: str,
         usage: UsageReport | None,
         broke: Callable[[str], None] | None = None,
+        head: bytes = b"",
     ) -> None:
+        self.head = head
+        """routing (issue 13): the stream's first bytes, already read by the attempt loop."""
         self.broke = broke
         """Told the error code when the stream breaks after it started (the core's metrics)."""
         self.upstream = upstream
@@ -109,7 +113,9 @@ class _Relay:
 
     async def pump(self, response: aiohttp.ClientResponse) -> None:
         framer, send = self.framer, self.send
-        chunks = response.content.iter_any()
+        chunks: AsyncIterator[bytes] = response.content.iter_any()
+        if self.head:  # routing (issue 13): the first chunk was read before the stream began
+            chunks = _after(self.head, chunks)
         try:
             if await self._verify(chunks):
                 # The hot path: each read is relayed at once, whatever has arrived. Per chunk
@@ -213,6 +219,12 @@ class _Relay:
         )
 
 
+async def _after(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for chunk in rest:
+        yield chunk
+
+
 class _FramingError(Exception):
     """The upstream's event stream could not be cut into events."""
 
@@ -233,13 +245,16 @@ async def relay_stream(
     request_id: str,
     usage: UsageReport | None = None,
     broke: Callable[[str], None] | None = None,
+    head: bytes = b"",
 ) -> None:
     """Send a `stream: true` request upstream and relay its events (or its error answer).
 
     `usage` reports the stream's usage to the core when it ends; when the client asked for
     usage, a stream whose upstream sent none gets one computed by fd2, just before its [DONE].
+    `head`: the body's first bytes when the caller read them already (routing, issue 13: a
+    fallback or a hedge is decided on the first chunk).
     """
-    relay = _Relay(upstream, call, send, logger, request_id, usage, broke)
+    relay = _Relay(upstream, call, send, logger, request_id, usage, broke, head)
     with drain_guard() as guard:
         try:
             await _exchange(relay)

@@ -228,13 +228,15 @@ async def relay_translated_stream(
     logger: logging.Logger,
     request: Request,
     broke: Callable[[str], None] | None = None,
+    head: bytes = b"",
 ) -> None:
-    """Send a streaming `call` and relay its events translated to OpenAI chunks."""
+    """Send a streaming `call` and relay its events translated to OpenAI chunks. `head`: the
+    body's first bytes when the caller read them already (routing, issue 13)."""
     relay = _Stream(upstream, provider, call, send, logger, request)
     rid = request.request_id
     with drain_guard() as guard:
         try:
-            await _stream(relay, translator, broke)
+            await _stream(relay, translator, broke, head)
         except asyncio.CancelledError:
             if not guard.take_cut():
                 raise
@@ -253,7 +255,10 @@ async def relay_translated_stream(
 
 
 async def _stream(
-    relay: _Stream, translator: StreamTranslator, broke: Callable[[str], None] | None
+    relay: _Stream,
+    translator: StreamTranslator,
+    broke: Callable[[str], None] | None,
+    head: bytes = b"",
 ) -> None:
     upstream, logger, rid = relay.upstream, relay.logger, relay.request.request_id
     try:
@@ -271,7 +276,7 @@ async def _stream(
                     "headers": [*_SSE_HEADERS, *relayed_headers(response.raw_headers)],
                 }
                 send = relay.send
-                async for chunks in translated_chunks(response, deframer, translator):
+                async for chunks in translated_chunks(response, deframer, translator, head):
                     if chunks:
                         if not relay.started:
                             # Started with the first chunk, not the provider's 200: a stream
@@ -301,13 +306,19 @@ async def _stream(
 
 
 async def translated_chunks(
-    response: aiohttp.ClientResponse, deframer: Deframer, translator: StreamTranslator
+    response: aiohttp.ClientResponse,
+    deframer: Deframer,
+    translator: StreamTranslator,
+    head: bytes = b"",
 ) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
     """The OpenAI chunks of each read of a provider stream (none when a read completed no
     event), then the translator's last ones; raises ProviderStreamError for a stream that
     failed or ended before its end."""
     feed, translate = deframer.feed, translator.feed
-    async for data in response.content.iter_any():
+    reads: AsyncIterator[bytes] = response.content.iter_any()
+    if head:  # routing (issue 13): the first read, taken before the stream began
+        reads = _after(head, reads)
+    async for data in reads:
         events = feed(data)
         if len(events) == 1:
             yield _checked(translate(events[0]))
@@ -326,6 +337,12 @@ async def translated_chunks(
         yield chunks
     deframer.finish()  # an unfinished last event is dropped: the translator's finish tells
     yield _checked(translator.finish())
+
+
+async def _after(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for data in rest:
+        yield data
 
 
 def _not_streamed(relay: _Stream, response: aiohttp.ClientResponse, body: bytes | None) -> Fd2Error:

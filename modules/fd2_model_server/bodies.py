@@ -96,15 +96,22 @@ class MergeError(Exception):
     """A batch's answer that does not fit its request (the message says how)."""
 
 
+def results_of(kind: str, answer: Any, size: int) -> list[Any]:
+    """The results of one answer to `size` texts: one per text, or MergeError. A count that does
+    not match would pair texts with another text's vector or score."""
+    field = _RESULT_FIELDS[kind]
+    items = answer.get(field) if isinstance(answer, dict) else None
+    if not isinstance(items, list) or len(items) != size:
+        raise MergeError(f"a batch of {size} texts got an answer without {size} {field}")
+    return items
+
+
 def merge(kind: str, answers: Sequence[Any], sizes: Sequence[int]) -> dict[str, Any]:
     """One answer from the answers to the batches, in the batches' order."""
     field = _RESULT_FIELDS[kind]
     results: list[Any] = []
     for answer, size in zip(answers, sizes, strict=True):
-        items = answer.get(field) if isinstance(answer, dict) else None
-        if not isinstance(items, list) or len(items) != size:
-            raise MergeError(f"a batch of {size} texts got an answer without {size} {field}")
-        results.extend(items)
+        results.extend(results_of(kind, answer, size))
     first = answers[0]
     merged: dict[str, Any] = {**first, field: results}
     if kind == EMBEDDINGS:

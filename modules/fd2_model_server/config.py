@@ -35,7 +35,10 @@ class ModelServerConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
     api_key_enabled: bool = False
     api_key: Secret | None = None
-    """The model server's own key (a secret field, resolved by the core)."""
+    """The model server's own key (a secret field, resolved by the core), sent upstream when
+    `api_key_enabled`. Optional: `api_key_enabled` is first the Control Tower's `key-auth` on the
+    route (callers present a project API key), and the devkit's model server itself checks no
+    credential, so a manifest that asks for callers' keys and gives no server key is served."""
     jwt_auth_enabled: bool = False
     jwt_module_reference: str | None = None
 
@@ -52,6 +55,4 @@ def load_config(raw: Mapping[str, Any]) -> ModelServerConfig:
     for field in _PATH_FIELDS:
         if not getattr(config, field).startswith("/"):
             raise ConfigError(f"model_server config: {field} must be a path starting with '/'")
-    if config.api_key_enabled and config.api_key is None:
-        raise ConfigError("model_server config: api_key_enabled needs api_key")
     return config

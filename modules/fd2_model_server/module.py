@@ -34,6 +34,7 @@ from fd2_model_server.bodies import (
     batches,
     merge,
     prepare,
+    results_of,
 )
 from fd2_model_server.config import ModelServerConfig, load_config
 from fd2_model_server.metering import ModelServerMeter
@@ -43,6 +44,7 @@ from fd2_model_server.openai_shape import (
     openai_answer,
     openai_texts,
 )
+from fd2_rag.bodies import encoded
 from fd2_rag.devkit import DevkitService
 from fd2_rag.identity import forwarded_authorization
 
@@ -169,6 +171,12 @@ class ModelServerModule(Module):
         config = self._config
         if config.api_key_enabled and config.api_key is not None:
             return f"Bearer {config.api_key.reveal()}"
+        identity = request.identity
+        api_key_caller = identity is not None and not identity.credential.startswith("jwt:")
+        if config.api_key_enabled and api_key_caller:
+            # `either`: a caller who came with a project API key has no token to pass on, and
+            # the key itself authenticates to the gateway only.
+            return None
         return forwarded_authorization(request, config.jwt_auth_enabled)
 
     async def _native(self, kind: str, request: Request, send: Send) -> None:
@@ -204,8 +212,13 @@ class ModelServerModule(Module):
         path = self._paths[kind]
         parts = batches(body, self._config.batch_size)
         if len(parts) == 1:
-            call = self._call("POST", path, orjson.dumps(body), rid, auth)
-            return (await self._service.exchange(call, idempotent=True)).body
+            call = self._call("POST", path, encoded(body), rid, auth)
+            answer = await self._service.exchange(call, idempotent=True)
+            try:
+                results_of(kind, answer.value, len(body["texts"]))
+            except MergeError as exc:
+                raise UpstreamError(f"The {_LABEL} answered badly: {exc}.") from None
+            return answer.body
         answers: list[Any] = [None] * len(parts)
         pending = iter(range(len(parts)))
 
@@ -213,7 +226,7 @@ class ModelServerModule(Module):
             # A few workers take the batches in turn: never more calls in flight, nor more
             # tasks alive, than CONCURRENT_BATCHES, however many batches a request makes.
             for index in pending:
-                call = self._call("POST", path, orjson.dumps(parts[index]), rid, auth)
+                call = self._call("POST", path, encoded(parts[index]), rid, auth)
                 answers[index] = (await self._service.exchange(call, idempotent=True)).value
 
         try:

@@ -17,7 +17,8 @@ be working on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
 import aiohttp
@@ -113,7 +114,7 @@ class DevkitService:
         return UpstreamCall(method, path, body, headers)
 
     def scrubber(self, call: UpstreamCall) -> Scrubber:
-        return Scrubber(credential_values(call.headers))
+        return DevkitScrubber(credential_values(call.headers), self._label)
 
     async def open(self, call: UpstreamCall) -> aiohttp.ClientResponse:
         """Send `call` for a relay (a stream), retrying only a connection that was never made.
@@ -199,6 +200,54 @@ class DevkitService:
             return_status = 400 if status == 422 else status
             raise ServiceRefused(return_status, message, param=param)
         raise UpstreamError(f"The {self._label} failed (HTTP {status}).")
+
+
+class DevkitScrubber(Scrubber):
+    """Credentials out of an answer, and the devkit's in-stream errors told as fd2 tells them.
+
+    The devkit starts a streamed chat completion (200) before it answers, so every failure of
+    one comes as an event `data: {"error": {"message": str(exception), ...}}`: a refusal reads
+    `"401: <detail>"` (a FastAPI HTTPException), anything else is an exception's text, which fd2
+    never relays from a devkit 5xx either. The first keeps its words; the second is named only.
+    """
+
+    __slots__ = ("_label",)
+
+    def __init__(self, secrets: Iterable[str], label: str) -> None:
+        super().__init__(secrets)
+        self._label = label
+
+    def events(self, data: bytes) -> bytes:
+        if b'"error"' in data:
+            data = b"".join(self._event_line(line) for line in data.splitlines(keepends=True))
+        return super().events(data)
+
+    def _event_line(self, line: bytes) -> bytes:
+        content = line.rstrip(b"\r\n")
+        if not content.startswith(b"data:"):
+            return line
+        try:
+            value = orjson.loads(content[5:])
+        except orjson.JSONDecodeError:
+            return line
+        error = value.get("error") if isinstance(value, dict) else None
+        if not isinstance(error, dict):
+            return line
+        message = error.get("message")
+        refusal = _REFUSAL.match(message) if isinstance(message, str) else None
+        if refusal is not None:
+            text = f"The {self._label} refused the request: {_short(refusal.group(2))}"
+            kind, code = (
+                "invalid_request_error",
+                _REFUSAL_CODES.get(int(refusal.group(1)), "upstream_refused"),
+            )
+        else:
+            text, kind, code = f"The {self._label} failed.", "upstream_error", "bad_gateway"
+        event = {"error": {"message": text, "type": kind, "code": code, "param": None}}
+        return b"data: " + orjson.dumps(event) + line[len(content) :]
+
+
+_REFUSAL: Final = re.compile(r"(4\d\d): (.*)", re.DOTALL)
 
 
 def refusal_message(body: bytes | None) -> tuple[str | None, str | None]:

@@ -17,8 +17,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar, Final
 
-import orjson
-
+from fd2.auth.errors import Forbidden
 from fd2.metering import Meter
 from fd2.module import Handler, Health, Module, ModuleContext
 from fd2.serving.disconnect import cancel_on_disconnect
@@ -27,17 +26,26 @@ from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.responses import send_bytes
 from fd2.types import Send
 from fd2_inference.streaming import relay_stream
-from fd2_rag.bodies import prepare_chat, prepare_query, prepare_retrieve
+from fd2_rag.bodies import (
+    chat_configuration,
+    configurations_read,
+    encoded,
+    prepare_chat,
+    prepare_query,
+    prepare_retrieve,
+    query_configuration,
+)
 from fd2_rag.config import RagServiceConfig, load_config
 from fd2_rag.devkit import DevkitService
 from fd2_rag.identity import forwarded_authorization
-from fd2_rag.metering import RagMeter
+from fd2_rag.metering import RagMeter, reported_usage
 
 _HEALTH_S: Final = 2.0
 _LABEL: Final = "RAG service"
 _DEVKIT_PREFIX: Final = "/api/v1"
 
 _Prepare = Callable[[dict[str, Any], RagServiceConfig], dict[str, Any]]
+_Configurations = Callable[[dict[str, Any]], list[str]]
 
 
 class RagServiceModule(Module):
@@ -97,14 +105,18 @@ class RagServiceModule(Module):
 
     def meters(self) -> Mapping[str, Meter]:
         config = self._config
-        query = RagMeter(partial(prepare_query, config=config), answers=True)
-        retrieve = RagMeter(partial(prepare_retrieve, config=config), answers=False)
+        query = RagMeter(partial(prepare_query, config=config), query_configuration, answers=True)
+        retrieve = RagMeter(
+            partial(prepare_retrieve, config=config), configurations_read, answers=False
+        )
         return {
             "/query": query,
             "/retrieve": retrieve,
             _DEVKIT_PREFIX + "/query": query,
             _DEVKIT_PREFIX + "/retrieve": retrieve,
-            "/v1/chat/completions": RagMeter(partial(prepare_chat, config=config), answers=True),
+            "/v1/chat/completions": RagMeter(
+                partial(prepare_chat, config=config), chat_configuration, answers=True
+            ),
         }
 
     def describe(self) -> Mapping[str, Any]:
@@ -123,23 +135,39 @@ class RagServiceModule(Module):
         return Health(ok=True)
 
     async def _query(self, request: Request, send: Send) -> None:
-        await self._forward(request, send, prepare_query, self._config.query_endpoint, False)
+        await self._forward(
+            request, send, prepare_query, query_configuration, self._config.query_endpoint, False
+        )
 
     async def _retrieve(self, request: Request, send: Send) -> None:
         # Retrieval only reads: an answer from a proxy saying the service is not there yet may
         # be tried again. A query generates an answer with an LLM, so it is not repeated.
-        await self._forward(request, send, prepare_retrieve, self._config.retrieve_endpoint, True)
+        await self._forward(
+            request,
+            send,
+            prepare_retrieve,
+            configurations_read,
+            self._config.retrieve_endpoint,
+            True,
+        )
 
     async def _forward(
-        self, request: Request, send: Send, prepare: _Prepare, path: str, idempotent: bool
+        self,
+        request: Request,
+        send: Send,
+        prepare: _Prepare,
+        configurations: _Configurations,
+        path: str,
+        idempotent: bool,
     ) -> None:
         try:
             body = prepare(await request.json_object(), self._config)
+            allowed_configurations(request, configurations(body))
             authorization = forwarded_authorization(request, self._config.jwt_auth_enabled)
             call = self._service.build(
                 "POST",
                 path,
-                orjson.dumps(body),
+                encoded(body),
                 request_id=request.request_id,
                 authorization=authorization,
             )
@@ -158,7 +186,7 @@ class RagServiceModule(Module):
             call = self._openai.build(
                 "POST",
                 "/v1/chat/completions",
-                orjson.dumps(body),
+                encoded(body),
                 request_id=request.request_id,
                 authorization=authorization,
                 stream=stream,
@@ -171,6 +199,10 @@ class RagServiceModule(Module):
             answer = await cancel_on_disconnect(
                 request, self._openai.exchange(call, idempotent=False)
             )
+            if request.metered:
+                usage = reported_usage(answer.value)
+                if usage is not None:
+                    request.report_usage(usage)
             await send_bytes(send, 200, answer.body)
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)
@@ -198,3 +230,15 @@ class RagServiceModule(Module):
             await send_bytes(send, 200, answer.body)
         except ClientDisconnected:
             self._logger.debug("request %s: client disconnected", request.request_id)
+
+
+def allowed_configurations(request: Request, names: list[str]) -> None:
+    """403 unless a caller limited to some models may use every configuration the call reads.
+
+    The core's check saw the primary one (the meter's model); a multi-configuration retrieve
+    reads the others too, and the devkit checks a token against the primary alone."""
+    identity = request.identity
+    if identity is None or identity.models is None:
+        return
+    if any(name not in identity.models for name in names):
+        raise Forbidden()

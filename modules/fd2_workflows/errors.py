@@ -16,6 +16,21 @@ class NodeFailed(UpstreamError):
         self.node = node
 
 
+class TooManyItems(Fd2Error):
+    """400: a parallel node was given more items than its `max_items` (one model call each):
+    the input is too large for this workflow, not a failure of it."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "too_many_items"
+
+    def __init__(self, node: str, count: int, limit: int) -> None:
+        super().__init__(
+            f"workflow node {node!r} would make {count} model calls; at most {limit} are "
+            "allowed (the node's max_items): send a smaller input"
+        )
+
+
 class NodeRateLimited(Fd2Error):
     """429: the inference module a node calls refused for its rate limits, after the retries.
     The caller's quota, not the workflow's fault: it may try again later."""

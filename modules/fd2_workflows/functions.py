@@ -10,6 +10,7 @@ their option names and defaults.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from fd2_workflows.errors import NodeFailed
+from fd2_workflows.state import MAX_DEPTH, within_depth
 from fd2_workflows.templates import LIST_SEPARATOR, as_text
 
 Updates = dict[str, Any]
@@ -90,6 +92,8 @@ def extract_json(state: Mapping[str, Any], o: ExtractJsonOptions, node: str) -> 
     value = _first_json(text)
     if value is _NOTHING:
         raise NodeFailed(node, f"{o.input!r} holds no JSON value")
+    if not within_depth(value):
+        raise NodeFailed(node, f"the JSON in {o.input!r} is nested more than {MAX_DEPTH} deep")
     if o.output is not None:
         return {o.output: value}
     if not isinstance(value, dict):
@@ -110,17 +114,27 @@ def increment(state: Mapping[str, Any], o: IncrementOptions, node: str) -> Updat
 
 _NOTHING: Final = object()
 _DECODER: Final = json.JSONDecoder()
+_OPENING: Final = re.compile(r"[{\[]")
+MAX_ATTEMPTS: Final = 16
+"""Openings tried before giving up. Each attempt may read to the end of the text, so trying
+every `[` of `[[[[...` would cost the square of its length (seconds of a blocked worker for
+100 KB); a model's verdict is found at one of its first few openings."""
 
 
 def _first_json(text: str) -> Any:
     """The first JSON object or array in `text` (models wrap JSON in prose or ``` fences)."""
-    for start, char in enumerate(text):
-        if char in "{[":
-            try:
-                value, _ = _DECODER.raw_decode(text, start)
-            except ValueError:
-                continue
-            return value
+    position = 0
+    for _ in range(MAX_ATTEMPTS):
+        opening = _OPENING.search(text, position)
+        if opening is None:
+            break
+        start = opening.start()
+        try:
+            value, _ = _DECODER.raw_decode(text, start)
+        except (ValueError, RecursionError):  # not JSON here, or nested past the stack
+            position = start + 1
+            continue
+        return value
     return _NOTHING
 
 

@@ -17,7 +17,7 @@ import msgspec
 from fd2.serving.errors import ConfigError
 from fd2_workflows.concurrency import all_or_first_error
 from fd2_workflows.config import NodeSpec, convert_options
-from fd2_workflows.errors import NodeFailed
+from fd2_workflows.errors import NodeFailed, TooManyItems
 from fd2_workflows.functions import FUNCTIONS, Function, Updates
 from fd2_workflows.llm import ModelCaller
 from fd2_workflows.state import METADATA, StateSchema
@@ -34,6 +34,9 @@ _INPUT_ALIAS = "input"
 class LlmOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     parallel: bool = False
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=64)] = 5
+    max_items: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1_000
+    """At most this many items (one model call each) in one run: a huge input is refused with a
+    400 rather than turned into thousands of calls."""
     over: str = "chunks"
     item: str = "chunk"
     output: str | None = None
@@ -120,6 +123,8 @@ class LlmNode:
         items = state.get(self._options.over)
         if not isinstance(items, list):
             raise NodeFailed(self.id, f"{self._options.over!r} is not a list")
+        if len(items) > self._options.max_items:
+            raise TooManyItems(self.id, len(items), self._options.max_items)
         gate = asyncio.Semaphore(self._options.batch_size)
 
         async def one(item: Any) -> str:

@@ -20,6 +20,10 @@ METADATA: Final = "metadata"
 STREAM: Final = "stream"
 PARAMS: Final = "workflow_params"
 _CONTROL: Final = frozenset({STREAM, PARAMS})
+MAX_DEPTH: Final = 64
+"""The deepest a state value may nest. orjson reads 1024 levels and writes only 255: a value
+deeper than it can write would fail the answer (or a prompt) after the run, as a 500. State
+values are documents, lists of chunks and small verdicts; 64 levels is far more than they need."""
 
 _TYPES: Final[dict[str, tuple[type, ...] | None]] = {
     "string": (str,),
@@ -137,6 +141,10 @@ class StateSchema:
                     )
             elif not field.accepts(value):
                 raise BadRequest(f"'{name}' must be of type {field.type_name}", param=name)
+            if not within_depth(value):
+                raise BadRequest(
+                    f"'{name}' is nested more than {MAX_DEPTH} levels deep", param=name
+                )
             state[name] = value
         for name, field in self.fields.items():
             if name in state:
@@ -148,3 +156,21 @@ class StateSchema:
         if params is not None and not isinstance(params, dict):
             raise BadRequest(f"'{PARAMS}' must be an object", param=PARAMS)
         return state
+
+
+def within_depth(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when `value` holds at most `limit` lists and objects one inside another
+    (iterative: a deep value cannot exhaust the stack while it is being measured)."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return False
+        pending.extend((child, depth + 1) for child in children)
+    return True

@@ -8,7 +8,7 @@ the session ends and fails the run if it finds anything.
 Stand-ins are servers of their own (Vault hands out secrets by design): only responses from and
 logs of services whose name starts with `fd2` are checked. The OpenAI stand-in echoes the
 Authorization header it received (its test aid, relayed by fd2 as upstream content); that echo is
-taken out before checking, and nothing else is.
+taken out before checking, however many times it was quoted, and nothing else is.
 """
 
 from __future__ import annotations
@@ -82,7 +82,11 @@ class LeakRegistry:
         if not self.secrets:
             return None
         alternatives = b"|".join(re.escape(secret) for secret in sorted(self.secrets))
-        return re.compile(rb'\\?"authorization\\?":\s*\\?"Bearer (?:' + alternatives + rb')\\?"')
+        # Any depth of JSON escaping: a workflow quotes an answer (the echo, escaped once) in its
+        # next prompt, whose answer escapes it again.
+        return re.compile(
+            rb'(?:\\)*"authorization(?:\\)*":\s*(?:\\)*"Bearer (?:' + alternatives + rb')(?:\\)*"'
+        )
 
 
 def _checked(service_name: str) -> bool:

@@ -223,6 +223,9 @@ def test_routes_prints_the_route_table():
         "             POST /acme/chat/v1/embeddings",
         "             POST /acme/chat/v1/messages",
         "             GET /acme/chat/v1/models",
+        "             POST /acme/chat/v1/responses",
+        "             DELETE /acme/chat/v1/responses/*",
+        "             GET /acme/chat/v1/responses/*",
         "  limits     requests_per_second 20 (this route)",
     ]
     assert "[production]" not in text

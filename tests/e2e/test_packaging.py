@@ -56,9 +56,10 @@ def test_installed_package_carries_the_built_in_modules(installed: Path) -> None
             str(installed / "python"),
             "-I",
             "-c",
-            "import fd2_inference, fd2_model_server, fd2_rag, fd2_workflows;"
+            "import fd2_inference, fd2_model_server, fd2_rag, fd2_workflows, fd2_prompts;"
             " print(fd2_inference.__file__); print(fd2_rag.__file__);"
-            " print(fd2_model_server.__file__); print(fd2_workflows.__file__)",
+            " print(fd2_model_server.__file__); print(fd2_workflows.__file__);"
+            " print(fd2_prompts.__file__)",
         ],
         cwd=installed,
         env={"PATH": os.environ["PATH"]},
@@ -77,6 +78,7 @@ def test_installed_package_carries_the_built_in_modules(installed: Path) -> None
         "rag_service",
         "model_server",
         "langgraph_workflow",
+        "structured_prompt",
     } <= types
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -184,10 +185,15 @@ def test_the_devkits_validation_error_becomes_a_400_naming_the_field(devkit: Dev
 
 
 def test_an_unknown_configuration(devkit: Devkit) -> None:
-    error = refused(
-        post(devkit, "/knowledge-base/retrieve", {**QUERY, "configuration_name": "nope"}), 404
-    )
+    # The devkit looks up the first configuration's security settings before it checks that the
+    # configurations exist: an unknown first one is its 500, a later one its 404.
+    names = {"configuration_names": ["kb", "nope"]}
+    error = refused(post(devkit, "/knowledge-base/retrieve", {**QUERY, **names}), 404)
     assert "Configuration 'nope' not found" in error["message"]
+    error = refused(
+        post(devkit, "/knowledge-base/retrieve", {**QUERY, "configuration_name": "nope"}), 502
+    )
+    assert error["message"] == "The RAG service failed (HTTP 500)."
     # The devkit's /query answers every failure with a 500: fd2 says the service failed.
     error = refused(
         post(devkit, "/knowledge-base/query", {**QUERY, "configuration_name": "nope"}), 502
@@ -252,10 +258,15 @@ def test_a_streamed_chat_refused_by_the_service_keeps_its_status_and_words(
 
 
 def test_a_hanging_stream_times_out(devkit: Devkit) -> None:
+    # The devkit sends its status line (200) before it works out the answer: the time limit
+    # then ends the stream with an error event, not a 504 status.
     body = {"stream": True, "messages": [{"role": "user", "content": "x"}]}
     started = time.monotonic()
-    refused(post(devkit, "/hung/v1/chat/completions", {**body, "model": "hang"}), 504)
+    answer = post(devkit, "/hung/v1/chat/completions", {**body, "model": "hang"})
     assert time.monotonic() - started < 5
+    assert answer.status_code == 200 and answer.headers.get("x-request-id")
+    (event,) = [line for line in answer.text.splitlines() if line.startswith("data: ")]
+    assert json.loads(event[len("data: ") :])["error"]["code"] == "gateway_timeout"
 
 
 def test_queries_are_charged_their_estimate_against_token_limits(devkit: Devkit) -> None:

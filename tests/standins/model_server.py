@@ -11,7 +11,8 @@ app/model_server.py, app/api/model_endpoints.py, app/model_schemas/model_server_
   of the query's words found in each text);
 - ``POST /classify`` ``{"texts", "labels", "model_name", "include_results"}`` ->
   ``{"text_results": [{"top_label", "top_score", "results"?}], "model"}``;
-- ``GET /health`` -> ``{"status": "ok", "loaded_models": [...]}``.
+- ``GET /health`` -> ``{"status": "ok", "loaded_models": [...]}`` (its cache keys:
+  ``embedding_<model>``, ``reranker_<model>``).
 
 Errors as the devkit writes them: FastAPI's ``{"detail": <text>}`` (a model it does not have is
 a 500 ``Embedding generation failed: ...``, as its endpoint wraps the loader's 404) and
@@ -144,7 +145,8 @@ def _answer(kind: str, body: dict[str, Any], model: str) -> dict[str, Any]:
             reverse=True,
         )
         top_label, top_score = scored[0] if scored else ("", 0.0)
-        item: dict[str, Any] = {"top_label": top_label, "top_score": top_score}
+        # FastAPI writes every field of the response model: `results` is null when left out.
+        item: dict[str, Any] = {"results": None, "top_label": top_label, "top_score": top_score}
         if body.get("include_results", True):
             item["results"] = [{"label": label, "score": score} for label, score in scored]
         results.append(item)
@@ -164,8 +166,10 @@ async def _model_call(kind: str, body: Any) -> tuple[int, Any]:
         await asyncio.sleep(60)
     if model == "garbage":
         return 200, b"<html>not json</html>"
-    if model not in _LOADED:
-        _LOADED.append(model)
+    # The devkit's cache keys: embedding models apart from cross-encoders (rerank, classify).
+    key = f"{'embedding' if kind == 'embeddings' else 'reranker'}_{model}"
+    if key not in _LOADED:
+        _LOADED.append(key)
     await asyncio.sleep(0.01)  # long enough for batches sent together to overlap
     return 200, _answer(kind, request, model)
 

@@ -15,6 +15,7 @@ forwards unchanged):
 
 - ``error-400`` / ``error-429``: an OpenAI error JSON with that status ("stand-in says no");
 - ``error-500-plain``: 500 with a text/plain body;
+- ``error-context``: 400, OpenAI's ``context_length_exceeded`` error;
 - ``garbage``: 200 with a body that is not JSON;
 - ``stream-break``: streams 3 content chunks, then drops the connection mid-body;
 - ``no-done``: a stream that ends cleanly without ``data: [DONE]``;
@@ -28,7 +29,8 @@ forwards unchanged):
   ``stream-error-key``: a stream of 2 content chunks, then that error as an in-stream event;
 - ``slow-<ms>``, ``chunks-<n>``, ``gap-<ms>``, combinable with dashes
   (``slow-200-chunks-20-gap-50``): wait before answering (before the first chunk when streaming),
-  stream n content chunks (default 8), wait between chunks.
+  stream n content chunks (default 8), wait between chunks; ``tail-<pct>`` makes the wait a slow
+  tail: only that percentage of requests wait (``slow-500-tail-5``).
 
 A POST to any other path that ends with ``/chat/completions`` (a gateway route's rewritten path,
 e.g. ``/openai/v1/chat/completions``) or with ``/convert`` (the Control Tower sample's endpoint)
@@ -47,6 +49,7 @@ import base64
 import hashlib
 import itertools
 import logging
+import random
 import struct
 import time
 from collections import deque
@@ -87,6 +90,11 @@ def _error_body(message: str, error_type: str, code: str | None) -> bytes:
 
 _ERROR_400 = _error_body("stand-in says no", "invalid_request_error", "standin_refused")
 _ERROR_429 = _error_body("stand-in says no: slow down", "requests", "rate_limit_exceeded")
+_ERROR_CONTEXT = _error_body(
+    "This model's maximum context length is 8 tokens (stand-in).",
+    "invalid_request_error",
+    "context_length_exceeded",
+)
 
 
 class Stats:
@@ -121,13 +129,21 @@ _ids = itertools.count(1)
 
 
 class Behaviour:
-    __slots__ = ("chunks", "gap_s", "kind", "slow_s")
+    __slots__ = ("chunks", "gap_s", "kind", "slow_s", "tail")
 
     def __init__(
-        self, kind: str, *, slow_s: float = 0.0, chunks: int = DEFAULT_CHUNKS, gap_s: float = 0.0
+        self,
+        kind: str,
+        *,
+        slow_s: float = 0.0,
+        chunks: int = DEFAULT_CHUNKS,
+        gap_s: float = 0.0,
+        tail: int = 100,
     ) -> None:
         self.kind = kind
         self.slow_s = slow_s
+        self.tail = tail
+        """The percentage of requests that wait `slow_s` (a slow tail); 100: every one."""
         self.chunks = chunks
         self.gap_s = gap_s
 
@@ -139,6 +155,7 @@ _FIXED = {
         "no-usage",  # like many OpenAI-compatible servers: ignores stream_options.include_usage
         *("stream-no-finish", "stream-garbage", "error-key", "error-key-escaped"),
         "stream-error-key",
+        "error-context",
     )
 }
 _ECHO = Behaviour("echo")
@@ -155,7 +172,7 @@ def behaviour_for(model: str) -> Behaviour:
         return _ECHO
     values: dict[str, int] = {}
     for key, raw in zip(parts[::2], parts[1::2], strict=True):
-        if key not in ("slow", "chunks", "gap") or not raw.isdigit() or key in values:
+        if key not in ("slow", "chunks", "gap", "tail") or not raw.isdigit() or key in values:
             return _ECHO
         values[key] = int(raw)
     return Behaviour(
@@ -163,7 +180,14 @@ def behaviour_for(model: str) -> Behaviour:
         slow_s=values.get("slow", 0) / 1000,
         chunks=values.get("chunks", DEFAULT_CHUNKS),
         gap_s=values.get("gap", 0) / 1000,
+        tail=values.get("tail", 100),
     )
+
+
+def _slowed(behaviour: Behaviour) -> bool:
+    if not behaviour.slow_s:
+        return False
+    return behaviour.tail >= 100 or random.randrange(100) < behaviour.tail
 
 
 class _Exchange:
@@ -344,6 +368,10 @@ async def _generate(
         await _send_whole(send, 429, _ERROR_429, request_id=rid)
         STATS.completed += 1
         return
+    if kind == "error-context":
+        await _send_whole(send, 400, _ERROR_CONTEXT, request_id=rid)
+        STATS.completed += 1
+        return
     if kind == "error-500-plain":
         await _send_whole(send, 500, _PLAIN_500, b"text/plain; charset=utf-8", rid)
         STATS.completed += 1
@@ -356,7 +384,7 @@ async def _generate(
         await _send_whole(send, 401, _quoting_error(ex, escaped=kind == "error-key-escaped"))
         STATS.completed += 1
         return
-    if behaviour.slow_s and not await ex.pause(behaviour.slow_s):
+    if _slowed(behaviour) and not await ex.pause(behaviour.slow_s):
         STATS.cancelled += 1
         return
 
@@ -488,10 +516,10 @@ async def _embeddings(ex: _Exchange, payload: dict[str, Any], send: Send, n: int
     model = payload.get("model")
     behaviour = behaviour_for(model) if isinstance(model, str) else _ECHO
     # Errors behave as for chat; stream-only behaviours are plain echoes here.
-    if behaviour.kind in ("error-400", "error-429", "error-500-plain", "garbage"):
+    if behaviour.kind in ("error-400", "error-429", "error-500-plain", "garbage", "error-context"):
         await _generate(ex, payload, send, n, chat=True)
         return
-    if behaviour.slow_s and not await ex.pause(behaviour.slow_s):
+    if _slowed(behaviour) and not await ex.pause(behaviour.slow_s):
         STATS.cancelled += 1
         return
     raw = payload.get("input")

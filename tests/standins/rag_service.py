@@ -8,12 +8,16 @@ app/model_schemas/base_models.py, app/services/security_service.py, unified_open
 - ``POST /api/v1/query`` (QueryRequest -> QueryResponse), ``POST /api/v1/retrieve``
   (RetrieveRequest -> RetrieveResponse), ``GET /api/v1/health`` (HealthResponse);
 - ``POST /v1/chat/completions`` (``model`` = configuration; ``stream: true`` streams the answer
-  word by word, a final chunk with ``finish_reason: "stop"``, then ``[DONE]``), ``GET /v1/models``;
+  word by word, a final chunk with ``finish_reason: "stop"``, then ``[DONE]``; as in the devkit,
+  a streamed answer starts (200) before it is worked out, so a refused token or a failure is
+  an event ``{"error": {"message": str(exception), ...}}`` ending the stream without
+  ``[DONE]``, and ``hang`` hangs after the status line), ``GET /v1/models``;
 - errors as the devkit writes them: ``{"error": <detail>, "detail": <detail>, "timestamp"}`` for
   its HTTPExceptions, FastAPI's ``{"detail": [{"type", "loc", "msg", "input"}]}`` with 422 for a
   body that fails validation. As in the devkit, ``/query`` turns every failure (an unknown
   configuration, a refused token) into a 500 ``Internal server error: ...``; ``/retrieve``
-  answers 404 and 401 as such.
+  answers 404 (a configuration after the first that is unknown) and 401 as such, and an unknown
+  first configuration with a 500 (its security lookup's KeyError).
 
 Configurations: ``default``, ``kb``, ``production-kb`` (open) and ``secure`` (security enabled:
 ``Authorization: Bearer <JWT>`` signed HS256 with ``--jwt-secret``; its ``metadata_filter``
@@ -235,10 +239,17 @@ async def _query(body: Any, authorization: str | None) -> tuple[int, Any]:
 async def _retrieve(body: Any, authorization: str | None) -> tuple[int, Any]:
     request = _validate(body, k_max=50)
     names = request.get("configuration_names") or [request.get("configuration_name") or "default"]
+    special = ("boom", "hang", "garbage")
+    if not _known(names[0]) and names[0] not in special:
+        # The devkit looks the primary configuration up for its security settings first, and
+        # that lookup's KeyError is no HTTPException: an unknown primary one is a 500.
+        return _devkit_error(
+            500, f"Internal server error: \"Configuration '{names[0]}' not found\""
+        )
     try:
         merged = _security_filter(names[0], authorization, request.get("filter"))
         for name in names:
-            if not _known(name) and name not in ("boom", "hang", "garbage"):
+            if not _known(name) and name not in special:
                 raise Refused(404, f"Configuration '{name}' not found")
         await _behave(names[0])
     except Refused as exc:  # /retrieve lets its HTTPExceptions through as they are
@@ -282,10 +293,34 @@ async def _chat(body: Any, authorization: str | None, send: Any) -> tuple[int, A
             f"Model (configuration) '{name}' not found. "
             "Use GET /v1/models to see available models.",
         )
+    if body.get("stream"):
+        # The devkit's StreamingResponse starts (200) before its generator answers the question,
+        # so what fails after this point is an event `{"error": {"message": str(exception)}}`,
+        # and the stream ends without [DONE].
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
+            }
+        )
     try:
         _security_filter(name, authorization, body.get("filter"))
         await _behave(name)
     except Refused as exc:
+        if body.get("stream"):
+            # str() of a FastAPI HTTPException is "<status>: <detail>"; other exceptions
+            # are their own text.
+            text = exc.detail if exc.status >= 500 else f"{exc.status}: {exc.detail}"
+            event = {"error": {"message": text, "type": "internal_error", "code": "internal_error"}}
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + orjson.dumps(event) + b"\n\n",
+                    "more_body": False,
+                }
+            )
+            return None
         return (
             _devkit_error(500, str(exc.detail))
             if exc.status >= 500
@@ -313,13 +348,6 @@ async def _chat(body: Any, authorization: str | None, send: Any) -> tuple[int, A
             "usage": {"prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11},
             "processing_time": 0.01,
         }
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
-        }
-    )
     words = answer.split()
     for index, word in enumerate(words):
         chunk = {

@@ -8,6 +8,8 @@ import asyncio
 import pytest
 
 from fd2.admin.cache_admin import redis_pattern
+from fd2.control.secrets import Secret
+from fd2.pipeline.data_steps import answers_generation
 from fd2.response_cache.entry import ENCODER, Entry, Recorder, decode, replay
 from fd2.response_cache.flight import Flights
 from fd2.response_cache.settings import CacheSettings, cache_settings, directive
@@ -110,3 +112,14 @@ async def test_single_flight() -> None:
     flights.land("k", entry)
     assert await asyncio.wait_for(waiter, 1) == entry
     assert flights.join("k") is None  # a new flight after landing
+
+
+def test_a_config_or_redaction_change_is_a_new_generation_of_entries() -> None:
+    config = {"model_name": "m", "system_prompt": "be brief", "api_key": Secret("sk-1", "env:K")}
+    same = answers_generation(dict(config), {"email": "mask"})
+    assert same == answers_generation(dict(config), {"email": "mask"})
+    assert same != answers_generation({**config, "system_prompt": "be long"}, {"email": "mask"})
+    assert same != answers_generation(dict(config), {"email": "block"})
+    # Secrets count by their reference: a generation never depends on (or shows) a value.
+    rotated = {**config, "api_key": Secret("sk-2", "env:K")}
+    assert answers_generation(rotated, {"email": "mask"}) == same

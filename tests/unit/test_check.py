@@ -300,4 +300,7 @@ def test_limits_and_endpoints_of_a_route(tmp_path):
         "POST /shop/chat/v1/embeddings",
         "POST /shop/chat/v1/messages",
         "GET /shop/chat/v1/models",
+        "POST /shop/chat/v1/responses",
+        "DELETE /shop/chat/v1/responses/*",
+        "GET /shop/chat/v1/responses/*",
     ]

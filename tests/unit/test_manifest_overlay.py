@@ -93,3 +93,26 @@ def test_cache_redaction_and_audit_blocks_come_from_the_overlay():
     assert (entry.cache, entry.redaction, entry.audit) == ({"ttl_s": 30}, {}, {"content": True})
     with pytest.raises(ManifestError, match="cache"):
         manifest([{**CHAT, "cache": {}}], {"fd2": {"modules": {"chat": {"cache": {}}}}})
+
+
+def test_a_type_the_control_tower_cannot_store_is_declared_whole_in_the_overlay():
+    analyze = {
+        "module_type": "structured_prompt",
+        "status": "enabled",
+        "config": {"inference_module": "chat"},
+        "dependencies": ["chat"],
+        "auth": {"mode": "api_key"},
+    }
+    decoded = manifest([CHAT], {"fd2": {"modules": {"analyze": analyze}}})
+    found = by_name(decoded)
+    assert set(found) == {"chat", "analyze"}
+    assert found["analyze"].module_type == "structured_prompt"
+    assert found["analyze"].entry.config == {"inference_module": "chat"}
+    assert list(dependency_names(found["analyze"].entry)) == ["chat"]
+
+
+def test_a_listed_module_keeps_its_type_and_an_unlisted_one_needs_one():
+    with pytest.raises(ManifestError, match="keeps"):
+        manifest([CHAT], {"fd2": {"modules": {"chat": {"module_type": "structured_prompt"}}}})
+    with pytest.raises(ManifestError, match="needs its module_type"):
+        manifest([CHAT], {"fd2": {"modules": {"ghost": {"config": {}}}}})

@@ -12,8 +12,10 @@ import pytest
 from fd2.control.manifests.models import ProjectManifest
 from fd2.control.registry import ModuleRegistry
 from fd2.control.route_builder import RouteBuilder
+from fd2.control.route_table import EMPTY_TABLE
 from fd2.control.secrets import SecretResolver
 from fd2.module import Module, ModuleContext, Timeouts
+from fd2.pipeline.auth import JOB_IDENTITY
 from fd2.serving.disconnect import cancel_on_disconnect
 from fd2.serving.errors import BadRequest, ConfigError
 from fd2.serving.module_calls import ModuleHandle
@@ -246,3 +248,18 @@ async def test_a_project_removed_from_the_table_answers_404(builder):
     await builder.apply_project("shop", None, "")
     answer = await answers.call("POST", "/v1/echo", {})
     assert answer.status == 404
+
+
+async def test_a_modules_handle_cannot_set_scope_entries() -> None:
+    """The job runner's captured identity travels in the scope: a module's handle may not put
+    anything there (it would let a module act as another caller)."""
+    handle = ModuleHandle(
+        lambda: EMPTY_TABLE,
+        project="shop",
+        module="answers",
+        module_type="inference_endpoint",
+        environment="development",
+        caller="shop/front",
+    )
+    with pytest.raises(ValueError, match="scope entries"):
+        await handle.call("POST", "/v1/chat/completions", {}, scope={JOB_IDENTITY: object()})

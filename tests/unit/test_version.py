@@ -19,7 +19,7 @@ def test_version_prints_fd2_native_build_and_module_types(capsys):
     assert lines[2].startswith("CPython 3.")
     assert lines[3] == (
         "module types: inference_endpoint, inference_openai, jwt_config, langgraph_workflow, "
-        "model_server, rag_service"
+        "model_server, rag_service, structured_prompt"
     )
 
 

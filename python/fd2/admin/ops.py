@@ -13,13 +13,13 @@ import re
 
 import orjson
 
-from fd2.admin import cache_admin
+from fd2.admin import cache_admin, prompts_admin
 from fd2.admin.routes_view import routes_view
 from fd2.control.runtime import Runtime
 from fd2.serving.errors import Fd2Error, MethodNotAllowed, NotFound, Unauthorized
 from fd2.serving.responses import send_bytes, send_error
 from fd2.telemetry.metrics import CONTENT_TYPE
-from fd2.types import Scope, Send
+from fd2.types import Receive, Scope, Send
 
 OPS_PATHS = frozenset({"/readyz", "/metrics"})
 ADMIN_PREFIX = "/admin/"
@@ -38,13 +38,13 @@ class OpsEndpoints:
         token = runtime.admin_token
         self._expected = b"Bearer " + token.reveal().encode() if token is not None else None
 
-    async def handle(self, scope: Scope, send: Send) -> None:
+    async def handle(self, scope: Scope, send: Send, receive: Receive | None = None) -> None:
         try:
-            await self._dispatch(scope, send)
+            await self._dispatch(scope, send, receive)
         except Fd2Error as exc:
             await send_error(send, exc)
 
-    async def _dispatch(self, scope: Scope, send: Send) -> None:
+    async def _dispatch(self, scope: Scope, send: Send, receive: Receive | None) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
         if path == "/readyz":
@@ -63,6 +63,10 @@ class OpsEndpoints:
             _only(method, "DELETE")
             answer = await cache_admin.delete(self._runtime.redis, path)
             await send_bytes(send, 200, orjson.dumps(answer))
+            return
+        if path.startswith(prompts_admin.PREFIX):
+            status, answer = await prompts_admin.handle(self._runtime.redis, method, path, receive)
+            await send_bytes(send, status, orjson.dumps(answer))
             return
         match = _REFRESH.match(path)
         if match is None:

@@ -1,14 +1,19 @@
 """Where audit records go: a JSON Lines file rotated by size, a Redis Stream trimmed to a bound.
 
 Each sink takes a batch of encoded records (one JSON object each). The file sink writes in a
-thread (the event loop never waits on the disk); the stream sink sends one pipeline of
+daemon thread of its own (the event loop never waits on the disk, and a write that hangs, on a
+stalled network file system say, never holds up the worker's exit as the default executor's
+threads would); while one write is still hanging, further batches fail at once (`SinkBusy`)
+instead of piling up threads. The stream sink sends one pipeline of
 `XADD ... MAXLEN ~ n` per batch, so a collector reads them with XREAD / consumer groups.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,9 +37,27 @@ class FileSink:
         self._path = path
         self._max = max_bytes
         self._keep = keep
+        self._busy: asyncio.Future[None] | None = None
 
     async def write(self, records: list[bytes]) -> None:
-        await asyncio.to_thread(self._write, b"".join(record + b"\n" for record in records))
+        if self._busy is not None and not self._busy.done():
+            raise SinkBusy("a previous write has not returned")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        data = b"".join(record + b"\n" for record in records)
+
+        def work() -> None:
+            failure: BaseException | None = None
+            try:
+                self._write(data)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                failure = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed while the disk hung
+                loop.call_soon_threadsafe(_settle, done, failure)
+
+        self._busy = done
+        threading.Thread(target=work, name="fd2-audit-file", daemon=True).start()
+        await asyncio.shield(done)
 
     def _write(self, data: bytes) -> None:
         path = self._path
@@ -59,6 +82,19 @@ class FileSink:
                 older.replace(path.with_name(f"{path.name}.{index + 1}"))
         if path.exists():
             path.replace(path.with_name(f"{path.name}.1"))
+
+
+class SinkBusy(Exception):
+    """The sink's previous write is still running (hung): this batch is not written."""
+
+
+def _settle(future: asyncio.Future[None], failure: BaseException | None) -> None:
+    if future.done():
+        return
+    if failure is None:
+        future.set_result(None)
+    else:
+        future.set_exception(failure)
 
 
 class StreamSink:

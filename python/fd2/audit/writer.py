@@ -20,6 +20,9 @@ from fd2.telemetry.log_throttle import ThrottledLog
 
 QUEUE_SIZE: Final = 10_000
 BATCH: Final = 256
+SINK_TIMEOUT_S: Final = 5.0
+"""The longest one batch may take in one sink before it is counted lost (a hung disk, a
+Redis that does not answer)."""
 _log = logging.getLogger("fd2.audit")
 
 
@@ -66,19 +69,22 @@ class AuditWriter:
                     await asyncio.shield(self._write(rest))
 
     async def _write(self, batch: list[bytes]) -> None:
-        for sink in self.sinks:
-            try:
-                await sink.write(batch)
-            except Exception as exc:  # a sink's failure is counted, never a request's
-                _dropped(sink.name, len(batch))
-                self._throttled.warning(
-                    f"audit-{sink.name}",
-                    "audit: the %s sink failed (%s); %d records lost",
-                    sink.name,
-                    type(exc).__name__,
-                    len(batch),
-                )
+        # Every sink at once, each bounded in time: one that hangs costs the others nothing.
+        await asyncio.gather(*(self._write_to(sink, batch) for sink in self.sinks))
         self.written += len(batch)
+
+    async def _write_to(self, sink: Sink, batch: list[bytes]) -> None:
+        try:
+            await asyncio.wait_for(sink.write(batch), SINK_TIMEOUT_S)
+        except Exception as exc:  # a sink's failure is counted, never a request's
+            _dropped(sink.name, len(batch))
+            self._throttled.warning(
+                f"audit-{sink.name}",
+                "audit: the %s sink failed (%s); %d records lost",
+                sink.name,
+                type(exc).__name__,
+                len(batch),
+            )
 
 
 def _dropped(sink: str, count: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -114,6 +114,9 @@ class KeyTable:
 
     def __len__(self) -> int:
         return len(self._by_digest)
+
+    def values(self) -> Iterable[ApiKey]:
+        return self._by_digest.values()
 
     def find(self, digest: bytes) -> ApiKey | None:
         key = self._by_digest.get(digest)

@@ -72,6 +72,19 @@ class AuthPolicy:
         self.require_route_claims = require_route_claims
         self.rate_limit_window = rate_limit_window
 
+    @property
+    def keys(self) -> KeyTable | None:
+        """The route's key table (read by routing by project key, `fd2.serving.key_routing`)."""
+        return self._keys
+
+    @property
+    def hasher(self) -> KeyHasher | None:
+        return self._hasher
+
+    @property
+    def store(self) -> RedisKeyStore | None:
+        return self._store
+
     async def authenticate(self, request: Request) -> Identity | None:
         if self.mode == "none":
             return None

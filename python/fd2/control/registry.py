@@ -26,6 +26,7 @@ _BUILT_IN_TYPES = frozenset(
         "rag_service",
         "model_server",
         "langgraph_workflow",
+        "structured_prompt",
     }
 )
 _log = logging.getLogger("fd2.registry")

@@ -63,6 +63,7 @@ class JobRunner:
             module_type="",
             environment=record["environment"],
             caller="fd2.jobs",
+            sets_scope=True,
         )
         scope: dict[str, Any] = {}
         identity = identity_from_record(record.get("identity", ""))

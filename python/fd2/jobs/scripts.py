@@ -44,6 +44,9 @@ FINISH: Final = (
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or terminal(status) then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'completed_at', ARGV[2])
+-- The request body (a prompt, personal data) is not needed once the job has ended: a run that
+-- starts later finds the job terminal. Not kept for the retention period.
+redis.call('HDEL', KEYS[1], 'body')
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
 redis.call('ZREM', KEYS[2], ARGV[5])

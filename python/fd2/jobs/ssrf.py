@@ -26,7 +26,11 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA: Final = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 )
-_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+# Prefixes whose last 32 bits are an IPv4 address reached through them: NAT64 (RFC 6052 and the
+# local-use RFC 8215 prefix) and the deprecated IPv4-compatible form `::a.b.c.d`.
+_EMBEDDED_V4: Final = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+)
 
 
 class Refused(Exception):
@@ -66,12 +70,19 @@ def forbidden(address: Address, settings: JobSettings) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        elif address in _NAT64:
+        elif address.sixtofour is not None:
+            # 6to4 (2002::/16) carries an IPv4 address a relay would reach: judged by it too.
+            if forbidden(address.sixtofour, settings):
+                return True
+        elif any(address in network for network in _EMBEDDED_V4) and int(address) > 1:
             address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     listed = any(address in network for network in settings.webhook_allowed_networks)
     if address in METADATA:
         return not listed
-    if address.is_global and not address.is_multicast:
+    # The standard library counts some reserved and deprecated ranges (::/8 beyond ::1,
+    # fec0::/10 site-local, 240.0.0.0/4 aside) as global: refused here as the docs promise.
+    site_local = isinstance(address, ipaddress.IPv6Address) and address.is_site_local
+    if address.is_global and not (address.is_multicast or address.is_reserved or site_local):
         return False
     return not (listed or settings.webhook_allow_all)
 

@@ -2,7 +2,8 @@
 
 The key is the native canonical cache key (`fd2.cache_keys`) of the body without the fields the
 module says do not change the answer (`Module.cache_key_ignores`), under
-`fd2:cache:<project>:<module>:<environment>:<model>:`. The fields that change the answer's shape
+`fd2:cache:<project>:<module>:<environment>:<model>:`, with a suffix naming the endpoint (a
+digest of its path). The fields that change the answer's shape
 but not its content (`cache_variant_fields`: for OpenAI `stream` and `stream_options`) add a
 short suffix, so a streamed request is answered with a stored stream, a plain one with a stored
 body.
@@ -16,6 +17,7 @@ them wait for its stored entry.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from typing import Final
 
@@ -39,7 +41,16 @@ _HIT: Final = [(CACHE_HEADER, b"hit")]
 
 
 class ResponseCache:
-    __slots__ = ("_flights", "_keyer", "_meter", "_prefix", "_settings", "_store", "_variant")
+    __slots__ = (
+        "_flights",
+        "_generation",
+        "_keyer",
+        "_meter",
+        "_prefix",
+        "_settings",
+        "_store",
+        "_variant",
+    )
 
     def __init__(
         self,
@@ -53,7 +64,9 @@ class ResponseCache:
         ignores: frozenset[str],
         variant_fields: frozenset[str],
         meter: Meter | None,
+        generation: str = "",
     ) -> None:
+        self._generation = ":" + generation if generation else ""
         self._settings = settings
         self._store = store
         self._flights = flights
@@ -127,6 +140,10 @@ class ResponseCache:
                     variant = ":" + hashlib.sha256(canonical).hexdigest()[:16]
         except (CacheKeyError, Fd2Error):  # the module gives the error this body deserves
             return None
+        # The endpoint is part of the key: one body can be valid for two endpoints of a module
+        # (chat completions and Anthropic's messages both take model, messages, max_tokens),
+        # and neither may be answered with the other's answer.
+        variant += ":" + _endpoint_digest(request.path) + self._generation
         if self._settings.scope == "caller":
             identity = request.identity
             caller = identity.credential if identity is not None else "-"
@@ -144,6 +161,11 @@ class ResponseCache:
         if wanted.ttl_s > 0:
             await self._store.put(key, ENCODER.encode(entry), wanted.ttl_s)
         return entry
+
+
+@functools.lru_cache(maxsize=256)
+def _endpoint_digest(path: str) -> str:
+    return hashlib.sha256(path.encode()).hexdigest()[:12]
 
 
 async def _hit(request: Request, send: Send, entry: Entry) -> None:

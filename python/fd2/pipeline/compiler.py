@@ -38,7 +38,12 @@ from fd2.limits.plan import Limiter, compile_plan, credential_specs
 from fd2.limits.route_limits import RouteLimits
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import LimitSpec
-from fd2.pipeline.data_steps import audit_factory, cache_factory, redaction_factory
+from fd2.pipeline.data_steps import (
+    answers_generation,
+    audit_factory,
+    cache_factory,
+    redaction_factory,
+)
 from fd2.pipeline.route_steps import RouteSteps
 from fd2.response_cache.flight import Flights
 from fd2.response_cache.store import CacheStore
@@ -172,6 +177,7 @@ class StepCompiler:
             module_limits=resolve_value(entry.limits, context, "limits"),
             gateway=_gateway_limits(declaration, environment, gateway),
         )
+        redaction = resolve_value(entry.redaction, context, "redaction")
         return RouteSteps(
             policy,
             plan,
@@ -182,8 +188,12 @@ class StepCompiler:
                 declaration.project,
                 declaration.module,
                 environment,
+                # A config or redaction change makes a new generation of entries: an answer
+                # stored under the old ones (another prompt, a value then only masked) is
+                # never served again.
+                answers_generation(config, redaction),
             ),
-            redaction=redaction_factory(resolve_value(entry.redaction, context, "redaction")),
+            redaction=redaction_factory(redaction),
             audit=audit_factory(resolve_value(entry.audit, context, "audit"), self._audit),
         )
 

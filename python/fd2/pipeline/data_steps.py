@@ -4,10 +4,12 @@ endpoint with its meter and the module's class, or None when the module has no s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 import msgspec
+import orjson
 
 from fd2.audit.record import AuditSettings
 from fd2.audit.writer import AuditWriter
@@ -36,7 +38,10 @@ def cache_factory(
     project: str,
     module: str,
     environment: str,
+    generation: str = "",
 ) -> StepFactory | None:
+    """`generation`: a digest of what shapes the module's answers (its resolved config, its
+    redaction policy); entries of an earlier generation are never served after a change."""
     settings = cache_settings(raw)
     if settings is None:
         return None
@@ -65,9 +70,17 @@ def cache_factory(
             ignores=ignores,
             variant_fields=variant,
             meter=meter,
+            generation=generation,
         )
 
     return build
+
+
+def answers_generation(config: Any, redaction: Any) -> str:
+    """A short digest of a route's resolved config and redaction policy. Secrets enter as their
+    reference (`Secret`'s repr), never their value."""
+    canonical = orjson.dumps([config, redaction], option=orjson.OPT_SORT_KEYS, default=repr)
+    return hashlib.sha256(canonical).hexdigest()[:12]
 
 
 def redaction_factory(raw: Any) -> StepFactory | None:

@@ -4,7 +4,8 @@ its way back, streams included.
 Request: every string of the JSON body is scanned (messages, prompts, inputs, tool arguments);
 a kind whose action is `block` refuses the request with 400 naming the kind, never the value.
 Answer: a JSON answer is redacted whole (its content-length recomputed); an event stream event by
-event (`fd2.privacy.stream`); other content types pass as they are. Counts by kind go to the
+event (`fd2.privacy.stream`); other text (`text/*`, `+json`, NDJSON) whole, as text; binary
+content types pass as they are. Counts by kind go to the
 audit record and to `fd2_pii_matches`.
 """
 
@@ -89,11 +90,11 @@ class _Answer:
             for name, value in message.get("headers", ()):
                 if name == b"content-type":
                     kind = value.split(b";", 1)[0].strip().lower()
-            if kind == _JSON:
-                self._start, self._body = message, []  # sent once the whole body is redacted
-                return
             if kind == _SSE:
                 self._stream = StreamRedactor(self._redactor)
+            elif _whole_text(kind):
+                self._start, self._body = message, []  # sent once the whole body is redacted
+                return
             await self._send(message)
             return
         if message["type"] != "http.response.body":
@@ -149,6 +150,18 @@ class _Answer:
         if self._stream is not None:
             _record(self._request, "response", self._stream.found)
             self._stream = None
+
+
+def _whole_text(kind: bytes) -> bool:
+    """Answers read whole and redacted: JSON (also `+json` types such as problem details, and
+    NDJSON: not JSON as a whole, so scanned as text) and any other text. An upstream error in
+    `text/plain` that quotes a prompt is text a client reads too."""
+    return (
+        kind == _JSON
+        or kind.endswith(b"+json")
+        or kind.startswith(b"text/")
+        or (kind == b"application/x-ndjson")
+    )
 
 
 def _record(request: Request, direction: str, found: Found) -> None:

@@ -34,6 +34,8 @@ from fd2.serving.errors import (
     UnknownEnvironment,
 )
 from fd2.serving.health_listener import start_health_listener
+from fd2.serving.key_routing import PREFIX as KEY_ROUTED_PREFIX
+from fd2.serving.key_routing import KeyRouting
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_ids import request_id_from
 from fd2.serving.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
@@ -74,6 +76,7 @@ class Fd2App:
         self._metrics: RequestMetrics | None = None
         self._log_context = settings.log_format == "json"
         self._tracing: Tracing | None = None
+        self._key_routing = KeyRouting()  # routing (issue 13): /v1/... by project API key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -151,31 +154,56 @@ class Fd2App:
                 counted = False
                 if self._ops is None:
                     raise ServiceUnavailable("The gateway is starting; try again shortly.")
-                await self._ops.handle(scope, send_with_id)
+                await self._ops.handle(scope, send_with_id, receive)
                 return
             if self._tracing is not None:  # requests for routes only: no probe or scrape
                 span = self._tracing.start_request(headers, scope["method"])
                 if self._log_context:
                     TRACE_ID.set(span.trace_id)
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-            key = await self._route_key(raw_path, project_module, host)
-            route, key = await self._route(key, environment)
+            if self._by_project_key(raw_path, project_module, host):
+                # routing (issue 13): no project in the path; the key and the body's model say.
+                request = Request(
+                    scope,
+                    receive,
+                    request_id=request_id.decode("ascii"),
+                    project="",
+                    module="",
+                    environment="",
+                    path=raw_path.decode("latin-1"),
+                    content_length=_content_length(length),
+                    max_body=self.settings.max_body_bytes,
+                    body_timeout=self.settings.body_timeout,
+                )
+                routed = await self._key_routing.route(
+                    self._runtime().builder.table, request, raw_path, environment, self._route
+                )
+                if isinstance(routed, bytes):  # GET /v1/models: the aliases the key may use
+                    await send_bytes(send_with_id, 200, routed)
+                    return
+                key, route = routed
+                request.project, request.module = key.project, key.module
+                request.environment = route.environment
+            else:
+                key = await self._route_key(raw_path, project_module, host)
+                route, key = await self._route(key, environment)
             # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
             handler, endpoint = _handler(route, key, scope["method"])
             if span is not None:
                 span.route(route.project, route.module, route.environment, endpoint)
-            request = Request(
-                scope,
-                receive,
-                request_id=request_id.decode("ascii"),
-                project=key.project,
-                module=key.module,
-                environment=route.environment,
-                path=key.path,
-                content_length=_content_length(length),
-                max_body=self.settings.max_body_bytes,
-                body_timeout=self.settings.body_timeout,
-            )
+            if request is None:
+                request = Request(
+                    scope,
+                    receive,
+                    request_id=request_id.decode("ascii"),
+                    project=key.project,
+                    module=key.module,
+                    environment=route.environment,
+                    path=key.path,
+                    content_length=_content_length(length),
+                    max_body=self.settings.max_body_bytes,
+                    body_timeout=self.settings.body_timeout,
+                )
             loaded = route.loaded
             assert loaded is not None
             loaded.acquire()
@@ -261,6 +289,19 @@ class Fd2App:
                 series.active.dec()
             if request is not None and request.usage is not None:
                 metrics.used(series, request.usage)
+
+    def _by_project_key(
+        self, raw_path: bytes, project_module: bytes | None, host: bytes | None
+    ) -> bool:
+        """routing (issue 13): `/v1/...` with neither X-Project-Module nor a module subdomain
+        is routed by the project API key it carries."""
+        if project_module is not None or not raw_path.startswith(KEY_ROUTED_PREFIX):
+            return False
+        return (
+            self._base_domain is None
+            or host is None
+            or not subdomain_candidates(host, self._base_domain)
+        )
 
     async def _route_key(
         self, raw_path: bytes, project_module: bytes | None, host: bytes | None

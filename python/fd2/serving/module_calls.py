@@ -147,6 +147,7 @@ class ModuleHandle:
         module_type: str,
         environment: str,
         caller: str,
+        sets_scope: bool = False,
     ) -> None:
         self._table = table
         self.project = project
@@ -154,6 +155,9 @@ class ModuleHandle:
         self.module_type = module_type
         self.environment = environment
         self._caller = caller
+        self._sets_scope = sets_scope
+        """Whether `call` may put entries in the ASGI scope: for fd2's own callers (the job
+        runner's captured identity), never for the handles modules get."""
 
     async def call(
         self,
@@ -171,7 +175,9 @@ class ModuleHandle:
         (and its route's steps) see: forward the caller's `authorization` where the target
         needs one. `request_id` ties the call to the request being served in the logs. `scope`:
         extra ASGI scope entries for the route's steps (only in-process callers can set any;
-        `fd2.jobs` passes the identity a job was submitted with)."""
+        `fd2.jobs` passes the identity a job was submitted with; a module's handle refuses)."""
+        if scope and not self._sets_scope:
+            raise ValueError("scope entries are for fd2's own callers, not a module's handle")
         payload, content_type = _payload(body)
         request_id = request_id or uuid.uuid4().hex
         try:

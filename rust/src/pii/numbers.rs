@@ -185,7 +185,7 @@ pub fn ipv6(text: &[u8], i: usize) -> Option<Match> {
     })
 }
 
-/// International (`+` and 8 to 15 digits) or North American (`(415) 555-2671`,
+/// International (`+` and 8 to 15 digits with separators, or 10 to 15 without) or North American (`(415) 555-2671`,
 /// `415-555-2671`, `1 415 555 2671`) numbers with separators; a bare run of
 /// digits is not taken for a phone number.
 fn phone(text: &[u8], i: usize) -> Option<Match> {
@@ -234,7 +234,13 @@ fn phone(text: &[u8], i: usize) -> Option<Match> {
     }
     let digits: usize = groups[..count].iter().sum();
     let ok = if plus {
-        (8..=15).contains(&digits) && count >= 2
+        // With separators 8 to 15 digits; written compactly as E.164 (`+4915112345678`, how
+        // phone systems and forms store them) at least 10, so a short signed number is not one.
+        if count >= 2 {
+            (8..=15).contains(&digits)
+        } else {
+            (10..=15).contains(&digits)
+        }
     } else {
         matches!(&groups[..count], [3, 3, 4] | [1, 3, 3, 4])
     };

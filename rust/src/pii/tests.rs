@@ -82,3 +82,15 @@ fn a_phone_number_ends_before_a_longer_number() {
         [("phone", "+1 415 555 2671"), ("card", "4111111111111111")]
     );
 }
+
+#[test]
+fn a_compact_international_number_is_a_phone_number() {
+    assert_eq!(
+        kinds("call +4915112345678 now"),
+        [("phone", "+4915112345678")]
+    );
+    assert_eq!(kinds("call +14155552671."), [("phone", "+14155552671")]);
+    // Too short to be a whole E.164 number without separators, or glued to a word.
+    assert_eq!(kinds("delta +12345678 units"), []);
+    assert_eq!(kinds("x+4915112345678"), []);
+}

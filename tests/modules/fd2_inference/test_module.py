@@ -734,10 +734,15 @@ async def test_meters_cover_the_inference_endpoints(make: Make) -> None:
         "/v1/completions",
         "/v1/embeddings",
         "/v1/messages",  # Anthropic's Messages API (fd2_inference.inbound), on every module
+        "/v1/responses",  # OpenAI's Responses API (fd2_inference.responses), on every module
     }
     chat_only = make(answer(200), config={"endpoint_url": exchange.upstream.url("/invoke")})
     await chat_only.run("/v1/chat/completions", CHAT)
-    assert set(chat_only.module.meters()) == {"/v1/chat/completions", "/v1/messages"}
+    assert set(chat_only.module.meters()) == {
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+    }
 
 
 async def test_finished_stream_without_done_ends_with_fd2s_done(make: Make) -> None:

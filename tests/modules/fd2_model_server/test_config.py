@@ -24,13 +24,19 @@ def test_api_key_is_a_secret() -> None:
     assert "k-123" not in repr(config)
 
 
+def test_api_key_enabled_without_a_server_key_is_served() -> None:
+    # api_key_enabled asks callers for a project API key (the Control Tower's key-auth); the
+    # devkit's model server checks no credential, so it needs no key of its own.
+    config = load_config({"service_url": "http://ms", "api_key_enabled": True})
+    assert config.api_key_enabled is True and config.api_key is None
+
+
 @pytest.mark.parametrize(
     ("raw", "says"),
     [
         ({}, "service_url"),
         ({"service_url": "http://ms", "batch_size": 0}, "batch_size"),
         ({"service_url": "http://ms", "rerank_endpoint": "rerank"}, "rerank_endpoint"),
-        ({"service_url": "http://ms", "api_key_enabled": True}, "api_key"),
         ({"service_url": "http://ms", "available_embedding_models": "bge"}, "available"),
     ],
 )

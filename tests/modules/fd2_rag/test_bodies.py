@@ -61,6 +61,20 @@ def test_nothing_to_merge_leaves_no_filter() -> None:
     assert "query_expansion" not in prepare_query({"query": "q"}, config)
 
 
+def test_the_control_towers_zero_threshold_leaves_the_configurations_own() -> None:
+    # The Control Tower writes default_similarity_threshold: 0.0 into every manifest that names
+    # none; the devkit applies its configuration's threshold when the request has none.
+    config = load_config(
+        {"service_url": "http://rag", "configuration_name": "kb", "default_similarity_threshold": 0}
+    )
+    assert "similarity_threshold" not in prepare_query({"query": "q"}, config)
+    assert "similarity_threshold" not in prepare_retrieve({"query": "q"}, config)
+    assert (
+        prepare_query({"query": "q", "similarity_threshold": 0}, config)["similarity_threshold"]
+        == 0
+    )
+
+
 @pytest.mark.parametrize(
     ("caller", "expected"),
     [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fd2_workflows.errors import IterationsExceeded, NodeFailed
+from fd2_workflows.errors import IterationsExceeded, NodeFailed, TooManyItems
 from fd2_workflows.executor import run_graph
 from fd2_workflows.functions import Updates
 
@@ -73,6 +73,23 @@ async def test_parallel_items_keep_their_order_and_batch_size_bounds_concurrency
     )
     assert state["summaries"] == [f"<{i}>!" for i in range(10)]
     assert model.most == 3
+
+
+async def test_a_parallel_node_refuses_more_items_than_its_max_items_before_any_call() -> None:
+    graph, schema = build(
+        state_schema={"chunks": "array", "summaries": "array"},
+        nodes=[llm("each", "<{chunk}>", parallel=True, max_items=5)],
+    )
+    model = Model()
+    with pytest.raises(TooManyItems) as refused:
+        await run_graph(
+            graph,
+            schema.initial({"chunks": [str(i) for i in range(6)]}),
+            call_model=model,
+            max_iterations=10,
+        )
+    assert refused.value.status == 400 and "at most 5" in refused.value.message
+    assert model.bodies == []
 
 
 async def test_fan_out_runs_branches_together_and_merges_in_node_order() -> None:

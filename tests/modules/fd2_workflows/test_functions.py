@@ -8,6 +8,7 @@ from fd2.serving.errors import ConfigError
 from fd2_workflows.conditions import Condition
 from fd2_workflows.errors import NodeFailed
 from fd2_workflows.functions import (
+    MAX_ATTEMPTS,
     ExtractJsonOptions,
     JoinOptions,
     SplitOptions,
@@ -53,6 +54,24 @@ def test_extract_json_finds_the_first_value_in_prose_and_fences() -> None:
     }
     with pytest.raises(NodeFailed, match="holds no JSON"):
         extract_json({"final_summary": "{not json"}, ExtractJsonOptions(), "e")
+
+
+def test_extract_json_tries_a_bounded_number_of_openings() -> None:
+    # Each failed opening may read to the end: trying all of them would cost the square of the
+    # text's length. Past MAX_ATTEMPTS openings the text holds no JSON as far as fd2 looks.
+    late = "[x " * MAX_ATTEMPTS + '{"found": 1}'
+    with pytest.raises(NodeFailed, match="holds no JSON"):
+        extract_json({"v": late}, ExtractJsonOptions(input="v", output="o"), "e")
+    early = "[x " * (MAX_ATTEMPTS - 1) + '{"found": 1}'
+    assert extract_json({"v": early}, ExtractJsonOptions(input="v", output="o"), "e") == {
+        "o": {"found": 1}
+    }
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[" * 300 + "]" * 300])
+def test_extract_json_of_deep_nesting_is_a_node_failure(text: str) -> None:
+    with pytest.raises(NodeFailed):
+        extract_json({"v": text}, ExtractJsonOptions(input="v", output="o"), "e")
 
 
 def test_conditions() -> None:

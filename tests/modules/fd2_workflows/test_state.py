@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fd2.serving.errors import BadRequest, ConfigError
-from fd2_workflows.state import StateSchema
+from fd2_workflows.state import MAX_DEPTH, StateSchema, within_depth
 
 SUMMARIZER = {
     "document": "string",
@@ -81,3 +81,16 @@ def test_unknown_types_and_keys_are_config_errors() -> None:
 def test_an_empty_schema_accepts_any_field() -> None:
     state = schema({}, written=())
     assert state.initial({"anything": [1]}) == {"anything": [1]}
+
+
+def test_values_nested_past_the_limit_are_refused() -> None:
+    schema = StateSchema({"extra": {"type": "any", "required": True}})
+    schema.set_written(())
+    value: object = 1
+    for _ in range(MAX_DEPTH):
+        value = [value]
+    assert schema.initial({"extra": value})["extra"] == value
+    with pytest.raises(BadRequest, match="nested") as caught:
+        schema.initial({"extra": [value]})
+    assert caught.value.param == "extra"
+    assert within_depth({"a": [{"b": []}]}, 4) and not within_depth({"a": [{"b": []}]}, 3)

@@ -89,15 +89,25 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
         """The modules with `metadata.fd2` folded in (docs/manifests.md)."""
         settings = project_settings(self.metadata)
         by_name = {module.name: module for module in self.modules}
-        unknown = sorted(set(settings.modules) - set(by_name))
+        unknown = sorted(
+            name
+            for name, extra in settings.modules.items()
+            if name not in by_name and extra.module_type is None
+        )
         if unknown:
             raise ValueError(
                 "metadata.fd2.modules names module(s) the manifest does not have: "
                 + ", ".join(unknown)
+                + " (a module declared there whole needs its module_type)"
             )
         effective = []
         for module in self.modules:
             extra = settings.modules.get(module.name)
+            if extra is not None and extra.module_type is not None:
+                raise ValueError(
+                    f"metadata.fd2.modules.{module.name}.module_type: the module is in the "
+                    "manifest's modules list, whose module_type it keeps"
+                )
             if extra is not None:
                 module = msgspec.structs.replace(
                     module,
@@ -114,6 +124,23 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
                     config=merged_config(module.config, extra.config),
                 )
             effective.append(module)
+        for name, extra in settings.modules.items():
+            if name not in by_name and extra.module_type is not None:
+                effective.append(
+                    ProjectModule(
+                        module_type=extra.module_type,
+                        name=name,
+                        status=extra.status,
+                        description=extra.description,
+                        config=extra.config,
+                        auth=extra.auth,
+                        limits=extra.limits,
+                        cache=extra.cache,
+                        redaction=extra.redaction,
+                        audit=extra.audit,
+                        dependencies=extra.dependencies,
+                    )
+                )
         return effective
 
     def effective_api_keys(self) -> tuple[dict[str, Any], ...]:

@@ -10,6 +10,9 @@ them from there:
         "modules": {"<module>": {"auth": {...}, "limits": {...}, "dependencies": [...],
                                  "config": {...merged into the module's config...}}}}}
 
+A module of a type the Control Tower cannot store at all is declared here whole, with its
+`module_type` (and `status`, `config`, ...), and is served as if it were in `modules`.
+
 `apply_overlay` folds these into each module entry when a manifest is turned into declarations,
 so everything downstream reads one effective entry, whichever place the setting came from.
 """
@@ -26,6 +29,12 @@ OVERLAY_KEY: Final = "fd2"
 class ModuleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What fd2 reads of one module from `metadata.fd2.modules.<name>`."""
 
+    module_type: str | None = None
+    """Only for a module declared here whole, one the manifest's `modules` list cannot hold: a
+    type the Control Tower has no model for (its `ModuleType` enum refuses it), such as
+    `structured_prompt`. A module of the list keeps the type written there."""
+    status: str | None = None
+    description: str | None = None
     auth: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
     cache: dict[str, Any] | None = None
