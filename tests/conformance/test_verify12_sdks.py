@@ -303,3 +303,35 @@ def test_anthropic_count_tokens_is_a_clean_404(
     assert response.headers.get("content-type", "").startswith("application/json")
     assert b"Traceback" not in response.content
     assert replayer.result()["requests"] == 0
+
+
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "openai"])
+@pytest.mark.parametrize("scenario", ["error_429"])
+def test_headers_quoting_the_key_are_scrubbed(
+    provider: str,
+    scenario: str,
+    verify_fd2: Service,  # noqa: F811
+    replayer: Replay,
+) -> None:
+    """A translated provider's error that sends the key back in a passed-through header (rate
+    limits). Not yet true of success answers and of the passthrough's errors, whose
+    `relayed_headers` are not scrubbed (reported to the lead)."""
+    from .verify12_support import secrets_of
+
+    loaded = transcript(provider, scenario)
+    key = secrets_of(provider)[0]
+    loaded["response"]["headers"] = [
+        *loaded["response"].get("headers", []),
+        ["x-ratelimit-note", f"key {key}"],
+        ["anthropic-ratelimit-tokens-reset", key],
+    ]
+    replayer.load(loaded)
+    import httpx
+
+    response = httpx.post(
+        f"{base_url(verify_fd2, provider)}/chat/completions",
+        json={"model": MODEL, "messages": messages(), "max_tokens": MAX_TOKENS},
+        timeout=30,
+    )
+    for name, value in response.headers.items():
+        assert key not in value, f"header {name} carries the key"
