@@ -207,15 +207,20 @@ class ProviderError(Fd2Error):
     type, code and the headers a client needs (`retry-after`, rate limits) passed through."""
 
     def __init__(self, failure: ProviderFailure, scrubber: Scrubber | None = None) -> None:
-        message = scrubber.text(failure.message) if scrubber is not None else failure.message
-        super().__init__(message, code=failure.code)
+        # Everything taken from the provider's answer is scrubbed, not only the message: an
+        # upstream may quote the key in its error code or a header it sends back.
+        def clean(text: str) -> str:
+            return scrubber.text(text) if scrubber is not None else text
+
+        code = clean(failure.code) if failure.code is not None else None
+        super().__init__(clean(failure.message), code=code)
         # Per instance: the status and type are the provider's, mapped.
         self.status = failure.status  # type: ignore[misc]
         self.error_type = failure.type  # type: ignore[misc]
-        if failure.code is None:
+        if code is None:
             self.code = None  # type: ignore[misc]
         self._headers = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            (name.lower().encode("latin-1"), clean(value).encode("latin-1"))
             for name, value in failure.headers
         ]
 

@@ -25,6 +25,7 @@ from fd2_inference.answers import (
     gateway_error,
     shutting_down,
     unsupported,
+    untranslatable,
 )
 from fd2_inference.framing import deframer_for, is_stream_answer
 from fd2_inference.metering import wants_usage
@@ -40,6 +41,7 @@ from fd2_inference.translated import (
     report_usage,
     translated_answer,
     translated_chunks,
+    untranslatable_stream,
 )
 from fd2_inference.upstream import (
     CLIENT_ERRORS,
@@ -179,6 +181,20 @@ class ProviderChat:
                     except (*CLIENT_ERRORS, TimeoutError) as exc:
                         error = gateway_error(exc, upstream.total_s)
                         assert error is not None
+                        raise ProviderStreamError(_as_failure(error)) from None
+                    except ProviderStreamError:
+                        raise
+                    except Exception as exc:
+                        if not untranslatable_stream(exc):
+                            raise
+                        # As the chat relay does: the caller ends its stream with one error
+                        # event, instead of the request failing with the exception mid-stream.
+                        self._logger.warning(
+                            "request %s: untranslatable stream (%s)", rid, type(exc).__name__
+                        )
+                        error = untranslatable(
+                            provider.name, "its stream is not the documented shape"
+                        )
                         raise ProviderStreamError(_as_failure(error)) from None
                     for chunk in batch:
                         yield chunk

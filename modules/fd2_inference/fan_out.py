@@ -18,10 +18,11 @@ from fd2.serving.draining import drain_guard
 from fd2.serving.request import Request
 from fd2.serving.responses import send_bytes
 from fd2.types import Send
-from fd2_inference.answers import relayed_headers, shutting_down
+from fd2_inference.answers import relayed_headers, shutting_down, untranslatable
 from fd2_inference.chat_service import upstream_call
 from fd2_inference.providers.base import Provider, ProviderCall
-from fd2_inference.translated import report_usage, translated_answer
+from fd2_inference.translated import TRANSLATION_ERRORS as _TRANSLATION_ERRORS
+from fd2_inference.translated import check_usage, report_usage, translated_answer
 from fd2_inference.upstream import Opens
 
 MAX_CONCURRENT_CALLS: Final = 8
@@ -86,7 +87,12 @@ async def relay_fanned_out(
                 raise
             logger.warning("request %s: ended by the shutdown deadline", rid)
             raise shutting_down() from None
-    answer = merge([payload for payload, _ in results])
+    try:
+        answer = merge([payload for payload, _ in results])
+        check_usage(answer.get("usage"))
+    except _TRANSLATION_ERRORS as exc:
+        logger.warning("request %s: untranslatable answer (%s)", rid, type(exc).__name__)
+        raise untranslatable(provider.name, "its answer is not the documented shape") from None
     if request.metered:
         report_usage(request, answer.get("usage"))
     if finish is not None:

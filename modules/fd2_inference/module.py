@@ -9,7 +9,7 @@ APISIX route (`apisix_route` + `apisix_gateway_module`), serves chat completions
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -26,7 +26,7 @@ from fd2_inference.chat_service import ProviderChat, provider_call, upstream_cal
 from fd2_inference.config import InferenceConfig, load_config, provider_settings
 from fd2_inference.deployments.config import has_deployments  # routing (issue 13)
 from fd2_inference.deployments.service import DeployedEndpoints  # routing (issue 13)
-from fd2_inference.embeddings import as_requested
+from fd2_inference.embeddings import as_requested, checked, input_count
 from fd2_inference.exchange import relay_json
 from fd2_inference.extra_endpoints import EXTRA_ENDPOINTS
 from fd2_inference.extras import ExtraEndpoint, ModuleParts
@@ -374,7 +374,11 @@ class InferenceModule(Module):
                     calls = per_input.embeddings_calls(payload)
                 except UnsupportedParameter as exc:
                     raise unsupported(exc) from None
-                merge = partial(per_input.embeddings_merge, model=model)
+                count = input_count(payload)
+
+                def merge(payloads: Sequence[bytes]) -> Mapping[str, Any]:
+                    return checked(per_input.embeddings_merge(payloads, model=model), count)
+
                 fanned = relay_fanned_out(
                     self._upstream,
                     provider,
@@ -391,7 +395,11 @@ class InferenceModule(Module):
                 call = upstream_call(provider.embeddings_call(payload), rid)
             except UnsupportedParameter as exc:
                 raise unsupported(exc) from None
-            translate = partial(provider.embeddings_answer, model=model)
+            count = input_count(payload)
+
+            def translate(body: bytes) -> Mapping[str, Any]:
+                return checked(provider.embeddings_answer(body, model=model), count)
+
             work = relay_translated_json(
                 self._upstream,
                 provider,

@@ -52,7 +52,41 @@ _SSE_HEADERS: Final = [
 ]
 _FINAL_SEND_S: Final = 1.0
 # What a translation may raise on an answer that is not the shape the provider's reference gives.
-_TRANSLATION_ERRORS: Final = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+TRANSLATION_ERRORS: Final = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+_TRANSLATION_ERRORS: Final = TRANSLATION_ERRORS
+
+
+def untranslatable_stream(exc: BaseException) -> bool:
+    """Whether `exc`, raised while framing or translating a provider stream, says the stream is
+    not the documented shape (a translation error, or the native framer's: an oversized event,
+    a bad checksum)."""
+    return isinstance(exc, _TRANSLATION_ERRORS) or type(exc).__module__ == "fd2._native"
+
+
+_MAX_TOKENS: Final = 1 << 53
+"""More tokens than any answer holds; a count past it (a provider's `1e300`) is no count, and
+would not even serialise (orjson refuses integers past 64 bits)."""
+
+
+def check_usage(usage: object) -> None:
+    """Raises ValueError when a translated `usage` holds an integer count that is no token
+    count (negative, or past any real one: a provider's `1e300` made an integer): the answer
+    is then untranslatable, never served or metered with it. Other members are left as they
+    are (OpenAI-compatible providers may add their own)."""
+    if not isinstance(usage, Mapping):
+        return
+    for value in usage.values():
+        if isinstance(value, Mapping):
+            check_usage(value)
+        elif isinstance(value, int) and not 0 <= value < _MAX_TOKENS:
+            raise ValueError("usage: a count out of range")
+
+
+def _checked(chunks: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    for chunk in chunks:
+        if chunk.get("usage") is not None:
+            check_usage(chunk["usage"])
+    return chunks
 
 
 def chunk_event(chunk: Mapping[str, Any]) -> bytes:
@@ -106,7 +140,9 @@ async def translated_answer(
     if body is None:
         raise UpstreamError(f"The upstream answered HTTP {status} with a body too large to relay.")
     try:
-        return translate(body), response.raw_headers
+        answer = translate(body)
+        check_usage(answer.get("usage"))
+        return answer, response.raw_headers
     except _TRANSLATION_ERRORS as exc:
         logger.warning("request %s: untranslatable answer (%s)", request_id, type(exc).__name__)
         raise untranslatable(provider.name, "its answer is not the documented shape") from None
@@ -284,12 +320,12 @@ async def translated_chunks(
     async for data in reads:
         events = feed(data)
         if len(events) == 1:
-            yield translate(events[0])
+            yield _checked(translate(events[0]))
             continue
         chunks: list[Mapping[str, Any]] = []
         try:
             for event in events:
-                chunks.extend(translate(event))
+                chunks.extend(_checked(translate(event)))
         except (ProviderStreamError, *_TRANSLATION_ERRORS):
             # One read may hold text and then the provider's error event (or an event that
             # cannot be translated): the client gets the text before the error, as it would
@@ -299,7 +335,7 @@ async def translated_chunks(
             raise
         yield chunks
     deframer.finish()  # an unfinished last event is dropped: the translator's finish tells
-    yield translator.finish()
+    yield _checked(translator.finish())
 
 
 async def _after(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -330,7 +366,7 @@ def _stream_error(relay: _Stream, exc: Exception, total_s: float) -> Fd2Error:
     error = gateway_error(exc, total_s)
     if error is not None:
         return error
-    if isinstance(exc, _TRANSLATION_ERRORS) or type(exc).__module__ == "fd2._native":
+    if untranslatable_stream(exc):
         relay.logger.warning(
             "request %s: untranslatable stream (%s)",
             relay.request.request_id,

@@ -25,6 +25,7 @@ from fd2_inference.providers.base import (
     ProviderCall,
     ProviderFailure,
     ProviderSettings,
+    path_segment,
 )
 from fd2_inference.providers.openai import (
     EVENT_STREAM,
@@ -56,7 +57,10 @@ class AzureProvider:
         deployment = self._deployment or body.get("model")
         if not isinstance(deployment, str) or not deployment:
             raise BadRequest("'model' (the Azure deployment) is required.", param="model")
-        return f"/openai/deployments/{quote(deployment, safe='')}/{operation}{self._query}"
+        segment = path_segment(deployment)
+        if segment is None:
+            raise BadRequest("'model' is not a valid Azure deployment name.", param="model")
+        return f"/openai/deployments/{segment}/{operation}{self._query}"
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
         path = self._path(body, "chat/completions")

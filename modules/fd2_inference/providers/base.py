@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, Protocol
+from urllib.parse import quote
 
 ParamPolicy = Literal["refuse", "drop"]
 """What a provider does with a request parameter it cannot honour: a 400 naming it (`refuse`,
@@ -178,6 +179,16 @@ class ChatService(Protocol):
     async def complete(self, body: dict[str, Any], request: Any) -> Mapping[str, Any]: ...
 
     def stream(self, body: dict[str, Any], request: Any) -> AsyncIterator[Mapping[str, Any]]: ...
+
+
+def path_segment(value: str) -> str | None:
+    """`value` (a model or deployment name) as one percent-encoded URL path segment, or None
+    when it cannot be one: `.` and `..` survive percent-encoding and the HTTP client resolves
+    them (`/model/../converse` is sent as `/converse`), so a client's model would choose
+    another path of the provider's API."""
+    if value.strip() in ("", ".", ".."):
+        return None
+    return quote(value, safe="")
 
 
 # --- Helpers every provider's `failure` may use: one mapping of statuses for all of them.

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
-from urllib.parse import quote
 
 import orjson
 import yarl
 
-from fd2.serving.errors import ConfigError
+from fd2.serving.errors import BadRequest, ConfigError
 from fd2_inference.providers.base import (
     Framing,
     ProviderCall,
     ProviderFailure,
     ProviderSettings,
     UnsupportedParameter,
+    path_segment,
 )
 from fd2_inference.providers.bedrock_answer import (
     chat_completion,
@@ -84,7 +84,10 @@ class BedrockProvider:
             raise UnsupportedParameter("model", PROVIDER, ": a Bedrock model id is required")
         # Model ids hold ':' (`...-v1:0`), ARNs also '/': encoded as boto3 does, then in the form
         # aiohttp (yarl) sends, since the signature must be computed over the path as sent.
-        path = f"/model/{quote(model, safe='')}/{action}"
+        segment = path_segment(model)
+        if segment is None:
+            raise BadRequest("'model' is not a valid Bedrock model id.", param="model")
+        path = f"/model/{segment}/{action}"
         return yarl.URL(path).raw_path
 
     def _signed(

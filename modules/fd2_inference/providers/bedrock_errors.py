@@ -13,7 +13,7 @@ from typing import Final
 
 import orjson
 
-from fd2_inference.providers.base import ProviderFailure
+from fd2_inference.providers.base import ProviderFailure, passed_headers
 
 # kind -> (status fd2 answers, OpenAI error type, code)
 _INVALID: Final = (400, "invalid_request_error", None)
@@ -119,7 +119,12 @@ def http_failure(status: int, headers: Mapping[str, str], payload: bytes) -> Pro
             body = None
         if isinstance(body, dict) and isinstance(body.get("__type"), str):
             kind = body["__type"].rpartition("#")[2]
-    passed = tuple((name, lowered[name]) for name in _PASSED if name in lowered)
+    # Bedrock sends no rate-limit headers itself; a proxy in front may (passed as for every
+    # provider).
+    passed = (
+        *((name, lowered[name]) for name in _PASSED if name in lowered),
+        *((name, value) for name, value in passed_headers(lowered) if name not in _PASSED),
+    )
     return _failure(kind_of(kind), status, _message(payload), passed)
 
 
