@@ -9,6 +9,7 @@ only the HTTP status.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -47,12 +48,21 @@ class _Answer(msgspec.Struct):
 _ANSWER: Final = msgspec.json.Decoder(_Answer)
 
 
+_TOKEN_LIKE: Final = re.compile(rb"(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{16,}")
+"""A run of 16 or more token characters with a letter in it: how an API key looks, and never
+how a rate limit, a reset time (`6m0s`, RFC 3339) or a `Retry-After` (seconds, HTTP date) does."""
+
+
 def relayed_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
-    """The upstream response headers a client should see (rate limits, processing time)."""
+    """The upstream response headers a client should see (rate limits, processing time). A
+    value that looks like a credential is not relayed: an upstream that echoes the key it was
+    sent into a header (a misconfigured proxy) must not hand it to the client."""
     relayed: Headers = []
     for name, value in raw:
         lower = name.lower()
-        if lower.startswith(_RELAYED_PREFIX) or lower in _RELAYED_NAMES:
+        if (lower.startswith(_RELAYED_PREFIX) or lower in _RELAYED_NAMES) and not (
+            _TOKEN_LIKE.search(value)
+        ):
             relayed.append((lower, value))
     return relayed
 

@@ -186,3 +186,14 @@ def test_an_upstream_5xx_is_relayed_as_a_bad_gateway_but_busy_and_slow_keep_thei
     assert [relayed_error_status(s) for s in (500, 501, 502, 503, 504, 529)] == [
         502, 502, 502, 503, 504, 502,
     ]  # fmt: skip
+
+
+def test_a_relayed_header_that_looks_like_a_credential_is_left_out() -> None:
+    raw = [
+        (b"x-ratelimit-limit-requests", b"10000"),
+        (b"x-ratelimit-reset-tokens", b"6m0s"),
+        (b"retry-after", b"Wed, 21 Oct 2026 07:28:00 GMT"),
+        (b"x-ratelimit-key", b"sk-live-0123456789abcdefghij"),  # an upstream echoing its key
+        (b"x-ratelimit-note", b"Bearer abcdefABCDEF0123456789"),
+    ]
+    assert relayed_headers(raw) == raw[:3]
