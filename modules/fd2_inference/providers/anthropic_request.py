@@ -22,7 +22,7 @@ from typing import Any, Final
 import orjson
 
 from fd2.serving.errors import BadRequest
-from fd2_inference.providers.base import ParamPolicy, UnsupportedParameter
+from fd2_inference.providers.base import ParamPolicy, UnsupportedParams
 
 PROVIDER: Final = "anthropic"
 
@@ -59,7 +59,7 @@ def messages_body(
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The Messages API body for an OpenAI chat request body, and the parameters left out under
     the `drop` policy (the module logs them)."""
-    unsupported = _Policy(policy)
+    unsupported = UnsupportedParams(PROVIDER, policy)
     for key in body:
         if key not in _CONSUMED and key not in _TRANSLATED:
             unsupported(key)
@@ -85,19 +85,6 @@ def messages_body(
     return out, tuple(dict.fromkeys(unsupported.dropped))
 
 
-class _Policy:
-    __slots__ = ("_policy", "dropped")
-
-    def __init__(self, policy: ParamPolicy) -> None:
-        self._policy = policy
-        self.dropped: list[str] = []
-
-    def __call__(self, param: str, why: str = "") -> None:
-        if self._policy == "refuse":
-            raise UnsupportedParameter(param, PROVIDER, why)
-        self.dropped.append(param)
-
-
 def _max_tokens(body: Mapping[str, Any], default: int) -> int:
     for key in ("max_completion_tokens", "max_tokens"):
         value = body.get(key)
@@ -109,7 +96,7 @@ def _max_tokens(body: Mapping[str, Any], default: int) -> int:
     return default
 
 
-def _sampling(body: Mapping[str, Any], out: dict[str, Any], unsupported: _Policy) -> None:
+def _sampling(body: Mapping[str, Any], out: dict[str, Any], unsupported: UnsupportedParams) -> None:
     temperature = body.get("temperature")
     if temperature is not None:
         if not isinstance(temperature, int | float) or isinstance(temperature, bool):
@@ -180,7 +167,7 @@ def _tool_choice(choice: object) -> dict[str, Any] | None:
     raise BadRequest("Unsupported 'tool_choice'.", param="tool_choice")
 
 
-def _response_format(value: object, out: dict[str, Any], unsupported: _Policy) -> None:
+def _response_format(value: object, out: dict[str, Any], unsupported: UnsupportedParams) -> None:
     if value is None:
         return
     kind = value.get("type") if isinstance(value, Mapping) else None
@@ -211,7 +198,7 @@ def _response_format(value: object, out: dict[str, Any], unsupported: _Policy) -
 
 
 def _turns(
-    messages: Sequence[object], unsupported: _Policy
+    messages: Sequence[object], unsupported: UnsupportedParams
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
@@ -264,7 +251,7 @@ def _texts(message: Mapping[str, Any], role: object) -> list[str]:
     raise BadRequest(f"A {role} message needs a 'content'.", param="messages")
 
 
-def _user_content(content: object, unsupported: _Policy) -> str | list[dict[str, Any]]:
+def _user_content(content: object, unsupported: UnsupportedParams) -> str | list[dict[str, Any]]:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):

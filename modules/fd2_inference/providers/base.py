@@ -99,6 +99,25 @@ class UnsupportedParameter(ValueError):
         self.param = param
 
 
+class UnsupportedParams:
+    """One call's `unsupported_params` policy, called with each parameter the provider cannot
+    honour: under `refuse` it raises UnsupportedParameter (a 400 naming it); under `drop` it
+    notes the parameter once in `dropped` (ProviderCall.dropped: the module logs it)."""
+
+    __slots__ = ("_provider", "_refuse", "dropped")
+
+    def __init__(self, provider: str, policy: ParamPolicy) -> None:
+        self._provider = provider
+        self._refuse = policy == "refuse"
+        self.dropped: list[str] = []
+
+    def __call__(self, param: str, why: str = "") -> None:
+        if self._refuse:
+            raise UnsupportedParameter(param, self._provider, why)
+        if param not in self.dropped:
+            self.dropped.append(param)
+
+
 class StreamTranslator(Protocol):
     """Translates one stream: fed the provider's events in order, returns the OpenAI
     `chat.completion.chunk` objects to send for each (often none, sometimes several)."""

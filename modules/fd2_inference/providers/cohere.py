@@ -22,7 +22,7 @@ from fd2_inference.providers.base import (
     ProviderFailure,
     ProviderSettings,
     StreamTranslator,
-    UnsupportedParameter,
+    UnsupportedParams,
     standard_failure,
 )
 from fd2_inference.providers.cohere_request import chat_request
@@ -35,24 +35,6 @@ _INPUT_TYPES: Final = frozenset(
 _MESSAGE_LIMIT: Final = 2000
 _INVALID_TOKEN: Final = 498
 """Cohere's own status for a key it does not accept: a 401 in OpenAI's terms."""
-
-
-class _Policy:
-    """One call's `unsupported_params` policy: raises under `refuse`; under `drop` notes the
-    parameter for `ProviderCall.dropped` (the module logs it)."""
-
-    __slots__ = ("_provider", "_refuse", "dropped")
-
-    def __init__(self, provider: str, policy: ParamPolicy) -> None:
-        self._provider = provider
-        self._refuse = policy == "refuse"
-        self.dropped: list[str] = []
-
-    def __call__(self, param: str, why: str) -> None:
-        if self._refuse:
-            raise UnsupportedParameter(param, self._provider, why)
-        if param not in self.dropped:
-            self.dropped.append(param)
 
 
 class CohereProvider:
@@ -89,7 +71,7 @@ class CohereProvider:
         return headers
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
-        policy = _Policy(self.name, self._policy)
+        policy = UnsupportedParams(self.name, self._policy)
         request = chat_request(body, policy, stream=stream)
         return ProviderCall(
             method="POST",
@@ -107,7 +89,7 @@ class CohereProvider:
         return CohereStream(model=model, include_usage=include_usage, created=int(time.time()))
 
     def embeddings_call(self, body: Mapping[str, Any]) -> ProviderCall:
-        policy = _Policy(self.name, self._policy)
+        policy = UnsupportedParams(self.name, self._policy)
         for key, value in body.items():
             if key not in _EMBED_KEYS and value is not None:
                 policy(key, "")

@@ -26,7 +26,7 @@ from fd2_inference.providers.base import (
     ProviderFailure,
     ProviderSettings,
     StreamTranslator,
-    UnsupportedParameter,
+    UnsupportedParams,
     standard_failure,
 )
 from fd2_inference.providers.gemini_request import chat_request, model_path
@@ -35,24 +35,6 @@ from fd2_inference.providers.gemini_stream import GeminiStream
 _EMBED_KEYS: Final = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
 _MESSAGE_LIMIT: Final = 2000
 _RETRY_DELAY: Final = re.compile(r"(\d+(?:\.\d+)?)s")
-
-
-class _Policy:
-    """One call's `unsupported_params` policy: raises under `refuse`; under `drop` notes the
-    parameter for `ProviderCall.dropped` (the module logs it)."""
-
-    __slots__ = ("_provider", "_refuse", "dropped")
-
-    def __init__(self, provider: str, policy: ParamPolicy) -> None:
-        self._provider = provider
-        self._refuse = policy == "refuse"
-        self.dropped: list[str] = []
-
-    def __call__(self, param: str, why: str) -> None:
-        if self._refuse:
-            raise UnsupportedParameter(param, self._provider, why)
-        if param not in self.dropped:
-            self.dropped.append(param)
 
 
 class GeminiProvider:
@@ -98,7 +80,7 @@ class GeminiProvider:
 
     def chat_call(self, body: Mapping[str, Any], *, stream: bool) -> ProviderCall:
         model = model_path(body)
-        policy = _Policy(self.name, self._policy)
+        policy = UnsupportedParams(self.name, self._policy)
         request = chat_request(
             body,
             policy,
@@ -125,7 +107,7 @@ class GeminiProvider:
 
     def embeddings_call(self, body: Mapping[str, Any]) -> ProviderCall:
         model = model_path(body)
-        policy = _Policy(self.name, self._policy)
+        policy = UnsupportedParams(self.name, self._policy)
         for key, value in body.items():
             if key not in _EMBED_KEYS and value is not None:
                 policy(key, "")
