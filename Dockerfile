@@ -59,7 +59,7 @@ RUN /opt/build/bin/maturin build --release --locked --strip --out /wheels \
     && /opt/fd2/bin/pip check \
     && /opt/fd2/bin/pip uninstall -y pip setuptools \
     && /opt/fd2/bin/fd2 --version \
-    && /opt/fd2/bin/fd2 --version | grep -q "module types: inference_endpoint, inference_openai, jwt_config, langgraph_workflow, model_server, rag_service" \
+    && /opt/fd2/bin/fd2 --version | grep -q "module types: inference_endpoint, inference_openai, jwt_config, langgraph_workflow, model_server, rag_service, structured_prompt" \
     && /opt/fd2/bin/fd2 serve --help > /dev/null
 
 # ---------------------------------------------------------------------------------------------
