@@ -6,6 +6,11 @@ watcher: read, decode, compile, set up every module, swap the table), pinned to 
 The latency figures start fd2 on a manifest directory with the synthetic routes plus the
 benchmark project, and compare closed-loop latency with the directory quiet against latency
 while one project's manifest is rewritten (a new version, so a real rebuild) every interval.
+
+Run alone (without the request-path figures of bench/run.py):
+
+    .venv/bin/python bench/control_plane.py                    # rebuild times, loop stalls, p99
+    .venv/bin/python bench/control_plane.py --no-under-load    # no fd2 process: CPU figures only
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import aiohttp
 
 from fd2.control.registry import ModuleRegistry
-from fd2.control.route_builder import RouteBuilder, collector_paused
+from fd2.control.route_builder import RouteBuilder, startup_build
 from fd2.control.secrets import SecretResolver
 from fd2.control.sources.local import LocalDirectorySource
 from fd2.gc_tuning import tune_gc_for_serving
@@ -55,7 +60,7 @@ async def _rebuild_times(directory: Path, changed: Path, upstream: str) -> tuple
         )
         watcher = LocalDirectorySource(directory, builder)
         began = time.perf_counter()
-        with collector_paused():  # as fd2's start-up sync runs it (fd2.control.runtime)
+        with startup_build():  # as fd2's start-up sync runs it (fd2.control.runtime)
             await watcher.sync()
         full = time.perf_counter() - began
         tune_gc_for_serving()  # as fd2 does once start-up is over, before it serves
@@ -189,3 +194,133 @@ def latency_under_rebuilds(
         flush=True,
     )
     return out
+
+
+async def _stalls(
+    directory: Path, upstream: str, interval_s: float, seconds: float
+) -> dict[str, Any]:
+    """In this process: a 10k-route table kept by the directory watcher while one project is
+    rewritten every `interval_s`; a 1 ms timer measures how late the loop runs it (its stalls)."""
+    os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
+    async with aiohttp.ClientSession() as http:
+        builder = RouteBuilder(
+            registry=ModuleRegistry(allowed_packages=""),
+            secrets=SecretResolver(config_file=None),
+            http=http,
+            default_environment="development",
+            base_timeouts=Timeouts(connect_s=5, read_s=120, total_s=600),
+            environ=os.environ,
+        )
+        watcher = LocalDirectorySource(directory, builder, poll_s=interval_s / 2)
+        with startup_build():
+            await watcher.sync()
+        tune_gc_for_serving()
+        lags: dict[str, list[float]] = {"quiet": [], "rebuilding": []}
+        version = 10
+
+        async def probe(state: str, until: float) -> None:
+            loop = asyncio.get_running_loop()
+            while loop.time() < until:
+                began = time.perf_counter()
+                await asyncio.sleep(0.001)
+                lags[state].append((time.perf_counter() - began - 0.001) * 1000)
+
+        async def poll(until: float) -> None:
+            loop = asyncio.get_running_loop()
+            while loop.time() < until:
+                await watcher.sync()
+                await asyncio.sleep(interval_s / 2)
+
+        async def rewrite(until: float) -> None:
+            nonlocal version
+            loop = asyncio.get_running_loop()
+            while loop.time() < until:
+                await asyncio.sleep(interval_s)
+                version += 1
+                manifest = project_manifest("tenant-0", MODULES, ENVIRONMENTS, upstream, version)
+                data = json.dumps(manifest)
+                await asyncio.to_thread((directory / "tenant-0.json").write_text, data)
+
+        loop = asyncio.get_running_loop()
+        before = builder.rebuilds
+        await asyncio.gather(probe("quiet", loop.time() + seconds), poll(loop.time() + seconds))
+        until = loop.time() + seconds
+        await asyncio.gather(probe("rebuilding", until), poll(until), rewrite(until))
+        rebuilds = builder.rebuilds - before
+        await builder.close()
+    gc.unfreeze()
+    out: dict[str, Any] = {"rebuilds": rebuilds}
+    for state, values in lags.items():
+        values.sort()
+        out[state] = {
+            "p50_ms": values[len(values) // 2],
+            "p99_ms": values[int(len(values) * 0.99)],
+            "max_ms": values[-1],
+        }
+    return out
+
+
+def loop_stalls(routes: int, interval_s: float, seconds: float, pin: Pinning) -> dict[str, Any]:
+    """How late a 1 ms timer fires, quiet vs while a project is rebuilt every interval."""
+    affinity = os.sched_getaffinity(0)
+    if pin.enabled:
+        os.sched_setaffinity(0, pin.server)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            upstream = "http://127.0.0.1:9/v1"
+            projects = routes // (MODULES * len(ENVIRONMENTS))
+            write_projects(Path(tmp), projects, MODULES, ENVIRONMENTS, upstream)
+            out = asyncio.run(_stalls(Path(tmp), upstream, interval_s, seconds))
+    finally:
+        os.sched_setaffinity(0, affinity)
+    print(
+        f"loop lag at {routes} routes (1 ms timer): quiet p99 {out['quiet']['p99_ms']:.2f} / max "
+        f"{out['quiet']['max_ms']:.2f} ms; rebuilding p99 {out['rebuilding']['p99_ms']:.2f} / "
+        f"max {out['rebuilding']['max_ms']:.2f} ms ({out['rebuilds']} rebuilds)",
+        flush=True,
+    )
+    return out
+
+
+def main() -> None:
+    import argparse
+
+    from procs import BENCH, build_tools
+    from targets import StreamShape, start_standins
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000", help="route-table sizes, e.g. 1000,10000")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5, help="seconds per latency run")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between rewrites")
+    parser.add_argument("--no-under-load", action="store_true", help="no fd2 process")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    pin = Pinning()
+    figures: dict[str, Any] = {"rebuild": rebuild_figures(sizes, args.rounds, pin)}
+    figures["loop_stalls"] = [loop_stalls(size, args.interval, 5, pin) for size in sizes]
+    if not args.no_under_load:
+        build_tools()
+        out = BENCH / "results" / time.strftime("cp-%Y%m%d-%H%M%S", time.gmtime())
+        out.mkdir(parents=True, exist_ok=True)
+        with Processes() as procs:
+            standins = start_standins(procs, pin, StreamShape(50, 64, 20), 0, out)
+            figures["under_load"] = [
+                latency_under_rebuilds(
+                    procs,
+                    pin,
+                    standins,
+                    out / f"routes-{size}",
+                    size,
+                    args.rounds,
+                    args.duration,
+                    args.interval,
+                )
+                for size in sizes
+            ]
+        (out / "control_plane.json").write_text(json.dumps(figures, indent=2))
+        print(f"figures: {out / 'control_plane.json'}")
+
+
+if __name__ == "__main__":
+    main()

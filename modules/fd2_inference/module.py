@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
@@ -172,9 +173,8 @@ class InferenceModule(Module):
             self._only_chat = None
             target = None
             options = dict(probe.options)
-        self._provider = build_provider(
-            provider_settings(config, name, base_url, api_key, options=options)
-        )
+        # The probe with the base URL and options now known (its credentials revealed once).
+        self._provider = build_provider(replace(probe, base_url=base_url, options=options))
         self.chat_service = ProviderChat(
             self._provider, self._upstream, self._defaults, self._logger
         )
@@ -192,6 +192,8 @@ class InferenceModule(Module):
             else None,
         )
         self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
+        if not self._logger.isEnabledFor(logging.INFO):
+            return  # its arguments (URLs parsed for display) cost more than the rest of set-up
         if target is None:
             self._logger.info(
                 "inference module %s/%s (%s): provider %s at %s%s, %s, default model %s",

@@ -457,6 +457,18 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def startup_build() -> Iterator[None]:
+    """`collector_paused` for the start-up build of the whole table, whose objects are then
+    frozen (`gc.freeze`) before the collector runs again: they live as long as the worker, and
+    the build leaves almost no cyclic garbage (177 objects at 10k routes), while a collection
+    would walk every one of them (~0.3 s at 10k routes, and `tune_gc_for_serving` walked them
+    again before freezing them anyway)."""
+    with collector_paused():
+        yield
+        gc.freeze()
+
+
 _BLOCKING_REFERENCE: Final = re.compile(rb"(?:file|vault|config|encrypted):")
 
 
