@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
@@ -173,8 +172,9 @@ class InferenceModule(Module):
             self._only_chat = None
             target = None
             options = dict(probe.options)
-        # The probe with the base URL and options now known (its credentials revealed once).
-        self._provider = build_provider(replace(probe, base_url=base_url, options=options))
+        self._provider = build_provider(
+            provider_settings(config, name, base_url, api_key, options=options)
+        )
         self.chat_service = ProviderChat(
             self._provider, self._upstream, self._defaults, self._logger
         )

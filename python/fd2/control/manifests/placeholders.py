@@ -93,7 +93,14 @@ class PlaceholderContext:
         environ: Mapping[str, str],
         on_reached_string: Callable[[str], Any] | None = None,
         env_allow: EnvironmentAllowList | None = None,
+        memo: dict[tuple[str, str, int], Any] | None = None,
     ) -> None:
+        self.memo = memo
+        """Strings already resolved against the same environments, environment and secrets
+        (shared by the contexts of one project's modules in one environment, for one build):
+        the modules of a manifest repeat the same templates (`${environments.${environment}
+        .urls.x}`, a common key), resolved once instead of once per module. Only immutable
+        results are kept (text, numbers, a `Secret`), never a map or list, and never a failure."""
         self.environments = environments
         self.environ = environ
         self.env_allow = env_allow or _allow_list
@@ -140,6 +147,20 @@ def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
 
 
 def _resolve_string(text: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    memo = ctx.memo
+    if memo is None:
+        return _resolve_text(text, ctx, path, depth)
+    key = (text, path, depth)
+    found = memo.get(key, _MISSING)
+    if found is not _MISSING:
+        return found
+    value = _resolve_text(text, ctx, path, depth)
+    if value is None or isinstance(value, str | Secret | int | float):
+        memo[key] = value
+    return value
+
+
+def _resolve_text(text: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         raise PlaceholderError(f"placeholders nest too deeply (a cycle?) at {path}")
     pieces: list[Any] = []
