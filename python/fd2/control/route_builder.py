@@ -254,6 +254,7 @@ class RouteBuilder:
             resolutions = await asyncio.to_thread(inputs.resolve_all, jobs)
         else:
             resolutions = inputs.resolve_all(jobs)
+        await _slice.pause()
         groups: dict[str, RouteGroup] = {}
         for name, declaration in by_module.items():
             cls, problem = classes[name]
