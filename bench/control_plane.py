@@ -199,9 +199,18 @@ def latency_under_rebuilds(
             "errors": sum(r["errors"] for r in results),
             "error_kinds": [r["error_kinds"] for r in results if r["errors"]],
         }
+    # Each round's quiet and rebuilding runs are back to back: their ratio cancels most of the
+    # drift of a shared machine's load between rounds.
+    ratios = [
+        r["latency_ms"]["p99"] / q["latency_ms"]["p99"]
+        for q, r in zip(runs["quiet"], runs["rebuilding"], strict=True)
+    ]
+    out["p99_ratio"] = _spread(ratios)
     print(
         f"{routes} routes: c=16 p99 quiet {out['quiet']['p99']['median']:.2f} ms, while "
-        f"rebuilding {out['rebuilding']['p99']['median']:.2f} ms ({rebuilds} rebuilds)",
+        f"rebuilding {out['rebuilding']['p99']['median']:.2f} ms ({rebuilds} rebuilds); "
+        f"rebuilding/quiet per round: median {statistics.median(ratios):.2f} "
+        f"({', '.join(f'{ratio:.2f}' for ratio in ratios)})",
         flush=True,
     )
     return out
