@@ -31,6 +31,7 @@ from fd2.control.route_inputs import VAULT_MODULE_TYPE, ProjectInputs, Resolutio
 from fd2.control.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
 from fd2.control.secret_usage import SecretUsage
 from fd2.control.secrets import SecretResolver
+from fd2.control.slices import Slices
 from fd2.control.tasks import Supervisor
 from fd2.control.vault.pool import VaultPool
 from fd2.http_client import ConnectionPool
@@ -443,30 +444,7 @@ class RouteBuilder:
         return self.table
 
 
-class _Slices:
-    """Cuts the loop's time spent building routes into slices of at most `budget_s`: a route's
-    set-up takes ~30-100 µs, so a project of 10 routes (or the whole table at start-up) would
-    otherwise hold the loop for as long as it takes; yielding after every route would cost a
-    loop turn per route (~5 µs, 50 ms over 10k routes)."""
-
-    __slots__ = ("_budget_s", "_since", "whole")
-
-    def __init__(self, budget_s: float) -> None:
-        self._budget_s = budget_s
-        self._since = time.perf_counter()
-        self.whole = False
-        """The start-up build: nothing is served until it ends, so it runs without yielding."""
-
-    async def pause(self) -> None:
-        if self.whole:
-            return
-        now = time.perf_counter()
-        if now - self._since >= self._budget_s:
-            await asyncio.sleep(0)
-            self._since = time.perf_counter()
-
-
-_slice: Final = _Slices(0.0005)
+_slice: Final = Slices()
 
 
 @contextmanager
@@ -492,7 +470,7 @@ def startup_build() -> Iterator[None]:
     the build leaves almost no cyclic garbage (177 objects at 10k routes), while a collection
     would walk every one of them (~0.3 s at 10k routes, and `tune_gc_for_serving` walked them
     again before freezing them anyway). Nothing is served before it ends: the build does not
-    yield the loop between routes (`_Slices`), which at 10k routes would be ~2,000 loop turns."""
+    yield the loop between routes (`Slices`), which at 10k routes would be ~2,000 loop turns."""
     with collector_paused():
         _slice.whole = True
         try:
