@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -480,13 +479,18 @@ def startup_build() -> Iterator[None]:
         gc.freeze()
 
 
-_BLOCKING_REFERENCE: Final = re.compile(rb"(?:file|vault|config|encrypted):")
+_BLOCKING_SCHEMES: Final = (b"file:", b"vault:", b"config:", b"encrypted:")
 
 
 def _may_block(manifests: Sequence[tuple[str, AnyManifest]]) -> bool:
     """Whether resolving these manifests may read a file or ask Vault: any text that looks like
-    such a reference, anywhere (a false positive only costs a thread hop)."""
-    return any(_BLOCKING_REFERENCE.search(msgspec.json.encode(m)) for _, m in manifests)
+    such a reference, anywhere (a false positive only costs a thread hop). Four substring
+    searches: a regular expression with the same alternation took longer than the encoding."""
+    for _, manifest in manifests:
+        encoded = msgspec.json.encode(manifest)
+        if any(scheme in encoded for scheme in _BLOCKING_SCHEMES):
+            return True
+    return False
 
 
 def _unavailable(
