@@ -53,7 +53,7 @@ class ModuleHealth:
 
     async def check(self) -> None:
         """Ask every serving instance of the current table once (concurrently). The pass over
-        the table yields the loop every ~0.5 ms (a table is never changed, only replaced)."""
+        the table yields the loop every ~0.25 ms (a table is never changed, only replaced)."""
         slices = Slices()
         routes: list[tuple[RouteKey, Module]] = []
         # Only instances with a check of their own are asked (a task each); the others give the

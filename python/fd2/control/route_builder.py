@@ -215,6 +215,7 @@ class RouteBuilder:
     async def _build_project(
         self, project: str, manifests: Sequence[tuple[str, AnyManifest]]
     ) -> dict[str, RouteGroup]:
+        await _slice.pause()  # what ran before (reading the directory, hashing) is a slice
         by_module: dict[str, ModuleDeclaration] = {}
         for origin, manifest in manifests:
             for declaration in declarations(
