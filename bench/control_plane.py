@@ -260,8 +260,9 @@ async def _stalls(
                 await asyncio.sleep(interval_s)
                 version += 1
                 manifest = project_manifest("tenant-0", MODULES, ENVIRONMENTS, upstream, version)
-                data = json.dumps(manifest)
-                await asyncio.to_thread((directory / "tenant-0.json").write_text, data)
+                staged = directory / "tenant-0.json.new"  # not *.json: the watcher skips it
+                await asyncio.to_thread(staged.write_text, json.dumps(manifest))
+                staged.replace(directory / "tenant-0.json")  # whole: never read half-written
 
         loop = asyncio.get_running_loop()
         before = builder.rebuilds
