@@ -15,6 +15,7 @@ __all__ = [
     "CacheKeyer",
     "EventStreamDecoder",
     "EventStreamError",
+    "KeyDigester",
     "NativeError",
     "PiiScanner",
     "SseDecoder",
