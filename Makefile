@@ -15,7 +15,7 @@ endif
 endif
 
 .PHONY: help install lock redis-server haproxy demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-locust bench-profile bench-prompts \
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-instructions bench-locust bench-profile bench-prompts \
 	deploy-check soak
 
 help: ## list the targets
@@ -111,6 +111,10 @@ bench-locust: install bench-tools ## a locust profile headless against a local f
 
 bench-profile: install bench-tools ## py-spy profile of fd2 under load (pip install py-spy first)
 	$(BIN)/python bench/profile.py
+
+bench-instructions: install bench-tools ## instructions per request under callgrind (repeatable on a busy machine; ~8 min)
+	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
+	$(BIN)/python bench/instructions.py
 
 bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
 	$(BIN)/pytest bench/micro -p no:cacheprovider
