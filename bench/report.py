@@ -32,6 +32,7 @@ STREAM = {
     "gap_p99": ("gap_ms", "p99"),
     "rss_kb_per_stream": ("rss_per_stream_bytes",),
     "cpu_us": ("cpu_us_per_request",),
+    "starts_together": ("starts_within_1ms", "p50"),
 }
 ADDED = {
     "closed": ("p50", "p95", "p99"),
@@ -171,9 +172,18 @@ def markdown(data: dict[str, Any]) -> str:
         f"## Streaming (stand-in: first chunk at {shape['ttft_ms']} ms, {shape['chunks']} "
         f"chunks {shape['gap_ms']} ms apart; every chunk checked in order)",
         "",
+        "`stream c=N`: N streams open, their first starts spread evenly over one stream's length "
+        "(loadgen `-ramp`), so starts stay spread out as real clients' are (steady state). "
+        "`stream c=N burst`: all N start in the same instant and, lasting alike, stay in step: "
+        "every measured start is one of N simultaneous starts (a worst case). Measuring begins "
+        "once all N are open. *together*: median number of measured starts within 1 ms of a "
+        "start (itself included). **RSS KiB/stream** = (median resident memory of the target's "
+        "processes, sampled every 50 ms while all N streams are open, minus its resident memory "
+        "just before the run) ÷ N.",
+        "",
         "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
-        "| gap p99 | added gap p50 | added gap p99 | RSS KiB/stream | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["mode"] == "stream"):
         added = row.get("added", {})
@@ -182,7 +192,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(row['ttft_p99'])} | {_cell(added.get('ttft_p50'))} | "
             f"{_cell(added.get('ttft_p99'))} | {_cell(row['gap_p50'], 3)} | "
             f"{_cell(row['gap_p99'], 3)} | {_cell(added.get('gap_p50'), 3)} | "
-            f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['rss_kb_per_stream'], 1)} | "
+            f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['starts_together'], 0)} | "
+            f"{_cell(row['rss_kb_per_stream'], 1)} | "
             f"{errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})
@@ -251,13 +262,14 @@ def printable(data: dict[str, Any]) -> str:
 
 def progress_line(run: Run) -> str:
     r = run["result"]
-    head = f"round {run['round']} {run['scenario']:>16} {run['target']:>8}:"
+    head = f"round {run['round']} {run['scenario']:>18} {run['target']:>8}:"
     if run["mode"] == "stream" and not r["ttft_ms"]["count"]:
         body = "no complete stream"
     elif run["mode"] == "stream":
         body = (
             f"ttft p50 {r['ttft_ms']['p50']:.2f} ms, gap p99 {r['gap_ms']['p99']:.3f} ms, "
-            f"{r.get('chunks', 0)} chunks"
+            f"{r.get('chunks', 0)} chunks, {(r.get('starts_within_1ms') or {}).get('p50', 0):.0f} "
+            "start(s) together"
         )
     else:
         latency = r["latency_ms"]

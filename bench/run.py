@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --quick    # a shorter run (make bench-quick)
     .venv/bin/python bench/run.py --smoke    # seconds; fails on any error (CI: make bench-smoke)
     .venv/bin/python bench/run.py --peers    # also LiteLLM and Portkey (bench/peers/install.sh)
+    .venv/bin/python bench/run.py --workers-scaling --quick  # only: fd2 with 2 workers against 1
 
 Writes bench/results/<time>/report.{md,json} (and bench/results/latest.*) and prints a summary.
 """
@@ -12,6 +13,7 @@ Writes bench/results/<time>/report.{md,json} (and bench/results/latest.*) and pr
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import threading
 import time
@@ -45,6 +47,10 @@ class Scenario:
     mode: str  # closed, open or stream
     concurrency: int = 0
     rate: float = 0.0
+    # Streams: the workers' first starts spread evenly over this time (loadgen -ramp); 0 starts
+    # them all at once (a burst: streams of equal length then stay in step, so every measured
+    # start is one of `concurrency` simultaneous starts).
+    ramp_s: float = 0.0
 
 
 @dataclass
@@ -65,10 +71,21 @@ class Settings:
     def scenarios(self) -> list[Scenario]:
         found = [Scenario(f"closed c={c}", "closed", concurrency=c) for c in self.concurrency]
         found.append(Scenario(f"open {self.rate:g}/s", "open", rate=self.rate))
-        found += [
-            Scenario(f"stream c={c}", "stream", concurrency=c) for c in self.stream_concurrency
-        ]
+        for c in self.stream_concurrency:
+            if c == 1:
+                found.append(Scenario("stream c=1", "stream", concurrency=1))
+                continue
+            # Steady: starts spread over one stream's length, as N clients' would be; then the
+            # burst of N at once, as measured before (a worst case: N starts in one instant).
+            found.append(
+                Scenario(f"stream c={c}", "stream", concurrency=c, ramp_s=self.stream_length_s())
+            )
+            found.append(Scenario(f"stream c={c} burst", "stream", concurrency=c))
         return found
+
+    def stream_length_s(self) -> float:
+        """How long one stand-in stream lasts (first chunk, then the gaps)."""
+        return (self.shape.ttft_ms + self.shape.chunks * self.shape.gap_ms) / 1000
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -105,12 +122,15 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return base
 
 
-def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> dict[str, Any]:
+def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[str, Any]:
+    """One load against one target. `scenario` is a Scenario or shaped like one (translation.py's
+    Case has no ramp)."""
     stream = scenario.mode == "stream"
     duration = cfg.stream_duration_s if stream else cfg.duration_s
-    warmup = (
-        (cfg.shape.ttft_ms + cfg.shape.chunks * cfg.shape.gap_ms) / 1000 if stream else cfg.warmup_s
-    )
+    ramp = float(getattr(scenario, "ramp_s", 0.0))
+    # A stream's warm-up lasts one stream (every worker's first, unmeasured) and covers the ramp:
+    # nothing is measured before all N streams are open.
+    warmup = max(cfg.stream_length_s(), ramp) if stream else cfg.warmup_s
     argv = [
         *pin.prefix(pin.tools),
         str(BIN / "loadgen"),
@@ -129,6 +149,7 @@ def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> 
         argv += ["-H", header]
     if stream:
         argv += ["-c", str(scenario.concurrency), "-chunks", str(cfg.shape.chunks)]
+        argv += ["-ramp", f"{ramp}s"]
     elif scenario.mode == "open":
         argv += ["-rate", str(scenario.rate)]
     else:
@@ -136,11 +157,16 @@ def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> 
     pids = tree(target.process.pid)
     rss_idle = rss_bytes(pids)
     peak = [rss_idle]
+    measured: list[int] = []  # resident memory in the measured window: all N streams open
     done = threading.Event()
+    window = (time.monotonic() + warmup, time.monotonic() + warmup + duration)
 
-    def sample() -> None:  # resident memory while the streams are open
+    def sample() -> None:
         while not done.wait(0.05):
-            peak[0] = max(peak[0], rss_bytes(pids))
+            rss = rss_bytes(pids)
+            peak[0] = max(peak[0], rss)
+            if window[0] <= time.monotonic() <= window[1]:
+                measured.append(rss)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -155,8 +181,12 @@ def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> 
     sent = int(result["sent_in_all"])
     result["cpu_us_per_request"] = cpu / sent * 1e6 if sent else None
     result["rss_idle_bytes"], result["rss_peak_bytes"] = rss_idle, peak[0]
+    # The median of the samples taken every 50 ms in the measured window (after the warm-up and
+    # ramp, so with all N streams open), less the idle figure just before the run.
+    open_rss = statistics.median(measured) if measured else peak[0]
+    result["rss_open_bytes"], result["rss_samples"] = open_rss, len(measured)
     if stream and scenario.concurrency:
-        result["rss_per_stream_bytes"] = (peak[0] - rss_idle) / scenario.concurrency
+        result["rss_per_stream_bytes"] = (open_rss - rss_idle) / scenario.concurrency
     return result
 
 
@@ -251,6 +281,7 @@ def main() -> None:
                             "mode": scenario.mode,
                             "concurrency": scenario.concurrency,
                             "rate": scenario.rate,
+                            "ramp_s": scenario.ramp_s,
                             "target": target.name,
                             "result": result,
                         }
