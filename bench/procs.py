@@ -53,16 +53,21 @@ def free_port() -> int:
 class Pinning:
     """Which cores the server under test gets, and which the stand-in and load generator get."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pinned: bool = True) -> None:
+        """`pinned=False`: every process may run on every core (bench/workers.py: two workers
+        need both cores)."""
         cores = sorted(os.sched_getaffinity(0))
-        self.enabled = len(cores) >= 2 and shutil.which("taskset") is not None
-        self.server = [cores[0]]
+        self.chosen = pinned
+        self.enabled = pinned and len(cores) >= 2 and shutil.which("taskset") is not None
+        self.server = [cores[0]] if self.enabled else cores
         self.tools = cores[1:] if self.enabled else cores
 
     def prefix(self, cores: Sequence[int]) -> list[str]:
         return ["taskset", "-c", ",".join(map(str, cores))] if self.enabled else []
 
     def describe(self) -> str:
+        if not self.chosen:
+            return f"not pinned: every process may run on any of core(s) {self.server}"
         if not self.enabled:
             return "not pinned (fewer than 2 cores or no taskset): numbers are indicative only"
         return (
@@ -135,6 +140,17 @@ def tree(pid: int) -> list[int]:
                 queue.extend(int(p) for p in task.read_text().split())
             except OSError:
                 continue
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (Granian's workers, for the server's main process)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(p) for p in task.read_text().split())
+        except OSError:
+            continue
     return found
 
 

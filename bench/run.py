@@ -13,6 +13,7 @@ Writes bench/results/<time>/report.{md,json} (and bench/results/latest.*) and pr
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 
 import report
 import translation
+import workers
 from anchor_targets import start_anchors
 from control_plane import latency_under_rebuilds, rebuild_figures
 from machine import describe_machine
@@ -238,12 +240,21 @@ def main() -> None:
         help="the stand-in's streams as TTFT_MS,CHUNKS,GAP_MS (default 50,64,20); short ones "
         "(e.g. 5,4,1) give hundreds of streams per run, for time-to-first-token at c=1",
     )
+    parser.add_argument(
+        "--workers-scaling",
+        action="store_true",
+        help="only this: fd2 (and floor-lean) with 2 workers against 1, closed loop at c=64, "
+        "nothing pinned (bench/workers.py; not in the default run)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results folder")
     args = parser.parse_args()
     cfg = settings_for(args)
     build_tools()
-    pin = Pinning()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    if args.workers_scaling:
+        scale_workers(cfg, args.out / f"workers-{stamp}", args.smoke)
+        return
+    pin = Pinning()
     out = args.out / (f"smoke-{stamp}" if args.smoke else stamp)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
@@ -334,6 +345,34 @@ def main() -> None:
     every = runs + translation_runs
     if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in every)):
         sys.exit(f"benchmark smoke failed: {errors} errors (or a run without requests)")
+
+
+def scale_workers(cfg: Settings, out: Path, smoke: bool) -> None:
+    """Two workers against one (bench/workers.py), with its own report in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    pin = Pinning(pinned=False)
+    machine = describe_machine(False)
+    with Processes() as procs:
+        standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
+        servers = workers.start_targets(procs, pin, standins, out)
+        check_correctness([t for pair in servers.values() for t in pair])
+        runs = workers.measure_rounds(
+            lambda target, case: measure(target, case, cfg, pin),
+            servers,
+            standins.direct.process.pid,
+            cfg.rounds,
+        )
+    settings = {**asdict(cfg), "pinning": pin.describe()}
+    summary = workers.summarize(runs, servers)
+    data = {"machine": machine, "settings": settings, "runs": runs, "summary": summary}
+    text = workers.markdown(summary, machine, settings)
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "report.md").write_text(text)
+    print("\n" + text)
+    print(f"report: {out / 'report.md'}")
+    errors = sum(int(run["result"]["errors"]) for run in runs)
+    if smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in runs)):
+        sys.exit(f"workers smoke failed: {errors} errors (or a run without requests)")
 
 
 def check_correctness(targets: list[Target]) -> None:
