@@ -33,6 +33,8 @@ STREAM = {
     "rss_kb_per_stream": ("rss_per_stream_bytes",),
     "cpu_us": ("cpu_us_per_request",),
     "starts_together": ("starts_within_1ms", "p50"),
+    "cpu_cores": ("cpu_cores",),
+    "loadgen_cores": ("loadgen_cores",),
 }
 ADDED = {
     "closed": ("p50", "p95", "p99"),
@@ -179,11 +181,14 @@ def markdown(data: dict[str, Any]) -> str:
         "once all N are open. *together*: median number of measured starts within 1 ms of a "
         "start (itself included). **RSS KiB/stream** = (median resident memory of the target's "
         "processes, sampled every 50 ms while all N streams are open, minus its resident memory "
-        "just before the run) ÷ N.",
+        "just before the run) ÷ N. *cores*: the target's CPU seconds ÷ the run's wall time, "
+        "then the load generator's (~1: that process or its core was saturated, and latency "
+        "measures its queue).",
         "",
         "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
-        "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | cores "
+        "| loadgen cores | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["mode"] == "stream"):
         added = row.get("added", {})
@@ -193,7 +198,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(added.get('ttft_p99'))} | {_cell(row['gap_p50'], 3)} | "
             f"{_cell(row['gap_p99'], 3)} | {_cell(added.get('gap_p50'), 3)} | "
             f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['starts_together'], 0)} | "
-            f"{_cell(row['rss_kb_per_stream'], 1)} | "
+            f"{_cell(row['rss_kb_per_stream'], 1)} | {_cell(row['cpu_cores'])} | "
+            f"{_cell(row['loadgen_cores'])} | "
             f"{errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})

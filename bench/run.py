@@ -35,6 +35,7 @@ from procs import (
     Pinning,
     Processes,
     build_tools,
+    children_cpu,
     cpu_seconds,
     rss_bytes,
     run_json,
@@ -173,12 +174,18 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu_before = cpu_seconds(pids)
+    loadgen_before, wall_before = children_cpu(), time.monotonic()
     try:
         result = run_json(argv, timeout=duration + warmup + 180)
     finally:
         done.set()
         sampler.join()
     cpu = cpu_seconds(pids) - cpu_before
+    wall = time.monotonic() - wall_before
+    # Cores busy over the whole run (warm-up included): ~1 means the target (or, for the load
+    # generator, the tools' core) was saturated, and latency then measures its queue.
+    result["cpu_cores"] = cpu / wall
+    result["loadgen_cores"] = (children_cpu() - loadgen_before) / wall
     settle(pids)
     sent = int(result["sent_in_all"])
     result["cpu_us_per_request"] = cpu / sent * 1e6 if sent else None

@@ -18,7 +18,6 @@ what this machine lets any two Granian workers gain.
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from anchor_targets import start_floor
-from procs import Pinning, Processes, children, cpu_seconds, tree
+from procs import Pinning, Processes, children, children_cpu, cpu_seconds, tree
 from targets import Standins, Target, start_fd2
 
 CONCURRENCY = 64
@@ -61,7 +60,7 @@ def start_targets(
 def measure_one(measure: Measure, target: Target, standin_pid: int) -> dict[str, Any]:
     workers = children(target.process.pid)
     before = [cpu_seconds([pid]) for pid in workers]
-    tools_before = _children_cpu()
+    tools_before = children_cpu()
     standin_pids = tree(standin_pid)
     standin_before = cpu_seconds(standin_pids)
     result = measure(target, Case())
@@ -69,15 +68,9 @@ def measure_one(measure: Measure, target: Target, standin_pid: int) -> dict[str,
     total = sum(worker_cpu)
     result["worker_cpu_s"] = worker_cpu
     result["worker_share"] = [c / total for c in worker_cpu] if total else []
-    result["loadgen_cpu_s"] = _children_cpu() - tools_before
+    result["loadgen_cpu_s"] = children_cpu() - tools_before
     result["standin_cpu_s"] = cpu_seconds(standin_pids) - standin_before
     return result
-
-
-def _children_cpu() -> float:
-    """CPU of the reaped children: the load generator (run_json waits for it)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def measure_rounds(
