@@ -107,9 +107,8 @@ def summarize(runs: list[dict[str, Any]], servers: dict[str, list[Target]]) -> d
                     "p50": _spread([float(r["latency_ms"]["p50"]) for r in mine]),
                     "p99": _spread([float(r["latency_ms"]["p99"]) for r in mine]),
                     "cpu_us": _spread([float(r["cpu_us_per_request"]) for r in mine]),
-                    "cores_busy": _spread(
-                        [float(r["cpu_us_per_request"]) * float(r["rps"]) / 1e6 for r in mine]
-                    ),
+                    "cores_busy": _spread([float(r["cpu_cores"]) for r in mine]),
+                    "loadgen_cores": _spread([float(r["loadgen_cores"]) for r in mine]),
                     "worker_share_min": _spread([min(r["worker_share"]) for r in mine]),
                     "worker_shares": [r["worker_share"] for r in mine],
                     "tools_cpu_s": _spread(
@@ -166,20 +165,24 @@ def markdown(summary: dict[str, Any], machine: dict[str, Any], settings: dict[st
         ]
     lines += [
         "Cells: median (min-max) over rounds. CPU µs/req: all the server's processes over the "
-        "requests sent; cores busy ≈ CPU µs/req times req/s; worker shares: each worker's CPU "
+        "requests sent; cores busy: the server's CPU seconds ÷ the run's wall time (1 worker "
+        "can use at most 1, 2 workers at most 2; less means something else, the tools or other "
+        "load on the machine, set the pace); loadgen cores: the load generator's, the same way; "
+        "worker shares: each worker's CPU "
         "seconds (from /proc) ÷ the workers' total, per round; tools CPU: the load generator's "
         "and the stand-in's CPU seconds during the run.",
         "",
         "| server | workers | req/s | 2 ÷ 1 req/s | p50 ms | p99 ms | CPU µs/req | cores busy "
-        "| worker shares | tools CPU s | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loadgen cores | worker shares | tools CPU s | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["rows"]:
         shares = "; ".join(" / ".join(f"{s:.0%}" for s in r) for r in row["worker_shares"])
         lines.append(
             f"| {row['server']} | {row['target'].rsplit('-', 1)[1]} | {_cell(row['rps'], 0)} | "
             f"{_cell(row.get('ratio'))} | {_cell(row['p50'])} | {_cell(row['p99'])} | "
-            f"{_cell(row['cpu_us'], 0)} | {_cell(row['cores_busy'])} | {shares} | "
+            f"{_cell(row['cpu_us'], 0)} | {_cell(row['cores_busy'])} | "
+            f"{_cell(row['loadgen_cores'])} | {shares} | "
             f"{_cell(row['tools_cpu_s'])} | {row['errors']} |"
         )
     return "\n".join(lines) + "\n"
