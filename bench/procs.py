@@ -182,6 +182,19 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / _TICKS
 
 
+def cores_busy_seconds(cores: Sequence[int]) -> float:
+    """Time the given cores spent running anything (all processes, ours or not), from /proc/stat:
+    with the target's own CPU subtracted, what other load took from its core."""
+    wanted = {f"cpu{core}" for core in cores}
+    total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name in wanted:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+            total += user + nice + system + irq + softirq + steal
+    return total / _TICKS
+
+
 def children_cpu() -> float:
     """User + system CPU of this process's reaped children (the load generator: run_json waits
     for it)."""

@@ -35,6 +35,7 @@ STREAM = {
     "starts_together": ("starts_within_1ms", "p50"),
     "cpu_cores": ("cpu_cores",),
     "loadgen_cores": ("loadgen_cores",),
+    "others": ("server_core_others",),
 }
 ADDED = {
     "closed": ("p50", "p95", "p99"),
@@ -183,12 +184,13 @@ def markdown(data: dict[str, Any]) -> str:
         "processes, sampled every 50 ms while all N streams are open, minus its resident memory "
         "just before the run) ÷ N. *cores*: the target's CPU seconds ÷ the run's wall time, "
         "then the load generator's (~1: that process or its core was saturated, and latency "
-        "measures its queue).",
+        "measures its queue); *others*: what other processes (not the target) took of the "
+        "target's core(s) meanwhile, from /proc/stat (a shared machine's other users).",
         "",
         "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
         "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | cores "
-        "| loadgen cores | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loadgen cores | others | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["mode"] == "stream"):
         added = row.get("added", {})
@@ -199,8 +201,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(row['gap_p99'], 3)} | {_cell(added.get('gap_p50'), 3)} | "
             f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['starts_together'], 0)} | "
             f"{_cell(row['rss_kb_per_stream'], 1)} | {_cell(row['cpu_cores'])} | "
-            f"{_cell(row['loadgen_cores'])} | "
-            f"{errors_cell(row)} |"
+            f"{_cell(row['loadgen_cores'])} | {_cell(row['others'])} | {errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})
     ratios = [r for r in rows if "fd2_ratio" in r]

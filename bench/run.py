@@ -36,6 +36,7 @@ from procs import (
     Processes,
     build_tools,
     children_cpu,
+    cores_busy_seconds,
     cpu_seconds,
     rss_bytes,
     run_json,
@@ -175,6 +176,7 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
     sampler.start()
     cpu_before = cpu_seconds(pids)
     loadgen_before, wall_before = children_cpu(), time.monotonic()
+    server_cores_before = cores_busy_seconds(pin.server)
     try:
         result = run_json(argv, timeout=duration + warmup + 180)
     finally:
@@ -184,8 +186,12 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
     wall = time.monotonic() - wall_before
     # Cores busy over the whole run (warm-up included): ~1 means the target (or, for the load
     # generator, the tools' core) was saturated, and latency then measures its queue.
-    result["cpu_cores"] = cpu / wall
+    result["cpu_cores"], result["wall_s"] = cpu / wall, wall
     result["loadgen_cores"] = (children_cpu() - loadgen_before) / wall
+    # What else ran on the target's core meanwhile (other users of a shared machine): the
+    # target's own CPU is subtracted; when pinning is off the tools are in this figure too.
+    others = cores_busy_seconds(pin.server) - server_cores_before - cpu
+    result["server_core_others"] = max(0.0, others) / wall
     settle(pids)
     sent = int(result["sent_in_all"])
     result["cpu_us_per_request"] = cpu / sent * 1e6 if sent else None

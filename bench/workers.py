@@ -70,6 +70,11 @@ def measure_one(measure: Measure, target: Target, standin_pid: int) -> dict[str,
     result["worker_share"] = [c / total for c in worker_cpu] if total else []
     result["loadgen_cpu_s"] = children_cpu() - tools_before
     result["standin_cpu_s"] = cpu_seconds(standin_pids) - standin_before
+    # Unpinned, run.measure's "others" is everything but the server: less the tools, what the
+    # machine's other users took.
+    tools = result["loadgen_cpu_s"] + result["standin_cpu_s"]
+    foreign = float(result["server_core_others"]) * float(result["wall_s"]) - tools
+    result["foreign_cores"] = max(0.0, foreign) / float(result["wall_s"])
     return result
 
 
@@ -109,6 +114,7 @@ def summarize(runs: list[dict[str, Any]], servers: dict[str, list[Target]]) -> d
                     "cpu_us": _spread([float(r["cpu_us_per_request"]) for r in mine]),
                     "cores_busy": _spread([float(r["cpu_cores"]) for r in mine]),
                     "loadgen_cores": _spread([float(r["loadgen_cores"]) for r in mine]),
+                    "foreign_cores": _spread([float(r["foreign_cores"]) for r in mine]),
                     "worker_share_min": _spread([min(r["worker_share"]) for r in mine]),
                     "worker_shares": [r["worker_share"] for r in mine],
                     "tools_cpu_s": _spread(
@@ -170,11 +176,13 @@ def markdown(summary: dict[str, Any], machine: dict[str, Any], settings: dict[st
         "load on the machine, set the pace); loadgen cores: the load generator's, the same way; "
         "worker shares: each worker's CPU "
         "seconds (from /proc) ÷ the workers' total, per round; tools CPU: the load generator's "
-        "and the stand-in's CPU seconds during the run.",
+        "and the stand-in's CPU seconds during the run; others: cores taken meanwhile by "
+        "processes that are neither the server nor the tools (a shared machine's other users, "
+        "from /proc/stat).",
         "",
         "| server | workers | req/s | 2 ÷ 1 req/s | p50 ms | p99 ms | CPU µs/req | cores busy "
-        "| loadgen cores | worker shares | tools CPU s | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loadgen cores | worker shares | tools CPU s | others | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["rows"]:
         shares = "; ".join(" / ".join(f"{s:.0%}" for s in r) for r in row["worker_shares"])
@@ -183,6 +191,6 @@ def markdown(summary: dict[str, Any], machine: dict[str, Any], settings: dict[st
             f"{_cell(row.get('ratio'))} | {_cell(row['p50'])} | {_cell(row['p99'])} | "
             f"{_cell(row['cpu_us'], 0)} | {_cell(row['cores_busy'])} | "
             f"{_cell(row['loadgen_cores'])} | {shares} | "
-            f"{_cell(row['tools_cpu_s'])} | {row['errors']} |"
+            f"{_cell(row['tools_cpu_s'])} | {_cell(row['foreign_cores'])} | {row['errors']} |"
         )
     return "\n".join(lines) + "\n"
