@@ -12,7 +12,7 @@ from one socket, and a closed loop's connections are kept alive, so the split is
 accepts were), and the CPU the load generator and the stand-in took meanwhile. With fewer than 3
 cores the tools compete with the workers for the cores, so the 2 ÷ 1 ratio is a lower bound of
 what two workers on two cores of their own would serve; floor-lean's ratio in the same rounds is
-what this machine lets any two Granian workers gain.
+a reference for what this machine lets two Granian workers gain.
 """
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ def markdown(summary: dict[str, Any], machine: dict[str, Any], settings: dict[st
             f"**Caveat: {cores} core(s).** The load generator and the stand-in run on the same "
             "cores as the two workers and take CPU from them (the *tools CPU* column), so the "
             "2 ÷ 1 worker ratio below is a lower bound of what two workers on two cores of their "
-            "own would serve; floor-lean's ratio in the same rounds is the most this machine "
-            "lets two Granian workers gain on this load.",
+            "own would serve; floor-lean's ratio in the same rounds is a reference for what "
+            "this machine lets two Granian workers gain on this load.",
             "",
         ]
     lines += [
