@@ -329,7 +329,7 @@ def main() -> None:
                 )
                 for size in cfg.route_table_sizes
             ]
-    data = {
+    data: dict[str, Any] = {
         "machine": describe_machine(args.peers),
         "settings": {
             **asdict(cfg),
