@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from fd2.deadlines import Deadline
 from fd2.serving.draining import drain_guard
 from fd2.serving.errors import UpstreamError
 from fd2.serving.responses import send_bytes
@@ -53,7 +54,7 @@ async def _exchange(
     usage: UsageReport | None,
 ) -> None:
     try:
-        async with asyncio.timeout(upstream.total_s):
+        with Deadline(upstream.total_s):
             response = await upstream.open(call)
             try:
                 body = await read_answer(response, ERROR_BODY_LIMIT)

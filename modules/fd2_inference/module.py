@@ -135,8 +135,6 @@ class InferenceModule(Module):
         primary = context.endpoints.primary if context.endpoints is not None else None
         fallback = context.endpoints.fallback if context.endpoints is not None else None
         timeouts = context.timeouts
-        # Built first: an unknown provider is the module's ConfigError (a 503 for its routes).
-        probe = provider_settings(config, name, "", api_key)
         if name == DEFAULT_PROVIDER:
             target = upstream_target(primary, config.endpoint_url)
             fallback_url = upstream_target(fallback, None).url if fallback else None
@@ -154,8 +152,11 @@ class InferenceModule(Module):
                 "its endpoint_url names a single chat endpoint" if target.chat_only else None
             )
             base_url = target.url
-            options = {**probe.options, "chat_path": self._chat_path}
+            options = {**config.provider_options, "chat_path": self._chat_path}
         else:
+            # The provider's credentials, revealed once for the upstream's secrets (scrubbed
+            # from what it logs) and the provider's settings.
+            probe = provider_settings(config, name, "", api_key)
             base_url = provider_base_url(primary, config.endpoint_url)
             fallback_url = provider_base_url(fallback, None) if fallback else None
             credentials = tuple(probe.credentials.values())
@@ -192,6 +193,8 @@ class InferenceModule(Module):
             else None,
         )
         self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
+        if not self._logger.isEnabledFor(logging.INFO):
+            return  # its arguments (URLs parsed for display) cost more than the rest of set-up
         if target is None:
             self._logger.info(
                 "inference module %s/%s (%s): provider %s at %s%s, %s, default model %s",

@@ -18,6 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
+from fd2.deadlines import Deadline
 from fd2.serving.draining import drain_guard
 from fd2.serving.errors import Fd2Error, UpstreamError
 from fd2.serving.sse import SseFramer
@@ -275,11 +276,12 @@ async def _exchange(relay: _Relay) -> None:
     upstream, logger, request_id = relay.upstream, relay.logger, relay.request_id
     plain: Answer | None = None
     try:
-        async with asyncio.timeout(upstream.total_s):
+        with Deadline(upstream.total_s):
             response = await upstream.open(relay.call)
             try:
-                content_type = response.headers.get("content-type")
-                if is_event_stream(response.status, content_type):
+                # `content_type`, not `headers`: the pooled answer's headers are not copied into
+                # a multidict for it.
+                if is_event_stream(response.status, response.content_type):
                     await relay.start(response)
                     await relay.pump(response)
                 else:

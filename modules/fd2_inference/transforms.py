@@ -7,6 +7,7 @@ forwarded as they are (the common case, which saves a re-serialisation).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -137,6 +138,7 @@ def provider_base_url(primary: str | None, endpoint_url: str | None) -> str:
     )
 
 
+@lru_cache(maxsize=4096)  # set-up parses the same few URLs for every route of a large table
 def _checked(url: str, source: str, *, query_ok: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -15,6 +15,7 @@ __all__ = [
     "CacheKeyer",
     "EventStreamDecoder",
     "EventStreamError",
+    "KeyDigester",
     "NativeError",
     "PiiScanner",
     "SseDecoder",
@@ -155,6 +156,14 @@ class CacheKeyer:
     def exclude(self) -> list[str]: ...
     @property
     def namespace(self) -> str: ...
+
+@final
+class KeyDigester:
+    """HMAC-SHA-256 under one key (the gateway's API-key pepper), set up once."""
+
+    def __new__(cls, pepper: bytes) -> KeyDigester: ...
+    def digest(self, message: str) -> bytes:
+        """The 32-byte HMAC-SHA-256 of `message`, UTF-8 encoded."""
 
 def build_info() -> dict[str, str]:
     """How this extension was built: version, rustc, target, profile, opt_level, debug asserts."""

@@ -6,6 +6,7 @@ mod cache_key_py;
 pub mod errors;
 pub mod eventstream;
 mod eventstream_py;
+mod key_digest_py;
 pub mod pii;
 mod pii_py;
 pub mod sse;
@@ -28,6 +29,7 @@ mod _native {
         crate::tokens_py::init_pymodule(m)?;
         crate::cache_key_py::init_pymodule(m)?;
         crate::pii_py::init_pymodule(m)?;
+        crate::key_digest_py::init_pymodule(m)?;
         crate::build_info_py::init_pymodule(m)
     }
 }

@@ -4,12 +4,15 @@ made-up project names create no series, and a stream fills the time-to-first-tok
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from fd2.serving.request_metrics import FLUSH_S
 
 from .conftest import Service, build_manifest_dir
 from .hardening import start_fd2_with, wait_for, worker_pids
@@ -42,8 +45,15 @@ def mapped_metric_files(worker: int) -> set[Path]:
     return found
 
 
-def scrape(server: Service) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """Every sample by name, then by its sorted labels (a fresh connection: any worker)."""
+def scrape(
+    server: Service, *, settle: bool = True
+) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """Every sample by name, then by its sorted labels (a fresh connection: any worker).
+
+    `settle`: first wait until every worker has written its figures (a worker writes its own
+    before it answers a scrape, the others' within FLUSH_S)."""
+    if settle:
+        time.sleep(FLUSH_S + 0.3)
     text = httpx.get(server.url + "/metrics", timeout=5).text
     found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(text):
@@ -86,8 +96,8 @@ def test_one_scrape_counts_the_requests_of_both_workers(two_workers: Service) ->
     assert len(directories) == 1
     assert directories.pop().name.startswith("fd2-metrics-")
     # ... and every scrape, whichever worker answers it, shows all of them.
-    for _ in range(6):
-        samples = scrape(server)
+    for index in range(6):
+        samples = scrape(server, settle=index == 0)
         counted = total(
             samples["fd2_requests_total"],
             project="acme",

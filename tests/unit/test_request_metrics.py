@@ -104,3 +104,58 @@ def test_multiprocess_mode_one_render_shows_every_process(tmp_path: Path):
     # livesum: the first process has exited, so its open stream left the sum when the second
     # started (a worker killed outright counts no stream for ever); its requests stay counted.
     assert found["fd2_active_streams"] == 1
+
+
+async def test_batched_figures_are_what_prometheus_observe_would_write():
+    # In a running loop: the durations are added up and written in one flush (by the render).
+    """Requests are added up and written once (FLUSH_S); the exposition must be the one
+    prometheus-client's own `observe` gives for the same durations, every bucket edge included."""
+    durations = [0.0, 0.005, 0.0051, 0.01, 0.3, 2.5, 119.0, 120.0, 121.0, 0.024, 0.025, 1e-9]
+    batched = MetricsRegistry()
+    for took in durations:
+        batched.requests.finished("acme", "chat", "dev", "/v1/models", 200, took)
+    direct = MetricsRegistry()
+    for took in durations:
+        direct.requests.requests.labels("acme", "chat", "dev", "/v1/models", "200").inc()
+        direct.requests.latency.labels("acme", "chat", "dev", "/v1/models").observe(took)
+
+    def figures(registry: MetricsRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(registry.render().decode())
+            for sample in family.samples
+            if sample.name.startswith(("fd2_requests", "fd2_request_duration"))
+            and not sample.name.endswith("_created")
+        }
+
+    got = figures(batched)
+    assert got == figures(direct)
+    assert value(
+        batched, "fd2_requests_total", **ROUTE, endpoint="/v1/models", status="200"
+    ) == len(durations)
+
+
+async def test_figures_added_in_a_running_loop_are_written_by_the_next_scrape():
+    registry = MetricsRegistry()
+    for _ in range(5):
+        registry.requests.finished("acme", "chat", "dev", "/v1/models", 200, 0.01)
+    registry.requests.count(registry.requests.limit_decisions, "acme", "chat", "dev", "allowed")
+    # Nothing written yet (the flush is a second away) ...
+    child = registry.requests.requests.labels("acme", "chat", "dev", "/v1/models", "200")
+    assert child._value.get() == 0
+    # ... but a scrape writes this worker's figures first.
+    assert value(registry, "fd2_requests_total", **ROUTE, endpoint="/v1/models", status="200") == 5
+    assert value(registry, "fd2_limit_decisions_total", **ROUTE, decision="allowed") == 1
+
+
+async def test_figures_are_written_within_a_flush_period_without_a_scrape():
+    import asyncio
+
+    from fd2.serving.request_metrics import FLUSH_S
+
+    registry = MetricsRegistry()
+    registry.requests.finished("acme", "chat", "dev", "/v1/models", 200, 0.01)
+    child = registry.requests.requests.labels("acme", "chat", "dev", "/v1/models", "200")
+    assert child._value.get() == 0
+    await asyncio.sleep(FLUSH_S + 0.3)
+    assert child._value.get() == 1

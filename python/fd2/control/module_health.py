@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from fd2.control.slices import Slices
 from fd2.module import Health, Module
 
 if TYPE_CHECKING:
@@ -51,22 +52,38 @@ class ModuleHealth:
         tasks.every("module health", self._interval, self.check, first_delay_s=0.0)
 
     async def check(self) -> None:
-        """Ask every serving instance of the current table once (concurrently)."""
-        routes = [
-            ((project, module, environment), route.loaded.instance)
-            for (project, module), group in self._builder.table.groups.items()
-            for environment, route in group.by_environment.items()
-            if route.loaded is not None and not route.loaded.retired
-        ]
-        answers = await asyncio.gather(*(self._ask(instance) for _, instance in routes))
-        previous, self._answers = self._answers, {}
+        """Ask every serving instance of the current table once (concurrently). The pass over
+        the table yields the loop every ~0.25 ms (a table is never changed, only replaced)."""
+        slices = Slices()
+        routes: list[tuple[RouteKey, Module]] = []
+        # Only instances with a check of their own are asked (a task each); the others give the
+        # default answer in place: at 10k routes a task per instance held the loop ~0.2 s.
+        asked: list[tuple[int, Module]] = []
+        for project, modules in self._builder.table.by_project.items():
+            for module, group in modules.items():
+                for environment, route in group.by_environment.items():
+                    loaded = route.loaded
+                    if loaded is not None and not loaded.retired:
+                        instance = loaded.instance
+                        if type(instance).health is not Module.health:
+                            asked.append((len(routes), instance))
+                        routes.append(((project, module, environment), instance))
+            await slices.pause()
+        answers = [_HEALTHY] * len(routes)
+        if asked:
+            found = await asyncio.gather(*(self._ask(instance) for _, instance in asked))
+            for (index, _), health in zip(asked, found, strict=True):
+                answers[index] = health
+        previous, current = self._answers, {}
         for (key, _), health in zip(routes, answers, strict=True):
-            self._answers[key] = health
+            current[key] = health
+            await slices.pause()
             was = previous.get(key)
             if not health.ok and (was is None or was.ok):
                 _log.warning("module %s/%s [%s] is unhealthy: %s", *key, health.detail)
             elif health.ok and was is not None and not was.ok:
                 _log.info("module %s/%s [%s] is healthy again", *key)
+        self._answers = current  # whole: readers never see half of a check
 
     async def _ask(self, instance: Module) -> Health:
         if type(instance).health is Module.health:

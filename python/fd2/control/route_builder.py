@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from fd2.control.route_inputs import VAULT_MODULE_TYPE, ProjectInputs, Resolutio
 from fd2.control.route_table import EMPTY_TABLE, LoadedModule, Route, RouteGroup, RouteTable
 from fd2.control.secret_usage import SecretUsage
 from fd2.control.secrets import SecretResolver
+from fd2.control.slices import Slices
 from fd2.control.tasks import Supervisor
 from fd2.control.vault.pool import VaultPool
 from fd2.http_client import ConnectionPool
@@ -215,6 +215,7 @@ class RouteBuilder:
     async def _build_project(
         self, project: str, manifests: Sequence[tuple[str, AnyManifest]]
     ) -> dict[str, RouteGroup]:
+        await _slice.pause()  # what ran before (reading the directory, hashing) is a slice
         by_module: dict[str, ModuleDeclaration] = {}
         for origin, manifest in manifests:
             for declaration in declarations(
@@ -254,11 +255,13 @@ class RouteBuilder:
             resolutions = await asyncio.to_thread(inputs.resolve_all, jobs)
         else:
             resolutions = inputs.resolve_all(jobs)
+        await _slice.pause()
         groups: dict[str, RouteGroup] = {}
         for name, declaration in by_module.items():
             cls, problem = classes[name]
             routes: dict[str, Route] = {}
             for environment in declaration.environments:
+                await _slice.pause()  # between routes: requests are served meanwhile
                 if problem is not None or cls is None:
                     routes[environment] = _unavailable(declaration, environment, problem)
                 else:
@@ -441,6 +444,9 @@ class RouteBuilder:
         return self.table
 
 
+_slice: Final = Slices()
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """The garbage collector off for a build (the start-up sync of every project, or one
@@ -457,13 +463,35 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-_BLOCKING_REFERENCE: Final = re.compile(rb"(?:file|vault|config|encrypted):")
+@contextmanager
+def startup_build() -> Iterator[None]:
+    """`collector_paused` for the start-up build of the whole table, whose objects are then
+    frozen (`gc.freeze`) before the collector runs again: they live as long as the worker, and
+    the build leaves almost no cyclic garbage (177 objects at 10k routes), while a collection
+    would walk every one of them (~0.3 s at 10k routes, and `tune_gc_for_serving` walked them
+    again before freezing them anyway). Nothing is served before it ends: the build does not
+    yield the loop between routes (`Slices`), which at 10k routes would be ~2,000 loop turns."""
+    with collector_paused():
+        _slice.whole = True
+        try:
+            yield
+        finally:
+            _slice.whole = False
+        gc.freeze()
+
+
+_BLOCKING_SCHEMES: Final = (b"file:", b"vault:", b"config:", b"encrypted:")
 
 
 def _may_block(manifests: Sequence[tuple[str, AnyManifest]]) -> bool:
     """Whether resolving these manifests may read a file or ask Vault: any text that looks like
-    such a reference, anywhere (a false positive only costs a thread hop)."""
-    return any(_BLOCKING_REFERENCE.search(msgspec.json.encode(m)) for _, m in manifests)
+    such a reference, anywhere (a false positive only costs a thread hop). Four substring
+    searches: a regular expression with the same alternation took longer than the encoding."""
+    for _, manifest in manifests:
+        encoded = msgspec.json.encode(manifest)
+        if any(scheme in encoded for scheme in _BLOCKING_SCHEMES):
+            return True
+    return False
 
 
 def _unavailable(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from fd2.control.dependencies import dependency_names, dependency_problems
 from fd2.control.manifests.compile import (
@@ -56,8 +57,10 @@ class ProjectInputs:
         self._vault = vault
         self._environ = environ
         self._base_timeouts = base_timeouts
+        # Once per module, not once per (module, environment) resolved.
+        self._needs = {name: dependency_names(d.entry) for name, d in by_module.items()}
         self.problems = dependency_problems(
-            {name: dependency_names(d.entry) for name, d in by_module.items()},
+            self._needs,
             {name: d.status for name, d in by_module.items()},
         )
         self._vault_module = next(
@@ -69,6 +72,9 @@ class ProjectInputs:
             None,
         )
         self._backends: dict[str, SecretBackend | None] = {}
+        # Per environment: placeholder strings already resolved by this project's modules (one
+        # build only, so a changed variable or Vault secret is read again by the next).
+        self._memos: dict[str, dict[tuple[str, str, int], Any]] = {}
         self.usage = SecretUsage(secrets)
 
     def resolve_all(
@@ -98,10 +104,11 @@ class ProjectInputs:
                 secret_fields=secret_fields,
                 environ=self._environ,
                 base_timeouts=self._base_timeouts,
+                memo=self._memos.setdefault(environment, {}),
             )
             dependencies = {
                 name: self._dependency(name, environment, usage)
-                for name in dependency_names(declaration.entry)
+                for name in self._needs[declaration.module]
             }
             return resolved, dependencies
         finally:

@@ -16,7 +16,7 @@ import aiohttp
 
 from fd2.config import Settings
 from fd2.control.module_health import ModuleHealth
-from fd2.control.route_builder import RouteBuilder, collector_paused
+from fd2.control.route_builder import RouteBuilder, startup_build
 from fd2.control.secrets import Secret, SecretResolver
 from fd2.control.sources.control_tower_cache import ControlTowerCache
 from fd2.control.sources.control_tower_client import ControlTowerClient
@@ -161,7 +161,7 @@ class Runtime:
         )
         jobs.find_project = runtime.find_project
         try:
-            with collector_paused():  # start-up builds the whole table; collected right after
+            with startup_build():  # start-up builds the whole table, frozen once built
                 for source in sources:
                     await source.start(tasks)
         except BaseException:  # e.g. --manifests is not a directory: stop what was started

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote, urlsplit
 
+from fd2.deadlines import Deadline
 from fd2.http_client.connection import Connection
 from fd2.http_client.errors import ConnectFailed, ConnectTimeout, ReadTimeout, UpstreamClosed
 from fd2.http_client.response import Response
@@ -38,6 +39,14 @@ class Origin:
     base_path: str = ""
     """The base URL's path without its trailing slash: requests' paths are appended to it."""
     host_header: bytes = field(default=b"", compare=False)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    """Hashed once: an origin keys the idle lists on every request."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.scheme, self.host, self.port, self.base_path)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of(cls, url: str) -> Origin:
@@ -104,7 +113,7 @@ class ConnectionPool:
                 if read_timeout_s is None:
                     return await waiting
                 try:
-                    async with asyncio.timeout(read_timeout_s):
+                    with Deadline(read_timeout_s):  # coarse (0.1 s) and cheap
                         return await waiting
                 except TimeoutError:
                     raise ReadTimeout("no answer from the upstream in time") from None
@@ -249,19 +258,22 @@ def _request_head(
     path = origin.base_path + target
     if _NOT_IN_TARGET.search(path) is not None:  # as a browser would send it, never raw
         path = quote(path, safe="!#$%&'()*+,/:;=?@[]~")
-    lines = [
-        method,
-        b" ",
-        path.encode("ascii"),
-        b" HTTP/1.1\r\nhost: ",
-        origin.host_header,
-        b"\r\n",
-    ]
-    for name, value in headers:
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError("a header contains a line break")
-        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-    if body is not None:
-        lines.append(b"content-length: %d\r\n" % len(body))
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    fields = [f"{name}: {value}\r\n" for name, value in headers]
+    text = "".join(fields)
+    # Exactly one CR and one LF per field, its own end: none smuggled in a name or value.
+    if text.count("\n") != len(fields) or text.count("\r") != len(fields):
+        raise ValueError("a header contains a line break")
+    length = b"content-length: %d\r\n" % len(body) if body is not None else b""
+    return b"".join(
+        (
+            method,
+            b" ",
+            path.encode("ascii"),
+            b" HTTP/1.1\r\nhost: ",
+            origin.host_header,
+            b"\r\n",
+            text.encode("latin-1"),
+            length,
+            b"\r\n",
+        )
+    )

@@ -12,7 +12,7 @@ Retry-After), written here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from fd2.limits.errors import RateLimited
 from fd2.limits.gcra import Decision
@@ -104,11 +104,12 @@ class _Answer:
         self._headers = headers
         self.status = 0
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # The server's awaitable handed back as is: no coroutine frame per message.
         if message["type"] == "http.response.start":
             self.status = message["status"]
             message["headers"] = [*message.get("headers", ()), *self._headers]
-        await self._send(message)
+        return self._send(message)
 
 
 def _used(request: Request, status: int, reserved: int) -> int:

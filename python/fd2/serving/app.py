@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Awaitable
 
 from fd2.admin.ops import ADMIN_PREFIX, CACHE_PREFIX, OPS_PATHS, OpsEndpoints
 from fd2.config import Settings, settings_from_environment
@@ -115,7 +116,9 @@ class Fd2App:
         counted = True
         streamed = False
 
-        async def send_with_id(message: Message) -> None:
+        def send_with_id(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's own awaitable: no coroutine frame per
+            # message on the hot path.
             nonlocal started, status, streamed
             if message["type"] == "http.response.start":
                 started = True
@@ -128,7 +131,7 @@ class Fd2App:
                     series = metrics.route(route.project, route.module, route.environment)
                     series.ttft.observe(time.perf_counter() - began)
                     series.active.inc()
-            await send(message)
+            return send(message)
 
         self._in_flight += 1
         try:
@@ -412,6 +415,8 @@ class Fd2App:
                     await self.runtime.close()
                 if self._tracing is not None:
                     self._tracing.shutdown()  # sends the spans still buffered
+                if self._metrics is not None:
+                    self._metrics.flush()  # the figures of this worker's last second
                 if multiprocess():
                     # This worker's live gauges (active streams) leave the sum.
                     from prometheus_client.multiprocess import mark_process_dead

@@ -8,14 +8,14 @@ scoped to), and a model the key may not use is the same 404 as one that does not
 found is then served as if it had been addressed by path: its own auth step checks the key again
 and its limits charge the request once.
 
-The index (keys by digest, aliases by project) is built once per route table, on the first such
-request after a table swap.
+The index (keys by digest, aliases by project) is made on the first such request after a table
+swap, from per-project parts: only the projects the swap changed are indexed again.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -23,7 +23,7 @@ import orjson
 from fd2.auth.api_keys import ApiKey, KeyHasher
 from fd2.auth.credentials import presented_credential
 from fd2.auth.key_store import RedisKeyStore
-from fd2.control.route_table import Route, RouteTable
+from fd2.control.route_table import Route, RouteGroup, RouteTable
 from fd2.serving.errors import BadRequest, Fd2Error, NotFound, Unauthorized
 from fd2.serving.request import Request
 from fd2.serving.routing import RouteKey
@@ -34,20 +34,24 @@ MODELS_PATH: Final = "/v1/models"
 RouteOf = Callable[[RouteKey, bytes | None], Awaitable[tuple[Route, RouteKey]]]
 
 
-class _Index:
-    __slots__ = ("aliases", "hasher", "keys", "store")
+class _ProjectIndex:
+    """One project's keys and aliases: kept across table swaps while the project's groups are
+    the same objects (a rebuild of another project shares them)."""
 
-    def __init__(self, table: RouteTable) -> None:
+    __slots__ = ("aliases", "groups", "hasher", "keys", "store")
+
+    def __init__(self, groups: Mapping[str, RouteGroup]) -> None:
+        self.groups = groups
         self.keys: dict[bytes, ApiKey] = {}
-        self.aliases: dict[str, dict[str, list[str]]] = {}
-        """Project → alias → the modules serving it in some environment (sorted)."""
+        self.aliases: dict[str, list[str]] = {}
+        """Alias → the modules serving it in some environment (sorted)."""
         self.hasher: KeyHasher | None = None
         self.store: RedisKeyStore | None = None
-        for (project, module), group in sorted(table.groups.items()):
+        for module, group in sorted(groups.items()):
             for route in group.by_environment.values():
-                self._add(project, module, route)
+                self._add(module, route)
 
-    def _add(self, project: str, module: str, route: Route) -> None:
+    def _add(self, module: str, route: Route) -> None:
         policy = route.steps.policy if route.steps is not None else None
         if policy is not None:
             if policy.keys is not None:
@@ -56,9 +60,29 @@ class _Index:
             self.hasher = self.hasher or policy.hasher
             self.store = self.store or policy.store
         for alias in served_aliases(route):
-            modules = self.aliases.setdefault(project, {}).setdefault(alias, [])
+            modules = self.aliases.setdefault(alias, [])
             if module not in modules:
                 modules.append(module)
+
+
+class _Index:
+    """Every project's keys by digest (the first project in name order wins a digest), aliases
+    by project, and the hasher and key store the routes share."""
+
+    __slots__ = ("aliases", "hasher", "keys", "store")
+
+    def __init__(self, projects: Mapping[str, _ProjectIndex]) -> None:
+        self.keys: dict[bytes, ApiKey] = {}
+        self.aliases: dict[str, dict[str, list[str]]] = {}
+        self.hasher: KeyHasher | None = None
+        self.store: RedisKeyStore | None = None
+        for project, index in sorted(projects.items()):
+            for digest, key in index.keys.items():
+                self.keys.setdefault(digest, key)
+            if index.aliases:
+                self.aliases[project] = index.aliases
+            self.hasher = self.hasher or index.hasher
+            self.store = self.store or index.store
 
 
 def served_aliases(route: Route) -> tuple[str, ...]:
@@ -70,15 +94,26 @@ def served_aliases(route: Route) -> tuple[str, ...]:
 
 
 class KeyRouting:
-    __slots__ = ("_index", "_table")
+    __slots__ = ("_index", "_projects", "_table")
 
     def __init__(self) -> None:
         self._table: RouteTable | None = None
         self._index: _Index | None = None
+        self._projects: dict[str, _ProjectIndex] = {}
 
     def _index_for(self, table: RouteTable) -> _Index:
         if self._table is not table or self._index is None:
-            self._index = _Index(table)
+            # Only the projects whose groups changed are indexed again: at 10k routes a swap of
+            # one project must not make the next request walk every route.
+            previous = self._projects
+            projects: dict[str, _ProjectIndex] = {}
+            for project, groups in table.by_project.items():
+                index = previous.get(project)
+                projects[project] = (
+                    index if index is not None and index.groups is groups else _ProjectIndex(groups)
+                )
+            self._projects = projects
+            self._index = _Index(projects)
             self._table = table
         return self._index
 

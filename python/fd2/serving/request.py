@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
+from fd2.deadlines import Deadline
 from fd2.serving.errors import BadRequest, IncompleteBody, PayloadTooLarge, RequestTimeout
 from fd2.types import Receive, Scope
 
@@ -119,20 +119,13 @@ class Request:
             return self._body
         if self.content_length is not None and self.content_length > self.max_body:
             raise PayloadTooLarge(_too_large(self.max_body))
-        task = asyncio.current_task()
-        assert task is not None
-        sweeper = _sweeper(task.get_loop())
-        sweeper.waiting[task] = time.monotonic() + self.body_timeout
         try:
-            self._body = await self._read_body()
-        except asyncio.CancelledError as exc:
-            if exc.args != (_BODY_LATE,) or task.uncancel():
-                raise
+            with Deadline(self.body_timeout):
+                self._body = await self._read_body()
+        except TimeoutError:
             raise RequestTimeout(
                 f"The request body did not arrive in time (limit: {self.body_timeout:g} s)."
             ) from None
-        finally:
-            sweeper.waiting.pop(task, None)
         return self._body
 
     async def _read_body(self) -> bytes:
@@ -249,50 +242,6 @@ class Request:
                 callback()
         elif callback is not None:  # a message that is not the client leaving: watch on
             self._watch_next()
-
-
-_BODY_LATE = "fd2: request body deadline"
-_SWEEP_S = 0.1
-_IDLE_SWEEPS = 50
-
-
-class _BodySweeper:
-    """The body deadlines of one event loop, checked by one task ten times a second.
-
-    A timer per request costs ~2.5 µs in uvloop (~5 µs through `asyncio.timeout`), on every
-    request; an entry in this dict costs a tenth of that. Deadlines are kept to within `_SWEEP_S`.
-    The task ends after a few idle seconds and is started again by the next body read."""
-
-    __slots__ = ("task", "waiting")
-
-    def __init__(self) -> None:
-        self.waiting: dict[asyncio.Task[Any], float] = {}
-        self.task: asyncio.Task[None] | None = None
-
-    async def run(self) -> None:
-        idle = 0
-        while idle < _IDLE_SWEEPS:
-            await asyncio.sleep(_SWEEP_S)
-            if not self.waiting:
-                idle += 1
-                continue
-            idle = 0
-            now = time.monotonic()
-            for task in [task for task, deadline in self.waiting.items() if deadline <= now]:
-                del self.waiting[task]
-                task.cancel(_BODY_LATE)
-
-
-_sweepers: dict[asyncio.AbstractEventLoop, _BodySweeper] = {}
-
-
-def _sweeper(loop: asyncio.AbstractEventLoop) -> _BodySweeper:
-    sweeper = _sweepers.get(loop)
-    if sweeper is None:
-        sweeper = _sweepers[loop] = _BodySweeper()
-    if sweeper.task is None or sweeper.task.done():
-        sweeper.task = loop.create_task(sweeper.run())
-    return sweeper
 
 
 def _too_large(limit: int) -> str:

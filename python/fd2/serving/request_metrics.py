@@ -7,16 +7,24 @@ one scrape (whichever worker answers it) reads them all (`metrics.py`). Without 
 embedded app) the same metrics are per process.
 
 Cost on the hot path: the label children of one (route, endpoint, status) are looked up once and
-kept in a dict, so a request pays a dict lookup and a few value writes, never `labels()`.
+kept in a dict, and a finished request only adds to plain counters there (a dict lookup, three
+additions, one `bisect`). They are written to prometheus-client's values at most once a
+second (`FLUSH_S`, one timer armed when the first figure is added), before this worker renders a
+scrape, and when the worker stops: one write per series and second instead of four locked,
+memory-mapped writes per request. So a scrape answered by one worker shows another worker's
+latest second a second late; a worker killed outright loses its last second of figures.
 Cardinality is bounded by the route table: a request that matched no route is counted under one
 `unknown` series, and the endpoint label is a path the route declares (else `unknown`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
+from bisect import bisect_left
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import mark_process_dead
@@ -35,6 +43,8 @@ _ROUTE: Final = ("project", "module", "environment")
 _LATENCY_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 )  # fmt: skip
+FLUSH_S: Final = 1.0
+"""How long a figure may wait before it is written where scrapes read it."""
 _TTFT_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -66,13 +76,33 @@ def _forget_dead_workers(directory: str) -> None:
 
 
 class _Series:
-    """The children of one (route, endpoint, status): what one finished request writes."""
+    """The children of one (route, endpoint, status), and what finished requests added to them
+    since the last flush."""
 
-    __slots__ = ("latency", "requests")
+    __slots__ = ("buckets", "count", "latency", "requests", "total")
 
     def __init__(self, requests: Counter, latency: Histogram) -> None:
         self.requests = requests
         self.latency = latency
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last: +Inf
+
+    def flush(self) -> None:
+        if not self.count:
+            return
+        self.requests.inc(self.count)
+        # prometheus-client has no call to add many observations at once: its histogram's sum
+        # and (non-cumulative) bucket values are written directly, as its `observe` writes them
+        # (tests/unit/test_request_metrics.py checks the two agree).
+        latency = self.latency
+        latency._sum.inc(self.total)
+        for index, added in enumerate(self.buckets):
+            if added:
+                latency._buckets[index].inc(added)
+                self.buckets[index] = 0
+        self.count = 0
+        self.total = 0.0
 
 
 class _RouteSeries:
@@ -165,7 +195,10 @@ class RequestMetrics:
         )
         self._series: dict[tuple[str, str, str, str, int], _Series] = {}
         self._routes: dict[tuple[str, str, str], _RouteSeries] = {}
-        self._counters: dict[tuple[Counter, str, str, str, str], Counter] = {}
+        self._counters: dict[tuple[Counter, str, str, str, str], list[Any]] = {}
+        """Per route counter child: [the child, events not written yet]."""
+        self._flush_armed = False
+        atexit.register(self.flush)  # a worker's last second, when it exits normally
 
     def route(self, project: str, module: str, environment: str) -> _RouteSeries:
         key = (project, module, environment)
@@ -185,8 +218,11 @@ class RequestMetrics:
                 self.requests.labels(project, module, environment, endpoint, str(status)),
                 self.latency.labels(project, module, environment, endpoint),
             )
-        series.requests.inc()
-        series.latency.observe(took)
+        series.count += 1
+        series.total += took
+        series.buckets[bisect_left(_LATENCY_BUCKETS, took)] += 1
+        if not self._flush_armed:
+            self._arm_flush()
 
     def used(self, route: _RouteSeries, usage: Usage) -> None:
         if usage.prompt_tokens:
@@ -199,10 +235,31 @@ class RequestMetrics:
     ) -> None:
         """One event of a route counter (limit decisions, auth failures, upstream errors)."""
         key = (counter, project, module, environment, value)
-        child = self._counters.get(key)
-        if child is None:
-            child = self._counters[key] = counter.labels(project, module, environment, value)
-        child.inc()
+        pending = self._counters.get(key)
+        if pending is None:
+            pending = self._counters[key] = [counter.labels(project, module, environment, value), 0]
+        pending[1] += 1
+        if not self._flush_armed:
+            self._arm_flush()
+
+    def flush(self) -> None:
+        """Write what was added since the last flush where scrapes read it."""
+        self._flush_armed = False
+        for series in self._series.values():
+            series.flush()
+        for pending in self._counters.values():
+            if pending[1]:
+                pending[0].inc(pending[1])
+                pending[1] = 0
+
+    def _arm_flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a tool, a test): written at once
+            self.flush()
+            return
+        self._flush_armed = True
+        loop.call_later(FLUSH_S, self.flush)
 
 
 _current: RequestMetrics | None = None

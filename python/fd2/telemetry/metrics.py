@@ -66,6 +66,7 @@ class MetricsRegistry:
         )
 
     def render(self) -> bytes:
+        self.requests.flush()  # this worker's figures up to now (others' within FLUSH_S)
         if not self._multiprocess:
             return generate_latest(self._registry)
         # Every worker's values, from the files; then this worker's control-plane collectors.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -151,10 +152,13 @@ def resolve_declaration(
     secret_fields: frozenset[str],
     environ: Mapping[str, str],
     base_timeouts: Timeouts,
+    memo: dict[tuple[str, str, int], Any] | None = None,
 ) -> ResolvedModule:
     """Resolve placeholders and secret references of a declaration for one environment.
 
-    A jwt_config's `claims` stay as written, in a `DeferredValue` that resolves them when used."""
+    A jwt_config's `claims` stay as written, in a `DeferredValue` that resolves them when used.
+    `memo`: strings resolved for other modules of the same project in the same environment, with
+    the same secrets (`PlaceholderContext.memo`)."""
 
     def reached(value: str) -> Any:
         # A value reached through a placeholder may itself be a secret reference.
@@ -165,6 +169,7 @@ def resolve_declaration(
         environment=environment,
         environ=environ,
         on_reached_string=reached,
+        memo=memo,
     )
     entry = declaration.entry
     raw = dict(entry.config or {})
@@ -174,9 +179,8 @@ def resolve_declaration(
     config = resolve_value(raw, context, "config")
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
-    for field in secret_fields:
+    for parents, leaf in _field_paths(secret_fields):
         # A dotted field (`jwe_config.encryption_key`) names a value inside a nested object.
-        *parents, leaf = field.split(".")
         holder: Any = config
         for parent in parents:
             holder = holder.get(parent) if isinstance(holder, dict) else None
@@ -195,6 +199,16 @@ def resolve_declaration(
         endpoints=_endpoints(entry, environment, context),
         timeouts=_merge_timeouts(base_timeouts, entry.timeouts),
     )
+
+
+@lru_cache(maxsize=256)
+def _field_paths(fields: frozenset[str]) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """A module class's secret fields split at their dots, once per class (not per route)."""
+    paths = []
+    for field in fields:
+        *parents, leaf = field.split(".")
+        paths.append((tuple(parents), leaf))
+    return tuple(paths)
 
 
 def resolve_dependency(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 import msgspec
@@ -93,7 +93,14 @@ class PlaceholderContext:
         environ: Mapping[str, str],
         on_reached_string: Callable[[str], Any] | None = None,
         env_allow: EnvironmentAllowList | None = None,
+        memo: dict[tuple[str, str, int], Any] | None = None,
     ) -> None:
+        self.memo = memo
+        """Strings already resolved against the same environments, environment and secrets
+        (shared by the contexts of one project's modules in one environment, for one build):
+        the modules of a manifest repeat the same templates (`${environments.${environment}
+        .urls.x}`, a common key), resolved once instead of once per module. Only immutable
+        results are kept (text, numbers, a `Secret`), never a map or list, and never a failure."""
         self.environments = environments
         self.environ = environ
         self.env_allow = env_allow or _allow_list
@@ -140,23 +147,34 @@ def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
 
 
 def _resolve_string(text: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    memo = ctx.memo
+    if memo is None:
+        return _resolve_text(text, ctx, path, depth)
+    key = (text, path, depth)
+    found = memo.get(key, _MISSING)
+    if found is not _MISSING:
+        return found
+    value = _resolve_text(text, ctx, path, depth)
+    if value is None or isinstance(value, str | Secret | int | float):
+        memo[key] = value
+    return value
+
+
+def _resolve_text(text: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         raise PlaceholderError(f"placeholders nest too deeply (a cycle?) at {path}")
     pieces: list[Any] = []
-    position = 0
-    while True:
-        start = text.find("${", position)
-        if start < 0:
-            pieces.append(text[position:])
-            break
-        pieces.append(text[position:start])
-        end = _matching_brace(text, start)
-        if end < 0:
-            raise PlaceholderError(f"unterminated placeholder {text[start:]!r} at {path}")
-        inner = text[start + 2 : end]
-        expression = _resolve_string(inner, ctx, path, depth + 1) if "${" in inner else inner
-        pieces.append(_evaluate(str(expression), ctx, path, depth))
-        position = end + 1
+    for part in _parsed(text):
+        if isinstance(part, str):
+            pieces.append(part)
+        elif isinstance(part, _Placeholder):
+            nested = part.nested
+            expression = (
+                part.inner if nested is None else _resolve_string(nested, ctx, path, depth + 1)
+            )
+            pieces.append(_evaluate(str(expression), ctx, path, depth))
+        else:
+            raise PlaceholderError(f"unterminated placeholder {part.rest!r} at {path}")
     non_empty = [piece for piece in pieces if not (isinstance(piece, str) and piece == "")]
     if len(non_empty) == 1 and not isinstance(non_empty[0], str):
         return non_empty[0]
@@ -168,6 +186,47 @@ def _resolve_string(text: str, ctx: PlaceholderContext, path: str, depth: int) -
         )
         return Secret(joined, f"{path} (a string around a secret)")
     return "".join(_as_text(piece, path) for piece in pieces)
+
+
+class _Placeholder:
+    """One `${...}` of a string: its inner text, which itself holds placeholders when `nested`
+    is set (then the inner text is resolved first, and the result is the expression)."""
+
+    __slots__ = ("inner", "nested")
+
+    def __init__(self, inner: str) -> None:
+        self.inner = inner
+        self.nested = inner if "${" in inner else None
+
+
+class _Unterminated:
+    """A `${` without its `}`: an error where the scan reaches it (earlier ones come first)."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self, rest: str) -> None:
+        self.rest = rest
+
+
+@lru_cache(maxsize=16_384)
+def _parsed(text: str) -> tuple[str | _Placeholder | _Unterminated, ...]:
+    """A string split into literal text and placeholders, once per distinct string: a full build
+    resolves the same few templates for every (module, environment) of every project."""
+    parts: list[str | _Placeholder | _Unterminated] = []
+    position = 0
+    while True:
+        start = text.find("${", position)
+        if start < 0:
+            parts.append(text[position:])
+            break
+        parts.append(text[position:start])
+        end = _matching_brace(text, start)
+        if end < 0:
+            parts.append(_Unterminated(text[start:]))
+            break
+        parts.append(_Placeholder(text[start + 2 : end]))
+        position = end + 1
+    return tuple(parts)
 
 
 _BRACES: Final = re.compile(r"\$\{|\}")

@@ -48,6 +48,10 @@ class ManifestDirectory:
         self._stamps: dict[str, tuple[int, int]] = {}
         """(mtime, size) each good file was read at: an unchanged file is not read again."""
         self._reported: dict[str, tuple[int, int]] = {}
+        self._project_of: dict[str, str] = {}
+        """The project each good file declares."""
+        self._names: dict[str, set[str]] = {}
+        """The good files of each project."""
 
     def snapshot(self) -> Snapshot:
         """Names, modification times and sizes: cheap to take, and changes when a file does."""
@@ -62,13 +66,19 @@ class ManifestDirectory:
             return ()
         return tuple(sorted(entries))
 
-    def load(self, snapshot: Snapshot) -> dict[str, list[tuple[str, AnyManifest, str]]]:
-        """Projects → [(origin, manifest, digest)], from every file that decodes (or did)."""
+    def load(
+        self, snapshot: Snapshot
+    ) -> tuple[dict[str, list[tuple[str, AnyManifest, str]]], set[str]]:
+        """(projects → [(origin, manifest, digest)] for each project a changed, added or removed
+        file belongs (or belonged) to; every project served). Only changed files are read, and
+        only their projects listed: one file changed among thousands costs one file's work."""
         present = {name for name, _, _ in snapshot}
+        touched: set[str] = set()
         for name in list(self._good):
             if name not in present:
                 del self._good[name]
                 self._stamps.pop(name, None)
+                self._forget(name, touched)
         for name, mtime, size in snapshot:
             stamp = (mtime, size)
             if self._stamps.get(name) == stamp and name in self._good:
@@ -77,13 +87,31 @@ class ManifestDirectory:
             if loaded is not None:
                 self._good[name] = loaded
                 self._stamps[name] = stamp
-        projects: dict[str, list[tuple[str, AnyManifest, str]]] = {}
-        for name in sorted(self._good):
-            loaded = self._good[name]
-            projects.setdefault(manifest_project(loaded.manifest), []).append(
-                (name, loaded.manifest, loaded.digest)
-            )
-        return projects
+                self._forget(name, touched)
+                project = manifest_project(loaded.manifest)
+                self._project_of[name] = project
+                self._names.setdefault(project, set()).add(name)
+                touched.add(project)
+        changed = {
+            project: [
+                (name, self._good[name].manifest, self._good[name].digest)
+                for name in sorted(self._names[project])
+            ]
+            for project in touched
+            if project in self._names
+        }
+        return changed, set(self._names)
+
+    def _forget(self, name: str, touched: set[str]) -> None:
+        """`name` no longer counts for the project it belonged to (which is then touched)."""
+        project = self._project_of.pop(name, None)
+        if project is None:
+            return
+        touched.add(project)
+        names = self._names[project]
+        names.discard(name)
+        if not names:
+            del self._names[project]
 
     def _read(self, name: str, stamp: tuple[int, int]) -> _Loaded | None:
         path = self.directory / name
@@ -137,17 +165,17 @@ class LocalDirectorySource:
             return
         self._last = snapshot
         # Reading and decoding files runs in a thread: the event loop keeps serving meanwhile.
-        projects = await asyncio.to_thread(self._files.load, snapshot)
-        for project, files in projects.items():
+        changed, served = await asyncio.to_thread(self._files.load, snapshot)
+        for project, files in sorted(changed.items()):
             digest = hashlib.sha256(
                 "\n".join(f"{origin}:{digest}" for origin, _, digest in files).encode()
             ).hexdigest()
             await self._builder.apply_project(
                 project, [(origin, manifest) for origin, manifest, _ in files], digest
             )
-        for project in self._projects - projects.keys():
+        for project in self._projects - served:
             await self._builder.apply_project(project, None, "")
-        self._projects = set(projects)
+        self._projects = served
 
     # -- ManifestSource ---------------------------------------------------------------------
 
