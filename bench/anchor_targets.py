@@ -90,7 +90,13 @@ def start_nginx(procs: Processes, pin: Pinning, standins: Standins, workdir: Pat
 
 
 def start_floor(
-    procs: Processes, pin: Pinning, standins: Standins, workdir: Path, name: str, app: str
+    procs: Processes,
+    pin: Pinning,
+    standins: Standins,
+    workdir: Path,
+    name: str,
+    app: str,
+    workers: int = 1,
 ) -> Target:
     port = free_port()
     granian = str(Path(sys.executable).with_name("granian"))
@@ -101,14 +107,14 @@ def start_floor(
     }
     child = procs.start(
         [*pin.prefix(pin.server), granian, "--interface", "asgi", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--loop", "uvloop", "--http", "1", "--no-ws",
-         "--log-level", "warning", "--working-dir", str(ANCHORS), app],
+         "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "1",
+         "--no-ws", "--log-level", "warning", "--working-dir", str(ANCHORS), app],
         env=env,
         log=workdir / f"{name}.log",
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/chat/v1/models", child, name)
-    target = _target(name, base, child, "1 worker (Granian)")
+    target = _target(name, base, child, f"{workers} worker(s) (Granian)")
     if name == "floor-fixed":
         target.stream_url = ""  # no upstream: nothing to stream
     return target

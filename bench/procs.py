@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -53,16 +54,21 @@ def free_port() -> int:
 class Pinning:
     """Which cores the server under test gets, and which the stand-in and load generator get."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pinned: bool = True) -> None:
+        """`pinned=False`: every process may run on every core (bench/workers.py: two workers
+        need both cores)."""
         cores = sorted(os.sched_getaffinity(0))
-        self.enabled = len(cores) >= 2 and shutil.which("taskset") is not None
-        self.server = [cores[0]]
+        self.chosen = pinned
+        self.enabled = pinned and len(cores) >= 2 and shutil.which("taskset") is not None
+        self.server = [cores[0]] if self.enabled else cores
         self.tools = cores[1:] if self.enabled else cores
 
     def prefix(self, cores: Sequence[int]) -> list[str]:
         return ["taskset", "-c", ",".join(map(str, cores))] if self.enabled else []
 
     def describe(self) -> str:
+        if not self.chosen:
+            return f"not pinned: every process may run on any of core(s) {self.server}"
         if not self.enabled:
             return "not pinned (fewer than 2 cores or no taskset): numbers are indicative only"
         return (
@@ -138,6 +144,17 @@ def tree(pid: int) -> list[int]:
     return found
 
 
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (Granian's workers, for the server's main process)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(p) for p in task.read_text().split())
+        except OSError:
+            continue
+    return found
+
+
 def rss_bytes(pids: Sequence[int]) -> int:
     total = 0
     for pid in pids:
@@ -163,6 +180,26 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _TICKS
+
+
+def cores_busy_seconds(cores: Sequence[int]) -> float:
+    """Time the given cores spent running anything (all processes, ours or not), from /proc/stat:
+    with the target's own CPU subtracted, what other load took from its core."""
+    wanted = {f"cpu{core}" for core in cores}
+    total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name in wanted:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+            total += user + nice + system + irq + softirq + steal
+    return total / _TICKS
+
+
+def children_cpu() -> float:
+    """User + system CPU of this process's reaped children (the load generator: run_json waits
+    for it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_json(argv: list[str], timeout: float) -> dict[str, Any]:

@@ -32,6 +32,10 @@ STREAM = {
     "gap_p99": ("gap_ms", "p99"),
     "rss_kb_per_stream": ("rss_per_stream_bytes",),
     "cpu_us": ("cpu_us_per_request",),
+    "starts_together": ("starts_within_1ms", "p50"),
+    "cpu_cores": ("cpu_cores",),
+    "loadgen_cores": ("loadgen_cores",),
+    "others": ("server_core_others",),
 }
 ADDED = {
     "closed": ("p50", "p95", "p99"),
@@ -171,9 +175,22 @@ def markdown(data: dict[str, Any]) -> str:
         f"## Streaming (stand-in: first chunk at {shape['ttft_ms']} ms, {shape['chunks']} "
         f"chunks {shape['gap_ms']} ms apart; every chunk checked in order)",
         "",
+        "`stream c=N`: N streams open, their first starts spread evenly over one stream's length "
+        "(loadgen `-ramp`), so starts stay spread out as real clients' are (steady state). "
+        "`stream c=N burst`: all N start in the same instant and, lasting alike, stay in step: "
+        "every measured start is one of N simultaneous starts (a worst case). Measuring begins "
+        "once all N are open. *together*: median number of measured starts within 1 ms of a "
+        "start (itself included). **RSS KiB/stream** = (median resident memory of the target's "
+        "processes, sampled every 50 ms while all N streams are open, minus its resident memory "
+        "just before the run) ÷ N. *cores*: the target's CPU seconds ÷ the run's wall time, "
+        "then the load generator's (~1: that process or its core was saturated, and latency "
+        "measures its queue); *others*: what other processes (not the target) took of the "
+        "target's core(s) meanwhile, from /proc/stat (a shared machine's other users).",
+        "",
         "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
-        "| gap p99 | added gap p50 | added gap p99 | RSS KiB/stream | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | cores "
+        "| loadgen cores | others | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["mode"] == "stream"):
         added = row.get("added", {})
@@ -182,8 +199,9 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(row['ttft_p99'])} | {_cell(added.get('ttft_p50'))} | "
             f"{_cell(added.get('ttft_p99'))} | {_cell(row['gap_p50'], 3)} | "
             f"{_cell(row['gap_p99'], 3)} | {_cell(added.get('gap_p50'), 3)} | "
-            f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['rss_kb_per_stream'], 1)} | "
-            f"{errors_cell(row)} |"
+            f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['starts_together'], 0)} | "
+            f"{_cell(row['rss_kb_per_stream'], 1)} | {_cell(row['cpu_cores'])} | "
+            f"{_cell(row['loadgen_cores'])} | {_cell(row['others'])} | {errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})
     ratios = [r for r in rows if "fd2_ratio" in r]
@@ -251,13 +269,14 @@ def printable(data: dict[str, Any]) -> str:
 
 def progress_line(run: Run) -> str:
     r = run["result"]
-    head = f"round {run['round']} {run['scenario']:>16} {run['target']:>8}:"
+    head = f"round {run['round']} {run['scenario']:>18} {run['target']:>8}:"
     if run["mode"] == "stream" and not r["ttft_ms"]["count"]:
         body = "no complete stream"
     elif run["mode"] == "stream":
         body = (
             f"ttft p50 {r['ttft_ms']['p50']:.2f} ms, gap p99 {r['gap_ms']['p99']:.3f} ms, "
-            f"{r.get('chunks', 0)} chunks"
+            f"{r.get('chunks', 0)} chunks, {(r.get('starts_within_1ms') or {}).get('p50', 0):.0f} "
+            "start(s) together"
         )
     else:
         latency = r["latency_ms"]

@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --quick    # a shorter run (make bench-quick)
     .venv/bin/python bench/run.py --smoke    # seconds; fails on any error (CI: make bench-smoke)
     .venv/bin/python bench/run.py --peers    # also LiteLLM and Portkey (bench/peers/install.sh)
+    .venv/bin/python bench/run.py --workers-scaling --quick  # only: fd2 with 2 workers against 1
 
 Writes bench/results/<time>/report.{md,json} (and bench/results/latest.*) and prints a summary.
 """
@@ -12,6 +13,8 @@ Writes bench/results/<time>/report.{md,json} (and bench/results/latest.*) and pr
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import threading
 import time
@@ -21,6 +24,7 @@ from typing import Any
 
 import report
 import translation
+import workers
 from anchor_targets import start_anchors
 from control_plane import latency_under_rebuilds, rebuild_figures
 from machine import describe_machine
@@ -31,6 +35,8 @@ from procs import (
     Pinning,
     Processes,
     build_tools,
+    children_cpu,
+    cores_busy_seconds,
     cpu_seconds,
     rss_bytes,
     run_json,
@@ -45,6 +51,10 @@ class Scenario:
     mode: str  # closed, open or stream
     concurrency: int = 0
     rate: float = 0.0
+    # Streams: the workers' first starts spread evenly over this time (loadgen -ramp); 0 starts
+    # them all at once (a burst: streams of equal length then stay in step, so every measured
+    # start is one of `concurrency` simultaneous starts).
+    ramp_s: float = 0.0
 
 
 @dataclass
@@ -65,10 +75,21 @@ class Settings:
     def scenarios(self) -> list[Scenario]:
         found = [Scenario(f"closed c={c}", "closed", concurrency=c) for c in self.concurrency]
         found.append(Scenario(f"open {self.rate:g}/s", "open", rate=self.rate))
-        found += [
-            Scenario(f"stream c={c}", "stream", concurrency=c) for c in self.stream_concurrency
-        ]
+        for c in self.stream_concurrency:
+            if c == 1:
+                found.append(Scenario("stream c=1", "stream", concurrency=1))
+                continue
+            # Steady: starts spread over one stream's length, as N clients' would be; then the
+            # burst of N at once, as measured before (a worst case: N starts in one instant).
+            found.append(
+                Scenario(f"stream c={c}", "stream", concurrency=c, ramp_s=self.stream_length_s())
+            )
+            found.append(Scenario(f"stream c={c} burst", "stream", concurrency=c))
         return found
+
+    def stream_length_s(self) -> float:
+        """How long one stand-in stream lasts (first chunk, then the gaps)."""
+        return (self.shape.ttft_ms + self.shape.chunks * self.shape.gap_ms) / 1000
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -105,12 +126,15 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return base
 
 
-def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> dict[str, Any]:
+def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[str, Any]:
+    """One load against one target. `scenario` is a Scenario or shaped like one (translation.py's
+    Case has no ramp)."""
     stream = scenario.mode == "stream"
     duration = cfg.stream_duration_s if stream else cfg.duration_s
-    warmup = (
-        (cfg.shape.ttft_ms + cfg.shape.chunks * cfg.shape.gap_ms) / 1000 if stream else cfg.warmup_s
-    )
+    ramp = float(getattr(scenario, "ramp_s", 0.0))
+    # A stream's warm-up lasts one stream (every worker's first, unmeasured) and covers the ramp:
+    # nothing is measured before all N streams are open.
+    warmup = max(cfg.stream_length_s(), ramp) if stream else cfg.warmup_s
     argv = [
         *pin.prefix(pin.tools),
         str(BIN / "loadgen"),
@@ -129,6 +153,7 @@ def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> 
         argv += ["-H", header]
     if stream:
         argv += ["-c", str(scenario.concurrency), "-chunks", str(cfg.shape.chunks)]
+        argv += ["-ramp", f"{ramp}s"]
     elif scenario.mode == "open":
         argv += ["-rate", str(scenario.rate)]
     else:
@@ -136,27 +161,47 @@ def measure(target: Target, scenario: Scenario, cfg: Settings, pin: Pinning) -> 
     pids = tree(target.process.pid)
     rss_idle = rss_bytes(pids)
     peak = [rss_idle]
+    measured: list[int] = []  # resident memory in the measured window: all N streams open
     done = threading.Event()
+    window = (time.monotonic() + warmup, time.monotonic() + warmup + duration)
 
-    def sample() -> None:  # resident memory while the streams are open
+    def sample() -> None:
         while not done.wait(0.05):
-            peak[0] = max(peak[0], rss_bytes(pids))
+            rss = rss_bytes(pids)
+            peak[0] = max(peak[0], rss)
+            if window[0] <= time.monotonic() <= window[1]:
+                measured.append(rss)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu_before = cpu_seconds(pids)
+    loadgen_before, wall_before = children_cpu(), time.monotonic()
+    server_cores_before = cores_busy_seconds(pin.server)
     try:
         result = run_json(argv, timeout=duration + warmup + 180)
     finally:
         done.set()
         sampler.join()
     cpu = cpu_seconds(pids) - cpu_before
+    wall = time.monotonic() - wall_before
+    # Cores busy over the whole run (warm-up included): ~1 means the target (or, for the load
+    # generator, the tools' core) was saturated, and latency then measures its queue.
+    result["cpu_cores"], result["wall_s"] = cpu / wall, wall
+    result["loadgen_cores"] = (children_cpu() - loadgen_before) / wall
+    # What else ran on the target's core meanwhile (other users of a shared machine): the
+    # target's own CPU is subtracted; when pinning is off the tools are in this figure too.
+    others = cores_busy_seconds(pin.server) - server_cores_before - cpu
+    result["server_core_others"] = max(0.0, others) / wall
     settle(pids)
     sent = int(result["sent_in_all"])
     result["cpu_us_per_request"] = cpu / sent * 1e6 if sent else None
     result["rss_idle_bytes"], result["rss_peak_bytes"] = rss_idle, peak[0]
+    # The median of the samples taken every 50 ms in the measured window (after the warm-up and
+    # ramp, so with all N streams open), less the idle figure just before the run.
+    open_rss = statistics.median(measured) if measured else peak[0]
+    result["rss_open_bytes"], result["rss_samples"] = open_rss, len(measured)
     if stream and scenario.concurrency:
-        result["rss_per_stream_bytes"] = (peak[0] - rss_idle) / scenario.concurrency
+        result["rss_per_stream_bytes"] = (open_rss - rss_idle) / scenario.concurrency
     return result
 
 
@@ -208,12 +253,21 @@ def main() -> None:
         help="the stand-in's streams as TTFT_MS,CHUNKS,GAP_MS (default 50,64,20); short ones "
         "(e.g. 5,4,1) give hundreds of streams per run, for time-to-first-token at c=1",
     )
+    parser.add_argument(
+        "--workers-scaling",
+        action="store_true",
+        help="only this: fd2 (and floor-lean) with 2 workers against 1, closed loop at c=64, "
+        "nothing pinned (bench/workers.py; not in the default run)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results folder")
     args = parser.parse_args()
     cfg = settings_for(args)
     build_tools()
-    pin = Pinning()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    if args.workers_scaling:
+        scale_workers(cfg, args.out / f"workers-{stamp}", args.smoke)
+        return
+    pin = Pinning()
     out = args.out / (f"smoke-{stamp}" if args.smoke else stamp)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
@@ -251,6 +305,7 @@ def main() -> None:
                             "mode": scenario.mode,
                             "concurrency": scenario.concurrency,
                             "rate": scenario.rate,
+                            "ramp_s": scenario.ramp_s,
                             "target": target.name,
                             "result": result,
                         }
@@ -274,7 +329,7 @@ def main() -> None:
                 )
                 for size in cfg.route_table_sizes
             ]
-    data = {
+    data: dict[str, Any] = {
         "machine": describe_machine(args.peers),
         "settings": {
             **asdict(cfg),
@@ -303,6 +358,34 @@ def main() -> None:
     every = runs + translation_runs
     if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in every)):
         sys.exit(f"benchmark smoke failed: {errors} errors (or a run without requests)")
+
+
+def scale_workers(cfg: Settings, out: Path, smoke: bool) -> None:
+    """Two workers against one (bench/workers.py), with its own report in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    pin = Pinning(pinned=False)
+    machine = describe_machine(False)
+    with Processes() as procs:
+        standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)
+        servers = workers.start_targets(procs, pin, standins, out)
+        check_correctness([t for pair in servers.values() for t in pair])
+        runs = workers.measure_rounds(
+            lambda target, case: measure(target, case, cfg, pin),
+            servers,
+            standins.direct.process.pid,
+            cfg.rounds,
+        )
+    settings = {**asdict(cfg), "pinning": pin.describe()}
+    summary = workers.summarize(runs, servers)
+    data = {"machine": machine, "settings": settings, "runs": runs, "summary": summary}
+    text = workers.markdown(summary, machine, settings)
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "report.md").write_text(text)
+    print("\n" + text)
+    print(f"report: {out / 'report.md'}")
+    errors = sum(int(run["result"]["errors"]) for run in runs)
+    if smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in runs)):
+        sys.exit(f"workers smoke failed: {errors} errors (or a run without requests)")
 
 
 def check_correctness(targets: list[Target]) -> None:

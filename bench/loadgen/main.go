@@ -4,7 +4,10 @@
 //	open:   requests start on a fixed schedule (-rate per second) whatever the answers do, and
 //	        latency counts from the intended start, so queueing is never hidden
 //	stream: -c concurrent streamed chat completions; time to first chunk, gaps between chunks,
-//	        and a check that every chunk arrived once and in order
+//	        and a check that every chunk arrived once and in order. By default all -c streams
+//	        start at once (and, all lasting alike, stay in step: every start is one of a burst
+//	        of -c); -ramp spreads the first starts evenly over a duration, so that in steady
+//	        state -c streams are open with their starts spread out, as real clients' are
 //
 // Every answer is checked: a status other than 200, a transport failure or a body that is not
 // the expected JSON (or stream) is an error, counted by kind.
@@ -38,11 +41,13 @@ type config struct {
 	concurrency, chunks int
 	rate                float64
 	duration, warmup    time.Duration
+	ramp                time.Duration // worker i first starts at i*ramp/concurrency
 }
 
 // recorder gathers the samples of one goroutine; they are merged at the end (no locks per request).
 type recorder struct {
 	latency, ttft, gaps []float64 // milliseconds
+	starts              []float64 // ms after the load began, of the calls measured
 	errors              map[string]int
 	samples             map[string]string
 	chunks              int
@@ -66,6 +71,7 @@ func (r *recorder) merge(o *recorder) {
 	r.latency = append(r.latency, o.latency...)
 	r.ttft = append(r.ttft, o.ttft...)
 	r.gaps = append(r.gaps, o.gaps...)
+	r.starts = append(r.starts, o.starts...)
 	r.chunks += o.chunks
 	for k, v := range o.errors {
 		r.errors[k] += v
@@ -142,9 +148,17 @@ func main() {
 	flag.Float64Var(&cfg.rate, "rate", 100, "open mode: requests per second")
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured time")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before it")
+	flag.DurationVar(&cfg.ramp, "ramp", 0,
+		"closed and stream modes: spread the workers' first starts evenly over this time "+
+			"(0: all start at once); -warmup must be at least as long")
 	flag.Parse()
 	if cfg.url == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -url is required")
+		os.Exit(2)
+	}
+	if cfg.ramp < 0 || cfg.warmup < cfg.ramp {
+		// Measuring while workers are still starting would mix a growing load into the figures.
+		fmt.Fprintln(os.Stderr, "loadgen: -ramp must be between 0 and -warmup")
 		os.Exit(2)
 	}
 	if *body != "" {
@@ -187,6 +201,9 @@ func runClosed(cfg config) (*recorder, time.Duration) {
 // runWorkers keeps -c workers calling work back to back until the deadline. A call started
 // during the warm-up records into a scratch recorder that is thrown away. With atLeastOnce every
 // worker makes one call even when that call outlasts the run (a stream longer than -duration).
+// With -ramp, worker i makes its first call i*ramp/c after the start; as calls of equal length
+// follow back to back, the starts stay spread out (the warm-up covers the ramp, so every
+// measured call runs beside all -c workers).
 func runWorkers(
 	cfg config, atLeastOnce bool, work func(client *http.Client, rec *recorder, t0 time.Time),
 ) (*recorder, time.Duration) {
@@ -199,8 +216,10 @@ func runWorkers(
 	for i := range recs {
 		recs[i] = newRecorder()
 		wg.Add(1)
+		offset := cfg.ramp * time.Duration(i) / time.Duration(cfg.concurrency)
 		go func(rec *recorder) {
 			defer wg.Done()
+			time.Sleep(time.Until(start.Add(offset)))
 			scratch := newRecorder()
 			for first := atLeastOnce; first || time.Now().Before(deadline); first = false {
 				t0 := time.Now()
@@ -208,6 +227,7 @@ func runWorkers(
 				if t0.Before(measureFrom) {
 					target = scratch
 				}
+				target.starts = append(target.starts, ms(t0.Sub(start)))
 				work(client, target, t0)
 			}
 		}(recs[i])

@@ -22,6 +22,7 @@ type result struct {
 	URL          string            `json:"url"`
 	Concurrency  int               `json:"concurrency"`
 	Rate         float64           `json:"rate,omitempty"`
+	RampS        float64           `json:"ramp_s"`
 	DurationS    float64           `json:"duration_s"`
 	Requests     int               `json:"requests"`
 	SentInAll    int64             `json:"sent_in_all"`
@@ -33,6 +34,27 @@ type result struct {
 	TTFTMS       *summary          `json:"ttft_ms,omitempty"`
 	GapMS        *summary          `json:"gap_ms,omitempty"`
 	Chunks       int               `json:"chunks,omitempty"`
+	// StartsTogether: for each measured call, how many measured calls (itself included) started
+	// within 1 ms of it. About -c when every start is one of a burst, about 1 when spread.
+	StartsTogether *summary `json:"starts_within_1ms,omitempty"`
+}
+
+// together counts, for each start, the starts no more than half a millisecond either side.
+func together(starts []float64) []float64 {
+	sorted := append([]float64(nil), starts...)
+	sort.Float64s(sorted)
+	counts := make([]float64, len(sorted))
+	lo, hi := 0, 0
+	for i, s := range sorted {
+		for sorted[lo] < s-0.5 {
+			lo++
+		}
+		for hi < len(sorted) && sorted[hi] <= s+0.5 {
+			hi++
+		}
+		counts[i] = float64(hi - lo)
+	}
+	return counts
 }
 
 // summarize uses nearest-rank percentiles over every sample (no histogram buckets).
@@ -66,7 +88,7 @@ func report(w io.Writer, mode string, cfg config, rec *recorder, elapsed time.Du
 	r := result{
 		Mode: mode, URL: cfg.url, Concurrency: cfg.concurrency, DurationS: elapsed.Seconds(),
 		Requests: len(rec.latency) + errors, SentInAll: sent.Load(), Errors: errors,
-		ErrorKinds: rec.errors, ErrorSamples: rec.samples,
+		ErrorKinds: rec.errors, ErrorSamples: rec.samples, RampS: cfg.ramp.Seconds(),
 		RPS:       float64(len(rec.latency)) / elapsed.Seconds(),
 		LatencyMS: summarize(rec.latency),
 	}
@@ -77,6 +99,10 @@ func report(w io.Writer, mode string, cfg config, rec *recorder, elapsed time.Du
 	if mode == "stream" {
 		ttft, gaps := summarize(rec.ttft), summarize(rec.gaps)
 		r.TTFTMS, r.GapMS, r.Chunks = &ttft, &gaps, rec.chunks
+	}
+	if mode != "open" && len(rec.starts) > 0 {
+		starts := summarize(together(rec.starts))
+		r.StartsTogether = &starts
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
