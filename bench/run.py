@@ -103,7 +103,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         warmup_s=1,
         stream_duration_s=4,
         concurrency=[1, 16, 64, 256],
-        stream_concurrency=[1, 64, 512],
+        stream_concurrency=[1, 16, 64, 512],
         rate=1000,
         shape=StreamShape(50, 64, 20),
         delay_ms=0,
