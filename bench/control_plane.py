@@ -47,6 +47,18 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
+def _builder(http: aiohttp.ClientSession) -> RouteBuilder:
+    """A route builder as fd2's start-up makes one (no step compiler: see the docs)."""
+    return RouteBuilder(
+        registry=ModuleRegistry(allowed_packages=""),
+        secrets=SecretResolver(config_file=None),
+        http=http,
+        default_environment="development",
+        base_timeouts=Timeouts(connect_s=5, read_s=120, total_s=600),
+        environ=os.environ,
+    )
+
+
 async def _rebuild_times(
     directory: Path, changed: Path, upstream: str
 ) -> tuple[float, float, float, float, int]:
@@ -55,14 +67,7 @@ async def _rebuild_times(
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
     threshold = gc.get_threshold()
     async with aiohttp.ClientSession() as http:
-        builder = RouteBuilder(
-            registry=ModuleRegistry(allowed_packages=""),
-            secrets=SecretResolver(config_file=None),
-            http=http,
-            default_environment="development",
-            base_timeouts=Timeouts(connect_s=5, read_s=120, total_s=600),
-            environ=os.environ,
-        )
+        builder = _builder(http)
         watcher = LocalDirectorySource(directory, builder)
         began, cpu = time.perf_counter(), time.process_time()
         with startup_build():  # as fd2's start-up sync runs it (fd2.control.runtime)
@@ -225,14 +230,7 @@ async def _stalls(
     rewritten every `interval_s`; a 1 ms timer measures how late the loop runs it (its stalls)."""
     os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
     async with aiohttp.ClientSession() as http:
-        builder = RouteBuilder(
-            registry=ModuleRegistry(allowed_packages=""),
-            secrets=SecretResolver(config_file=None),
-            http=http,
-            default_environment="development",
-            base_timeouts=Timeouts(connect_s=5, read_s=120, total_s=600),
-            environ=os.environ,
-        )
+        builder = _builder(http)
         watcher = LocalDirectorySource(directory, builder, poll_s=interval_s / 2)
         with startup_build():
             await watcher.sync()

@@ -16,6 +16,8 @@ import time
 from types import TracebackType
 from typing import Final
 
+from fd2.loop_workers import on_loop
+
 SWEEP_S: Final = 0.1
 """How late a deadline may fire."""
 _IDLE_SWEEPS: Final = 50
@@ -86,9 +88,4 @@ _sweepers: dict[asyncio.AbstractEventLoop, _Sweeper] = {}
 
 
 def _sweeper(loop: asyncio.AbstractEventLoop) -> _Sweeper:
-    sweeper = _sweepers.get(loop)
-    if sweeper is None:
-        sweeper = _sweepers[loop] = _Sweeper()
-    if sweeper.task is None or sweeper.task.done():
-        sweeper.task = loop.create_task(sweeper.run())
-    return sweeper
+    return on_loop(_sweepers, loop, _Sweeper)

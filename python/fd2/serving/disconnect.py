@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from fd2.loop_workers import on_loop
 from fd2.serving.request import ClientDisconnected, Request
 
 T = TypeVar("T")
@@ -77,9 +78,4 @@ _by_loop: dict[asyncio.AbstractEventLoop, _Watches] = {}
 
 
 def _watches(loop: asyncio.AbstractEventLoop) -> _Watches:
-    watches = _by_loop.get(loop)
-    if watches is None:
-        watches = _by_loop[loop] = _Watches()
-    if watches.task is None or watches.task.done():
-        watches.task = loop.create_task(watches.run())
-    return watches
+    return on_loop(_by_loop, loop, _Watches)
