@@ -159,3 +159,24 @@ async def test_figures_are_written_within_a_flush_period_without_a_scrape():
     assert child._value.get() == 0
     await asyncio.sleep(FLUSH_S + 0.3)
     assert child._value.get() == 1
+
+
+def test_a_flush_armed_on_a_loop_that_closed_is_armed_again_on_the_next():
+    import asyncio
+
+    from fd2.serving.request_metrics import FLUSH_S
+
+    registry = MetricsRegistry()
+    child = registry.requests.requests.labels("acme", "chat", "dev", "/v1/models", "200")
+
+    async def one_request() -> None:
+        registry.requests.finished("acme", "chat", "dev", "/v1/models", 200, 0.01)
+
+    asyncio.run(one_request())  # armed on a loop that then closes: its timer never fires
+
+    async def another_and_wait() -> None:
+        await one_request()
+        await asyncio.sleep(FLUSH_S + 0.3)
+
+    asyncio.run(another_and_wait())
+    assert child._value.get() == 2

@@ -197,7 +197,8 @@ class RequestMetrics:
         self._routes: dict[tuple[str, str, str], _RouteSeries] = {}
         self._counters: dict[tuple[Counter, str, str, str, str], list[Any]] = {}
         """Per route counter child: [the child, events not written yet]."""
-        self._flush_armed = False
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        """The loop a flush is armed on (None: none is)."""
         atexit.register(self.flush)  # a worker's last second, when it exits normally
 
     def route(self, project: str, module: str, environment: str) -> _RouteSeries:
@@ -221,7 +222,7 @@ class RequestMetrics:
         series.count += 1
         series.total += took
         series.buckets[bisect_left(_LATENCY_BUCKETS, took)] += 1
-        if not self._flush_armed:
+        if self._flush_loop is None or self._flush_loop.is_closed():
             self._arm_flush()
 
     def used(self, route: _RouteSeries, usage: Usage) -> None:
@@ -239,12 +240,12 @@ class RequestMetrics:
         if pending is None:
             pending = self._counters[key] = [counter.labels(project, module, environment, value), 0]
         pending[1] += 1
-        if not self._flush_armed:
+        if self._flush_loop is None or self._flush_loop.is_closed():
             self._arm_flush()
 
     def flush(self) -> None:
         """Write what was added since the last flush where scrapes read it."""
-        self._flush_armed = False
+        self._flush_loop = None
         for series in self._series.values():
             series.flush()
         for pending in self._counters.values():
@@ -258,7 +259,7 @@ class RequestMetrics:
         except RuntimeError:  # no event loop (a tool, a test): written at once
             self.flush()
             return
-        self._flush_armed = True
+        self._flush_loop = loop  # a loop that closes before the timer fires is armed anew
         loop.call_later(FLUSH_S, self.flush)
 
 
