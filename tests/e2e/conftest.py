@@ -96,6 +96,7 @@ class Service:
             self.proc.wait(5)
         # Workers outliving their parent would hold the port; the group is ours alone.
         self._kill_group()
+        LEAKS.forget(self.name, self.port)
 
     def _kill_group(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

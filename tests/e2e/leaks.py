@@ -25,8 +25,10 @@ class LeakRegistry:
     services: dict[int, str] = field(default_factory=dict)
     """Port → service name, for every server a test started."""
     logs: dict[str, list[Path]] = field(default_factory=dict)
-    responses: list[tuple[int, str, bytes]] = field(default_factory=list)
-    """(port, what, bytes) of every answer received."""
+    responses: list[tuple[str | None, str, bytes]] = field(default_factory=list)
+    """(the service that answered, what, bytes) of every answer received. The service is
+    named when the answer arrives: a port freed by one test's server and taken by another's
+    later must not make the first one's answers look like the second one's."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_secret(self, value: str | bytes) -> None:
@@ -43,7 +45,13 @@ class LeakRegistry:
     def record(self, port: int | None, what: str, data: bytes) -> None:
         if port is not None and data:
             with self._lock:
-                self.responses.append((port, what, data))
+                self.responses.append((self.services.get(port), what, data))
+
+    def forget(self, name: str, port: int) -> None:
+        """`name` stopped: its port no longer names it (its logs stay checked)."""
+        with self._lock:
+            if self.services.get(port) == name:
+                del self.services[port]
 
     def findings(self) -> list[str]:
         """Where a secret appears: `<place>: <secret's first characters>…`, one per finding."""
@@ -56,15 +64,14 @@ class LeakRegistry:
                 text = path.read_bytes() if path.exists() else b""
                 for number, line in enumerate(text.splitlines(), 1):
                     found += self._scan(line, f"{path.name} line {number}")
-        for port, what, data in self.responses:
-            name = self.services.get(port)
+        for name, what, data in self.responses:
             if name is None or not _checked(name):
                 continue
             found += self._scan(echo.sub(b"", data) if echo else data, f"{name} answer to {what}")
         return found
 
     def summary(self) -> str:
-        checked = [port for port, _, _ in self.responses if _checked(self.services.get(port, ""))]
+        checked = [name for name, _, _ in self.responses if name is not None and _checked(name)]
         files = sum(len(paths) for name, paths in self.logs.items() if _checked(name))
         return (
             f"{len(self.secrets)} secrets looked for in {len(checked)} recorded pieces of fd2 "

@@ -37,6 +37,21 @@ def test_finds_a_secret_in_an_fd2_answer_but_ignores_stand_ins(tmp_path: Path) -
     ]
 
 
+def test_a_port_taken_later_by_fd2_does_not_claim_a_stand_ins_earlier_answers() -> None:
+    """Ports are reused over a session: a stand-in's answers stay the stand-in's."""
+    registry = LeakRegistry()
+    registry.add_secret(SECRET)
+    registry.add_service("openai-standin", 7, [])
+    registry.record(7, "GET /_standin/requests", f'"key": "{SECRET}"'.encode())
+    registry.forget("openai-standin", 7)
+    registry.add_service("fd2-later", 7, [])
+    assert registry.findings() == []
+    registry.record(7, "POST /p/m/v1/chat/completions", f"error: bad key {SECRET}".encode())
+    assert registry.findings() == [
+        "fd2-later answer to POST /p/m/v1/chat/completions: contains plan…"
+    ]
+
+
 def test_only_the_upstream_stand_ins_authorization_echo_is_exempt() -> None:
     registry = LeakRegistry()
     registry.add_secret(SECRET)
