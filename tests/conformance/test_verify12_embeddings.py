@@ -20,6 +20,7 @@ from .verify12_support import (
     PROVIDERS,
     assert_clean_error,
     chat_url,
+    member_paths,
     secrets_of,
     transcript,
     verify_fd2,  # noqa: F401  # the fixture
@@ -45,19 +46,6 @@ def _responses(loaded: dict[str, Any]) -> list[dict[str, Any]]:
     return [loaded["response"]]
 
 
-def _paths(value: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if len(where) >= 4:
-        return
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield (*where, key)
-            yield from _paths(inner, (*where, key))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value[:2]):
-            yield (*where, index)
-            yield from _paths(inner, (*where, index))
-
-
 @pytest.mark.parametrize("provider", [p for p in EMBEDDERS if p not in ("openai", "azure")])
 def test_embedding_answers_with_members_of_a_wrong_type(
     provider: str,
@@ -68,7 +56,7 @@ def test_embedding_answers_with_members_of_a_wrong_type(
     original = transcript(provider, "embeddings")
     answer = _responses(original)[0]["json"]
     refused = 0
-    for path in _paths(answer):
+    for path in member_paths(answer, list_items=2):
         for wrong in (None, "x", [], {"z": 1}, -1, True, 1e300, 10**30):
             loaded = copy.deepcopy(original)
             target = _responses(loaded)[0]["json"]

@@ -6,7 +6,6 @@ event, never with a dropped connection or fd2's 500; likewise on `/v1/messages` 
 from __future__ import annotations
 
 import base64
-import copy
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -26,6 +25,8 @@ from .verify12_support import (
     TRANSLATED,
     assert_no_secret,
     chat_url,
+    member_paths,
+    replaced,
     sse_events,
     sse_text,
     transcript,
@@ -67,28 +68,6 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def _paths(value: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if len(where) >= 4:
-        return
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield (*where, key)
-            yield from _paths(inner, (*where, key))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            yield (*where, index)
-            yield from _paths(inner, (*where, index))
-
-
-def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    out = copy.deepcopy(value)
-    target = out
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = new
-    return out
-
-
 def _events(provider: str) -> list[dict[str, Any]]:
     """The stream transcript's events as `{"event", "data"}` (Bedrock's decoded)."""
     response = transcript(provider, "stream")["response"]
@@ -121,10 +100,10 @@ def _variants(provider: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         data = event["data"]
         if not isinstance(data, dict):
             continue
-        for path in _paths(data):
+        for path in member_paths(data):
             for wrong in WRONG:
                 changed = list(events)
-                changed[index] = {**event, "data": _replaced(data, path, wrong)}
+                changed[index] = {**event, "data": replaced(data, path, wrong)}
                 yield f"event {index} {path} = {wrong!r}", changed
 
 

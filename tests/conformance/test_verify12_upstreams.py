@@ -7,7 +7,6 @@ event. fd2 under Granian, the replay stand-in as the provider."""
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +28,8 @@ from .verify12_support import (
     assert_one_error_then_end,
     base_url,
     chat_url,
+    member_paths,
+    replaced,
     secrets_of,
     sse_events,
     sse_text,
@@ -76,29 +77,6 @@ def test_a_200_that_is_not_an_answer_is_a_clean_502(
     assert_clean_error(http.post(chat_url(verify_fd2, provider), json=PLAIN), 502)
 
 
-def _paths(value: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every member path of a JSON value (keys and list indexes), three levels deep at most."""
-    if len(where) >= 4:
-        return
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield (*where, key)
-            yield from _paths(inner, (*where, key))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            yield (*where, index)
-            yield from _paths(inner, (*where, index))
-
-
-def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    out = copy.deepcopy(value)
-    target = out
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = new
-    return out
-
-
 @pytest.mark.parametrize("provider", [p for p in TRANSLATED if p != "azure"])
 def test_every_member_of_an_answer_of_the_wrong_type(
     provider: str,
@@ -113,13 +91,13 @@ def test_every_member_of_an_answer_of_the_wrong_type(
     answer = loaded["response"].get("json")
     assert isinstance(answer, dict)
     seen: dict[int, int] = {}
-    for path in _paths(answer):
+    for path in member_paths(answer):
         for wrong in (None, 7, "x", [], {"z": 1}, -1.5, True, 1e300, -5):
             _answered(
                 replayer,
                 provider,
                 "plain",
-                {**loaded["response"], "json": _replaced(answer, path, wrong)},
+                {**loaded["response"], "json": replaced(answer, path, wrong)},
             )
             response = http.post(chat_url(verify_fd2, provider), json=PLAIN)
             seen[response.status_code] = seen.get(response.status_code, 0) + 1

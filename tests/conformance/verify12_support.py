@@ -147,3 +147,30 @@ def assert_one_error_then_end(content: bytes) -> dict[str, Any]:
     assert isinstance(error["message"], str) and error["message"]
     assert "<html" not in error["message"].lower()
     return dict(error)
+
+
+def member_paths(
+    value: Any, where: tuple[Any, ...] = (), *, list_items: int | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """Every member path of a JSON value (keys and list indexes), three levels deep at most;
+    `list_items`: only that many items of each list."""
+    if len(where) >= 4:
+        return
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield (*where, key)
+            yield from member_paths(inner, (*where, key), list_items=list_items)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value[:list_items]):
+            yield (*where, index)
+            yield from member_paths(inner, (*where, index), list_items=list_items)
+
+
+def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    """A deep copy of `value` with the member at `path` set to `new`."""
+    out = copy.deepcopy(value)
+    target = out
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return out
