@@ -271,10 +271,17 @@ class InferenceModule(Module):
                 "/v1/completions": {"POST": self._not_translated},
                 "/v1/models": {"GET": self._not_translated},
             }
+        # C-level partials of `_inference`: no coroutine of their own per request.
         return {
-            "/v1/chat/completions": {"POST": self._chat_completions},
-            "/v1/completions": {"POST": self._completions},
-            "/v1/embeddings": {"POST": self._embeddings},
+            "/v1/chat/completions": {
+                "POST": partial(self._inference, path=self._chat_path, kind=CHAT)
+            },
+            "/v1/completions": {
+                "POST": partial(self._inference, path="/completions", kind=COMPLETIONS)
+            },
+            "/v1/embeddings": {
+                "POST": partial(self._inference, path="/embeddings", kind=EMBEDDINGS)
+            },
             "/v1/models": {"GET": self._models},
         }
 
@@ -316,12 +323,6 @@ class InferenceModule(Module):
 
     async def _chat_completions(self, request: Request, send: Send) -> None:
         await self._inference(request, send, self._chat_path, CHAT)
-
-    async def _completions(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, "/completions", COMPLETIONS)
-
-    async def _embeddings(self, request: Request, send: Send) -> None:
-        await self._inference(request, send, "/embeddings", EMBEDDINGS)
 
     async def _not_translated(self, request: Request, send: Send) -> None:
         raise NotFound(

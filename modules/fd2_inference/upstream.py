@@ -81,6 +81,10 @@ class PooledResponse:
     def iter_any(self) -> AsyncIterator[bytes]:
         return self._response.iter_chunks(self._read_s)
 
+    def read_now(self) -> bytes | None:
+        """The whole body if it has arrived already (see `Response.read_now`), else None."""
+        return self._response.read_now(SUCCESS_BODY_LIMIT)
+
     async def read(self) -> bytes:
         return await self._response.read(SUCCESS_BODY_LIMIT, self._read_s)
 
@@ -333,6 +337,10 @@ async def read_answer(
     if 200 <= response.status < 300:
         length = response.content_length
         if length is not None and length <= success_limit:
+            if isinstance(response, PooledResponse) and success_limit == SUCCESS_BODY_LIMIT:
+                whole = response.read_now()  # the common case, without a coroutine
+                if whole is not None:
+                    return whole
             return await response.read()
         return await read_bounded(response, success_limit)
     return await read_bounded(response, error_limit)

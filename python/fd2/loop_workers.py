@@ -29,9 +29,8 @@ def running_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[object]] = getattr(
-    asyncio.tasks, "_current_tasks"
-)
+# Private, and stable from Python 3.7 to 3.13: asyncio.current_task is a lookup in it.
+_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[object]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
 """asyncio's own map of each loop's running task (what `asyncio.current_task` reads)."""
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 import httptools
 
 from fd2.http_client.errors import ResponseFailed, UpstreamClosed
 from fd2.http_client.response import Response
+
+_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
+"""Headers that delimit an answer's body: without either, it ends when the connection does."""
 
 
 class Connection(asyncio.Protocol):
@@ -22,7 +25,6 @@ class Connection(asyncio.Protocol):
         "_delimited_by_close",
         "_headers_ready",
         "_keep_alive",
-        "_loop",
         "_on_closed",
         "_on_idle",
         "_parser",
@@ -30,6 +32,7 @@ class Connection(asyncio.Protocol):
         "_transport",
         "closed",
         "idle_since",
+        "loop",
         "reused",
     )
 
@@ -44,7 +47,7 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         # Made inside the loop's create_connection: its loop for good (asking for the running
         # loop per request is a getpid system call on Python 3.11).
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._parser = httptools.HttpResponseParser(self)
         self._response: Response | None = None
         self._headers_ready: asyncio.Future[Response] | None = None
@@ -98,18 +101,18 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._response is not None
-        self._response.headers.append((name.lower(), value))
+        lower = name.lower()
+        self._response.headers.append((lower, value))
+        if lower in _FRAMING:
+            self._delimited_by_close = False
 
     def on_headers_complete(self) -> None:
         response = self._response
         assert response is not None
         response.status = self._parser.get_status_code()
-        self._delimited_by_close = (
-            response.header(b"content-length") is None
-            and response.header(b"transfer-encoding") is None
-        )
         if 100 <= response.status < 200:  # an interim answer: the real one follows
             response.headers.clear()
+            self._delimited_by_close = True
             return
         waiter = self._headers_ready
         if waiter is not None and not waiter.done():
@@ -134,7 +137,9 @@ class Connection(asyncio.Protocol):
         assert self._transport is not None and self._response is None
         self._response = Response(self)
         self._keep_alive = False
-        self._headers_ready = self._loop.create_future()
+        # Until a Content-Length or Transfer-Encoding header says otherwise (`on_header`).
+        self._delimited_by_close = True
+        self._headers_ready = self.loop.create_future()
         self._transport.write(request)
         return self._headers_ready
 

@@ -90,7 +90,7 @@ class Response:
                 raise self._error
             if self._done:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._connection.loop.create_future()  # no getpid (loop_workers)
             try:
                 if timeout_s is None:
                     await self._waiter
@@ -109,14 +109,22 @@ class Response:
             self._connection.resume_reading()
         return chunk
 
-    async def read(self, limit: int, timeout_s: float | None = None) -> bytes:
-        """The whole body. ResponseFailed when it is longer than `limit`; ReadTimeout when no
-        byte arrives for `timeout_s`."""
-        if self._done and len(self._chunks) == 1:  # the common case: one piece, already here
+    def read_now(self, limit: int) -> bytes | None:
+        """The whole body when it is here already in one piece (the common case: no coroutine
+        needed), else None. ResponseFailed when it is longer than `limit`."""
+        if self._done and len(self._chunks) == 1:
             whole = self._chunks.popleft()
             self._buffered = 0
             if len(whole) > limit:
                 raise ResponseFailed(f"answer longer than {limit} bytes")
+            return whole
+        return None
+
+    async def read(self, limit: int, timeout_s: float | None = None) -> bytes:
+        """The whole body. ResponseFailed when it is longer than `limit`; ReadTimeout when no
+        byte arrives for `timeout_s`."""
+        whole = self.read_now(limit)
+        if whole is not None:
             return whole
         parts: list[bytes] = []
         size = 0

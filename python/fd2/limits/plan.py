@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from fd2.limits.gcra import Decision
+from fd2.limits.gcra import Decision, LocalLimiter
 from fd2.limits.specs import LimitSpec, parse_limits, specs_for
 
 
@@ -18,7 +18,14 @@ class Limiter(Protocol):
 class LimitPlan:
     """The static buckets of one (project, module, environment) and the limiter that holds them."""
 
-    __slots__ = ("limiter", "per_caller", "per_client", "static_specs", "static_token_specs")
+    __slots__ = (
+        "acquire_now",
+        "limiter",
+        "per_caller",
+        "per_client",
+        "static_specs",
+        "static_token_specs",
+    )
 
     def __init__(
         self,
@@ -29,6 +36,10 @@ class LimitPlan:
         per_caller: tuple[LimitSpec, ...] = (),
     ) -> None:
         self.limiter = limiter
+        self.acquire_now: Callable[[tuple[LimitSpec, ...], list[int]], Decision] | None = (
+            limiter.acquire_now if isinstance(limiter, LocalLimiter) else None
+        )
+        """The in-process limiter's decision without a coroutine (None: it is remote)."""
         self.static_specs = static_specs
         self.static_token_specs = tuple(s for s in static_specs if s.kind == "tokens")
         self.per_client = per_client

@@ -69,7 +69,11 @@ class Limits:
             for index, spec in enumerate(specs):
                 if spec.kind == "tokens":
                     costs[index] = reserved
-        decision = await plan.limiter.acquire(specs, costs)
+        acquire_now = plan.acquire_now
+        if acquire_now is not None:
+            decision = acquire_now(specs, costs)
+        else:
+            decision = await plan.limiter.acquire(specs, costs)
         headers = ratelimit_headers(specs, decision)
         metrics = request_metrics.current()
         if metrics is not None:

@@ -40,7 +40,7 @@ from fd2.serving.key_routing import KeyRouting
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_ids import request_id_from
 from fd2.serving.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
-from fd2.serving.resolved_routes import Resolved, ResolvedRoutes
+from fd2.serving.resolved_routes import Lookup, Resolved, ResolvedRoutes
 from fd2.serving.responses import send_bytes, send_error
 from fd2.serving.routing import (
     TYPED_PREFIXES,
@@ -192,9 +192,17 @@ class Fd2App:
                 # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
                 handler, endpoint = _handler(route, key, scope["method"])
             else:
-                route, key, handler, endpoint = await self._resolve(
-                    raw_path, project_module, host, environment, scope["method"]
+                lookup = (
+                    raw_path,
+                    project_module,
+                    host if self._base_domain is not None else None,
+                    environment,
+                    scope["method"],
                 )
+                resolved = self._resolved.get(self._runtime().builder.table, lookup)
+                if resolved is None:
+                    resolved = await self._resolve(lookup)
+                route, key, handler, endpoint = resolved
             if span is not None:
                 span.route(route.project, route.module, route.environment, endpoint)
             if request is None:
@@ -309,33 +317,18 @@ class Fd2App:
             or not subdomain_candidates(host, self._base_domain)
         )
 
-    async def _resolve(
-        self,
-        raw_path: bytes,
-        project_module: bytes | None,
-        host: bytes | None,
-        environment: bytes | None,
-        method: str,
-    ) -> Resolved:
+    async def _resolve(self, lookup: Lookup) -> Resolved:
         """The route, key, handler and endpoint of a request routed by path, header or
-        subdomain: as resolved before while the table is the same one."""
-        runtime = self._runtime()
-        lookup = (
-            raw_path,
-            project_module,
-            host if self._base_domain is not None else None,
-            environment,
-            method,
-        )
-        resolved = self._resolved.get(runtime.builder.table, lookup)
-        if resolved is None:
-            key = await self._route_key(raw_path, project_module, host)
-            route, key = await self._route(key, environment)
-            # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
-            handler, endpoint = _handler(route, key, method)
-            resolved = (route, key, handler, endpoint)
-            # The table the route came from (a Control Tower fetch may have swapped one in).
-            self._resolved.put(runtime.builder.table, lookup, resolved)
+        subdomain, the first time it is asked for on this table (`ResolvedRoutes`)."""
+        # The host is in the lookup only when subdomains route (the only use of it here).
+        raw_path, project_module, host, environment, method = lookup
+        key = await self._route_key(raw_path, project_module, host)
+        route, key = await self._route(key, environment)
+        # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
+        handler, endpoint = _handler(route, key, method)
+        resolved = (route, key, handler, endpoint)
+        # The table the route came from (a Control Tower fetch may have swapped one in).
+        self._resolved.put(self._runtime().builder.table, lookup, resolved)
         return resolved
 
     async def _route_key(

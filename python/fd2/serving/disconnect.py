@@ -36,7 +36,10 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
         disconnected = True
         task.cancel()
 
-    watches = _watches(task.get_loop())
+    loop = task.get_loop()
+    watches = _by_loop.get(loop)
+    if watches is None or (watching := watches.task) is None or watching.done():
+        watches = on_loop(_by_loop, loop, _Watches)
     watches.young[request] = _gone
     try:
         return await work
@@ -74,7 +77,4 @@ class _Watches:
 
 
 _by_loop: dict[asyncio.AbstractEventLoop, _Watches] = {}
-
-
-def _watches(loop: asyncio.AbstractEventLoop) -> _Watches:
-    return on_loop(_by_loop, loop, _Watches)
+"""Each loop's watches; looked up in `cancel_on_disconnect` itself (no call per request)."""

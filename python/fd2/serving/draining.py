@@ -73,19 +73,21 @@ class DrainGuard:
 
     When the deadline comes the task is cancelled; the holder catches `asyncio.CancelledError`,
     asks `take_cut()` whether the drain did it, and if so ends its answer itself instead of
-    unwinding. Entering and leaving cost a set insertion and removal (per request, not per chunk).
+    unwinding. Entering and leaving cost a set insertion and removal (per request, not per chunk),
+    done here rather than through the drain's methods: three calls per request, not seven.
     """
 
     __slots__ = ("_drain", "_task")
 
     def __init__(self, drain: Drain) -> None:
         self._drain = drain
-        self._task: asyncio.Task[Any] | None = None
+        self._task: asyncio.Task[Any] = current_task()
 
     def __enter__(self) -> DrainGuard:
-        task = current_task()
-        self._task = task
-        self._drain.hold(task)
+        drain = self._drain
+        drain._held.add(self._task)
+        if drain.expired:  # work that starts past the deadline is ended at its first wait
+            drain._cancel(self._task)
         return self
 
     def __exit__(
@@ -94,13 +96,15 @@ class DrainGuard:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._drain.release(self._task)
+        drain, task = self._drain, self._task
+        drain._held.discard(task)
+        if drain._cut:
+            drain._cut.discard(task)
 
     def take_cut(self) -> bool:
         """True when the drain deadline cancelled this task and nothing else did: the
         cancellation is taken back, and the caller ends its answer. False: re-raise."""
-        return self._task is not None and self._drain.take_cut(self._task)
+        return self._drain.take_cut(self._task)
 
 
 _DRAIN: Drain | None = None
@@ -116,8 +120,8 @@ def current_drain() -> Drain:
 
 def drain_guard() -> DrainGuard:
     """`with drain_guard() as guard:` around work that must end with an answer of its own when
-    the shutdown deadline comes (see `DrainGuard`)."""
-    return DrainGuard(current_drain())
+    the shutdown deadline comes (see `DrainGuard`). Call it in the task doing that work."""
+    return DrainGuard(_DRAIN if _DRAIN is not None else current_drain())
 
 
 def on_termination(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> bool:

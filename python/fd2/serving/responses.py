@@ -23,7 +23,7 @@ async def send_bytes(
             "status": status,
             "headers": [
                 (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
+                (b"content-length", b"%d" % len(body)),
                 *headers,
             ],
         }
