@@ -3,7 +3,7 @@
 import datetime
 import uuid
 from collections.abc import Sequence
-from typing import Final, TypeAlias, final
+from typing import Any, Final, TypeAlias, final
 
 from fd2.serving.errors import Fd2Error
 
@@ -15,6 +15,7 @@ __all__ = [
     "CacheKeyer",
     "EventStreamDecoder",
     "EventStreamError",
+    "GcraBuckets",
     "KeyDigester",
     "NativeError",
     "PiiScanner",
@@ -164,6 +165,21 @@ class KeyDigester:
     def __new__(cls, pepper: bytes) -> KeyDigester: ...
     def digest(self, message: str) -> bytes:
         """The 32-byte HMAC-SHA-256 of `message`, UTF-8 encoded."""
+
+@final
+class GcraBuckets:
+    """The in-process limiter's buckets: theoretical arrival times (µs) by storage key, and the
+    GCRA decision over a request's buckets in one call (`fd2.limits.gcra.decide`'s arithmetic).
+    Each spec is read for its `key`, `limit` and `interval_us`."""
+
+    def __new__(cls) -> GcraBuckets: ...
+    def acquire(
+        self, specs: tuple[Any, ...], costs: Sequence[int], now: int
+    ) -> tuple[bool, int, list[int], list[int]]:
+        """(allowed, retry_after_us, remaining, reset_us); the new TATs are stored if allowed."""
+    def adjust(self, specs: tuple[Any, ...], deltas: Sequence[int], now: int) -> None:
+        """Charges `deltas` more units (negative: gives units back), one per spec."""
+    def __len__(self) -> int: ...
 
 def build_info() -> dict[str, str]:
     """How this extension was built: version, rustc, target, profile, opt_level, debug asserts."""

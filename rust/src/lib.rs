@@ -6,6 +6,8 @@ mod cache_key_py;
 pub mod errors;
 pub mod eventstream;
 mod eventstream_py;
+pub mod gcra;
+mod gcra_py;
 mod key_digest_py;
 pub mod pii;
 mod pii_py;
@@ -30,6 +32,7 @@ mod _native {
         crate::cache_key_py::init_pymodule(m)?;
         crate::pii_py::init_pymodule(m)?;
         crate::key_digest_py::init_pymodule(m)?;
+        crate::gcra_py::init_pymodule(m)?;
         crate::build_info_py::init_pymodule(m)
     }
 }

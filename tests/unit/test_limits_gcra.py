@@ -1,5 +1,7 @@
 """GCRA decisions (pure) and the in-process limiter."""
 
+import pytest
+
 from fd2.limits.gcra import LocalLimiter, adjusted, decide
 from fd2.limits.specs import parse_limits, specs_for
 
@@ -69,3 +71,53 @@ def test_parse_limits_refuses_nonsense():
             assert type(exc).__name__ == "ConfigError"
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_the_native_buckets_decide_as_the_python_reference_does() -> None:
+    """fd2._native.GcraBuckets (what LocalLimiter runs) against `decide` and `adjusted` (what
+    the Redis script mirrors): the same decisions, counts and TATs over random traffic."""
+    import random
+
+    from fd2._native import GcraBuckets
+    from fd2.limits.specs import LimitSpec
+
+    rng = random.Random(16)
+    specs = (
+        LimitSpec("a", "requests", 3, 333_333),
+        LimitSpec("b", "requests", 100, 600_000),
+        LimitSpec("c", "tokens", 5_000, 12_000),
+    )
+    native = GcraBuckets()
+    reference: dict[str, int] = {}
+    now = 10**12
+    for _ in range(5_000):
+        now += rng.choice((0, 1, 1_000, 50_000, 400_000, 3_000_000))
+        chosen = tuple(spec for spec in specs if rng.random() < 0.7) or specs[:1]
+        costs = [rng.choice((1, 1, 1, 2, 700, 4_000)) for _ in chosen]
+        if rng.random() < 0.1:  # settle tokens: give back or charge more
+            deltas = [rng.randint(-3_000, 3_000) for _ in chosen]
+            native.adjust(chosen, deltas, now)
+            for spec, delta in zip(chosen, deltas, strict=True):
+                if delta:
+                    reference[spec.key] = adjusted(reference.get(spec.key, now), spec, delta, now)
+            continue
+        expected, new_tats = decide([reference.get(s.key, now) for s in chosen], chosen, costs, now)
+        allowed, retry, remaining, reset = native.acquire(chosen, costs, now)
+        assert (allowed, retry, remaining, reset) == (
+            expected.allowed,
+            expected.retry_after_us,
+            expected.remaining,
+            expected.reset_us,
+        )
+        if expected.allowed:
+            for spec, tat in zip(chosen, new_tats, strict=True):
+                reference[spec.key] = tat
+    assert len(native) == len(reference)
+
+
+def test_the_native_buckets_refuse_a_cost_list_of_another_length() -> None:
+    from fd2._native import GcraBuckets
+    from fd2.limits.specs import LimitSpec
+
+    with pytest.raises(ValueError, match="one cost per spec"):
+        GcraBuckets().acquire((LimitSpec("a", "requests", 3, 1),), [1, 1], 0)

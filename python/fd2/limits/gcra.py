@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from fd2._native import GcraBuckets
 from fd2.limits.specs import LimitSpec
 
-_PRUNE_AT = 100_000
 _monotonic_ns = time.monotonic_ns
 
 
@@ -71,10 +71,13 @@ def adjusted(stored: int, spec: LimitSpec, delta: int, now: int) -> int:
 
 
 class LocalLimiter:
-    """GCRA buckets in this process's memory: exact for one process, per replica otherwise."""
+    """GCRA buckets in this process's memory: exact for one process, per replica otherwise.
+
+    The buckets live in `fd2._native.GcraBuckets` (the same arithmetic as `decide`, in one call
+    per request instead of ~40k instructions of Python loops)."""
 
     def __init__(self) -> None:
-        self._tats: dict[str, int] = {}
+        self._buckets = GcraBuckets()
 
     @staticmethod
     def now_us() -> int:
@@ -84,28 +87,13 @@ class LocalLimiter:
         return self.acquire_now(specs, costs)
 
     def acquire_now(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
-        now = _monotonic_ns() // 1000
-        tats = self._tats
-        stored = []
-        for spec in specs:  # a loop: a comprehension is a call of its own on Python 3.11
-            stored.append(tats.get(spec.key, now))  # noqa: PERF401
-        decision, new_tats = decide(stored, specs, costs, now)
-        if decision.allowed:
-            for spec, tat in zip(specs, new_tats, strict=True):
-                tats[spec.key] = tat
-            if len(tats) > _PRUNE_AT:
-                self._prune(now)
-        return decision
+        allowed, retry, remaining, reset = self._buckets.acquire(
+            tuple(specs), costs, _monotonic_ns() // 1000
+        )
+        return Decision(allowed, retry, remaining, reset)
 
     async def adjust(self, specs: Sequence[LimitSpec], deltas: Sequence[int]) -> None:
         self.adjust_now(specs, deltas)
 
     def adjust_now(self, specs: Sequence[LimitSpec], deltas: Sequence[int]) -> None:
-        now = self.now_us()
-        for spec, delta in zip(specs, deltas, strict=True):
-            if delta:
-                self._tats[spec.key] = adjusted(self._tats.get(spec.key, now), spec, delta, now)
-
-    def _prune(self, now: int) -> None:
-        # A TAT in the past is a full bucket: the same as no entry at all.
-        self._tats = {key: tat for key, tat in self._tats.items() if tat > now}
+        self._buckets.adjust(tuple(specs), deltas, _monotonic_ns() // 1000)
