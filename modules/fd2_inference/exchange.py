@@ -18,7 +18,7 @@ from fd2_inference.answers import (
     shutting_down,
 )
 from fd2_inference.metering import UsageReport
-from fd2_inference.upstream import CLIENT_ERRORS, Opens, UpstreamCall, read_answer
+from fd2_inference.upstream import CLIENT_ERRORS, Opens, UpstreamCall, answer_now, read_answer
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 Answer = tuple[int, bytes | None, RawHeaders]
@@ -34,45 +34,39 @@ async def relay_json(
     usage: UsageReport | None = None,
 ) -> None:
     """Send `call` upstream and answer with its JSON result, or raise an Fd2Error (a 503 when
-    the shutdown deadline comes first). `usage` reports the answer's usage to the core."""
+    the shutdown deadline comes first). `usage` reports the answer's usage to the core.
+
+    One coroutine for the whole exchange (every request takes this path)."""
     with drain_guard() as guard:
         try:
-            await _exchange(upstream, call, send, logger, request_id, usage)
+            try:
+                with Deadline(upstream.total_s):
+                    response = await upstream.open(call)
+                    try:
+                        body = answer_now(response) or await read_answer(response, ERROR_BODY_LIMIT)
+                    finally:
+                        # A body read to its end has already given its connection back to the
+                        # pool, and then this only marks the response done. One cut short (a
+                        # failure, a timeout, a cancellation, an oversized error body) has its
+                        # connection closed, not pooled.
+                        response.close()
+            except (TimeoutError, *CLIENT_ERRORS) as exc:
+                error = gateway_error(exc, upstream.total_s)
+                assert error is not None
+                logger.warning(
+                    "request %s: upstream exchange failed: %s", request_id, error.message
+                )
+                raise error from None
+            status = response.status
+            if not 200 <= status < 300:
+                logger.info("request %s: upstream answered HTTP %d", request_id, status)
+            answer = (status, body, response.raw_headers)
+            await send_settled(send, logger, request_id, answer, upstream, call, usage)
         except asyncio.CancelledError:
             if not guard.take_cut():
                 raise
             logger.warning("request %s: ended by the shutdown deadline", request_id)
             raise shutting_down() from None
-
-
-async def _exchange(
-    upstream: Opens,
-    call: UpstreamCall,
-    send: Send,
-    logger: logging.Logger,
-    request_id: str,
-    usage: UsageReport | None,
-) -> None:
-    try:
-        with Deadline(upstream.total_s):
-            response = await upstream.open(call)
-            try:
-                body = await read_answer(response, ERROR_BODY_LIMIT)
-            finally:
-                # A body read to its end has already given its connection back to the pool, and
-                # then this only marks the response done. One cut short (a failure, a timeout, a
-                # cancellation, an oversized error body) has its connection closed, not pooled.
-                response.close()
-    except (TimeoutError, *CLIENT_ERRORS) as exc:
-        error = gateway_error(exc, upstream.total_s)
-        assert error is not None
-        logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)
-        raise error from None
-    status = response.status
-    if not 200 <= status < 300:
-        logger.info("request %s: upstream answered HTTP %d", request_id, status)
-    answer = (status, body, response.raw_headers)
-    await send_settled(send, logger, request_id, answer, upstream, call, usage)
 
 
 async def send_settled(

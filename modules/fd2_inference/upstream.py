@@ -337,10 +337,18 @@ async def read_answer(
     if 200 <= response.status < 300:
         length = response.content_length
         if length is not None and length <= success_limit:
-            if isinstance(response, PooledResponse) and success_limit == SUCCESS_BODY_LIMIT:
-                whole = response.read_now()  # the common case, without a coroutine
-                if whole is not None:
-                    return whole
+            if success_limit == SUCCESS_BODY_LIMIT and (whole := answer_now(response)):
+                return whole
             return await response.read()
         return await read_bounded(response, success_limit)
     return await read_bounded(response, error_limit)
+
+
+def answer_now(response: UpstreamResponse) -> bytes | None:
+    """A success's whole body when it has arrived already, in one piece, with its length
+    announced (the common case, read without a coroutine); None otherwise: `read_answer`."""
+    if 200 <= response.status < 300 and isinstance(response, PooledResponse):
+        length = response.content_length
+        if length is not None and length <= SUCCESS_BODY_LIMIT:
+            return response.read_now()
+    return None

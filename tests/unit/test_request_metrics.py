@@ -45,15 +45,18 @@ def test_tokens_stream_gauge_and_route_counters():
     metrics = registry.requests
     series = metrics.route("acme", "chat", "dev")
     metrics.used(series, Usage(prompt_tokens=12, completion_tokens=5))
-    series.active.inc()
-    series.ttft.observe(0.04)
+    metrics.stream_started(series, 0.04)
+    metrics.stream_started(series, 0.05)
+    metrics.stream_ended(series)
     metrics.count(metrics.limit_decisions, "acme", "chat", "dev", "limited")
     metrics.count(metrics.auth_failures, "acme", "chat", "dev", "missing")
     metrics.count(metrics.upstream_errors, "acme", "chat", "dev", "gateway_timeout")
     assert value(registry, "fd2_tokens_total", **ROUTE, direction="in") == 12
     assert value(registry, "fd2_tokens_total", **ROUTE, direction="out") == 5
     assert value(registry, "fd2_active_streams", **ROUTE) == 1
-    assert value(registry, "fd2_time_to_first_token_seconds_count", **ROUTE) == 1
+    assert value(registry, "fd2_time_to_first_token_seconds_count", **ROUTE) == 2
+    metrics.stream_ended(series)
+    assert value(registry, "fd2_active_streams", **ROUTE) == 0
     assert value(registry, "fd2_limit_decisions_total", **ROUTE, decision="limited") == 1
     assert value(registry, "fd2_auth_failures_total", **ROUTE, reason="missing") == 1
     assert value(registry, "fd2_upstream_errors_total", **ROUTE, kind="gateway_timeout") == 1
@@ -180,3 +183,33 @@ def test_a_flush_armed_on_a_loop_that_closed_is_armed_again_on_the_next():
 
     asyncio.run(another_and_wait())
     assert child._value.get() == 2
+
+
+async def test_batched_stream_figures_are_what_prometheus_would_write():
+    """First-token times and the active-stream gauge are added up and written once, like
+    requests: the exposition must be the one prometheus-client's own calls give."""
+    times = [0.0, 0.01, 0.0100001, 0.04, 0.25, 9.9, 30.0, 31.0, 1e-9]
+    batched = MetricsRegistry()
+    route = batched.requests.route("acme", "chat", "dev")
+    for took in times:
+        batched.requests.stream_started(route, took)
+    for _ in range(4):
+        batched.requests.stream_ended(route)
+    direct = MetricsRegistry()
+    for took in times:
+        direct.requests.ttft.labels("acme", "chat", "dev").observe(took)
+        direct.requests.active_streams.labels("acme", "chat", "dev").inc()
+    for _ in range(4):
+        direct.requests.active_streams.labels("acme", "chat", "dev").dec()
+
+    def figures(registry: MetricsRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(registry.render().decode())
+            for sample in family.samples
+            if sample.name.startswith(("fd2_time_to_first_token", "fd2_active_streams"))
+            and not sample.name.endswith("_created")
+        }
+
+    assert figures(batched) == figures(direct)
+    assert value(batched, "fd2_active_streams", **ROUTE) == len(times) - 4

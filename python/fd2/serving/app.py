@@ -71,6 +71,8 @@ class Fd2App:
         self._default_environment = canonical_environment(settings.default_env)
         self._access_log = settings.access_log
         self._max_headers = settings.max_headers
+        self._max_body = settings.max_body_bytes
+        self._body_timeout = settings.body_timeout
         self._draining = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -131,8 +133,7 @@ class Fd2App:
                 streamed = True
                 if metrics is not None:
                     series = metrics.route(route.project, route.module, route.environment)
-                    series.ttft.observe(time.perf_counter() - began)
-                    series.active.inc()
+                    metrics.stream_started(series, time.perf_counter() - began)
             return send(message)
 
         self._in_flight += 1
@@ -166,7 +167,11 @@ class Fd2App:
                 if self._log_context:
                     TRACE_ID.set(span.trace_id)
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-            if self._by_project_key(raw_path, project_module, host):
+            if (
+                project_module is None
+                and raw_path.startswith(KEY_ROUTED_PREFIX)
+                and self._by_project_key(raw_path, project_module, host)
+            ):
                 # routing (issue 13): no project in the path; the key and the body's model say.
                 request = Request(
                     scope,
@@ -199,7 +204,10 @@ class Fd2App:
                     environment,
                     scope["method"],
                 )
-                resolved = self._resolved.get(self._runtime().builder.table, lookup)
+                runtime = self.runtime
+                if runtime is None:
+                    raise ServiceUnavailable("The gateway is starting; try again shortly.")
+                resolved = self._resolved.get(runtime.builder.table, lookup)
                 if resolved is None:
                     resolved = await self._resolve(lookup)
                 route, key, handler, endpoint = resolved
@@ -215,8 +223,8 @@ class Fd2App:
                     environment=route.environment,
                     path=key.path,
                     content_length=_content_length(length),
-                    max_body=self.settings.max_body_bytes,
-                    body_timeout=self.settings.body_timeout,
+                    max_body=self._max_body,
+                    body_timeout=self._body_timeout,
                 )
             loaded = route.loaded
             assert loaded is not None
@@ -300,7 +308,7 @@ class Fd2App:
         if streamed or (request is not None and request.usage is not None):
             series = metrics.route(route.project, route.module, route.environment)
             if streamed:
-                series.active.dec()
+                metrics.stream_ended(series)
             if request is not None and request.usage is not None:
                 metrics.used(series, request.usage)
 

@@ -7,7 +7,8 @@ one scrape (whichever worker answers it) reads them all (`metrics.py`). Without 
 embedded app) the same metrics are per process.
 
 Cost on the hot path: the label children of one (route, endpoint, status) are looked up once and
-kept in a dict, and a finished request only adds to plain counters there (a dict lookup, three
+kept in a dict, and a finished request (or a stream's first chunk and end) only adds to plain
+counters there (a dict lookup, three
 additions, one `bisect`). They are written to prometheus-client's values at most once a
 second (`FLUSH_S`, one timer armed when the first figure is added), before this worker renders a
 scrape, and when the worker stops: one write per series and second instead of four locked,
@@ -106,15 +107,43 @@ class _Series:
 
 
 class _RouteSeries:
-    """The children of one route (project, module, environment), status aside."""
+    """The children of one route (project, module, environment), status aside, and what streams
+    added to its first-token histogram and active-stream gauge since the last flush."""
 
-    __slots__ = ("active", "tokens_in", "tokens_out", "ttft")
+    __slots__ = (
+        "active",
+        "ended",
+        "started",
+        "tokens_in",
+        "tokens_out",
+        "ttft",
+        "ttft_buckets",
+        "ttft_total",
+    )
 
     def __init__(self, metrics: RequestMetrics, labels: tuple[str, str, str]) -> None:
         self.ttft = metrics.ttft.labels(*labels)
         self.active = metrics.active_streams.labels(*labels)
         self.tokens_in = metrics.tokens.labels(*labels, "in")
         self.tokens_out = metrics.tokens.labels(*labels, "out")
+        self.started = 0
+        self.ended = 0
+        self.ttft_total = 0.0
+        self.ttft_buckets = [0] * (len(_TTFT_BUCKETS) + 1)  # the last: +Inf
+
+    def flush(self) -> None:
+        """As `_Series.flush`: the streams begun (with their first-token times) and ended."""
+        if self.started:
+            ttft = self.ttft
+            ttft._sum.inc(self.ttft_total)
+            for index, added in enumerate(self.ttft_buckets):
+                if added:
+                    ttft._buckets[index].inc(added)
+                    self.ttft_buckets[index] = 0
+            self.ttft_total = 0.0
+        if self.started != self.ended:
+            self.active.inc(self.started - self.ended)
+        self.started = self.ended = 0
 
 
 class RequestMetrics:
@@ -225,6 +254,20 @@ class RequestMetrics:
         if self._flush_loop is None or self._flush_loop.is_closed():
             self._arm_flush()
 
+    def stream_started(self, route: _RouteSeries, first_token_s: float) -> None:
+        """A streamed answer sent its first chunk `first_token_s` after the request arrived:
+        one more active stream, one first-token time (both written at the next flush)."""
+        route.started += 1
+        route.ttft_total += first_token_s
+        route.ttft_buckets[bisect_left(_TTFT_BUCKETS, first_token_s)] += 1
+        if self._flush_loop is None or self._flush_loop.is_closed():
+            self._arm_flush()
+
+    def stream_ended(self, route: _RouteSeries) -> None:
+        route.ended += 1
+        if self._flush_loop is None or self._flush_loop.is_closed():
+            self._arm_flush()
+
     def used(self, route: _RouteSeries, usage: Usage) -> None:
         if usage.prompt_tokens:
             route.tokens_in.inc(usage.prompt_tokens)
@@ -248,6 +291,8 @@ class RequestMetrics:
         self._flush_loop = None
         for series in self._series.values():
             series.flush()
+        for route in self._routes.values():
+            route.flush()
         for pending in self._counters.values():
             if pending[1]:
                 pending[0].inc(pending[1])
