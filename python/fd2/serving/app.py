@@ -40,7 +40,7 @@ from fd2.serving.key_routing import KeyRouting
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_ids import request_id_from
 from fd2.serving.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
-from fd2.serving.resolved_routes import Lookup, Resolved, ResolvedRoutes
+from fd2.serving.resolved_routes import Lookup, ResolvedRoutes
 from fd2.serving.responses import send_bytes, send_error
 from fd2.serving.routing import (
     TYPED_PREFIXES,
@@ -208,9 +208,18 @@ class Fd2App:
                 if runtime is None:
                     raise ServiceUnavailable("The gateway is starting; try again shortly.")
                 resolved = self._resolved.get(runtime.builder.table, lookup)
-                if resolved is None:
-                    resolved = await self._resolve(lookup)
-                route, key, handler, endpoint = resolved
+                if resolved is not None:
+                    route, key, handler, endpoint = resolved
+                else:
+                    # Assigned before the handler is looked up: an unknown endpoint or method
+                    # is still counted and rendered as its route's.
+                    route, key = await self._resolve(lookup)
+                    handler, endpoint = _handler(route, key, scope["method"])
+                    # The table the route came from (a Control Tower fetch may have swapped one
+                    # in while it was resolved).
+                    self._resolved.put(
+                        self._runtime().builder.table, lookup, (route, key, handler, endpoint)
+                    )
             if span is not None:
                 span.route(route.project, route.module, route.environment, endpoint)
             if request is None:
@@ -325,19 +334,13 @@ class Fd2App:
             or not subdomain_candidates(host, self._base_domain)
         )
 
-    async def _resolve(self, lookup: Lookup) -> Resolved:
-        """The route, key, handler and endpoint of a request routed by path, header or
-        subdomain, the first time it is asked for on this table (`ResolvedRoutes`)."""
+    async def _resolve(self, lookup: Lookup) -> tuple[Route, RouteKey]:
+        """The route and key of a request routed by path, header or subdomain, the first time
+        it is asked for on this table (`ResolvedRoutes` keeps them with their handler)."""
         # The host is in the lookup only when subdomains route (the only use of it here).
-        raw_path, project_module, host, environment, method = lookup
+        raw_path, project_module, host, environment, _ = lookup
         key = await self._route_key(raw_path, project_module, host)
-        route, key = await self._route(key, environment)
-        # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
-        handler, endpoint = _handler(route, key, method)
-        resolved = (route, key, handler, endpoint)
-        # The table the route came from (a Control Tower fetch may have swapped one in).
-        self._resolved.put(self._runtime().builder.table, lookup, resolved)
-        return resolved
+        return await self._route(key, environment)
 
     async def _route_key(
         self, raw_path: bytes, project_module: bytes | None, host: bytes | None
