@@ -55,6 +55,8 @@ class JobService:
         """How a project this worker has not loaded is made known (Control Tower projects are
         looked up on demand): `Runtime.find_project`, set by the runtime."""
         self.store = JobStore(redis, settings) if redis is not None else None
+        self._storeless: dict[str, Mapping[str, Handler]] | None = None
+        """The job endpoints of every open route when there is no Redis (`endpoints`)."""
         self.worker: JobWorker | None = None
         if self.store is not None:
             batches = BatchWork(self)
@@ -115,11 +117,32 @@ class JobService:
             webhook_secret=_webhook_secret(config, secrets),
         )
         self._routes[(project, module, environment)] = route
+        open_route = steps is None or (steps.audit is None and steps.policy.mode == "none")
+        if self.store is None and open_route:
+            # Without Redis every job endpoint answers 503 before it reads its route, and an
+            # open route puts no step in front: one set of handlers serves every such route
+            # (a set per route was most of the ~10 µs this took per route).
+            if self._storeless is None:
+                self._storeless = self._added(
+                    JobRoute(
+                        project="",
+                        module="",
+                        environment="",
+                        endpoints=frozenset(),
+                        webhook_secret=None,
+                    ),
+                    [],
+                )
+            return {**self._storeless, **handlers}
         guard: list[Step] = []
         if steps is not None and steps.audit is not None:  # submissions and reads are audited
             guard.append(steps.audit(None, None))
         if steps is not None and steps.policy.mode != "none":
             guard.append(Authenticate(steps.policy))
+        # The module's own endpoints win: a module that serves /v1/files itself keeps them.
+        return {**self._added(route, guard), **handlers}
+
+    def _added(self, route: JobRoute, guard: list[Step]) -> dict[str, Mapping[str, Handler]]:
         added: dict[str, Mapping[str, Handler]] = {}
         for api in (JobsApi(self, route), FilesApi(self, route), BatchesApi(self, route)):
             for path, methods in api.handlers().items():
@@ -127,8 +150,7 @@ class JobService:
                     method: compose(guard, partial(_redis_guard, handler=h))
                     for method, h in methods.items()
                 }
-        # The module's own endpoints win: a module that serves /v1/files itself keeps them.
-        return {**added, **handlers}
+        return added
 
     def start(self, tasks: Supervisor) -> None:
         if self.worker is not None and self.settings.workers > 0:
