@@ -34,7 +34,7 @@ from fd2.control.manifests.placeholders import resolve_value
 from fd2.control.secrets import SecretResolver
 from fd2.control.tasks import Supervisor
 from fd2.limits.gcra import LocalLimiter
-from fd2.limits.plan import Limiter, compile_plan, credential_specs
+from fd2.limits.plan import Limiter, LimitPlan, compile_plan, credential_specs
 from fd2.limits.route_limits import RouteLimits
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import LimitSpec
@@ -78,6 +78,9 @@ class StepCompiler:
         self._secrets = secrets
         self._environ = environ
         self._limiter = limiter
+        # What `compile_plan` gives a route whose manifest names no limits (no buckets: nothing
+        # in it is the route's), shared by every such route.
+        self._no_limits = LimitPlan(limiter, ())
         self._hasher = hasher
         self._verifiers = JwtVerifiers(secrets=secrets, environ=environ, http=http)
 
@@ -168,21 +171,25 @@ class StepCompiler:
         if env_limits is None:
             common = context.environment_entry("common")
             env_limits = common.get("limits") if isinstance(common, dict) else None
-        plan = compile_plan(
-            self._limiter,
-            project=declaration.project,
-            module=declaration.module,
-            environment=environment,
-            environment_limits=resolve_value(env_limits, context, "limits"),
-            module_limits=resolve_value(entry.limits, context, "limits"),
-            gateway=_gateway_limits(declaration, environment, gateway),
-        )
+        if env_limits is None and entry.limits is None and (gateway is None or not gateway.limits):
+            plan = self._no_limits  # nothing route-specific to compile: one plan for them all
+        else:
+            plan = compile_plan(
+                self._limiter,
+                project=declaration.project,
+                module=declaration.module,
+                environment=environment,
+                environment_limits=resolve_value(env_limits, context, "limits"),
+                module_limits=resolve_value(entry.limits, context, "limits"),
+                gateway=_gateway_limits(declaration, environment, gateway),
+            )
         redaction = resolve_value(entry.redaction, context, "redaction")
+        cache = resolve_value(entry.cache, context, "cache")
         return RouteSteps(
             policy,
             plan,
             cache=cache_factory(
-                resolve_value(entry.cache, context, "cache"),
+                cache,
                 self._cache_store,
                 self._flights,
                 declaration.project,
@@ -190,8 +197,11 @@ class StepCompiler:
                 environment,
                 # A config or redaction change makes a new generation of entries: an answer
                 # stored under the old ones (another prompt, a value then only masked) is
-                # never served again.
-                answers_generation(config, redaction),
+                # never served again. Only a cache that can store reads it (a digest of the
+                # whole config: ~4% of a full build when computed for every route).
+                answers_generation(config, redaction)
+                if cache is not None and self._cache_store is not None
+                else "",
             ),
             redaction=redaction_factory(redaction),
             audit=audit_factory(resolve_value(entry.audit, context, "audit"), self._audit),
