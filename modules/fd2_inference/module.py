@@ -147,8 +147,12 @@ class InferenceModule(Module):
                 "its endpoint_url names a single chat endpoint" if target.chat_only else None
             )
             base_url = target.url
-            options = {**config.provider_options, "chat_path": self._chat_path}
             provider = shared_parts.openai_provider(config, base_url, key, self._chat_path)
+            options = (
+                {**config.provider_options, "chat_path": self._chat_path}
+                if provider is None
+                else {}
+            )
         else:
             # The provider's credentials, revealed once for the upstream's secrets (scrubbed
             # from what it logs) and the provider's settings.

@@ -187,8 +187,9 @@ class RouteBuilder:
             self._manifests[project] = manifests
             versions = sorted({str(m.version) for _, m in manifests if m.version})
             self._versions[project] = ", ".join(versions) or None
-        self.table = old.with_project(project, groups)
-        for loaded in old.loaded_modules(project):
+        retired = old.loaded_modules(project)  # before the swap, which may change `old`
+        self.table = old.with_project(project, groups, in_place=_slice.whole)
+        for loaded in retired:
             loaded.retire()
             self._retired.append(loaded)
         self.last_rebuild_seconds = time.perf_counter() - began
@@ -261,7 +262,8 @@ class RouteBuilder:
             cls, problem = classes[name]
             routes: dict[str, Route] = {}
             for environment in declaration.environments:
-                await _slice.pause()  # between routes: requests are served meanwhile
+                if not _slice.whole:  # (no coroutine per route when the build is whole)
+                    await _slice.pause()  # between routes: requests are served meanwhile
                 if problem is not None or cls is None:
                     routes[environment] = _unavailable(declaration, environment, problem)
                 else:
@@ -356,7 +358,14 @@ class RouteBuilder:
             raise resolution
         # Compiled before set-up, so a route whose policy cannot be built holds no instance.
         steps = (
-            self._gates.compile(declaration, environment, peers, resolution[0].config, secrets)
+            self._gates.compile(
+                declaration,
+                environment,
+                peers,
+                resolution[0].config,
+                secrets,
+                context=resolution[0].placeholders,
+            )
             if self._gates is not None
             else None
         )

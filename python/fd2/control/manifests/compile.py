@@ -68,6 +68,9 @@ class ResolvedModule(msgspec.Struct, frozen=True, kw_only=True):
     references: dict[str, Secret | None]
     endpoints: UpstreamEndpoints | None
     timeouts: Timeouts
+    placeholders: PlaceholderContext | None = None
+    """What the config was resolved against (its secrets recorded), for the route's other
+    blocks (auth, limits): one context per route instead of one per use."""
 
 
 def manifest_project(manifest: AnyManifest) -> str:
@@ -182,22 +185,30 @@ def resolve_declaration(
     for parents, leaf in _field_paths(secret_fields):
         # A dotted field (`jwe_config.encryption_key`) names a value inside a nested object.
         holder: Any = config
-        for parent in parents:
-            holder = holder.get(parent) if isinstance(holder, dict) else None
-        value = holder.get(leaf) if isinstance(holder, dict) else None
-        if isinstance(value, str) and isinstance(holder, dict):
+        if parents:
+            for parent in parents:
+                holder = holder.get(parent) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict):
+                continue
+        value = holder.get(leaf)
+        if isinstance(value, str):
             holder[leaf] = secrets.resolve(value) if is_secret_reference(value) else Secret(value)
     if claims is not None:
         config["claims"] = DeferredValue(claims, context, secrets, "config.claims")
     if isinstance(entry, ProjectModule):
         return ResolvedModule(
-            config=config, references={}, endpoints=None, timeouts=_timeouts(config, base_timeouts)
+            config=config,
+            references={},
+            endpoints=None,
+            timeouts=_timeouts(config, base_timeouts),
+            placeholders=context,
         )
     return ResolvedModule(
         config=config,
         references=_references(entry, secrets),
         endpoints=_endpoints(entry, environment, context),
         timeouts=_merge_timeouts(base_timeouts, entry.timeouts),
+        placeholders=context,
     )
 
 

@@ -147,7 +147,11 @@ def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
             )
             if not isinstance(new_key, str):
                 raise PlaceholderError(f"placeholder in map key at {path} must resolve to a string")
-            if isinstance(item, str | dict | list) and (not isinstance(item, str) or "${" in item):
+            if type(item) is str:  # the common case first: one type check
+                resolved[new_key] = (
+                    _resolve_string(item, ctx, f"{path}.{new_key}", depth) if "${" in item else item
+                )
+            elif isinstance(item, str | dict | list):
                 resolved[new_key] = _resolve(item, ctx, f"{path}.{new_key}", depth)
             else:
                 resolved[new_key] = item  # as written: no path to spell out for it
