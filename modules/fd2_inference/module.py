@@ -284,9 +284,9 @@ class InferenceModule(Module):
     def meters(self) -> Mapping[str, Meter]:
         if self._deployed is not None:  # routing (issue 13)
             return self._deployed.meters()
-        extra = {e.path: e.meter for e in self._extras if e.meter is not None}
         if self._route is not None:
             return {_PATHS[CHAT]: self._route.meter}
+        extra = {e.path: e.meter for e in self._extras if e.meter is not None}
         if self._only_chat is not None:
             return {_PATHS[CHAT]: self._meters[CHAT], **extra}
         if not self._provider.passthrough:
@@ -479,10 +479,14 @@ class InferenceModule(Module):
 
 
 def _extra_handlers(extras: tuple[ExtraEndpoint, ...]) -> dict[str, Mapping[str, Handler]]:
-    handlers: dict[str, dict[str, Handler]] = {}
+    handlers: dict[str, Mapping[str, Handler]] = {}
     for extra in extras:
-        handlers.setdefault(extra.path, {})[extra.method] = extra.handler
-    return dict(handlers)
+        methods = handlers.get(extra.path)
+        if methods is None:
+            handlers[extra.path] = {extra.method: extra.handler}
+        else:
+            handlers[extra.path] = {**methods, extra.method: extra.handler}
+    return handlers
 
 
 @lru_cache(maxsize=4096)

@@ -407,7 +407,6 @@ class RouteBuilder:
         tasks: Supervisor,
     ) -> ModuleContext:
         resolved, dependencies = resolution
-        caller = f"{declaration.project}/{declaration.module}"
         return ModuleContext(
             project=declaration.project,
             module=declaration.module,
@@ -421,17 +420,7 @@ class RouteBuilder:
             upstream_pool=self._pool,
             logger=self._logger(declaration.module_type),
             dependencies=dependencies,
-            modules={
-                name: ModuleHandle(
-                    self._current_table,
-                    project=declaration.project,
-                    module=name,
-                    module_type=dependency.module_type,
-                    environment=environment,
-                    caller=caller,
-                )
-                for name, dependency in dependencies.items()
-            },
+            modules=self._handles(declaration, environment, dependencies) if dependencies else {},
             redis=self._redis,
             metrics=self._metrics.for_module(
                 module_type=declaration.module_type,
@@ -441,6 +430,25 @@ class RouteBuilder:
             ),
             tasks=tasks,
         )
+
+    def _handles(
+        self,
+        declaration: ModuleDeclaration,
+        environment: str,
+        dependencies: Mapping[str, ModuleDependency],
+    ) -> dict[str, ModuleHandle]:
+        caller = f"{declaration.project}/{declaration.module}"
+        return {
+            name: ModuleHandle(
+                self._current_table,
+                project=declaration.project,
+                module=name,
+                module_type=dependency.module_type,
+                environment=environment,
+                caller=caller,
+            )
+            for name, dependency in dependencies.items()
+        }
 
     def _logger(self, module_type: str) -> logging.Logger:
         # One per module type, looked up once: `getLogger` takes the logging lock each call.

@@ -179,6 +179,7 @@ def _resolve_text(text: str, ctx: PlaceholderContext, path: str, depth: int) -> 
     if depth > _MAX_DEPTH:
         raise PlaceholderError(f"placeholders nest too deeply (a cycle?) at {path}")
     pieces: list[Any] = []
+    texts_only = True
     for part in _parsed(text):
         if isinstance(part, str):
             pieces.append(part)
@@ -187,9 +188,13 @@ def _resolve_text(text: str, ctx: PlaceholderContext, path: str, depth: int) -> 
             expression = (
                 part.inner if nested is None else _resolve_string(nested, ctx, path, depth + 1)
             )
-            pieces.append(_evaluate(str(expression), ctx, path, depth))
+            piece = _evaluate(str(expression), ctx, path, depth)
+            texts_only = texts_only and type(piece) is str
+            pieces.append(piece)
         else:
             raise PlaceholderError(f"unterminated placeholder {part.rest!r} at {path}")
+    if texts_only:  # the common case: what follows gives the same join
+        return "".join(pieces)
     non_empty = [piece for piece in pieces if not (isinstance(piece, str) and piece == "")]
     if len(non_empty) == 1 and not isinstance(non_empty[0], str):
         return non_empty[0]
