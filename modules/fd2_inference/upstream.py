@@ -202,6 +202,18 @@ class Upstream:
         pool, (primary, fallback) = self._pool, self._origins
         if pool is not None and primary is not None:
             try:
+                if current_tracing() is None:  # the common case, in this frame
+                    headers = call.headers
+                    response = await pool.request(
+                        primary,
+                        _METHODS.get(call.method) or call.method.encode("ascii"),
+                        call.path,
+                        headers if isinstance(headers, list) else headers.items(),
+                        call.body,
+                        connect_timeout_s=self._connect_s,
+                        read_timeout_s=self._read_s,
+                    )
+                    return PooledResponse(response, self._read_s)
                 return await self._pooled(pool, primary, self._base, call)
             except ConnectFailed:
                 if self._fallback is None:
@@ -232,7 +244,7 @@ class Upstream:
     async def _pooled_once(
         self, pool: ConnectionPool, origin: Origin, call: UpstreamCall, headers: CallHeaders
     ) -> PooledResponse:
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        pairs = headers if isinstance(headers, list) else headers.items()
         response = await pool.request(
             origin,
             _METHODS.get(call.method) or call.method.encode("ascii"),
@@ -319,7 +331,8 @@ async def read_answer(
     """A non-streamed answer's body: up to `success_limit` bytes when it is a success (embeddings
     can be large), `error_limit` otherwise; None past the limit."""
     if 200 <= response.status < 300:
-        if response.content_length is not None and response.content_length <= success_limit:
+        length = response.content_length
+        if length is not None and length <= success_limit:
             return await response.read()
         return await read_bounded(response, success_limit)
     return await read_bounded(response, error_limit)

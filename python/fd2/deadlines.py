@@ -14,27 +14,33 @@ from __future__ import annotations
 import asyncio
 import time
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
-from fd2.loop_workers import on_loop
+from fd2.loop_workers import current_task, on_loop
 
+_monotonic = time.monotonic
 SWEEP_S: Final = 0.1
 """How late a deadline may fire."""
 _IDLE_SWEEPS: Final = 50
 
 
 class Deadline:
-    """`with Deadline(seconds):` around awaits of the current task; raises TimeoutError on
-    leaving when the time ran out first. Nests (each block has its own)."""
+    """`with Deadline(seconds):` around awaits of the current task (or of `task`, when the
+    caller has it at hand); raises TimeoutError on leaving when the time ran out first. Nests
+    (each block has its own)."""
 
     __slots__ = ("_at", "_sweeper", "_task", "expired")
 
-    def __init__(self, seconds: float) -> None:
-        task = asyncio.current_task()
-        assert task is not None, "a deadline needs a running task"
+    def __init__(self, seconds: float, task: asyncio.Task[Any] | None = None) -> None:
+        if task is None:
+            task = current_task()
         self._task = task
-        self._at = time.monotonic() + seconds
-        self._sweeper = _sweeper(task.get_loop())
+        self._at = _monotonic() + seconds
+        loop = task.get_loop()
+        sweeper = _sweepers.get(loop)
+        if sweeper is None or (running := sweeper.task) is None or running.done():
+            sweeper = on_loop(_sweepers, loop, _Sweeper)
+        self._sweeper = sweeper
         self.expired = False
 
     def __enter__(self) -> Deadline:
@@ -85,7 +91,4 @@ class _Sweeper:
 
 
 _sweepers: dict[asyncio.AbstractEventLoop, _Sweeper] = {}
-
-
-def _sweeper(loop: asyncio.AbstractEventLoop) -> _Sweeper:
-    return on_loop(_sweepers, loop, _Sweeper)
+"""Each loop's sweeper; looked up in `Deadline.__init__` itself (one call fewer per deadline)."""

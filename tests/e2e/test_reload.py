@@ -105,3 +105,25 @@ def test_broken_manifest_on_disk_keeps_the_last_good_one(private_fd2: PrivateFd2
             what="a repaired manifest to be picked up",
         )
     assert traffic.failures == []
+
+
+def test_a_module_removed_on_disk_is_no_longer_served(private_fd2: PrivateFd2) -> None:
+    """Routes already resolved (and remembered) on the old table are not served from the new."""
+    acme = private_fd2.manifests / "acme.json"
+    url = private_fd2.service.url
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        for _ in range(3):  # resolved, then served from what was resolved
+            answer = client.post("/acme/chat/v1/chat/completions", content=chat_body())
+            assert answer.status_code == 200, answer.text
+        manifest = json.loads(acme.read_text())
+        manifest["modules"] = [m for m in manifest["modules"] if m["name"] != "chat"]
+        _write_atomically(acme, json.dumps(manifest, indent=2))
+
+        def gone() -> bool:
+            answer = client.post("/acme/chat/v1/chat/completions", content=chat_body())
+            return answer.status_code == 404
+
+        wait_until(gone, timeout=10, what="the removed module to be refused")
+        refused = client.post("/acme/chat/v1/chat/completions", content=chat_body())
+        assert refused.status_code == 404
+        assert refused.json()["error"]["message"] == "Unknown module 'chat' in project 'acme'."

@@ -22,6 +22,7 @@ class Connection(asyncio.Protocol):
         "_delimited_by_close",
         "_headers_ready",
         "_keep_alive",
+        "_loop",
         "_on_closed",
         "_on_idle",
         "_parser",
@@ -41,6 +42,9 @@ class Connection(asyncio.Protocol):
         self._on_closed = on_closed
         """Told once, when the connection closes (the pool's count of open connections)."""
         self._transport: asyncio.Transport | None = None
+        # Made inside the loop's create_connection: its loop for good (asking for the running
+        # loop per request is a getpid system call on Python 3.11).
+        self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpResponseParser(self)
         self._response: Response | None = None
         self._headers_ready: asyncio.Future[Response] | None = None
@@ -130,7 +134,7 @@ class Connection(asyncio.Protocol):
         assert self._transport is not None and self._response is None
         self._response = Response(self)
         self._keep_alive = False
-        self._headers_ready = asyncio.get_running_loop().create_future()
+        self._headers_ready = self._loop.create_future()
         self._transport.write(request)
         return self._headers_ready
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from fd2.limits.specs import LimitSpec
 
 _PRUNE_AT = 100_000
+_monotonic_ns = time.monotonic_ns
 
 
 class Decision:
@@ -32,25 +33,31 @@ class Decision:
 def decide(
     tats: Sequence[int], specs: Sequence[LimitSpec], costs: Sequence[int], now: int
 ) -> tuple[Decision, list[int]]:
-    """The decision and the TATs to store if admitted (pure: the two limiters share it)."""
+    """The decision and the TATs to store if admitted (pure: the in-process limiter's; the Redis
+    script computes the same). Plain loops, no comprehensions: it runs on every limited request,
+    and a comprehension is a call of its own on Python 3.11."""
     allowed = True
     retry = 0
+    starts = []
     new_tats = []
     for stored, spec, cost in zip(tats, specs, costs, strict=True):
-        tat = max(stored, now)
+        tat = stored if stored > now else now
         interval = spec.interval_us
         new_tat = tat + cost * interval
         wait = new_tat - spec.limit * interval - now  # the bucket's capacity, in µs
         if wait > 0:
             allowed = False
-            retry = max(retry, wait)
+            if wait > retry:
+                retry = wait
+        starts.append(tat)
         new_tats.append(new_tat)
-    final = new_tats if allowed else [max(stored, now) for stored in tats]
-    remaining = [
-        max(0, (spec.limit * spec.interval_us - (tat - now)) // spec.interval_us)
-        for spec, tat in zip(specs, final, strict=True)
-    ]
-    reset = [tat - now for tat in final]
+    remaining = []
+    reset = []
+    for spec, tat in zip(specs, new_tats if allowed else starts, strict=True):
+        interval = spec.interval_us
+        left = (spec.limit * interval - (tat - now)) // interval
+        remaining.append(left if left > 0 else 0)
+        reset.append(tat - now)
     return Decision(allowed, retry, remaining, reset), new_tats
 
 
@@ -71,15 +78,18 @@ class LocalLimiter:
 
     @staticmethod
     def now_us() -> int:
-        return time.monotonic_ns() // 1000
+        return _monotonic_ns() // 1000
 
     async def acquire(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
         return self.acquire_now(specs, costs)
 
     def acquire_now(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
-        now = self.now_us()
+        now = _monotonic_ns() // 1000
         tats = self._tats
-        decision, new_tats = decide([tats.get(s.key, now) for s in specs], specs, costs, now)
+        stored = []
+        for spec in specs:  # a loop: a comprehension is a call of its own on Python 3.11
+            stored.append(tats.get(spec.key, now))  # noqa: PERF401
+        decision, new_tats = decide(stored, specs, costs, now)
         if decision.allowed:
             for spec, tat in zip(specs, new_tats, strict=True):
                 tats[spec.key] = tat

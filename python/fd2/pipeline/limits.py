@@ -13,6 +13,7 @@ Retry-After), written here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from typing import Final
 
 from fd2.limits.errors import RateLimited
 from fd2.limits.gcra import Decision
@@ -63,7 +64,11 @@ class Limits:
             cost = await request.estimate(self._meter)
             reserved = cost.prompt_tokens + cost.completion_bound
             request.metered = True
-        costs = [reserved if spec.kind == "tokens" else 1 for spec in specs]
+        costs = [1] * len(specs)
+        if tokens:
+            for index, spec in enumerate(specs):
+                if spec.kind == "tokens":
+                    costs[index] = reserved
         decision = await plan.limiter.acquire(specs, costs)
         headers = ratelimit_headers(specs, decision)
         metrics = request_metrics.current()
@@ -151,25 +156,42 @@ def duration(us: int) -> bytes:
     return b"%dm%ds" % (minutes, rest)
 
 
+_LIMIT_REQUESTS: Final = b"x-ratelimit-limit-requests"
+_REMAINING_REQUESTS: Final = b"x-ratelimit-remaining-requests"
+_RESET_REQUESTS: Final = b"x-ratelimit-reset-requests"
+_LIMIT_TOKENS: Final = b"x-ratelimit-limit-tokens"
+_REMAINING_TOKENS: Final = b"x-ratelimit-remaining-tokens"
+_RESET_TOKENS: Final = b"x-ratelimit-reset-tokens"
+
+
 def ratelimit_headers(specs: Sequence[LimitSpec], decision: Decision) -> list[tuple[bytes, bytes]]:
-    """For requests and for tokens: the bucket closest to empty (the one a client must watch)."""
-    headers: list[tuple[bytes, bytes]] = []
-    for kind in ("requests", "tokens"):
-        best = -1
-        for index, spec in enumerate(specs):
-            if spec.kind == kind and (
-                best < 0
-                or decision.remaining[index] * specs[best].limit
-                < decision.remaining[best] * spec.limit
+    """For requests and for tokens: the bucket closest to empty (the one a client must watch).
+    One pass over the buckets: this runs on every limited request."""
+    remaining = decision.remaining
+    requests = tokens = -1
+    for index, spec in enumerate(specs):
+        if spec.kind == "requests":
+            if requests < 0 or (
+                remaining[index] * specs[requests].limit < remaining[requests] * spec.limit
             ):
-                best = index
-        if best >= 0:
-            suffix = kind.encode()
-            headers += (
-                (b"x-ratelimit-limit-" + suffix, b"%d" % specs[best].limit),
-                (b"x-ratelimit-remaining-" + suffix, b"%d" % decision.remaining[best]),
-                (b"x-ratelimit-reset-" + suffix, duration(decision.reset_us[best])),
-            )
+                requests = index
+        elif spec.kind == "tokens" and (
+            tokens < 0 or remaining[index] * specs[tokens].limit < remaining[tokens] * spec.limit
+        ):
+            tokens = index
+    headers: list[tuple[bytes, bytes]] = []
+    if requests >= 0:
+        headers += (
+            (_LIMIT_REQUESTS, b"%d" % specs[requests].limit),
+            (_REMAINING_REQUESTS, b"%d" % remaining[requests]),
+            (_RESET_REQUESTS, duration(decision.reset_us[requests])),
+        )
+    if tokens >= 0:
+        headers += (
+            (_LIMIT_TOKENS, b"%d" % specs[tokens].limit),
+            (_REMAINING_TOKENS, b"%d" % remaining[tokens]),
+            (_RESET_TOKENS, duration(decision.reset_us[tokens])),
+        )
     return headers
 
 

@@ -40,6 +40,7 @@ from fd2.serving.key_routing import KeyRouting
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_ids import request_id_from
 from fd2.serving.request_metrics import UNKNOWN, UPSTREAM_ERRORS, RequestMetrics, multiprocess
+from fd2.serving.resolved_routes import Resolved, ResolvedRoutes
 from fd2.serving.responses import send_bytes, send_error
 from fd2.serving.routing import (
     TYPED_PREFIXES,
@@ -78,6 +79,7 @@ class Fd2App:
         self._log_context = settings.log_format == "json"
         self._tracing: Tracing | None = None
         self._key_routing = KeyRouting()  # routing (issue 13): /v1/... by project API key
+        self._resolved = ResolvedRoutes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -187,11 +189,12 @@ class Fd2App:
                 key, route = routed
                 request.project, request.module = key.project, key.module
                 request.environment = route.environment
+                # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
+                handler, endpoint = _handler(route, key, scope["method"])
             else:
-                key = await self._route_key(raw_path, project_module, host)
-                route, key = await self._route(key, environment)
-            # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
-            handler, endpoint = _handler(route, key, scope["method"])
+                route, key, handler, endpoint = await self._resolve(
+                    raw_path, project_module, host, environment, scope["method"]
+                )
             if span is not None:
                 span.route(route.project, route.module, route.environment, endpoint)
             if request is None:
@@ -305,6 +308,35 @@ class Fd2App:
             or host is None
             or not subdomain_candidates(host, self._base_domain)
         )
+
+    async def _resolve(
+        self,
+        raw_path: bytes,
+        project_module: bytes | None,
+        host: bytes | None,
+        environment: bytes | None,
+        method: str,
+    ) -> Resolved:
+        """The route, key, handler and endpoint of a request routed by path, header or
+        subdomain: as resolved before while the table is the same one."""
+        runtime = self._runtime()
+        lookup = (
+            raw_path,
+            project_module,
+            host if self._base_domain is not None else None,
+            environment,
+            method,
+        )
+        resolved = self._resolved.get(runtime.builder.table, lookup)
+        if resolved is None:
+            key = await self._route_key(raw_path, project_module, host)
+            route, key = await self._route(key, environment)
+            # A path the route declares (a `/v1/jobs/*` pattern for a path below it).
+            handler, endpoint = _handler(route, key, method)
+            resolved = (route, key, handler, endpoint)
+            # The table the route came from (a Control Tower fetch may have swapped one in).
+            self._resolved.put(runtime.builder.table, lookup, resolved)
+        return resolved
 
     async def _route_key(
         self, raw_path: bytes, project_module: bytes | None, host: bytes | None

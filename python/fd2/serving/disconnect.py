@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from fd2.loop_workers import on_loop
+from fd2.loop_workers import current_task, on_loop
 from fd2.serving.request import ClientDisconnected, Request
 
 T = TypeVar("T")
@@ -28,8 +28,7 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     callback on the server's pending `receive`, `Request.on_disconnect`): a client that leaves
     is noticed within ~0.1 s of the start, at once after that.
     """
-    task = asyncio.current_task()
-    assert task is not None
+    task = current_task()
     disconnected = False
 
     def _gone() -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, Final
 
+from fd2.loop_workers import current_task
+
 _log = logging.getLogger("fd2.draining")
 _SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
@@ -81,8 +83,7 @@ class DrainGuard:
         self._task: asyncio.Task[Any] | None = None
 
     def __enter__(self) -> DrainGuard:
-        task = asyncio.current_task()
-        assert task is not None
+        task = current_task()
         self._task = task
         self._drain.hold(task)
         return self
