@@ -192,7 +192,10 @@ class InferenceModule(Module):
             if name == DEFAULT_PROVIDER and self._only_chat is None
             else None,
         )
-        self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
+        extras: list[ExtraEndpoint] = []
+        for factory in EXTRA_ENDPOINTS:
+            extras += factory(parts)
+        self._extras = tuple(extras)
         if not self._logger.isEnabledFor(logging.INFO):
             return  # its arguments (URLs parsed for display) cost more than the rest of set-up
         if target is None:

@@ -111,10 +111,12 @@ class ProjectInputs:
                 base_timeouts=self._base_timeouts,
                 memo=self._memos.setdefault(environment, {}),
             )
-            dependencies = {
-                name: self._dependency(name, environment, usage)
-                for name in self._needs[declaration.module]
-            }
+            needs = self._needs[declaration.module]
+            dependencies = (
+                {name: self._dependency(name, environment, usage) for name in needs}
+                if needs
+                else {}
+            )
             return resolved, dependencies
         finally:
             self.usage.merge(usage)

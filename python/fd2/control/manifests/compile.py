@@ -175,10 +175,13 @@ def resolve_declaration(
         memo=memo,
     )
     entry = declaration.entry
-    raw = dict(entry.config or {})
+    raw = entry.config or {}  # not changed: resolving makes a new dict
     # A jwt_config's `claims` are the JWT service's to read: resolved when a token is requested,
     # so one that cannot be resolved fails that request, not the module or its verifier.
-    claims = raw.pop("claims", None) if declaration.module_type == JWT_CONFIG_MODULE_TYPE else None
+    claims = None
+    if declaration.module_type == JWT_CONFIG_MODULE_TYPE:
+        raw = dict(raw)
+        claims = raw.pop("claims", None)
     config = resolve_value(raw, context, "config")
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
