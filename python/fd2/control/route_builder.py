@@ -374,7 +374,7 @@ class RouteBuilder:
         try:
             await instance.setup(self._context(declaration, environment, resolution, tasks))
             handlers = instance.endpoints()
-            if steps is not None:  # the module's handlers behind the route's steps, composed once
+            if steps is not None and not steps.empty:  # the handlers behind the steps, once
                 handlers = steps.apply(handlers, instance.meters(), instance)
             if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind the route's auth
                 handlers = self._jobs.endpoints(
