@@ -103,18 +103,21 @@ class JobService:
         The added endpoints authenticate the caller as the route does, and take no rate limit:
         the work a job does is limited when it runs (through the route's steps, as its
         caller); submitting it and polling it are not counted against that work's limits."""
-        if _jobs_config(config).get("enabled", True) is False:
+        jobs = _jobs_config(config)
+        if jobs.get("enabled", True) is False:
             return dict(handlers)  # the operator turned jobs off for this module
         route = JobRoute(
             project=project,
             module=module,
             environment=environment,
             endpoints=frozenset(
-                path
-                for path, methods in handlers.items()
-                if "POST" in methods and not path.startswith(RESERVED)
+                [
+                    path
+                    for path, methods in handlers.items()
+                    if "POST" in methods and not path.startswith(RESERVED)
+                ]
             ),
-            webhook_secret=_webhook_secret(config, secrets),
+            webhook_secret=_webhook_secret(jobs, secrets) if jobs else None,
         )
         self._routes[(project, module, environment)] = route
         open_route = steps is None or (steps.audit is None and steps.policy.mode == "none")
@@ -194,8 +197,9 @@ def _jobs_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return jobs
 
 
-def _webhook_secret(config: Mapping[str, Any], secrets: ResolvesSecrets) -> Secret | None:
-    value = _jobs_config(config).get("webhook_secret")
+def _webhook_secret(jobs: Mapping[str, Any], secrets: ResolvesSecrets) -> Secret | None:
+    """`jobs`: the module's `config.jobs` (`_jobs_config`)."""
+    value = jobs.get("webhook_secret")
     if value is None:
         return None
     if isinstance(value, Secret):
