@@ -481,14 +481,14 @@ class InferenceModule(Module):
             self._logger.debug("request %s: client disconnected", request.request_id)
 
 
-def _extra_handlers(extras: tuple[ExtraEndpoint, ...]) -> dict[str, Mapping[str, Handler]]:
-    handlers: dict[str, Mapping[str, Handler]] = {}
+def _extra_handlers(extras: tuple[ExtraEndpoint, ...]) -> dict[str, dict[str, Handler]]:
+    handlers: dict[str, dict[str, Handler]] = {}
     for extra in extras:
         methods = handlers.get(extra.path)
         if methods is None:
             handlers[extra.path] = {extra.method: extra.handler}
-        else:
-            handlers[extra.path] = {**methods, extra.method: extra.handler}
+        else:  # made just above: this route's own
+            methods[extra.method] = extra.handler
     return handlers
 
 

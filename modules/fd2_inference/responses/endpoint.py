@@ -64,7 +64,11 @@ def endpoints(parts: ModuleParts) -> Sequence[ExtraEndpoint]:
     endpoint = ResponsesEndpoint(
         parts.chat, store, prompts, parts.logger, parts.defaults.model, attempts
     )
-    if isinstance(settings, Mapping) and settings.get("passthrough") is True:
+    if (
+        settings is not None
+        and isinstance(settings, Mapping)
+        and settings.get("passthrough") is True
+    ):
         if parts.upstream is None:
             raise ConfigError(
                 "responses.passthrough needs an OpenAI-compatible upstream (no provider, and an "
