@@ -81,7 +81,7 @@ async def _builder() -> AsyncIterator[RouteBuilder]:
 
 
 async def _rebuild_times(
-    directory: Path, changed: Path, upstream: str
+    directory: Path, changed: Path, upstream: str, distinct: bool = False
 ) -> tuple[float, float, float, float, int]:
     """(full build s, its CPU s (every thread), one-project rebuild s, its loop-thread CPU s,
     routes) with a fresh builder, as fd2 starts one."""
@@ -94,7 +94,9 @@ async def _rebuild_times(
         full, cpu = time.perf_counter() - began, time.process_time() - cpu
         tune_gc_for_serving()  # as fd2 does once start-up is over, before it serves
         routes = len(builder.table)
-        manifest = project_manifest(changed.stem, MODULES, ENVIRONMENTS, upstream, version=2)
+        manifest = project_manifest(
+            changed.stem, MODULES, ENVIRONMENTS, upstream, version=2, distinct=distinct
+        )
         await asyncio.to_thread(changed.write_text, json.dumps(manifest))
         began, on_loop = time.perf_counter(), time.thread_time()
         await watcher.sync()
@@ -106,7 +108,9 @@ async def _rebuild_times(
     return full, cpu, one, loop, routes
 
 
-def rebuild_figures(sizes: list[int], rounds: int, pin: Pinning) -> list[dict[str, Any]]:
+def rebuild_figures(
+    sizes: list[int], rounds: int, pin: Pinning, distinct: bool = False
+) -> list[dict[str, Any]]:
     figures = []
     affinity = os.sched_getaffinity(0)
     if pin.enabled:
@@ -118,9 +122,11 @@ def rebuild_figures(sizes: list[int], rounds: int, pin: Pinning) -> list[dict[st
             for _ in range(rounds):
                 with tempfile.TemporaryDirectory() as tmp:
                     upstream = "http://127.0.0.1:9/v1"
-                    write_projects(Path(tmp), projects, MODULES, ENVIRONMENTS, upstream)
+                    write_projects(
+                        Path(tmp), projects, MODULES, ENVIRONMENTS, upstream, distinct=distinct
+                    )
                     f, fc, o, lo, built = asyncio.run(
-                        _rebuild_times(Path(tmp), Path(tmp) / "tenant-0.json", upstream)
+                        _rebuild_times(Path(tmp), Path(tmp) / "tenant-0.json", upstream, distinct)
                     )
                     if built != routes:
                         raise SystemExit(f"built {built} routes, expected {routes}")
@@ -364,10 +370,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5, help="seconds per latency run")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between rewrites")
     parser.add_argument("--no-under-load", action="store_true", help="no fd2 process")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="rebuild figures with no two routes sharing settings (a URL per project and "
+        "environment, a model per module): builds share nothing between routes",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     pin = Pinning()
-    figures: dict[str, Any] = {"rebuild": rebuild_figures(sizes, args.rounds, pin)}
+    figures: dict[str, Any] = {"rebuild": rebuild_figures(sizes, args.rounds, pin, args.distinct)}
     figures["loop_stalls"] = [loop_stalls(size, args.interval, 5, pin) for size in sizes]
     if not args.no_under_load:
         build_tools()
