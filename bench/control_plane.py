@@ -2,7 +2,10 @@
 environment) routes, and what request latency does through fd2 while rebuilds happen under load.
 
 Rebuild times are measured in this process with fd2's own code path (the manifest directory
-watcher: read, decode, compile, set up every module, swap the table), pinned to the server core.
+watcher: read, decode, compile, set up every module, swap the table), pinned to the server core,
+with the route builder fd2's start-up makes (`fd2.control.runtime.worker_builder`: each route's
+steps compiled, the job endpoints added). The full build's figure is the median of the rounds; the
+first round of a process also imports the modules and warms the token encoder (in a thread).
 The latency figures start fd2 on a manifest directory with the synthetic routes plus the
 benchmark project, and compare closed-loop latency with the directory quiet against latency
 while one project's manifest is rewritten (a new version, so a real rebuild) every interval.
@@ -23,22 +26,24 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from fd2.control.registry import ModuleRegistry
+from fd2.config import Settings
 from fd2.control.route_builder import RouteBuilder, startup_build
+from fd2.control.runtime import worker_builder
 from fd2.control.secrets import SecretResolver
 from fd2.control.sources.local import LocalDirectorySource
+from fd2.control.tasks import Supervisor
 from fd2.gc_tuning import tune_gc_for_serving
-from fd2.module import Timeouts
+from fd2.telemetry.metrics import MetricsRegistry
 from procs import BIN, Pinning, Processes, run_json
 from synthetic import project_manifest, write_projects
-from targets import Standins, chat_body, start_fd2
+from targets import BENCH_PEPPER, Standins, chat_body, start_fd2
 
 MODULES, ENVIRONMENTS = 5, ("development", "staging")  # 10 routes per project
 
@@ -47,27 +52,41 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def _builder(http: aiohttp.ClientSession) -> RouteBuilder:
-    """A route builder as fd2's start-up makes one (no step compiler: see the docs)."""
-    return RouteBuilder(
-        registry=ModuleRegistry(allowed_packages=""),
-        secrets=SecretResolver(config_file=None),
-        http=http,
-        default_environment="development",
-        base_timeouts=Timeouts(connect_s=5, read_s=120, total_s=600),
-        environ=os.environ,
-    )
+@asynccontextmanager
+async def _builder() -> AsyncIterator[RouteBuilder]:
+    """A route builder made as fd2's start-up makes one (`fd2.control.runtime.worker_builder`:
+    its step compiler, jobs endpoints and upstream pool), with the settings bench/targets.py
+    starts fd2 with; closed with everything it was given."""
+    os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
+    os.environ.setdefault("BENCH_PEPPER", BENCH_PEPPER)
+    settings = Settings(api_key_pepper_ref="env:BENCH_PEPPER")
+    tasks = Supervisor()
+    async with aiohttp.ClientSession() as http:
+        builder, jobs = worker_builder(
+            settings,
+            secrets=SecretResolver(config_file=None),
+            http=http,
+            redis=None,
+            tasks=tasks,
+            metrics=MetricsRegistry(),
+            vault=None,
+        )
+        try:
+            yield builder
+        finally:
+            await tasks.aclose()
+            await builder.close()
+            await jobs.close()
+            await builder.upstream_pool.close()
 
 
 async def _rebuild_times(
-    directory: Path, changed: Path, upstream: str
+    directory: Path, changed: Path, upstream: str, distinct: bool = False
 ) -> tuple[float, float, float, float, int]:
     """(full build s, its CPU s (every thread), one-project rebuild s, its loop-thread CPU s,
     routes) with a fresh builder, as fd2 starts one."""
-    os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
     threshold = gc.get_threshold()
-    async with aiohttp.ClientSession() as http:
-        builder = _builder(http)
+    async with _builder() as builder:
         watcher = LocalDirectorySource(directory, builder)
         began, cpu = time.perf_counter(), time.process_time()
         with startup_build():  # as fd2's start-up sync runs it (fd2.control.runtime)
@@ -75,20 +94,23 @@ async def _rebuild_times(
         full, cpu = time.perf_counter() - began, time.process_time() - cpu
         tune_gc_for_serving()  # as fd2 does once start-up is over, before it serves
         routes = len(builder.table)
-        manifest = project_manifest(changed.stem, MODULES, ENVIRONMENTS, upstream, version=2)
+        manifest = project_manifest(
+            changed.stem, MODULES, ENVIRONMENTS, upstream, version=2, distinct=distinct
+        )
         await asyncio.to_thread(changed.write_text, json.dumps(manifest))
         began, on_loop = time.perf_counter(), time.thread_time()
         await watcher.sync()
         # The loop thread's CPU time: what the change cost the loop (reading the directory and
         # decoding the file run in worker threads, and the wall time includes waiting for them).
         one, loop = time.perf_counter() - began, time.thread_time() - on_loop
-        await builder.close()
     gc.unfreeze()  # the next round starts from scratch, as a new fd2 would
     gc.set_threshold(*threshold)
     return full, cpu, one, loop, routes
 
 
-def rebuild_figures(sizes: list[int], rounds: int, pin: Pinning) -> list[dict[str, Any]]:
+def rebuild_figures(
+    sizes: list[int], rounds: int, pin: Pinning, distinct: bool = False
+) -> list[dict[str, Any]]:
     figures = []
     affinity = os.sched_getaffinity(0)
     if pin.enabled:
@@ -100,9 +122,11 @@ def rebuild_figures(sizes: list[int], rounds: int, pin: Pinning) -> list[dict[st
             for _ in range(rounds):
                 with tempfile.TemporaryDirectory() as tmp:
                     upstream = "http://127.0.0.1:9/v1"
-                    write_projects(Path(tmp), projects, MODULES, ENVIRONMENTS, upstream)
+                    write_projects(
+                        Path(tmp), projects, MODULES, ENVIRONMENTS, upstream, distinct=distinct
+                    )
                     f, fc, o, lo, built = asyncio.run(
-                        _rebuild_times(Path(tmp), Path(tmp) / "tenant-0.json", upstream)
+                        _rebuild_times(Path(tmp), Path(tmp) / "tenant-0.json", upstream, distinct)
                     )
                     if built != routes:
                         raise SystemExit(f"built {built} routes, expected {routes}")
@@ -228,9 +252,7 @@ async def _stalls(
 ) -> dict[str, Any]:
     """In this process: a 10k-route table kept by the directory watcher while one project is
     rewritten every `interval_s`; a 1 ms timer measures how late the loop runs it (its stalls)."""
-    os.environ.setdefault("BENCH_UPSTREAM_KEY", "bench-key")
-    async with aiohttp.ClientSession() as http:
-        builder = _builder(http)
+    async with _builder() as builder:
         watcher = LocalDirectorySource(directory, builder, poll_s=interval_s / 2)
         with startup_build():
             await watcher.sync()
@@ -270,7 +292,6 @@ async def _stalls(
         with _step_cpu() as rebuilding_steps:
             await asyncio.gather(probe("rebuilding", until), poll(until), rewrite(until))
         rebuilds = builder.rebuilds - before
-        await builder.close()
     gc.unfreeze()
     out: dict[str, Any] = {"rebuilds": rebuilds}
     for state, values in lags.items():
@@ -349,10 +370,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5, help="seconds per latency run")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between rewrites")
     parser.add_argument("--no-under-load", action="store_true", help="no fd2 process")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="rebuild figures with no two routes sharing settings (a URL per project and "
+        "environment, a model per module): builds share nothing between routes",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     pin = Pinning()
-    figures: dict[str, Any] = {"rebuild": rebuild_figures(sizes, args.rounds, pin)}
+    figures: dict[str, Any] = {"rebuild": rebuild_figures(sizes, args.rounds, pin, args.distinct)}
     figures["loop_stalls"] = [loop_stalls(size, args.interval, 5, pin) for size in sizes]
     if not args.no_under_load:
         build_tools()

@@ -14,9 +14,21 @@ ENVIRONMENTS = ("development", "staging", "production")
 
 
 def project_manifest(
-    project: str, modules: int, environments: tuple[str, ...], upstream: str, version: int = 1
+    project: str,
+    modules: int,
+    environments: tuple[str, ...],
+    upstream: str,
+    version: int = 1,
+    *,
+    distinct: bool = False,
 ) -> dict[str, Any]:
-    """`upstream` is a base URL ending in /v1; `version` changes the manifest (a new revision)."""
+    """`upstream` is a base URL ending in /v1; `version` changes the manifest (a new revision).
+    `distinct`: no two routes share their settings (an upstream URL per project and environment,
+    a model per module), so nothing built for one route can serve another's."""
+    urls = {
+        env: upstream.removesuffix("/v1") + f"/{project}/{env}/v1" if distinct else upstream
+        for env in environments
+    }
     return {
         "project_id": project,
         "project_name": f"synthetic {project}",
@@ -25,7 +37,7 @@ def project_manifest(
         "environment": environments[0],
         "environments": {
             "common": {"secrets": {"key": "env:BENCH_UPSTREAM_KEY"}},
-            **{env: {"urls": {"llm_base_url": upstream}} for env in environments},
+            **{env: {"urls": {"llm_base_url": urls[env]}} for env in environments},
         },
         "modules": [
             {
@@ -36,7 +48,7 @@ def project_manifest(
                 # omission).
                 "auth": {"mode": "none"},
                 "config": {
-                    "model_name": "gpt-4o-mini",
+                    "model_name": f"gpt-4o-mini-{index}" if distinct else "gpt-4o-mini",
                     "endpoint_url": "${environments.${environment}.urls.llm_base_url}"
                     "/chat/completions",
                     "api_key": "${environments.common.secrets.key}",
@@ -55,11 +67,13 @@ def write_projects(
     environments: tuple[str, ...],
     upstream: str,
     prefix: str = "tenant",
+    *,
+    distinct: bool = False,
 ) -> int:
     """Write `projects` manifests; returns the number of (project, module, environment) routes."""
     directory.mkdir(parents=True, exist_ok=True)
     for index in range(projects):
         name = f"{prefix}-{index}"
-        manifest = project_manifest(name, modules, environments, upstream)
+        manifest = project_manifest(name, modules, environments, upstream, distinct=distinct)
         (directory / f"{name}.json").write_text(json.dumps(manifest))
     return projects * modules * len(environments)

@@ -50,7 +50,10 @@ class InferenceConfig(msgspec.Struct, frozen=True, kw_only=True):
 def load_config(raw: Mapping[str, Any]) -> InferenceConfig:
     """Decode a module config; ConfigError names the offending field."""
     try:
-        config = msgspec.convert(dict(raw), InferenceConfig, strict=False)
+        # A dict is converted as it is (msgspec only reads it); another mapping is copied first.
+        config = msgspec.convert(
+            raw if type(raw) is dict else dict(raw), InferenceConfig, strict=False
+        )
     except msgspec.ValidationError as exc:
         # msgspec's messages name the field and the expected type, never a string's value.
         raise ConfigError(f"inference module config is invalid: {exc}") from None

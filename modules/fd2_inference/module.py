@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, ClassVar
 
 from fd2.control.secrets import Secret
@@ -21,6 +21,7 @@ from fd2.serving.errors import ConfigError, NotFound
 from fd2.serving.request import ClientDisconnected, Request
 from fd2.serving.request_metrics import upstream_failed
 from fd2.types import Send
+from fd2_inference import shared_parts
 from fd2_inference.answers import unsupported
 from fd2_inference.chat_service import ProviderChat, provider_call, upstream_call
 from fd2_inference.config import InferenceConfig, load_config, provider_settings
@@ -56,7 +57,6 @@ from fd2_inference.transforms import (
     prepare_embedding,
     provider_base_url,
     upstream_body,
-    upstream_target,
 )
 from fd2_inference.translated import relay_translated_json, relay_translated_stream
 from fd2_inference.upstream import Upstream
@@ -128,23 +128,18 @@ class InferenceModule(Module):
                 )
             self._setup_route(context, config, api_key)
             return
-        self._meters = {
-            kind: OpenAIMeter(kind, _bound(prepare, self._defaults), config.max_tokens)
-            for kind, prepare in _PREPARE.items()
-        }
+        self._meters = _meters(self._defaults, config.max_tokens)
         primary = context.endpoints.primary if context.endpoints is not None else None
         fallback = context.endpoints.fallback if context.endpoints is not None else None
         timeouts = context.timeouts
+        provider: Provider | None = None
         if name == DEFAULT_PROVIDER:
-            target = upstream_target(primary, config.endpoint_url)
-            fallback_url = upstream_target(fallback, None).url if fallback else None
-            self._upstream = Upstream(
-                context.http,
-                target.url,
-                api_key.reveal() if api_key else None,
-                timeouts,
-                fallback_url,
-                pool=context.upstream_pool,
+            # Shared by the modules whose settings are the same (`fd2_inference.shared_parts`).
+            target = shared_parts.target(primary, config.endpoint_url)
+            fallback_url = shared_parts.target(fallback, None).url if fallback else None
+            key = api_key.reveal() if api_key else None
+            self._upstream = shared_parts.upstream(
+                context.http, context.upstream_pool, target.url, key, timeouts, fallback_url
             )
             # An endpoint_url that is not an OpenAI path is the chat endpoint itself, as written.
             self._chat_path = "" if target.chat_only else "/chat/completions"
@@ -152,7 +147,12 @@ class InferenceModule(Module):
                 "its endpoint_url names a single chat endpoint" if target.chat_only else None
             )
             base_url = target.url
-            options = {**config.provider_options, "chat_path": self._chat_path}
+            provider = shared_parts.openai_provider(config, base_url, key, self._chat_path)
+            options = (
+                {**config.provider_options, "chat_path": self._chat_path}
+                if provider is None
+                else {}
+            )
         else:
             # The provider's credentials, revealed once for the upstream's secrets (scrubbed
             # from what it logs) and the provider's settings.
@@ -173,10 +173,10 @@ class InferenceModule(Module):
             self._only_chat = None
             target = None
             options = dict(probe.options)
-        self._provider = build_provider(
+        self._provider = provider or build_provider(
             provider_settings(config, name, base_url, api_key, options=options)
         )
-        self.chat_service = ProviderChat(
+        self.chat_service = shared_parts.chat(
             self._provider, self._upstream, self._defaults, self._logger
         )
         parts = ModuleParts(
@@ -192,7 +192,10 @@ class InferenceModule(Module):
             if name == DEFAULT_PROVIDER and self._only_chat is None
             else None,
         )
-        self._extras = tuple(endpoint for factory in EXTRA_ENDPOINTS for endpoint in factory(parts))
+        extras: list[ExtraEndpoint] = []
+        for factory in EXTRA_ENDPOINTS:
+            extras += factory(parts)
+        self._extras = tuple(extras)
         if not self._logger.isEnabledFor(logging.INFO):
             return  # its arguments (URLs parsed for display) cost more than the rest of set-up
         if target is None:
@@ -291,9 +294,9 @@ class InferenceModule(Module):
     def meters(self) -> Mapping[str, Meter]:
         if self._deployed is not None:  # routing (issue 13)
             return self._deployed.meters()
-        extra = {e.path: e.meter for e in self._extras if e.meter is not None}
         if self._route is not None:
             return {_PATHS[CHAT]: self._route.meter}
+        extra = {e.path: e.meter for e in self._extras if e.meter is not None}
         if self._only_chat is not None:
             return {_PATHS[CHAT]: self._meters[CHAT], **extra}
         if not self._provider.passthrough:
@@ -479,11 +482,25 @@ class InferenceModule(Module):
             self._logger.debug("request %s: client disconnected", request.request_id)
 
 
-def _extra_handlers(extras: tuple[ExtraEndpoint, ...]) -> dict[str, Mapping[str, Handler]]:
+def _extra_handlers(extras: tuple[ExtraEndpoint, ...]) -> dict[str, dict[str, Handler]]:
     handlers: dict[str, dict[str, Handler]] = {}
     for extra in extras:
-        handlers.setdefault(extra.path, {})[extra.method] = extra.handler
-    return dict(handlers)
+        methods = handlers.get(extra.path)
+        if methods is None:
+            handlers[extra.path] = {extra.method: extra.handler}
+        else:  # made just above: this route's own
+            methods[extra.method] = extra.handler
+    return handlers
+
+
+@lru_cache(maxsize=4096)
+def _meters(defaults: Defaults, max_tokens: int | None) -> dict[str, OpenAIMeter]:
+    """The meters of a module's own endpoints, once per distinct defaults: they keep nothing per
+    route (read only once built)."""
+    return {
+        kind: OpenAIMeter(kind, _bound(prepare, defaults), max_tokens)
+        for kind, prepare in _PREPARE.items()
+    }
 
 
 def _bound(prepare: _Prepare, defaults: Defaults) -> Callable[[dict[str, Any]], Prepared]:

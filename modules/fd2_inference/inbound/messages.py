@@ -11,8 +11,9 @@ official `anthropic` SDK raises the exception it would raise against Anthropic i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Final, cast
 
 import orjson
 
@@ -41,7 +42,16 @@ _SSE_HEADERS: Final = [
 def endpoints(parts: ModuleParts) -> Sequence[ExtraEndpoint]:
     """The endpoint this package adds to an inference module (`extra_endpoints.EXTRA_ENDPOINTS`),
     whatever its provider."""
-    endpoint = MessagesEndpoint(parts.chat, parts.logger)
+    if type(parts.chat).__hash__ is not object.__hash__:  # equal by value: not shared
+        return _over.__wrapped__(parts.chat, parts.logger)
+    return _over(cast(Hashable, parts.chat), parts.logger)
+
+
+@lru_cache(maxsize=4096)
+def _over(chat: Hashable, logger: logging.Logger) -> tuple[ExtraEndpoint, ...]:
+    """Once per chat service: the endpoint keeps nothing of its own, and modules with the same
+    settings share their chat service (`fd2_inference.shared_parts`)."""
+    endpoint = MessagesEndpoint(cast(ChatService, chat), logger)
     return (ExtraEndpoint(PATH, "POST", endpoint.handle, endpoint.meter, _anthropic_error),)
 
 

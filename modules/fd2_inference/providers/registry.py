@@ -8,7 +8,8 @@ built as `Class(settings: ProviderSettings)` and must satisfy `base.Provider`.
 from __future__ import annotations
 
 import importlib
-from typing import Final, cast
+from functools import cache
+from typing import Any, Final, cast
 
 from fd2.serving.errors import ConfigError
 from fd2_inference.providers.base import Provider, ProviderSettings
@@ -35,13 +36,20 @@ def build_provider(settings: ProviderSettings) -> Provider:
             f"inference module config names unknown provider {settings.name!r} "
             f"(known: {', '.join(sorted(PROVIDERS))})"
         )
-    module_name, _, class_name = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        cls = _class_of(target)
     except ModuleNotFoundError as exc:
-        if exc.name != module_name:
+        if exc.name != target.partition(":")[0]:
             raise  # a dependency of the provider is missing: a broken install, said as it is
         raise ConfigError(
             f"provider {settings.name!r} is not available in this build of fd2"
         ) from None
     return cast(Provider, cls(settings))
+
+
+@cache
+def _class_of(target: str) -> Any:
+    """The class `module:Class` names, imported once (a failed import is tried again, and
+    raises again, on the next module that names it)."""
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

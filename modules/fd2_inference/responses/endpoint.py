@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -50,17 +51,24 @@ def endpoints(parts: ModuleParts) -> Sequence[ExtraEndpoint]:
     """The endpoints this package adds to an inference module (`EXTRA_ENDPOINTS`)."""
     settings = parts.config.get("responses")
     ttl, attempts = DEFAULT_TTL_S, 3
-    if isinstance(settings, Mapping):
+    if settings is not None and isinstance(settings, Mapping):
         if isinstance(settings.get("ttl_s"), int):
             ttl = max(60, settings["ttl_s"])
         if isinstance(settings.get("max_attempts"), int):
             attempts = max(1, min(MAX_ATTEMPTS, settings["max_attempts"]))
     store = ResponseStore(parts.redis, parts.project, parts.module, ttl)
-    prompts = PromptResolver.for_module(parts.project, parts.config, parts.redis)
+    if parts.redis is None and parts.config.get("prompts") is None:
+        prompts = _no_prompts(parts.project)  # nothing of the module's own to check or keep
+    else:
+        prompts = PromptResolver.for_module(parts.project, parts.config, parts.redis)
     endpoint = ResponsesEndpoint(
         parts.chat, store, prompts, parts.logger, parts.defaults.model, attempts
     )
-    if isinstance(settings, Mapping) and settings.get("passthrough") is True:
+    if (
+        settings is not None
+        and isinstance(settings, Mapping)
+        and settings.get("passthrough") is True
+    ):
         if parts.upstream is None:
             raise ConfigError(
                 "responses.passthrough needs an OpenAI-compatible upstream (no provider, and an "
@@ -74,6 +82,13 @@ def endpoints(parts: ModuleParts) -> Sequence[ExtraEndpoint]:
         ExtraEndpoint(ITEM_PATH, "GET", endpoint.retrieve),
         ExtraEndpoint(ITEM_PATH, "DELETE", endpoint.delete),
     )
+
+
+@lru_cache(maxsize=4096)
+def _no_prompts(project: str) -> PromptResolver:
+    """A project's resolver without prompts of a module's own or shared ones (read only), once
+    per project rather than once per route."""
+    return PromptResolver.for_module(project, {}, None)
 
 
 class _Plan:

@@ -49,6 +49,8 @@ def dependency_problems(
     """
     problems: dict[str, str] = {}
     for name, needs in graph.items():
+        if not needs:  # most modules: nothing unknown, on a cycle or off
+            continue
         unknown = [need for need in needs if need not in graph]
         if unknown:
             problems[name] = "depends on unknown module(s): " + ", ".join(unknown)
@@ -65,7 +67,7 @@ def dependency_problems(
     while changed:
         changed = False
         for name, needs in graph.items():
-            if name in problems:
+            if not needs or name in problems:
                 continue
             broken = next((need for need in needs if need in problems), None)
             if broken is not None:

@@ -187,8 +187,9 @@ class RouteBuilder:
             self._manifests[project] = manifests
             versions = sorted({str(m.version) for _, m in manifests if m.version})
             self._versions[project] = ", ".join(versions) or None
-        self.table = old.with_project(project, groups)
-        for loaded in old.loaded_modules(project):
+        retired = old.loaded_modules(project)  # before the swap, which may change `old`
+        self.table = old.with_project(project, groups, in_place=_slice.whole)
+        for loaded in retired:
             loaded.retire()
             self._retired.append(loaded)
         self.last_rebuild_seconds = time.perf_counter() - began
@@ -261,7 +262,8 @@ class RouteBuilder:
             cls, problem = classes[name]
             routes: dict[str, Route] = {}
             for environment in declaration.environments:
-                await _slice.pause()  # between routes: requests are served meanwhile
+                if not _slice.whole:  # (no coroutine per route when the build is whole)
+                    await _slice.pause()  # between routes: requests are served meanwhile
                 if problem is not None or cls is None:
                     routes[environment] = _unavailable(declaration, environment, problem)
                 else:
@@ -356,7 +358,14 @@ class RouteBuilder:
             raise resolution
         # Compiled before set-up, so a route whose policy cannot be built holds no instance.
         steps = (
-            self._gates.compile(declaration, environment, peers, resolution[0].config, secrets)
+            self._gates.compile(
+                declaration,
+                environment,
+                peers,
+                resolution[0].config,
+                secrets,
+                context=resolution[0].placeholders,
+            )
             if self._gates is not None
             else None
         )
@@ -365,7 +374,7 @@ class RouteBuilder:
         try:
             await instance.setup(self._context(declaration, environment, resolution, tasks))
             handlers = instance.endpoints()
-            if steps is not None:  # the module's handlers behind the route's steps, composed once
+            if steps is not None and not steps.empty:  # the handlers behind the steps, once
                 handlers = steps.apply(handlers, instance.meters(), instance)
             if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind the route's auth
                 handlers = self._jobs.endpoints(
@@ -398,7 +407,6 @@ class RouteBuilder:
         tasks: Supervisor,
     ) -> ModuleContext:
         resolved, dependencies = resolution
-        caller = f"{declaration.project}/{declaration.module}"
         return ModuleContext(
             project=declaration.project,
             module=declaration.module,
@@ -412,17 +420,7 @@ class RouteBuilder:
             upstream_pool=self._pool,
             logger=self._logger(declaration.module_type),
             dependencies=dependencies,
-            modules={
-                name: ModuleHandle(
-                    self._current_table,
-                    project=declaration.project,
-                    module=name,
-                    module_type=dependency.module_type,
-                    environment=environment,
-                    caller=caller,
-                )
-                for name, dependency in dependencies.items()
-            },
+            modules=self._handles(declaration, environment, dependencies) if dependencies else {},
             redis=self._redis,
             metrics=self._metrics.for_module(
                 module_type=declaration.module_type,
@@ -432,6 +430,25 @@ class RouteBuilder:
             ),
             tasks=tasks,
         )
+
+    def _handles(
+        self,
+        declaration: ModuleDeclaration,
+        environment: str,
+        dependencies: Mapping[str, ModuleDependency],
+    ) -> dict[str, ModuleHandle]:
+        caller = f"{declaration.project}/{declaration.module}"
+        return {
+            name: ModuleHandle(
+                self._current_table,
+                project=declaration.project,
+                module=name,
+                module_type=dependency.module_type,
+                environment=environment,
+                caller=caller,
+            )
+            for name, dependency in dependencies.items()
+        }
 
     def _logger(self, module_type: str) -> logging.Logger:
         # One per module type, looked up once: `getLogger` takes the logging lock each call.

@@ -76,6 +76,7 @@ class ProjectInputs:
         # build only, so a changed variable or Vault secret is read again by the next).
         self._memos: dict[str, dict[tuple[str, str, int], Any]] = {}
         self.usage = SecretUsage(secrets)
+        self._usages: dict[str, SecretUsage] = {}
 
     def resolve_all(
         self, jobs: Iterable[tuple[ModuleDeclaration, str, frozenset[str]]]
@@ -95,7 +96,11 @@ class ProjectInputs:
         self, declaration: ModuleDeclaration, environment: str, secret_fields: frozenset[str]
     ) -> tuple[ResolvedModule, dict[str, ModuleDependency]]:
         """A module's inputs for one environment, and its dependencies resolved for the same."""
-        usage = SecretUsage(self.resolver_for(environment))
+        # One recorder per environment (its resolver), merged into the project's after each
+        # module: a recorder per route cost more than the resolution it records.
+        usage = self._usages.get(environment)
+        if usage is None:
+            usage = self._usages[environment] = SecretUsage(self.resolver_for(environment))
         try:
             resolved = resolve_declaration(
                 declaration,
@@ -106,10 +111,12 @@ class ProjectInputs:
                 base_timeouts=self._base_timeouts,
                 memo=self._memos.setdefault(environment, {}),
             )
-            dependencies = {
-                name: self._dependency(name, environment, usage)
-                for name in self._needs[declaration.module]
-            }
+            needs = self._needs[declaration.module]
+            dependencies = (
+                {name: self._dependency(name, environment, usage) for name in needs}
+                if needs
+                else {}
+            )
             return resolved, dependencies
         finally:
             self.usage.merge(usage)

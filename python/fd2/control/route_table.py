@@ -194,10 +194,17 @@ class RouteTable:
             }
         return self._flat
 
-    def with_project(self, project: str, groups: Mapping[str, RouteGroup] | None) -> RouteTable:
+    def with_project(
+        self, project: str, groups: Mapping[str, RouteGroup] | None, *, in_place: bool = False
+    ) -> RouteTable:
         """The next table: `project`'s groups replaced (None: the project removed). Other
-        projects' groups are shared with this table."""
-        by_project = dict(self.by_project)
+        projects' groups are shared with this table. `in_place`: the project index itself is
+        shared and changed, which leaves this table changed too; only for a build nothing reads
+        meanwhile (the start-up build: copying the index for each of 1,000 projects was
+        ~0.5M entries copied, ~10 ms at 10k routes)."""
+        by_project = self.by_project
+        if not (in_place and isinstance(by_project, dict) and self is not EMPTY_TABLE):
+            by_project = dict(by_project)
         previous = by_project.pop(project, None)
         count = self.route_count - (_routes_in(previous) if previous is not None else 0)
         if groups is not None:

@@ -109,23 +109,14 @@ class Runtime:
         http = _upstream_client(settings)
         tasks = Supervisor()
         metrics = MetricsRegistry()
-        gates = StepCompiler.from_settings(
-            settings, secrets=secrets, http=http, redis=redis, tasks=tasks
-        )
-        jobs = JobService.from_settings(settings, lambda: builder.table)
-        builder = RouteBuilder.from_settings(
+        builder, jobs = worker_builder(
             settings,
             secrets=secrets,
             http=http,
-            environ=os.environ,
-            gates=gates,
-            vault=vault,
             redis=redis,
+            tasks=tasks,
             metrics=metrics,
-            tasks=tasks.child("module"),
-            jobs=jobs,
-            # The relays' client (fd2.http_client); aiohttp stays for JWKS, Control Tower, etc.
-            upstream_pool=ConnectionPool(max_connections=settings.upstream_max_connections),
+            vault=vault,
         )
         tasks.spawn("vault refresh", lambda: vault.run(builder.refresh_secrets))
         sources: list[ManifestSource] = []
@@ -190,6 +181,40 @@ class Runtime:
         await self.http.close()
         if self.vault is not None:
             await asyncio.to_thread(self.vault.close)
+
+
+def worker_builder(
+    settings: Settings,
+    *,
+    secrets: SecretResolver,
+    http: aiohttp.ClientSession,
+    redis: Redis | None,
+    tasks: Supervisor,
+    metrics: MetricsRegistry,
+    vault: VaultPool | None,
+) -> tuple[RouteBuilder, JobService]:
+    """The worker's route builder as start-up makes it: its step compiler (auth, limits, cache,
+    redaction, audit), the jobs service's endpoints, the lean upstream pool. bench/control_plane.py
+    builds its tables with this too, so its figures are start-up's."""
+    gates = StepCompiler.from_settings(
+        settings, secrets=secrets, http=http, redis=redis, tasks=tasks
+    )
+    jobs = JobService.from_settings(settings, lambda: builder.table)
+    builder = RouteBuilder.from_settings(
+        settings,
+        secrets=secrets,
+        http=http,
+        environ=os.environ,
+        gates=gates,
+        vault=vault,
+        redis=redis,
+        metrics=metrics,
+        tasks=tasks.child("module"),
+        jobs=jobs,
+        # The relays' client (fd2.http_client); aiohttp stays for JWKS, Control Tower, etc.
+        upstream_pool=ConnectionPool(max_connections=settings.upstream_max_connections),
+    )
+    return builder, jobs
 
 
 def _redis_client(settings: Settings) -> Redis | None:

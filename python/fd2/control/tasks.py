@@ -44,6 +44,19 @@ class SupervisedTask:
 class Supervisor:
     """Starts, restarts and stops background tasks; `child(name)` makes a scope inside it."""
 
+    # Slots: every route of a table has a scope of its own (10k at 10k routes).
+    __slots__ = (
+        "__weakref__",
+        "_backoff",
+        "_children",
+        "_closed",
+        "_crash_log",
+        "_healthy_after",
+        "_jobs",
+        "_parent",
+        "name",
+    )
+
     def __init__(
         self,
         name: str = "",

@@ -7,9 +7,9 @@ as for any request). A job belongs to its project: another project's job id is n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 import orjson
 
 from fd2.auth.errors import Forbidden
@@ -32,9 +32,9 @@ NO_REDIS: Final = (
 )
 
 
-@dataclass(frozen=True)
-class JobRoute:
-    """What the job endpoints of one route know about it."""
+class JobRoute(msgspec.Struct, frozen=True, kw_only=True):
+    """What the job endpoints of one route know about it. (A Struct: every route of a build
+    makes one, and a frozen dataclass sets each field through `object.__setattr__`.)"""
 
     project: str
     module: str

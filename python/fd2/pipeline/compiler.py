@@ -30,11 +30,11 @@ from fd2.config import Settings
 from fd2.control.gateway import GatewayRoute
 from fd2.control.manifests.compile import ModuleDeclaration
 from fd2.control.manifests.models import JWT_CONFIG_MODULE_TYPE
-from fd2.control.manifests.placeholders import resolve_value
+from fd2.control.manifests.placeholders import PlaceholderContext, resolve_value
 from fd2.control.secrets import SecretResolver
 from fd2.control.tasks import Supervisor
 from fd2.limits.gcra import LocalLimiter
-from fd2.limits.plan import Limiter, compile_plan, credential_specs
+from fd2.limits.plan import Limiter, LimitPlan, compile_plan, credential_specs
 from fd2.limits.route_limits import RouteLimits
 from fd2.limits.shared import SharedLimiter
 from fd2.limits.specs import LimitSpec
@@ -78,6 +78,15 @@ class StepCompiler:
         self._secrets = secrets
         self._environ = environ
         self._limiter = limiter
+        # What `compile_plan` gives a route whose manifest names no limits (no buckets: nothing
+        # in it is the route's), shared by every such route.
+        self._no_limits = LimitPlan(limiter, ())
+        # The last auth choice made without a gateway route: a module's routes are compiled one
+        # environment after the other, and the choice depends only on the declaration, its
+        # resolved auth block and the project (the declaration's peers).
+        self._last_choice: (
+            tuple[ModuleDeclaration, Mapping[str, ModuleDeclaration], Any, AuthChoice] | None
+        ) = None
         self._hasher = hasher
         self._verifiers = JwtVerifiers(secrets=secrets, environ=environ, http=http)
 
@@ -125,15 +134,32 @@ class StepCompiler:
         peers: Mapping[str, ModuleDeclaration],
         config: Mapping[str, Any],
         secrets: SecretResolver | None = None,
+        context: PlaceholderContext | None = None,
     ) -> RouteSteps:
         """The route's steps (none for an open route without limits). `secrets`: the project's
-        resolver for this environment (with its Vault), else fd2's own."""
+        resolver for this environment (with its Vault), else fd2's own. `context`: the one the
+        route's config was resolved against (`ResolvedModule.placeholders`: the same
+        environments and environment, its secrets through the same resolver), else one is made
+        with `secrets`."""
         secrets = secrets or self._secrets
-        context = placeholder_context(declaration, environment, secrets, self._environ)
+        if context is None:
+            context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
-        auth = resolve_value(dict(entry.auth or {}), context, "auth")
+        auth = resolve_value(dict(entry.auth), context, "auth") if entry.auth else {}
         gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
-        choice = choose_auth(declaration, auth, peers, self._default_auth, gateway)
+        last = self._last_choice
+        if (
+            gateway is None
+            and last is not None
+            and last[0] is declaration
+            and last[1] is peers
+            and last[2] == auth
+        ):
+            choice = last[3]  # the same module in its next environment, with the same auth
+        else:
+            choice = choose_auth(declaration, auth, peers, self._default_auth, gateway)
+            if gateway is None:
+                self._last_choice = (declaration, peers, auth, choice)
         mode = choice.mode
         verifier: TokenVerifier | None = None
         keys = None
@@ -168,21 +194,31 @@ class StepCompiler:
         if env_limits is None:
             common = context.environment_entry("common")
             env_limits = common.get("limits") if isinstance(common, dict) else None
-        plan = compile_plan(
-            self._limiter,
-            project=declaration.project,
-            module=declaration.module,
-            environment=environment,
-            environment_limits=resolve_value(env_limits, context, "limits"),
-            module_limits=resolve_value(entry.limits, context, "limits"),
-            gateway=_gateway_limits(declaration, environment, gateway),
+        if env_limits is None and entry.limits is None and (gateway is None or not gateway.limits):
+            plan = self._no_limits  # nothing route-specific to compile: one plan for them all
+        else:
+            plan = compile_plan(
+                self._limiter,
+                project=declaration.project,
+                module=declaration.module,
+                environment=environment,
+                environment_limits=resolve_value(env_limits, context, "limits"),
+                module_limits=resolve_value(entry.limits, context, "limits"),
+                gateway=_gateway_limits(declaration, environment, gateway),
+            )
+        redaction = (
+            resolve_value(entry.redaction, context, "redaction")
+            if entry.redaction is not None
+            else None
         )
-        redaction = resolve_value(entry.redaction, context, "redaction")
+        cache = resolve_value(entry.cache, context, "cache") if entry.cache is not None else None
+        if redaction is None and cache is None and entry.audit is None:
+            return RouteSteps(policy, plan)  # what the factories give for no blocks: no steps
         return RouteSteps(
             policy,
             plan,
             cache=cache_factory(
-                resolve_value(entry.cache, context, "cache"),
+                cache,
                 self._cache_store,
                 self._flights,
                 declaration.project,
@@ -190,8 +226,11 @@ class StepCompiler:
                 environment,
                 # A config or redaction change makes a new generation of entries: an answer
                 # stored under the old ones (another prompt, a value then only masked) is
-                # never served again.
-                answers_generation(config, redaction),
+                # never served again. Only a cache that can store reads it (a digest of the
+                # whole config: ~4% of a full build when computed for every route).
+                answers_generation(config, redaction)
+                if cache is not None and self._cache_store is not None
+                else "",
             ),
             redaction=redaction_factory(redaction),
             audit=audit_factory(resolve_value(entry.audit, context, "audit"), self._audit),

@@ -68,6 +68,9 @@ class ResolvedModule(msgspec.Struct, frozen=True, kw_only=True):
     references: dict[str, Secret | None]
     endpoints: UpstreamEndpoints | None
     timeouts: Timeouts
+    placeholders: PlaceholderContext | None = None
+    """What the config was resolved against (its secrets recorded), for the route's other
+    blocks (auth, limits): one context per route instead of one per use."""
 
 
 def manifest_project(manifest: AnyManifest) -> str:
@@ -172,32 +175,43 @@ def resolve_declaration(
         memo=memo,
     )
     entry = declaration.entry
-    raw = dict(entry.config or {})
+    raw = entry.config or {}  # not changed: resolving makes a new dict
     # A jwt_config's `claims` are the JWT service's to read: resolved when a token is requested,
     # so one that cannot be resolved fails that request, not the module or its verifier.
-    claims = raw.pop("claims", None) if declaration.module_type == JWT_CONFIG_MODULE_TYPE else None
+    claims = None
+    if declaration.module_type == JWT_CONFIG_MODULE_TYPE:
+        raw = dict(raw)
+        claims = raw.pop("claims", None)
     config = resolve_value(raw, context, "config")
     if not isinstance(config, dict):
         raise ConfigError("config must be an object")
     for parents, leaf in _field_paths(secret_fields):
         # A dotted field (`jwe_config.encryption_key`) names a value inside a nested object.
         holder: Any = config
-        for parent in parents:
-            holder = holder.get(parent) if isinstance(holder, dict) else None
-        value = holder.get(leaf) if isinstance(holder, dict) else None
-        if isinstance(value, str) and isinstance(holder, dict):
+        if parents:
+            for parent in parents:
+                holder = holder.get(parent) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict):
+                continue
+        value = holder.get(leaf)
+        if isinstance(value, str):
             holder[leaf] = secrets.resolve(value) if is_secret_reference(value) else Secret(value)
     if claims is not None:
         config["claims"] = DeferredValue(claims, context, secrets, "config.claims")
     if isinstance(entry, ProjectModule):
         return ResolvedModule(
-            config=config, references={}, endpoints=None, timeouts=_timeouts(config, base_timeouts)
+            config=config,
+            references={},
+            endpoints=None,
+            timeouts=_timeouts(config, base_timeouts),
+            placeholders=context,
         )
     return ResolvedModule(
         config=config,
         references=_references(entry, secrets),
         endpoints=_endpoints(entry, environment, context),
         timeouts=_merge_timeouts(base_timeouts, entry.timeouts),
+        placeholders=context,
     )
 
 

@@ -104,7 +104,7 @@ class PlaceholderContext:
         self.environments = environments
         self.environ = environ
         self.env_allow = env_allow or _allow_list
-        self._by_canonical = {canonical_environment(name): name for name in environments}
+        self._by_canonical: Mapping[str, str] = _by_canonical(tuple(environments))
         # Spell the served environment as the manifest does, where it names it.
         self.environment = self._by_canonical.get(canonical_environment(environment), environment)
         self.on_reached_string = on_reached_string
@@ -123,6 +123,14 @@ class PlaceholderContext:
 _MISSING: Any = object()
 
 
+@lru_cache(maxsize=1024)
+def _by_canonical(names: tuple[str, ...]) -> Mapping[str, str]:
+    """A manifest's environment names by canonical spelling, once per distinct set of names
+    (every module of every project in a build asks, and manifests repeat the same few); read
+    only, so one result is shared safely."""
+    return {canonical_environment(name): name for name in names}
+
+
 def resolve_value(value: Any, ctx: PlaceholderContext, path: str = "$") -> Any:
     """Resolve placeholders everywhere inside `value` (dicts, lists, strings, keys)."""
     return _resolve(value, ctx, path, 0)
@@ -139,7 +147,14 @@ def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
             )
             if not isinstance(new_key, str):
                 raise PlaceholderError(f"placeholder in map key at {path} must resolve to a string")
-            resolved[new_key] = _resolve(item, ctx, f"{path}.{new_key}", depth)
+            if type(item) is str:  # the common case first: one type check
+                resolved[new_key] = (
+                    _resolve_string(item, ctx, f"{path}.{new_key}", depth) if "${" in item else item
+                )
+            elif isinstance(item, str | dict | list):
+                resolved[new_key] = _resolve(item, ctx, f"{path}.{new_key}", depth)
+            else:
+                resolved[new_key] = item  # as written: no path to spell out for it
         return resolved
     if isinstance(value, list):
         return [_resolve(item, ctx, f"{path}[{i}]", depth) for i, item in enumerate(value)]
@@ -164,6 +179,7 @@ def _resolve_text(text: str, ctx: PlaceholderContext, path: str, depth: int) -> 
     if depth > _MAX_DEPTH:
         raise PlaceholderError(f"placeholders nest too deeply (a cycle?) at {path}")
     pieces: list[Any] = []
+    texts_only = True
     for part in _parsed(text):
         if isinstance(part, str):
             pieces.append(part)
@@ -172,9 +188,13 @@ def _resolve_text(text: str, ctx: PlaceholderContext, path: str, depth: int) -> 
             expression = (
                 part.inner if nested is None else _resolve_string(nested, ctx, path, depth + 1)
             )
-            pieces.append(_evaluate(str(expression), ctx, path, depth))
+            piece = _evaluate(str(expression), ctx, path, depth)
+            texts_only = texts_only and type(piece) is str
+            pieces.append(piece)
         else:
             raise PlaceholderError(f"unterminated placeholder {part.rest!r} at {path}")
+    if texts_only:  # the common case: what follows gives the same join
+        return "".join(pieces)
     non_empty = [piece for piece in pieces if not (isinstance(piece, str) and piece == "")]
     if len(non_empty) == 1 and not isinstance(non_empty[0], str):
         return non_empty[0]
