@@ -20,6 +20,7 @@ from fd2.http_client import (
     ConnectionPool,
     Origin,
     Response,
+    header_lines,
 )
 from fd2.module import Timeouts
 from fd2.telemetry.scrub import Scrubber, credential_values
@@ -75,7 +76,7 @@ class PooledResponse:
 
     @property
     def content_length(self) -> int | None:
-        value = self._response.header(b"content-length")
+        value = self._response.length
         return int(value) if value is not None and value.isdigit() else None
 
     def iter_any(self) -> AsyncIterator[bytes]:
@@ -102,13 +103,23 @@ CallHeaders = Mapping[str, str] | list[tuple[str, str]]
 class UpstreamCall:
     """One request as it goes upstream: method, path below the base URL, body and headers."""
 
-    __slots__ = ("body", "headers", "method", "path")
+    __slots__ = ("body", "headers", "lines", "method", "path")
 
-    def __init__(self, method: str, path: str, body: bytes | None, headers: CallHeaders) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: CallHeaders,
+        lines: bytes | None = None,
+    ) -> None:
         self.method = method
         self.path = path
         self.body = body
         self.headers = headers
+        self.lines = lines
+        """`headers` as the pooled client sends them, when `Upstream.build` had them ready
+        (None: the client renders them)."""
 
 
 class Opens(Protocol):
@@ -128,6 +139,7 @@ class Upstream:
         "_connect_s",
         "_fallback",
         "_headers",
+        "_lines",
         "_origins",
         "_pool",
         "_read_s",
@@ -169,6 +181,8 @@ class Upstream:
             for stream in (False, True)
             for has_body in (False, True)
         }
+        # The same, rendered once for the pooled client: a call adds its request id line.
+        self._lines = {key: _lines_or_none(headers) for key, headers in self._headers.items()}
         # aiohttp's own whole-call limit stays off: total_s is enforced around the call, reading
         # of the body included, with asyncio.timeout. `connect` bounds the wait for a pooled
         # connection plus connecting; `sock_connect` connecting alone.
@@ -192,8 +206,14 @@ class Upstream:
         self, method: str, path: str, body: bytes | None, *, request_id: str, stream: bool
     ) -> UpstreamCall:
         """A request to `base + path` carrying only the module's own headers."""
-        headers = {**self._headers[stream, body is not None], "x-request-id": request_id}
-        return UpstreamCall(method, path, body, headers)
+        key = (stream, body is not None)
+        headers = {**self._headers[key], "x-request-id": request_id}
+        lines = self._lines[key]
+        if lines is not None and "\r" not in request_id and "\n" not in request_id:
+            lines += b"x-request-id: " + request_id.encode("latin-1") + b"\r\n"
+        else:
+            lines = None
+        return UpstreamCall(method, path, body, headers, lines)
 
     async def open(self, call: UpstreamCall) -> UpstreamResponse:
         """Send `call` and return once the status and headers are in; the caller reads the body
@@ -212,7 +232,7 @@ class Upstream:
                         primary,
                         _METHODS.get(call.method) or call.method.encode("ascii"),
                         call.path,
-                        headers if isinstance(headers, list) else headers.items(),
+                        call.lines or (headers if isinstance(headers, list) else headers.items()),
                         call.body,
                         connect_timeout_s=self._connect_s,
                         read_timeout_s=self._read_s,
@@ -352,3 +372,12 @@ def answer_now(response: UpstreamResponse) -> bytes | None:
         if length is not None and length <= SUCCESS_BODY_LIMIT:
             return response.read_now()
     return None
+
+
+def _lines_or_none(headers: Mapping[str, str]) -> bytes | None:
+    """The header lines, or None for headers the client must refuse (a line break in the
+    module's key): rendered per call then, and refused there, as before."""
+    try:
+        return header_lines(headers.items())
+    except ValueError:
+        return None

@@ -15,6 +15,7 @@ from fd2.http_client import (
     ReadTimeout,
     ResponseFailed,
     UpstreamClosed,
+    header_lines,
 )
 
 Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
@@ -96,6 +97,32 @@ async def _post(pool: ConnectionPool, origin: Origin, body: bytes = b"{}") -> by
         answer.release()
 
 
+async def test_the_content_length_is_noted_as_it_arrives(pool: ConnectionPool) -> None:
+    async with Server(_fixed) as server:
+        answer = await pool.request(
+            server.origin, b"POST", "/v1/chat", [], b"{}", connect_timeout_s=2, read_timeout_s=2
+        )
+        assert answer.length == answer.header(b"content-length") == b"11"
+        assert await answer.read(100, 2) == b'{"ok":true}'
+        answer.release()
+
+
+async def test_prerendered_header_lines_go_out_as_given(pool: ConnectionPool) -> None:
+    async with Server(_fixed) as server:
+        answer = await pool.request(
+            server.origin,
+            b"POST",
+            "/v1/chat",
+            header_lines([("x-a", "1"), ("x-b", "2")]),
+            b"{}",
+            connect_timeout_s=2,
+            read_timeout_s=2,
+        )
+        assert await answer.read(100, 2) == b'{"ok":true}'
+        answer.release()
+    assert server.requests[0].endswith(b"\r\nx-a: 1\r\nx-b: 2\r\ncontent-length: 2\r\n\r\n")
+
+
 async def test_a_request_goes_out_as_written_and_connections_are_reused(
     pool: ConnectionPool,
 ) -> None:
@@ -127,6 +154,7 @@ async def test_chunked_answers_arrive_piece_by_piece(pool: ConnectionPool) -> No
             server.origin, b"POST", "/s", [], b"{}", connect_timeout_s=2, read_timeout_s=2
         )
         assert answer.status == 200 and answer.header(b"content-type") == b"text/event-stream"
+        assert answer.length is None  # chunked: no Content-Length
         pieces = answer.iter_chunks(2)
         assert await anext(pieces) == b"data: "  # before the rest was even written
         release.set()

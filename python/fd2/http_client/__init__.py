@@ -10,7 +10,7 @@ from fd2.http_client.errors import (
     ResponseFailed,
     UpstreamClosed,
 )
-from fd2.http_client.pool import ConnectionPool, Origin
+from fd2.http_client.pool import ConnectionPool, Origin, header_lines
 from fd2.http_client.response import Response
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "Response",
     "ResponseFailed",
     "UpstreamClosed",
+    "header_lines",
 ]

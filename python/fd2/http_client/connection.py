@@ -102,9 +102,12 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self._response is not None
         lower = name.lower()
-        self._response.headers.append((lower, value))
+        response = self._response
+        response.headers.append((lower, value))
         if lower in _FRAMING:
             self._delimited_by_close = False
+            if lower == b"content-length" and response.length is None:
+                response.length = value  # the first, as `header()` would find it
 
     def on_headers_complete(self) -> None:
         response = self._response
@@ -112,6 +115,7 @@ class Connection(asyncio.Protocol):
         response.status = self._parser.get_status_code()
         if 100 <= response.status < 200:  # an interim answer: the real one follows
             response.headers.clear()
+            response.length = None
             self._delimited_by_close = True
             return
         waiter = self._headers_ready

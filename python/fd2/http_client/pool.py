@@ -94,7 +94,7 @@ class ConnectionPool:
         origin: Origin,
         method: bytes,
         target: str,
-        headers: Iterable[tuple[str, str]],
+        headers: Iterable[tuple[str, str]] | bytes,
         body: bytes | None,
         *,
         connect_timeout_s: float,
@@ -102,6 +102,8 @@ class ConnectionPool:
     ) -> Response:
         """Send a request and return once the answer's status and headers are in. The caller
         reads the body and then calls `release()` (or `close()`) on the Response.
+
+        `headers`: name/value pairs, or the header lines already rendered (`header_lines`).
 
         Raises ConnectFailed (the request was never sent), UpstreamClosed (the connection ended
         before any answer), ResponseFailed (a malformed answer), TimeoutError."""
@@ -247,21 +249,28 @@ class ConnectionPool:
         await asyncio.sleep(0)  # let the transports run their connection_lost
 
 
-def _request_head(
-    origin: Origin,
-    method: bytes,
-    target: str,
-    headers: Iterable[tuple[str, str]],
-    body: bytes | None,
-) -> bytes:
-    path = origin.base_path + target
-    if _NOT_IN_TARGET.search(path) is not None:  # as a browser would send it, never raw
-        path = quote(path, safe="!#$%&'()*+,/:;=?@[]~")
+def header_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """`name: value` lines as they go upstream, each ended by CRLF; ValueError when a name or
+    value holds a line break (a header smuggled into the request)."""
     fields = [f"{name}: {value}\r\n" for name, value in headers]
     text = "".join(fields)
     # Exactly one CR and one LF per field, its own end: none smuggled in a name or value.
     if text.count("\n") != len(fields) or text.count("\r") != len(fields):
         raise ValueError("a header contains a line break")
+    return text.encode("latin-1")
+
+
+def _request_head(
+    origin: Origin,
+    method: bytes,
+    target: str,
+    headers: Iterable[tuple[str, str]] | bytes,
+    body: bytes | None,
+) -> bytes:
+    path = origin.base_path + target
+    if _NOT_IN_TARGET.search(path) is not None:  # as a browser would send it, never raw
+        path = quote(path, safe="!#$%&'()*+,/:;=?@[]~")
+    lines = headers if isinstance(headers, bytes) else header_lines(headers)
     length = b"content-length: %d\r\n" % len(body) if body is not None else b""
     return b"".join(
         (
@@ -271,7 +280,7 @@ def _request_head(
             b" HTTP/1.1\r\nhost: ",
             origin.host_header,
             b"\r\n",
-            text.encode("latin-1"),
+            lines,
             length,
             b"\r\n",
         )

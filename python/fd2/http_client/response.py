@@ -30,6 +30,7 @@ class Response:
         "_paused",
         "_waiter",
         "headers",
+        "length",
         "status",
     )
 
@@ -38,6 +39,8 @@ class Response:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         """As received: names lower-cased, values raw."""
+        self.length: bytes | None = None
+        """The Content-Length header's value as received (None: none came)."""
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._done = False
