@@ -83,12 +83,15 @@ class Fd2App:
         self._key_routing = KeyRouting()  # routing (issue 13): /v1/... by project API key
         self._resolved = ResolvedRoutes()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain function handing the server the coroutine to run: no coroutine of its own
+        # wrapped around every request's.
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
+            return self._http(scope, receive, send)
+        if kind == "lifespan":
+            return self._lifespan(receive, send)
+        return _ignored()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         client_id = project_module = environment = host = length = None
@@ -536,6 +539,10 @@ def _loggable_path(scope: Scope) -> str:
     if _UNPRINTABLE.search(raw) is None:
         return raw.decode("ascii")
     return _UNPRINTABLE.sub(lambda match: b"\\x%02x" % match[0][0], raw).decode("ascii")
+
+
+async def _ignored() -> None:
+    """What a scope fd2 does not serve (websocket: Granian's websockets are off) runs."""
 
 
 def _content_length(value: bytes | None) -> int | None:
