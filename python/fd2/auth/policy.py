@@ -94,17 +94,24 @@ class AuthPolicy:
         if self._verifier is not None and (self._keys is None or looks_like_jwt(credential)):
             return await self._from_token(request, credential)
         if self._keys is not None and self._hasher is not None:
-            return await self._from_key(request, credential)
+            digest = self._hasher.digest(credential)
+            key = self._keys.find(digest)
+            if key is not None:  # a key of the manifest's: no wait, so no coroutine of its own
+                return self._key_identity(request, key, self._identities.get(key.digest))
+            return await self._from_store(request, digest)
         raise Unauthorized()
 
-    async def _from_key(self, request: Request, credential: str) -> Identity:
-        assert self._keys is not None and self._hasher is not None
-        digest = self._hasher.digest(credential)
-        key = self._keys.find(digest)
-        if key is not None:
-            identity = self._identities.get(key.digest)
-        elif self._store is not None and (key := await self._store.find(digest)) is not None:
+    async def _from_store(self, request: Request, digest: bytes) -> Identity:
+        """A key the manifest does not hold: the shared key store's, if there is one."""
+        key = None
+        identity = None
+        if self._store is not None and (key := await self._store.find(digest)) is not None:
             identity = self._remote_identity(key)
+        return self._key_identity(request, key, identity)
+
+    def _key_identity(
+        self, request: Request, key: ApiKey | None, identity: Identity | None
+    ) -> Identity:
         if key is None or key.project != self.project:
             # A key of another project is no credential here at all.
             _log.info("request %s: unknown API key", request.request_id)
