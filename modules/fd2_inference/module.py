@@ -258,7 +258,10 @@ class InferenceModule(Module):
     def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
         if self._deployed is not None:  # routing (issue 13)
             return self._deployed.endpoints()
-        return {**self._own_endpoints(), **_extra_handlers(self._extras)}
+        handlers = self._own_endpoints()  # made here: this route's own
+        if self._extras:
+            handlers.update(_extra_handlers(self._extras))  # an extra's path replaces one's own
+        return handlers
 
     def _own_endpoints(self) -> dict[str, Mapping[str, Handler]]:
         if self._only_chat is not None:

@@ -327,11 +327,45 @@ class RouteBuilder:
         peers: Mapping[str, ModuleDeclaration],
         secrets: SecretResolver,
     ) -> Route:
+        # One coroutine per route (set-up's own aside): 10k of them in a full build.
         label = f"{declaration.project}/{declaration.module} [{environment}]"
         try:
-            return await self._set_up(
-                declaration, environment, cls, resolution, peers, secrets, label
+            if isinstance(resolution, Exception):
+                raise resolution
+            # Compiled before set-up, so a route whose policy cannot be built holds no instance.
+            steps = (
+                self._gates.compile(
+                    declaration,
+                    environment,
+                    peers,
+                    resolution[0].config,
+                    secrets,
+                    context=resolution[0].placeholders,
+                )
+                if self._gates is not None
+                else None
             )
+            instance = cls()
+            tasks = self._tasks.child(label)
+            try:
+                await instance.setup(self._context(declaration, environment, resolution, tasks))
+                handlers = instance.endpoints()
+                if steps is not None and not steps.empty:  # the handlers behind the steps, once
+                    handlers = steps.apply(handlers, instance.meters(), instance)
+                if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind its auth
+                    handlers = self._jobs.endpoints(
+                        project=declaration.project,
+                        module=declaration.module,
+                        environment=environment,
+                        handlers=handlers,
+                        steps=steps,
+                        config=resolution[0].config,
+                        secrets=secrets,
+                    )
+                error_renderers = instance.error_renderers()
+            except BaseException:
+                await tasks.aclose()  # what a failed set-up started must not run on
+                raise
         except ConfigError as exc:
             problem = ConfigError(f"Module {label} is not available: {exc.message}")
             # A route rebuilt while Vault is down fails the same way on every retry.
@@ -343,52 +377,6 @@ class RouteBuilder:
             problem = ConfigError(f"Module {label} failed to start.")
             _log.error("%s (%s: %s)", problem.message, declaration.origin, type(exc).__name__)
             return _unavailable(declaration, environment, problem)
-
-    async def _set_up(
-        self,
-        declaration: ModuleDeclaration,
-        environment: str,
-        cls: type[Module],
-        resolution: Resolution,
-        peers: Mapping[str, ModuleDeclaration],
-        secrets: SecretResolver,
-        label: str,
-    ) -> Route:
-        if isinstance(resolution, Exception):
-            raise resolution
-        # Compiled before set-up, so a route whose policy cannot be built holds no instance.
-        steps = (
-            self._gates.compile(
-                declaration,
-                environment,
-                peers,
-                resolution[0].config,
-                secrets,
-                context=resolution[0].placeholders,
-            )
-            if self._gates is not None
-            else None
-        )
-        instance = cls()
-        tasks = self._tasks.child(label)
-        try:
-            await instance.setup(self._context(declaration, environment, resolution, tasks))
-            handlers = instance.endpoints()
-            if steps is not None and not steps.empty:  # the handlers behind the steps, once
-                handlers = steps.apply(handlers, instance.meters(), instance)
-            if self._jobs is not None:  # /v1/jobs, /v1/files, /v1/batches, behind the route's auth
-                handlers = self._jobs.endpoints(
-                    project=declaration.project,
-                    module=declaration.module,
-                    environment=environment,
-                    handlers=handlers,
-                    steps=steps,
-                    config=resolution[0].config,
-                    secrets=secrets,
-                )
-        except BaseException:
-            await tasks.aclose()  # what a failed set-up started must not run on
-            raise
         return Route(
             project=declaration.project,
             module=declaration.module,
@@ -396,7 +384,7 @@ class RouteBuilder:
             loaded=LoadedModule(instance, label, tasks),
             handlers=handlers,
             steps=steps,
-            error_renderers=instance.error_renderers(),
+            error_renderers=error_renderers,
         )
 
     def _context(

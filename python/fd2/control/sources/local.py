@@ -114,9 +114,8 @@ class ManifestDirectory:
             del self._names[project]
 
     def _read(self, name: str, stamp: tuple[int, int]) -> _Loaded | None:
-        path = self.directory / name
         try:
-            raw = _json_object.decode(path.read_bytes())
+            raw = _json_object.decode(_read_bytes(os.path.join(self.directory, name)))
             manifest = convert_manifest(raw, origin=name)
         except (OSError, msgspec.DecodeError, ConfigError) as exc:
             if self._reported.get(name) != stamp:
@@ -126,6 +125,19 @@ class ManifestDirectory:
                 _log.error("manifest file %s is invalid (%s); %s", name, detail, kept)
             return None
         return _Loaded(manifest, content_digest(raw))
+
+
+def _read_bytes(path: str) -> bytes:
+    """A file's bytes, through the OS calls alone: `Path.read_bytes` builds a buffered file
+    object per file, twice the cost of the read at start-up's thousands of small files."""
+    fd = os.open(path, os.O_RDONLY)  # not inherited (PEP 446), as `open` makes it
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class LocalDirectorySource:
