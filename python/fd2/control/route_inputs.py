@@ -14,6 +14,7 @@ from fd2.control.dependencies import dependency_names, dependency_problems
 from fd2.control.manifests.compile import (
     ModuleDeclaration,
     ResolvedModule,
+    declaration_context,
     resolve_declaration,
     resolve_dependency,
 )
@@ -77,6 +78,7 @@ class ProjectInputs:
         self._memos: dict[str, dict[tuple[str, str, int], Any]] = {}
         self.usage = SecretUsage(secrets)
         self._usages: dict[str, SecretUsage] = {}
+        self._contexts: dict[str, tuple[Mapping[str, Any], PlaceholderContext]] = {}
 
     def resolve_all(
         self, jobs: Iterable[tuple[ModuleDeclaration, str, frozenset[str]]]
@@ -101,6 +103,16 @@ class ProjectInputs:
         usage = self._usages.get(environment)
         if usage is None:
             usage = self._usages[environment] = SecretUsage(self.resolver_for(environment))
+        memo = self._memos.setdefault(environment, {})
+        # One placeholder context per environment for the modules declared by the same
+        # manifest (the same environment maps): everything it holds is the same for them.
+        maps = declaration.environment_maps
+        shared = self._contexts.get(environment)
+        if shared is None or shared[0] is not maps:
+            shared = self._contexts[environment] = (
+                maps,
+                declaration_context(maps, environment, usage, self._environ, memo),
+            )
         try:
             resolved = resolve_declaration(
                 declaration,
@@ -109,7 +121,8 @@ class ProjectInputs:
                 secret_fields=secret_fields,
                 environ=self._environ,
                 base_timeouts=self._base_timeouts,
-                memo=self._memos.setdefault(environment, {}),
+                memo=memo,
+                context=shared[1],
             )
             needs = self._needs[declaration.module]
             dependencies = (
