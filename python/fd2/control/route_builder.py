@@ -144,13 +144,20 @@ class RouteBuilder:
         return len(self._retired)
 
     async def apply_project(
-        self, project: str, manifests: Sequence[tuple[str, AnyManifest]] | None, digest: str
+        self,
+        project: str,
+        manifests: Sequence[tuple[str, AnyManifest]] | None,
+        digest: str,
+        *,
+        may_block: bool | None = None,
     ) -> bool:
-        """Rebuild `project` from its manifests (None removes it). False when nothing changed."""
+        """Rebuild `project` from its manifests (None removes it). False when nothing changed.
+        `may_block`: False when the source knows the manifests name no reference whose
+        resolution may block (a secret file, Vault); None: the builder looks."""
         async with self._lock:
             if manifests is not None and self._digests.get(project) == digest:
                 return False
-            await self._swap(project, manifests, digest)
+            await self._swap(project, manifests, digest, may_block)
             return True
 
     async def refresh_secrets(self, changed_vault_paths: set[str], retry_failed: bool) -> list[str]:
@@ -168,13 +175,19 @@ class RouteBuilder:
             return projects
 
     async def _swap(
-        self, project: str, manifests: Sequence[tuple[str, AnyManifest]] | None, digest: str
+        self,
+        project: str,
+        manifests: Sequence[tuple[str, AnyManifest]] | None,
+        digest: str,
+        may_block: bool | None = None,
     ) -> None:
         """Builds `project` (None: removes it) and swaps it into the table; the lock is held."""
         began = time.perf_counter()
         with collector_paused():
             groups = (
-                await self._build_project(project, manifests) if manifests is not None else None
+                await self._build_project(project, manifests, may_block)
+                if manifests is not None
+                else None
             )
         old = self.table
         if manifests is None:
@@ -214,7 +227,10 @@ class RouteBuilder:
                 await self._pool.close()
 
     async def _build_project(
-        self, project: str, manifests: Sequence[tuple[str, AnyManifest]]
+        self,
+        project: str,
+        manifests: Sequence[tuple[str, AnyManifest]],
+        may_block: bool | None = None,
     ) -> dict[str, RouteGroup]:
         await _slice.pause()  # what ran before (reading the directory, hashing) is a slice
         by_module: dict[str, ModuleDeclaration] = {}
@@ -252,7 +268,7 @@ class RouteBuilder:
         # hop costs more than the whole resolution, and 10k of them dominate a full build).
         if not jobs:
             resolutions: dict[tuple[str, str], Resolution] = {}
-        elif _may_block(manifests):
+        elif may_block is not False and _may_block(manifests):
             resolutions = await asyncio.to_thread(inputs.resolve_all, jobs)
         else:
             resolutions = inputs.resolve_all(jobs)
