@@ -278,16 +278,11 @@ class InferenceModule(Module):
                 "/v1/models": {"GET": self._not_translated},
             }
         # C-level partials of `_inference`: no coroutine of their own per request.
+        inference = self._inference  # (one bound method for the three)
         return {
-            "/v1/chat/completions": {
-                "POST": partial(self._inference, path=self._chat_path, kind=CHAT)
-            },
-            "/v1/completions": {
-                "POST": partial(self._inference, path="/completions", kind=COMPLETIONS)
-            },
-            "/v1/embeddings": {
-                "POST": partial(self._inference, path="/embeddings", kind=EMBEDDINGS)
-            },
+            "/v1/chat/completions": {"POST": partial(inference, path=self._chat_path, kind=CHAT)},
+            "/v1/completions": {"POST": partial(inference, path="/completions", kind=COMPLETIONS)},
+            "/v1/embeddings": {"POST": partial(inference, path="/embeddings", kind=EMBEDDINGS)},
             "/v1/models": {"GET": self._models},
         }
 

@@ -76,7 +76,7 @@ class ProjectInputs:
         # Per environment: placeholder strings already resolved by this project's modules (one
         # build only, so a changed variable or Vault secret is read again by the next).
         self._memos: dict[str, dict[tuple[str, str, int], Any]] = {}
-        self.usage = SecretUsage(secrets)
+        self._usage = SecretUsage(secrets)
         self._usages: dict[str, SecretUsage] = {}
         self._contexts: dict[str, tuple[Mapping[str, Any], PlaceholderContext]] = {}
 
@@ -98,8 +98,8 @@ class ProjectInputs:
         self, declaration: ModuleDeclaration, environment: str, secret_fields: frozenset[str]
     ) -> tuple[ResolvedModule, dict[str, ModuleDependency]]:
         """A module's inputs for one environment, and its dependencies resolved for the same."""
-        # One recorder per environment (its resolver), merged into the project's after each
-        # module: a recorder per route cost more than the resolution it records.
+        # One recorder per environment (its resolver), merged into the project's when the build
+        # reads `usage`: a recorder per route cost more than the resolution it records.
         usage = self._usages.get(environment)
         if usage is None:
             usage = self._usages[environment] = SecretUsage(self.resolver_for(environment))
@@ -113,26 +113,30 @@ class ProjectInputs:
                 maps,
                 declaration_context(maps, environment, usage, self._environ, memo),
             )
-        try:
-            resolved = resolve_declaration(
-                declaration,
-                environment,
-                secrets=usage,
-                secret_fields=secret_fields,
-                environ=self._environ,
-                base_timeouts=self._base_timeouts,
-                memo=memo,
-                context=shared[1],
-            )
-            needs = self._needs[declaration.module]
-            dependencies = (
-                {name: self._dependency(name, environment, usage) for name in needs}
-                if needs
-                else {}
-            )
-            return resolved, dependencies
-        finally:
-            self.usage.merge(usage)
+        resolved = resolve_declaration(
+            declaration,
+            environment,
+            secrets=usage,
+            secret_fields=secret_fields,
+            environ=self._environ,
+            base_timeouts=self._base_timeouts,
+            memo=memo,
+            context=shared[1],
+        )
+        needs = self._needs[declaration.module]
+        dependencies = (
+            {name: self._dependency(name, environment, usage) for name in needs} if needs else {}
+        )
+        return resolved, dependencies
+
+    @property
+    def usage(self) -> SecretUsage:
+        """The secrets the project's build used: its environments' recorders merged, when the
+        build asks (once its routes are built). They also record what the routes' steps reach
+        through the same placeholder contexts, after the configs are resolved."""
+        for usage in self._usages.values():
+            self._usage.merge(usage)
+        return self._usage
 
     def _dependency(self, name: str, environment: str, usage: SecretUsage) -> ModuleDependency:
         dependency = self._by_module[name]
