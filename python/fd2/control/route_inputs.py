@@ -75,7 +75,7 @@ class ProjectInputs:
         self._backends: dict[str, SecretBackend | None] = {}
         # Per environment: placeholder strings already resolved by this project's modules (one
         # build only, so a changed variable or Vault secret is read again by the next).
-        self._memos: dict[str, dict[tuple[str, str, int], Any]] = {}
+        self._memos: dict[str, dict[tuple[Any, ...], Any]] = {}
         self._usage = SecretUsage(secrets)
         self._usages: dict[str, SecretUsage] = {}
         self._contexts: dict[str, tuple[Mapping[str, Any], PlaceholderContext]] = {}

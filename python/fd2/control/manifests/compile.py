@@ -152,7 +152,7 @@ def declaration_context(
     environment: str,
     secrets: ResolvesSecrets,
     environ: Mapping[str, str],
-    memo: dict[tuple[str, str, int], Any] | None = None,
+    memo: dict[tuple[Any, ...], Any] | None = None,
 ) -> PlaceholderContext:
     """What a declaration's placeholders resolve against in one environment: a value reached
     through a placeholder that is itself a secret reference is resolved through `secrets`."""
@@ -177,7 +177,7 @@ def resolve_declaration(
     secret_fields: frozenset[str],
     environ: Mapping[str, str],
     base_timeouts: Timeouts,
-    memo: dict[tuple[str, str, int], Any] | None = None,
+    memo: dict[tuple[Any, ...], Any] | None = None,
     context: PlaceholderContext | None = None,
 ) -> ResolvedModule:
     """Resolve placeholders and secret references of a declaration for one environment.

@@ -93,7 +93,7 @@ class PlaceholderContext:
         environ: Mapping[str, str],
         on_reached_string: Callable[[str], Any] | None = None,
         env_allow: EnvironmentAllowList | None = None,
-        memo: dict[tuple[str, str, int], Any] | None = None,
+        memo: dict[tuple[Any, ...], Any] | None = None,
     ) -> None:
         self.memo = memo
         """Strings already resolved against the same environments, environment and secrets
@@ -148,9 +148,21 @@ def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
             if not isinstance(new_key, str):
                 raise PlaceholderError(f"placeholder in map key at {path} must resolve to a string")
             if type(item) is str:  # the common case first: one type check
-                resolved[new_key] = (
-                    _resolve_string(item, ctx, f"{path}.{new_key}", depth) if "${" in item else item
-                )
+                if "${" not in item:
+                    resolved[new_key] = item
+                    continue
+                memo = ctx.memo
+                if memo is None:
+                    resolved[new_key] = _resolve_string(item, ctx, f"{path}.{new_key}", depth)
+                    continue
+                # Memoised under the parts of its path too: a hit spells no path out (every
+                # module of a project repeats the same templates under the same keys).
+                found = memo.get((item, path, new_key, depth), _MISSING)
+                if found is _MISSING:
+                    found = _resolve_string(item, ctx, f"{path}.{new_key}", depth)
+                    if found is None or isinstance(found, str | Secret | int | float):
+                        memo[(item, path, new_key, depth)] = found
+                resolved[new_key] = found
             elif isinstance(item, str | dict | list):
                 resolved[new_key] = _resolve(item, ctx, f"{path}.{new_key}", depth)
             else:
