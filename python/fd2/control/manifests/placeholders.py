@@ -277,12 +277,21 @@ def _matching_brace(text: str, start: int) -> int:
     return -1
 
 
-def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+@lru_cache(maxsize=16_384)
+def _expression(expression: str) -> tuple[str, tuple[str, ...] | None]:
+    """An expression stripped, and the names after `environments.` when it reads one; once per
+    distinct expression (every project and environment of a build asks for the same few)."""
     expression = expression.strip()
+    if expression.startswith("environments."):
+        return expression, tuple(expression.split(".")[1:])
+    return expression, None
+
+
+def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    expression, parts = _expression(expression)
     if expression == "environment":
         return ctx.environment
-    if expression.startswith("environments."):
-        parts = expression.split(".")[1:]
+    if parts is not None:
         if not parts or not parts[0]:
             raise PlaceholderError(f"placeholder ${{{expression}}} at {path} names no environment")
         node = _lookup(ctx.environment_entry(parts[0]), parts[1:])
@@ -310,7 +319,7 @@ def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -
     raise PlaceholderError(f"unknown placeholder ${{{expression}}} at {path}")
 
 
-def _lookup(node: Any, parts: list[str]) -> Any:
+def _lookup(node: Any, parts: tuple[str, ...]) -> Any:
     for part in parts:
         if node is _MISSING:
             break
