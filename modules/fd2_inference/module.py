@@ -287,7 +287,11 @@ class InferenceModule(Module):
         }
 
     def error_renderers(self) -> Mapping[str, ErrorRenderer]:
-        return {e.path: e.error_renderer for e in self._extras if e.error_renderer is not None}
+        renderers: dict[str, ErrorRenderer] = {}
+        for extra in self._extras:  # (a loop: a comprehension is a function call of its own)
+            if extra.error_renderer is not None:
+                renderers[extra.path] = extra.error_renderer
+        return renderers
 
     def meters(self) -> Mapping[str, Meter]:
         if self._deployed is not None:  # routing (issue 13)
