@@ -258,7 +258,10 @@ class InferenceModule(Module):
     def endpoints(self) -> Mapping[str, Mapping[str, Handler]]:
         if self._deployed is not None:  # routing (issue 13)
             return self._deployed.endpoints()
-        return {**self._own_endpoints(), **_extra_handlers(self._extras)}
+        handlers = self._own_endpoints()  # made here: this route's own
+        if self._extras:
+            handlers.update(_extra_handlers(self._extras))  # an extra's path replaces one's own
+        return handlers
 
     def _own_endpoints(self) -> dict[str, Mapping[str, Handler]]:
         if self._only_chat is not None:
@@ -275,21 +278,20 @@ class InferenceModule(Module):
                 "/v1/models": {"GET": self._not_translated},
             }
         # C-level partials of `_inference`: no coroutine of their own per request.
+        inference = self._inference  # (one bound method for the three)
         return {
-            "/v1/chat/completions": {
-                "POST": partial(self._inference, path=self._chat_path, kind=CHAT)
-            },
-            "/v1/completions": {
-                "POST": partial(self._inference, path="/completions", kind=COMPLETIONS)
-            },
-            "/v1/embeddings": {
-                "POST": partial(self._inference, path="/embeddings", kind=EMBEDDINGS)
-            },
+            "/v1/chat/completions": {"POST": partial(inference, path=self._chat_path, kind=CHAT)},
+            "/v1/completions": {"POST": partial(inference, path="/completions", kind=COMPLETIONS)},
+            "/v1/embeddings": {"POST": partial(inference, path="/embeddings", kind=EMBEDDINGS)},
             "/v1/models": {"GET": self._models},
         }
 
     def error_renderers(self) -> Mapping[str, ErrorRenderer]:
-        return {e.path: e.error_renderer for e in self._extras if e.error_renderer is not None}
+        renderers: dict[str, ErrorRenderer] = {}
+        for extra in self._extras:  # (a loop: a comprehension is a function call of its own)
+            if extra.error_renderer is not None:
+                renderers[extra.path] = extra.error_renderer
+        return renderers
 
     def meters(self) -> Mapping[str, Meter]:
         if self._deployed is not None:  # routing (issue 13)

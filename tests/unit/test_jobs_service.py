@@ -10,7 +10,7 @@ import pytest
 
 from fd2.control.route_table import EMPTY_TABLE
 from fd2.control.secrets import Secret, SecretResolver
-from fd2.jobs.service import JobService
+from fd2.jobs.service import JobService, job_endpoints
 from fd2.jobs.settings import JobSettings
 from fd2.serving.errors import ConfigError
 
@@ -49,8 +49,24 @@ def test_the_job_endpoints_are_added_and_the_modules_own_win() -> None:
 
 
 def test_jobs_may_run_the_modules_post_endpoints_only() -> None:
-    service, _ = _endpoints({})
+    assert job_endpoints(HANDLERS) == frozenset({"/v1/chat/completions"})
+    # A route with a webhook secret is remembered with them.
+    service, _ = _endpoints({"jobs": {"webhook_secret": "env:HOOK"}}, {"HOOK": GOOD})
     assert service._routes[("p", "m", "dev")].endpoints == frozenset({"/v1/chat/completions"})
+
+
+def test_a_route_without_a_webhook_secret_forgets_an_earlier_one() -> None:
+    service, _ = _endpoints({"jobs": {"webhook_secret": "env:HOOK"}}, {"HOOK": GOOD})
+    service.endpoints(
+        project="p",
+        module="m",
+        environment="dev",
+        handlers=HANDLERS,
+        steps=None,
+        config={},
+        secrets=SecretResolver(environ={}),
+    )
+    assert service._secret("p", "m", "dev") is None
 
 
 def test_the_webhook_secret_is_read_by_reference() -> None:

@@ -9,7 +9,7 @@ import pytest
 from fd2.control.registry import ModuleRegistry
 from fd2.control.route_builder import RouteBuilder
 from fd2.control.secrets import SecretResolver
-from fd2.control.sources.local import LocalDirectorySource
+from fd2.control.sources.local import LocalDirectorySource, _may_block
 from fd2.module import Timeouts
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "manifests"
@@ -105,3 +105,19 @@ async def test_the_directory_answers_as_a_manifest_source(watched):
     shutil.rmtree(directory)
     await watcher.sync()
     assert not watcher.usable()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b'{"api_key": "env:KEY", "url": "https://x/v1"}', False),
+        (b'{"api_key": "file:/run/secrets/key"}', None),
+        (b'{"api_key": "vault:kv/app#key"}', None),
+        (b'{"api_key": "encrypted:abc"}', None),
+        (b'{"config": {"x": "config:y"}}', None),
+        # An escape can spell a scheme ("file:" here): not known from the text.
+        (b'{"api_key": "\\u0066ile:/run/secrets/key"}', None),
+    ],
+)
+def test_a_file_names_a_blocking_reference_only_in_its_text(text, expected):
+    assert _may_block(text) is expected

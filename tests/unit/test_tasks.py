@@ -152,3 +152,16 @@ def _set(event: asyncio.Event):
         event.set()
 
     return run
+
+
+def test_a_child_scope_is_what_init_would_make() -> None:
+    # `child` fills a scope in directly (no keyword call per route): every slot as __init__'s.
+    parent = Supervisor("worker", backoff_s=(0.5, 4.0), healthy_after_s=7.0)
+    child = parent.child("p/m [dev]")
+    made = Supervisor("worker: p/m [dev]", backoff_s=(0.5, 4.0), healthy_after_s=7.0, parent=parent)
+    slots = [slot for slot in Supervisor.__slots__ if slot != "__weakref__"]
+    assert {slot: getattr(child, slot) for slot in slots} == {
+        slot: getattr(made, slot) for slot in slots
+    }
+    assert child._crash_log is parent._crash_log
+    assert Supervisor().child("x").name == "x"

@@ -18,12 +18,17 @@ _REFERENCE_FIELDS: Final = ("apisix_gateway_module",)
 _JWT_REFERENCE: Final = ("jwt_auth_enabled", "jwt_module_reference")
 # Config fields that list modules (`langgraph_workflow`: the inference modules its nodes call).
 _REFERENCE_LISTS: Final = ("inference_modules",)
+_NAMING_FIELDS: Final = frozenset((*_REFERENCE_FIELDS, *_REFERENCE_LISTS, _JWT_REFERENCE[0]))
+"""The fields without which a config names no module (the JWT reference needs its flag)."""
 
 
 def dependency_names(entry: object) -> tuple[str, ...]:
     """The modules `entry` needs: its `dependencies` and the modules its config names."""
-    names = list(getattr(entry, "dependencies", None) or ())
+    listed_names = getattr(entry, "dependencies", None)
     config = getattr(entry, "config", None) or {}
+    if not listed_names and type(config) is dict and config.keys().isdisjoint(_NAMING_FIELDS):
+        return ()  # the common case, in one set operation: 5k modules in a full build
+    names = list(listed_names or ())
     if isinstance(config, Mapping):
         for field in _REFERENCE_FIELDS:
             value = config.get(field)

@@ -14,6 +14,7 @@ from fd2.control.dependencies import dependency_names, dependency_problems
 from fd2.control.manifests.compile import (
     ModuleDeclaration,
     ResolvedModule,
+    declaration_context,
     resolve_declaration,
     resolve_dependency,
 )
@@ -74,9 +75,10 @@ class ProjectInputs:
         self._backends: dict[str, SecretBackend | None] = {}
         # Per environment: placeholder strings already resolved by this project's modules (one
         # build only, so a changed variable or Vault secret is read again by the next).
-        self._memos: dict[str, dict[tuple[str, str, int], Any]] = {}
-        self.usage = SecretUsage(secrets)
+        self._memos: dict[str, dict[tuple[Any, ...], Any]] = {}
+        self._usage = SecretUsage(secrets)
         self._usages: dict[str, SecretUsage] = {}
+        self._contexts: dict[str, tuple[Mapping[str, Any], PlaceholderContext]] = {}
 
     def resolve_all(
         self, jobs: Iterable[tuple[ModuleDeclaration, str, frozenset[str]]]
@@ -96,30 +98,45 @@ class ProjectInputs:
         self, declaration: ModuleDeclaration, environment: str, secret_fields: frozenset[str]
     ) -> tuple[ResolvedModule, dict[str, ModuleDependency]]:
         """A module's inputs for one environment, and its dependencies resolved for the same."""
-        # One recorder per environment (its resolver), merged into the project's after each
-        # module: a recorder per route cost more than the resolution it records.
+        # One recorder per environment (its resolver), merged into the project's when the build
+        # reads `usage`: a recorder per route cost more than the resolution it records.
         usage = self._usages.get(environment)
         if usage is None:
             usage = self._usages[environment] = SecretUsage(self.resolver_for(environment))
-        try:
-            resolved = resolve_declaration(
-                declaration,
-                environment,
-                secrets=usage,
-                secret_fields=secret_fields,
-                environ=self._environ,
-                base_timeouts=self._base_timeouts,
-                memo=self._memos.setdefault(environment, {}),
+        memo = self._memos.setdefault(environment, {})
+        # One placeholder context per environment for the modules declared by the same
+        # manifest (the same environment maps): everything it holds is the same for them.
+        maps = declaration.environment_maps
+        shared = self._contexts.get(environment)
+        if shared is None or shared[0] is not maps:
+            shared = self._contexts[environment] = (
+                maps,
+                declaration_context(maps, environment, usage, self._environ, memo),
             )
-            needs = self._needs[declaration.module]
-            dependencies = (
-                {name: self._dependency(name, environment, usage) for name in needs}
-                if needs
-                else {}
-            )
-            return resolved, dependencies
-        finally:
-            self.usage.merge(usage)
+        resolved = resolve_declaration(
+            declaration,
+            environment,
+            secrets=usage,
+            secret_fields=secret_fields,
+            environ=self._environ,
+            base_timeouts=self._base_timeouts,
+            memo=memo,
+            context=shared[1],
+        )
+        needs = self._needs[declaration.module]
+        dependencies = (
+            {name: self._dependency(name, environment, usage) for name in needs} if needs else {}
+        )
+        return resolved, dependencies
+
+    @property
+    def usage(self) -> SecretUsage:
+        """The secrets the project's build used: its environments' recorders merged, when the
+        build asks (once its routes are built). They also record what the routes' steps reach
+        through the same placeholder contexts, after the configs are resolved."""
+        for usage in self._usages.values():
+            self._usage.merge(usage)
+        return self._usage
 
     def _dependency(self, name: str, environment: str, usage: SecretUsage) -> ModuleDependency:
         dependency = self._by_module[name]

@@ -119,12 +119,17 @@ class Supervisor:
         """A scope whose tasks stop with `aclose()` on it, or with this supervisor's."""
         if self._closed:
             raise RuntimeError(f"tasks of {self.name or 'the worker'} are stopped")
-        scope = Supervisor(
-            f"{self.name}: {name}" if self.name else name,
-            backoff_s=self._backoff,
-            healthy_after_s=self._healthy_after,
-            parent=self,
-        )
+        # Filled in directly, as `__init__` would with this one's settings: a full build makes
+        # a scope per route, and the keyword call cost as much as the rest.
+        scope = Supervisor.__new__(Supervisor)
+        scope.name = f"{self.name}: {name}" if self.name else name
+        scope._backoff = self._backoff
+        scope._healthy_after = self._healthy_after
+        scope._parent = self
+        scope._jobs = []
+        scope._children = {}
+        scope._closed = False
+        scope._crash_log = self._crash_log
         self._children[scope] = None
         return scope
 

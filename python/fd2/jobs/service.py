@@ -106,37 +106,26 @@ class JobService:
         jobs = _jobs_config(config)
         if jobs.get("enabled", True) is False:
             return dict(handlers)  # the operator turned jobs off for this module
+        webhook_secret = _webhook_secret(jobs, secrets) if jobs else None  # checked here
+        key = (project, module, environment)
+        open_route = steps is None or (steps.audit is None and steps.policy.mode == "none")
+        if self.store is None and open_route and webhook_secret is None:
+            # Without Redis every job endpoint answers 503 before it reads its route, and an
+            # open route puts no step in front: one set of handlers serves every such route
+            # (a set per route was most of the ~10 µs this took per route). Nothing reads
+            # such a route's record: `_secret` of a route without one is None either way.
+            self._routes.pop(key, None)
+            return {**self._storeless_handlers(), **handlers}
         route = JobRoute(
             project=project,
             module=module,
             environment=environment,
-            endpoints=frozenset(
-                [
-                    path
-                    for path, methods in handlers.items()
-                    if "POST" in methods and not path.startswith(RESERVED)
-                ]
-            ),
-            webhook_secret=_webhook_secret(jobs, secrets) if jobs else None,
+            endpoints=job_endpoints(handlers),
+            webhook_secret=webhook_secret,
         )
-        self._routes[(project, module, environment)] = route
-        open_route = steps is None or (steps.audit is None and steps.policy.mode == "none")
+        self._routes[key] = route
         if self.store is None and open_route:
-            # Without Redis every job endpoint answers 503 before it reads its route, and an
-            # open route puts no step in front: one set of handlers serves every such route
-            # (a set per route was most of the ~10 µs this took per route).
-            if self._storeless is None:
-                self._storeless = self._added(
-                    JobRoute(
-                        project="",
-                        module="",
-                        environment="",
-                        endpoints=frozenset(),
-                        webhook_secret=None,
-                    ),
-                    [],
-                )
-            return {**self._storeless, **handlers}
+            return {**self._storeless_handlers(), **handlers}  # (as above)
         guard: list[Step] = []
         if steps is not None and steps.audit is not None:  # submissions and reads are audited
             guard.append(steps.audit(None, None))
@@ -144,6 +133,21 @@ class JobService:
             guard.append(Authenticate(steps.policy))
         # The module's own endpoints win: a module that serves /v1/files itself keeps them.
         return {**self._added(route, guard), **handlers}
+
+    def _storeless_handlers(self) -> dict[str, Mapping[str, Handler]]:
+        """The job endpoints of every open route without Redis (each answers 503 first)."""
+        if self._storeless is None:
+            self._storeless = self._added(
+                JobRoute(
+                    project="",
+                    module="",
+                    environment="",
+                    endpoints=frozenset(),
+                    webhook_secret=None,
+                ),
+                [],
+            )
+        return self._storeless
 
     def _added(self, route: JobRoute, guard: list[Step]) -> dict[str, Mapping[str, Handler]]:
         added: dict[str, Mapping[str, Handler]] = {}
@@ -186,6 +190,17 @@ async def _redis_guard(request: Request, send: Send, *, handler: Handler) -> Non
             "Jobs are unavailable: their Redis does not answer; try again shortly.",
             code="jobs_unavailable",
         ) from None
+
+
+def job_endpoints(handlers: Mapping[str, Mapping[str, Handler]]) -> frozenset[str]:
+    """The endpoints of a route's handlers that a job may run: those that take POST."""
+    return frozenset(
+        [
+            path
+            for path, methods in handlers.items()
+            if "POST" in methods and not path.startswith(RESERVED)
+        ]
+    )
 
 
 def _jobs_config(config: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -145,7 +145,8 @@ class StepCompiler:
         if context is None:
             context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
-        auth = resolve_value(dict(entry.auth), context, "auth") if entry.auth else {}
+        # (resolving makes a new dict: the manifest's is not changed)
+        auth = resolve_value(entry.auth, context, "auth") if entry.auth else {}
         gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
         last = self._last_choice
         if (

@@ -188,7 +188,11 @@ class Histogram(_Metric):
 
 
 class ModuleMetrics:
-    """What `ModuleContext.metrics` is: registers metrics named and labelled for the module."""
+    """What `ModuleContext.metrics` is: registers metrics named and labelled for the module.
+    One is made per route (10k in a full build), and most modules register nothing: it keeps
+    its inputs, and names its metrics' prefix only on first use."""
+
+    __slots__ = ("_families", "_module_type", "_prefix", "_route")
 
     def __init__(
         self,
@@ -200,7 +204,8 @@ class ModuleMetrics:
         environment: str,
     ) -> None:
         self._families = families
-        self._prefix = families.prefix(module_type)
+        self._module_type = module_type
+        self._prefix: str | None = None
         self._route = (project, module, environment)
 
     @classmethod
@@ -259,4 +264,7 @@ class ModuleMetrics:
                 )
         if len(set(labels)) != len(labels):
             raise ConfigError(f"metric {name!r}: a label is named twice")
-        return self._prefix + name
+        prefix = self._prefix
+        if prefix is None:
+            prefix = self._prefix = self._families.prefix(self._module_type)
+        return prefix + name

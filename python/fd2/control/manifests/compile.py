@@ -147,6 +147,28 @@ def _canonical_unique(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(canonical_environment(name) for name in names))
 
 
+def declaration_context(
+    environment_maps: Mapping[str, Any],
+    environment: str,
+    secrets: ResolvesSecrets,
+    environ: Mapping[str, str],
+    memo: dict[tuple[Any, ...], Any] | None = None,
+) -> PlaceholderContext:
+    """What a declaration's placeholders resolve against in one environment: a value reached
+    through a placeholder that is itself a secret reference is resolved through `secrets`."""
+
+    def reached(value: str) -> Any:
+        return secrets.resolve(value) if is_secret_reference(value) else value
+
+    return PlaceholderContext(
+        environments=environment_maps,
+        environment=environment,
+        environ=environ,
+        on_reached_string=reached,
+        memo=memo,
+    )
+
+
 def resolve_declaration(
     declaration: ModuleDeclaration,
     environment: str,
@@ -155,25 +177,20 @@ def resolve_declaration(
     secret_fields: frozenset[str],
     environ: Mapping[str, str],
     base_timeouts: Timeouts,
-    memo: dict[tuple[str, str, int], Any] | None = None,
+    memo: dict[tuple[Any, ...], Any] | None = None,
+    context: PlaceholderContext | None = None,
 ) -> ResolvedModule:
     """Resolve placeholders and secret references of a declaration for one environment.
 
     A jwt_config's `claims` stay as written, in a `DeferredValue` that resolves them when used.
     `memo`: strings resolved for other modules of the same project in the same environment, with
-    the same secrets (`PlaceholderContext.memo`)."""
-
-    def reached(value: str) -> Any:
-        # A value reached through a placeholder may itself be a secret reference.
-        return secrets.resolve(value) if is_secret_reference(value) else value
-
-    context = PlaceholderContext(
-        environments=declaration.environment_maps,
-        environment=environment,
-        environ=environ,
-        on_reached_string=reached,
-        memo=memo,
-    )
+    the same secrets (`PlaceholderContext.memo`). `context`: one `declaration_context` made for
+    the same environment maps, environment, secrets, environ and memo (shared by a project's
+    modules in one environment), else one is made here."""
+    if context is None:
+        context = declaration_context(
+            declaration.environment_maps, environment, secrets, environ, memo
+        )
     entry = declaration.entry
     raw = entry.config or {}  # not changed: resolving makes a new dict
     # A jwt_config's `claims` are the JWT service's to read: resolved when a token is requested,

@@ -93,7 +93,7 @@ class PlaceholderContext:
         environ: Mapping[str, str],
         on_reached_string: Callable[[str], Any] | None = None,
         env_allow: EnvironmentAllowList | None = None,
-        memo: dict[tuple[str, str, int], Any] | None = None,
+        memo: dict[tuple[Any, ...], Any] | None = None,
     ) -> None:
         self.memo = memo
         """Strings already resolved against the same environments, environment and secrets
@@ -148,9 +148,21 @@ def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
             if not isinstance(new_key, str):
                 raise PlaceholderError(f"placeholder in map key at {path} must resolve to a string")
             if type(item) is str:  # the common case first: one type check
-                resolved[new_key] = (
-                    _resolve_string(item, ctx, f"{path}.{new_key}", depth) if "${" in item else item
-                )
+                if "${" not in item:
+                    resolved[new_key] = item
+                    continue
+                memo = ctx.memo
+                if memo is None:
+                    resolved[new_key] = _resolve_string(item, ctx, f"{path}.{new_key}", depth)
+                    continue
+                # Memoised under the parts of its path too: a hit spells no path out (every
+                # module of a project repeats the same templates under the same keys).
+                found = memo.get((item, path, new_key, depth), _MISSING)
+                if found is _MISSING:
+                    found = _resolve_string(item, ctx, f"{path}.{new_key}", depth)
+                    if found is None or isinstance(found, str | Secret | int | float):
+                        memo[(item, path, new_key, depth)] = found
+                resolved[new_key] = found
             elif isinstance(item, str | dict | list):
                 resolved[new_key] = _resolve(item, ctx, f"{path}.{new_key}", depth)
             else:
@@ -265,12 +277,21 @@ def _matching_brace(text: str, start: int) -> int:
     return -1
 
 
-def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+@lru_cache(maxsize=16_384)
+def _expression(expression: str) -> tuple[str, tuple[str, ...] | None]:
+    """An expression stripped, and the names after `environments.` when it reads one; once per
+    distinct expression (every project and environment of a build asks for the same few)."""
     expression = expression.strip()
+    if expression.startswith("environments."):
+        return expression, tuple(expression.split(".")[1:])
+    return expression, None
+
+
+def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -> Any:
+    expression, parts = _expression(expression)
     if expression == "environment":
         return ctx.environment
-    if expression.startswith("environments."):
-        parts = expression.split(".")[1:]
+    if parts is not None:
         if not parts or not parts[0]:
             raise PlaceholderError(f"placeholder ${{{expression}}} at {path} names no environment")
         node = _lookup(ctx.environment_entry(parts[0]), parts[1:])
@@ -298,7 +319,7 @@ def _evaluate(expression: str, ctx: PlaceholderContext, path: str, depth: int) -
     raise PlaceholderError(f"unknown placeholder ${{{expression}}} at {path}")
 
 
-def _lookup(node: Any, parts: list[str]) -> Any:
+def _lookup(node: Any, parts: tuple[str, ...]) -> Any:
     for part in parts:
         if node is _MISSING:
             break
