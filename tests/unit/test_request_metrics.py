@@ -122,17 +122,9 @@ async def test_batched_figures_are_what_prometheus_observe_would_write():
         direct.requests.requests.labels("acme", "chat", "dev", "/v1/models", "200").inc()
         direct.requests.latency.labels("acme", "chat", "dev", "/v1/models").observe(took)
 
-    def figures(registry: MetricsRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(registry.render().decode())
-            for sample in family.samples
-            if sample.name.startswith(("fd2_requests", "fd2_request_duration"))
-            and not sample.name.endswith("_created")
-        }
-
-    got = figures(batched)
-    assert got == figures(direct)
+    families = ("fd2_requests", "fd2_request_duration")
+    got = _figures(batched, families)
+    assert got == _figures(direct, families)
     assert value(
         batched, "fd2_requests_total", **ROUTE, endpoint="/v1/models", status="200"
     ) == len(durations)
@@ -202,14 +194,18 @@ async def test_batched_stream_figures_are_what_prometheus_would_write():
     for _ in range(4):
         direct.requests.active_streams.labels("acme", "chat", "dev").dec()
 
-    def figures(registry: MetricsRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(registry.render().decode())
-            for sample in family.samples
-            if sample.name.startswith(("fd2_time_to_first_token", "fd2_active_streams"))
-            and not sample.name.endswith("_created")
-        }
-
-    assert figures(batched) == figures(direct)
+    families = ("fd2_time_to_first_token", "fd2_active_streams")
+    assert _figures(batched, families) == _figures(direct, families)
     assert value(batched, "fd2_active_streams", **ROUTE) == len(times) - 4
+
+
+def _figures(
+    registry: MetricsRegistry, families: tuple[str, ...]
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The exposition's samples of `families` (by name prefix), `_created` stamps left out."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(registry.render().decode())
+        for sample in family.samples
+        if sample.name.startswith(families) and not sample.name.endswith("_created")
+    }

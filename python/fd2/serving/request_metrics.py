@@ -93,17 +93,21 @@ class _Series:
         if not self.count:
             return
         self.requests.inc(self.count)
-        # prometheus-client has no call to add many observations at once: its histogram's sum
-        # and (non-cumulative) bucket values are written directly, as its `observe` writes them
-        # (tests/unit/test_request_metrics.py checks the two agree).
-        latency = self.latency
-        latency._sum.inc(self.total)
-        for index, added in enumerate(self.buckets):
-            if added:
-                latency._buckets[index].inc(added)
-                self.buckets[index] = 0
+        _add_observations(self.latency, self.total, self.buckets)
         self.count = 0
         self.total = 0.0
+
+
+def _add_observations(histogram: Histogram, total: float, buckets: list[int]) -> None:
+    """Adds observations counted per bucket (and their sum) to a histogram child, and zeroes
+    the counts. prometheus-client has no call to add many observations at once: its sum and
+    (non-cumulative) bucket values are written directly, as its `observe` writes them
+    (tests/unit/test_request_metrics.py checks the two agree)."""
+    histogram._sum.inc(total)
+    for index, added in enumerate(buckets):
+        if added:
+            histogram._buckets[index].inc(added)
+            buckets[index] = 0
 
 
 class _RouteSeries:
@@ -134,12 +138,7 @@ class _RouteSeries:
     def flush(self) -> None:
         """As `_Series.flush`: the streams begun (with their first-token times) and ended."""
         if self.started:
-            ttft = self.ttft
-            ttft._sum.inc(self.ttft_total)
-            for index, added in enumerate(self.ttft_buckets):
-                if added:
-                    ttft._buckets[index].inc(added)
-                    self.ttft_buckets[index] = 0
+            _add_observations(self.ttft, self.ttft_total, self.ttft_buckets)
             self.ttft_total = 0.0
         if self.started != self.ended:
             self.active.inc(self.started - self.ended)
