@@ -2,9 +2,9 @@
 
 The whole dispatch (`Fd2App._http`, from the ASGI scope to the module's answer, on a one-route
 table and a handler that answers `{}` at once) with the metrics on and off; then the metrics'
-own calls alone. A plain request writes one `finished` (a dict lookup for its pre-bound
-children, a counter and a histogram); a streamed one also its time to first token and the
-active-streams gauge up and down. Measured in prometheus-client's multi-process mode, as
+own calls alone. A plain request adds one `finished` (a dict lookup for its series, plain
+counters written at most once a second); a streamed one also its time to first token and its
+start and end (`stream_started`, `stream_ended`), batched alike. Measured in prometheus-client's multi-process mode, as
 `fd2 serve` runs it (values in memory-mapped files), in a fresh interpreter since the mode is
 chosen when prometheus-client is first imported; and in-process mode under pytest-benchmark.
 Run with `make bench-micro`."""
@@ -37,10 +37,9 @@ _MEASURE = textwrap.dedent(
 
     def streamed():
         series = metrics.route("acme", "chat", "dev")
-        series.ttft.observe(0.003)
-        series.active.inc()
+        metrics.stream_started(series, 0.003)
         metrics.finished("acme", "chat", "dev", "/v1/chat/completions", 200, 0.2)
-        series.active.dec()
+        metrics.stream_ended(series)
         metrics.used(series, usage)
 
     for case in (plain, streamed):
