@@ -5,8 +5,9 @@ table and a handler that answers `{}` at once) with the metrics on and off; then
 own calls alone. A plain request adds one `finished` (a dict lookup for its series, plain
 counters written at most once a second); a streamed one also its time to first token and its
 start and end (`stream_started`, `stream_ended`), batched alike. Measured in prometheus-client's
-multi-process mode, as `fd2 serve` runs it (values in memory-mapped files), in a fresh interpreter since the mode is
-chosen when prometheus-client is first imported; and in-process mode under pytest-benchmark.
+multi-process mode, as `fd2 serve` runs it (values in memory-mapped files), in a fresh
+interpreter since the mode is chosen when prometheus-client is first imported; and in-process
+mode under pytest-benchmark.
 Run with `make bench-micro`."""
 
 from __future__ import annotations
