@@ -1,4 +1,4 @@
-"""The running event loop and task without a system call, and one background task per event
+"""The running task without a system call, and one background task per event
 loop for a piece of hot-path bookkeeping (deadline sweeps, disconnect watches): made on first
 use, started again when it stopped after idling."""
 
@@ -15,28 +15,19 @@ _running: dict[int, asyncio.AbstractEventLoop] = {}
 os.register_at_fork(after_in_child=_running.clear)
 
 
-def running_loop() -> asyncio.AbstractEventLoop:
-    """`asyncio.get_running_loop()`, minus its `getpid` system call.
-
-    Python 3.11 calls `getpid()` on every `get_running_loop` (and so every `current_task`) to
-    notice a fork; at six per request that was ~1.5 µs of system calls. A loop that is running
-    runs in one thread, so the loop this thread last saw running is still its loop while it
-    runs; a fork forgets them all (above), as a fork may leave a loop marked running."""
-    thread = get_ident()
-    loop = _running.get(thread)
-    if loop is None or not loop.is_running():
-        loop = _running[thread] = asyncio.get_running_loop()
-    return loop
-
-
 # Private, and stable from Python 3.7 to 3.13: asyncio.current_task is a lookup in it.
 _tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[object]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
 """asyncio's own map of each loop's running task (what `asyncio.current_task` reads)."""
 
 
 def current_task() -> asyncio.Task[object]:
-    """`asyncio.current_task()`, minus its `getpid` (see `running_loop`), in one frame. The
-    caller must be running in a task: the hot path's awaits always are."""
+    """`asyncio.current_task()`, minus its `getpid` system call. The caller must be running in
+    a task: the hot path's awaits always are.
+
+    Python 3.11 calls `getpid()` on every `get_running_loop` (and so every `current_task`) to
+    notice a fork; at six per request that was ~1.5 µs of system calls. A loop that is running
+    runs in one thread, so the loop this thread last saw running is still its loop while it
+    runs; a fork forgets them all (`_running`), as a fork may leave a loop marked running."""
     thread = get_ident()
     loop = _running.get(thread)
     if loop is None or not loop.is_running():

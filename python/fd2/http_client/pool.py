@@ -110,7 +110,7 @@ class ConnectionPool:
         head = _request_head(origin, method, target, headers, body)
         payload = head + body if body else head
         for _attempt in range(2):
-            connection = self._idle_connection(origin) or await self._acquire(
+            connection = self._idle_connection(origin) or await self._new_connection(
                 origin, connect_timeout_s
             )
             try:
@@ -145,10 +145,9 @@ class ConnectionPool:
                 connection.abort()
         return None
 
-    async def _acquire(self, origin: Origin, connect_timeout_s: float) -> Connection:
-        connection = self._idle_connection(origin)
-        if connection is not None:
-            return connection
+    async def _new_connection(self, origin: Origin, connect_timeout_s: float) -> Connection:
+        """A connection when no idle one was there: a new one, or at the cap one that comes
+        free."""
         if not self._max or self._open < self._max:
             return await self._connect(origin, connect_timeout_s)
         return await self._acquire_capped(origin, connect_timeout_s)

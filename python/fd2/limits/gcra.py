@@ -33,9 +33,9 @@ class Decision:
 def decide(
     tats: Sequence[int], specs: Sequence[LimitSpec], costs: Sequence[int], now: int
 ) -> tuple[Decision, list[int]]:
-    """The decision and the TATs to store if admitted (pure: the in-process limiter's; the Redis
-    script computes the same). Plain loops, no comprehensions: it runs on every limited request,
-    and a comprehension is a call of its own on Python 3.11."""
+    """The decision and the TATs to store if admitted: the reference the in-process limiter
+    (`fd2._native.GcraBuckets`) and the Redis script (`shared_store.lua`) compute alike
+    (tests/unit/test_limits_gcra.py checks the native one against it)."""
     allowed = True
     retry = 0
     starts = []
@@ -78,10 +78,6 @@ class LocalLimiter:
 
     def __init__(self) -> None:
         self._buckets = GcraBuckets()
-
-    @staticmethod
-    def now_us() -> int:
-        return _monotonic_ns() // 1000
 
     async def acquire(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
         return self.acquire_now(specs, costs)

@@ -73,8 +73,7 @@ class DrainGuard:
 
     When the deadline comes the task is cancelled; the holder catches `asyncio.CancelledError`,
     asks `take_cut()` whether the drain did it, and if so ends its answer itself instead of
-    unwinding. Entering and leaving cost a set insertion and removal (per request, not per chunk),
-    done here rather than through the drain's methods: three calls per request, not seven.
+    unwinding. Entering and leaving cost a set insertion and removal (per request, not per chunk).
     """
 
     __slots__ = ("_drain", "_task")
@@ -84,10 +83,7 @@ class DrainGuard:
         self._task: asyncio.Task[Any] = current_task()
 
     def __enter__(self) -> DrainGuard:
-        drain = self._drain
-        drain._held.add(self._task)
-        if drain.expired:  # work that starts past the deadline is ended at its first wait
-            drain._cancel(self._task)
+        self._drain.hold(self._task)
         return self
 
     def __exit__(
@@ -96,10 +92,7 @@ class DrainGuard:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        drain, task = self._drain, self._task
-        drain._held.discard(task)
-        if drain._cut:
-            drain._cut.discard(task)
+        self._drain.release(self._task)
 
     def take_cut(self) -> bool:
         """True when the drain deadline cancelled this task and nothing else did: the
