@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from fd2._native import GcraPlan
 from fd2.control.environments import canonical_environment, is_valid_environment_name
 from fd2.limits.plan import credential_specs
 from fd2.limits.specs import LimitSpec
@@ -13,7 +14,7 @@ from fd2.limits.specs import LimitSpec
 class Identity:
     """An authenticated caller on one route. Built at compile time for API keys."""
 
-    __slots__ = ("credential", "endpoints", "limit_specs", "models")
+    __slots__ = ("credential", "endpoints", "limit_specs", "models", "planned", "restricted")
 
     def __init__(
         self,
@@ -27,6 +28,10 @@ class Identity:
         self.models = models
         self.endpoints = endpoints
         self.limit_specs = limit_specs
+        self.restricted = endpoints is not None or models is not None
+        """Limited to some endpoints or models: what authorising can refuse."""
+        self.planned: tuple[object, GcraPlan] | None = None
+        """The in-process limiter's plan of the route's buckets and these (`LimitPlan`'s)."""
 
     def allows_endpoint(self, path: str) -> bool:
         allowed = self.endpoints
