@@ -8,7 +8,7 @@ from typing import Any, Final
 from fd2._native import GcraPlan
 from fd2.control.environments import canonical_environment, is_valid_environment_name
 from fd2.limits.plan import credential_specs
-from fd2.limits.specs import LimitSpec
+from fd2.limits.specs import MAX_LIMIT, LimitSpec
 
 
 class Identity:
@@ -86,6 +86,7 @@ def identity_from_claims(
         rate = _positive_integer(claims["rate_limit"])
         if rate is None:
             return None  # a limit of the wrong shape grants nothing, not everything
+        rate = min(rate, MAX_LIMIT)  # beyond it, no limit in practice: counted as the largest
         field = RATE_LIMIT_WINDOWS[rate_limit_window]
         specs = credential_specs(project, credential, {field: rate})
     return Identity(credential, models=models, endpoints=endpoints, limit_specs=specs)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fd2._native import GcraPlan
 from fd2.limits.gcra import Decision, LocalLimiter
 from fd2.limits.specs import LimitSpec, parse_limits, specs_for
+from fd2.serving.errors import ConfigError
 
 if TYPE_CHECKING:
     from fd2.auth.identity import Identity
@@ -47,9 +48,12 @@ class LimitPlan:
         )
         """The in-process limiter's decision without a coroutine (None: it is remote)."""
         self._local = limiter if isinstance(limiter, LocalLimiter) else None
-        self.planned: GcraPlan | None = (
-            self._local.plan(static_specs) if self._local is not None and static_specs else None
-        )
+        self.planned: GcraPlan | None = None
+        if self._local is not None and static_specs:
+            try:
+                self.planned = self._local.plan(static_specs)
+            except OverflowError:  # a route's settings error, not every request's 500
+                raise ConfigError("a limit or its window is too large to count") from None
         """The static buckets planned in the in-process limiter (None: remote, or none)."""
         self.static_specs = static_specs
         self.static_token_specs = tuple(s for s in static_specs if s.kind == "tokens")
