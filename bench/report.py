@@ -37,6 +37,7 @@ STREAM = {
     "loadgen_cores": ("loadgen_cores",),
     "standin_cores": ("standin_cores",),
     "tool_cores": ("tool_cores_busy",),
+    "tool_others": ("tool_core_others",),
     "others": ("server_core_others",),
 }
 ADDED = {
@@ -191,13 +192,15 @@ def markdown(data: dict[str, Any]) -> str:
         "saturated, and latency measures its queue); *tools' core*: how busy the core of the "
         "load generator and stand-ins was in all (theirs, the kernel's loopback work, anyone "
         "else's), from /proc/stat: well below 1, the tools had headroom and the figures are the "
-        "target's; *others*: what other processes (not the target) took of the target's core(s) "
-        "meanwhile, from /proc/stat (a shared machine's other users).",
+        "target's; *tools' others*: the part of it that was neither the load generator nor a "
+        "stand-in (another user's processes); *others*: what other processes (not the target) "
+        "took of the target's core(s) meanwhile, from /proc/stat (a shared machine's other "
+        "users).",
         "",
         "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
         "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | cores "
-        "| loadgen cores | stand-in cores | tools' core | others | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loadgen cores | stand-in cores | tools' core | tools' others | others | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["mode"] == "stream"):
         added = row.get("added", {})
@@ -209,7 +212,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['starts_together'], 0)} | "
             f"{_cell(row['rss_kb_per_stream'], 1)} | {_cell(row['cpu_cores'])} | "
             f"{_cell(row['loadgen_cores'])} | {_cell(row['standin_cores'])} | "
-            f"{_cell(row['tool_cores'])} | {_cell(row['others'])} | {errors_cell(row)} |"
+            f"{_cell(row['tool_cores'])} | {_cell(row['tool_others'])} | {_cell(row['others'])} | "
+            f"{errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})
     ratios = [r for r in rows if "fd2_ratio" in r]
@@ -319,5 +323,6 @@ def _tools(result: dict[str, Any]) -> str:
         return ""
     return (
         f"; tools' core {busy:.2f} busy (loadgen {result.get('loadgen_cores') or 0:.2f}, "
-        f"stand-ins {result.get('standin_cores') or 0:.2f})"
+        f"stand-ins {result.get('standin_cores') or 0:.2f}, "
+        f"others {result.get('tool_core_others') or 0:.2f})"
     )

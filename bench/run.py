@@ -236,11 +236,14 @@ def measure(
     # generator, stand-ins, the kernel's loopback work, anyone else): near 1 per tools' core, the
     # figures measure the tools' queue, not the target (none when nothing is pinned: one pool).
     result["standin_cores"] = (cpu_seconds(tool_pids) - tools_before) / wall if tool_pids else None
-    result["tool_cores_busy"] = (
-        (cores_busy_seconds(pin.tools) - tool_cores_before) / wall / len(pin.tools)
-        if pin.enabled
-        else None
-    )
+    result["tool_cores_busy"] = result["tool_core_others"] = None
+    if pin.enabled:
+        busy = (cores_busy_seconds(pin.tools) - tool_cores_before) / wall
+        ours = result["loadgen_cores"] + (result["standin_cores"] or 0.0)
+        result["tool_cores_busy"] = busy / len(pin.tools)
+        # What the tools' core(s) ran besides the load generator and the stand-ins (another
+        # user's processes on a shared machine): the part of *busy* that is not the harness.
+        result["tool_core_others"] = max(0.0, busy - ours) / len(pin.tools)
     # What else ran on the target's core meanwhile (other users of a shared machine): the
     # target's own CPU is subtracted; when pinning is off the tools are in this figure too.
     others = cores_busy_seconds(pin.server) - server_cores_before - cpu
