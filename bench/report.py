@@ -46,6 +46,7 @@ ADDED = {
     "stream": ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99"),
 }
 STANDIN_LIMIT = 0.9  # a result within 10% of the stand-in's ceiling says nothing about the target
+TOOLS_BUSY = 0.9  # the tools' core this busy (median): they may have queued (flagged ⚠)
 
 
 def _get(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
@@ -105,6 +106,9 @@ def summarize(data: dict[str, Any]) -> dict[str, Any]:
                 key = "rps" if mode == "closed" else "ttft_p50"
                 ratio = (lambda a, b: b / a) if mode == "closed" else (lambda a, b: a / b)
                 row["fd2_ratio"] = spread(_paired(group, fd2, metrics[key], ratio))
+        if mode == "stream":
+            busy = row["tool_cores"]["median"] if row["tool_cores"] else 0.0
+            row["tools_busy"] = busy >= TOOLS_BUSY
         rows.append(row)
     return {"standin_ceiling_rps": ceiling, "rows": rows}
 
@@ -193,9 +197,11 @@ def markdown(data: dict[str, Any]) -> str:
         "load generator and stand-ins was in all (theirs, the kernel's loopback work, anyone "
         "else's), from /proc/stat: well below 1, the tools had headroom and the figures are the "
         "target's; *tools' others*: the part of it that was neither the load generator nor a "
-        "stand-in (another user's processes); *others*: what other processes (not the target) "
-        "took of the target's core(s) meanwhile, from /proc/stat (a shared machine's other "
-        "users).",
+        "stand-in (another user's processes); ⚠ marks a tools' core at least "
+        f"{TOOLS_BUSY:.0%} busy (median): the tools may have queued, so read direct's own TTFT "
+        "against the stand-in's and *tools' others* before the added figures; *others*: what "
+        "other processes (not the target) took of the target's core(s) meanwhile, from "
+        "/proc/stat (a shared machine's other users).",
         "",
         "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
         "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | cores "
@@ -212,7 +218,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['starts_together'], 0)} | "
             f"{_cell(row['rss_kb_per_stream'], 1)} | {_cell(row['cpu_cores'])} | "
             f"{_cell(row['loadgen_cores'])} | {_cell(row['standin_cores'])} | "
-            f"{_cell(row['tool_cores'])} | {_cell(row['tool_others'])} | {_cell(row['others'])} | "
+            f"{_cell(row['tool_cores'])}{' ⚠' if row.get('tools_busy') else ''} | "
+            f"{_cell(row['tool_others'])} | {_cell(row['others'])} | "
             f"{errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})

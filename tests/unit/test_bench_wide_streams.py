@@ -57,3 +57,25 @@ def test_the_report_names_a_load_whose_shape_is_not_the_run_s() -> None:
     assert len(lines) == 2  # the line and a blank one
     assert lines[0].startswith("- `stream c=512`: first chunk at 50 ms, 16 chunks 80 ms apart")
     assert "6,159 chunks/s" in lines[0]
+
+
+def _stream_run(target: str, tools_busy: float) -> dict[str, object]:
+    result = {
+        "ttft_ms": {"count": 10, "p50": 51.0, "p99": 55.0},
+        "gap_ms": {"count": 10, "p50": 80.0, "p99": 81.0},
+        "tool_cores_busy": tools_busy,
+        "errors": 0,
+        "error_kinds": {},
+    }
+    return {"round": 1, "scenario": "stream c=512", "mode": "stream", "target": target,
+            "result": result}  # fmt: skip
+
+
+def test_a_busy_tools_core_is_flagged() -> None:
+    data = {
+        "ceiling": {"rps": 1000.0},
+        "runs": [_stream_run("direct", 0.3), _stream_run("fd2", 0.95)],
+    }
+    rows = {row["target"]: row for row in report.summarize(data)["rows"]}
+    assert rows["direct"]["tools_busy"] is False
+    assert rows["fd2"]["tools_busy"] is True
