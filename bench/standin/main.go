@@ -6,7 +6,8 @@
 // harness measures its ceiling and flags results near it).
 //
 // Streamed chunks carry their index in the content ("t0 ", "t1 ", ...) so a load generator can
-// check that every chunk arrived, in order.
+// check that every chunk arrived, in order. A chat request may ask for its own stream shape in
+// its metadata ("standin_shape": "TTFT_MS,CHUNKS,GAP_MS"); otherwise the flags' shape is used.
 package main
 
 import (
