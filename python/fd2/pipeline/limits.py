@@ -14,7 +14,7 @@ whatever answers (the module, a later step, or fd2 rendering an error in the mod
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from fd2.limits.errors import RateLimited
 from fd2.limits.gcra import Decision, now_us
@@ -24,6 +24,7 @@ from fd2.metering import Meter
 from fd2.module import Handler
 from fd2.serving import request_metrics
 from fd2.serving.request import Request
+from fd2.serving.request_metrics import RequestMetrics
 from fd2.types import Headers, Send
 
 
@@ -31,7 +32,7 @@ class Limits:
     """The buckets of one endpoint: the route's, the project's, the caller's and (APISIX) the
     client's; OpenAI's x-ratelimit-* headers on every answer, 429 when a bucket is empty."""
 
-    __slots__ = ("_dynamic", "_meter", "_none", "_plan", "_quick")
+    __slots__ = ("_admitted", "_dynamic", "_meter", "_none", "_plan", "_quick")
 
     def __init__(self, plan: LimitPlan, meter: Meter | None) -> None:
         self._plan = plan
@@ -47,6 +48,8 @@ class Limits:
         )
         """The route's buckets when they count requests only, in the in-process limiter: a
         caller without limits of its own is admitted with no coroutine of this step's."""
+        self._admitted: tuple[RequestMetrics, list[Any]] | None = None
+        """The route's `allowed` decisions series, once counted (a step serves one route)."""
 
     def __call__(self, request: Request, send: Send, call_next: Handler) -> Awaitable[None]:
         identity = request.identity
@@ -58,7 +61,7 @@ class Limits:
                 outcome = quick.admit(0, now_us())
                 if isinstance(outcome, list):  # admitted (a refusal is explained below)
                     request.answer_headers = outcome
-                    _count(request, "allowed")
+                    self._count_admitted(request)
                     return call_next(request, send)
         return self._limited(request, send, call_next)
 
@@ -110,7 +113,7 @@ class Limits:
         if decision is not None and not decision.allowed:
             _count(request, "limited")
             raise _refusal(specs, _costs(specs, reserved), decision, headers)
-        _count(request, "allowed")
+        self._count_admitted(request)
         # Whatever answers from here carries them: the module, a later step, or fd2
         # rendering an error (the module's own error shape included).
         request.answer_headers = headers
@@ -124,6 +127,22 @@ class Limits:
                     planned.settle(delta, now_us())
                 elif delta:
                     await plan.limiter.adjust(tokens, [delta] * len(tokens))
+
+    def _count_admitted(self, request: Request) -> None:
+        metrics = request_metrics.current()
+        if metrics is None:
+            return
+        known = self._admitted
+        if known is None or known[0] is not metrics:
+            cell = metrics.counter_cell(
+                metrics.limit_decisions,
+                request.project,
+                request.module,
+                request.environment,
+                "allowed",
+            )
+            known = self._admitted = (metrics, cell)
+        metrics.bump(known[1])
 
 
 def _count(request: Request, outcome: str) -> None:

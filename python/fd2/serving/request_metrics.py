@@ -277,10 +277,21 @@ class RequestMetrics:
         self, counter: Counter, project: str, module: str, environment: str, value: str
     ) -> None:
         """One event of a route counter (limit decisions, auth failures, upstream errors)."""
+        self.bump(self.counter_cell(counter, project, module, environment, value))
+
+    def counter_cell(
+        self, counter: Counter, project: str, module: str, environment: str, value: str
+    ) -> list[Any]:
+        """One series of a route counter, as the pending count `bump` adds to: a step that
+        counts the same series on every request keeps it rather than look it up each time."""
         key = (counter, project, module, environment, value)
         pending = self._counters.get(key)
         if pending is None:
             pending = self._counters[key] = [counter.labels(project, module, environment, value), 0]
+        return pending
+
+    def bump(self, pending: list[Any]) -> None:
+        """One more event of a series from `counter_cell` (written at the next flush)."""
         pending[1] += 1
         if self._flush_loop is None or self._flush_loop.is_closed():
             self._arm_flush()
