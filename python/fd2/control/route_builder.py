@@ -304,7 +304,7 @@ class RouteBuilder:
         self, declaration: ModuleDeclaration, inputs: ProjectInputs
     ) -> tuple[type[Module] | None, Fd2Error | None]:
         """The class serving a declaration, or why none will (then every route answers that)."""
-        label = f"{declaration.project}/{declaration.module}"
+        label = f"{declaration.project}/{declaration.module}"  # (only messages read it)
         if declaration.status not in SERVED_STATUSES:
             return None, NotFound(f"Module {label} is {declaration.status}.")
         try:

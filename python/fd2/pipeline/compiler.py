@@ -145,8 +145,9 @@ class StepCompiler:
         if context is None:
             context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
-        # (resolving makes a new dict: the manifest's is not changed)
-        auth = resolve_value(entry.auth, context, "auth") if entry.auth else {}
+        auth = entry.auth or _NO_AUTH
+        if not _plain(auth):  # (resolving makes a new dict: the manifest's is not changed)
+            auth = resolve_value(auth, context, "auth")
         gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
         last = self._last_choice
         if (
@@ -296,6 +297,24 @@ class StepCompiler:
             else:
                 identities[key.digest] = None
         return KeyTable(keys), identities
+
+
+_NO_AUTH: Final[Mapping[str, Any]] = {}
+
+
+def _plain(block: Mapping[str, Any]) -> bool:
+    """Whether a block holds no placeholder at all (keys and values; nothing nested): then
+    resolving it would give an equal copy, and the block is read as written (nothing here
+    writes to it). Most routes' `auth` is `{"mode": ...}`."""
+    for key, value in block.items():
+        if type(value) is str:
+            if "${" in value:
+                return False
+        elif isinstance(value, dict | list):
+            return False
+        if "${" in key:
+            return False
+    return True
 
 
 def _audit_writer(settings: Settings, redis: Any, tasks: Supervisor | None) -> AuditWriter | None:
