@@ -111,7 +111,9 @@ def openai_compatible(
         chat_path=chat_path,
         meters=meters(defaults, max_tokens),
         provider=provider,
-        chat=chat(provider, relay, defaults, logger) if provider is not None else None,
+        # (made here: a chat service is shared through this look-up; another by its own key
+        # would only miss when this one has)
+        chat=ProviderChat(provider, relay, defaults, logger) if provider is not None else None,
     )
 
 

@@ -146,10 +146,12 @@ class StepCompiler:
             context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
         auth = entry.auth or _NO_AUTH
-        if not _plain(auth):  # (resolving makes a new dict: the manifest's is not changed)
-            auth = resolve_value(auth, context, "auth")
-        gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
         last = self._last_choice
+        # The same module's block, found plain for its last environment, is plain still.
+        known_plain = last is not None and last[2] is auth and last[0] is declaration
+        if not known_plain and not _plain(auth):
+            auth = resolve_value(auth, context, "auth")  # a new dict: the manifest's unchanged
+        gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
         if (
             gateway is None
             and last is not None
