@@ -9,8 +9,8 @@ APISIX route (`apisix_route` + `apisix_gateway_module`), serves chat completions
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache, partial
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 from fd2.control.secrets import Secret
@@ -49,11 +49,9 @@ from fd2_inference.route_upstream import RouteUpstream
 from fd2_inference.streaming import relay_stream
 from fd2_inference.transforms import (
     Defaults,
-    Prepared,
     defaults_from,
     display_url,
     prepare_chat,
-    prepare_completion,
     prepare_embedding,
     provider_base_url,
     upstream_body,
@@ -61,12 +59,8 @@ from fd2_inference.transforms import (
 from fd2_inference.translated import relay_translated_json, relay_translated_stream
 from fd2_inference.upstream import Upstream
 
-_Prepare = Callable[[dict[str, Any], Defaults], Prepared]
-_PREPARE: dict[str, _Prepare] = {
-    CHAT: prepare_chat,
-    COMPLETIONS: prepare_completion,
-    EMBEDDINGS: prepare_embedding,
-}
+_PREPARE = shared_parts.PREPARE
+_meters = shared_parts.meters
 _PATHS = {
     CHAT: "/v1/chat/completions",
     COMPLETIONS: "/v1/completions",
@@ -128,32 +122,49 @@ class InferenceModule(Module):
                 )
             self._setup_route(context, config, api_key)
             return
-        self._meters = _meters(self._defaults, config.max_tokens)
         primary = context.endpoints.primary if context.endpoints is not None else None
         fallback = context.endpoints.fallback if context.endpoints is not None else None
         timeouts = context.timeouts
-        provider: Provider | None = None
         if name == DEFAULT_PROVIDER:
-            # Shared by the modules whose settings are the same (`fd2_inference.shared_parts`).
-            target = shared_parts.target(primary, config.endpoint_url)
-            fallback_url = shared_parts.target(fallback, None).url if fallback else None
+            # Shared by the modules whose settings are the same (`fd2_inference.shared_parts`),
+            # found in one look-up.
             key = api_key.reveal() if api_key else None
-            self._upstream = shared_parts.upstream(
-                context.http, context.upstream_pool, target.url, key, timeouts, fallback_url
+            shared = shared_parts.openai_compatible(
+                context.http,
+                context.upstream_pool,
+                primary,
+                config.endpoint_url,
+                fallback,
+                key,
+                timeouts,
+                self._defaults,
+                config.max_tokens,
+                self._logger,
+                shared_parts.provider_shareable(config),
             )
+            target = shared.target
+            fallback_url = shared.fallback_url
+            self._upstream = shared.upstream
+            self._meters = shared.meters
             # An endpoint_url that is not an OpenAI path is the chat endpoint itself, as written.
-            self._chat_path = "" if target.chat_only else "/chat/completions"
+            self._chat_path = shared.chat_path
             self._only_chat = (
                 "its endpoint_url names a single chat endpoint" if target.chat_only else None
             )
             base_url = target.url
-            provider = shared_parts.openai_provider(config, base_url, key, self._chat_path)
-            options = (
-                {**config.provider_options, "chat_path": self._chat_path}
-                if provider is None
-                else {}
-            )
+            if shared.provider is not None and shared.chat is not None:
+                self._provider = shared.provider
+                self.chat_service = shared.chat
+            else:  # provider options or credentials of its own: its own provider
+                options = {**config.provider_options, "chat_path": self._chat_path}
+                self._provider = build_provider(
+                    provider_settings(config, name, base_url, api_key, options=options)
+                )
+                self.chat_service = shared_parts.chat(
+                    self._provider, self._upstream, self._defaults, self._logger
+                )
         else:
+            self._meters = _meters(self._defaults, config.max_tokens)
             # The provider's credentials, revealed once for the upstream's secrets (scrubbed
             # from what it logs) and the provider's settings.
             probe = provider_settings(config, name, "", api_key)
@@ -172,13 +183,12 @@ class InferenceModule(Module):
             self._chat_path = ""
             self._only_chat = None
             target = None
-            options = dict(probe.options)
-        self._provider = provider or build_provider(
-            provider_settings(config, name, base_url, api_key, options=options)
-        )
-        self.chat_service = shared_parts.chat(
-            self._provider, self._upstream, self._defaults, self._logger
-        )
+            self._provider = build_provider(
+                provider_settings(config, name, base_url, api_key, options=dict(probe.options))
+            )
+            self.chat_service = shared_parts.chat(
+                self._provider, self._upstream, self._defaults, self._logger
+            )
         parts = ModuleParts(
             chat=self.chat_service,
             provider=name,
@@ -493,17 +503,3 @@ def _extra_handlers(extras: tuple[ExtraEndpoint, ...]) -> dict[str, dict[str, Ha
         else:  # made just above: this route's own
             methods[extra.method] = extra.handler
     return handlers
-
-
-@lru_cache(maxsize=4096)
-def _meters(defaults: Defaults, max_tokens: int | None) -> dict[str, OpenAIMeter]:
-    """The meters of a module's own endpoints, once per distinct defaults: they keep nothing per
-    route (read only once built)."""
-    return {
-        kind: OpenAIMeter(kind, _bound(prepare, defaults), max_tokens)
-        for kind, prepare in _PREPARE.items()
-    }
-
-
-def _bound(prepare: _Prepare, defaults: Defaults) -> Callable[[dict[str, Any]], Prepared]:
-    return lambda body: prepare(body, defaults)

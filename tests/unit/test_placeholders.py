@@ -170,3 +170,32 @@ def test_a_secret_reached_inside_a_longer_string_makes_the_string_a_secret():
     assert isinstance(value, Secret)
     assert value.reveal() == "Bearer sk-composed-0123"
     assert "sk-composed" not in repr(value)
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "environments.${environment}.urls.llm",
+        "environments.${ environment }.urls.llm",
+        "${environment}",
+        "environments.${environment}",
+        "environments.${environment}.region",
+    ],
+)
+def test_an_inner_text_around_the_environment_resolves_as_it_reads(inner):
+    # `${environments.${environment}.x}` is built without resolving its inner text: the same
+    # value, or the same error, as the inner text resolved first.
+    environments = {**ENVIRONMENTS, "pre.prod": {"urls": {"llm": "http://dotted/v1"}}}
+    for environment in ("development", "production", "qa", "pre.prod"):
+        context = PlaceholderContext(environments=environments, environment=environment, environ={})
+        named = resolve_value(inner, context)
+        expected: object
+        try:
+            expected = resolve_value("${" + named + "}", context)
+        except PlaceholderError as exc:
+            expected = type(exc)
+        try:
+            got: object = resolve_value("${" + inner + "}", context)
+        except PlaceholderError as exc:
+            got = type(exc)
+        assert got == expected

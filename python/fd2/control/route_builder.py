@@ -21,7 +21,6 @@ from fd2.control.environments import canonical_environment
 from fd2.control.manifests.compile import (
     AnyManifest,
     ModuleDeclaration,
-    ResolvedModule,
     declarations,
 )
 from fd2.control.manifests.models import SERVED_STATUSES
@@ -304,7 +303,7 @@ class RouteBuilder:
         self, declaration: ModuleDeclaration, inputs: ProjectInputs
     ) -> tuple[type[Module] | None, Fd2Error | None]:
         """The class serving a declaration, or why none will (then every route answers that)."""
-        label = f"{declaration.project}/{declaration.module}"
+        label = f"{declaration.project}/{declaration.module}"  # (only messages read it)
         if declaration.status not in SERVED_STATUSES:
             return None, NotFound(f"Module {label} is {declaration.status}.")
         try:
@@ -364,7 +363,35 @@ class RouteBuilder:
             instance = cls()
             tasks = self._tasks.child(label)
             try:
-                await instance.setup(self._context(declaration, environment, resolution, tasks))
+                resolved, dependencies = resolution
+                module_type = declaration.module_type
+                logger = self._loggers.get(module_type) or self._logger(module_type)
+                context = ModuleContext(  # (made here: a method of its own per route cost more)
+                    project=declaration.project,
+                    module=declaration.module,
+                    environment=environment,
+                    module_type=module_type,
+                    config=resolved.config,
+                    references=resolved.references,
+                    endpoints=resolved.endpoints,
+                    timeouts=resolved.timeouts,
+                    http=self._http,
+                    upstream_pool=self._pool,
+                    logger=logger,
+                    dependencies=dependencies,
+                    modules=self._handles(declaration, environment, dependencies)
+                    if dependencies
+                    else {},
+                    redis=self._redis,
+                    metrics=self._metrics.for_module(
+                        module_type=module_type,
+                        project=declaration.project,
+                        module=declaration.module,
+                        environment=environment,
+                    ),
+                    tasks=tasks,
+                )
+                await instance.setup(context)
                 handlers = instance.endpoints()
                 if steps is not None and not steps.empty:  # the handlers behind the steps, once
                     handlers = steps.apply(handlers, instance.meters(), instance)
@@ -401,38 +428,6 @@ class RouteBuilder:
             handlers=handlers,
             steps=steps,
             error_renderers=error_renderers,
-        )
-
-    def _context(
-        self,
-        declaration: ModuleDeclaration,
-        environment: str,
-        resolution: tuple[ResolvedModule, dict[str, ModuleDependency]],
-        tasks: Supervisor,
-    ) -> ModuleContext:
-        resolved, dependencies = resolution
-        return ModuleContext(
-            project=declaration.project,
-            module=declaration.module,
-            environment=environment,
-            module_type=declaration.module_type,
-            config=resolved.config,
-            references=resolved.references,
-            endpoints=resolved.endpoints,
-            timeouts=resolved.timeouts,
-            http=self._http,
-            upstream_pool=self._pool,
-            logger=self._logger(declaration.module_type),
-            dependencies=dependencies,
-            modules=self._handles(declaration, environment, dependencies) if dependencies else {},
-            redis=self._redis,
-            metrics=self._metrics.for_module(
-                module_type=declaration.module_type,
-                project=declaration.project,
-                module=declaration.module,
-                environment=environment,
-            ),
-            tasks=tasks,
         )
 
     def _handles(

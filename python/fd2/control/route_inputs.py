@@ -73,12 +73,12 @@ class ProjectInputs:
             None,
         )
         self._backends: dict[str, SecretBackend | None] = {}
-        # Per environment: placeholder strings already resolved by this project's modules (one
-        # build only, so a changed variable or Vault secret is read again by the next).
-        self._memos: dict[str, dict[tuple[Any, ...], Any]] = {}
         self._usage = SecretUsage(secrets)
         self._usages: dict[str, SecretUsage] = {}
-        self._contexts: dict[str, tuple[Mapping[str, Any], PlaceholderContext]] = {}
+        self._per_environment: dict[
+            str,
+            tuple[SecretUsage, dict[tuple[Any, ...], Any], Mapping[str, Any], PlaceholderContext],
+        ] = {}
 
     def resolve_all(
         self, jobs: Iterable[tuple[ModuleDeclaration, str, frozenset[str]]]
@@ -98,21 +98,28 @@ class ProjectInputs:
         self, declaration: ModuleDeclaration, environment: str, secret_fields: frozenset[str]
     ) -> tuple[ResolvedModule, dict[str, ModuleDependency]]:
         """A module's inputs for one environment, and its dependencies resolved for the same."""
-        # One recorder per environment (its resolver), merged into the project's when the build
-        # reads `usage`: a recorder per route cost more than the resolution it records.
-        usage = self._usages.get(environment)
-        if usage is None:
-            usage = self._usages[environment] = SecretUsage(self.resolver_for(environment))
-        memo = self._memos.setdefault(environment, {})
-        # One placeholder context per environment for the modules declared by the same
-        # manifest (the same environment maps): everything it holds is the same for them.
+        # Per environment, found in one look-up: one secret recorder (its resolver), merged into
+        # the project's when the build reads `usage` (a recorder per route cost more than the
+        # resolution it records); the memo of placeholder strings; and one placeholder context
+        # for the modules declared by the same manifest (the same environment maps):
+        # everything it holds is the same for them.
         maps = declaration.environment_maps
-        shared = self._contexts.get(environment)
-        if shared is None or shared[0] is not maps:
-            shared = self._contexts[environment] = (
+        shared = self._per_environment.get(environment)
+        if shared is None or shared[2] is not maps:
+            if shared is None:
+                usage = self._usages[environment] = SecretUsage(self.resolver_for(environment))
+                # Placeholder strings already resolved by this project's modules (one build
+                # only, so a changed variable or Vault secret is read again by the next).
+                memo: dict[tuple[Any, ...], Any] = {}
+            else:
+                usage, memo = shared[0], shared[1]
+            shared = self._per_environment[environment] = (
+                usage,
+                memo,
                 maps,
                 declaration_context(maps, environment, usage, self._environ, memo),
             )
+        usage, memo, _, context = shared
         resolved = resolve_declaration(
             declaration,
             environment,
@@ -121,7 +128,7 @@ class ProjectInputs:
             environ=self._environ,
             base_timeouts=self._base_timeouts,
             memo=memo,
-            context=shared[1],
+            context=context,
         )
         needs = self._needs[declaration.module]
         dependencies = (

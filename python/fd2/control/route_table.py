@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from fd2.module import ErrorRenderer, Handler, Module
@@ -138,7 +139,7 @@ class RouteGroup:
         self.by_environment = by_environment
         self.default_environment = default_environment
         self.origin = origin
-        self.environment_list = ", ".join(sorted(by_environment))
+        self.environment_list = _environment_list(tuple(by_environment))
 
 
 class RouteTable:
@@ -227,6 +228,13 @@ class RouteTable:
             for route in group.by_environment.values()
             if route.loaded is not None
         ]
+
+
+@lru_cache(maxsize=256)
+def _environment_list(names: tuple[str, ...]) -> str:
+    """Environment names sorted and joined, once per distinct set (every module of a project
+    names the same few: a full build asked 5,000 times for the same join)."""
+    return ", ".join(sorted(names))
 
 
 def _routes_in(groups: Mapping[str, RouteGroup]) -> int:

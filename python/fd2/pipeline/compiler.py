@@ -145,10 +145,13 @@ class StepCompiler:
         if context is None:
             context = placeholder_context(declaration, environment, secrets, self._environ)
         entry = declaration.entry
-        # (resolving makes a new dict: the manifest's is not changed)
-        auth = resolve_value(entry.auth, context, "auth") if entry.auth else {}
-        gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
+        auth = entry.auth or _NO_AUTH
         last = self._last_choice
+        # The same module's block, found plain for its last environment, is plain still.
+        known_plain = last is not None and last[2] is auth and last[0] is declaration
+        if not known_plain and not _plain(auth):
+            auth = resolve_value(auth, context, "auth")  # a new dict: the manifest's unchanged
+        gateway = gateway_route_of(config, peers, environment, secrets, self._environ)
         if (
             gateway is None
             and last is not None
@@ -296,6 +299,24 @@ class StepCompiler:
             else:
                 identities[key.digest] = None
         return KeyTable(keys), identities
+
+
+_NO_AUTH: Final[Mapping[str, Any]] = {}
+
+
+def _plain(block: Mapping[str, Any]) -> bool:
+    """Whether a block holds no placeholder at all (keys and values; nothing nested): then
+    resolving it would give an equal copy, and the block is read as written (nothing here
+    writes to it). Most routes' `auth` is `{"mode": ...}`."""
+    for key, value in block.items():
+        if type(value) is str:
+            if "${" in value:
+                return False
+        elif isinstance(value, dict | list):
+            return False
+        if "${" in key:
+            return False
+    return True
 
 
 def _audit_writer(settings: Settings, redis: Any, tasks: Supervisor | None) -> AuditWriter | None:

@@ -79,7 +79,11 @@ def manifest_project(manifest: AnyManifest) -> str:
 
 def content_digest(raw: Mapping[str, Any]) -> str:
     """A hash of a manifest's content that ignores key order and the volatile timestamps."""
-    stable = {key: value for key, value in raw.items() if key not in _VOLATILE_FIELDS}
+    stable = raw  # copied only when there is something to leave out
+    for field in _VOLATILE_FIELDS:
+        if field in raw:
+            stable = {key: value for key, value in raw.items() if key not in _VOLATILE_FIELDS}
+            break
     return hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -88,6 +88,10 @@ class ProjectManifest(msgspec.Struct, frozen=True, kw_only=True):
     def effective_modules(self) -> list[ProjectModule]:
         """The modules with `metadata.fd2` folded in (docs/manifests.md)."""
         settings = project_settings(self.metadata)
+        if not settings.modules:
+            # The common case (nothing under `metadata.fd2.modules`): the entries as written.
+            # Asked twice per manifest (decoding checks it, declarations read it).
+            return list(self.modules)
         by_name = {module.name: module for module in self.modules}
         unknown = sorted(
             name

@@ -121,6 +121,8 @@ class PlaceholderContext:
 
 
 _MISSING: Any = object()
+_RESOLVED_TYPES: Final = (str, dict, list)
+"""What `_resolve` looks inside (a tuple: `isinstance` with a union type is slower)."""
 
 
 @lru_cache(maxsize=1024)
@@ -163,7 +165,7 @@ def _resolve(value: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
                     if found is None or isinstance(found, str | Secret | int | float):
                         memo[(item, path, new_key, depth)] = found
                 resolved[new_key] = found
-            elif isinstance(item, str | dict | list):
+            elif isinstance(item, _RESOLVED_TYPES):
                 resolved[new_key] = _resolve(item, ctx, f"{path}.{new_key}", depth)
             else:
                 resolved[new_key] = item  # as written: no path to spell out for it
@@ -197,9 +199,15 @@ def _resolve_text(text: str, ctx: PlaceholderContext, path: str, depth: int) -> 
             pieces.append(part)
         elif isinstance(part, _Placeholder):
             nested = part.nested
-            expression = (
-                part.inner if nested is None else _resolve_string(nested, ctx, path, depth + 1)
-            )
+            if nested is None:
+                expression = part.inner
+            elif part.around_environment is not None and depth < _MAX_DEPTH:
+                # `environments.${environment}.x`: what resolving the inner text gives, without
+                # resolving it (its one placeholder is the served environment's name).
+                before, after = part.around_environment
+                expression = before + ctx.environment + after
+            else:
+                expression = _resolve_string(nested, ctx, path, depth + 1)
             piece = _evaluate(str(expression), ctx, path, depth)
             texts_only = texts_only and type(piece) is str
             pieces.append(piece)
@@ -224,11 +232,30 @@ class _Placeholder:
     """One `${...}` of a string: its inner text, which itself holds placeholders when `nested`
     is set (then the inner text is resolved first, and the result is the expression)."""
 
-    __slots__ = ("inner", "nested")
+    __slots__ = ("around_environment", "inner", "nested")
 
     def __init__(self, inner: str) -> None:
         self.inner = inner
         self.nested = inner if "${" in inner else None
+        self.around_environment = _around_environment(inner) if self.nested else None
+        """(before, after) when the inner text is `before${environment}after` (literal text
+        around one `${environment}`): it resolves to before + the environment + after."""
+
+
+def _around_environment(inner: str) -> tuple[str, str] | None:
+    parts = _parsed(inner)
+    if len(parts) != 3:
+        return None
+    before, placeholder, after = parts
+    if (
+        isinstance(before, str)
+        and isinstance(after, str)
+        and isinstance(placeholder, _Placeholder)
+        and placeholder.nested is None
+        and placeholder.inner.strip() == "environment"
+    ):
+        return before, after
+    return None
 
 
 class _Unterminated:
@@ -336,7 +363,8 @@ def _step(node: Any, part: str) -> Any:
 
 
 def _reached(node: Any, ctx: PlaceholderContext, path: str, depth: int) -> Any:
-    value = _resolve(node, ctx, path, depth + 1)
+    # (text without placeholders, the common case, is what resolving it gives)
+    value = node if type(node) is str and "${" not in node else _resolve(node, ctx, path, depth + 1)
     if isinstance(value, str) and ctx.on_reached_string is not None:
         return ctx.on_reached_string(value)
     return value
