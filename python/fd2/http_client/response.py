@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from fd2.http_client.connection import Connection
 
 _HIGH_WATER: Final = 256 * 1024
-"""Buffered body bytes at which the connection stops reading from the socket."""
+"""Buffered body bytes at which the connection stops reading from the socket
+(`Connection.on_body`)."""
 _LOW_WATER: Final = 64 * 1024
 
 
@@ -60,15 +61,7 @@ class Response:
         """The whole body has arrived."""
         return self._done
 
-    # Fed by the connection --------------------------------------------------------------------
-
-    def _feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered > _HIGH_WATER and not self._paused:
-            self._paused = True
-            self._connection.pause_reading()
-        self._wake()
+    # Fed by the connection (a piece of the body by `Connection.on_body` itself) ---------------
 
     def _finish(self) -> None:
         self._done = True
@@ -86,21 +79,23 @@ class Response:
 
     # Read by the caller ------------------------------------------------------------------------
 
-    async def _next(self, timeout_s: float | None) -> bytes | None:
-        """The next chunk; None at the end of the body."""
+    async def next_chunk(self, timeout_s: float | None) -> bytes | None:
+        """The next chunk; None at the end of the body. ReadTimeout when none comes for
+        `timeout_s`. Awaited directly by a relay (no async generator around each read)."""
         while not self._chunks:
             if self._error is not None:
                 raise self._error
             if self._done:
                 return None
-            self._waiter = self._connection.loop.create_future()  # no getpid (loop_workers)
+            # The connection's loop: no getpid (loop_workers).
+            self._waiter = waiter = self._connection.loop.create_future()
             try:
                 if timeout_s is None:
-                    await self._waiter
+                    await waiter
                 else:
                     try:
                         with Deadline(timeout_s):  # coarse (0.1 s) and cheap, per chunk
-                            await self._waiter
+                            await waiter
                     except TimeoutError:
                         raise ReadTimeout("the upstream sent nothing in time") from None
             finally:
@@ -131,7 +126,7 @@ class Response:
             return whole
         parts: list[bytes] = []
         size = 0
-        while (chunk := await self._next(timeout_s)) is not None:
+        while (chunk := await self.next_chunk(timeout_s)) is not None:
             size += len(chunk)
             if size > limit:
                 raise ResponseFailed(f"answer longer than {limit} bytes")
@@ -140,7 +135,7 @@ class Response:
 
     async def iter_chunks(self, timeout_s: float | None = None) -> AsyncIterator[bytes]:
         """The body's pieces as they arrive; ReadTimeout when none comes for `timeout_s`."""
-        while (chunk := await self._next(timeout_s)) is not None:
+        while (chunk := await self.next_chunk(timeout_s)) is not None:
             yield chunk
 
     def release(self) -> None:
