@@ -8,7 +8,7 @@ creates or closes either. Headers, origins and timeouts are built here once, not
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Final, Protocol
 
 import aiohttp
@@ -83,9 +83,9 @@ class PooledResponse:
         return self._response.iter_chunks(self._read_s)
 
     def reader(self) -> Callable[[], Awaitable[bytes | None]]:
-        """The body's next piece (None at its end) per call, awaited without an async generator
-        between (the stream relay's reads; see `Response.next_chunk`)."""
-        return partial(self._response.next_chunk, self._read_s)
+        """The body's next piece (None at its end) per call, for the calling task's reads (the
+        stream relay's; see `Response.reader`)."""
+        return self._response.reader(self._read_s)
 
     def read_now(self) -> bytes | None:
         """The whole body if it has arrived already (see `Response.read_now`), else None."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from fd2.deadlines import Deadline
@@ -79,9 +80,12 @@ class Response:
 
     # Read by the caller ------------------------------------------------------------------------
 
-    async def next_chunk(self, timeout_s: float | None) -> bytes | None:
+    async def next_chunk(
+        self, timeout_s: float | None, deadline: Deadline | None = None
+    ) -> bytes | None:
         """The next chunk; None at the end of the body. ReadTimeout when none comes for
-        `timeout_s`. Awaited directly by a relay (no async generator around each read)."""
+        `timeout_s`. `deadline`: one the calling task re-arms for each wait (`reader`) instead
+        of a new one per wait."""
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -94,7 +98,8 @@ class Response:
                     await waiter
                 else:
                     try:
-                        with Deadline(timeout_s):  # coarse (0.1 s) and cheap, per chunk
+                        # Coarse (0.1 s) and cheap, per chunk.
+                        with Deadline(timeout_s) if deadline is None else deadline.rearm(timeout_s):
                             await waiter
                     except TimeoutError:
                         raise ReadTimeout("the upstream sent nothing in time") from None
@@ -106,6 +111,12 @@ class Response:
             self._paused = False
             self._connection.resume_reading()
         return chunk
+
+    def reader(self, timeout_s: float) -> Callable[[], Awaitable[bytes | None]]:
+        """`next_chunk(timeout_s)` for the calling task's successive reads (a stream relay's),
+        awaited directly (no async generator around each read) and with one deadline for all
+        of them. Call it in the task that reads, and read only there."""
+        return partial(self.next_chunk, timeout_s, Deadline(timeout_s))
 
     def read_now(self, limit: int) -> bytes | None:
         """The whole body when it is here already in one piece (the common case: no coroutine
