@@ -59,8 +59,8 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 _STREAM: Final = StreamShape(ttft_ms=20, chunks=4, gap_ms=20)
 """The streamed answer counted: 4 content chunks (then the stand-in's finishing chunk and
 [DONE] in one write), 20 ms apart: far apart enough to stay separate reads under callgrind."""
-_LONG_CHUNKS: Final = 12
-"""The longer answer that gives the cost of a chunk: 8 chunks more than `_STREAM`'s."""
+_LONG_CHUNKS: Final = 20
+"""The longer answer that gives the cost of a chunk: 16 chunks more than `_STREAM`'s."""
 _WARM_STREAMS: Final = 8 * _CONCURRENCY
 """Answers of the warm-up (two rounds of 4 per driver): in the extra-chunk difference too."""
 _RELAYED = [0, 0]

@@ -4,8 +4,34 @@
 // the event data decide whether an event can hold anything wanted; only then
 // is its JSON parsed (serde_json, borrowed, into a `Value`).
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde_json::Value;
+
+/// The member names searched for, each with its searcher built once: `memmem::find` builds one
+/// per call, and a relay makes four searches per chunk of every stream.
+struct Keys {
+    model: Finder<'static>,
+    usage: Finder<'static>,
+    finish_reason: Finder<'static>,
+    error: Finder<'static>,
+    content: Finder<'static>,
+    text: Finder<'static>,
+    refusal: Finder<'static>,
+    arguments: Finder<'static>,
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    model: Finder::new(b"\"model\""),
+    usage: Finder::new(b"\"usage\""),
+    finish_reason: Finder::new(b"\"finish_reason\""),
+    error: Finder::new(b"\"error\""),
+    content: Finder::new(b"\"content\""),
+    text: Finder::new(b"\"text\""),
+    refusal: Finder::new(b"\"refusal\""),
+    arguments: Finder::new(b"\"arguments\""),
+});
 
 /// Token counts of a `usage` object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,9 +63,10 @@ pub struct StreamFacts {
 
 /// Whether `key` (with its quotes) occurs and is followed, after optional
 /// whitespace and the colon, by a byte in `starts`.
-fn member_starts(data: &[u8], key: &[u8], starts: &[u8]) -> bool {
-    memmem::find_iter(data, key).any(|at| {
-        let mut rest = data[at + key.len()..]
+fn member_starts(data: &[u8], key: &Finder<'static>, starts: &[u8]) -> bool {
+    let len = key.needle().len();
+    key.find_iter(data).any(|at| {
+        let mut rest = data[at + len..]
             .iter()
             .skip_while(|b| b.is_ascii_whitespace());
         if rest.next() != Some(&b':') {
@@ -53,17 +80,18 @@ fn member_starts(data: &[u8], key: &[u8], starts: &[u8]) -> bool {
 impl StreamFacts {
     /// Looks at one dispatched event; `collect_text` also gathers generated text.
     pub fn observe(&mut self, event_type: &[u8], data: &[u8], collect_text: bool) {
+        let keys = &*KEYS;
         let is_error_event = event_type == b"error";
         let wanted = is_error_event
-            || (!self.identified && memmem::find(data, b"\"model\"").is_some())
-            || member_starts(data, b"\"usage\"", b"{")
-            || member_starts(data, b"\"finish_reason\"", b"\"")
-            || (self.error.is_none() && member_starts(data, b"\"error\"", b"{\""))
+            || (!self.identified && keys.model.find(data).is_some())
+            || member_starts(data, &keys.usage, b"{")
+            || member_starts(data, &keys.finish_reason, b"\"")
+            || (self.error.is_none() && member_starts(data, &keys.error, b"{\""))
             || (collect_text
-                && (member_starts(data, b"\"content\"", b"\"")
-                    || member_starts(data, b"\"text\"", b"\"")
-                    || member_starts(data, b"\"refusal\"", b"\"")
-                    || member_starts(data, b"\"arguments\"", b"\"")));
+                && (member_starts(data, &keys.content, b"\"")
+                    || member_starts(data, &keys.text, b"\"")
+                    || member_starts(data, &keys.refusal, b"\"")
+                    || member_starts(data, &keys.arguments, b"\"")));
         if !wanted {
             return;
         }
