@@ -72,6 +72,9 @@ class PooledResponse:
         value = self._response.header(b"content-type")
         if value is None:
             return "application/octet-stream"  # as aiohttp says of an answer without one
+        known = _COMMON_TYPES.get(value)
+        if known is not None:  # the usual values, spelled as they are meant: nothing to cut
+            return known
         return value.decode("latin-1").partition(";")[0].strip().lower()
 
     @property
@@ -97,6 +100,17 @@ class PooledResponse:
     def close(self) -> None:
         self._response.release()
 
+
+_COMMON_TYPES: Final = {
+    value.encode(): value.partition(";")[0]
+    for value in (
+        _JSON,
+        _EVENT_STREAM,
+        "application/json; charset=utf-8",
+        "text/event-stream; charset=utf-8",
+    )
+}
+"""Content-Type values upstreams usually send, with the media type `content_type` reads."""
 
 UpstreamResponse = aiohttp.ClientResponse | PooledResponse
 
