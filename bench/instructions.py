@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -256,10 +257,14 @@ def _streams(
     heavy: int,
     chat_port: int,
     ports: tuple[int, int],
+    rounds: int = 1,
 ) -> None:
     """The streamed targets' table: per answer (heavy minus light over the extra answers,
     `_STREAM`'s shape) and per extra chunk (light runs of both shapes: the difference over
-    their chunks, the warm-up's included)."""
+    their chunks, the warm-up's included). With `rounds` > 1 every target is counted that many
+    times, in alternating order, then the medians (min-max): the timers a loop runs (deadline
+    sweeps, disconnect watches) tick by the clock, and under callgrind a loaded machine gives
+    an answer more ticks, so the counts move by a few percent from run to run."""
     short, long = _STREAM.chunks, _LONG_CHUNKS
     extra_chunks = (light + _WARM_STREAMS) * (long - short)
     print(
@@ -267,18 +272,36 @@ def _streams(
         f"answers), per extra chunk ({long} chunks against {short}, {extra_chunks} chunks), "
         "reads relayed per answer"
     )
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in targets}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for name, target, source in targets:
-            runs = [
-                pool.submit(_count, target, light, (chat_port, ports[0]), source, short),
-                pool.submit(_count, target, heavy, (chat_port, ports[0]), source, short),
-                pool.submit(_count, target, light, (chat_port, ports[1]), source, long),
-            ]
-            (few, relayed), (many, _), (longer, _) = (run.result() for run in runs)
-            per_answer = (many - few) / (heavy - light)
-            per_chunk = (longer - few) / extra_chunks
-            reads = relayed[1] / relayed[0]
-            print(f"{name:18} {per_answer:12,.0f} {per_chunk:12,.0f} {reads:8.2f}", flush=True)
+        for round_ in range(rounds):
+            for name, target, source in targets if round_ % 2 == 0 else targets[::-1]:
+                runs = [
+                    pool.submit(_count, target, light, (chat_port, ports[0]), source, short),
+                    pool.submit(_count, target, heavy, (chat_port, ports[0]), source, short),
+                    pool.submit(_count, target, light, (chat_port, ports[1]), source, long),
+                ]
+                (few, relayed), (many, _), (longer, _) = (run.result() for run in runs)
+                per_answer = (many - few) / (heavy - light)
+                per_chunk = (longer - few) / extra_chunks
+                reads = relayed[1] / relayed[0]
+                figures[name].append((per_answer, per_chunk))
+                where = f"  (round {round_ + 1})" if rounds > 1 else ""
+                print(
+                    f"{name:18} {per_answer:12,.0f} {per_chunk:12,.0f} {reads:8.2f}{where}",
+                    flush=True,
+                )
+    if rounds > 1:
+        print(f"\n{'target':18} medians of {rounds} rounds (min-max): per answer, per extra chunk")
+        for name, counted in figures.items():
+            answers = sorted(answer for answer, _ in counted)
+            chunks = sorted(chunk for _, chunk in counted)
+            print(
+                f"{name:18} {statistics.median(answers):12,.0f} "
+                f"({answers[0]:,.0f}-{answers[-1]:,.0f}) {statistics.median(chunks):10,.0f} "
+                f"({chunks[0]:,.0f}-{chunks[-1]:,.0f})",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -293,6 +316,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--stream-heavy", type=int, default=1056, help="streamed answers of the long run"
+    )
+    parser.add_argument(
+        "--stream-rounds", type=int, default=1, help="count each streamed target this many times"
     )
     parser.add_argument(
         "--only",
@@ -353,6 +379,7 @@ def main() -> None:
                 args.stream_heavy,
                 standins.chat_port,
                 (standins.stream_port, longer.stream_port),
+                args.stream_rounds,
             )
 
 
