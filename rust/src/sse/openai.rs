@@ -7,7 +7,51 @@
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// The members of an event that `learn` reads, each left unparsed (any JSON), the rest skipped:
+/// reading a chunk this way costs a fraction of building its `Value`. An event this does not
+/// fit (not an object, a member twice) is read as a `Value`, as before.
+#[derive(Deserialize)]
+struct Members<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<&'a RawValue>,
+}
+
+/// A choice's `finish_reason`, the only member read of it when no text is collected.
+#[derive(Deserialize)]
+struct FinishReason<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+/// What `Value::as_str` gives of a member: its text when it is a string.
+fn as_string(raw: Option<&RawValue>) -> Option<String> {
+    let raw = raw?;
+    if raw.get().starts_with('"') {
+        serde_json::from_str(raw.get()).ok()
+    } else {
+        None
+    }
+}
+
+/// A member as a `Value` (`Value::Null` when absent), for the rare members read in full.
+fn as_value(raw: Option<&RawValue>) -> Value {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or(Value::Null)
+}
 
 /// The member names searched for, each with its searcher built once: `memmem::find` builds one
 /// per call, and a relay makes four searches per chunk of every stream.
@@ -95,6 +139,13 @@ impl StreamFacts {
         if !wanted {
             return;
         }
+        if !is_error_event && !collect_text {
+            if let Ok(members) = serde_json::from_slice::<Members<'_>>(data) {
+                self.parsed += 1;
+                self.learn_members(&members);
+                return;
+            }
+        }
         let Ok(value) = serde_json::from_slice::<Value>(data) else {
             if is_error_event && self.error.is_none() {
                 self.error = Some(String::from_utf8_lossy(data).into_owned());
@@ -105,6 +156,58 @@ impl StreamFacts {
         self.learn(&value, is_error_event, collect_text);
     }
 
+    /// `learn` for an event read as `Members` (no error event, no text collected): the same
+    /// facts, read the same way.
+    fn learn_members(&mut self, members: &Members<'_>) {
+        if !self.identified {
+            self.identified = true;
+            self.model = as_string(members.model);
+            self.id = as_string(members.id);
+            self.created = members
+                .created
+                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                .and_then(|created| created.as_i64());
+        }
+        if members.usage.is_some() {
+            self.learn_usage(&as_value(members.usage));
+        }
+        if self.error.is_none() {
+            let error = as_value(members.error);
+            if !error.is_null() {
+                self.error = Some(error.to_string());
+            }
+        }
+        let Some(choices) = members
+            .choices
+            .and_then(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()).ok())
+        else {
+            return;
+        };
+        for choice in choices {
+            let reason = match serde_json::from_str::<FinishReason<'_>>(choice.get()) {
+                Ok(choice) => as_string(choice.finish_reason),
+                // Not an object, or a member twice (a `Value` keeps the last): as before.
+                Err(_) => serde_json::from_str::<Value>(choice.get())
+                    .ok()
+                    .and_then(|choice| choice["finish_reason"].as_str().map(str::to_owned)),
+            };
+            if let Some(reason) = reason {
+                self.finish_reason = Some(reason);
+            }
+        }
+    }
+
+    fn learn_usage(&mut self, usage: &Value) {
+        if let Some(usage) = usage.as_object() {
+            let field = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+            self.usage = Some(Usage {
+                prompt_tokens: field("prompt_tokens"),
+                completion_tokens: field("completion_tokens"),
+                total_tokens: field("total_tokens"),
+            });
+        }
+    }
+
     fn learn(&mut self, value: &Value, is_error_event: bool, collect_text: bool) {
         if !self.identified {
             self.identified = true;
@@ -112,13 +215,8 @@ impl StreamFacts {
             self.id = value["id"].as_str().map(str::to_owned);
             self.created = value["created"].as_i64();
         }
-        if let Some(usage) = value.get("usage").and_then(Value::as_object) {
-            let field = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
-            self.usage = Some(Usage {
-                prompt_tokens: field("prompt_tokens"),
-                completion_tokens: field("completion_tokens"),
-                total_tokens: field("total_tokens"),
-            });
+        if let Some(usage) = value.get("usage") {
+            self.learn_usage(usage);
         }
         if self.error.is_none() {
             match value.get("error") {
