@@ -16,6 +16,7 @@ __all__ = [
     "EventStreamDecoder",
     "EventStreamError",
     "GcraBuckets",
+    "GcraPlan",
     "KeyDigester",
     "NativeError",
     "PiiScanner",
@@ -31,6 +32,7 @@ __all__ = [
     "encode",
     "encoding_for_model",
     "encoding_loaded",
+    "presented_credential",
 ]
 
 CACHE_KEY_VERSION: Final[str]
@@ -179,6 +181,26 @@ class GcraBuckets:
         """(allowed, retry_after_us, remaining, reset_us); the new TATs are stored if allowed."""
     def adjust(self, specs: tuple[Any, ...], deltas: Sequence[int], now: int) -> None:
         """Charges `deltas` more units (negative: gives units back), one per spec."""
+    def plan(self, specs: tuple[Any, ...]) -> GcraPlan:
+        """These buckets, fixed for a route: decided per request without reading a spec or
+        hashing a key. They share their state with this store."""
+    def __len__(self) -> int: ...
+
+@final
+class GcraPlan:
+    """One route's fixed buckets, planned by `GcraBuckets.plan`."""
+
+    def admit(
+        self, tokens: int, now: int
+    ) -> list[tuple[bytes, bytes]] | tuple[int, list[int], list[int]]:
+        """Admitted (one per requests bucket, `tokens` per tokens bucket): the new state is
+        stored and the x-ratelimit-* headers returned. Refused: nothing changes, and
+        `(retry_after_us, remaining, reset_us)` is returned, one entry per bucket."""
+    def settle(self, delta: int, now: int) -> None:
+        """Charges `delta` more tokens to every tokens bucket (negative: gives them back)."""
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether any bucket counts tokens."""
     def __len__(self) -> int: ...
 
 def build_info() -> dict[str, str]:
@@ -192,3 +214,8 @@ class PiiScanner:
     def __new__(cls, kinds: Sequence[str]) -> PiiScanner: ...
     def scan(self, text: str) -> list[tuple[str, int, int]]:
         """(kind, start, end) of each match, ordered, offsets in characters."""
+
+def presented_credential(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The credential among ASGI `headers`: `authorization: Bearer`, `api-key` or
+    `x-api-key`; None without one. ValueError for one to refuse: another scheme, two
+    different credentials, or anything but printable ASCII without spaces, or over 16 KiB."""

@@ -55,6 +55,22 @@ class Recorder:
         return dict(self.messages[0]["headers"])
 
 
+class Served(Recorder):
+    """The server's side of one request, as fd2's core is: the route's steps' headers added
+    to the answer (`request.answer_headers`), its status kept on the request."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__()
+        self.request = request
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.request.status = message["status"]
+            headers = [*message.get("headers", ()), *self.request.answer_headers]
+            message = {**message, "headers": headers}
+        await super().__call__(message)
+
+
 class Answering:
     """A module handler: answers 200 (or `status`) and reports `usage` when given one."""
 

@@ -184,3 +184,21 @@ def test_any_header_bytes_give_a_clean_credential_or_a_401(headers):
         return
     if found is not None:
         assert found.isascii() and found.isprintable() and " " not in found
+
+
+def test_a_rate_limit_claim_beyond_counting_is_the_largest_limit() -> None:
+    """A token's `rate_limit` of 10^30 is no limit in practice: counted as the largest one the
+    buckets hold rather than breaking every request of its caller."""
+    from fd2.limits.gcra import LocalLimiter
+    from fd2.limits.plan import LimitPlan
+    from fd2.limits.specs import MAX_LIMIT
+
+    identity = identity_from_claims(
+        {"sub": "a", "project": "acme", "environment": "development", "rate_limit": 10**30},
+        project="acme",
+        environment="development",
+        require_route_claims=True,
+    )
+    assert identity is not None
+    assert [spec.limit for spec in identity.limit_specs] == [MAX_LIMIT]
+    assert LimitPlan(LocalLimiter(), ()).planned_with(identity) is not None

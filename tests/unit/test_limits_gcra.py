@@ -64,7 +64,8 @@ def test_parse_limits_refuses_nonsense():
     assert parse_limits({"requests_per_second": "20", "other": 1}, "x") == {
         "requests_per_second": 20
     }
-    for bad in ({"requests_per_second": 0}, {"tokens_per_minute": "many"}, [1]):
+    too_many = {"requests_per_minute": 10**12 + 1}  # beyond what the buckets count
+    for bad in ({"requests_per_second": 0}, {"tokens_per_minute": "many"}, [1], too_many):
         try:
             parse_limits(bad, "x")
         except Exception as exc:
@@ -121,3 +122,13 @@ def test_the_native_buckets_refuse_a_cost_list_of_another_length() -> None:
 
     with pytest.raises(ValueError, match="one cost per spec"):
         GcraBuckets().acquire((LimitSpec("a", "requests", 3, 1),), [1, 1], 0)
+
+
+def test_a_window_too_large_to_count_is_the_route_s_settings_error() -> None:
+    from fd2.limits.plan import LimitPlan
+    from fd2.limits.specs import LimitSpec
+    from fd2.serving.errors import ConfigError
+
+    huge = LimitSpec("route:x:apisix:0:limit-count", "requests", 5, 10**30)
+    with pytest.raises(ConfigError):
+        LimitPlan(LocalLimiter(), (huge,))

@@ -90,3 +90,77 @@ async def test_an_endpoint_without_a_meter_is_read_only_for_restricted_callers()
     with pytest.raises(Forbidden):
         await authorise(restricted, None, method="POST", path="/v1/anything")
     assert (await authorise(Identity("jwt:b"), None, method="POST")).seen
+
+
+async def test_authenticating_authorises_a_caller_it_can_refuse() -> None:
+    """Given the authorise step, authenticate runs it for a restricted caller (the policy's
+    key may use model `m` only), so a request for another model is refused."""
+    meter_other, meter_m = FixedMeter(model="other"), FixedMeter(model="m")
+    handler = Answering()
+    with pytest.raises(Forbidden):
+        await Authenticate(policy(), Authorise(meter_other))(
+            make_request({}, headers=bearer(KEY)), Recorder(), handler
+        )
+    assert not handler.seen
+    request = make_request({}, headers=bearer(KEY))
+    await Authenticate(policy(), Authorise(meter_m))(request, Recorder(), handler)
+    assert handler.seen == [request]
+
+
+async def test_a_job_s_caller_is_authorised_too() -> None:
+    """A job run in process skips authenticating (its caller was authenticated when it was
+    submitted) but not authorising."""
+    from fd2.pipeline.auth import JOB_IDENTITY
+
+    only_embeddings = Identity("key:j", endpoints=frozenset({"/v1/embeddings"}))
+    handler = Answering()
+    request = make_request({})
+    request.scope[JOB_IDENTITY] = only_embeddings
+    with pytest.raises(Forbidden):
+        await Authenticate(policy(), Authorise(FixedMeter()))(request, Recorder(), handler)
+    assert not handler.seen
+    request = make_request({}, path="/v1/embeddings")
+    request.scope[JOB_IDENTITY] = only_embeddings
+    await Authenticate(policy(), Authorise(FixedMeter()))(request, Recorder(), handler)
+    assert handler.seen == [request] and request.identity is only_embeddings
+
+
+async def test_an_unrestricted_caller_skips_authorising() -> None:
+    """Nothing to refuse: the authorise step is not entered."""
+
+    class NeverEntered(Authorise):
+        async def __call__(self, request, send, call_next) -> None:  # type: ignore[no-untyped-def]
+            raise AssertionError("authorise ran for an unrestricted caller")
+
+    digest = hmac.new(PEPPER, KEY.encode(), hashlib.sha256).hexdigest()
+    key = ApiKey(ApiKeyRecord(id="k", hash=digest), "acme")
+    open_policy = AuthPolicy(
+        mode="api_key",
+        project="acme",
+        module="chat",
+        environment="development",
+        keys=KeyTable([key]),
+        hasher=KeyHasher(PEPPER),
+        identities={key.digest: Identity("key:k")},
+    )
+    handler = Answering()
+    await Authenticate(open_policy, NeverEntered(FixedMeter()))(
+        make_request({}, headers=bearer(KEY)), Recorder(), handler
+    )
+    assert len(handler.seen) == 1
+
+
+async def test_a_key_checked_once_is_known_after_and_a_wrong_one_never_is() -> None:
+    """The policy remembers the keys that matched (one entry per key of its table), never a
+    key that did not: a flood of made-up keys cannot grow it."""
+    checked = policy()
+    for _ in range(3):
+        request = make_request({}, headers=bearer(KEY))
+        await Authenticate(checked)(request, Recorder(), Answering())
+        assert request.identity is not None and request.identity.credential == "key:k"
+    for index in range(50):
+        with pytest.raises(Unauthorized):
+            await Authenticate(checked)(
+                make_request({}, headers=bearer(f"fd2_made-up-{index}")), Recorder(), Answering()
+            )
+    assert list(checked._known_keys) == [KEY]

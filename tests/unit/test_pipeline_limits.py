@@ -4,7 +4,7 @@ token reservations settled with the usage the module reports (or its estimate)."
 from __future__ import annotations
 
 import pytest
-from pipeline_support import Answering, FixedMeter, Recorder, make_request
+from pipeline_support import Answering, FixedMeter, Recorder, Served, make_request
 
 from fd2.auth.identity import Identity
 from fd2.limits.errors import RateLimited
@@ -32,8 +32,8 @@ def remaining_tokens(step_plan: LimitPlan) -> int:
 
 
 async def run(step: Limits, handler: Answering, **request_options) -> tuple[Recorder, object]:
-    send = Recorder()
     request = make_request({"model": "m"}, **request_options)
+    send = Served(request)
     await step(request, send, handler)
     return send, request
 
@@ -75,16 +75,18 @@ async def test_a_failed_call_gives_the_reservation_back() -> None:
     assert remaining_tokens(step_plan) == 1000
 
 
-async def test_a_module_error_is_rendered_here_with_the_headers_and_refunded() -> None:
+async def test_a_module_error_leaves_the_headers_for_its_answer_and_is_refunded() -> None:
+    """The error goes on to the server's side, which renders it (in the module's shape) with
+    the headers the step left on the request; the reservation is given back."""
     step_plan = plan({**TOKENS, "requests_per_minute": 5})
 
     async def failing(request, send) -> None:
         raise UpstreamError("The upstream answered HTTP 500.")
 
-    send = Recorder()
-    await Limits(step_plan, FixedMeter())(make_request({}), send, failing)
-    assert send.status == 502
-    assert send.headers[b"x-ratelimit-limit-requests"] == b"5"
+    request = make_request({})
+    with pytest.raises(UpstreamError):
+        await Limits(step_plan, FixedMeter())(request, Served(request), failing)
+    assert dict(request.answer_headers)[b"x-ratelimit-limit-requests"] == b"5"
     assert remaining_tokens(step_plan) == 1000
 
 
@@ -110,8 +112,8 @@ async def test_the_callers_own_limits_and_the_clients_follow_the_request() -> No
     )
 
     async def as_caller(address: str) -> Recorder:
-        send = Recorder()
         request = make_request({}, client=(address, 1))
+        send = Served(request)
         request.identity = caller
         await step(request, send, Answering())
         return send
@@ -136,8 +138,8 @@ async def test_a_callers_limits_apply_on_a_route_without_any() -> None:
     )
 
     async def once() -> Recorder:
-        send = Recorder()
         request = make_request({})
+        send = Served(request)
         request.identity = caller
         await step(request, send, Answering())
         return send
@@ -174,3 +176,39 @@ def test_durations_read_like_openais():
         )[b"retry-after"]
         == b"10"
     )
+
+
+class _Remote:
+    """A limiter that is not the in-process one (as the Redis limiter): its buckets are named
+    per request, never planned. It keeps them in a LocalLimiter of its own."""
+
+    def __init__(self) -> None:
+        self.local = LocalLimiter()
+
+    async def acquire(self, specs, costs):  # type: ignore[no-untyped-def]
+        return self.local.acquire_now(specs, costs)
+
+    async def adjust(self, specs, deltas) -> None:  # type: ignore[no-untyped-def]
+        self.local.adjust_now(specs, deltas)
+
+
+@pytest.mark.parametrize("remote", [False, True])
+async def test_planned_and_remote_buckets_answer_alike(remote: bool) -> None:
+    """The planned path (in-process limiter) and the per-request one (any other limiter) give
+    the same headers, refusals and settlements."""
+    limiter = _Remote() if remote else LocalLimiter()
+    specs = specs_for("route:acme:chat:development", {**TOKENS, "requests_per_minute": 3})
+    step_plan = LimitPlan(limiter, specs)  # type: ignore[arg-type]
+    assert (step_plan.planned is None) is remote
+    meter = FixedMeter(prompt=10, bound=90)
+    usage = Usage(prompt_tokens=10, completion_tokens=20, cached_tokens=0)
+    sends = [(await run(Limits(step_plan, meter), Answering(usage=usage)))[0] for _ in range(3)]
+    assert [send.headers[b"x-ratelimit-remaining-requests"] for send in sends] == [b"2", b"1", b"0"]
+    assert sends[0].headers[b"x-ratelimit-remaining-tokens"] == b"900"
+    # the first settled at 30 used, the second reserved 100
+    assert sends[1].headers[b"x-ratelimit-remaining-tokens"] in (b"870", b"871")
+    with pytest.raises(RateLimited) as refused:
+        await run(Limits(step_plan, meter), Answering())
+    assert refused.value.error_type == "requests"
+    local = limiter.local if isinstance(limiter, _Remote) else limiter
+    assert 909 <= local.acquire_now(step_plan.static_token_specs, [0]).remaining[0] <= 911

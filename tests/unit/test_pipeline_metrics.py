@@ -49,7 +49,9 @@ async def test_auth_failures_are_counted_by_reason_class() -> None:
     assert value(registry, "fd2_auth_failures_total", **ROUTE, reason="forbidden") == 1
 
 
-async def test_an_upstream_error_the_limits_step_renders_is_counted_there() -> None:
+async def test_an_upstream_error_behind_the_limits_step_is_left_to_the_core() -> None:
+    """The step neither renders nor counts it: the core does both, once (with the step's
+    headers, in the module's error shape)."""
     registry = MetricsRegistry()
     plan = LimitPlan(
         LocalLimiter(), specs_for("route:acme:chat:development", {"requests_per_minute": 5})
@@ -59,6 +61,7 @@ async def test_an_upstream_error_the_limits_step_renders_is_counted_there() -> N
         raise UpstreamTimeout("The upstream timed out.")
 
     send = Recorder()
-    await Limits(plan, None)(make_request({}), send, failing)
-    assert send.status == 504
-    assert value(registry, "fd2_upstream_errors_total", **ROUTE, kind="gateway_timeout") == 1
+    with pytest.raises(UpstreamTimeout):
+        await Limits(plan, None)(make_request({}), send, failing)
+    assert not send.messages
+    assert not value(registry, "fd2_upstream_errors_total", **ROUTE, kind="gateway_timeout")

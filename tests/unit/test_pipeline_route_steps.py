@@ -28,18 +28,17 @@ def test_an_open_route_without_limits_keeps_the_modules_handlers() -> None:
 
 def test_the_steps_in_order() -> None:
     meter = FixedMeter()
-    # limits too: a caller's key or token may carry its own
-    assert [type(s) for s in RouteSteps(KEYED, limits()).steps(meter)] == [
-        Authenticate,
-        Authorise,
-        Limits,
-    ]
+    # limits too: a caller's key or token may carry its own; authorising runs inside
+    # authenticating (one step fewer for a caller it cannot refuse)
+    keyed = RouteSteps(KEYED, limits()).steps(meter)
+    assert [type(s) for s in keyed] == [Authenticate, Limits]
+    assert isinstance(keyed[0]._authorise, Authorise)  # type: ignore[attr-defined]
+    assert keyed[0]._authorise._meter is meter  # type: ignore[attr-defined]
     assert [type(s) for s in RouteSteps(OPEN, limits(requests_per_minute=1)).steps(meter)] == [
         Limits
     ]
     assert [type(s) for s in RouteSteps(KEYED, limits(requests_per_minute=1)).steps(None)] == [
         Authenticate,
-        Authorise,
         Limits,
     ]
 
@@ -63,9 +62,8 @@ def test_each_endpoint_is_composed_with_its_own_meter() -> None:
     ):
         (bound,) = composed[path].values()
         assert bound is not handler
-        # authenticate → authorise → limits → handler, each bound to the next
-        authorise = bound.keywords["call_next"]
-        limits_step = authorise.keywords["call_next"]
-        assert authorise.func.__self__._meter is meter
+        # authenticate (authorising inside) → limits → handler, each bound to the next
+        assert bound.func.__self__._authorise._meter is meter
+        limits_step = bound.keywords["call_next"]
         assert limits_step.func.__self__._meter is meter
         assert limits_step.keywords["call_next"] is handler

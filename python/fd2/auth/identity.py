@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from fd2._native import GcraPlan
 from fd2.control.environments import canonical_environment, is_valid_environment_name
 from fd2.limits.plan import credential_specs
-from fd2.limits.specs import LimitSpec
+from fd2.limits.specs import MAX_LIMIT, LimitSpec
 
 
 class Identity:
     """An authenticated caller on one route. Built at compile time for API keys."""
 
-    __slots__ = ("credential", "endpoints", "limit_specs", "models")
+    __slots__ = ("credential", "endpoints", "limit_specs", "models", "planned", "restricted")
 
     def __init__(
         self,
@@ -27,6 +28,10 @@ class Identity:
         self.models = models
         self.endpoints = endpoints
         self.limit_specs = limit_specs
+        self.restricted = endpoints is not None or models is not None
+        """Limited to some endpoints or models: what authorising can refuse."""
+        self.planned: tuple[object, GcraPlan] | None = None
+        """The in-process limiter's plan of the route's buckets and these (`LimitPlan`'s)."""
 
     def allows_endpoint(self, path: str) -> bool:
         allowed = self.endpoints
@@ -81,6 +86,7 @@ def identity_from_claims(
         rate = _positive_integer(claims["rate_limit"])
         if rate is None:
             return None  # a limit of the wrong shape grants nothing, not everything
+        rate = min(rate, MAX_LIMIT)  # beyond it, no limit in practice: counted as the largest
         field = RATE_LIMIT_WINDOWS[rate_limit_window]
         specs = credential_specs(project, credential, {field: rate})
     return Identity(credential, models=models, endpoints=endpoints, limit_specs=specs)

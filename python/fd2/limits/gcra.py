@@ -10,10 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from fd2._native import GcraBuckets
+from fd2._native import GcraBuckets, GcraPlan
 from fd2.limits.specs import LimitSpec
 
 _monotonic_ns = time.monotonic_ns
+
+
+def now_us() -> int:
+    """The limiters' clock: monotonic µs."""
+    return _monotonic_ns() // 1000
 
 
 class Decision:
@@ -83,13 +88,17 @@ class LocalLimiter:
         return self.acquire_now(specs, costs)
 
     def acquire_now(self, specs: Sequence[LimitSpec], costs: Sequence[int]) -> Decision:
-        allowed, retry, remaining, reset = self._buckets.acquire(
-            tuple(specs), costs, _monotonic_ns() // 1000
-        )
+        allowed, retry, remaining, reset = self._buckets.acquire(tuple(specs), costs, now_us())
         return Decision(allowed, retry, remaining, reset)
 
     async def adjust(self, specs: Sequence[LimitSpec], deltas: Sequence[int]) -> None:
         self.adjust_now(specs, deltas)
 
+    def plan(self, specs: tuple[LimitSpec, ...]) -> GcraPlan:
+        """These buckets, fixed for a route, planned once: a request is then one native call
+        (`GcraPlan.admit`) that also renders the x-ratelimit-* headers. The plan and
+        `acquire_now` share the buckets' state."""
+        return self._buckets.plan(specs)
+
     def adjust_now(self, specs: Sequence[LimitSpec], deltas: Sequence[int]) -> None:
-        self._buckets.adjust(tuple(specs), deltas, _monotonic_ns() // 1000)
+        self._buckets.adjust(tuple(specs), deltas, now_us())

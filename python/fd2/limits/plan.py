@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from fd2._native import GcraPlan
 from fd2.limits.gcra import Decision, LocalLimiter
 from fd2.limits.specs import LimitSpec, parse_limits, specs_for
+from fd2.serving.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fd2.auth.identity import Identity
 
 
 class Limiter(Protocol):
@@ -19,10 +24,12 @@ class LimitPlan:
     """The static buckets of one (project, module, environment) and the limiter that holds them."""
 
     __slots__ = (
+        "_local",
         "acquire_now",
         "limiter",
         "per_caller",
         "per_client",
+        "planned",
         "static_specs",
         "static_token_specs",
     )
@@ -40,6 +47,14 @@ class LimitPlan:
             limiter.acquire_now if isinstance(limiter, LocalLimiter) else None
         )
         """The in-process limiter's decision without a coroutine (None: it is remote)."""
+        self._local = limiter if isinstance(limiter, LocalLimiter) else None
+        self.planned: GcraPlan | None = None
+        if self._local is not None and static_specs:
+            try:
+                self.planned = self._local.plan(static_specs)
+            except OverflowError:  # a route's settings error, not every request's 500
+                raise ConfigError("a limit or its window is too large to count") from None
+        """The static buckets planned in the in-process limiter (None: remote, or none)."""
         self.static_specs = static_specs
         self.static_token_specs = tuple(s for s in static_specs if s.kind == "tokens")
         self.per_client = per_client
@@ -50,6 +65,18 @@ class LimitPlan:
     @property
     def empty(self) -> bool:
         return not (self.static_specs or self.per_client or self.per_caller)
+
+    def planned_with(self, identity: Identity) -> GcraPlan | None:
+        """The static buckets and the caller's, planned once per identity (None: remote).
+        An identity belongs to one route, so to one plan: the cache is the identity's."""
+        if self._local is None:
+            return None
+        cached = identity.planned
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        planned = self._local.plan(self.static_specs + identity.limit_specs)
+        identity.planned = (self, planned)
+        return planned
 
     def dynamic_specs(self, client: str, caller: str | None) -> tuple[LimitSpec, ...]:
         """The per-client and per-caller buckets of one request (a caller-keyed bucket falls

@@ -21,6 +21,9 @@ _WINDOWS_US: Final = {
     "tokens_per_minute": ("tokens", 60_000_000),
 }
 LIMIT_FIELDS: Final = frozenset(_WINDOWS_US)
+MAX_LIMIT: Final = 10**12
+"""The largest limit a manifest may set: far above any real one, and small enough that every
+bucket's arithmetic fits the native limiter's 64-bit state."""
 
 
 class LimitSpec(msgspec.Struct, frozen=True):
@@ -57,6 +60,8 @@ def parse_limits(raw: Any, where: str) -> dict[str, int]:
             raise ConfigError(f"{where}.{name} must be a positive integer") from None
         if number < 1 or isinstance(value, bool):
             raise ConfigError(f"{where}.{name} must be a positive integer")
+        if number > MAX_LIMIT:
+            raise ConfigError(f"{where}.{name} must be at most {MAX_LIMIT}")
         limits[name] = number
     return limits
 

@@ -8,9 +8,11 @@ defaults), never read from the body here: the core does not know where a provide
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Final
 
 from fd2.auth.errors import Forbidden
+from fd2.auth.identity import Identity
 from fd2.auth.policy import AuthPolicy
 from fd2.metering import Meter
 from fd2.module import Handler
@@ -26,30 +28,57 @@ JOB_IDENTITY: Final = "fd2.job_identity"
 
 
 class Authenticate:
-    """Sets `request.identity` from the credential the policy accepts, or raises 401/403."""
+    """Sets `request.identity` from the credential the policy accepts, or raises 401/403.
 
-    __slots__ = ("policy",)
+    Given `authorise`, it runs that step itself, and only for an identity it can refuse (one
+    limited to some endpoints or models): one step fewer on every other request."""
 
-    def __init__(self, policy: AuthPolicy) -> None:
+    __slots__ = ("_authorise", "policy")
+
+    def __init__(self, policy: AuthPolicy, authorise: Authorise | None = None) -> None:
         self.policy = policy
+        self._authorise = authorise
 
-    async def __call__(self, request: Request, send: Send, call_next: Handler) -> None:
-        captured = request.scope.get(JOB_IDENTITY)
-        if captured is not None:
-            # A job run in process (fd2.jobs): its caller was authenticated when it was
-            # submitted. Only in-process calls can put this key in a scope (no header can).
-            request.identity = captured
-            await call_next(request, send)
-            return
+    def __call__(self, request: Request, send: Send, call_next: Handler) -> Awaitable[None]:
+        # A plain function: a caller known without a wait (a key of the manifest's, a token
+        # verified before) goes on to the next step with no coroutine of this step's.
+        # A job run in process (fd2.jobs) carries its caller, authenticated when it was
+        # submitted. Only in-process calls can put this key in a scope (no header can).
+        identity: Identity | None = request.scope.get(JOB_IDENTITY)
+        if identity is None:
+            try:
+                identity = self.policy.authenticate_now(request)
+            except Unauthorized as exc:
+                _failed(request, "missing" if exc.missing else "invalid")
+                raise
+            except Forbidden:
+                _failed(request, "forbidden")
+                raise
+            if identity is None:
+                return self._after_waiting(request, send, call_next)
+        request.identity = identity
+        return self._next(request, send, call_next, identity)
+
+    async def _after_waiting(self, request: Request, send: Send, call_next: Handler) -> None:
+        """A caller that needs a wait to know (a token to verify, the shared key store)."""
         try:
-            request.identity = await self.policy.authenticate(request)
+            identity = await self.policy.authenticate(request)
         except Unauthorized as exc:
             _failed(request, "missing" if exc.missing else "invalid")
             raise
         except Forbidden:
             _failed(request, "forbidden")
             raise
-        await call_next(request, send)
+        request.identity = identity
+        await self._next(request, send, call_next, identity)
+
+    def _next(
+        self, request: Request, send: Send, call_next: Handler, identity: Identity | None
+    ) -> Awaitable[None]:
+        authorise = self._authorise
+        if authorise is not None and identity is not None and identity.restricted:
+            return authorise(request, send, call_next)
+        return call_next(request, send)
 
 
 class Authorise:

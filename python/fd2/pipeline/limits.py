@@ -7,7 +7,8 @@ answer whose usage is not reported keeps its whole reservation (charged by the e
 refunded to zero); a refused or failed call (no 2xx answer) gives it all back.
 
 Every answer that went through limits carries OpenAI's x-ratelimit-* headers (and a 429 its
-Retry-After), written here.
+Retry-After): decided here, put on `request.answer_headers`, which the server side adds to
+whatever answers (the module, a later step, or fd2 rendering an error in the module's shape).
 """
 
 from __future__ import annotations
@@ -16,41 +17,65 @@ from collections.abc import Awaitable, Sequence
 from typing import Final
 
 from fd2.limits.errors import RateLimited
-from fd2.limits.gcra import Decision
+from fd2.limits.gcra import Decision, now_us
 from fd2.limits.plan import LimitPlan
 from fd2.limits.specs import LimitSpec
 from fd2.metering import Meter
 from fd2.module import Handler
 from fd2.serving import request_metrics
-from fd2.serving.errors import Fd2Error
 from fd2.serving.request import Request
-from fd2.serving.request_metrics import UPSTREAM_ERRORS
-from fd2.serving.responses import send_error
-from fd2.types import Headers, Message, Send
+from fd2.types import Headers, Send
 
 
 class Limits:
     """The buckets of one endpoint: the route's, the project's, the caller's and (APISIX) the
     client's; OpenAI's x-ratelimit-* headers on every answer, 429 when a bucket is empty."""
 
-    __slots__ = ("_dynamic", "_meter", "_plan")
+    __slots__ = ("_dynamic", "_meter", "_none", "_plan", "_quick")
 
     def __init__(self, plan: LimitPlan, meter: Meter | None) -> None:
         self._plan = plan
         self._meter = meter
         self._dynamic = bool(plan.per_client or plan.per_caller)
+        self._none = not plan.static_specs and not self._dynamic
+        """No bucket but what a caller brings."""
+        planned = plan.planned
+        self._quick = (
+            planned
+            if planned is not None and not planned.counts_tokens and not self._dynamic
+            else None
+        )
+        """The route's buckets when they count requests only, in the in-process limiter: a
+        caller without limits of its own is admitted with no coroutine of this step's."""
 
-    async def __call__(self, request: Request, send: Send, call_next: Handler) -> None:
+    def __call__(self, request: Request, send: Send, call_next: Handler) -> Awaitable[None]:
+        identity = request.identity
+        if identity is None or not identity.limit_specs:
+            if self._none:
+                return call_next(request, send)
+            quick = self._quick
+            if quick is not None:
+                outcome = quick.admit(0, now_us())
+                if isinstance(outcome, list):  # admitted (a refusal is explained below)
+                    request.answer_headers = outcome
+                    _count(request, "allowed")
+                    return call_next(request, send)
+        return self._limited(request, send, call_next)
+
+    async def _limited(self, request: Request, send: Send, call_next: Handler) -> None:
         plan = self._plan
         identity = request.identity
         specs = plan.static_specs
+        planned = plan.planned
         if identity is not None and identity.limit_specs:
             specs = specs + identity.limit_specs
+            planned = plan.planned_with(identity)
         if self._dynamic:
             client = request.scope.get("client")
             address = str(client[0]) if client else "unknown"
             caller = identity.credential if identity is not None else None
             specs = specs + plan.dynamic_specs(address, caller)
+            planned = None  # buckets named per request: nothing to plan
         if not specs:
             await call_next(request, send)
             return
@@ -64,61 +89,54 @@ class Limits:
             cost = await request.estimate(self._meter)
             reserved = cost.prompt_tokens + cost.completion_bound
             request.metered = True
-        costs = [1] * len(specs)
-        if tokens:
-            for index, spec in enumerate(specs):
-                if spec.kind == "tokens":
-                    costs[index] = reserved
-        acquire_now = plan.acquire_now
-        if acquire_now is not None:
-            decision = acquire_now(specs, costs)
+        decision: Decision | None = None
+        if planned is not None:
+            # The in-process limiter with the buckets planned once: one native call decides,
+            # stores and renders the headers (a refusal changes nothing and says why).
+            outcome = planned.admit(reserved, now_us())
+            if isinstance(outcome, list):
+                headers = outcome
+            else:
+                decision = Decision(False, *outcome)
+                headers = ratelimit_headers(specs, decision)
         else:
-            decision = await plan.limiter.acquire(specs, costs)
-        headers = ratelimit_headers(specs, decision)
-        metrics = request_metrics.current()
-        if metrics is not None:
-            metrics.count(
-                metrics.limit_decisions,
-                request.project,
-                request.module,
-                request.environment,
-                "allowed" if decision.allowed else "limited",
-            )
-        if not decision.allowed:
-            raise _refusal(specs, costs, decision, headers)
-        answer = _Answer(send, headers)
+            costs = _costs(specs, reserved)
+            acquire_now = plan.acquire_now
+            if acquire_now is not None:
+                decision = acquire_now(specs, costs)
+            else:
+                decision = await plan.limiter.acquire(specs, costs)
+            headers = ratelimit_headers(specs, decision)
+        if decision is not None and not decision.allowed:
+            _count(request, "limited")
+            raise _refusal(specs, _costs(specs, reserved), decision, headers)
+        _count(request, "allowed")
+        # Whatever answers from here carries them: the module, a later step, or fd2
+        # rendering an error (the module's own error shape included).
+        request.answer_headers = headers
         try:
-            await call_next(request, answer)
-        except Fd2Error as exc:
-            if answer.status:
-                raise
-            if isinstance(exc, UPSTREAM_ERRORS):  # counted here: the core never sees it
-                request_metrics.upstream_failed(request, exc.code or "bad_gateway")
-            # Rendered here rather than by the core, so the error carries the headers too.
-            await send_error(answer, exc)
+            await call_next(request, send)
         finally:
             if tokens:
-                delta = _used(request, answer.status, reserved) - reserved
-                if delta:
+                # No answer started (an error, the client gone): status 0, all given back.
+                delta = _used(request, request.status, reserved) - reserved
+                if delta and planned is not None:
+                    planned.settle(delta, now_us())
+                elif delta:
                     await plan.limiter.adjust(tokens, [delta] * len(tokens))
 
 
-class _Answer:
-    """The `send` the handler gets: adds the rate-limit headers, remembers the status."""
+def _count(request: Request, outcome: str) -> None:
+    metrics = request_metrics.current()
+    if metrics is not None:
+        metrics.count(
+            metrics.limit_decisions, request.project, request.module, request.environment, outcome
+        )
 
-    __slots__ = ("_headers", "_send", "status")
 
-    def __init__(self, send: Send, headers: Headers) -> None:
-        self._send = send
-        self._headers = headers
-        self.status = 0
-
-    def __call__(self, message: Message) -> Awaitable[None]:
-        # The server's awaitable handed back as is: no coroutine frame per message.
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-            message["headers"] = [*message.get("headers", ()), *self._headers]
-        return self._send(message)
+def _costs(specs: Sequence[LimitSpec], reserved: int) -> list[int]:
+    """What a request costs each bucket: one request, or its reserved tokens."""
+    return [reserved if spec.kind == "tokens" else 1 for spec in specs]
 
 
 def _used(request: Request, status: int, reserved: int) -> int:

@@ -29,7 +29,7 @@ StepFactory = Callable[[Meter | None, type[Module] | None], Step]
 class RouteSteps:
     """A route's auth policy and limits, compiled; `apply` composes them with the handlers."""
 
-    __slots__ = ("_authenticate", "audit", "cache", "limits", "policy", "redaction")
+    __slots__ = ("_authenticates", "audit", "cache", "limits", "policy", "redaction")
 
     def __init__(
         self,
@@ -45,13 +45,13 @@ class RouteSteps:
         self.cache = cache
         self.redaction = redaction
         self.audit = audit
-        self._authenticate = Authenticate(policy) if policy.mode != "none" else None
+        self._authenticates = policy.mode != "none"
 
     @property
     def empty(self) -> bool:
         """An open route without limits: its handlers run as the module gave them."""
         return (
-            self._authenticate is None
+            not self._authenticates
             and self.limits.empty
             and self.cache is None
             and self.redaction is None
@@ -61,18 +61,21 @@ class RouteSteps:
     def steps(self, meter: Meter | None, module: type[Module] | None = None) -> list[Step]:
         """The steps of one endpoint, in order, given its meter (None: the module has none);
         each in a span of its own when tracing is on (decided here, once)."""
+        tracing = current_tracing()
         steps: list[Step] = []
         if self.audit is not None:
             steps.append(self.audit(meter, module))
-        if self._authenticate is not None:
-            steps += (self._authenticate, Authorise(meter))
-        if self._authenticate is not None or not self.limits.empty:
+        if self._authenticates and tracing is not None:
+            steps += (Authenticate(self.policy), Authorise(meter))  # a span each
+        elif self._authenticates:
+            # Authorising runs inside authenticating, only for a caller it can refuse.
+            steps.append(Authenticate(self.policy, Authorise(meter)))
+        if self._authenticates or not self.limits.empty:
             steps.append(Limits(self.limits, meter))
         if self.cache is not None:
             steps.append(self.cache(meter, module))
         if self.redaction is not None:
             steps.append(self.redaction(meter, module))
-        tracing = current_tracing()
         if tracing is not None:
             steps = [tracing.step(step) for step in steps]
         return steps

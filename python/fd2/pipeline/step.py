@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -13,9 +13,12 @@ from fd2.types import Send
 
 class Step(Protocol):
     """One stage in front of a route's handler. It may answer itself (or raise an Fd2Error)
-    instead of calling `call_next`, wrap `send`, and act after `call_next` returns."""
+    instead of calling `call_next`, wrap `send`, and act after `call_next` returns.
 
-    async def __call__(self, request: Request, send: Send, call_next: Handler) -> None: ...
+    An `async def` does; so does a plain function that hands back `call_next`'s awaitable when
+    it has nothing to do afterwards (no coroutine frame of its own on the request's path)."""
+
+    def __call__(self, request: Request, send: Send, call_next: Handler) -> Awaitable[None]: ...
 
 
 def compose(steps: Sequence[Step], handler: Handler) -> Handler:

@@ -130,7 +130,18 @@ class Fd2App:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                if request is not None:  # the route's steps may add headers to any answer
+                    request.status = status
+                    message["headers"] = [
+                        *message.get("headers", ()),
+                        *request.answer_headers,
+                        (b"x-request-id", request_id),
+                    ]
+                else:
+                    message["headers"] = [
+                        *message.get("headers", ()),
+                        (b"x-request-id", request_id),
+                    ]
             elif not streamed and route is not None and message.get("more_body"):
                 # A body in parts is a stream: its first part is the first token's time.
                 streamed = True

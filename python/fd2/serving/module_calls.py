@@ -32,6 +32,7 @@ from fd2.serving.errors import (
     UnknownEnvironment,
 )
 from fd2.serving.request import ClientDisconnected, Request
+from fd2.serving.request_metrics import UPSTREAM_ERRORS, upstream_failed
 from fd2.serving.responses import JSON, send_bytes, send_error
 from fd2.types import Message
 
@@ -55,6 +56,8 @@ class _Exchange:
         """Body chunks in order, then None."""
         self.finished = False
         self.closed = asyncio.Event()
+        self.request: Request | None = None
+        """The request served (set once made): its steps' headers and its status."""
 
     async def receive(self) -> Message:
         if self._body is not None:
@@ -67,7 +70,11 @@ class _Exchange:
         if message["type"] == "http.response.start":
             if not self.started.done():
                 headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-                self.started.set_result((int(message["status"]), headers))
+                status = int(message["status"])
+                if self.request is not None:  # as the server's side: the steps' headers too
+                    self.request.status = status
+                    headers += self.request.answer_headers
+                self.started.set_result((status, headers))
         elif message["type"] == "http.response.body":
             body: bytes = message.get("body", b"")
             if body:
@@ -199,6 +206,7 @@ class ModuleHandle:
             content_length=len(payload),
             max_body=len(payload),
         )
+        exchange.request = request
         loaded = route.loaded
         assert loaded is not None  # a route that serves has its instance
         loaded.acquire()
@@ -299,6 +307,8 @@ async def _serve(handler: Handler, request: Request, exchange: _Exchange) -> Non
             _log.error("in-process call %s: the module sent no answer", request.request_id)
             await send_bytes(exchange.send, 500, INTERNAL_ERROR_BODY)
     except Fd2Error as exc:
+        if isinstance(exc, UPSTREAM_ERRORS):  # counted as the core counts a served request's
+            upstream_failed(request, exc.code or "bad_gateway")
         if not exchange.started.done():
             await send_error(exchange.send, exc)
         else:

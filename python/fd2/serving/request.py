@@ -30,6 +30,7 @@ class Request:
         "_on_gone",
         "_receive",
         "_watch",
+        "answer_headers",
         "body_timeout",
         "content_length",
         "cost",
@@ -44,6 +45,7 @@ class Request:
         "project",
         "request_id",
         "scope",
+        "status",
         "usage",
     )
 
@@ -87,6 +89,11 @@ class Request:
         self.metered = False
         """True when a step reads this request's usage (token limits; later metrics, audit): a
         module reports usage then, and may skip the work when nothing reads it."""
+        self.answer_headers: list[tuple[bytes, bytes]] | tuple[()] = ()
+        """Headers the route's steps add to the answer (the limits' x-ratelimit-*), whatever
+        sends it: the module, a later step, or fd2 rendering an error."""
+        self.status = 0
+        """The answer's status once it has started (0 before)."""
 
     async def estimate(self, meter: Meter) -> Cost:
         """The request's cost by `meter` (fd2.metering), made once: later callers (other steps,

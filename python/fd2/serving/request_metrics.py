@@ -319,8 +319,8 @@ def current() -> RequestMetrics | None:
 def upstream_failed(request: Request, code: str) -> None:
     """The core hook a module calls when its upstream fails after the answer started (a broken
     stream): the failures before that are raised as errors and counted where they are rendered
-    (the core's dispatch, or the limits step). `code` is the error's code (a constant of the
-    module's, never request data)."""
+    (the core's dispatch, or `fd2.serving.module_calls` for a call in process). `code` is the
+    error's code (a constant of the module's, never request data)."""
     metrics = _current
     if metrics is not None:
         metrics.count(

@@ -13,6 +13,7 @@ import openai
 from fd2_inference.metering import count_chat
 
 from ..support import assert_openai_error, chat_body
+from ..test_request_metrics import scrape, total
 from .conftest import KEYS, AuthGateway
 
 
@@ -114,9 +115,15 @@ def test_a_request_bigger_than_the_token_limit_is_refused_as_tokens(auth_gateway
 
 
 def test_gateway_errors_from_the_module_carry_the_headers_too(auth_gateway: AuthGateway):
+    def failures() -> float:
+        samples = scrape(auth_gateway.fd2).get("fd2_upstream_errors_total", {})
+        return total(samples, project="acme", module="keyed")
+
+    before = failures()
     # the stand-in answers `garbage` with a body that is not JSON: the module raises a 502
     answer = chat(auth_gateway, "keyed", KEYS["all"], chat_body("garbage"))
     assert answer.status_code == 502
     assert_openai_error(answer.content, status=502)
     assert answer.headers["x-ratelimit-limit-requests"] == "20"
     assert answer.headers["x-request-id"]
+    assert failures() == before + 1  # counted once, by whoever rendered it
