@@ -35,6 +35,9 @@ STREAM = {
     "starts_together": ("starts_within_1ms", "p50"),
     "cpu_cores": ("cpu_cores",),
     "loadgen_cores": ("loadgen_cores",),
+    "standin_cores": ("standin_cores",),
+    "tool_cores": ("tool_cores_busy",),
+    "tool_others": ("tool_core_others",),
     "others": ("server_core_others",),
 }
 ADDED = {
@@ -43,6 +46,7 @@ ADDED = {
     "stream": ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99"),
 }
 STANDIN_LIMIT = 0.9  # a result within 10% of the stand-in's ceiling says nothing about the target
+TOOLS_BUSY = 0.9  # the tools' core this busy (median): they may have queued (flagged ⚠)
 
 
 def _get(result: dict[str, Any], path: tuple[str, ...]) -> float | None:
@@ -80,6 +84,7 @@ def summarize(data: dict[str, Any]) -> dict[str, Any]:
             "target": target,
             "mode": mode,
             "rounds": len(group),
+            "shape": group[0].get("shape"),
         }
         for name, path in metrics.items():
             row[name] = spread([v for r in group if (v := _get(r["result"], path)) is not None])
@@ -101,6 +106,9 @@ def summarize(data: dict[str, Any]) -> dict[str, Any]:
                 key = "rps" if mode == "closed" else "ttft_p50"
                 ratio = (lambda a, b: b / a) if mode == "closed" else (lambda a, b: a / b)
                 row["fd2_ratio"] = spread(_paired(group, fd2, metrics[key], ratio))
+        if mode == "stream":
+            busy = row["tool_cores"]["median"] if row["tool_cores"] else 0.0
+            row["tools_busy"] = busy >= TOOLS_BUSY
         rows.append(row)
     return {"standin_ceiling_rps": ceiling, "rows": rows}
 
@@ -175,6 +183,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"## Streaming (stand-in: first chunk at {shape['ttft_ms']} ms, {shape['chunks']} "
         f"chunks {shape['gap_ms']} ms apart; every chunk checked in order)",
         "",
+        *_other_shapes(rows, shape),
         "`stream c=N`: N streams open, their first starts spread evenly over one stream's length "
         "(loadgen `-ramp`), so starts stay spread out as real clients' are (steady state). "
         "`stream c=N burst`: all N start in the same instant and, lasting alike, stay in step: "
@@ -183,14 +192,21 @@ def markdown(data: dict[str, Any]) -> str:
         "start (itself included). **RSS KiB/stream** = (median resident memory of the target's "
         "processes, sampled every 50 ms while all N streams are open, minus its resident memory "
         "just before the run) ÷ N. *cores*: the target's CPU seconds ÷ the run's wall time, "
-        "then the load generator's (~1: that process or its core was saturated, and latency "
-        "measures its queue); *others*: what other processes (not the target) took of the "
-        "target's core(s) meanwhile, from /proc/stat (a shared machine's other users).",
+        "then the load generator's and the stand-ins' (~1: that process or its core was "
+        "saturated, and latency measures its queue); *tools' core*: how busy the core of the "
+        "load generator and stand-ins was in all (theirs, the kernel's loopback work, anyone "
+        "else's), from /proc/stat: well below 1, the tools had headroom and the figures are the "
+        "target's; *tools' others*: the part of it that was neither the load generator nor a "
+        "stand-in (another user's processes); ⚠ marks a tools' core at least "
+        f"{TOOLS_BUSY:.0%} busy (median): the tools may have queued, so read direct's own TTFT "
+        "against the stand-in's and *tools' others* before the added figures; *others*: what "
+        "other processes (not the target) took of the target's core(s) meanwhile, from "
+        "/proc/stat (a shared machine's other users).",
         "",
         "| streams | target | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | gap p50 "
         "| gap p99 | added gap p50 | added gap p99 | together | RSS KiB/stream | cores "
-        "| loadgen cores | others | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loadgen cores | stand-in cores | tools' core | tools' others | others | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["mode"] == "stream"):
         added = row.get("added", {})
@@ -201,7 +217,10 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_cell(row['gap_p99'], 3)} | {_cell(added.get('gap_p50'), 3)} | "
             f"{_cell(added.get('gap_p99'), 3)} | {_cell(row['starts_together'], 0)} | "
             f"{_cell(row['rss_kb_per_stream'], 1)} | {_cell(row['cpu_cores'])} | "
-            f"{_cell(row['loadgen_cores'])} | {_cell(row['others'])} | {errors_cell(row)} |"
+            f"{_cell(row['loadgen_cores'])} | {_cell(row['standin_cores'])} | "
+            f"{_cell(row['tool_cores'])}{' ⚠' if row.get('tools_busy') else ''} | "
+            f"{_cell(row['tool_others'])} | {_cell(row['others'])} | "
+            f"{errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})
     ratios = [r for r in rows if "fd2_ratio" in r]
@@ -218,6 +237,25 @@ def markdown(data: dict[str, Any]) -> str:
         ]
     lines += translation.markdown(data.get("translation"))
     return "\n".join(lines) + "\n"
+
+
+def _other_shapes(rows: list[dict[str, Any]], default: dict[str, Any]) -> list[str]:
+    """A line per stream load whose stand-in shape is not the run's (run.py's wide shape)."""
+    shaped: dict[str, tuple[str, dict[str, Any]]] = {}
+    for row in rows:
+        shape = row.get("shape")
+        if row["mode"] == "stream" and shape and shape != default:
+            shaped.setdefault(row["scenario"], (row["scenario"], shape))
+    lines = []
+    for scenario, shape in shaped.values():
+        streams = int(scenario.split("c=")[1].split()[0])
+        length_s = (shape["ttft_ms"] + shape["chunks"] * shape["gap_ms"]) / 1000
+        lines.append(
+            f"- `{scenario}`: first chunk at {shape['ttft_ms']} ms, {shape['chunks']} chunks "
+            f"{shape['gap_ms']} ms apart ({streams * shape['chunks'] / length_s:,.0f} chunks/s "
+            "with all streams open; asked per request, `metadata.standin_shape`)"
+        )
+    return [*lines, ""] if lines else []
 
 
 def _control_plane(figures: dict[str, Any]) -> list[str]:
@@ -276,10 +314,22 @@ def progress_line(run: Run) -> str:
         body = (
             f"ttft p50 {r['ttft_ms']['p50']:.2f} ms, gap p99 {r['gap_ms']['p99']:.3f} ms, "
             f"{r.get('chunks', 0)} chunks, {(r.get('starts_within_1ms') or {}).get('p50', 0):.0f} "
-            "start(s) together"
+            f"start(s) together{_tools(r)}"
         )
     else:
         latency = r["latency_ms"]
         body = f"{r['rps']:>9,.0f} req/s, p50 {latency['p50']:.3f} ms, p99 {latency['p99']:.3f} ms"
     errors = f", ERRORS {r['errors']} {r['error_kinds']}" if r["errors"] else ""
     return f"{head} {body}{errors}"
+
+
+def _tools(result: dict[str, Any]) -> str:
+    """The tools' side of a stream run, when it was measured: is the figure the target's?"""
+    busy = result.get("tool_cores_busy")
+    if busy is None:
+        return ""
+    return (
+        f"; tools' core {busy:.2f} busy (loadgen {result.get('loadgen_cores') or 0:.2f}, "
+        f"stand-ins {result.get('standin_cores') or 0:.2f}, "
+        f"others {result.get('tool_core_others') or 0:.2f})"
+    )

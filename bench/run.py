@@ -42,7 +42,16 @@ from procs import (
     run_json,
     tree,
 )
-from targets import StreamShape, Target, chat_body, keyed, start_fd2, start_standins, stream_body
+from targets import (
+    Standins,
+    StreamShape,
+    Target,
+    chat_body,
+    keyed,
+    start_fd2,
+    start_standins,
+    stream_body,
+)
 
 
 @dataclass
@@ -55,6 +64,8 @@ class Scenario:
     # them all at once (a burst: streams of equal length then stay in step, so every measured
     # start is one of `concurrency` simultaneous starts).
     ramp_s: float = 0.0
+    # Streams: the stand-in's stream shape for this load (None: the run's `shape`).
+    shape: StreamShape | None = None
 
 
 @dataclass
@@ -67,6 +78,12 @@ class Settings:
     stream_concurrency: list[int]
     rate: float
     shape: StreamShape
+    # From this many streams on, the stand-in streams `wide_shape` instead (asked per request):
+    # the same stream length and first-chunk time, fewer chunks further apart, so that the load
+    # generator and stand-in, sharing one core, serve N open streams with headroom and the
+    # figures are the target's, not the tools' queue (docs/performance.md, "512 streams").
+    wide_shape: StreamShape
+    wide_from: int
     delay_ms: float
     fd2_workers: int
     route_table_sizes: list[int]
@@ -79,24 +96,33 @@ class Settings:
             if c == 1:
                 found.append(Scenario("stream c=1", "stream", concurrency=1))
                 continue
+            shape = self.shape_for(c)
             # Steady: starts spread over one stream's length, as N clients' would be; then the
             # burst of N at once, as measured before (a worst case: N starts in one instant).
             found.append(
-                Scenario(f"stream c={c}", "stream", concurrency=c, ramp_s=self.stream_length_s())
+                Scenario(
+                    f"stream c={c}", "stream", concurrency=c, ramp_s=shape.length_s(), shape=shape
+                )
             )
-            found.append(Scenario(f"stream c={c} burst", "stream", concurrency=c))
+            found.append(Scenario(f"stream c={c} burst", "stream", concurrency=c, shape=shape))
         return found
 
+    def shape_for(self, streams: int) -> StreamShape:
+        return self.wide_shape if streams >= self.wide_from else self.shape
+
     def stream_length_s(self) -> float:
-        """How long one stand-in stream lasts (first chunk, then the gaps)."""
-        return (self.shape.ttft_ms + self.shape.chunks * self.shape.gap_ms) / 1000
+        """How long one stand-in stream of the run's shape lasts (first chunk, then the gaps)."""
+        return self.shape.length_s()
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
     if args.smoke:
+        # The wide shape from 8 streams on: the smoke run checks that the per-request shape
+        # reaches the stand-in through every target (4 chunks expected, not the flags' 8).
         return Settings(
-            1, 0.3, 0.1, 0.2, [1, 16], [1, 8], 200, StreamShape(5, 8, 2), 0, 1, [100], 0.1
-        )
+            1, 0.3, 0.1, 0.2, [1, 16], [1, 8], 200, StreamShape(5, 8, 2), StreamShape(5, 4, 4), 8,
+            0, 1, [100], 0.1,
+        )  # fmt: skip
     base = Settings(
         rounds=3,
         duration_s=5,
@@ -106,6 +132,11 @@ def settings_for(args: argparse.Namespace) -> Settings:
         stream_concurrency=[1, 16, 64, 512],
         rate=1000,
         shape=StreamShape(50, 64, 20),
+        # 512 streams: first chunk at 50 ms and 1.33 s per stream as the default shape (so the
+        # same 385 stream starts a second and the same 512 open at once), 16 chunks 80 ms apart:
+        # 6,160 chunks/s instead of 24,640 (docs/performance.md, "512 streams").
+        wide_shape=StreamShape(50, 16, 80),
+        wide_from=256,
         delay_ms=0,
         fd2_workers=1,
         route_table_sizes=[1000, 10000],
@@ -121,20 +152,29 @@ def settings_for(args: argparse.Namespace) -> Settings:
         base.rate = args.rate
     base.delay_ms = args.delay_ms
     if args.stream_shape:
-        ttft, chunks, gap = args.stream_shape.split(",")
-        base.shape = StreamShape(float(ttft), int(chunks), float(gap))
+        base.shape = parse_shape(args.stream_shape)
+    if args.wide_stream_shape:
+        base.wide_shape = parse_shape(args.wide_stream_shape)
     return base
 
 
-def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[str, Any]:
+def parse_shape(text: str) -> StreamShape:
+    ttft, chunks, gap = text.split(",")
+    return StreamShape(float(ttft), int(chunks), float(gap))
+
+
+def measure(
+    target: Target, scenario: Any, cfg: Settings, pin: Pinning, standins: Standins | None = None
+) -> dict[str, Any]:
     """One load against one target. `scenario` is a Scenario or shaped like one (translation.py's
-    Case has no ramp)."""
+    Case has no ramp). With `standins`, the stand-ins' CPU is reported too (the tools' core)."""
     stream = scenario.mode == "stream"
     duration = cfg.stream_duration_s if stream else cfg.duration_s
     ramp = float(getattr(scenario, "ramp_s", 0.0))
+    shape: StreamShape = getattr(scenario, "shape", None) or cfg.shape
     # A stream's warm-up lasts one stream (every worker's first, unmeasured) and covers the ramp:
     # nothing is measured before all N streams are open.
-    warmup = max(cfg.stream_length_s(), ramp) if stream else cfg.warmup_s
+    warmup = max(shape.length_s(), ramp) if stream else cfg.warmup_s
     argv = [
         *pin.prefix(pin.tools),
         str(BIN / "loadgen"),
@@ -143,7 +183,9 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
         "-url",
         target.stream_url if stream else target.chat_url,
         "-body",
-        stream_body(target.stream_model) if stream else chat_body(target.chat_model),
+        stream_body(target.stream_model, None if shape == cfg.shape else shape)
+        if stream
+        else chat_body(target.chat_model),
         "-duration",
         f"{duration}s",
         "-warmup",
@@ -152,7 +194,7 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
     for header in target.stream_headers if stream else target.chat_headers:
         argv += ["-H", header]
     if stream:
-        argv += ["-c", str(scenario.concurrency), "-chunks", str(cfg.shape.chunks)]
+        argv += ["-c", str(scenario.concurrency), "-chunks", str(shape.chunks)]
         argv += ["-ramp", f"{ramp}s"]
     elif scenario.mode == "open":
         argv += ["-rate", str(scenario.rate)]
@@ -174,9 +216,11 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    cpu_before = cpu_seconds(pids)
+    tool_pids = standin_pids(standins)
+    cpu_before, tools_before = cpu_seconds(pids), cpu_seconds(tool_pids)
     loadgen_before, wall_before = children_cpu(), time.monotonic()
     server_cores_before = cores_busy_seconds(pin.server)
+    tool_cores_before = cores_busy_seconds(pin.tools)
     try:
         result = run_json(argv, timeout=duration + warmup + 180)
     finally:
@@ -188,6 +232,18 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
     # generator, the tools' core) was saturated, and latency then measures its queue.
     result["cpu_cores"], result["wall_s"] = cpu / wall, wall
     result["loadgen_cores"] = (children_cpu() - loadgen_before) / wall
+    # The tools' side: the stand-ins' CPU, and how busy the tools' core(s) were in all (load
+    # generator, stand-ins, the kernel's loopback work, anyone else): near 1 per tools' core, the
+    # figures measure the tools' queue, not the target (none when nothing is pinned: one pool).
+    result["standin_cores"] = (cpu_seconds(tool_pids) - tools_before) / wall if tool_pids else None
+    result["tool_cores_busy"] = result["tool_core_others"] = None
+    if pin.enabled:
+        busy = (cores_busy_seconds(pin.tools) - tool_cores_before) / wall
+        ours = result["loadgen_cores"] + (result["standin_cores"] or 0.0)
+        result["tool_cores_busy"] = busy / len(pin.tools)
+        # What the tools' core(s) ran besides the load generator and the stand-ins (another
+        # user's processes on a shared machine): the part of *busy* that is not the harness.
+        result["tool_core_others"] = max(0.0, busy - ours) / len(pin.tools)
     # What else ran on the target's core meanwhile (other users of a shared machine): the
     # target's own CPU is subtracted; when pinning is off the tools are in this figure too.
     others = cores_busy_seconds(pin.server) - server_cores_before - cpu
@@ -203,6 +259,15 @@ def measure(target: Target, scenario: Any, cfg: Settings, pin: Pinning) -> dict[
     if stream and scenario.concurrency:
         result["rss_per_stream_bytes"] = (open_rss - rss_idle) / scenario.concurrency
     return result
+
+
+def standin_pids(standins: Standins | None) -> list[int]:
+    if standins is None:
+        return []
+    found = [standins.direct.process.pid]
+    if standins.stream_process is not None:
+        found.append(standins.stream_process.pid)
+    return found
 
 
 def settle(pids: list[int], limit_s: float = 90) -> None:
@@ -254,6 +319,13 @@ def main() -> None:
         "(e.g. 5,4,1) give hundreds of streams per run, for time-to-first-token at c=1",
     )
     parser.add_argument(
+        "--wide-stream-shape",
+        help="the stand-in's streams at 256 streams and more, as TTFT_MS,CHUNKS,GAP_MS (default "
+        "50,16,80: one stream lasts as long as at the default shape, with a quarter of its chunks; "
+        "50,64,20 gives 512 streams the default shape, more chunks than the tools' core serves "
+        "with headroom)",
+    )
+    parser.add_argument(
         "--workers-scaling",
         action="store_true",
         help="only this: fd2 (and floor-lean) with 2 workers against 1, closed loop at c=64, "
@@ -287,7 +359,7 @@ def main() -> None:
             targets += start_peers(procs, pin, standins, out)
         print(f"pinning: {pin.describe()}", flush=True)
         ceiling_run = Scenario("stand-in ceiling c=64", "closed", concurrency=64)
-        ceiling = measure(standins.direct, ceiling_run, cfg, pin)
+        ceiling = measure(standins.direct, ceiling_run, cfg, pin, standins)
         print(f"stand-in ceiling: {float(ceiling['rps']):,.0f} req/s (direct, c=64)", flush=True)
         check_correctness(targets)
         for round_no in range(1, cfg.rounds + 1):
@@ -297,7 +369,7 @@ def main() -> None:
                 for target in targets:
                     if scenario.mode == "stream" and not target.stream_url:
                         continue  # floor-fixed has no upstream to stream from
-                    result = measure(target, scenario, cfg, pin)
+                    result = measure(target, scenario, cfg, pin, standins)
                     runs.append(
                         {
                             "round": round_no,
@@ -306,12 +378,13 @@ def main() -> None:
                             "concurrency": scenario.concurrency,
                             "rate": scenario.rate,
                             "ramp_s": scenario.ramp_s,
+                            "shape": asdict(scenario.shape) if scenario.shape else None,
                             "target": target.name,
                             "result": result,
                         }
                     )
                     print(report.progress_line(runs[-1]), flush=True)
-            fd2_measure = lambda target, case: measure(target, case, cfg, pin)  # noqa: E731
+            fd2_measure = lambda target, case: measure(target, case, cfg, pin, standins)  # noqa: E731
             translation_runs += translation.measure_round(fd2_measure, targets[1], round_no)
         control_plane: dict[str, Any] = {}
         if not args.no_control_plane:

@@ -40,8 +40,14 @@ def chat_body(model: str) -> str:
     return f'{{"model":"{model}","messages":[{{"role":"user","content":"Say hello."}}]}}'
 
 
-def stream_body(model: str) -> str:
-    return f'{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"Count."}}]}}'
+def stream_body(model: str, shape: StreamShape | None = None) -> str:
+    """With `shape`, the request asks the stand-in for that stream shape instead of its flags'
+    (in OpenAI's `metadata`, which fd2 and the anchors relay unchanged)."""
+    asked = f',"metadata":{{"standin_shape":"{shape.spec()}"}}' if shape is not None else ""
+    return (
+        f'{{"model":"{model}","stream":true{asked},'
+        '"messages":[{"role":"user","content":"Count."}]}'
+    )
 
 
 @dataclass
@@ -49,6 +55,18 @@ class StreamShape:
     ttft_ms: float
     chunks: int
     gap_ms: float
+
+    def spec(self) -> str:
+        """As the stand-in's `metadata.standin_shape` and `--stream-shape` read it."""
+        return f"{self.ttft_ms:g},{self.chunks},{self.gap_ms:g}"
+
+    def length_s(self) -> float:
+        """How long one stand-in stream lasts (first chunk, then the gaps)."""
+        return (self.ttft_ms + self.chunks * self.gap_ms) / 1000
+
+    def chunks_per_s(self, streams: int) -> float:
+        """Content chunks a second with `streams` open at once: what the tools' core serves."""
+        return streams * self.chunks / self.length_s()
 
 
 @dataclass
@@ -71,6 +89,8 @@ class Standins:
     chat_port: int
     stream_port: int
     direct: Target
+    # The streaming stand-in, whose CPU the stream runs report (the tools' core's share).
+    stream_process: subprocess.Popen[bytes] | None = None
 
 
 def start_standins(
@@ -114,7 +134,7 @@ def start_standins(
         process=chat,
         workers="stand-in (Go)",
     )
-    return Standins(chat_port, stream_port, direct)
+    return Standins(chat_port, stream_port, direct, stream)
 
 
 def bench_manifest(chat_port: int, stream_port: int) -> dict[str, object]:

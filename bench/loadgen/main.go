@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,7 @@ func main() {
 	flag.DurationVar(&cfg.ramp, "ramp", 0,
 		"closed and stream modes: spread the workers' first starts evenly over this time "+
 			"(0: all start at once); -warmup must be at least as long")
+	cpuprofile := flag.String("cpuprofile", "", "write a Go CPU profile of the run to this file")
 	flag.Parse()
 	if cfg.url == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -url is required")
@@ -172,6 +174,18 @@ func main() {
 			os.Exit(2)
 		}
 		cfg.headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	if *cpuprofile != "" {
+		// Where the load generator's own time goes (bench/README.md: is it the bottleneck?).
+		out, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var rec *recorder
 	var elapsed time.Duration

@@ -6,7 +6,8 @@
 // harness measures its ceiling and flags results near it).
 //
 // Streamed chunks carry their index in the content ("t0 ", "t1 ", ...) so a load generator can
-// check that every chunk arrived, in order.
+// check that every chunk arrived, in order. A chat request may ask for its own stream shape in
+// its metadata ("standin_shape": "TTFT_MS,CHUNKS,GAP_MS"); otherwise the flags' shape is used.
 package main
 
 import (
@@ -17,7 +18,12 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -29,8 +35,35 @@ type settings struct {
 }
 
 type chatRequest struct {
-	Model  string `json:"model"`
-	Stream bool   `json:"stream"`
+	Model    string            `json:"model"`
+	Stream   bool              `json:"stream"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// shapeKey in a request's metadata (OpenAI's free-form string map, which gateways relay) asks
+// for another stream shape than the flags': "TTFT_MS,CHUNKS,GAP_MS". The harness uses it for
+// 512 streams, whose chunk rate at the default shape the tools' core cannot serve with headroom.
+const shapeKey = "standin_shape"
+
+// withShape returns the settings with the request's own stream shape, if it asks for a valid one.
+func (s settings) withShape(metadata map[string]string) (settings, bool) {
+	text, asked := metadata[shapeKey]
+	if !asked {
+		return s, true
+	}
+	parts := strings.Split(text, ",")
+	if len(parts) != 3 {
+		return s, false
+	}
+	ttft, errT := strconv.ParseFloat(parts[0], 64)
+	chunks, errC := strconv.Atoi(parts[1])
+	gap, errG := strconv.ParseFloat(parts[2], 64)
+	if errT != nil || errC != nil || errG != nil || ttft < 0 || chunks < 1 || gap < 0 {
+		return s, false
+	}
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	s.ttft, s.chunks, s.gap = ms(ttft), chunks, ms(gap)
+	return s, true
 }
 
 var (
@@ -68,10 +101,11 @@ func (s settings) chat(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = json.Unmarshal(raw, &req)
 	}
-	if err != nil {
+	shaped, ok := s.withShape(req.Metadata)
+	if err != nil || !ok {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write([]byte(`{"error":{"message":"bad JSON","type":"invalid_request_error","param":null,"code":null}}`))
+		_, _ = w.Write([]byte(`{"error":{"message":"bad JSON or metadata.standin_shape","type":"invalid_request_error","param":null,"code":null}}`))
 		return
 	}
 	if !req.Stream {
@@ -81,7 +115,7 @@ func (s settings) chat(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, chatBody)
 		return
 	}
-	s.stream(w)
+	shaped.stream(w)
 }
 
 // stream keeps a fixed schedule (first chunk at ttft, then one every gap) measured from the
@@ -126,7 +160,11 @@ func main() {
 	ttft := flag.Duration("ttft", 0, "time to the first streamed chunk")
 	gap := flag.Duration("gap", 0, "time between streamed chunks")
 	chunks := flag.Int("chunks", 8, "content chunks per streamed answer")
+	cpuprofile := flag.String("cpuprofile", "", "write a Go CPU profile to this file until SIGTERM")
 	flag.Parse()
+	if *cpuprofile != "" {
+		profile(*cpuprofile)
+	}
 	s := settings{delay: *delay, ttft: *ttft, gap: *gap, chunks: *chunks}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", s.chat)
@@ -141,4 +179,23 @@ func main() {
 	fmt.Printf("standin listening on %s\n", ln.Addr())
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(server.Serve(ln))
+}
+
+// profile records where the stand-in's time goes until it is told to stop (SIGTERM or SIGINT).
+func profile(path string) {
+	out, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(out)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-stop
+		pprof.StopCPUProfile()
+		_ = out.Close()
+		os.Exit(0)
+	}()
 }

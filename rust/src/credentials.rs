@@ -2,6 +2,8 @@
 //! The rules of `fd2.auth.credentials` (which calls this), kept here so every keyed request
 //! finds its credential in one pass without Python string work.
 
+use std::ops::Range;
+
 /// The longest credential accepted (JWE tokens can be long; nothing legitimate is longer).
 pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
 
@@ -22,44 +24,71 @@ pub fn presented<'a>(
 ) -> Result<Option<&'a [u8]>, Malformed> {
     let mut found: Option<&[u8]> = None;
     for (name, value) in headers {
-        let candidate = match name {
-            b"authorization" => {
-                let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
-                    Some(at) => (&value[..at], &value[at + 1..]),
-                    None => (value, &b""[..]),
-                };
-                if !scheme.eq_ignore_ascii_case(b"bearer") {
-                    return Err(Malformed);
-                }
-                trim_spaces(rest)
-            }
-            b"api-key" | b"x-api-key" => trim_spaces(value),
-            _ => continue,
-        };
-        if found.is_some_and(|seen| seen != candidate) {
-            return Err(Malformed); // two different credentials: refuse rather than pick one
+        if let Some(range) = candidate(name, value)? {
+            found = Some(agreed(found, &value[range])?);
         }
-        found = Some(candidate);
     }
-    match found {
-        Some(credential)
-            if credential.is_empty()
-                || credential.len() > MAX_CREDENTIAL_BYTES
-                || !credential.iter().all(|&b| (0x21..=0x7e).contains(&b)) =>
-        {
-            Err(Malformed)
+    found.map(checked).transpose()
+}
+
+/// Where in `value` the credential of header `name` is; `None` for a header that carries none.
+///
+/// # Errors
+///
+/// `Malformed` for an `authorization` scheme other than Bearer.
+pub fn candidate(name: &[u8], value: &[u8]) -> Result<Option<Range<usize>>, Malformed> {
+    match name {
+        b"authorization" => {
+            let (scheme, rest_at) = match value.iter().position(|&b| b == b' ') {
+                Some(at) => (&value[..at], at + 1),
+                None => (value, value.len()),
+            };
+            if !scheme.eq_ignore_ascii_case(b"bearer") {
+                return Err(Malformed);
+            }
+            let inner = trim_spaces(&value[rest_at..]);
+            Ok(Some(rest_at + inner.start..rest_at + inner.end))
         }
-        other => Ok(other),
+        b"api-key" | b"x-api-key" => Ok(Some(trim_spaces(value))),
+        _ => Ok(None),
     }
 }
 
-fn trim_spaces(value: &[u8]) -> &[u8] {
+/// `next`, unless another credential was presented before it.
+///
+/// # Errors
+///
+/// `Malformed` for two different credentials: refused rather than one picked.
+pub fn agreed<'a>(before: Option<&[u8]>, next: &'a [u8]) -> Result<&'a [u8], Malformed> {
+    match before {
+        Some(seen) if seen != next => Err(Malformed),
+        _ => Ok(next),
+    }
+}
+
+/// The credential, if it is made of what keys and tokens are made of.
+///
+/// # Errors
+///
+/// `Malformed` for an empty or oversized credential, or any other byte.
+pub fn checked(credential: &[u8]) -> Result<&[u8], Malformed> {
+    if credential.is_empty()
+        || credential.len() > MAX_CREDENTIAL_BYTES
+        || !credential.iter().all(|&b| (0x21..=0x7e).contains(&b))
+    {
+        return Err(Malformed);
+    }
+    Ok(credential)
+}
+
+/// `value` without the spaces around it, as a range of it.
+fn trim_spaces(value: &[u8]) -> Range<usize> {
     let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
     let end = value
         .iter()
         .rposition(|&b| b != b' ')
         .map_or(start, |at| at + 1);
-    &value[start..end]
+    start..end
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
-use crate::credentials::presented;
+use std::ops::Range;
+
+use crate::credentials::{agreed, candidate, checked};
 
 /// The credential among an ASGI scope's `headers` (`None` without one); `ValueError` for one
 /// that must be refused. Names and values must be bytes, as ASGI servers give them.
@@ -12,20 +14,28 @@ use crate::credentials::presented;
 fn presented_credential<'py>(
     headers: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyString>>> {
-    let py = headers.py();
-    let mut pairs: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
+    let refused = |_| PyValueError::new_err("malformed credential");
+    // The header value holding the credential found so far, and where in it: kept alive (and
+    // read in place) while the rest are searched. No copy, no allocation.
+    let mut found: Option<(Bound<'py, PyBytes>, Range<usize>)> = None;
     for item in headers.try_iter()? {
-        pairs.push(item?.extract()?);
+        let (name, value): (Bound<'py, PyBytes>, Bound<'py, PyBytes>) = item?.extract()?;
+        let Some(range) = candidate(name.as_bytes(), value.as_bytes()).map_err(refused)? else {
+            continue;
+        };
+        let before = found
+            .as_ref()
+            .map(|(held, at)| &held.as_bytes()[at.clone()]);
+        agreed(before, &value.as_bytes()[range.clone()]).map_err(refused)?;
+        found = Some((value, range));
     }
-    let found = presented(
-        pairs
-            .iter()
-            .map(|(name, value)| (name.as_bytes(), value.as_bytes())),
-    )
-    .map_err(|_| PyValueError::new_err("malformed credential"))?;
+    let Some((held, range)) = found else {
+        return Ok(None);
+    };
+    let credential = checked(&held.as_bytes()[range]).map_err(refused)?;
     // Printable ASCII was checked: always valid UTF-8.
-    Ok(found
-        .map(|credential| PyString::new(py, std::str::from_utf8(credential).unwrap_or_default())))
+    let text = std::str::from_utf8(credential).unwrap_or_default();
+    Ok(Some(PyString::new(headers.py(), text)))
 }
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {

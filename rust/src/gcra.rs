@@ -78,7 +78,9 @@ pub fn adjusted(stored: i64, bucket: Bucket, delta: i64, now: i64) -> i64 {
     saturate(value)
 }
 
-fn saturate(value: i128) -> i64 {
+/// `value` clamped into an `i64`.
+#[must_use]
+pub fn saturate(value: i128) -> i64 {
     i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
 }
 

@@ -2,24 +2,75 @@
 //! a client must watch, and reset times written as OpenAI writes them. The same rules as
 //! `fd2.pipeline.limits.ratelimit_headers` and `duration` (tests check the two against each other).
 
+use std::fmt::Write;
+
 /// A reset time as OpenAI writes it: `20ms`, `1s`, `1.5s`, `6m0s`.
 #[must_use]
 pub fn duration(us: i64) -> String {
-    if us <= 0 {
-        return "0s".to_owned();
+    let mut text = String::new();
+    write_duration(&mut text, us);
+    text
+}
+
+/// `duration`, written into `out` (a stack buffer on the request path: no allocation).
+pub fn write_duration(out: &mut impl Write, us: i64) {
+    // Writing to a String or a large enough buffer cannot fail.
+    let _ = if us <= 0 {
+        out.write_str("0s")
+    } else if us < 1_000_000 {
+        write!(out, "{}ms", ceil_div(us, 1000).max(1))
+    } else if us < 60_000_000 {
+        // Below a minute `us` is exact as an f64, and the division rounds as Python's does.
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = us as f64 / 1_000_000.0;
+        let mut fixed = Text::default();
+        let _ = write!(fixed, "{seconds:.3}");
+        let trimmed = fixed.as_str().trim_end_matches('0').trim_end_matches('.');
+        write!(out, "{trimmed}s")
+    } else {
+        let whole = ceil_div(us, 1_000_000);
+        write!(out, "{}m{}s", whole / 60, whole % 60)
+    };
+}
+
+/// Up to 48 bytes of text on the stack: a header value, rendered without allocating.
+pub struct Text {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
     }
-    if us < 1_000_000 {
-        return format!("{}ms", ceil_div(us, 1000).max(1));
+}
+
+impl Text {
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
-    // Below a minute `us` is exact as an f64, and the division rounds as Python's does.
-    #[allow(clippy::cast_precision_loss)]
-    let seconds = us as f64 / 1_000_000.0;
-    if seconds < 60.0 {
-        let text = format!("{seconds:.3}");
-        return format!("{}s", text.trim_end_matches('0').trim_end_matches('.'));
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only whole `str`s are ever written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
-    let whole = ceil_div(us, 1_000_000);
-    format!("{}m{}s", whole / 60, whole % 60)
+}
+
+impl Write for Text {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        if end > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.bytes[self.len..end].copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 fn ceil_div(value: i64, by: i64) -> i64 {
