@@ -117,6 +117,8 @@ def is_openai_error(body: bytes) -> bool:
 def is_event_stream(status: int, content_type: str | None) -> bool:
     if status != 200 or content_type is None:
         return False
+    if content_type == "text/event-stream":  # as the pooled answer gives it: nothing to cut
+        return True
     return content_type.partition(";")[0].strip().lower() == "text/event-stream"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from fd2.deadlines import Deadline
@@ -35,7 +35,14 @@ from fd2_inference.answers import (
 )
 from fd2_inference.exchange import Answer, send_settled
 from fd2_inference.metering import UsageReport
-from fd2_inference.upstream import CLIENT_ERRORS, Opens, UpstreamCall, UpstreamResponse, read_answer
+from fd2_inference.upstream import (
+    CLIENT_ERRORS,
+    Opens,
+    PooledResponse,
+    UpstreamCall,
+    UpstreamResponse,
+    read_answer,
+)
 
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -87,10 +94,10 @@ class _Relay:
         # searches, JSON parsed only for the few events that can carry them). When fd2 may have to
         # count the completion it also gathers the generated text, and when it may have to add
         # the usage chunk itself it holds [DONE] back.
-        self.framer = SseFramer(
-            openai=True,
-            collect_text=usage is not None and usage.count,
-            hold_done=usage is not None and usage.emit,
+        self.framer = (
+            SseFramer(openai=True)  # the common case: no keywords to parse
+            if usage is None
+            else SseFramer(openai=True, collect_text=usage.count, hold_done=usage.emit)
         )
         self.usage = usage
         self.logger = logger
@@ -100,8 +107,14 @@ class _Relay:
         self.verified = False
         """Whether the stream's first event has been seen to be an OpenAI event stream's."""
 
-    async def start(self, response: UpstreamResponse) -> None:
-        await self.send(
+    async def pump(self, response: UpstreamResponse) -> None:
+        """Starts the client's response, then relays the upstream's events as they arrive.
+
+        One coroutine for the whole relay, and the pooled client's reads awaited directly (no
+        async generator between): at 16 streams a worker's core is shared by all of them, so
+        what each stream and each chunk costs is what delays the others' first tokens."""
+        framer, send = self.framer, self.send
+        await send(
             {
                 "type": "http.response.start",
                 "status": 200,
@@ -109,26 +122,30 @@ class _Relay:
             }
         )
         self.started = True
-
-    async def pump(self, response: UpstreamResponse) -> None:
-        framer, send = self.framer, self.send
-        chunks: AsyncIterator[bytes] = response.content.iter_any()
-        if self.head:  # routing (issue 13): the first chunk was read before the stream began
-            chunks = _after(self.head, chunks)
+        read = _reader(response, self.head)
+        feed = framer.feed
+        first = True
+        verified = False
         try:
-            if await self._verify(chunks):
-                # The hot path: each read is relayed at once, whatever has arrived. Per chunk
-                # only the framer runs; an error event is looked for in its facts, not the bytes.
-                feed = framer.feed
-                async for chunk in chunks:
-                    try:
-                        out = feed(chunk)
-                    except Exception as exc:  # the native framer's (e.g. an oversized event)
-                        raise _FramingError(str(exc)) from exc
-                    if out:
-                        if framer.error is not None:
-                            out = self._scrubbed(out)
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
+            while (chunk := await read()) is not None:
+                try:
+                    out = feed(chunk)
+                except Exception as exc:  # the native framer's (e.g. an oversized event)
+                    raise _FramingError(str(exc)) from exc
+                if not out:
+                    continue
+                if not verified:
+                    # The first events are relayed once they are seen to be an event stream's:
+                    # `_NotEventStream` at the first line that is not.
+                    verdict = looks_like_events(out, first=first)
+                    first = False
+                    if verdict is False:
+                        raise _NotEventStream
+                    verified = self.verified = verdict is True
+                # An error event is looked for in the framer's facts, not the bytes.
+                if framer.error is not None:
+                    out = self._scrubbed(out)
+                await send({"type": "http.response.body", "body": out, "more_body": True})
         except CLIENT_ERRORS:
             if not framer.done:
                 raise
@@ -138,35 +155,11 @@ class _Relay:
             dropped = framer.finish()
         except Exception as exc:
             raise _FramingError(str(exc)) from exc
-        await self._complete(dropped)
-        self._log_end(dropped)
-
-    async def _verify(self, chunks: AsyncIterator[bytes]) -> bool:
-        """Relays the first events once they are seen to be an event stream's; False when the
-        stream ended first. Raises `_NotEventStream` at the first line that is not."""
-        framer, send = self.framer, self.send
-        first = True
-        async for chunk in chunks:
-            out = self._feed(chunk)
-            if not out:
-                continue
-            verdict = looks_like_events(out, first=first)
-            first = False
-            if verdict is False:
-                raise _NotEventStream
-            if framer.error is not None:
-                out = self._scrubbed(out)
-            await send({"type": "http.response.body", "body": out, "more_body": True})
-            if verdict:
-                self.verified = True
-                return True
-        return False
-
-    def _feed(self, chunk: bytes) -> bytes:
-        try:
-            return self.framer.feed(chunk)
-        except Exception as exc:
-            raise _FramingError(str(exc)) from exc
+        if dropped or self.usage is not None or not framer.done or framer.error is not None:
+            await self._complete(dropped)
+            self._log_end(dropped)
+        elif self.logger.isEnabledFor(logging.DEBUG):  # the common end: nothing left to send
+            self._log_end(dropped)
 
     def _scrubbed(self, out: bytes) -> bytes:
         # Only once the upstream has sent an error event: it may quote the credentials it got.
@@ -218,10 +211,38 @@ class _Relay:
         )
 
 
-async def _after(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield head
-    async for chunk in rest:
-        yield chunk
+Read = Callable[[], Awaitable[bytes | None]]
+"""The next piece of an answer's body; None at its end."""
+
+
+def _reader(response: UpstreamResponse, head: bytes) -> Read:
+    """Reads `response`'s body piece by piece (`head` first when the caller had read it)."""
+    read = response.reader() if isinstance(response, PooledResponse) else _pieces(response)
+    if not head:
+        return read
+    pending = head
+
+    async def after_head() -> bytes | None:
+        nonlocal pending
+        if pending:
+            piece, pending = pending, b""
+            return piece
+        return await read()
+
+    return after_head
+
+
+def _pieces(response: UpstreamResponse) -> Read:
+    """aiohttp's reads (the path without the pooled client) as a `Read`."""
+    chunks: AsyncIterator[bytes] = response.content.iter_any()
+
+    async def read() -> bytes | None:
+        try:
+            return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+
+    return read
 
 
 class _FramingError(Exception):
@@ -256,7 +277,41 @@ async def relay_stream(
     relay = _Relay(upstream, call, send, logger, request_id, usage, broke, head)
     with drain_guard() as guard:
         try:
-            await _exchange(relay)
+            # The exchange in this coroutine itself (one frame fewer per stream).
+            plain: Answer | None = None
+            try:
+                with Deadline(upstream.total_s):
+                    response = await upstream.open(call)
+                    try:
+                        # `content_type`, not `headers`: the pooled answer's headers are not
+                        # copied into a multidict for it.
+                        if is_event_stream(response.status, response.content_type):
+                            await relay.pump(response)
+                        else:
+                            body = await read_answer(response, ERROR_BODY_LIMIT)
+                            plain = (response.status, body, response.raw_headers)
+                    finally:
+                        # Read to its end, the connection is already back in the pool; cut
+                        # short (a broken stream, the time limit, a client that left) it is
+                        # closed, not pooled.
+                        response.close()
+            except Exception as exc:
+                await _broken(relay, exc)
+                return
+            if relay.started:
+                relay.ended = True
+                try:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except Exception as exc:
+                    _not_ended(relay, exc)
+                return
+            assert plain is not None
+            # The upstream did not stream (an error, or a server ignoring `stream`): answer as
+            # a non-streaming call would.
+            logger.info(
+                "request %s: upstream answered HTTP %d without a stream", request_id, plain[0]
+            )
+            await send_settled(send, logger, request_id, plain, upstream, call, usage)
         except asyncio.CancelledError:
             if not guard.take_cut():
                 raise
@@ -272,49 +327,24 @@ async def relay_stream(
                     logger.debug("request %s: the client took no last event", request_id)
 
 
-async def _exchange(relay: _Relay) -> None:
+async def _broken(relay: _Relay, exc: Exception) -> None:
+    """The exchange failed: raised as an error before the response started, else reported in
+    the stream as one error event that ends it."""
     upstream, logger, request_id = relay.upstream, relay.logger, relay.request_id
-    plain: Answer | None = None
-    try:
-        with Deadline(upstream.total_s):
-            response = await upstream.open(relay.call)
-            try:
-                # `content_type`, not `headers`: the pooled answer's headers are not copied into
-                # a multidict for it.
-                if is_event_stream(response.status, response.content_type):
-                    await relay.start(response)
-                    await relay.pump(response)
-                else:
-                    body = await read_answer(response, ERROR_BODY_LIMIT)
-                    plain = (response.status, body, response.raw_headers)
-            finally:
-                # Read to its end, the connection is already back in the pool; cut short (a
-                # broken stream, the time limit, a client that left) it is closed, not pooled.
-                response.close()
-    except Exception as exc:
-        error = _as_error(exc, upstream.total_s)
-        if error is None:
-            if relay.started:
-                logger.error("request %s: stream relay failed", request_id, exc_info=exc)
-                error = UpstreamError("The gateway failed while relaying the upstream stream.")
-            else:
-                raise
-        if not relay.started:
-            logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)
-            raise error from None
-        logger.warning("request %s: upstream stream broke: %s", request_id, error.message)
-        if relay.broke is not None:
-            relay.broke(error.code or "bad_gateway")
-        await _end(relay, sse_error_event(error))
-        return
-    if relay.started:
-        await _end(relay, b"")
-        return
-    assert plain is not None
-    # The upstream did not stream (an error, or a server ignoring `stream`): answer as a
-    # non-streaming call would.
-    logger.info("request %s: upstream answered HTTP %d without a stream", request_id, plain[0])
-    await send_settled(relay.send, logger, request_id, plain, upstream, relay.call, relay.usage)
+    error = _as_error(exc, upstream.total_s)
+    if error is None:
+        if relay.started:
+            logger.error("request %s: stream relay failed", request_id, exc_info=exc)
+            error = UpstreamError("The gateway failed while relaying the upstream stream.")
+        else:
+            raise exc
+    if not relay.started:
+        logger.warning("request %s: upstream exchange failed: %s", request_id, error.message)
+        raise error from None
+    logger.warning("request %s: upstream stream broke: %s", request_id, error.message)
+    if relay.broke is not None:
+        relay.broke(error.code or "bad_gateway")
+    await _end(relay, sse_error_event(error))
 
 
 async def _end(relay: _Relay, last: bytes) -> None:
@@ -325,10 +355,14 @@ async def _end(relay: _Relay, last: bytes) -> None:
             await send({"type": "http.response.body", "body": last, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except Exception as exc:
-        # A server that does raise once the client has gone; there is no one left to tell.
-        relay.logger.debug(
-            "request %s: could not end the stream (%s)", relay.request_id, type(exc).__name__
-        )
+        _not_ended(relay, exc)
+
+
+def _not_ended(relay: _Relay, exc: Exception) -> None:
+    # A server that does raise once the client has gone; there is no one left to tell.
+    relay.logger.debug(
+        "request %s: could not end the stream (%s)", relay.request_id, type(exc).__name__
+    )
 
 
 def _as_error(exc: Exception, total_s: float) -> Fd2Error | None:

@@ -7,7 +7,7 @@ creates or closes either. Headers, origins and timeouts are built here once, not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import lru_cache
 from typing import Final, Protocol
 
@@ -72,6 +72,9 @@ class PooledResponse:
         value = self._response.header(b"content-type")
         if value is None:
             return "application/octet-stream"  # as aiohttp says of an answer without one
+        known = _COMMON_TYPES.get(value)
+        if known is not None:  # the usual values, spelled as they are meant: nothing to cut
+            return known
         return value.decode("latin-1").partition(";")[0].strip().lower()
 
     @property
@@ -81,6 +84,11 @@ class PooledResponse:
 
     def iter_any(self) -> AsyncIterator[bytes]:
         return self._response.iter_chunks(self._read_s)
+
+    def reader(self) -> Callable[[], Awaitable[bytes | None]]:
+        """The body's next piece (None at its end) per call, for the calling task's reads (the
+        stream relay's; see `Response.reader`)."""
+        return self._response.reader(self._read_s)
 
     def read_now(self) -> bytes | None:
         """The whole body if it has arrived already (see `Response.read_now`), else None."""
@@ -92,6 +100,17 @@ class PooledResponse:
     def close(self) -> None:
         self._response.release()
 
+
+_COMMON_TYPES: Final = {
+    value.encode(): value.partition(";")[0]
+    for value in (
+        _JSON,
+        _EVENT_STREAM,
+        "application/json; charset=utf-8",
+        "text/event-stream; charset=utf-8",
+    )
+}
+"""Content-Type values upstreams usually send, with the media type `content_type` reads."""
 
 UpstreamResponse = aiohttp.ClientResponse | PooledResponse
 

@@ -43,6 +43,17 @@ class Deadline:
         self._sweeper = sweeper
         self.expired = False
 
+    def rearm(self, seconds: float) -> Deadline:
+        """This deadline again, `seconds` from now, for `with deadline.rearm(seconds):`: a loop
+        of awaits in one task (a stream's reads) re-arms one deadline instead of making one per
+        await. Only in the task the deadline was made for, and not while it is entered."""
+        self._at = _monotonic() + seconds
+        self.expired = False
+        running = self._sweeper.task
+        if running is None or running.done():  # idle for a while: started again
+            self._sweeper = on_loop(_sweepers, self._task.get_loop(), _Sweeper)
+        return self
+
     def __enter__(self) -> Deadline:
         self._sweeper.waiting[self] = self._at
         return self

@@ -163,6 +163,41 @@ async def test_chunked_answers_arrive_piece_by_piece(pool: ConnectionPool) -> No
     assert server.connections == 1
 
 
+async def test_a_reader_reads_piece_by_piece_and_times_out_between_pieces(
+    pool: ConnectionPool,
+) -> None:
+    """`reader`: one deadline re-armed per wait, each wait bounded on its own (a stream whose
+    pieces keep coming in time is not cut by their sum)."""
+
+    async def slow(head: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
+        w.write(b"transfer-encoding: chunked\r\n\r\n")
+        for piece in (b"a", b"b", b"c"):
+            await asyncio.sleep(0.2)  # 0.6 s in all, each within the 0.5 s read limit
+            w.write(b"1\r\n" + piece + b"\r\n")
+            await w.drain()
+        if head.startswith(b"POST /v1/stall"):
+            await asyncio.sleep(5)
+        w.write(b"0\r\n\r\n")
+        await w.drain()
+        return True
+
+    async with Server(slow) as server:
+        for path, stalls in (("/whole", False), ("/stall", True)):
+            answer = await pool.request(
+                server.origin, b"POST", path, [], b"{}", connect_timeout_s=2, read_timeout_s=2
+            )
+            read = answer.reader(0.5)
+            assert [await read(), await read(), await read()] == [b"a", b"b", b"c"]
+            if stalls:
+                with pytest.raises(ReadTimeout):
+                    await read()
+                answer.close()
+            else:
+                assert await read() is None
+                answer.release()
+
+
 async def test_a_stale_keep_alive_connection_is_retried_on_a_new_one(pool: ConnectionPool) -> None:
     async def once(head: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
         w.write(_answer(b"{}"))

@@ -84,3 +84,27 @@ def test_facts_do_not_depend_on_chunking(cuts: list[int]) -> None:
         "length",
         'Hello "x"\n',
     )
+
+
+def test_odd_events_give_the_facts_a_whole_json_reading_gives() -> None:
+    """The members read without building the whole event, and the events that reading does
+    not fit (a member twice: the last one counts; not an object), against what a JSON parser
+    says of the same events."""
+    framer = SseFramer(openai=True)
+    first = (
+        b'data: {"id": "c\\u00e9", "model": "gpt-\\"4\\"", "created": 7.5, "error": null, '
+        b'"choices": [{"finish_reason": null}, 3, "x"]}\n\n'
+    )
+    framer.feed(first)
+    assert (framer.model, framer.response_id, framer.created) == ('gpt-"4"', "c\u00e9", None)
+    assert (framer.finish_reason, framer.error, framer.usage) == (None, None, None)
+    framer.feed(
+        b'data: {"choices": [{"finish_reason": "length", "finish_reason": "stop"}], '
+        b'"usage": {"prompt_tokens": 3, "completion_tokens": 1.5, "total_tokens": 4}}\n\n'
+    )
+    assert framer.finish_reason == "stop" and framer.usage == (3, 0, 4)
+    framer.feed(b'data: {"usage": {"prompt_tokens": 1}, "usage": {"prompt_tokens": 2}}\n\n')
+    assert framer.usage == (2, 0, 0)
+    framer.feed(b'data: {"error": {"message": "m", "code": 5}, "choices": "none"}\n\n')
+    assert orjson.loads(framer.error or "") == {"message": "m", "code": 5}
+    assert framer.parsed == 4

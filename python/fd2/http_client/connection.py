@@ -14,7 +14,7 @@ from typing import Final, cast
 import httptools
 
 from fd2.http_client.errors import ResponseFailed, UpstreamClosed
-from fd2.http_client.response import Response
+from fd2.http_client.response import _HIGH_WATER, Response
 
 _FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
 """Headers that delimit an answer's body: without either, it ends when the connection does."""
@@ -123,8 +123,17 @@ class Connection(asyncio.Protocol):
             waiter.set_result(response)
 
     def on_body(self, body: bytes) -> None:
-        assert self._response is not None
-        self._response._feed(body)
+        response = self._response
+        assert response is not None
+        # `Response._feed` and `_wake` spelled out: once per piece of every answer's body.
+        response._chunks.append(body)
+        response._buffered += len(body)
+        if response._buffered > _HIGH_WATER and not response._paused:
+            response._paused = True
+            self.pause_reading()
+        waiter = response._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_message_complete(self) -> None:
         response = self._response

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from fd2.deadlines import Deadline
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     from fd2.http_client.connection import Connection
 
 _HIGH_WATER: Final = 256 * 1024
-"""Buffered body bytes at which the connection stops reading from the socket."""
+"""Buffered body bytes at which the connection stops reading from the socket
+(`Connection.on_body`)."""
 _LOW_WATER: Final = 64 * 1024
 
 
@@ -60,15 +62,7 @@ class Response:
         """The whole body has arrived."""
         return self._done
 
-    # Fed by the connection --------------------------------------------------------------------
-
-    def _feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered > _HIGH_WATER and not self._paused:
-            self._paused = True
-            self._connection.pause_reading()
-        self._wake()
+    # Fed by the connection (a piece of the body by `Connection.on_body` itself) ---------------
 
     def _finish(self) -> None:
         self._done = True
@@ -86,21 +80,27 @@ class Response:
 
     # Read by the caller ------------------------------------------------------------------------
 
-    async def _next(self, timeout_s: float | None) -> bytes | None:
-        """The next chunk; None at the end of the body."""
+    async def next_chunk(
+        self, timeout_s: float | None, deadline: Deadline | None = None
+    ) -> bytes | None:
+        """The next chunk; None at the end of the body. ReadTimeout when none comes for
+        `timeout_s`. `deadline`: one the calling task re-arms for each wait (`reader`) instead
+        of a new one per wait."""
         while not self._chunks:
             if self._error is not None:
                 raise self._error
             if self._done:
                 return None
-            self._waiter = self._connection.loop.create_future()  # no getpid (loop_workers)
+            # The connection's loop: no getpid (loop_workers).
+            self._waiter = waiter = self._connection.loop.create_future()
             try:
                 if timeout_s is None:
-                    await self._waiter
+                    await waiter
                 else:
                     try:
-                        with Deadline(timeout_s):  # coarse (0.1 s) and cheap, per chunk
-                            await self._waiter
+                        # Coarse (0.1 s) and cheap, per chunk.
+                        with Deadline(timeout_s) if deadline is None else deadline.rearm(timeout_s):
+                            await waiter
                     except TimeoutError:
                         raise ReadTimeout("the upstream sent nothing in time") from None
             finally:
@@ -111,6 +111,12 @@ class Response:
             self._paused = False
             self._connection.resume_reading()
         return chunk
+
+    def reader(self, timeout_s: float) -> Callable[[], Awaitable[bytes | None]]:
+        """`next_chunk(timeout_s)` for the calling task's successive reads (a stream relay's),
+        awaited directly (no async generator around each read) and with one deadline for all
+        of them. Call it in the task that reads, and read only there."""
+        return partial(self.next_chunk, timeout_s, Deadline(timeout_s))
 
     def read_now(self, limit: int) -> bytes | None:
         """The whole body when it is here already in one piece (the common case: no coroutine
@@ -131,7 +137,7 @@ class Response:
             return whole
         parts: list[bytes] = []
         size = 0
-        while (chunk := await self._next(timeout_s)) is not None:
+        while (chunk := await self.next_chunk(timeout_s)) is not None:
             size += len(chunk)
             if size > limit:
                 raise ResponseFailed(f"answer longer than {limit} bytes")
@@ -140,7 +146,7 @@ class Response:
 
     async def iter_chunks(self, timeout_s: float | None = None) -> AsyncIterator[bytes]:
         """The body's pieces as they arrive; ReadTimeout when none comes for `timeout_s`."""
-        while (chunk := await self._next(timeout_s)) is not None:
+        while (chunk := await self.next_chunk(timeout_s)) is not None:
             yield chunk
 
     def release(self) -> None:

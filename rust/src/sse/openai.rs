@@ -4,8 +4,78 @@
 // the event data decide whether an event can hold anything wanted; only then
 // is its JSON parsed (serde_json, borrowed, into a `Value`).
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// The members of an event that `learn` reads, each left unparsed (any JSON), the rest skipped:
+/// reading a chunk this way costs a fraction of building its `Value`. An event this does not
+/// fit (not an object, a member twice) is read as a `Value`, as before.
+#[derive(Deserialize)]
+struct Members<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<&'a RawValue>,
+}
+
+/// A choice's `finish_reason`, the only member read of it when no text is collected.
+#[derive(Deserialize)]
+struct FinishReason<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+/// What `Value::as_str` gives of a member: its text when it is a string.
+fn as_string(raw: Option<&RawValue>) -> Option<String> {
+    let raw = raw?;
+    if raw.get().starts_with('"') {
+        serde_json::from_str(raw.get()).ok()
+    } else {
+        None
+    }
+}
+
+/// A member as a `Value` (`Value::Null` when absent), for the rare members read in full.
+fn as_value(raw: Option<&RawValue>) -> Value {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The member names searched for, each with its searcher built once: `memmem::find` builds one
+/// per call, and a relay makes four searches per chunk of every stream.
+struct Keys {
+    model: Finder<'static>,
+    usage: Finder<'static>,
+    finish_reason: Finder<'static>,
+    error: Finder<'static>,
+    content: Finder<'static>,
+    text: Finder<'static>,
+    refusal: Finder<'static>,
+    arguments: Finder<'static>,
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    model: Finder::new(b"\"model\""),
+    usage: Finder::new(b"\"usage\""),
+    finish_reason: Finder::new(b"\"finish_reason\""),
+    error: Finder::new(b"\"error\""),
+    content: Finder::new(b"\"content\""),
+    text: Finder::new(b"\"text\""),
+    refusal: Finder::new(b"\"refusal\""),
+    arguments: Finder::new(b"\"arguments\""),
+});
 
 /// Token counts of a `usage` object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,9 +107,10 @@ pub struct StreamFacts {
 
 /// Whether `key` (with its quotes) occurs and is followed, after optional
 /// whitespace and the colon, by a byte in `starts`.
-fn member_starts(data: &[u8], key: &[u8], starts: &[u8]) -> bool {
-    memmem::find_iter(data, key).any(|at| {
-        let mut rest = data[at + key.len()..]
+fn member_starts(data: &[u8], key: &Finder<'static>, starts: &[u8]) -> bool {
+    let len = key.needle().len();
+    key.find_iter(data).any(|at| {
+        let mut rest = data[at + len..]
             .iter()
             .skip_while(|b| b.is_ascii_whitespace());
         if rest.next() != Some(&b':') {
@@ -53,19 +124,27 @@ fn member_starts(data: &[u8], key: &[u8], starts: &[u8]) -> bool {
 impl StreamFacts {
     /// Looks at one dispatched event; `collect_text` also gathers generated text.
     pub fn observe(&mut self, event_type: &[u8], data: &[u8], collect_text: bool) {
+        let keys = &*KEYS;
         let is_error_event = event_type == b"error";
         let wanted = is_error_event
-            || (!self.identified && memmem::find(data, b"\"model\"").is_some())
-            || member_starts(data, b"\"usage\"", b"{")
-            || member_starts(data, b"\"finish_reason\"", b"\"")
-            || (self.error.is_none() && member_starts(data, b"\"error\"", b"{\""))
+            || (!self.identified && keys.model.find(data).is_some())
+            || member_starts(data, &keys.usage, b"{")
+            || member_starts(data, &keys.finish_reason, b"\"")
+            || (self.error.is_none() && member_starts(data, &keys.error, b"{\""))
             || (collect_text
-                && (member_starts(data, b"\"content\"", b"\"")
-                    || member_starts(data, b"\"text\"", b"\"")
-                    || member_starts(data, b"\"refusal\"", b"\"")
-                    || member_starts(data, b"\"arguments\"", b"\"")));
+                && (member_starts(data, &keys.content, b"\"")
+                    || member_starts(data, &keys.text, b"\"")
+                    || member_starts(data, &keys.refusal, b"\"")
+                    || member_starts(data, &keys.arguments, b"\"")));
         if !wanted {
             return;
+        }
+        if !is_error_event && !collect_text {
+            if let Ok(members) = serde_json::from_slice::<Members<'_>>(data) {
+                self.parsed += 1;
+                self.learn_members(&members);
+                return;
+            }
         }
         let Ok(value) = serde_json::from_slice::<Value>(data) else {
             if is_error_event && self.error.is_none() {
@@ -77,6 +156,58 @@ impl StreamFacts {
         self.learn(&value, is_error_event, collect_text);
     }
 
+    /// `learn` for an event read as `Members` (no error event, no text collected): the same
+    /// facts, read the same way.
+    fn learn_members(&mut self, members: &Members<'_>) {
+        if !self.identified {
+            self.identified = true;
+            self.model = as_string(members.model);
+            self.id = as_string(members.id);
+            self.created = members
+                .created
+                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                .and_then(|created| created.as_i64());
+        }
+        if members.usage.is_some() {
+            self.learn_usage(&as_value(members.usage));
+        }
+        if self.error.is_none() {
+            let error = as_value(members.error);
+            if !error.is_null() {
+                self.error = Some(error.to_string());
+            }
+        }
+        let Some(choices) = members
+            .choices
+            .and_then(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()).ok())
+        else {
+            return;
+        };
+        for choice in choices {
+            let reason = match serde_json::from_str::<FinishReason<'_>>(choice.get()) {
+                Ok(choice) => as_string(choice.finish_reason),
+                // Not an object, or a member twice (a `Value` keeps the last): as before.
+                Err(_) => serde_json::from_str::<Value>(choice.get())
+                    .ok()
+                    .and_then(|choice| choice["finish_reason"].as_str().map(str::to_owned)),
+            };
+            if let Some(reason) = reason {
+                self.finish_reason = Some(reason);
+            }
+        }
+    }
+
+    fn learn_usage(&mut self, usage: &Value) {
+        if let Some(usage) = usage.as_object() {
+            let field = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+            self.usage = Some(Usage {
+                prompt_tokens: field("prompt_tokens"),
+                completion_tokens: field("completion_tokens"),
+                total_tokens: field("total_tokens"),
+            });
+        }
+    }
+
     fn learn(&mut self, value: &Value, is_error_event: bool, collect_text: bool) {
         if !self.identified {
             self.identified = true;
@@ -84,13 +215,8 @@ impl StreamFacts {
             self.id = value["id"].as_str().map(str::to_owned);
             self.created = value["created"].as_i64();
         }
-        if let Some(usage) = value.get("usage").and_then(Value::as_object) {
-            let field = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
-            self.usage = Some(Usage {
-                prompt_tokens: field("prompt_tokens"),
-                completion_tokens: field("completion_tokens"),
-                total_tokens: field("total_tokens"),
-            });
+        if let Some(usage) = value.get("usage") {
+            self.learn_usage(usage);
         }
         if self.error.is_none() {
             match value.get("error") {
