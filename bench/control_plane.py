@@ -235,7 +235,8 @@ def latency_under_rebuilds(
     ratios = [
         r["latency_ms"]["p99"] / q["latency_ms"]["p99"]
         for q, r in zip(runs["quiet"], runs["rebuilding"], strict=True)
-    ]
+        if q["latency_ms"]["p99"] > 0  # a quiet run that completed nothing gives no ratio
+    ] or [float("nan")]
     out["p99_ratio"] = _spread(ratios)
     print(
         f"{routes} routes: c=16 p99 quiet {out['quiet']['p99']['median']:.2f} ms, while "
