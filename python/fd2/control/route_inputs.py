@@ -108,11 +108,12 @@ class ProjectInputs:
         if shared is None or shared[2] is not maps:
             if shared is None:
                 usage = self._usages[environment] = SecretUsage(self.resolver_for(environment))
-                # Placeholder strings already resolved by this project's modules (one build
-                # only, so a changed variable or Vault secret is read again by the next).
-                memo: dict[tuple[Any, ...], Any] = {}
             else:
-                usage, memo = shared[0], shared[1]
+                usage = shared[0]
+            # Placeholder strings already resolved by this manifest's modules (one build only,
+            # so a changed variable or Vault secret is read again by the next). Per manifest
+            # maps: another manifest of the project may resolve the same text differently.
+            memo: dict[tuple[Any, ...], Any] = {}
             shared = self._per_environment[environment] = (
                 usage,
                 memo,
