@@ -19,9 +19,11 @@ PEPPER = b"pepper"
 KEY = "fd2_unit-test-key"
 
 
-def policy() -> AuthPolicy:
+def policy(models: tuple[str, ...] | None = ("m",)) -> AuthPolicy:
+    """A route with one API key, limited to `models` (None: any model)."""
     digest = hmac.new(PEPPER, KEY.encode(), hashlib.sha256).hexdigest()
-    key = ApiKey(ApiKeyRecord(id="k", hash=digest, models=["m"]), "acme")
+    record = ApiKeyRecord(id="k", hash=digest, models=list(models) if models else None)
+    key = ApiKey(record, "acme")
     identity = Identity("key:k", models=key.models)
     return AuthPolicy(
         mode="api_key",
@@ -132,17 +134,7 @@ async def test_an_unrestricted_caller_skips_authorising() -> None:
         async def __call__(self, request, send, call_next) -> None:  # type: ignore[no-untyped-def]
             raise AssertionError("authorise ran for an unrestricted caller")
 
-    digest = hmac.new(PEPPER, KEY.encode(), hashlib.sha256).hexdigest()
-    key = ApiKey(ApiKeyRecord(id="k", hash=digest), "acme")
-    open_policy = AuthPolicy(
-        mode="api_key",
-        project="acme",
-        module="chat",
-        environment="development",
-        keys=KeyTable([key]),
-        hasher=KeyHasher(PEPPER),
-        identities={key.digest: Identity("key:k")},
-    )
+    open_policy = policy(models=None)
     handler = Answering()
     await Authenticate(open_policy, NeverEntered(FixedMeter()))(
         make_request({}, headers=bearer(KEY)), Recorder(), handler

@@ -48,11 +48,8 @@ class Authenticate:
         if identity is None:
             try:
                 identity = self.policy.authenticate_now(request)
-            except Unauthorized as exc:
-                _failed(request, "missing" if exc.missing else "invalid")
-                raise
-            except Forbidden:
-                _failed(request, "forbidden")
+            except (Unauthorized, Forbidden) as exc:
+                _refused(request, exc)
                 raise
             if identity is None:
                 return self._after_waiting(request, send, call_next)
@@ -63,11 +60,8 @@ class Authenticate:
         """A caller that needs a wait to know (a token to verify, the shared key store)."""
         try:
             identity = await self.policy.authenticate(request)
-        except Unauthorized as exc:
-            _failed(request, "missing" if exc.missing else "invalid")
-            raise
-        except Forbidden:
-            _failed(request, "forbidden")
+        except (Unauthorized, Forbidden) as exc:
+            _refused(request, exc)
             raise
         request.identity = identity
         await self._next(request, send, call_next, identity)
@@ -111,6 +105,14 @@ class Authorise:
         if self._meter is None:
             return request.method in _READS
         return await self._meter.model(request) in models
+
+
+def _refused(request: Request, exc: Unauthorized | Forbidden) -> None:
+    """An authentication refused, counted by its reason class."""
+    if isinstance(exc, Forbidden):
+        _failed(request, "forbidden")
+    else:
+        _failed(request, "missing" if exc.missing else "invalid")
 
 
 def _failed(request: Request, reason: str) -> None:
