@@ -81,7 +81,7 @@ def start_nginx(procs: Processes, pin: Pinning, standins: Standins, workdir: Pat
         )
     )
     child = procs.start(
-        [*pin.prefix(pin.server), nginx, "-c", str(conf), "-p", str(workdir)],
+        [*pin.server_prefix(), nginx, "-c", str(conf), "-p", str(workdir)],
         log=workdir / "nginx.log",
     )
     base = f"http://127.0.0.1:{port}"
@@ -106,7 +106,7 @@ def start_floor(
         "FLOOR_STREAM": f"http://127.0.0.1:{standins.stream_port}",
     }
     child = procs.start(
-        [*pin.prefix(pin.server), granian, "--interface", "asgi", "--host", "127.0.0.1",
+        [*pin.server_prefix(), granian, "--interface", "asgi", "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "1",
          "--no-ws", "--log-level", "warning", "--working-dir", str(ANCHORS), app],
         env=env,

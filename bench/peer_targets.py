@@ -45,7 +45,7 @@ def start_litellm(procs: Processes, pin: Pinning, standins: Standins, workdir: P
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
     child = procs.start(
         [
-            *pin.prefix(pin.server),
+            *pin.server_prefix(),
             str(PEERS / "litellm" / "bin" / "litellm"),
             "--config",
             str(config),
@@ -78,7 +78,7 @@ def start_portkey(procs: Processes, pin: Pinning, standins: Standins, workdir: P
         PEERS / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
     )
     child = procs.start(
-        [*pin.prefix(pin.server), "node", "--require", str(PEERS.parent / "peers" / "loopback.cjs"),
+        [*pin.server_prefix(), "node", "--require", str(PEERS.parent / "peers" / "loopback.cjs"),
          str(entry), f"--port={port}", "--headless"],
         log=workdir / "portkey.log",
     )  # fmt: skip

@@ -54,9 +54,14 @@ def free_port() -> int:
 class Pinning:
     """Which cores the server under test gets, and which the stand-in and load generator get."""
 
-    def __init__(self, *, pinned: bool = True) -> None:
+    def __init__(self, *, pinned: bool = True, scheduling: str = "batch") -> None:
         """`pinned=False`: every process may run on every core (bench/workers.py: two workers
-        need both cores)."""
+        need both cores). `scheduling`: the Linux policy of every server under test, fd2's
+        `--cpu-scheduling` (batch, its default, or normal), so that fd2, its baseline, the
+        anchors and the peers are measured alike."""
+        if scheduling not in ("batch", "normal"):
+            raise ValueError(f"scheduling: batch or normal, not {scheduling!r}")
+        self.scheduling = scheduling
         cores = sorted(os.sched_getaffinity(0))
         self.chosen = pinned
         self.enabled = pinned and len(cores) >= 2 and shutil.which("taskset") is not None
@@ -66,14 +71,25 @@ class Pinning:
     def prefix(self, cores: Sequence[int]) -> list[str]:
         return ["taskset", "-c", ",".join(map(str, cores))] if self.enabled else []
 
+    def server_prefix(self) -> list[str]:
+        """What a server under test is started with: its core, and its scheduling policy (chrt
+        -b for batch; a policy is inherited by every process and thread it starts). fd2 is also
+        told the policy (`FD2_CPU_SCHEDULING`), which it sets itself."""
+        policy = ["chrt", "-b", "0"] if self.scheduling == "batch" else []
+        return [*self.prefix(self.server), *policy]
+
     def describe(self) -> str:
+        policy = f"; servers under test scheduled as {self.scheduling}"
         if not self.chosen:
-            return f"not pinned: every process may run on any of core(s) {self.server}"
+            return f"not pinned: every process may run on any of core(s) {self.server}{policy}"
         if not self.enabled:
-            return "not pinned (fewer than 2 cores or no taskset): numbers are indicative only"
+            return (
+                "not pinned (fewer than 2 cores or no taskset): numbers are indicative only"
+                + policy
+            )
         return (
             f"server under test on core(s) {self.server}; "
-            f"stand-in and load generator on core(s) {self.tools}"
+            f"stand-in and load generator on core(s) {self.tools}{policy}"
         )
 
 

@@ -331,15 +331,22 @@ def main() -> None:
         help="only this: fd2 (and floor-lean) with 2 workers against 1, closed loop at c=64, "
         "nothing pinned (bench/workers.py; not in the default run)",
     )
+    parser.add_argument(
+        "--cpu-scheduling",
+        choices=("batch", "normal"),
+        default="batch",
+        help="Linux policy of every server under test (fd2's --cpu-scheduling; the baseline, "
+        "anchors and peers get the same through chrt); default batch, fd2's default",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results folder")
     args = parser.parse_args()
     cfg = settings_for(args)
     build_tools()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     if args.workers_scaling:
-        scale_workers(cfg, args.out / f"workers-{stamp}", args.smoke)
+        scale_workers(cfg, args.out / f"workers-{stamp}", args.smoke, args.cpu_scheduling)
         return
-    pin = Pinning()
+    pin = Pinning(scheduling=args.cpu_scheduling)
     out = args.out / (f"smoke-{stamp}" if args.smoke else stamp)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
@@ -433,10 +440,10 @@ def main() -> None:
         sys.exit(f"benchmark smoke failed: {errors} errors (or a run without requests)")
 
 
-def scale_workers(cfg: Settings, out: Path, smoke: bool) -> None:
+def scale_workers(cfg: Settings, out: Path, smoke: bool, scheduling: str) -> None:
     """Two workers against one (bench/workers.py), with its own report in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    pin = Pinning(pinned=False)
+    pin = Pinning(pinned=False, scheduling=scheduling)
     machine = describe_machine(False)
     with Processes() as procs:
         standins = start_standins(procs, pin, cfg.shape, cfg.delay_ms, out)

@@ -242,13 +242,19 @@ def start_fd2(
         manifest = manifest_hook(manifest)
     (manifests / "bench.json").write_text(json.dumps(manifest))
     port = free_port()
-    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key", "BENCH_PEPPER": BENCH_PEPPER}
+    env = {
+        **os.environ,
+        "BENCH_UPSTREAM_KEY": "bench-key",
+        "BENCH_PEPPER": BENCH_PEPPER,
+        # A baseline checkout older than the setting ignores it (and runs as chrt started it).
+        "FD2_CPU_SCHEDULING": pin.scheduling,
+    }
     if source is not None:  # another checkout's Python (same venv and native build): a baseline
         env["PYTHONPATH"] = str(source / "python")
     fd2 = str(Path(sys.executable).with_name("fd2"))
     child = procs.start(
         [
-            *pin.prefix(pin.server),
+            *pin.server_prefix(),
             fd2,
             "serve",
             "--port",

@@ -18,6 +18,7 @@ import msgspec
 
 from fd2.auth import keys_cli
 from fd2.cli import check_command as cli_check
+from fd2.cli.cpu_scheduling import apply_cpu_scheduling
 from fd2.cli.settings import add_settings, formatter, settings_from_args, switch_hint
 from fd2.config import SETTINGS_ENV, Settings
 from fd2.settings_table import SettingsError
@@ -85,6 +86,10 @@ def serve(settings: Settings) -> None:
     from granian.log import LogLevels
 
     _metrics_directory()
+    # Before Granian starts: its workers and all their threads inherit the policy.
+    refused = apply_cpu_scheduling(settings.cpu_scheduling)
+    if refused is not None:
+        print(f"fd2: {refused}; serving under the policy it was started with", file=sys.stderr)
     # Workers are separate processes: they read the parsed settings back from the environment.
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     # Granian reports every write to a vanished client at info level: keep its log to warnings.
