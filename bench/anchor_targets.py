@@ -104,6 +104,7 @@ def start_floor(
         **os.environ,
         "FLOOR_CHAT": f"http://127.0.0.1:{standins.chat_port}",
         "FLOOR_STREAM": f"http://127.0.0.1:{standins.stream_port}",
+        "FLOOR_CPU_SCHEDULING": pin.scheduling,
     }
     child = procs.start(
         [*pin.server_prefix(), granian, "--interface", "asgi", "--host", "127.0.0.1",

@@ -377,9 +377,15 @@ def main() -> None:
         help="rebuild figures with no two routes sharing settings (a URL per project and "
         "environment, a model per module): builds share nothing between routes",
     )
+    parser.add_argument(
+        "--cpu-scheduling",
+        choices=("batch", "normal"),
+        default="batch",
+        help="Linux policy of the fd2 under load (its --cpu-scheduling; default batch)",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    pin = Pinning()
+    pin = Pinning(scheduling=args.cpu_scheduling)
     figures: dict[str, Any] = {"rebuild": rebuild_figures(sizes, args.rounds, pin, args.distinct)}
     figures["loop_stalls"] = [loop_stalls(size, args.interval, 5, pin) for size in sizes]
     if not args.no_under_load:

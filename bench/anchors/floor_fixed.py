@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scheduling import schedule_like_fd2
+
 _ANSWER = (
     b'{"id":"chatcmpl-floor","object":"chat.completion","created":0,"model":"gpt-4o-mini",'
     b'"choices":[{"index":0,"message":{"role":"assistant","content":"Hello."},'
@@ -16,6 +18,15 @@ _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                schedule_like_fd2()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
     if scope["type"] != "http":
         return
     more = True

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from scheduling import schedule_like_fd2
+
 from fd2.http_client import ConnectionPool, Origin
 
 _ORIGINS = {
@@ -21,6 +23,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                schedule_like_fd2()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await _pool.close()

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import aiohttp
+from scheduling import schedule_like_fd2
 
 _UPSTREAMS = {
     "chat": os.environ.get("FLOOR_CHAT", "http://127.0.0.1:9000"),
@@ -32,6 +33,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                schedule_like_fd2()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if _session is not None:

@@ -18,9 +18,9 @@ import msgspec
 
 from fd2.auth import keys_cli
 from fd2.cli import check_command as cli_check
-from fd2.cli.cpu_scheduling import apply_cpu_scheduling
 from fd2.cli.settings import add_settings, formatter, settings_from_args, switch_hint
 from fd2.config import SETTINGS_ENV, Settings
+from fd2.serving.cpu_scheduling import apply_cpu_scheduling
 from fd2.settings_table import SettingsError
 from fd2.version import VersionAction
 

@@ -23,6 +23,7 @@ from fd2.control.route_table import Route
 from fd2.control.runtime import Runtime
 from fd2.gc_tuning import tune_gc_for_serving
 from fd2.module import Handler
+from fd2.serving.cpu_scheduling import schedule_worker_threads
 from fd2.serving.draining import current_drain, on_termination
 from fd2.serving.errors import (
     INTERNAL_ERROR_BODY,
@@ -436,6 +437,11 @@ class Fd2App:
             if message["type"] == "lifespan.startup":
                 try:
                     configure_logging(self.settings.log_level, self.settings.log_format)
+                    refused = schedule_worker_threads(
+                        self.settings.cpu_scheduling, asyncio.get_running_loop()
+                    )
+                    if refused is not None:
+                        _log.warning("%s; serving under the policy it started with", refused)
                     allow_environment_variables(self.settings.manifest_env_allow)
                     if self.settings.otel_endpoint is not None:
                         # Before the routes are compiled: their steps are wrapped in spans then.
