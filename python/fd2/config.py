@@ -81,8 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cpu_scheduling: Annotated[
         Literal["batch", "normal"],
         SERVING(
-            "Linux scheduling policy: batch (a woken thread does not preempt; ~30% less CPU per "
-            "request on a core of fd2's own) or normal (for cores shared with busy neighbours)"
+            "batch: a worker's threads other than its event loop's run as SCHED_BATCH (about a "
+            "third less CPU per request on a core of its own); normal: Linux's default for all "
+            "(for cores shared with busy neighbours)"
         ),
     ] = "batch"
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -42,6 +42,10 @@ class _Loaded(msgspec.Struct, frozen=True):
     its manifest never blocks; None: not known from the text (`RouteBuilder` looks)."""
 
 
+_YIELD_EVERY: Final = 64
+"""Files a snapshot stats between two yields of the core (~0.2 ms of work; 1,000 files ~3 ms)."""
+
+
 class ManifestDirectory:
     """Reads `*.json` manifests of either format from one directory."""
 
@@ -61,7 +65,11 @@ class ManifestDirectory:
         entries = []
         try:
             with os.scandir(self.directory) as scan:
-                for entry in scan:
+                for count, entry in enumerate(scan, 1):
+                    if not count % _YIELD_EVERY:
+                        # Runs in a thread beside the worker's; under --cpu-scheduling batch
+                        # Granian's threads do not preempt it, so it makes way for them.
+                        os.sched_yield()
                     if entry.name.endswith(".json") and entry.is_file():
                         stat = entry.stat()
                         entries.append((entry.name, stat.st_mtime_ns, stat.st_size))
