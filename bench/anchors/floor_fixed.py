@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduling import schedule_like_fd2
+from lifespan import serve_lifespan
 
 _ANSWER = (
     b'{"id":"chatcmpl-floor","object":"chat.completion","created":0,"model":"gpt-4o-mini",'
@@ -19,14 +19,8 @@ _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                schedule_like_fd2()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     more = True

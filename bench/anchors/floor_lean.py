@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from scheduling import schedule_like_fd2
+from lifespan import serve_lifespan
 
 from fd2.http_client import ConnectionPool, Origin
 
@@ -20,15 +20,8 @@ _pool = ConnectionPool()
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                schedule_like_fd2()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await _pool.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send, _pool.close)
+        return
     if scope["type"] != "http":
         return
     chunks = []

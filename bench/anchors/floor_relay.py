@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 import aiohttp
-from scheduling import schedule_like_fd2
+from lifespan import serve_lifespan
 
 _UPSTREAMS = {
     "chat": os.environ.get("FLOOR_CHAT", "http://127.0.0.1:9000"),
@@ -28,18 +28,15 @@ def _pool() -> aiohttp.ClientSession:
     return _session
 
 
+async def _close() -> None:
+    if _session is not None:
+        await _session.close()
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                schedule_like_fd2()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if _session is not None:
-                    await _session.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send, _close)
+        return
     if scope["type"] != "http":
         return
     chunks = []
