@@ -194,7 +194,10 @@ def latency_under_rebuilds(
         "-warmup",
         "0.5s",
     ]
-    runs: dict[str, list[dict[str, Any]]] = {"quiet": [], "rebuilding": []}
+    # Each round brackets the rebuilding run by two quiet ones: the ratio is read against their
+    # mean (a shared machine's drift within the round cancels), and the second quiet run against
+    # the first says how far that ratio moves with nothing changed (its noise).
+    runs: dict[str, list[dict[str, Any]]] = {"quiet": [], "rebuilding": [], "quiet_after": []}
     rebuilds = 0
     for _ in range(rounds):
         runs["quiet"].append(run_json(argv, timeout=duration_s + 120))
@@ -216,6 +219,7 @@ def latency_under_rebuilds(
             stop.set()
             writer.join()
         rebuilds += log.read_text().count("route table v") - before
+        runs["quiet_after"].append(run_json(argv, timeout=duration_s + 120))
     procs.stop(fd2.process)
     out: dict[str, Any] = {
         "routes": routes + 3,
@@ -230,19 +234,28 @@ def latency_under_rebuilds(
             "errors": sum(r["errors"] for r in results),
             "error_kinds": [r["error_kinds"] for r in results if r["errors"]],
         }
-    # Each round's quiet and rebuilding runs are back to back: their ratio cancels most of the
-    # drift of a shared machine's load between rounds.
+    p99 = {state: [r["latency_ms"]["p99"] for r in results] for state, results in runs.items()}
     ratios = [
-        r["latency_ms"]["p99"] / q["latency_ms"]["p99"]
-        for q, r in zip(runs["quiet"], runs["rebuilding"], strict=True)
-        if q["latency_ms"]["p99"] > 0  # a quiet run that completed nothing gives no ratio
+        rebuilding / ((before + after) / 2)
+        for before, rebuilding, after in zip(
+            p99["quiet"], p99["rebuilding"], p99["quiet_after"], strict=True
+        )
+        if before > 0 and after > 0  # a quiet run that completed nothing gives no ratio
+    ] or [float("nan")]
+    noise = [
+        after / before
+        for before, after in zip(p99["quiet"], p99["quiet_after"], strict=True)
+        if before > 0
     ] or [float("nan")]
     out["p99_ratio"] = _spread(ratios)
+    out["p99_quiet_ratio"] = _spread(noise)
     print(
         f"{routes} routes: c=16 p99 quiet {out['quiet']['p99']['median']:.2f} ms, while "
         f"rebuilding {out['rebuilding']['p99']['median']:.2f} ms ({rebuilds} rebuilds); "
-        f"rebuilding/quiet per round: median {statistics.median(ratios):.2f} "
-        f"({', '.join(f'{ratio:.2f}' for ratio in ratios)})",
+        f"rebuilding ÷ the quiet runs either side, per round: median "
+        f"{statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)}); "
+        f"quiet after ÷ quiet before (noise): median {statistics.median(noise):.2f} "
+        f"({', '.join(f'{r:.2f}' for r in noise)})",
         flush=True,
     )
     return out

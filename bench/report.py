@@ -152,7 +152,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"- commit: {m['commit']}; versions: "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
         f"- mode: {s['mode']}; {s['rounds']} interleaved round(s); {s['duration_s']} s per run "
-        f"after {s['warmup_s']} s warm-up; streams: {s['stream_duration_s']} s",
+        f"after {s['warmup_s']} s warm-up; streams: {s['stream_duration_s']} s, or as long as "
+        f"{s.get('min_first_tokens', 0)} stream starts take",
         f"- pinning: {s['pinning']}; targets: "
         + ", ".join(f"{k} = {v}" for k, v in s["targets"].items()),
         f"- stand-in ceiling: {summary['standin_ceiling_rps']:,.0f} req/s (direct, c=64); a "
@@ -282,7 +283,9 @@ def _control_plane(figures: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for f in figures["under_load"]:
-        for state in ("quiet", "rebuilding"):
+        for state in ("quiet", "rebuilding", "quiet_after"):
+            if state not in f:
+                continue  # a report written before the quiet run after
             s = f[state]
             errors = f"**{s['errors']}** {s['error_kinds']}" if s["errors"] else "0"
             lines.append(
@@ -290,6 +293,14 @@ def _control_plane(figures: dict[str, Any]) -> list[str]:
                 f"| {state} | {_cell(s['rps'], 0)} | {_cell(s['p50'])} | {_cell(s['p99'])} "
                 f"| {errors} |"
             )
+    for f in figures["under_load"]:
+        if "p99_quiet_ratio" in f:
+            lines += [
+                "",
+                f"{f['routes']:,} routes, p99 while rebuilding ÷ the mean of the quiet runs either "
+                f"side, per round: {_cell(f['p99_ratio'])}; the quiet run after ÷ the one before "
+                f"(the same state twice: the ratio's noise): {_cell(f['p99_quiet_ratio'])}.",
+            ]
     return lines
 
 
