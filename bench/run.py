@@ -84,6 +84,13 @@ class Settings:
     # figures are the target's, not the tools' queue (docs/performance.md, "512 streams").
     wide_shape: StreamShape
     wide_from: int
+    # One stream at a time: the stand-in streams `first_token_shape` (the same first-chunk time,
+    # fewer chunks), so that a run measures many first tokens, not one or two 1.33 s streams.
+    # With one stream open, what follows its first chunk cannot change the first chunk's time.
+    first_token_shape: StreamShape
+    # A stream run lasts until at least this many streams have started in the measured window
+    # (each gives one first token): the TTFT median is then a median, not one sample.
+    min_first_tokens: int
     delay_ms: float
     fd2_workers: int
     route_table_sizes: list[int]
@@ -94,7 +101,9 @@ class Settings:
         found.append(Scenario(f"open {self.rate:g}/s", "open", rate=self.rate))
         for c in self.stream_concurrency:
             if c == 1:
-                found.append(Scenario("stream c=1", "stream", concurrency=1))
+                found.append(
+                    Scenario("stream c=1", "stream", concurrency=1, shape=self.first_token_shape)
+                )
                 continue
             shape = self.shape_for(c)
             # Steady: starts spread over one stream's length, as N clients' would be; then the
@@ -114,6 +123,11 @@ class Settings:
         """How long one stand-in stream of the run's shape lasts (first chunk, then the gaps)."""
         return self.shape.length_s()
 
+    def stream_run_s(self, shape: StreamShape, streams: int) -> float:
+        """Seconds of a stream run's measured window: `stream_duration_s`, or longer when that
+        would start fewer than `min_first_tokens` streams (`streams` open, each `shape` long)."""
+        return max(self.stream_duration_s, self.min_first_tokens * shape.length_s() / streams)
+
 
 def settings_for(args: argparse.Namespace) -> Settings:
     if args.smoke:
@@ -121,7 +135,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         # reaches the stand-in through every target (4 chunks expected, not the flags' 8).
         return Settings(
             1, 0.3, 0.1, 0.2, [1, 16], [1, 8], 200, StreamShape(5, 8, 2), StreamShape(5, 4, 4), 8,
-            0, 1, [100], 0.1,
+            StreamShape(5, 2, 2), 10, 0, 1, [100], 0.1,
         )  # fmt: skip
     base = Settings(
         rounds=3,
@@ -137,6 +151,9 @@ def settings_for(args: argparse.Namespace) -> Settings:
         # 6,160 chunks/s instead of 24,640 (docs/performance.md, "512 streams").
         wide_shape=StreamShape(50, 16, 80),
         wide_from=256,
+        # 50 ms to the first chunk as `shape`, 0.13 s a stream: 100 first tokens in 13 s.
+        first_token_shape=StreamShape(50, 4, 20),
+        min_first_tokens=100,
         delay_ms=0,
         fd2_workers=1,
         route_table_sizes=[1000, 10000],
@@ -169,9 +186,10 @@ def measure(
     """One load against one target. `scenario` is a Scenario or shaped like one (translation.py's
     Case has no ramp). With `standins`, the stand-ins' CPU is reported too (the tools' core)."""
     stream = scenario.mode == "stream"
-    duration = cfg.stream_duration_s if stream else cfg.duration_s
     ramp = float(getattr(scenario, "ramp_s", 0.0))
     shape: StreamShape = getattr(scenario, "shape", None) or cfg.shape
+    streams = max(1, int(getattr(scenario, "concurrency", 0) or 1))
+    duration = cfg.stream_run_s(shape, streams) if stream else cfg.duration_s
     # A stream's warm-up lasts one stream (every worker's first, unmeasured) and covers the ramp:
     # nothing is measured before all N streams are open.
     warmup = max(shape.length_s(), ramp) if stream else cfg.warmup_s
@@ -433,7 +451,7 @@ def main() -> None:
     errors += sum(int(run["result"]["errors"]) for run in runs) + sum(
         int(state["errors"])
         for figure in control_plane.get("under_load", [])
-        for state in (figure["quiet"], figure["rebuilding"])
+        for state in (figure["quiet"], figure["rebuilding"], figure["quiet_after"])
     )
     every = runs + translation_runs
     if args.smoke and (errors or any(int(run["result"]["requests"]) == 0 for run in every)):
