@@ -235,18 +235,7 @@ def latency_under_rebuilds(
             "error_kinds": [r["error_kinds"] for r in results if r["errors"]],
         }
     p99 = {state: [r["latency_ms"]["p99"] for r in results] for state, results in runs.items()}
-    ratios = [
-        rebuilding / ((before + after) / 2)
-        for before, rebuilding, after in zip(
-            p99["quiet"], p99["rebuilding"], p99["quiet_after"], strict=True
-        )
-        if before > 0 and after > 0  # a quiet run that completed nothing gives no ratio
-    ] or [float("nan")]
-    noise = [
-        after / before
-        for before, after in zip(p99["quiet"], p99["quiet_after"], strict=True)
-        if before > 0
-    ] or [float("nan")]
+    ratios, noise = p99_ratios(p99["quiet"], p99["rebuilding"], p99["quiet_after"])
     out["p99_ratio"] = _spread(ratios)
     out["p99_quiet_ratio"] = _spread(noise)
     print(
@@ -259,6 +248,23 @@ def latency_under_rebuilds(
         flush=True,
     )
     return out
+
+
+def p99_ratios(
+    quiet: list[float], rebuilding: list[float], quiet_after: list[float]
+) -> tuple[list[float], list[float]]:
+    """Per round: rebuilding p99 ÷ the mean of the quiet p99s either side of it, and the quiet
+    run after ÷ the one before (the same state twice: how far the first ratio moves by chance).
+    A quiet run that completed nothing (p99 0) gives no ratio; none at all gives [nan]."""
+    ratios = [
+        during / ((before + after) / 2)
+        for before, during, after in zip(quiet, rebuilding, quiet_after, strict=True)
+        if before > 0 and after > 0
+    ] or [float("nan")]
+    noise = [
+        after / before for before, after in zip(quiet, quiet_after, strict=True) if before > 0
+    ] or [float("nan")]
+    return ratios, noise
 
 
 async def _stalls(

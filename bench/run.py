@@ -66,6 +66,9 @@ class Scenario:
     ramp_s: float = 0.0
     # Streams: the stand-in's stream shape for this load (None: the run's `shape`).
     shape: StreamShape | None = None
+    # Streams: the run lasts until at least this many streams have started in its measured
+    # window (each gives one first token), however short `stream_duration_s` is.
+    min_starts: int = 0
 
 
 @dataclass
@@ -99,21 +102,24 @@ class Settings:
     def scenarios(self) -> list[Scenario]:
         found = [Scenario(f"closed c={c}", "closed", concurrency=c) for c in self.concurrency]
         found.append(Scenario(f"open {self.rate:g}/s", "open", rate=self.rate))
+        starts = self.min_first_tokens
         for c in self.stream_concurrency:
             if c == 1:
-                found.append(
-                    Scenario("stream c=1", "stream", concurrency=1, shape=self.first_token_shape)
-                )
+                shape = self.first_token_shape
+                found.append(Scenario("stream c=1", "stream", 1, shape=shape, min_starts=starts))
                 continue
             shape = self.shape_for(c)
             # Steady: starts spread over one stream's length, as N clients' would be; then the
             # burst of N at once, as measured before (a worst case: N starts in one instant).
+            steady = shape.length_s()
             found.append(
                 Scenario(
-                    f"stream c={c}", "stream", concurrency=c, ramp_s=shape.length_s(), shape=shape
+                    f"stream c={c}", "stream", c, ramp_s=steady, shape=shape, min_starts=starts
                 )
             )
-            found.append(Scenario(f"stream c={c} burst", "stream", concurrency=c, shape=shape))
+            found.append(
+                Scenario(f"stream c={c} burst", "stream", c, shape=shape, min_starts=starts)
+            )
         return found
 
     def shape_for(self, streams: int) -> StreamShape:
@@ -122,11 +128,6 @@ class Settings:
     def stream_length_s(self) -> float:
         """How long one stand-in stream of the run's shape lasts (first chunk, then the gaps)."""
         return self.shape.length_s()
-
-    def stream_run_s(self, shape: StreamShape, streams: int) -> float:
-        """Seconds of a stream run's measured window: `stream_duration_s`, or longer when that
-        would start fewer than `min_first_tokens` streams (`streams` open, each `shape` long)."""
-        return max(self.stream_duration_s, self.min_first_tokens * shape.length_s() / streams)
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -180,6 +181,19 @@ def parse_shape(text: str) -> StreamShape:
     return StreamShape(float(ttft), int(chunks), float(gap))
 
 
+def measured_seconds(scenario: Any, shape: StreamShape, cfg: Settings) -> float:
+    """A run's measured window: `duration_s`, or for streams `stream_duration_s`, made longer
+    when the scenario asks for `min_starts` streams to start in it (`concurrency` open at once,
+    each `shape` long)."""
+    if scenario.mode != "stream":
+        return cfg.duration_s
+    starts = getattr(scenario, "min_starts", 0)  # translation.py's Case has none
+    if not starts:
+        return cfg.stream_duration_s
+    starts_per_s = max(1, scenario.concurrency) / shape.length_s()
+    return max(cfg.stream_duration_s, starts / starts_per_s)
+
+
 def measure(
     target: Target, scenario: Any, cfg: Settings, pin: Pinning, standins: Standins | None = None
 ) -> dict[str, Any]:
@@ -188,8 +202,7 @@ def measure(
     stream = scenario.mode == "stream"
     ramp = float(getattr(scenario, "ramp_s", 0.0))
     shape: StreamShape = getattr(scenario, "shape", None) or cfg.shape
-    streams = max(1, int(getattr(scenario, "concurrency", 0) or 1))
-    duration = cfg.stream_run_s(shape, streams) if stream else cfg.duration_s
+    duration = measured_seconds(scenario, shape, cfg)
     # A stream's warm-up lasts one stream (every worker's first, unmeasured) and covers the ramp:
     # nothing is measured before all N streams are open.
     warmup = max(shape.length_s(), ramp) if stream else cfg.warmup_s

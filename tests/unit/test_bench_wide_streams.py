@@ -9,6 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+import pytest
+
 import report
 import run
 from targets import StreamShape, stream_body
@@ -37,7 +39,41 @@ def test_512_streams_use_the_wide_shape_and_fewer_streams_the_run_shape() -> Non
     assert scenarios["stream c=512 burst"].shape == wide
     assert scenarios["stream c=512 burst"].ramp_s == 0
     assert scenarios["stream c=64"].shape == StreamShape(50, 64, 20)
-    assert scenarios["stream c=1"].shape is None  # the run's shape, as before
+    assert scenarios["stream c=16"].shape == StreamShape(50, 64, 20)
+
+
+def test_one_stream_at_a_time_uses_the_first_token_shape() -> None:
+    """The same first chunk as the run's shape, fewer chunks: many first tokens per run."""
+    cfg = _settings()
+    one = {s.name: s for s in cfg.scenarios()}["stream c=1"]
+    assert one.shape == cfg.first_token_shape
+    assert one.shape.ttft_ms == cfg.shape.ttft_ms
+    assert one.shape.length_s() < cfg.shape.length_s() / 5
+
+
+def test_a_stream_run_lasts_until_its_minimum_of_starts() -> None:
+    cfg = _settings()  # quick: 1.5 s stream runs
+    scenarios = {s.name: s for s in cfg.scenarios()}
+    one, sixteen, wide = (
+        scenarios["stream c=1"],
+        scenarios["stream c=16"],
+        scenarios["stream c=512"],
+    )
+    assert one.min_starts == sixteen.min_starts == 100
+    # 100 streams of 0.13 s one after another: 13 s.
+    assert run.measured_seconds(one, one.shape, cfg) == pytest.approx(13.0)
+    # 16 open at once, each 1.33 s: 100 starts take 8.3 s.
+    assert run.measured_seconds(sixteen, sixteen.shape, cfg) == pytest.approx(100 * 1.33 / 16)
+    # 512 open at once start 100 streams well within the run's own length.
+    assert run.measured_seconds(wide, wide.shape, cfg) == cfg.stream_duration_s
+    closed = scenarios["closed c=16"]
+    assert run.measured_seconds(closed, cfg.shape, cfg) == cfg.duration_s
+
+
+def test_a_load_without_a_minimum_keeps_the_stream_duration() -> None:
+    cfg = _settings()
+    plain = run.Scenario("stream c=1", "stream", 1)  # as translation.py's cases are
+    assert run.measured_seconds(plain, cfg.shape, cfg) == cfg.stream_duration_s
 
 
 def test_the_shape_is_asked_in_the_request_metadata() -> None:
