@@ -15,7 +15,7 @@ endif
 endif
 
 .PHONY: help install lock redis-server haproxy demo run test test-python test-rust lint format clean \
-	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-instructions bench-locust bench-profile bench-prompts \
+	bench bench-quick bench-peers bench-smoke bench-tools bench-micro bench-instructions bench-first-token bench-locust bench-profile bench-prompts \
 	deploy-check soak
 
 help: ## list the targets
@@ -115,6 +115,10 @@ bench-profile: install bench-tools ## py-spy profile of fd2 under load (pip inst
 bench-instructions: install bench-tools ## instructions per request under callgrind (repeatable on a busy machine; ~8 min)
 	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
 	$(BIN)/python bench/instructions.py
+
+bench-first-token: install bench-tools ## a stream's first token traced with perf: who runs on the server core in each leg (root; ~1 min)
+	@command -v perf >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq linux-perf; }
+	$(BIN)/python bench/first_token.py
 
 bench-micro: install ## micro-benchmarks of the hot functions against pure Python (pytest-benchmark)
 	$(BIN)/pytest bench/micro -p no:cacheprovider
