@@ -16,9 +16,9 @@ import run
 from targets import StreamShape, stream_body
 
 
-def _settings() -> run.Settings:
+def _settings(*, quick: bool = True) -> run.Settings:
     args = run.argparse.Namespace(
-        smoke=False, quick=True, rounds=None, duration=None, rate=None, delay_ms=0.0,
+        smoke=False, quick=quick, rounds=None, duration=None, rate=None, delay_ms=0.0,
         stream_shape=None, wide_stream_shape=None,
     )  # fmt: skip
     return run.settings_for(args)
@@ -52,7 +52,7 @@ def test_one_stream_at_a_time_uses_the_first_token_shape() -> None:
 
 
 def test_a_stream_run_lasts_until_its_minimum_of_starts() -> None:
-    cfg = _settings()  # quick: 1.5 s stream runs
+    cfg = _settings(quick=False)  # 4 s stream runs, at least 100 starts
     scenarios = {s.name: s for s in cfg.scenarios()}
     one, sixteen, wide = (
         scenarios["stream c=1"],
@@ -68,6 +68,9 @@ def test_a_stream_run_lasts_until_its_minimum_of_starts() -> None:
     assert run.measured_seconds(wide, wide.shape, cfg) == cfg.stream_duration_s
     closed = scenarios["closed c=16"]
     assert run.measured_seconds(closed, cfg.shape, cfg) == cfg.duration_s
+    quick = _settings()  # 1.5 s stream runs, at least 40 starts
+    one_quick = {s.name: s for s in quick.scenarios()}["stream c=1"]
+    assert run.measured_seconds(one_quick, one_quick.shape, quick) == pytest.approx(40 * 0.13)
 
 
 def test_a_load_without_a_minimum_keeps_the_stream_duration() -> None:
