@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/first_token.py              # fd2, floor-lean and direct, 2 rounds
     .venv/bin/python bench/first_token.py --rounds 3 --seconds 6
+    .venv/bin/python bench/first_token.py --baseline ../fd2-before   # a change against main
     make bench-first-token
 
 One stream at a time runs through each target for `--seconds`, with the stand-in's first chunk
@@ -232,6 +233,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4, help="traced seconds per target")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (its python/ dir with this venv and native build), traced as "
+        "fd2-base in the same rounds: a change's effect on the legs",
+    )
     args = parser.parse_args()
     build_tools()
     pin = Pinning()
@@ -243,6 +250,11 @@ def main() -> None:
             start_fd2(procs, pin, standins, workdir, 1),
             start_floor(procs, pin, standins, workdir, "floor-lean", "floor_lean:app"),
         ]
+        if args.baseline is not None:
+            base = start_fd2(
+                procs, pin, standins, workdir, 1, name="fd2-base", source=args.baseline
+            )
+            targets.insert(2, base)
         runs: dict[str, list[Legs]] = {t.name: [] for t in targets}
         for round_no in range(1, args.rounds + 1):
             for target in targets:
