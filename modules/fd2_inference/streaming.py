@@ -35,6 +35,7 @@ from fd2_inference.answers import (
 )
 from fd2_inference.exchange import Answer, send_settled
 from fd2_inference.metering import UsageReport
+from fd2_inference.stream_push import relay_pushed
 from fd2_inference.upstream import (
     CLIENT_ERRORS,
     Opens,
@@ -61,6 +62,7 @@ class _Relay:
         "broke",
         "call",
         "ended",
+        "first",
         "framer",
         "head",
         "logger",
@@ -106,13 +108,14 @@ class _Relay:
         self.ended = False
         self.verified = False
         """Whether the stream's first event has been seen to be an OpenAI event stream's."""
+        self.first = True
 
     async def pump(self, response: UpstreamResponse) -> None:
         """Starts the client's response, then relays the upstream's events as they arrive.
 
-        One coroutine for the whole relay, and the pooled client's reads awaited directly (no
-        async generator between): at 16 streams a worker's core is shared by all of them, so
-        what each stream and each chunk costs is what delays the others' first tokens."""
+        The pooled client's answer is pushed through `framed` from its connection's callbacks
+        (`relay_pushed`): at 16 streams a worker's core is shared by all of them, so what each
+        stream and each chunk costs is what delays the others' first tokens."""
         framer, send = self.framer, self.send
         await send(
             {
@@ -122,30 +125,17 @@ class _Relay:
             }
         )
         self.started = True
-        read = _reader(response, self.head)
-        feed = framer.feed
-        first = True
-        verified = False
         try:
-            while (chunk := await read()) is not None:
-                try:
-                    out = feed(chunk)
-                except Exception as exc:  # the native framer's (e.g. an oversized event)
-                    raise _FramingError(str(exc)) from exc
-                if not out:
-                    continue
-                if not verified:
-                    # The first events are relayed once they are seen to be an event stream's:
-                    # `_NotEventStream` at the first line that is not.
-                    verdict = looks_like_events(out, first=first)
-                    first = False
-                    if verdict is False:
-                        raise _NotEventStream
-                    verified = self.verified = verdict is True
-                # An error event is looked for in the framer's facts, not the bytes.
-                if framer.error is not None:
-                    out = self._scrubbed(out)
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+            if isinstance(response, PooledResponse):
+                answer, read_s = response.relay_source()
+                await relay_pushed(answer, self.framed, send, read_s, self.head)
+            else:
+                read = _reader(response, self.head)
+                framed = self.framed
+                while (chunk := await read()) is not None:
+                    out = framed(chunk)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
         except CLIENT_ERRORS:
             if not framer.done:
                 raise
@@ -160,6 +150,28 @@ class _Relay:
             self._log_end(dropped)
         elif self.logger.isEnabledFor(logging.DEBUG):  # the common end: nothing left to send
             self._log_end(dropped)
+
+    def framed(self, chunk: bytes) -> bytes | None:
+        """A piece of the upstream's body → the events to relay now (None: none complete yet).
+        Raises `_NotEventStream` at the first line that is not an event stream's."""
+        framer = self.framer
+        try:
+            out: bytes = framer.feed(chunk)
+        except Exception as exc:  # the native framer's (e.g. an oversized event)
+            raise _FramingError(str(exc)) from exc
+        if not out:
+            return None
+        if not self.verified:
+            # The first events are relayed once they are seen to be an event stream's.
+            verdict = looks_like_events(out, first=self.first)
+            self.first = False
+            if verdict is False:
+                raise _NotEventStream
+            self.verified = verdict is True
+        # An error event is looked for in the framer's facts, not the bytes.
+        if framer.error is not None:
+            out = self._scrubbed(out)
+        return out
 
     def _scrubbed(self, out: bytes) -> bytes:
         # Only once the upstream has sent an error event: it may quote the credentials it got.
@@ -216,8 +228,9 @@ Read = Callable[[], Awaitable[bytes | None]]
 
 
 def _reader(response: UpstreamResponse, head: bytes) -> Read:
-    """Reads `response`'s body piece by piece (`head` first when the caller had read it)."""
-    read = response.reader() if isinstance(response, PooledResponse) else _pieces(response)
+    """Reads aiohttp's `response`'s body piece by piece (`head` first when the caller had read
+    it): the path without the pooled client, whose answers are pushed (`relay_pushed`)."""
+    read = _pieces(response)
     if not head:
         return read
     pending = head

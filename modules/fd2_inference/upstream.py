@@ -7,7 +7,7 @@ creates or closes either. Headers, origins and timeouts are built here once, not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from functools import lru_cache
 from typing import Final, Protocol
 
@@ -85,10 +85,10 @@ class PooledResponse:
     def iter_any(self) -> AsyncIterator[bytes]:
         return self._response.iter_chunks(self._read_s)
 
-    def reader(self) -> Callable[[], Awaitable[bytes | None]]:
-        """The body's next piece (None at its end) per call, for the calling task's reads (the
-        stream relay's; see `Response.reader`)."""
-        return self._response.reader(self._read_s)
+    def relay_source(self) -> tuple[Response, float]:
+        """The pooled client's answer and the time limit between its pieces, for a relay that
+        has the body pushed to it (`stream_push`)."""
+        return self._response, self._read_s
 
     def read_now(self) -> bytes | None:
         """The whole body if it has arrived already (see `Response.read_now`), else None."""

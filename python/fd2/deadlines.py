@@ -54,6 +54,15 @@ class Deadline:
             self._sweeper = on_loop(_sweepers, self._task.get_loop(), _Sweeper)
         return self
 
+    def push_back(self, seconds: float) -> None:
+        """While entered: the time runs out `seconds` from now (a stream's limit between pieces,
+        moved on as each one arrives; `math.inf` holds it while the wait is someone else's).
+        From callbacks too, not only the task's own code; nothing once it has expired."""
+        at = self._at = _monotonic() + seconds
+        waiting = self._sweeper.waiting
+        if self in waiting:
+            waiting[self] = at
+
     def __enter__(self) -> Deadline:
         self._sweeper.waiting[self] = self._at
         return self

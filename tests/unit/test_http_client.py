@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import pytest
 
@@ -163,11 +164,11 @@ async def test_chunked_answers_arrive_piece_by_piece(pool: ConnectionPool) -> No
     assert server.connections == 1
 
 
-async def test_a_reader_reads_piece_by_piece_and_times_out_between_pieces(
+async def test_next_chunk_reads_piece_by_piece_and_times_out_between_pieces(
     pool: ConnectionPool,
 ) -> None:
-    """`reader`: one deadline re-armed per wait, each wait bounded on its own (a stream whose
-    pieces keep coming in time is not cut by their sum)."""
+    """Each wait bounded on its own (a stream whose pieces keep coming in time is not cut by
+    their sum)."""
 
     async def slow(head: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
         w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
@@ -187,7 +188,7 @@ async def test_a_reader_reads_piece_by_piece_and_times_out_between_pieces(
             answer = await pool.request(
                 server.origin, b"POST", path, [], b"{}", connect_timeout_s=2, read_timeout_s=2
             )
-            read = answer.reader(0.5)
+            read = partial(answer.next_chunk, 0.5)
             assert [await read(), await read(), await read()] == [b"a", b"b", b"c"]
             if stalls:
                 with pytest.raises(ReadTimeout):

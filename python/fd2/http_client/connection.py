@@ -125,7 +125,11 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         response = self._response
         assert response is not None
-        # `Response._feed` and `_wake` spelled out: once per piece of every answer's body.
+        sink = response._sink
+        if sink is not None:  # pushed (`Response.push_to`): no buffer, no task to wake
+            sink.body_piece(body)
+            return
+        # Buffered, and `Response._wake` spelled out: once per piece of every answer's body.
         response._chunks.append(body)
         response._buffered += len(body)
         if response._buffered > _HIGH_WATER and not response._paused:

@@ -1,14 +1,14 @@
 """One upstream answer: status and headers once they are in, then the body, read whole or chunk
-by chunk as it arrives, with back-pressure (the connection stops reading while the reader lags).
+by chunk as it arrives, with back-pressure (the connection stops reading while the reader lags),
+or pushed piece by piece to a `BodySink` from the connection's own callbacks (`push_to`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
-from typing import TYPE_CHECKING, Final
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Final, Protocol
 
 from fd2.deadlines import Deadline
 from fd2.http_client.errors import ReadTimeout, ResponseFailed
@@ -22,6 +22,17 @@ _HIGH_WATER: Final = 256 * 1024
 _LOW_WATER: Final = 64 * 1024
 
 
+class BodySink(Protocol):
+    """Takes an answer's body as the connection receives it (`Response.push_to`). Both methods
+    are called from the connection's protocol callbacks: they must not raise, nor block."""
+
+    def body_piece(self, piece: bytes) -> None:
+        """The next piece of the body, in order."""
+
+    def body_end(self, error: BaseException | None) -> None:
+        """The body is over: complete (None) or failed (`error`). Called once, last."""
+
+
 class Response:
     __slots__ = (
         "_buffered",
@@ -30,6 +41,7 @@ class Response:
         "_done",
         "_error",
         "_paused",
+        "_sink",
         "_waiter",
         "headers",
         "length",
@@ -49,6 +61,8 @@ class Response:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self._sink: BodySink | None = None
+        """Set by `push_to`: the body goes there, not to `_chunks`."""
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header `name` (lower-case), or None."""
@@ -66,11 +80,21 @@ class Response:
 
     def _finish(self) -> None:
         self._done = True
+        sink = self._sink
+        if sink is not None:
+            self._sink = None
+            sink.body_end(None)
+            return
         self._wake()
 
     def _fail(self, error: BaseException) -> None:
         if not self._done:
             self._error = error
+            sink = self._sink
+            if sink is not None:
+                self._sink = None
+                sink.body_end(error)
+                return
             self._wake()
 
     def _wake(self) -> None:
@@ -80,12 +104,9 @@ class Response:
 
     # Read by the caller ------------------------------------------------------------------------
 
-    async def next_chunk(
-        self, timeout_s: float | None, deadline: Deadline | None = None
-    ) -> bytes | None:
+    async def next_chunk(self, timeout_s: float | None) -> bytes | None:
         """The next chunk; None at the end of the body. ReadTimeout when none comes for
-        `timeout_s`. `deadline`: one the calling task re-arms for each wait (`reader`) instead
-        of a new one per wait."""
+        `timeout_s`."""
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -98,8 +119,7 @@ class Response:
                     await waiter
                 else:
                     try:
-                        # Coarse (0.1 s) and cheap, per chunk.
-                        with Deadline(timeout_s) if deadline is None else deadline.rearm(timeout_s):
+                        with Deadline(timeout_s):  # coarse (0.1 s) and cheap, per chunk
                             await waiter
                     except TimeoutError:
                         raise ReadTimeout("the upstream sent nothing in time") from None
@@ -112,11 +132,40 @@ class Response:
             self._connection.resume_reading()
         return chunk
 
-    def reader(self, timeout_s: float) -> Callable[[], Awaitable[bytes | None]]:
-        """`next_chunk(timeout_s)` for the calling task's successive reads (a stream relay's),
-        awaited directly (no async generator around each read) and with one deadline for all
-        of them. Call it in the task that reads, and read only there."""
-        return partial(self.next_chunk, timeout_s, Deadline(timeout_s))
+    def push_to(self, sink: BodySink) -> None:
+        """From now on the body goes to `sink` as the connection receives it, from its protocol
+        callbacks: no task is woken per piece (what a stream relay's first token and every
+        later chunk paid for, `next_chunk`). What has arrived already goes first, from here;
+        then, once, `body_end`. The sink holds the upstream back with `pause` and `resume`,
+        and leaves with `detach`. Not with `next_chunk` or `read` on the same answer."""
+        if self._paused:  # paused for the buffered pieces, all handed over below
+            self._paused = False
+            self._connection.resume_reading()  # nothing arrives before this method returns
+        while self._chunks:
+            piece = self._chunks.popleft()
+            self._buffered -= len(piece)
+            sink.body_piece(piece)  # which may `pause` again
+        if self._error is not None:
+            sink.body_end(self._error)
+        elif self._done:
+            sink.body_end(None)
+        else:
+            self._sink = sink
+
+    def detach(self) -> None:
+        """The sink takes nothing more (it failed, or its reader was cancelled)."""
+        self._sink = None
+
+    def pause(self) -> None:
+        """A sink's back-pressure: the connection stops reading from the socket."""
+        if not self._paused:
+            self._paused = True
+            self._connection.pause_reading()
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._connection.resume_reading()
 
     def read_now(self, limit: int) -> bytes | None:
         """The whole body when it is here already in one piece (the common case: no coroutine
