@@ -35,6 +35,7 @@ Framed = Callable[[bytes], bytes | None]
 _HOLD_BACK_AT: Final = 256 * 1024
 """Bytes held behind a waiting `send` at which the upstream is paused (as `Response` buffers)."""
 _ENDED: Final = object()
+_DONE: Final = object()
 
 
 async def relay_pushed(
@@ -140,8 +141,14 @@ class _Pushed:
                 self._response.pause()
             return
         self.deadline.push_back(self._read_s)
-        try:
-            self._forward(piece)
+        try:  # `_forward`, spelled out: once per piece of every stream
+            out = self._framed(piece)
+            if out:
+                sending = self._send({"type": "http.response.body", "body": out, "more_body": True})
+                steps = sending.__await__()
+                waits_on = next(steps, _DONE)  # as far as it goes now
+                if waits_on is not _DONE:
+                    self._wait(steps, waits_on)
         except BaseException as exc:  # handed to the task, which raises it
             self._fail(exc)
 
@@ -149,15 +156,20 @@ class _Pushed:
         out = self._framed(piece)
         if out:
             sending = self._send({"type": "http.response.body", "body": out, "more_body": True})
-            self._step(sending.__await__())  # as far as it goes now
+            self._step(sending.__await__())
 
     def _step(self, steps: Iterator[Any]) -> None:
-        try:
-            waits_on = next(steps)
-        except StopIteration:
-            return
-        # What a Task does with what a coroutine yields: a future to wait for, or (a bare
-        # `yield`) the loop's next turn.
+        """Runs a `send` on as far as it goes now."""
+        # A default, not StopIteration caught: a C awaitable that is done (Granian's) and a
+        # coroutine that returned None then raise nothing at all.
+        waits_on = next(steps, _DONE)
+        if waits_on is not _DONE:
+            self._wait(steps, waits_on)
+
+    def _wait(self, steps: Iterator[Any], waits_on: Any) -> None:
+        """The `send` waits on `waits_on`: what a Task does with what a coroutine yields (a
+        future to wait for, or with a bare `yield` the loop's next turn), and what arrives
+        meanwhile is held."""
         self._waiting = steps
         self._waiting_on = waits_on
         self.deadline.push_back(math.inf)

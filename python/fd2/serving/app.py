@@ -144,11 +144,14 @@ class Fd2App:
                         (b"x-request-id", request_id),
                     ]
             elif not streamed and route is not None and message.get("more_body"):
-                # A body in parts is a stream: its first part is the first token's time.
+                # A body in parts is a stream: its first part is the first token's time, counted
+                # once the server has it (Granian's `send` hands it on when called).
                 streamed = True
+                sending = send(message)
                 if metrics is not None:
                     series = metrics.route(route.project, route.module, route.environment)
                     metrics.stream_started(series, time.perf_counter() - began)
+                return sending
             return send(message)
 
         self._in_flight += 1
