@@ -236,8 +236,8 @@ class _Pushed:
 
     def close(self) -> None:
         """The relay is over (ended, failed or cancelled): nothing more is taken or sent."""
+        self._response.detach()  # also after a failure while `push_to` attached it
         if not self.closed:
-            self._response.detach()
             self._drop()
         finished = self.finished
         if finished.done() and not finished.cancelled():
