@@ -12,7 +12,9 @@ whole one with `[DONE]`.
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,14 @@ from .conftest import (
 )
 from .conftest import free_port as _free_port
 from .leaks import LEAKS
-from .support import assert_no_leak, assert_openai_error, chat_body, raw_request, sse_events
+from .support import (
+    assert_no_leak,
+    assert_openai_error,
+    chat_body,
+    raw_request,
+    read_response,
+    sse_events,
+)
 
 RAW_SCRIPT = REPO / "tests" / "standins" / "raw_upstream.py"
 ACME_KEY = "test-acme-key"  # acme/chat's upstream key (tests/e2e/conftest.py)
@@ -210,6 +219,32 @@ def test_a_whole_unframed_stream_without_done_gets_fd2s_done(fd2_streams: Servic
     assert events[-1] == b"[DONE]"
     assert body.endswith(b"data: [DONE]\n\n")
     assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_client_that_does_not_read_for_a_while_gets_every_event_in_order(
+    fd2_streams: Service,
+) -> None:
+    """~6 MB streamed as fast as the upstream can, to a client that reads nothing for 1.5 s
+    through a small receive buffer: Granian's channel fills, fd2's relay waits on its `send`
+    (holding what arrives, pausing the upstream), then every event goes out, in order."""
+    request = (
+        b"POST /raw/chat/v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+    )
+    body = chat_body("raw-flood", stream=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", fd2_streams.port))
+        sock.sendall(request % len(body) + body)
+        time.sleep(1.5)
+        response = read_response(sock)
+    assert response.status == 200 and response.complete
+    events = sse_events(response.body)
+    assert events[-1] == b"[DONE]"
+    contents = [json.loads(event)["choices"][0]["delta"].get("content") for event in events[1:-2]]
+    assert [content.split(";")[0] for content in contents] == [str(i) for i in range(1, 6001)]
+    assert all(content.endswith(";" + "x" * 1000) for content in contents)
 
 
 # --- L: what is not an event stream is refused; an answer the upstream cut short is an error

@@ -13,7 +13,10 @@ chosen by the request's ``model``:
 - ``raw-fin``: 3 content chunks, then a plain close (FIN), as when the process dies;
 - ``raw-complete``: a whole answer (``finish_reason`` and ``data: [DONE]``), then a close;
 - ``raw-no-done``: a whole answer without ``data: [DONE]``, then a close;
-- ``raw-garbage``: an HTML page instead of events, then a close.
+- ``raw-garbage``: an HTML page instead of events, then a close;
+- ``raw-flood``: a whole answer of ``_FLOOD`` content chunks of ~1 KiB each (~6 MB), written
+  as fast as the connection takes them, then ``data: [DONE]`` and a close: more than a client
+  that does not read and the sockets between can hold.
 
 Anything else gets ``raw-complete``. ``GET /health`` answers 200 (readiness).
 """
@@ -37,6 +40,8 @@ _HEALTH = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
 _GARBAGE = b"<html>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n"
 _CHUNKS = 3
 _GAP_S = 0.02
+_FLOOD = 6000
+_FLOOD_TEXT = "x" * 1000
 
 
 def _event(model: str, delta: dict[str, str], finish: str | None = None) -> bytes:
@@ -55,6 +60,9 @@ def _body(model: str) -> tuple[list[bytes], bool]:
     if model == "raw-garbage":
         return [_GARBAGE], False
     pieces = [_event(model, {"role": "assistant", "content": ""})]
+    if model == "raw-flood":
+        pieces += [_event(model, {"content": f"{i};{_FLOOD_TEXT}"}) for i in range(1, _FLOOD + 1)]
+        return [*pieces, _event(model, {}, "stop"), b"data: [DONE]\n\n"], False
     pieces += [_event(model, {"content": f"{i};"}) for i in range(1, _CHUNKS + 1)]
     if model in ("raw-reset", "raw-fin"):
         return pieces, model == "raw-reset"
@@ -80,10 +88,12 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         model = payload.get("model") if isinstance(payload, dict) else None
         pieces, reset = _body(model if isinstance(model, str) else "raw-complete")
         writer.write(_HEAD)
+        gap = 0.0 if model == "raw-flood" else _GAP_S
         for piece in pieces:
             writer.write(piece)
             await writer.drain()
-            await asyncio.sleep(_GAP_S)
+            if gap:
+                await asyncio.sleep(gap)
         if reset:
             sock = writer.get_extra_info("socket")
             # Linger 0: close() sends an RST instead of a FIN.
