@@ -43,17 +43,6 @@ class Deadline:
         self._sweeper = sweeper
         self.expired = False
 
-    def rearm(self, seconds: float) -> Deadline:
-        """This deadline again, `seconds` from now, for `with deadline.rearm(seconds):`: a loop
-        of awaits in one task (a stream's reads) re-arms one deadline instead of making one per
-        await. Only in the task the deadline was made for, and not while it is entered."""
-        self._at = _monotonic() + seconds
-        self.expired = False
-        running = self._sweeper.task
-        if running is None or running.done():  # idle for a while: started again
-            self._sweeper = on_loop(_sweepers, self._task.get_loop(), _Sweeper)
-        return self
-
     def push_back(self, seconds: float) -> None:
         """While entered: the time runs out `seconds` from now (a stream's limit between pieces,
         moved on as each one arrives; `math.inf` holds it while the wait is someone else's).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -72,3 +73,31 @@ async def test_a_deadline_and_a_cancellation_together_stay_a_cancellation() -> N
     task = asyncio.create_task(work())
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_push_back_moves_an_entered_deadline_on_and_inf_holds_it() -> None:
+    """A stream's limit between pieces: each piece moves it on, a wait that is the client's
+    holds it (`math.inf`), and a callback may move it too."""
+    loop = asyncio.get_running_loop()
+    deadline = Deadline(0.2)
+    began = time.monotonic()
+    with pytest.raises(TimeoutError), deadline:
+        for _ in range(3):  # 0.45 s in all, never 0.2 s without a push
+            await asyncio.sleep(0.15)
+            deadline.push_back(0.2)
+        deadline.push_back(math.inf)
+        await asyncio.sleep(0.35)  # held: longer than the limit
+        loop.call_later(0.1, deadline.push_back, 0.05)  # from a callback, as a relay's pieces
+        await asyncio.sleep(10)
+    assert deadline.expired
+    took = time.monotonic() - began
+    assert 0.95 <= took < 0.95 + 3 * SWEEP_S
+
+
+async def test_push_back_after_the_block_arms_nothing() -> None:
+    deadline = Deadline(5)
+    with deadline:
+        await asyncio.sleep(0)
+    deadline.push_back(0.01)  # left: no sweep may cancel the task for it
+    await asyncio.sleep(SWEEP_S * 3)
+    assert not deadline.expired
