@@ -139,12 +139,22 @@ def _start(
     return asyncio.ensure_future(relay())
 
 
+async def _opened(
+    upstream: Upstream, pool: ConnectionPool, *, hold: bool = False, **options: Any
+) -> tuple[Response, Client, asyncio.Task[None]]:
+    """An answer from `upstream`, a client (its sends waiting from the start with `hold`), and
+    the relay between them, started."""
+    answer = await upstream.answer(pool)
+    client = Client()
+    if hold:
+        client.hold()
+    return answer, client, _start(answer, client, **options)
+
+
 async def test_pieces_go_out_in_order_from_the_connections_callbacks(
     upstream: Upstream, pool: ConnectionPool
 ) -> None:
-    answer = await upstream.answer(pool)
-    client = Client()
-    relay = _start(answer, client, head=b"h")
+    answer, client, relay = await _opened(upstream, pool, head=b"h")
     for piece in (b"a", b"b", b"c"):
         await upstream.pieces.put(piece)
         sent = len(client.bodies)
@@ -163,9 +173,7 @@ async def test_pieces_go_out_in_order_from_the_connections_callbacks(
 async def test_a_send_that_waits_holds_the_pieces_in_order_and_pauses_the_upstream(
     upstream: Upstream, pool: ConnectionPool
 ) -> None:
-    answer = await upstream.answer(pool)
-    client = Client()
-    relay = _start(answer, client, read_s=0.3)
+    answer, client, relay = await _opened(upstream, pool, read_s=0.3)
     await upstream.pieces.put(b"first")
     await _until(lambda: client.bodies == [b"FIRST"], "the first piece")
     client.hold()
@@ -190,10 +198,7 @@ async def test_a_send_that_waits_holds_the_pieces_in_order_and_pauses_the_upstre
 async def test_the_body_ends_after_the_pieces_held_behind_a_waiting_send(
     upstream: Upstream, pool: ConnectionPool
 ) -> None:
-    answer = await upstream.answer(pool)
-    client = Client()
-    client.hold()
-    relay = _start(answer, client)
+    answer, client, relay = await _opened(upstream, pool, hold=True)
     for piece in (b"x", b"y", None):
         await upstream.pieces.put(piece)
     await asyncio.wait_for(client.entered.wait(), 2)
@@ -229,9 +234,7 @@ async def test_what_framing_raises_ends_the_relay_and_nothing_more_is_sent(
 async def test_nothing_for_the_time_limit_is_a_read_timeout(
     upstream: Upstream, pool: ConnectionPool
 ) -> None:
-    answer = await upstream.answer(pool)
-    client = Client()
-    relay = _start(answer, client, read_s=0.3)
+    answer, client, relay = await _opened(upstream, pool, read_s=0.3)
     for _ in range(3):  # 0.6 s in all, each piece within the limit: the limit moves on
         await asyncio.sleep(0.2)
         await upstream.pieces.put(b"p")
@@ -244,9 +247,7 @@ async def test_nothing_for_the_time_limit_is_a_read_timeout(
 async def test_a_connection_that_breaks_off_fails_the_relay(
     upstream: Upstream, pool: ConnectionPool
 ) -> None:
-    answer = await upstream.answer(pool)
-    client = Client()
-    relay = _start(answer, client)
+    _, client, relay = await _opened(upstream, pool)
     await upstream.pieces.put(b"a")
     await upstream.pieces.put("cut")
     with pytest.raises(ResponseFailed):
@@ -257,10 +258,7 @@ async def test_a_connection_that_breaks_off_fails_the_relay(
 async def test_a_cancelled_relay_closes_its_waiting_send_and_takes_nothing_more(
     upstream: Upstream, pool: ConnectionPool
 ) -> None:
-    answer = await upstream.answer(pool)
-    client = Client()
-    client.hold()
-    relay = _start(answer, client)
+    answer, client, relay = await _opened(upstream, pool, hold=True)
     await upstream.pieces.put(b"a")
     await asyncio.wait_for(client.entered.wait(), 2)
     relay.cancel()
