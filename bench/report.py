@@ -102,10 +102,17 @@ def summarize(data: dict[str, Any]) -> dict[str, Any]:
             if mode != "stream":
                 rps = row["rps"]["median"] if row["rps"] else 0.0
                 row["limited_by_standin"] = rps >= STANDIN_LIMIT * ceiling
-            if target != "fd2" and mode != "open":
-                key = "rps" if mode == "closed" else "ttft_p50"
-                ratio = (lambda a, b: b / a) if mode == "closed" else (lambda a, b: a / b)
-                row["fd2_ratio"] = spread(_paired(group, fd2, metrics[key], ratio))
+            if target != "fd2" and mode == "closed":
+                row["fd2_ratio"] = spread(_paired(group, fd2, metrics["rps"], lambda a, b: b / a))
+                row["fd2_cpu_ratio"] = spread(
+                    _paired(group, fd2, metrics["cpu_us"], lambda a, b: b / a)
+                )
+            elif target != "fd2" and mode == "stream":
+                # A difference, not a ratio: both first tokens include the stand-in's own wait
+                # (tens of ms), which makes any ratio of them ~1.0.
+                row["fd2_ttft_minus"] = spread(
+                    _paired(group, fd2, metrics["ttft_p50"], lambda a, b: b - a)
+                )
         if mode == "stream":
             busy = row["tool_cores"]["median"] if row["tool_cores"] else 0.0
             row["tools_busy"] = busy >= TOOLS_BUSY
@@ -132,6 +139,10 @@ def _cell(value: dict[str, float] | None, digits: int = 2) -> str:
     if value is None:
         return "-"
     return f"{value['median']:.{digits}f} ({value['min']:.{digits}f}-{value['max']:.{digits}f})"
+
+
+def _signed(value: dict[str, float]) -> str:
+    return f"{value['median']:+.3f} ({value['min']:+.3f} to {value['max']:+.3f})"
 
 
 def errors_cell(row: dict[str, Any]) -> str:
@@ -224,20 +235,37 @@ def markdown(data: dict[str, Any]) -> str:
             f"{errors_cell(row)} |"
         )
     lines += _control_plane(data.get("control_plane") or {})
-    ratios = [r for r in rows if "fd2_ratio" in r]
-    if ratios:
-        lines += [
-            "",
-            "## fd2 against the anchors and peers (same run, same rounds)",
-            "",
-            "| load | against | fd2 req/s ÷ its req/s (closed) or its TTFT ÷ fd2 TTFT (stream) |",
-            "|---|---|---|",
-        ]
-        lines += [
-            f"| {r['scenario']} | {r['target']} | {_cell(r['fd2_ratio'], 1)} |" for r in ratios
-        ]
+    lines += _against(rows)
     lines += translation.markdown(data.get("translation"))
     return "\n".join(lines) + "\n"
+
+
+def _against(rows: list[dict[str, Any]]) -> list[str]:
+    """fd2 against each anchor and peer, paired round by round: whole answers as ratios, streams
+    as the difference of the first tokens (fd2's minus the other's; negative: fd2 was faster)."""
+    closed = [r for r in rows if "fd2_ratio" in r]
+    streams = [r for r in rows if "fd2_ttft_minus" in r]
+    if not (closed or streams):
+        return []
+    lines = ["", "## fd2 against the anchors and peers (same run, paired by round)", ""]
+    if closed:
+        lines += [
+            "| load | against | fd2's req/s ÷ its | fd2's CPU µs/request ÷ its |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['scenario']} | {r['target']} | {_cell(r['fd2_ratio'], 2)} | "
+            f"{_cell(r.get('fd2_cpu_ratio'), 2)} |"
+            for r in closed
+        ]
+        lines.append("")
+    if streams:
+        lines += ["| load | against | fd2's TTFT p50 − its, ms |", "|---|---|---|"]
+        lines += [
+            f"| {r['scenario']} | {r['target']} | {_signed(r['fd2_ttft_minus'])} |" for r in streams
+        ]
+        lines.append("")
+    return lines
 
 
 def _other_shapes(rows: list[dict[str, Any]], default: dict[str, Any]) -> list[str]:

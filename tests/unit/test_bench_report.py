@@ -75,3 +75,42 @@ def test_peer_ratio_is_fd2_over_peer_per_round() -> None:
     peer = _row(report.summarize(_data()), "peer")
     # Per round: 500/100, 950/50, 400/40.
     assert peer["fd2_ratio"] == {"min": 5.0, "median": 10.0, "max": 19.0}
+    # CPU per request: 100 µs for both in every round.
+    assert peer["fd2_cpu_ratio"] == {"min": 1.0, "median": 1.0, "max": 1.0}
+    assert "fd2_ttft_minus" not in peer
+
+
+def _stream_run(round_no: int, target: str, ttft_p50: float) -> dict[str, Any]:
+    result = {
+        "ttft_ms": {"count": 100, "p50": ttft_p50, "p99": ttft_p50 + 1},
+        "gap_ms": {"count": 100, "p50": 20.0, "p99": 21.0},
+        "cpu_us_per_request": 300.0,
+        "errors": 0,
+        "error_kinds": {},
+    }
+    return {"round": round_no, "scenario": "stream c=1", "mode": "stream", "target": target,
+            "result": result}  # fmt: skip
+
+
+def test_streams_are_compared_by_the_difference_of_first_tokens_per_round() -> None:
+    # First tokens include the stand-in's 50 ms: their ratio says nothing (~1.0), the
+    # difference is what fd2 adds over the anchor.
+    runs = [
+        _stream_run(1, "direct", 50.0),
+        _stream_run(1, "fd2", 50.6),
+        _stream_run(1, "floor-lean", 50.5),
+        _stream_run(2, "direct", 50.1),
+        _stream_run(2, "fd2", 50.9),
+        _stream_run(2, "floor-lean", 50.4),
+        _stream_run(3, "direct", 50.0),
+        _stream_run(3, "fd2", 50.5),
+        _stream_run(3, "floor-lean", 50.7),
+    ]
+    summary = report.summarize({"ceiling": {"rps": 1000.0}, "runs": runs})
+    floor = _row(summary, "floor-lean")
+    assert floor["fd2_ttft_minus"] == pytest.approx({"min": -0.2, "median": 0.1, "max": 0.5})
+    assert "fd2_ratio" not in floor
+    assert "fd2_ttft_minus" not in _row(summary, "fd2")
+    table = "\n".join(report._against(summary["rows"]))
+    assert "| stream c=1 | floor-lean | +0.100 (-0.200 to +0.500) |" in table
+    assert "req/s" not in table  # no whole-answer rows in this run
