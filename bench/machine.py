@@ -37,6 +37,24 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _cpu_idle() -> dict[str, str | None]:
+    """How an idle core sleeps: a stream's first token at 1 stream is mostly cold-path and
+    wake-up time, so two runs under different idle settings are not comparable. (A guest's
+    `haltpoll` driver with `guest_halt_poll_ns` 0 never polls before halting.)"""
+    return {
+        "driver": _read("/sys/devices/system/cpu/cpuidle/current_driver"),
+        "governor": _read("/sys/devices/system/cpu/cpuidle/current_governor"),
+        "guest_halt_poll_ns": _read("/sys/module/haltpoll/parameters/guest_halt_poll_ns"),
+    }
+
+
 def describe_machine(peers: bool) -> dict[str, object]:
     commit = _run(["git", "rev-parse", "HEAD"])
     dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]))
@@ -70,6 +88,7 @@ def describe_machine(peers: bool) -> dict[str, object]:
         "usable_cores": sorted(os.sched_getaffinity(0)),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "kernel": platform.release(),
+        "cpu_idle": _cpu_idle(),
         "load_average_at_start": os.getloadavg(),
         "commit": commit + ("-dirty" if dirty else ""),
         "versions": versions,

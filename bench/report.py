@@ -152,6 +152,16 @@ def errors_cell(row: dict[str, Any]) -> str:
     return f"**{row['errors']}** ({kinds})"
 
 
+def _idle_text(idle: dict[str, str | None] | None) -> str:
+    """Reports from before the idle settings were recorded have none."""
+    if not idle or not idle.get("driver"):
+        return ""
+    text = f"; idle cores: {idle['driver']} driver, {idle.get('governor')} governor"
+    if idle.get("guest_halt_poll_ns") is not None:
+        text += f", guest_halt_poll_ns {idle['guest_halt_poll_ns']}"
+    return text
+
+
 def markdown(data: dict[str, Any]) -> str:
     s, m = data["settings"], data["machine"]
     summary = data["summary"]
@@ -159,7 +169,8 @@ def markdown(data: dict[str, Any]) -> str:
         "# fd2 benchmark report",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, kernel {m['kernel']}, "
-        f"load average at start {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}",
+        f"load average at start {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}"
+        + _idle_text(m.get("cpu_idle")),
         f"- commit: {m['commit']}; versions: "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
         f"- mode: {s['mode']}; {s['rounds']} interleaved round(s); {s['duration_s']} s per run "
@@ -260,7 +271,7 @@ def _against(rows: list[dict[str, Any]]) -> list[str]:
         ]
         lines.append("")
     if streams:
-        lines += ["| load | against | fd2's TTFT p50 − its, ms |", "|---|---|---|"]
+        lines += ["| load | against | fd2's TTFT p50 minus its, ms |", "|---|---|---|"]
         lines += [
             f"| {r['scenario']} | {r['target']} | {_signed(r['fd2_ttft_minus'])} |" for r in streams
         ]

@@ -114,3 +114,11 @@ def test_streams_are_compared_by_the_difference_of_first_tokens_per_round() -> N
     table = "\n".join(report._against(summary["rows"]))
     assert "| stream c=1 | floor-lean | +0.100 (-0.200 to +0.500) |" in table
     assert "req/s" not in table  # no whole-answer rows in this run
+
+
+def test_the_idle_cores_settings_are_stated_when_recorded() -> None:
+    idle = {"driver": "haltpoll", "governor": "haltpoll", "guest_halt_poll_ns": "0"}
+    assert report._idle_text(idle) == (
+        "; idle cores: haltpoll driver, haltpoll governor, guest_halt_poll_ns 0"
+    )
+    assert report._idle_text(None) == ""  # a report from before they were recorded
