@@ -154,6 +154,10 @@ async def send(message: Any) -> None:
 async def handler(request: Request, send_: Any) -> None:
     # What a module does first: read and decode the body (shared with the gate's decoding).
     await request.json_object()
+    # What the core's `send` wrapper records when an answer starts: without it the token-limits
+    # step reads "no answer" and gives the whole reservation back (a second Redis call that a
+    # served request does not make).
+    request.status = 200
     await send_({"type": "http.response.start", "status": 200, "headers": []})
     await send_({"type": "http.response.body", "body": b"{}"})
 
