@@ -162,6 +162,17 @@ def _idle_text(idle: dict[str, str | None] | None) -> str:
     return text
 
 
+def _settings_text(s: dict[str, Any]) -> str:
+    text = (
+        f"mode: {s['mode']}; {s['rounds']} interleaved round(s); {s['duration_s']} s per run "
+        f"after {s['warmup_s']} s warm-up; streams: {s['stream_duration_s']} s, or as long as "
+        f"{s.get('min_first_tokens', 0)} stream starts take"
+    )
+    if s.get("pause_ms"):  # reports from before the setting have none
+        text += f"; each client pauses {s['pause_ms']} ms after an answer"
+    return text
+
+
 def markdown(data: dict[str, Any]) -> str:
     s, m = data["settings"], data["machine"]
     summary = data["summary"]
@@ -173,9 +184,7 @@ def markdown(data: dict[str, Any]) -> str:
         + _idle_text(m.get("cpu_idle")),
         f"- commit: {m['commit']}; versions: "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
-        f"- mode: {s['mode']}; {s['rounds']} interleaved round(s); {s['duration_s']} s per run "
-        f"after {s['warmup_s']} s warm-up; streams: {s['stream_duration_s']} s, or as long as "
-        f"{s.get('min_first_tokens', 0)} stream starts take",
+        f"- {_settings_text(s)}",
         f"- pinning: {s['pinning']}; targets: "
         + ", ".join(f"{k} = {v}" for k, v in s["targets"].items()),
         f"- stand-in ceiling: {summary['standin_ceiling_rps']:,.0f} req/s (direct, c=64); a "

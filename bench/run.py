@@ -95,6 +95,10 @@ class Settings:
     # (each gives one first token): the TTFT median is then a median, not one sample.
     min_first_tokens: int
     delay_ms: float
+    # Closed loop and streams: each client's wait after an answer before its next request. 0 is
+    # the classic closed loop, where the next request meets the server's own work after the
+    # answer (its bookkeeping); a pause shows the request alone.
+    pause_ms: float
     fd2_workers: int
     route_table_sizes: list[int]
     rebuild_interval_s: float
@@ -136,7 +140,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         # reaches the stand-in through every target (4 chunks expected, not the flags' 8).
         return Settings(
             1, 0.3, 0.1, 0.2, [1, 16], [1, 8], 200, StreamShape(5, 8, 2), StreamShape(5, 4, 4), 8,
-            StreamShape(5, 2, 2), 10, 0, 1, [100], 0.1,
+            StreamShape(5, 2, 2), 10, 0, 0, 1, [100], 0.1,
         )  # fmt: skip
     base = Settings(
         rounds=3,
@@ -156,6 +160,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         first_token_shape=StreamShape(50, 4, 20),
         min_first_tokens=100,
         delay_ms=0,
+        pause_ms=0,
         fd2_workers=1,
         route_table_sizes=[1000, 10000],
         rebuild_interval_s=0.5,
@@ -170,6 +175,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     if args.rate:
         base.rate = args.rate
     base.delay_ms = args.delay_ms
+    base.pause_ms = args.pause_ms or 0
     if args.stream_shape:
         base.shape = parse_shape(args.stream_shape)
     if args.wide_stream_shape:
@@ -232,6 +238,8 @@ def measure(
         argv += ["-rate", str(scenario.rate)]
     else:
         argv += ["-c", str(scenario.concurrency)]
+    if scenario.mode != "open" and cfg.pause_ms:
+        argv += ["-pause", f"{cfg.pause_ms}ms"]
     pids = tree(target.process.pid)
     rss_idle = rss_bytes(pids)
     peak = [rss_idle]
@@ -331,6 +339,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds per closed/open run (default 5)")
     parser.add_argument("--rate", type=float, help="open-loop requests/s (default 1000)")
     parser.add_argument("--delay-ms", type=float, default=0, help="stand-in delay per answer")
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=0,
+        help="closed loop and streams: each client waits this long after an answer before its "
+        "next request (default 0)",
+    )
     parser.add_argument(
         "--no-control-plane", action="store_true", help="skip the route-table figures"
     )

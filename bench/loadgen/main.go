@@ -43,6 +43,7 @@ type config struct {
 	rate                float64
 	duration, warmup    time.Duration
 	ramp                time.Duration // worker i first starts at i*ramp/concurrency
+	pause               time.Duration // a worker's wait between one answer's end and its next request
 }
 
 // recorder gathers the samples of one goroutine; they are merged at the end (no locks per request).
@@ -152,6 +153,9 @@ func main() {
 	flag.DurationVar(&cfg.ramp, "ramp", 0,
 		"closed and stream modes: spread the workers' first starts evenly over this time "+
 			"(0: all start at once); -warmup must be at least as long")
+	flag.DurationVar(&cfg.pause, "pause", 0,
+		"closed and stream modes: each worker waits this long after an answer before its next "+
+			"request (0: at once); the server's own work after an answer then overlaps no request")
 	cpuprofile := flag.String("cpuprofile", "", "write a Go CPU profile of the run to this file")
 	flag.Parse()
 	if cfg.url == "" {
@@ -243,6 +247,9 @@ func runWorkers(
 				}
 				target.starts = append(target.starts, ms(t0.Sub(start)))
 				work(client, target, t0)
+				if cfg.pause > 0 {
+					time.Sleep(cfg.pause)
+				}
 			}
 		}(recs[i])
 	}
