@@ -96,8 +96,9 @@ class Settings:
     min_first_tokens: int
     delay_ms: float
     # Closed loop and streams: each client's wait after an answer before its next request. 0 is
-    # the classic closed loop, where the next request meets the server's own work after the
-    # answer (its bookkeeping); a pause shows the request alone.
+    # the classic closed loop; with a pause the server finishes its own work after an answer
+    # and its cores may go idle, so each request meets a quiet (and cold) server, as the
+    # requests of a lightly loaded one do.
     pause_ms: float
     fd2_workers: int
     route_table_sizes: list[int]

@@ -155,7 +155,7 @@ func main() {
 			"(0: all start at once); -warmup must be at least as long")
 	flag.DurationVar(&cfg.pause, "pause", 0,
 		"closed and stream modes: each worker waits this long after an answer before its next "+
-			"request (0: at once); the server's own work after an answer then overlaps no request")
+			"request (0: at once); the server then meets each request quiet, its cores maybe idle")
 	cpuprofile := flag.String("cpuprofile", "", "write a Go CPU profile of the run to this file")
 	flag.Parse()
 	if cfg.url == "" {
