@@ -25,6 +25,7 @@ from contextvars import Context, copy_context
 from typing import Any, Final
 
 from fd2.deadlines import Deadline
+from fd2.futures import settle
 from fd2.http_client import ReadTimeout, Response
 from fd2.loop_workers import current_task
 from fd2.types import Send
@@ -127,7 +128,7 @@ class _Pushed:
         if self._waiting is not None or self._held:
             self._end = _ENDED if error is None else error  # after the held pieces
             return
-        self._settle(error)
+        settle(self.finished, error)
 
     # ------------------------------------------------------------------------------------------
 
@@ -202,9 +203,9 @@ class _Pushed:
         self._response.resume()
         end, self._end = self._end, None
         if end is _ENDED:
-            self._settle(None)
+            settle(self.finished, None)
         elif isinstance(end, BaseException):
-            self._settle(end)
+            settle(self.finished, end)
 
     def _fail(self, error: BaseException) -> None:
         self._response.detach()
@@ -212,16 +213,7 @@ class _Pushed:
         if isinstance(error, asyncio.CancelledError):
             self.finished.cancel()
         else:
-            self._settle(error)
-
-    def _settle(self, error: BaseException | None) -> None:
-        finished = self.finished
-        if finished.done():
-            return
-        if error is None:
-            finished.set_result(None)
-        else:
-            finished.set_exception(error)
+            settle(self.finished, error)
 
     def _drop(self) -> None:
         self.closed = True

@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fd2.futures import settle
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -53,7 +55,7 @@ class FileSink:
             except BaseException as exc:  # handed to the awaiting coroutine
                 failure = exc
             with contextlib.suppress(RuntimeError):  # the loop closed while the disk hung
-                loop.call_soon_threadsafe(_settle, done, failure)
+                loop.call_soon_threadsafe(settle, done, failure)
 
         self._busy = done
         threading.Thread(target=work, name="fd2-audit-file", daemon=True).start()
@@ -86,15 +88,6 @@ class FileSink:
 
 class SinkBusy(Exception):
     """The sink's previous write is still running (hung): this batch is not written."""
-
-
-def _settle(future: asyncio.Future[None], failure: BaseException | None) -> None:
-    if future.done():
-        return
-    if failure is None:
-        future.set_result(None)
-    else:
-        future.set_exception(failure)
 
 
 class StreamSink:
